@@ -1,0 +1,33 @@
+// hello is a WASI command: it greets whoever is named on stdin. The greeting
+// comes from the GREETING environment variable (set with
+// `sluice fn deploy ... --env GREETING=Bonjour`). It logs to stderr, and
+// exits with code 3 when stdin is empty.
+//
+//	GOOS=wasip1 GOARCH=wasm go build -o hello.wasm .
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func main() {
+	in, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "read stdin:", err)
+		os.Exit(1)
+	}
+	name := strings.TrimSpace(string(in))
+	if name == "" {
+		fmt.Fprintln(os.Stderr, "nobody to greet: send a name")
+		os.Exit(3)
+	}
+	greeting := os.Getenv("GREETING")
+	if greeting == "" {
+		greeting = "Hello"
+	}
+	fmt.Fprintf(os.Stderr, "greeting %s (invocation %s)\n", name, os.Getenv("SLUICE_INVOCATION"))
+	fmt.Printf("%s, %s!\n", greeting, name)
+}

@@ -1,0 +1,96 @@
+// Package sluice is the Go guest SDK of sluice: it turns a Go function into
+// a sluice reactor (ABI version 1, see abi/README.md) so that sluice keeps
+// instances warm and a call costs microseconds.
+//
+// Register the handler in an init function (a -buildmode=c-shared module
+// never runs main) and build for WASI:
+//
+//	package main
+//
+//	import sluice "github.com/sluicehq/sluice/guests/go"
+//
+//	func init() {
+//		sluice.Handle(func(in []byte) ([]byte, error) {
+//			return bytes.ToUpper(in), nil
+//		})
+//	}
+//
+//	func main() {}
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o upper.wasm .
+//
+// The input slice is only valid during the call: copy what you keep. A
+// returned error fails the call with its message; a panic is recovered and
+// fails the call the same way, and the instance stays usable.
+//
+// Built for any other platform the package works as a plain Go library, so
+// handlers can be unit tested natively with Call.
+package sluice
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Handler handles one call: input bytes in, output bytes or an error out.
+type Handler func(in []byte) ([]byte, error)
+
+// Level is the level of a log record.
+type Level int32
+
+// Log levels, as in the ABI.
+const (
+	Debug Level = 0
+	Info  Level = 1
+	Warn  Level = 2
+	Error Level = 3
+)
+
+var (
+	handlerMu sync.Mutex
+	handler   Handler
+)
+
+// Handle registers the function's handler. Call it once, from an init
+// function.
+func Handle(h Handler) {
+	handlerMu.Lock()
+	handler = h
+	handlerMu.Unlock()
+}
+
+// Logf writes one log record to the function's logs, visible with
+// `sluice fn logs NAME`.
+func Logf(level Level, format string, args ...any) {
+	writeLog(level, fmt.Sprintf(format, args...))
+}
+
+// Meta returns call metadata: the trigger, HTTP method, message sequence,
+// redelivery flag and so on (the keys are listed in abi/README.md).
+func Meta(key string) (string, bool) {
+	return readMeta(key)
+}
+
+// Redelivered tells whether a message-queue trigger delivers this message
+// again after an earlier attempt failed or timed out: a handler with side
+// effects uses it (with Meta("sequence")) to stay idempotent.
+func Redelivered() bool {
+	v, _ := Meta("redelivered")
+	return v == "true"
+}
+
+// call runs the registered handler and turns a panic into an error.
+func call(in []byte) (out []byte, err error) {
+	handlerMu.Lock()
+	h := handler
+	handlerMu.Unlock()
+	if h == nil {
+		return nil, fmt.Errorf("no handler registered: call sluice.Handle from an init function")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return h(in)
+}
