@@ -1,0 +1,267 @@
+package wasmbin
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// checkFor is the check sequence for flag global f and counter global c
+// (both below 128), written out independently of checkSeq.
+func checkFor(f, c byte) []byte {
+	return b(
+		0x23, f, 0x04, 0x40, 0x00, 0x0B, // global.get f; if; unreachable; end
+		0x23, c, 0x41, 0x01, 0x6B, 0x24, c, // counter -= 1
+		0x23, c, 0x45, 0x04, 0x40, // if counter == 0
+		0x41, 0x90, 0xCE, 0x00, 0x24, c, // counter = 10000
+		0x41, 0x00, 0x40, 0x00, 0x1A, // drop (memory.grow 0)
+		0x0B, // end
+	)
+}
+
+// newGlobals are the two globals Instrument appends.
+var newGlobals = [][]byte{b(0x7F, 0x01, 0x41, 0x00, 0x0B), b(0x7F, 0x01, 0x41, 0x90, 0xCE, 0x00, 0x0B)}
+
+// emptyMemorySec is the memory section added to a module without memory.
+var emptyMemorySec = sec(secMemory, vec(b(0x01, 0x00, 0x00)))
+
+// check0 is the check sequence for flag 0 and counter 1.
+var check0 = checkFor(0, 1)
+
+// TestGolden compares the output for small hand-written modules with the
+// exact expected bytes.
+func TestGolden(t *testing.T) {
+	typeSec := sec(secType, vec(funcType(nil, nil)))
+	funcSec := sec(secFunction, vec(b(0)))
+	loopBody := body(vec(), 0x03, 0x40, 0x0C, 0x00, 0x0B, 0x0B) // loop br 0 end end
+	newGlobalSec := sec(secGlobal, vec(newGlobals...))
+	tests := []struct {
+		name       string
+		in         []byte
+		opts       Options
+		want       []byte
+		wantChecks int
+	}{
+		{
+			name: "loop, no globals or exports",
+			in:   mod(typeSec, funcSec, sec(secCode, vec(loopBody))),
+			opts: Options{Interrupt: true},
+			want: mod(typeSec, funcSec, emptyMemorySec, newGlobalSec,
+				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0))),
+				sec(secCode, vec(body(vec(), cat(check0, b(0x03, 0x40), check0, b(0x0C, 0x00, 0x0B, 0x0B))...)))),
+			wantChecks: 2,
+		},
+		{
+			name: "locals, existing global and export, start section, custom sections",
+			in: mod(
+				sec(secCustom, str("before")),
+				typeSec, funcSec,
+				sec(secGlobal, vec(b(0x7E, 0x00, 0x42, 0x05, 0x0B))), // i64 const 5
+				sec(secExport, vec(exportEntry("f", kindFunc, 0))),
+				sec(secStart, leb(0)),
+				sec(secCustom, str(".debug_info"), b(1, 2, 3)),
+				sec(secCode, vec(body(vec(b(0x02, 0x7F)), 0x01, 0x0B))), // 2 x i32; nop end
+				sec(secCustom, str("name")),
+			),
+			opts: Options{Interrupt: true},
+			want: mod(
+				sec(secCustom, str("before")),
+				typeSec, funcSec, emptyMemorySec,
+				sec(secGlobal, vec(b(0x7E, 0x00, 0x42, 0x05, 0x0B), newGlobals[0], newGlobals[1])),
+				sec(secExport, vec(exportEntry("f", kindFunc, 0), exportEntry(InterruptExport, kindGlobal, 1), exportEntry(StartExport, kindFunc, 0))),
+				sec(secCode, vec(body(vec(b(0x02, 0x7F)), cat(checkFor(1, 2), b(0x01, 0x0B))...))),
+				sec(secCustom, str("name")),
+			),
+			wantChecks: 1,
+		},
+		{
+			name: "memory clamp only, start section, debug kept",
+			in: mod(
+				typeSec, funcSec,
+				sec(secMemory, vec(b(0x00, 0x01), b(0x01, 0x02, 0x80, 0x08))), // {min 1} {min 2 max 1024}
+				sec(secStart, leb(0)),
+				sec(secCustom, str(".debug_line")),
+				sec(secCode, vec(loopBody)),
+			),
+			opts: Options{MaxMemoryPages: 16},
+			want: mod(
+				typeSec, funcSec,
+				sec(secMemory, vec(b(0x01, 0x01, 0x10), b(0x01, 0x02, 0x10))),
+				sec(secExport, vec(exportEntry(StartExport, kindFunc, 0))),
+				sec(secCustom, str(".debug_line")),
+				sec(secCode, vec(loopBody)),
+			),
+		},
+		{
+			name: "shared memory keeps its flag; tag section precedes the new global",
+			in: mod(
+				typeSec,
+				sec(secMemory, vec(b(0x03, 0x01, 0x80, 0x02))), // shared {min 1 max 256}
+				sec(secTag, vec(b(0x00, 0x00))),
+			),
+			opts: Options{Interrupt: true, MaxMemoryPages: 100000},
+			want: mod(
+				typeSec,
+				sec(secMemory, vec(b(0x03, 0x01, 0x80, 0x02))),
+				sec(secTag, vec(b(0x00, 0x00))),
+				newGlobalSec,
+				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0))),
+			),
+		},
+		{
+			name: "no max and a limit above 4 GiB is clamped to 65536 pages",
+			in:   mod(sec(secMemory, vec(b(0x00, 0x01)))),
+			opts: Options{MaxMemoryPages: 1 << 20},
+			want: mod(sec(secMemory, vec(b(0x01, 0x01, 0x80, 0x80, 0x04)))),
+		},
+		{
+			name: "imported globals and functions shift the indices",
+			in: mod(
+				sec(secType, vec(funcType(nil, nil))),
+				sec(secImport, vec(
+					cat(str("env"), str("f"), b(kindFunc, 0)),
+					cat(str("env"), str("g"), b(kindGlobal, 0x7F, 0x00)),
+					cat(str("env"), str("t"), b(kindTable, 0x70, 0x00, 0x01)),
+					cat(str("env"), str("m"), b(kindMemory, 0x00, 0x01)),
+					cat(str("env"), str("h"), b(kindGlobal, 0x7E, 0x01)),
+				)),
+				funcSec,
+				sec(secGlobal, vec(b(0x7F, 0x00, 0x41, 0x00, 0x0B))),
+				sec(secCode, vec(body(vec(), 0x0B))),
+			),
+			opts: Options{Interrupt: true, MaxMemoryPages: 1},
+			want: mod(
+				sec(secType, vec(funcType(nil, nil))),
+				sec(secImport, vec(
+					cat(str("env"), str("f"), b(kindFunc, 0)),
+					cat(str("env"), str("g"), b(kindGlobal, 0x7F, 0x00)),
+					cat(str("env"), str("t"), b(kindTable, 0x70, 0x00, 0x01)),
+					cat(str("env"), str("m"), b(kindMemory, 0x00, 0x01)),
+					cat(str("env"), str("h"), b(kindGlobal, 0x7E, 0x01)),
+				)),
+				funcSec,
+				sec(secGlobal, vec(b(0x7F, 0x00, 0x41, 0x00, 0x0B), newGlobals[0], newGlobals[1])),
+				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 3))),
+				sec(secCode, vec(body(vec(), cat(checkFor(3, 4), b(0x0B))...))),
+			),
+			wantChecks: 1,
+		},
+		{
+			name: "a memory section declaring no memory gets one",
+			in:   mod(sec(secMemory, vec())),
+			opts: Options{Interrupt: true},
+			want: mod(emptyMemorySec, newGlobalSec, sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0)))),
+		},
+		{
+			name: "empty module",
+			in:   mod(),
+			opts: Options{Interrupt: true, MaxMemoryPages: 1},
+			want: mod(emptyMemorySec, newGlobalSec, sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0)))),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := mustInstrument(t, tc.in, tc.opts)
+			if !bytes.Equal(res.Wasm, tc.want) {
+				t.Fatalf("output differs\n got % x\nwant % x", res.Wasm, tc.want)
+			}
+			if res.Checks != tc.wantChecks {
+				t.Errorf("Checks = %d, want %d", res.Checks, tc.wantChecks)
+			}
+			wantGlobal := ""
+			if tc.opts.Interrupt {
+				wantGlobal = InterruptExport
+			}
+			if res.InterruptGlobal != wantGlobal {
+				t.Errorf("InterruptGlobal = %q, want %q", res.InterruptGlobal, wantGlobal)
+			}
+		})
+	}
+}
+
+// TestErrors checks that bad or unsupported input is refused with the
+// right error kind and a message that says where.
+func TestErrors(t *testing.T) {
+	typeSec := sec(secType, vec(funcType(nil, nil)))
+	funcSec := sec(secFunction, vec(b(0)))
+	code := func(ops ...byte) []byte { return sec(secCode, vec(body(vec(), ops...))) }
+	tests := []struct {
+		name    string
+		in      []byte
+		opts    Options
+		kind    error
+		message string
+	}{
+		{"empty input", nil, Options{}, ErrMalformed, "header: offset 0x0"},
+		{"bad magic", []byte("\x00asn\x01\x00\x00\x00"), Options{}, ErrMalformed, "bad magic"},
+		{"bad version", b(0, 'a', 's', 'm', 2, 0, 0, 0), Options{}, ErrMalformed, "unknown binary version"},
+		{"component", b(0, 'a', 's', 'm', 0x0d, 0, 1, 0), Options{}, ErrUnsupported, "component"},
+		{"section past end", cat(mod(), b(1, 10, 0)), Options{}, ErrMalformed, "type section: offset 0x8: section size 10 runs past"},
+		{"bad section size", cat(mod(), b(1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)), Options{}, ErrMalformed, "invalid or truncated section size"},
+		{"unknown section", cat(mod(), sec(14)), Options{}, ErrMalformed, "unknown section id 14"},
+		{"out of order", mod(funcSec, typeSec), Options{}, ErrMalformed, "type section: offset 0xc: section out of order"},
+		{"repeated", mod(typeSec, typeSec), Options{}, ErrMalformed, "out of order or repeated"},
+		{"import kind", mod(sec(secImport, vec(cat(str("a"), str("b"), b(9))))), Options{}, ErrMalformed, "unknown import kind 0x09"},
+		{"import truncated", mod(sec(secImport, b(1, 1))), Options{}, ErrMalformed, "import section"},
+		{"trailing bytes", mod(sec(secStart, b(0, 0))), Options{}, ErrMalformed, "start section: offset 0xb: 1 unexpected bytes"},
+		{"memory64", mod(sec(secMemory, vec(b(0x04, 0x01)))), Options{}, ErrUnsupported, "memory64"},
+		{"imported memory64", mod(sec(secImport, vec(cat(str("a"), str("m"), b(kindMemory, 0x05, 0x01, 0x02))))), Options{}, ErrUnsupported, "memory64"},
+		{"custom page size", mod(sec(secMemory, vec(b(0x08, 0x01, 0x10)))), Options{}, ErrUnsupported, "memory limits flags 0x08"},
+		{"reserved export", mod(typeSec, funcSec, sec(secExport, vec(exportEntry(InterruptExport, kindFunc, 0)))), Options{}, ErrReservedExport, `already exports "__sluice_interrupt"`},
+		{"reserved start export", mod(typeSec, funcSec, sec(secExport, vec(exportEntry(StartExport, kindFunc, 0)))), Options{}, ErrReservedExport, "__sluice_start"},
+		{"unknown opcode", mod(typeSec, funcSec, code(0x01, 0x27, 0x0B)), Options{Interrupt: true}, ErrMalformed, "code section: function 0: offset 0x18: unknown opcode 0x27"},
+		{"gc opcode", mod(typeSec, funcSec, code(0xFB, 0x00, 0x0B)), Options{Interrupt: true}, ErrUnsupported, "code section: function 0: offset 0x17: GC instruction"},
+		{"unknown 0xfc", mod(typeSec, funcSec, code(0xFC, 0x20, 0x0B)), Options{Interrupt: true}, ErrMalformed, "unknown opcode 0xfc 32"},
+		{"unknown 0xfd", mod(typeSec, funcSec, code(0xFD, 0x80, 0x06, 0x0B)), Options{Interrupt: true}, ErrMalformed, "unknown opcode 0xfd 768"},
+		{"unknown 0xfe", mod(typeSec, funcSec, code(0xFE, 0x04, 0x0B)), Options{Interrupt: true}, ErrMalformed, "unknown opcode 0xfe 4"},
+		{"truncated i32.const", mod(typeSec, funcSec, code(0x41, 0x80)), Options{Interrupt: true}, ErrMalformed, "invalid or truncated immediate of opcode 0x41"},
+		{"truncated v128.const", mod(typeSec, funcSec, code(0xFD, 0x0C, 1, 2, 3, 0x0B)), Options{Interrupt: true}, ErrMalformed, "immediate of opcode 0xfd"},
+		{"negative block type index", mod(typeSec, funcSec, code(0x03, 0xC0, 0x7F, 0x0B, 0x0B)), Options{Interrupt: true}, ErrMalformed, "immediate of opcode 0x03"},
+		{"huge br_table", mod(typeSec, funcSec, code(0x0E, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x0B)), Options{Interrupt: true}, ErrMalformed, "opcode 0x0e"},
+		{"bad try_table clause", mod(typeSec, funcSec, code(0x1F, 0x40, 0x01, 0x04, 0x00, 0x0B, 0x0B)), Options{Interrupt: true}, ErrMalformed, "opcode 0x1f"},
+		{"body past section", mod(typeSec, funcSec, sec(secCode, b(1, 5, 0, 0x0B))), Options{Interrupt: true}, ErrMalformed, "code section: function 0: offset 0x15: body size 5 runs past"},
+		{"trailing code bytes", mod(typeSec, funcSec, sec(secCode, b(1, 2, 0, 0x0B, 0xAA))), Options{Interrupt: true}, ErrMalformed, "1 unexpected bytes after the last function body"},
+		{"bad locals", mod(typeSec, funcSec, sec(secCode, b(1, 3, 1, 0x80, 0x80))), Options{Interrupt: true}, ErrMalformed, "code section: function 0: offset"},
+		{"function index counts imports", mod(typeSec, sec(secImport, vec(cat(str("a"), str("f"), b(kindFunc, 0)))), funcSec, code(0x27)), Options{Interrupt: true}, ErrMalformed, "function 1:"},
+		{"bad custom name", mod(sec(secCustom, b(5, 'a'))), Options{Interrupt: true}, ErrMalformed, "custom section"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Instrument(tc.in, tc.opts)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, tc.kind) {
+				t.Errorf("error %q does not wrap %v", err, tc.kind)
+			}
+			if !strings.Contains(err.Error(), tc.message) {
+				t.Errorf("error %q does not contain %q", err, tc.message)
+			}
+		})
+	}
+}
+
+// TestMemoryTooSmall checks the typed error for a memory minimum above the
+// limit, and that an imported memory is left alone.
+func TestMemoryTooSmall(t *testing.T) {
+	in := mod(sec(secMemory, vec(b(0x00, 0x21)))) // min 33 pages
+	_, err := Instrument(in, Options{MaxMemoryPages: 16})
+	var tooSmall *MemoryTooSmallError
+	if !errors.As(err, &tooSmall) {
+		t.Fatalf("error %v is not a *MemoryTooSmallError", err)
+	}
+	if tooSmall.NeededPages != 33 || tooSmall.LimitPages != 16 {
+		t.Errorf("got %+v, want needed 33, limit 16", tooSmall)
+	}
+	const want = "module needs at least 2.0625 MiB of memory at start but the limit is 1 MiB"
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("message %q does not start with %q", err, want)
+	}
+
+	imported := mod(sec(secImport, vec(cat(str("env"), str("memory"), b(kindMemory, 0x00, 0x40)))))
+	res := mustInstrument(t, imported, Options{MaxMemoryPages: 16})
+	if !bytes.Equal(res.Wasm, imported) {
+		t.Errorf("imported memory was changed: % x", res.Wasm)
+	}
+}
