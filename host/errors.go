@@ -1,0 +1,108 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors of loading a module. They are wrapped with the details; test with
+// errors.Is.
+var (
+	// ErrInvalidModule means the bytes are not a valid WebAssembly module.
+	ErrInvalidModule = errors.New("invalid WebAssembly module")
+	// ErrNoABI means the module implements neither sluice ABI, or not the
+	// one asked for (it wraps abi.ErrNoABI, abi.ErrImport or
+	// abi.ErrSignature).
+	ErrNoABI = errors.New("module does not fit the sluice ABI")
+	// ErrMemoryTooSmall means the module needs more memory at start than
+	// the function's memory limit allows.
+	ErrMemoryTooSmall = errors.New("memory limit below the module's initial memory")
+	// ErrClosed means the function or host was closed; a caller retries on
+	// the function's current version.
+	ErrClosed = errors.New("function closed")
+)
+
+// Errors of a call. A failed call returns a *CallError whose Unwrap gives
+// one of these, so callers map them to statuses with errors.Is.
+var (
+	// ErrTimeout: the call ran past the function's timeout and was stopped.
+	ErrTimeout = errors.New("timeout")
+	// ErrCanceled: the caller canceled the call and the guest was stopped.
+	ErrCanceled = errors.New("canceled")
+	// ErrMemoryLimit: the guest failed after its memory reached the limit.
+	ErrMemoryLimit = errors.New("memory limit reached")
+	// ErrTrap: the guest trapped (unreachable, out-of-bounds access, ...).
+	ErrTrap = errors.New("trap")
+	// ErrExit: the guest exited with a non-zero code.
+	ErrExit = errors.New("non-zero exit")
+	// ErrFunctionFailed: a reactor guest reported failure.
+	ErrFunctionFailed = errors.New("function failed")
+	// ErrInputTooLarge and ErrOutputTooLarge: over the function's limits.
+	ErrInputTooLarge  = errors.New("input too large")
+	ErrOutputTooLarge = errors.New("output too large")
+)
+
+// CallError is the error of a failed call. Its message is one line that
+// names the function and says what happened, fit to show a user as is.
+type CallError struct {
+	// Function is the function's name and Version its version.
+	Function string
+	Version  int
+	// Kind is one of the call error sentinels (ErrTimeout, ErrTrap, ...).
+	Kind error
+	// Detail says what happened in the guest: the trap message, the error
+	// the guest reported, the last lines of its stderr.
+	Detail string
+	// ExitCode is the guest's exit code when Kind is ErrExit (or when a
+	// guest that exited also hit its memory limit).
+	ExitCode uint32
+	// Limit is the limit that was broken, for ErrTimeout (a time.Duration),
+	// ErrMemoryLimit, ErrInputTooLarge and ErrOutputTooLarge (bytes).
+	Limit any
+}
+
+// Error implements error.
+func (e *CallError) Error() string {
+	name := fmt.Sprintf("function %q", e.Function)
+	var msg string
+	switch e.Kind {
+	case ErrTimeout:
+		msg = fmt.Sprintf("%s timed out after %s and was stopped (raise --timeout if it needs longer)", name, e.Limit)
+	case ErrCanceled:
+		msg = fmt.Sprintf("%s was stopped: the call was canceled", name)
+	case ErrMemoryLimit:
+		msg = fmt.Sprintf("%s ran out of memory: it reached its limit of %s (raise --memory)", name, formatLimit(e.Limit))
+	case ErrTrap:
+		msg = fmt.Sprintf("%s trapped", name)
+	case ErrExit:
+		msg = fmt.Sprintf("%s exited with code %d", name, e.ExitCode)
+	case ErrFunctionFailed:
+		msg = fmt.Sprintf("%s failed", name)
+	case ErrInputTooLarge:
+		msg = fmt.Sprintf("input too large for %s: the limit is %s (--max-input)", name, formatLimit(e.Limit))
+	case ErrOutputTooLarge:
+		msg = fmt.Sprintf("%s returned too much output: the limit is %s (--max-output)", name, formatLimit(e.Limit))
+	default:
+		msg = fmt.Sprintf("%s: %v", name, e.Kind)
+	}
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// Unwrap returns the error's kind.
+func (e *CallError) Unwrap() error { return e.Kind }
+
+func formatLimit(v any) string {
+	switch l := v.(type) {
+	case uint64:
+		return FormatBytes(l)
+	case int:
+		return FormatBytes(uint64(l))
+	case time.Duration:
+		return l.String()
+	}
+	return fmt.Sprint(v)
+}

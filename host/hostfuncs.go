@@ -1,0 +1,121 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sluicehq/sluice/abi"
+)
+
+// instantiateHostModule adds the "sluice" import module to a runtime. Its
+// functions find the calling instance in the context the host called the
+// guest with.
+func instantiateHostModule(ctx context.Context, r wazero.Runtime) error {
+	b := r.NewHostModuleBuilder(abi.HostModule)
+	fns := map[string]api.GoModuleFunc{
+		abi.ImportOutput:  hostOutput,
+		abi.ImportFail:    hostFail,
+		abi.ImportLog:     hostLog,
+		abi.ImportMetaGet: hostMetaGet,
+	}
+	for _, name := range abi.HostImports() {
+		sig, _ := abi.HostSignature(name)
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(fns[name], sig.Params, sig.Results).
+			WithName(name).
+			Export(name)
+	}
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+// guestBytes returns a view of guest memory, or traps the guest with a
+// message naming the import if the range is out of bounds.
+func guestBytes(mod api.Module, what string, ptr, n uint32) []byte {
+	b, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		panic(fmt.Errorf("sluice.%s: pointer %d + length %d is outside the guest's memory (%d bytes)", what, ptr, n, mod.Memory().Size()))
+	}
+	return b
+}
+
+func hostOutput(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := instanceFrom(ctx)
+	ptr, n := uint32(stack[0]), uint32(stack[1])
+	if inst == nil {
+		return
+	}
+	if limit := inst.fn.spec.Limits.MaxOutput; int(n) > limit {
+		inst.outErr = inst.fn.callError(ErrOutputTooLarge, fmt.Sprintf("got %s", FormatBytes(uint64(n))), limit)
+		return
+	}
+	inst.out = append([]byte(nil), guestBytes(mod, abi.ImportOutput, ptr, n)...)
+	inst.outErr = nil
+}
+
+func hostFail(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := instanceFrom(ctx)
+	if inst == nil {
+		return
+	}
+	msg := guestBytes(mod, abi.ImportFail, uint32(stack[0]), uint32(stack[1]))
+	inst.failMsg = truncate(oneLine(string(msg)), 1000)
+}
+
+func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := instanceFrom(ctx)
+	if inst == nil {
+		return
+	}
+	msg := guestBytes(mod, abi.ImportLog, uint32(stack[1]), uint32(stack[2]))
+	if len(msg) > maxLineBytes {
+		msg = msg[:maxLineBytes]
+	}
+	inst.log.add("log", abi.Level(int32(stack[0])), string(msg))
+}
+
+func hostMetaGet(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := instanceFrom(ctx)
+	key := guestBytes(mod, abi.ImportMetaGet, uint32(stack[0]), uint32(stack[1]))
+	bufPtr, bufCap := uint32(stack[2]), uint32(stack[3])
+	value, ok := "", false
+	if inst != nil {
+		value, ok = inst.meta(string(key))
+	}
+	if !ok {
+		stack[0] = uint64(^uint32(0)) // -1 as i32
+		return
+	}
+	n := uint32(len(value))
+	if n > bufCap {
+		n = bufCap
+	}
+	if n > 0 {
+		guestBytes(mod, abi.ImportMetaGet, bufPtr, n) // bounds check
+		mod.Memory().WriteString(bufPtr, value[:n])
+	}
+	stack[0] = uint64(uint32(len(value)))
+}
+
+// meta looks up a metadata key for the current call.
+func (i *instance) meta(key string) (string, bool) {
+	switch key {
+	case abi.MetaFunction:
+		return i.fn.spec.Name, true
+	case abi.MetaVersion:
+		return strconv.Itoa(i.fn.spec.Version), true
+	case abi.MetaInvocation:
+		if i.call != nil {
+			return i.call.ID, true
+		}
+	}
+	if i.call == nil {
+		return "", false
+	}
+	v, ok := i.call.Meta[key]
+	return v, ok
+}

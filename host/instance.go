@@ -1,0 +1,422 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/sluicehq/sluice/abi"
+)
+
+// exitInterrupted is the exit code the host closes a module with to stop
+// it on the slow runtime; it never reaches users.
+const exitInterrupted = math.MaxUint32 - 7
+
+// minInputBuffer is the smallest input buffer the host asks a reactor for,
+// so that most inputs fit the first one.
+const minInputBuffer = 1 << 10
+
+// instance is one module instance and the state of the call it runs. A
+// reactor instance serves many calls, one at a time; a WASI instance serves
+// one. Only the goroutine running its call touches it, except the
+// interrupt path (timer and context callbacks), which touches only the
+// atomics, the flag global and wake.
+type instance struct {
+	fn  *Function
+	ctx context.Context // carries the instance to the host functions
+	mod api.Module
+
+	handleFn, allocFn, freeFn api.Function
+	mem                       api.Memory
+	flag                      api.MutableGlobal // nil on the slow runtime
+	stack                     [2]uint64
+
+	inPtr, inCap uint32 // the input buffer the guest gave us
+
+	// the current call
+	call     *Call
+	out      []byte
+	outErr   error
+	failMsg  string
+	log      callLog
+	stdout   *limitedBuffer // WASI commands only
+	timer    *time.Timer
+	timedOut atomic.Bool
+	canceled atomic.Bool
+	wake     chan struct{} // wakes a guest sleeping in poll_oneoff when interrupted
+}
+
+type instanceKey struct{}
+
+func instanceFrom(ctx context.Context) *instance {
+	inst, _ := ctx.Value(instanceKey{}).(*instance)
+	return inst
+}
+
+func (i *instance) init() {
+	i.ctx = context.WithValue(context.Background(), instanceKey{}, i)
+	i.wake = make(chan struct{}, 1)
+	i.timer = time.AfterFunc(time.Hour, i.onDeadline)
+	i.timer.Stop()
+}
+
+// instantiate creates the module instance with stdout and stderr going to
+// the call's log (or stdout to the output, for a WASI command).
+func (i *instance) instantiate(stdin []byte, env []string) error {
+	f := i.fn
+	cfg := f.base.
+		WithStderr(logWriter{inst: i, stream: "stderr"}).
+		WithNanosleep(i.sleep)
+	if i.stdout != nil {
+		cfg = cfg.WithStdout(i.stdout).WithStdin(bytes.NewReader(stdin))
+	} else {
+		cfg = cfg.WithStdout(logWriter{inst: i, stream: "stdout"})
+	}
+	for k := 0; k+1 < len(env); k += 2 {
+		cfg = cfg.WithEnv(env[k], env[k+1])
+	}
+	mod, err := f.mod.runtime.InstantiateModule(i.ctx, f.mod.compiled, cfg)
+	if err != nil {
+		return err
+	}
+	i.mod = mod
+	i.mem = mod.Memory()
+	if f.mod.interrupt != "" {
+		g, ok := mod.ExportedGlobal(f.mod.interrupt).(api.MutableGlobal)
+		if !ok {
+			mod.Close(context.Background())
+			return fmt.Errorf("instrumented module lacks its interrupt flag %q", f.mod.interrupt)
+		}
+		i.flag = g
+	}
+	return nil
+}
+
+// newReactor creates and initialises a reactor instance. Initialisation
+// (the start function, _initialize) runs under the call's limits.
+func (f *Function) newReactor(ctx context.Context, c *Call) (*instance, error) {
+	i := &instance{fn: f}
+	i.init()
+	i.beginCall(c)
+	if err := i.instantiate(nil, nil); err != nil {
+		i.timer.Stop()
+		return nil, f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
+	}
+	i.handleFn = i.mod.ExportedFunction(abi.ExportHandle)
+	i.allocFn = i.mod.ExportedFunction(abi.ExportAlloc)
+	i.freeFn = i.mod.ExportedFunction(abi.ExportFree)
+	for _, name := range []string{f.mod.start, abi.ExportInitialize} {
+		if name == "" {
+			continue
+		}
+		fn := i.mod.ExportedFunction(name)
+		if fn == nil {
+			continue
+		}
+		clean, err := i.run(ctx, func() error { _, err := fn.Call(i.ctx); return err })
+		if err == nil && !clean {
+			// interrupted just as it finished: the instance may be
+			// stopped at any point from now on
+			err = i.classify(errInterrupted)
+		}
+		if err != nil {
+			i.emitLogs()
+			i.close()
+			var ce *CallError
+			if errors.As(err, &ce) {
+				ce.Detail = strings.TrimSuffix("initialising the instance: "+ce.Detail, ": ")
+			}
+			return nil, err
+		}
+	}
+	return i, nil
+}
+
+// beginCall resets the per-call state.
+func (i *instance) beginCall(c *Call) {
+	i.call = c
+	i.out, i.outErr, i.failMsg = nil, nil, ""
+	i.log.reset(i.fn.spec.Name, i.fn.spec.Version, c.ID)
+}
+
+// handle runs one reactor call. reusable tells whether the instance may go
+// back to the pool: not after a trap, an exit, an interruption or a broken
+// limit.
+func (i *instance) handle(ctx context.Context, c *Call) (out []byte, reusable bool, err error) {
+	i.beginCall(c)
+	n := uint32(len(c.Input))
+	if n > i.inCap {
+		if err := i.growInput(ctx, n); err != nil {
+			i.emitLogs()
+			return nil, false, err
+		}
+	}
+	if n > 0 && !i.mem.Write(i.inPtr, c.Input) {
+		i.emitLogs()
+		return nil, false, i.fn.callError(ErrTrap, fmt.Sprintf("input buffer at %d (+%d bytes) from sluice_alloc is outside the guest's memory", i.inPtr, n), nil)
+	}
+	clean, err := i.run(ctx, func() error {
+		i.stack[0], i.stack[1] = uint64(i.inPtr), uint64(n)
+		return i.handleFn.CallWithStack(i.ctx, i.stack[:])
+	})
+	defer i.emitLogs()
+	if err != nil {
+		return nil, false, err
+	}
+	if i.outErr != nil {
+		return nil, clean, i.outErr
+	}
+	if status := uint32(i.stack[0]); status != abi.StatusOK {
+		msg := i.failMsg
+		if msg == "" {
+			msg = fmt.Sprintf("sluice_handle returned status %d without a message", status)
+		}
+		return nil, clean, i.fn.callError(ErrFunctionFailed, msg, nil)
+	}
+	return i.out, clean, nil
+}
+
+// growInput gets an input buffer of at least n bytes from the guest.
+func (i *instance) growInput(ctx context.Context, n uint32) error {
+	size := uint32(minInputBuffer)
+	for size < n {
+		size <<= 1
+	}
+	_, err := i.run(ctx, func() error {
+		if i.freeFn != nil && i.inCap > 0 {
+			if _, err := i.freeFn.Call(i.ctx, uint64(i.inPtr), uint64(i.inCap)); err != nil {
+				return err
+			}
+		}
+		i.inPtr, i.inCap = 0, 0
+		res, err := i.allocFn.Call(i.ctx, uint64(size))
+		if err != nil {
+			return err
+		}
+		i.inPtr = uint32(res[0])
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if i.inPtr == 0 {
+		return i.fn.callError(ErrMemoryLimit, fmt.Sprintf("sluice_alloc(%d) returned 0 for the input", size), i.fn.spec.Limits.Memory)
+	}
+	i.inCap = size
+	return nil
+}
+
+// runCommand runs a WASI command once, with the input on stdin.
+func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
+	f := i.fn
+	i.beginCall(c)
+	i.stdout = &limitedBuffer{limit: f.spec.Limits.MaxOutput}
+	env := make([]string, 0, 2*(len(c.Meta)+3))
+	for _, kv := range [][2]string{{abi.MetaFunction, f.spec.Name}, {abi.MetaVersion, strconv.Itoa(f.spec.Version)}, {abi.MetaInvocation, c.ID}} {
+		env = append(env, abi.EnvName(kv[0]), kv[1])
+	}
+	for k, v := range c.Meta {
+		env = append(env, abi.EnvName(k), v)
+	}
+	defer i.emitLogs()
+	if err := i.instantiate(c.Input, env); err != nil {
+		return nil, f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
+	}
+	for _, name := range []string{f.mod.start, abi.ExportStart} {
+		fn := i.mod.ExportedFunction(name)
+		if name == "" || fn == nil {
+			continue
+		}
+		if _, err := i.run(ctx, func() error { _, err := fn.Call(i.ctx); return err }); err != nil {
+			return nil, err
+		}
+	}
+	if i.stdout.over {
+		return nil, f.callError(ErrOutputTooLarge, "", f.spec.Limits.MaxOutput)
+	}
+	return i.stdout.buf, nil
+}
+
+// run calls into the guest with the call's deadline and ctx armed, and
+// turns what went wrong into a *CallError. clean is false when an
+// interruption fired, even if the guest finished first: the instance may
+// be stopped at any point afterwards and must not be reused.
+func (i *instance) run(ctx context.Context, call func() error) (clean bool, err error) {
+	i.timer.Reset(i.fn.spec.Limits.Timeout)
+	var stopCtx func() bool
+	if ctx.Done() != nil {
+		stopCtx = context.AfterFunc(ctx, i.onCancel)
+	}
+	err = call()
+	// Stop returning false means the callback started; it may not have
+	// run yet, so record here what fired.
+	if !i.timer.Stop() {
+		i.timedOut.Store(true)
+	}
+	if stopCtx != nil && !stopCtx() {
+		i.canceled.Store(true)
+	}
+	clean = !i.timedOut.Load() && !i.canceled.Load()
+	if err != nil {
+		return false, i.classify(err)
+	}
+	return clean, nil
+}
+
+func (i *instance) onDeadline() {
+	i.timedOut.Store(true)
+	i.interrupt()
+}
+
+func (i *instance) onCancel() {
+	i.canceled.Store(true)
+	i.interrupt()
+}
+
+// interrupt makes the guest stop at its next loop iteration or call: by
+// raising its flag, or on the slow runtime by closing the module.
+func (i *instance) interrupt() {
+	if i.flag != nil {
+		i.flag.Set(1)
+	} else if i.mod != nil {
+		_ = i.mod.CloseWithExitCode(context.Background(), exitInterrupted)
+	}
+	select {
+	case i.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sleep is the guest's nanosleep: a real sleep that an interruption ends.
+func (i *instance) sleep(ns int64) {
+	if i.timedOut.Load() || i.canceled.Load() {
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-i.wake:
+	}
+}
+
+// classify turns an error from wazero into a *CallError.
+func (i *instance) classify(err error) error {
+	f := i.fn
+	switch {
+	case i.timedOut.Load():
+		return f.callError(ErrTimeout, "", f.spec.Limits.Timeout)
+	case i.canceled.Load():
+		return f.callError(ErrCanceled, "", nil)
+	}
+	var ce *CallError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		if exit.ExitCode() == 0 {
+			return nil
+		}
+		detail := stderrSummary(i.log.head, i.log.tail)
+		if i.atMemoryLimit() {
+			e := f.callError(ErrMemoryLimit, fmt.Sprintf("exit code %d", exit.ExitCode()), f.spec.Limits.Memory)
+			if detail != "" {
+				e.Detail += ": " + detail
+			}
+			e.ExitCode = exit.ExitCode()
+			return e
+		}
+		e := f.callError(ErrExit, detail, nil)
+		e.ExitCode = exit.ExitCode()
+		return e
+	}
+	msg := trapMessage(err)
+	if i.atMemoryLimit() {
+		return f.callError(ErrMemoryLimit, msg, f.spec.Limits.Memory)
+	}
+	return f.callError(ErrTrap, msg, nil)
+}
+
+// atMemoryLimit tells whether a failure is most likely the memory limit's
+// doing: the memory cannot grow by another page, or the guest said it ran
+// out of memory (a Go runtime grows by several pages at once and dies with
+// "fatal error: out of memory" well before the last page).
+func (i *instance) atMemoryLimit() bool {
+	if i.mem == nil {
+		return false
+	}
+	if uint64(i.mem.Size())+pageSize > uint64(i.fn.spec.Limits.pages())*pageSize {
+		return true
+	}
+	oom := []byte("out of memory")
+	return bytes.Contains(i.log.head, oom) || bytes.Contains(i.log.tail, oom)
+}
+
+// trapMessage makes one line of a wazero trap error: the message and the
+// innermost guest function, e.g. "wasm error: unreachable (in $boom)".
+func trapMessage(err error) string {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	msg := strings.TrimSpace(lines[0])
+	for k, line := range lines {
+		if strings.HasPrefix(strings.TrimSpace(line), "wasm stack trace:") && k+1 < len(lines) {
+			frame := strings.TrimSpace(lines[k+1])
+			if p := strings.IndexByte(frame, '('); p > 0 {
+				frame = frame[:p]
+			}
+			frame = strings.TrimPrefix(frame, ".") // anonymous instances have no module name
+			msg += " (in " + frame + ")"
+			break
+		}
+	}
+	return msg
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// emitLogs hands the call's log records to the sink.
+func (i *instance) emitLogs() {
+	if recs := i.log.flush(); len(recs) > 0 {
+		i.fn.host.cfg.sink.Emit(recs)
+	}
+	i.log.records = i.log.records[:0]
+}
+
+func (i *instance) close() {
+	i.timer.Stop()
+	if i.mod != nil {
+		_ = i.mod.Close(context.Background())
+	}
+}
+
+// limitedBuffer collects a WASI command's stdout up to the output limit.
+type limitedBuffer struct {
+	buf   []byte
+	limit int
+	over  bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if len(b.buf)+len(p) > b.limit {
+		b.over = true
+		return 0, errOutputLimit
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+var (
+	errOutputLimit = errors.New("output limit reached")
+	errInterrupted = errors.New("interrupted")
+)

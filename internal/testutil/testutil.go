@@ -1,0 +1,82 @@
+// Package testutil holds what the tests of several packages share: finding
+// the guest modules `make wasm` builds, and polling for a condition.
+package testutil
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	rootOnce sync.Once
+	root     string
+)
+
+// Root returns the repository's root directory.
+func Root(t testing.TB) string {
+	t.Helper()
+	rootOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		dir := filepath.Dir(file)
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				root = dir
+				return
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				return
+			}
+			dir = parent
+		}
+	})
+	if root == "" {
+		t.Fatal("cannot find the repository root (go.mod)")
+	}
+	return root
+}
+
+// WasmPath returns the path of a guest module built by `make wasm`:
+// examples/NAME or host/testdata/NAME built into build/wasm/NAME.wasm.
+func WasmPath(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(Root(t), "build", "wasm", name+".wasm")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("guest module %s is not built: run `make wasm` first (%v)", name, err)
+	}
+	return p
+}
+
+// Wasm returns the bytes of a guest module built by `make wasm`.
+func Wasm(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(WasmPath(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Eventually polls cond every few milliseconds until it returns true, and
+// fails the test if it has not within d.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	wait := time.Millisecond
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(wait)
+		if wait < 50*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
