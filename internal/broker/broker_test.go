@@ -1,0 +1,127 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/testutil"
+)
+
+func TestSubscriptionSurvivesServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	e, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := e.URL()
+	ctx := context.Background()
+	c, err := Connect(ctx, Options{URL: url, ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	var mu sync.Mutex
+	var got []string
+	if _, err := c.Subscribe("events", SubOptions{Start: StartAll}, func(m *Msg) {
+		mu.Lock()
+		got = append(got, string(m.Data))
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := c.Publish(ctx, "events", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, "the first 5 messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 5
+	})
+
+	// The server goes away: publishing waits instead of failing, and the
+	// process carries on.
+	e.Shutdown()
+	testutil.Eventually(t, 5*time.Second, "the client to notice", func() bool { return !c.Connected() })
+	published := make(chan error, 1)
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		published <- c.Publish(pctx, "events", []byte("5"))
+	}()
+	time.Sleep(500 * time.Millisecond)
+	e2, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: url[len("nats://"):], ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e2.Shutdown)
+	if err := <-published; err != nil {
+		t.Fatalf("publish across the restart: %v", err)
+	}
+	for i := 6; i < 10; i++ {
+		if err := c.Publish(ctx, "events", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, "all 10 messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= 10
+	})
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive now
+	mu.Lock()
+	defer mu.Unlock()
+	for i, s := range got {
+		if s != fmt.Sprint(i) {
+			t.Fatalf("messages %v: want 0..9 in order, each once", got)
+		}
+	}
+	if len(got) != 10 {
+		t.Fatalf("messages %v: want 0..9 each once", got)
+	}
+}
+
+func TestMemoryStoreRestartReconnects(t *testing.T) {
+	// A memory-store server forgets clients when it restarts: the
+	// connection must notice, register again and resume.
+	e, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := e.URL()
+	ctx := context.Background()
+	c, err := Connect(ctx, Options{URL: url, ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan string, 10)
+	if _, err := c.Subscribe("ticks", SubOptions{}, func(m *Msg) { got <- string(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	e.Shutdown()
+	e2, err := StartEmbedded(EmbeddedOptions{Listen: url[len("nats://"):], ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e2.Shutdown)
+	testutil.Eventually(t, 20*time.Second, "a new streaming client", func() bool { return c.Connects() >= 2 && c.Connected() })
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Publish(pctx, "ticks", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "after" {
+			t.Fatalf("got %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscription not resumed")
+	}
+}
