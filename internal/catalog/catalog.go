@@ -1,0 +1,290 @@
+// Package catalog is the event-sourced catalog of functions and triggers.
+// Its source of truth is one NATS Streaming channel, sluice.catalog, of
+// JSON events; module bytes live in one channel per module,
+// sluice.mod.<sha256>, in chunks that fit NATS's payload limit. Every
+// daemon replays the catalog channel at start and then follows it, so all
+// daemons on one NATS Streaming see the same catalog, and a daemon killed
+// at any point loses nothing: an operation is done when its event is
+// stored, and is applied by everyone from there.
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/sluicehq/sluice/internal/broker"
+)
+
+// Channel is the NATS Streaming channel of catalog events.
+const Channel = "sluice.catalog"
+
+// Options configure a Catalog.
+type Options struct {
+	// Dir caches module bytes on local disk ("" fetches them every time).
+	Dir string
+	// Daemon names the daemon in the events it writes.
+	Daemon string
+	Logger *slog.Logger
+}
+
+// Catalog follows the catalog channel and writes to it.
+type Catalog struct {
+	conn *broker.Conn
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.RWMutex
+	state    *State
+	waiters  map[string]chan applied
+	watchers []func(Change)
+	fatal    error
+
+	sub     *broker.Sub
+	fetchMu sync.Mutex
+	fetches map[string]*fetch
+}
+
+type applied struct {
+	change Change
+	err    error
+}
+
+// Open replays the catalog and keeps following it. It returns once every
+// event stored before the call has been applied, so what it shows is at
+// least as new as the moment it was opened.
+func Open(ctx context.Context, conn *broker.Conn, opts Options) (*Catalog, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Catalog{
+		conn: conn, opts: opts, log: opts.Logger,
+		state: NewState(), waiters: map[string]chan applied{}, fetches: map[string]*fetch{},
+	}
+	sub, err := conn.Subscribe(Channel, broker.SubOptions{Start: broker.StartAll}, c.receive)
+	if err != nil {
+		return nil, fmt.Errorf("follow %s: %w", Channel, err)
+	}
+	c.sub = sub
+	start := time.Now()
+	if _, err := c.append(ctx, &Event{Type: EventSync}); err != nil {
+		sub.Close()
+		return nil, fmt.Errorf("replay %s: %w", Channel, err)
+	}
+	c.mu.RLock()
+	n, seq := len(c.state.Functions), c.state.Seq
+	c.mu.RUnlock()
+	c.log.Info("catalog replayed", "functions", n, "events", seq, "took", time.Since(start).Round(time.Millisecond))
+	return c, nil
+}
+
+// Close stops following the channel.
+func (c *Catalog) Close() error { return c.sub.Close() }
+
+// receive applies one message of the channel.
+func (c *Catalog) receive(m *broker.Msg) {
+	var ev Event
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		c.log.Error("skipping a catalog event that is not JSON", "seq", m.Sequence, "err", err)
+		return
+	}
+	c.mu.Lock()
+	if c.state.Seq == 0 && m.Sequence > 1 && c.fatal == nil {
+		c.fatal = fmt.Errorf("the %s channel starts at sequence %d: the server dropped earlier events (channel limits); give %s unlimited limits", Channel, m.Sequence, Channel)
+		c.log.Error("catalog incomplete", "err", c.fatal)
+	}
+	ch, err := c.state.Apply(m.Sequence, &ev)
+	waiter := c.waiters[ev.ID]
+	delete(c.waiters, ev.ID)
+	watchers := c.watchers
+	c.mu.Unlock()
+	if err != nil && waiter == nil {
+		c.log.Debug("catalog event rejected", "type", ev.Type, "seq", m.Sequence, "err", err)
+	}
+	if err == nil && (ch.Function != nil || ch.Trigger != nil) {
+		for _, w := range watchers {
+			w(ch)
+		}
+	}
+	if waiter != nil {
+		waiter <- applied{change: ch, err: err}
+	}
+}
+
+// append stores an event and waits until this catalog has applied it,
+// returning the outcome of applying it.
+func (c *Catalog) append(ctx context.Context, ev *Event) (Change, error) {
+	ev.ID = nuid.Next()
+	ev.Time = time.Now().UTC()
+	ev.Daemon = c.opts.Daemon
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return Change{}, err
+	}
+	wait := make(chan applied, 1)
+	c.mu.Lock()
+	c.waiters[ev.ID] = wait
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.waiters, ev.ID)
+		c.mu.Unlock()
+	}()
+	if err := c.conn.Publish(ctx, Channel, data); err != nil {
+		return Change{}, err
+	}
+	select {
+	case a := <-wait:
+		c.mu.RLock()
+		fatal := c.fatal
+		c.mu.RUnlock()
+		if fatal != nil {
+			return a.change, fatal
+		}
+		return a.change, a.err
+	case <-ctx.Done():
+		return Change{}, fmt.Errorf("the event is stored but not yet applied here: %w", ctx.Err())
+	}
+}
+
+// Watch calls fn for every change applied from now on, on the goroutine
+// that follows the channel: fn must be quick. It returns the state's
+// functions and triggers at the time of the call, so that the watcher can
+// start from them without missing a change.
+func (c *Catalog) Watch(fn func(Change)) ([]*Function, []*Trigger) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.watchers = append(c.watchers, fn)
+	return c.functionsLocked(), c.triggersLocked()
+}
+
+// Deploy stores the module (unless the same bytes are stored already) and
+// a new version of the function. f.Module, Size and Chunks are filled in.
+func (c *Catalog) Deploy(ctx context.Context, f Function, wasm []byte) (*Function, error) {
+	if err := ValidateName("function", f.Name); err != nil {
+		return nil, err
+	}
+	ref, err := c.putModule(ctx, wasm)
+	if err != nil {
+		return nil, err
+	}
+	f.Module, f.Size, f.Chunks = ref.sha, ref.Size, ref.Chunks
+	ch, err := c.append(ctx, &Event{Type: EventFunctionDeployed, Function: &f})
+	if err != nil {
+		return nil, err
+	}
+	return ch.Function, nil
+}
+
+// DeleteFunction deletes a function. It fails while triggers use it.
+func (c *Catalog) DeleteFunction(ctx context.Context, name string) error {
+	if _, ok := c.Function(name); !ok {
+		return fmt.Errorf("%w: no function %q", ErrNotFound, name)
+	}
+	_, err := c.append(ctx, &Event{Type: EventFunctionDeleted, Name: name})
+	return err
+}
+
+// CreateTrigger creates a trigger.
+func (c *Catalog) CreateTrigger(ctx context.Context, t Trigger) (*Trigger, error) {
+	c.mu.RLock()
+	err := c.state.checkTrigger(&t)
+	c.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	ch, err := c.append(ctx, &Event{Type: EventTriggerCreated, Trigger: &t})
+	if err != nil {
+		return nil, err
+	}
+	return ch.Trigger, nil
+}
+
+// DeleteTrigger deletes a trigger.
+func (c *Catalog) DeleteTrigger(ctx context.Context, name string) error {
+	if _, ok := c.Trigger(name); !ok {
+		return fmt.Errorf("%w: no trigger %q", ErrNotFound, name)
+	}
+	_, err := c.append(ctx, &Event{Type: EventTriggerDeleted, Name: name})
+	return err
+}
+
+// Function returns the current version of a function.
+func (c *Catalog) Function(name string) (*Function, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	f, ok := c.state.Functions[name]
+	return f, ok
+}
+
+// Functions returns the functions, sorted by name.
+func (c *Catalog) Functions() []*Function {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.functionsLocked()
+}
+
+func (c *Catalog) functionsLocked() []*Function {
+	out := make([]*Function, 0, len(c.state.Functions))
+	for _, f := range c.state.Functions {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Trigger returns a trigger.
+func (c *Catalog) Trigger(name string) (*Trigger, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t, ok := c.state.Triggers[name]
+	return t, ok
+}
+
+// Triggers returns the triggers, sorted by name.
+func (c *Catalog) Triggers() []*Trigger {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.triggersLocked()
+}
+
+func (c *Catalog) triggersLocked() []*Trigger {
+	out := make([]*Trigger, 0, len(c.state.Triggers))
+	for _, t := range c.state.Triggers {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Seq is the sequence of the last event applied.
+func (c *Catalog) Seq() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.state.Seq
+}
+
+// Err reports a problem that makes the catalog untrustworthy (events
+// dropped by the server), or nil.
+func (c *Catalog) Err() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.fatal
+}
+
+// IsNotFound, IsConflict and IsInvalid classify the errors of the
+// catalog's operations.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// IsConflict tells whether err is a conflict with the catalog's state.
+func IsConflict(err error) bool { return errors.Is(err, ErrConflict) }
+
+// IsInvalid tells whether err is invalid input.
+func IsInvalid(err error) bool { return errors.Is(err, ErrInvalid) }

@@ -1,0 +1,336 @@
+package catalog
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Event types of the catalog channel. The names are part of what users
+// see when they read the channel with `sluice topic tail sluice.catalog`.
+const (
+	EventFunctionDeployed = "FunctionDeployed"
+	EventFunctionDeleted  = "FunctionDeleted"
+	EventTriggerCreated   = "TriggerCreated"
+	EventTriggerDeleted   = "TriggerDeleted"
+	// EventSync is a marker a daemon appends at start: once it reads its
+	// own marker back, it has replayed everything before it.
+	EventSync = "Sync"
+)
+
+// Event is one entry of the catalog channel.
+type Event struct {
+	Type   string    `json:"type"`
+	ID     string    `json:"id"`
+	Time   time.Time `json:"time"`
+	Daemon string    `json:"daemon,omitempty"`
+	// Function is the deployed function (FunctionDeployed); its Version
+	// is assigned when the event is applied, not by the writer.
+	Function *Function `json:"function,omitempty"`
+	// Trigger is the created trigger (TriggerCreated).
+	Trigger *Trigger `json:"trigger,omitempty"`
+	// Name is what a delete event deletes.
+	Name string `json:"name,omitempty"`
+}
+
+// Duration is a time.Duration written as "30s" in JSON.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler; it takes "30s" or nanoseconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var n int64
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("duration: want a string like \"30s\": %w", err)
+	}
+	*d = Duration(n)
+	return nil
+}
+
+// Config is a function's configuration, as given at deploy. Zero values
+// mean the host's defaults.
+type Config struct {
+	ABI         string            `json:"abi"`
+	Memory      uint64            `json:"memory,omitempty"`
+	Timeout     Duration          `json:"timeout,omitempty"`
+	Concurrency int               `json:"concurrency,omitempty"`
+	MaxInput    int               `json:"max_input,omitempty"`
+	MaxOutput   int               `json:"max_output,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+}
+
+// Function is a deployed function: one version of a name.
+type Function struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	// Module is the sha256 of the module bytes, in hex; Size their length
+	// and Chunks the number of messages they are stored in.
+	Module   string    `json:"module"`
+	Size     int       `json:"size"`
+	Chunks   int       `json:"chunks"`
+	Config   Config    `json:"config"`
+	Deployed time.Time `json:"deployed"`
+}
+
+// Trigger binds a function to events.
+type Trigger struct {
+	Name     string    `json:"name"`
+	Function string    `json:"function"`
+	HTTP     *HTTPSpec `json:"http,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+// HTTPSpec is an HTTP trigger: the function serves /fn + Path.
+type HTTPSpec struct {
+	Path string `json:"path"`
+	// Method restricts the route to one method; "" accepts any.
+	Method string `json:"method,omitempty"`
+}
+
+// Kind names the trigger's kind: "http".
+func (t *Trigger) Kind() string {
+	switch {
+	case t.HTTP != nil:
+		return "http"
+	}
+	return "unknown"
+}
+
+// Errors of applying events, returned to the writer of the event.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+)
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// ValidateName checks a function, trigger or workflow name.
+func ValidateName(kind, name string) error {
+	if !namePattern.MatchString(name) {
+		if name == "" {
+			return fmt.Errorf("%w: %s name is missing", ErrInvalid, kind)
+		}
+		return fmt.Errorf("%w: %s name %q: use 1 to 63 lowercase letters, digits and '-', starting with a letter or digit", ErrInvalid, kind, name)
+	}
+	return nil
+}
+
+var (
+	pathPattern   = regexp.MustCompile(`^(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+/?$|^/$`)
+	methodPattern = regexp.MustCompile(`^[A-Z]+$`)
+)
+
+// ValidateHTTP checks an HTTP trigger's path and method.
+func ValidateHTTP(h *HTTPSpec) error {
+	if !pathPattern.MatchString(h.Path) || strings.Contains(h.Path, "//") {
+		return fmt.Errorf("%w: --http-path %q: want an absolute path like /hello or /orders/new (letters, digits, -._~ and no empty or relative segments)", ErrInvalid, h.Path)
+	}
+	for _, seg := range strings.Split(h.Path, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("%w: --http-path %q: no . or .. segments", ErrInvalid, h.Path)
+		}
+	}
+	if h.Method != "" && !methodPattern.MatchString(h.Method) {
+		return fmt.Errorf("%w: --method %q: want an HTTP method like GET or POST", ErrInvalid, h.Method)
+	}
+	return nil
+}
+
+// State is the catalog as the fold of its events. Apply is a pure
+// function of the state and the event: no clock, no I/O, so that every
+// daemon replaying the channel reaches the same state.
+type State struct {
+	// Seq is the sequence of the last event applied.
+	Seq       uint64
+	Functions map[string]*Function
+	Triggers  map[string]*Trigger
+	// Modules are the module blobs fully stored, by sha256: every module a
+	// deploy event ever referenced (blobs are never deleted).
+	Modules map[string]ModuleRef
+	// versions is the last version of each function name, kept after a
+	// delete so that versions of a name never repeat.
+	versions map[string]int
+	// recent holds the ids of the last dedupWindow events: a publish that
+	// timed out and was retried may have been stored twice.
+	recent map[string]struct{}
+	ring   []string
+}
+
+// dedupWindow is how many recent events are checked for a duplicate id. A
+// retried publish lands within a few events of the original.
+const dedupWindow = 1024
+
+// ModuleRef locates a module blob.
+type ModuleRef struct {
+	Size   int
+	Chunks int
+}
+
+// NewState returns an empty catalog.
+func NewState() *State {
+	return &State{
+		Functions: map[string]*Function{}, Triggers: map[string]*Trigger{},
+		Modules: map[string]ModuleRef{}, versions: map[string]int{},
+		recent: map[string]struct{}{},
+	}
+}
+
+// Change says what an applied event changed.
+type Change struct {
+	Seq   uint64
+	Event *Event
+	// Function is the function deployed, or the one deleted.
+	Function *Function
+	// Trigger is the trigger created, or the one deleted.
+	Trigger *Trigger
+}
+
+// Apply folds one event into the state. An event that breaks a rule (a
+// trigger for a missing function, a route taken twice) changes nothing and
+// returns the reason; the writer of the event gets it as its answer.
+// Events at or below Seq were applied already and change nothing.
+func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
+	ch := Change{Seq: seq, Event: ev}
+	if seq != 0 && seq <= s.Seq {
+		return ch, nil
+	}
+	if seq != 0 {
+		s.Seq = seq
+	}
+	if ev.ID != "" {
+		if _, dup := s.recent[ev.ID]; dup {
+			return ch, nil
+		}
+		if len(s.ring) == dedupWindow {
+			delete(s.recent, s.ring[0])
+			s.ring = s.ring[1:]
+		}
+		s.ring = append(s.ring, ev.ID)
+		s.recent[ev.ID] = struct{}{}
+	}
+	switch ev.Type {
+	case EventSync:
+		return ch, nil
+	case EventFunctionDeployed:
+		f := ev.Function
+		if f == nil {
+			return ch, fmt.Errorf("%w: %s without a function", ErrInvalid, ev.Type)
+		}
+		if err := ValidateName("function", f.Name); err != nil {
+			return ch, err
+		}
+		nf := *f
+		nf.Version = s.versions[f.Name] + 1
+		nf.Deployed = ev.Time
+		s.versions[f.Name] = nf.Version
+		s.Functions[f.Name] = &nf
+		s.Modules[f.Module] = ModuleRef{Size: f.Size, Chunks: f.Chunks}
+		ch.Function = &nf
+		return ch, nil
+	case EventFunctionDeleted:
+		f, ok := s.Functions[ev.Name]
+		if !ok {
+			return ch, fmt.Errorf("%w: no function %q", ErrNotFound, ev.Name)
+		}
+		if users := s.triggersOf(ev.Name); len(users) > 0 {
+			return ch, fmt.Errorf("%w: function %q is used by trigger(s) %s: delete them first", ErrConflict, ev.Name, strings.Join(users, ", "))
+		}
+		delete(s.Functions, ev.Name)
+		ch.Function = f
+		return ch, nil
+	case EventTriggerCreated:
+		t := ev.Trigger
+		if t == nil {
+			return ch, fmt.Errorf("%w: %s without a trigger", ErrInvalid, ev.Type)
+		}
+		if err := s.checkTrigger(t); err != nil {
+			return ch, err
+		}
+		nt := *t
+		nt.Created = ev.Time
+		s.Triggers[t.Name] = &nt
+		ch.Trigger = &nt
+		return ch, nil
+	case EventTriggerDeleted:
+		t, ok := s.Triggers[ev.Name]
+		if !ok {
+			return ch, fmt.Errorf("%w: no trigger %q", ErrNotFound, ev.Name)
+		}
+		delete(s.Triggers, ev.Name)
+		ch.Trigger = t
+		return ch, nil
+	}
+	// Unknown types come from newer daemons; skipping them keeps older
+	// daemons running during a rolling upgrade.
+	return ch, nil
+}
+
+func (s *State) checkTrigger(t *Trigger) error {
+	if err := ValidateName("trigger", t.Name); err != nil {
+		return err
+	}
+	if _, ok := s.Triggers[t.Name]; ok {
+		return fmt.Errorf("%w: trigger %q exists: delete it first", ErrConflict, t.Name)
+	}
+	if _, ok := s.Functions[t.Function]; !ok {
+		return fmt.Errorf("%w: no function %q for trigger %q", ErrNotFound, t.Function, t.Name)
+	}
+	switch {
+	case t.HTTP != nil:
+		if err := ValidateHTTP(t.HTTP); err != nil {
+			return err
+		}
+		for _, name := range sortedNames(s.Triggers) {
+			o := s.Triggers[name]
+			if o.HTTP != nil && o.HTTP.Path == t.HTTP.Path &&
+				(o.HTTP.Method == "" || t.HTTP.Method == "" || o.HTTP.Method == t.HTTP.Method) {
+				return fmt.Errorf("%w: route %s %s is taken by trigger %q", ErrConflict, methodOrAny(t.HTTP.Method), t.HTTP.Path, o.Name)
+			}
+		}
+	default:
+		return fmt.Errorf("%w: trigger %q has no kind (--http-path)", ErrInvalid, t.Name)
+	}
+	return nil
+}
+
+func methodOrAny(m string) string {
+	if m == "" {
+		return "ANY"
+	}
+	return m
+}
+
+func (s *State) triggersOf(fn string) []string {
+	var names []string
+	for _, name := range sortedNames(s.Triggers) {
+		if s.Triggers[name].Function == fn {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,230 @@
+package catalog
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func deployed(name, module string) *Event {
+	return &Event{Type: EventFunctionDeployed, Time: t0, Function: &Function{Name: name, Module: module, Size: 10, Chunks: 1}}
+}
+
+func httpTrigger(name, fn, path, method string) *Event {
+	return &Event{Type: EventTriggerCreated, Time: t0, Trigger: &Trigger{Name: name, Function: fn, HTTP: &HTTPSpec{Path: path, Method: method}}}
+}
+
+func deleted(typ, name string) *Event { return &Event{Type: typ, Time: t0, Name: name} }
+
+func TestApply(t *testing.T) {
+	type step struct {
+		ev      *Event
+		wantErr error
+		says    string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		check func(t *testing.T, s *State)
+	}{
+		{"versions count up per name", []step{
+			{ev: deployed("a", "m1")}, {ev: deployed("a", "m2")}, {ev: deployed("b", "m1")},
+		}, func(t *testing.T, s *State) {
+			if s.Functions["a"].Version != 2 || s.Functions["a"].Module != "m2" || s.Functions["b"].Version != 1 {
+				t.Fatalf("versions %+v %+v", s.Functions["a"], s.Functions["b"])
+			}
+			if len(s.Modules) != 2 {
+				t.Fatalf("modules %v", s.Modules)
+			}
+		}},
+		{"a name deleted and deployed again goes on counting", []step{
+			{ev: deployed("a", "m1")}, {ev: deleted(EventFunctionDeleted, "a")}, {ev: deployed("a", "m1")},
+		}, func(t *testing.T, s *State) {
+			if s.Functions["a"].Version != 2 {
+				t.Fatalf("version %d, want 2", s.Functions["a"].Version)
+			}
+		}},
+		{"delete a missing function", []step{
+			{ev: deleted(EventFunctionDeleted, "ghost"), wantErr: ErrNotFound, says: `no function "ghost"`},
+		}, nil},
+		{"a function in use cannot be deleted", []step{
+			{ev: deployed("a", "m")}, {ev: httpTrigger("t2", "a", "/x", "")}, {ev: httpTrigger("t1", "a", "/y", "")},
+			{ev: deleted(EventFunctionDeleted, "a"), wantErr: ErrConflict, says: "used by trigger(s) t1, t2"},
+		}, func(t *testing.T, s *State) {
+			if s.Functions["a"] == nil {
+				t.Fatal("a rejected delete deleted the function")
+			}
+		}},
+		{"trigger for a missing function", []step{
+			{ev: httpTrigger("t", "ghost", "/x", ""), wantErr: ErrNotFound, says: `no function "ghost"`},
+		}, nil},
+		{"trigger names are unique", []step{
+			{ev: deployed("a", "m")}, {ev: httpTrigger("t", "a", "/x", "")},
+			{ev: httpTrigger("t", "a", "/y", ""), wantErr: ErrConflict, says: `trigger "t" exists`},
+		}, nil},
+		{"routes: methods share a path, ANY takes it all", []step{
+			{ev: deployed("a", "m")},
+			{ev: httpTrigger("get", "a", "/x", "GET")},
+			{ev: httpTrigger("post", "a", "/x", "POST")},
+			{ev: httpTrigger("get2", "a", "/x", "GET"), wantErr: ErrConflict, says: `route GET /x is taken by trigger "get"`},
+			{ev: httpTrigger("any", "a", "/x", ""), wantErr: ErrConflict, says: `route ANY /x is taken by trigger "get"`},
+			{ev: httpTrigger("other", "a", "/x/y", "")},
+		}, func(t *testing.T, s *State) {
+			if len(s.Triggers) != 3 {
+				t.Fatalf("%d triggers", len(s.Triggers))
+			}
+		}},
+		{"bad trigger specs", []step{
+			{ev: deployed("a", "m")},
+			{ev: httpTrigger("Bad", "a", "/x", ""), wantErr: ErrInvalid, says: "lowercase"},
+			{ev: httpTrigger("t", "a", "x", ""), wantErr: ErrInvalid, says: "absolute path"},
+			{ev: httpTrigger("t", "a", "/a/../b", ""), wantErr: ErrInvalid},
+			{ev: httpTrigger("t", "a", "/a//b", ""), wantErr: ErrInvalid},
+			{ev: httpTrigger("t", "a", "/x", "get me"), wantErr: ErrInvalid, says: "HTTP method"},
+			{ev: &Event{Type: EventTriggerCreated, Trigger: &Trigger{Name: "t", Function: "a"}}, wantErr: ErrInvalid, says: "no kind"},
+		}, nil},
+		{"delete a trigger frees its route", []step{
+			{ev: deployed("a", "m")}, {ev: httpTrigger("t", "a", "/x", "")},
+			{ev: deleted(EventTriggerDeleted, "t")}, {ev: httpTrigger("u", "a", "/x", "")},
+			{ev: deleted(EventTriggerDeleted, "t"), wantErr: ErrNotFound},
+		}, nil},
+		{"unknown events and markers change nothing", []step{
+			{ev: &Event{Type: "FromTheFuture"}}, {ev: &Event{Type: EventSync}},
+		}, func(t *testing.T, s *State) {
+			if len(s.Functions) != 0 || s.Seq != 2 {
+				t.Fatalf("state %+v", s)
+			}
+		}},
+		{"invalid function name", []step{
+			{ev: deployed("UPPER", "m"), wantErr: ErrInvalid},
+		}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewState()
+			for i, st := range tc.steps {
+				_, err := s.Apply(uint64(i+1), st.ev)
+				if st.wantErr == nil && err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if st.wantErr != nil {
+					if !errors.Is(err, st.wantErr) {
+						t.Fatalf("step %d: error %v, want %v", i, err, st.wantErr)
+					}
+					if !strings.Contains(err.Error(), st.says) {
+						t.Fatalf("step %d: error %q does not say %q", i, err, st.says)
+					}
+				}
+			}
+			if tc.check != nil {
+				tc.check(t, s)
+			}
+		})
+	}
+}
+
+func TestApplyIsIdempotentBySequence(t *testing.T) {
+	s := NewState()
+	s.Apply(1, deployed("a", "m"))
+	s.Apply(1, deployed("a", "m")) // redelivered
+	s.Apply(2, deployed("a", "m"))
+	if v := s.Functions["a"].Version; v != 2 {
+		t.Fatalf("version %d after a redelivered event, want 2", v)
+	}
+}
+
+func TestApplySkipsDuplicateEvents(t *testing.T) {
+	s := NewState()
+	ev := deployed("a", "m")
+	ev.ID = "event-1"
+	s.Apply(1, ev)
+	s.Apply(2, ev) // the same event stored twice by a retried publish
+	if v := s.Functions["a"].Version; v != 1 {
+		t.Fatalf("version %d after a duplicate event, want 1", v)
+	}
+	for i := 0; i < dedupWindow+10; i++ {
+		e := deployed("b", "m")
+		e.ID = fmt.Sprint("other-", i)
+		s.Apply(uint64(3+i), e)
+	}
+	if len(s.recent) != dedupWindow || len(s.ring) != dedupWindow {
+		t.Fatalf("dedup window grew to %d", len(s.recent))
+	}
+}
+
+// TestReplayRebuildsLiveState drives a live state with random operations,
+// keeps the events as they would be stored (JSON), then replays them into
+// a fresh state: both must be equal, at every prefix.
+func TestReplayRebuildsLiveState(t *testing.T) {
+	for seed := int64(1); seed <= 50; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		live := NewState()
+		var log [][]byte
+		names := []string{"a", "b", "c"}
+		paths := []string{"/x", "/y"}
+		methods := []string{"", "GET", "POST"}
+		for i := 0; i < 200; i++ {
+			var ev *Event
+			switch rng.Intn(4) {
+			case 0:
+				ev = deployed(names[rng.Intn(3)], fmt.Sprintf("m%d", rng.Intn(4)))
+			case 1:
+				ev = deleted(EventFunctionDeleted, names[rng.Intn(3)])
+			case 2:
+				ev = httpTrigger(fmt.Sprintf("t%d", rng.Intn(4)), names[rng.Intn(3)], paths[rng.Intn(2)], methods[rng.Intn(3)])
+			case 3:
+				ev = deleted(EventTriggerDeleted, fmt.Sprintf("t%d", rng.Intn(4)))
+			}
+			ev.Time = t0.Add(time.Duration(i) * time.Second)
+			ev.ID = fmt.Sprint("ev-", i)
+			if i > 0 && rng.Intn(20) == 0 {
+				ev.ID = fmt.Sprint("ev-", i-1) // a retried publish stored twice
+			}
+			data, _ := json.Marshal(ev)
+			log = append(log, data)
+			live.Apply(uint64(i+1), ev)
+		}
+		replayed := NewState()
+		for i, data := range log {
+			var ev Event
+			if err := json.Unmarshal(data, &ev); err != nil {
+				t.Fatal(err)
+			}
+			replayed.Apply(uint64(i+1), &ev)
+		}
+		if !reflect.DeepEqual(live, replayed) {
+			t.Fatalf("seed %d: replayed state differs from the live one", seed)
+		}
+		for name, f := range live.Functions {
+			if f.Version < 1 {
+				t.Fatalf("seed %d: %s has version %d", seed, name, f.Version)
+			}
+		}
+		for name, tr := range live.Triggers {
+			if _, ok := live.Functions[tr.Function]; !ok {
+				t.Fatalf("seed %d: trigger %s points at missing function %s", seed, name, tr.Function)
+			}
+		}
+	}
+}
+
+func TestDurationJSON(t *testing.T) {
+	var c Config
+	if err := json.Unmarshal([]byte(`{"timeout":"1m30s"}`), &c); err != nil || time.Duration(c.Timeout) != 90*time.Second {
+		t.Fatalf("%v %v", c.Timeout, err)
+	}
+	b, _ := json.Marshal(Config{Timeout: Duration(5 * time.Second)})
+	if !strings.Contains(string(b), `"timeout":"5s"`) {
+		t.Fatal(string(b))
+	}
+	if err := json.Unmarshal([]byte(`{"timeout":"soon"}`), &c); err == nil {
+		t.Fatal("bad duration accepted")
+	}
+}
