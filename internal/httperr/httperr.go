@@ -1,0 +1,91 @@
+// Package httperr maps sluice's errors to HTTP statuses and the stable
+// machine-readable codes of the API's error bodies: {"error": "...",
+// "code": "..."}.
+package httperr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/registry"
+)
+
+// Body is the JSON body of an error response.
+type Body struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Error is an error with its HTTP status and code, for errors the API
+// itself raises (bad parameters, auth).
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// New returns an *Error.
+func New(status int, code, msg string) *Error { return &Error{Status: status, Code: code, Msg: msg} }
+
+// Codes, by the error they stand for.
+var codes = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{host.ErrTimeout, http.StatusGatewayTimeout, "timeout"},
+	{host.ErrCanceled, 499, "canceled"},
+	{host.ErrMemoryLimit, http.StatusBadGateway, "memory_limit"},
+	{host.ErrTrap, http.StatusBadGateway, "trap"},
+	{host.ErrExit, http.StatusBadGateway, "exit"},
+	{host.ErrFunctionFailed, http.StatusBadGateway, "function_error"},
+	{host.ErrOutputTooLarge, http.StatusBadGateway, "output_too_large"},
+	{host.ErrInputTooLarge, http.StatusRequestEntityTooLarge, "input_too_large"},
+	{host.ErrInvalidModule, http.StatusUnprocessableEntity, "invalid_module"},
+	{host.ErrNoABI, http.StatusUnprocessableEntity, "no_abi"},
+	{host.ErrMemoryTooSmall, http.StatusUnprocessableEntity, "memory_too_small"},
+	{registry.ErrNotFound, http.StatusNotFound, "not_found"},
+	{catalog.ErrNotFound, http.StatusNotFound, "not_found"},
+	{catalog.ErrConflict, http.StatusConflict, "conflict"},
+	{catalog.ErrInvalid, http.StatusBadRequest, "invalid_argument"},
+	{broker.ErrNotConnected, http.StatusServiceUnavailable, "unavailable"},
+	{broker.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable"},
+	{context.Canceled, 499, "canceled"},
+}
+
+// Classify returns the HTTP status and code of err.
+func Classify(err error) (int, string) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status, e.Code
+	}
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return c.status, c.code
+		}
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+// Write writes err as a JSON error response.
+func Write(w http.ResponseWriter, err error) {
+	status, code := Classify(err)
+	WriteJSON(w, status, Body{Error: err.Error(), Code: code})
+}
+
+// WriteJSON writes v as JSON with the status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

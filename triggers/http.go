@@ -1,0 +1,176 @@
+// Package triggers binds functions to events. This file has the HTTP
+// trigger: a route under /fn/ whose request body is a function's input and
+// whose response body is its output.
+package triggers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/httperr"
+)
+
+// Invoker calls a function by name: the narrow view of the host that
+// triggers need.
+type Invoker interface {
+	Invoke(ctx context.Context, function string, c host.Call) (host.Result, error)
+}
+
+// InvokerFunc adapts a function to Invoker.
+type InvokerFunc func(ctx context.Context, function string, c host.Call) (host.Result, error)
+
+// Invoke implements Invoker.
+func (f InvokerFunc) Invoke(ctx context.Context, function string, c host.Call) (host.Result, error) {
+	return f(ctx, function, c)
+}
+
+// HTTPRoute is an HTTP trigger: requests to Prefix + Path with Method (any
+// method if "") call Function.
+type HTTPRoute struct {
+	Trigger  string
+	Function string
+	Path     string
+	Method   string
+}
+
+// HTTPPrefix is where HTTP trigger routes live.
+const HTTPPrefix = "/fn"
+
+// maxBodyGrace is read past a function's max input so that an oversized
+// body is recognised as such rather than cut silently.
+const maxBodyGrace = 1
+
+// HTTP serves the HTTP triggers. Routes change while it serves.
+type HTTP struct {
+	inv      Invoker
+	maxInput func(function string) int
+
+	mu     sync.RWMutex
+	routes map[string][]HTTPRoute // by path
+}
+
+// NewHTTP returns an HTTP trigger server. maxInput tells a function's
+// input limit, so that a body over it is refused before it is read whole.
+func NewHTTP(inv Invoker, maxInput func(function string) int) *HTTP {
+	return &HTTP{inv: inv, maxInput: maxInput, routes: map[string][]HTTPRoute{}}
+}
+
+// Set adds or replaces a route.
+func (h *HTTP) Set(r HTTPRoute) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeLocked(r.Trigger)
+	h.routes[r.Path] = append(h.routes[r.Path], r)
+}
+
+// Remove removes the route of a trigger.
+func (h *HTTP) Remove(trigger string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeLocked(trigger)
+}
+
+func (h *HTTP) removeLocked(trigger string) {
+	for path, rs := range h.routes {
+		for i, r := range rs {
+			if r.Trigger == trigger {
+				rs = append(rs[:i:i], rs[i+1:]...)
+				if len(rs) == 0 {
+					delete(h.routes, path)
+				} else {
+					h.routes[path] = rs
+				}
+				return
+			}
+		}
+	}
+}
+
+// Routes returns the number of routes.
+func (h *HTTP) Routes() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, rs := range h.routes {
+		n += len(rs)
+	}
+	return n
+}
+
+func (h *HTTP) lookup(path, method string) (HTTPRoute, bool, []string) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	rs := h.routes[path]
+	if len(rs) == 0 && strings.HasSuffix(path, "/") && len(path) > 1 {
+		rs = h.routes[strings.TrimSuffix(path, "/")]
+	}
+	var allowed []string
+	for _, r := range rs {
+		if r.Method == "" || r.Method == method {
+			return r, true, nil
+		}
+		allowed = append(allowed, r.Method)
+	}
+	return HTTPRoute{}, false, allowed
+}
+
+// ServeHTTP serves a request under HTTPPrefix.
+func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, HTTPPrefix)
+	if path == "" {
+		path = "/"
+	}
+	route, ok, allowed := h.lookup(path, r.Method)
+	if !ok {
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			httperr.Write(w, httperr.New(http.StatusMethodNotAllowed, "method_not_allowed",
+				fmt.Sprintf("%s %s%s: method not allowed (allowed: %s)", r.Method, HTTPPrefix, path, strings.Join(allowed, ", "))))
+			return
+		}
+		httperr.Write(w, httperr.New(http.StatusNotFound, "not_found", fmt.Sprintf("no HTTP trigger at %s%s", HTTPPrefix, path)))
+		return
+	}
+	limit := h.maxInput(route.Function)
+	if r.ContentLength > int64(limit) {
+		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "input_too_large",
+			fmt.Sprintf("request body of %d bytes is over the input limit of function %q (%s)", r.ContentLength, route.Function, host.FormatBytes(uint64(limit)))))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+maxBodyGrace))
+	if err != nil {
+		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read request body: "+err.Error()))
+		return
+	}
+	id := host.NewID()
+	w.Header().Set("X-Sluice-Invocation", id)
+	res, err := h.inv.Invoke(r.Context(), route.Function, host.Call{
+		ID:    id,
+		Input: body,
+		Meta: map[string]string{
+			abi.MetaTrigger:    route.Trigger,
+			abi.MetaHTTPMethod: r.Method,
+			abi.MetaHTTPPath:   path,
+			abi.MetaHTTPQuery:  r.URL.RawQuery,
+		},
+	})
+	if err != nil {
+		httperr.Write(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", http.DetectContentType(res.Output))
+	w.Header().Set("Content-Length", strconv.Itoa(len(res.Output)))
+	w.Header().Set("X-Sluice-Duration", res.Duration.Round(time.Microsecond).String())
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(res.Output)
+	}
+}
