@@ -1,0 +1,84 @@
+# sluice: build, run, test.
+#
+#   make run    start the daemon on its embedded defaults (NATS Streaming in ./data)
+#   make test   vet, format check, unit and integration tests with the race detector
+#   make bench  the Go benchmarks (host, bench)
+#   make soak   the long crash and fault runs
+
+GO       ?= go
+WAT2WASM ?= wat2wasm --debug-names
+CLANG    ?= clang
+WASM     := build/wasm
+
+# Every guest module the examples and tests use, built from source.
+WAT_EXAMPLES := echo-wat
+WAT_TESTDATA := $(basename $(notdir $(wildcard host/testdata/*.wat)))
+GO_REACTORS  := upper-go
+GO_COMMANDS  := hello-wasi
+C_REACTORS   := wordcount-c
+
+GUESTS := $(addprefix $(WASM)/,$(addsuffix .wasm,$(WAT_EXAMPLES) $(WAT_TESTDATA) $(GO_REACTORS) $(GO_COMMANDS) $(C_REACTORS) goguest))
+
+GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
+SDK_SOURCES := $(wildcard guests/go/*.go)
+
+# Packages whose tests run with the race detector (all of them: the cost is
+# acceptable and concurrency lives in most).
+TEST_FLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: all build wasm run test vet fmt-check unit bench soak clean
+
+all: build
+
+build: bin/sluice wasm
+
+bin/sluice: $(GO_SOURCES)
+	$(GO) build -trimpath -o $@ ./cmd/sluice
+
+wasm: $(GUESTS)
+
+$(WASM):
+	mkdir -p $@
+
+$(WASM)/echo-wat.wasm: examples/echo-wat/echo.wat | $(WASM)
+	$(WAT2WASM) -o $@ $<
+
+$(WASM)/%.wasm: host/testdata/%.wat | $(WASM)
+	$(WAT2WASM) -o $@ $<
+
+$(WASM)/upper-go.wasm: $(wildcard examples/upper-go/*.go) $(SDK_SOURCES) | $(WASM)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./examples/upper-go
+
+$(WASM)/goguest.wasm: $(wildcard host/testdata/goguest/*.go) $(SDK_SOURCES) | $(WASM)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./host/testdata/goguest
+
+$(WASM)/hello-wasi.wasm: $(wildcard examples/hello-wasi/*.go) | $(WASM)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o $@ ./examples/hello-wasi
+
+$(WASM)/wordcount-c.wasm: examples/wordcount-c/wordcount.c guests/c/sluice.h | $(WASM)
+	$(CLANG) --target=wasm32-wasi -O2 -mexec-model=reactor -Iguests/c -o $@ $<
+
+run: bin/sluice
+	./bin/sluice daemon
+
+test: build vet fmt-check unit
+
+vet:
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guests/go/ ./examples/upper-go/ ./examples/hello-wasi/ ./host/testdata/goguest/
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit: wasm
+	$(GO) test $(TEST_FLAGS) ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./host/ ./bench/
+
+soak: build
+	SLUICE_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Soak' -v ./...
+
+clean:
+	rm -rf bin build

@@ -1,0 +1,514 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/testutil"
+)
+
+var ctx = context.Background()
+
+// compileCache is shared by the tests' daemons, as by daemons on one node:
+// each Go guest compiles once per test run, not once per daemon.
+var compileCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-daemon-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	compileCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type hostRecord = host.Record
+
+// testOptions runs a daemon on free loopback ports with its own data dir.
+func testOptions(t *testing.T) Options {
+	o := DefaultOptions()
+	o.Listen = "127.0.0.1:0"
+	o.NATSListen = "127.0.0.1:0"
+	o.DataDir = t.TempDir()
+	o.CompileCacheDir = compileCache
+	o.StartTimeout = 30 * time.Second
+	o.ShutdownTimeout = 10 * time.Second
+	if testing.Verbose() {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return o
+}
+
+func start(t *testing.T, o Options) (*Daemon, *client.Client) {
+	t.Helper()
+	d, err := Start(ctx, o)
+	if err != nil {
+		t.Fatalf("start daemon: %v", err)
+	}
+	t.Cleanup(func() { d.Shutdown(ctx) })
+	return d, client.New(d.Addr(), o.Token)
+}
+
+func deploy(t *testing.T, c *client.Client, name, guest string, q url.Values) api.FunctionView {
+	t.Helper()
+	v, err := c.Deploy(ctx, name, testutil.Wasm(t, guest), q)
+	if err != nil {
+		t.Fatalf("deploy %s: %v", name, err)
+	}
+	return v
+}
+
+func invoke(t *testing.T, c *client.Client, name, in string) string {
+	t.Helper()
+	out, err := c.Invoke(ctx, name, []byte(in))
+	if err != nil {
+		t.Fatalf("invoke %s(%q): %v", name, in, err)
+	}
+	return string(out)
+}
+
+// apiError checks that err is the daemon's error with the status and code
+// and that its message says each substring.
+func apiError(t *testing.T, err error, status int, code string, says ...string) {
+	t.Helper()
+	var e *client.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error = %v, want an API error %d %s", err, status, code)
+	}
+	if e.Status != status || e.Code != code {
+		t.Fatalf("error %d %s %q, want %d %s", e.Status, e.Code, e.Message, status, code)
+	}
+	for _, s := range says {
+		if !strings.Contains(e.Message, s) {
+			t.Fatalf("error %q does not say %q", e.Message, s)
+		}
+	}
+}
+
+func TestDeployAndInvoke(t *testing.T) {
+	_, c := start(t, testOptions(t))
+	tests := []struct {
+		name, guest, abi, in, out string
+		q                         url.Values
+	}{
+		{"hello", "hello-wasi", "wasi", "Ada", "Bonjour, Ada!\n", url.Values{"env": {"GREETING=Bonjour"}}},
+		{"upper", "upper-go", "reactor", "quiet", "QUIET", nil},
+		{"echo", "echo-wat", "reactor", "ping", "ping", nil},
+		{"wc", "wordcount-c", "reactor", "a b c", `{"bytes":5,"words":3,"lines":1}`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := deploy(t, c, tc.name, tc.guest, tc.q)
+			if v.Version != 1 || v.ABI != tc.abi || len(v.Module) != 64 {
+				t.Fatalf("deployed %+v", v)
+			}
+			for i := 0; i < 2; i++ {
+				if got := invoke(t, c, tc.name, tc.in); got != tc.out {
+					t.Fatalf("output %q, want %q", got, tc.out)
+				}
+			}
+		})
+	}
+	fns, err := c.Functions(ctx)
+	if err != nil || len(fns) != len(tests) {
+		t.Fatalf("list: %d functions, %v", len(fns), err)
+	}
+	f, err := c.Function(ctx, "upper")
+	if err != nil || f.Stats == nil || f.Stats.Calls != 2 || f.Stats.ColdStarts != 1 {
+		t.Fatalf("get: %+v, %v", f, err)
+	}
+	if f.Limits.Memory != 64<<20 || f.Limits.Timeout != "30s" || f.Limits.Concurrency != 32 {
+		t.Fatalf("default limits %+v", f.Limits)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	_, c := start(t, testOptions(t))
+	deploy(t, c, "echo", "echo-wat", nil)
+	deploy(t, c, "go", "goguest", url.Values{"timeout": {"300ms"}, "memory": {"16MiB"}, "max-input": {"1KiB"}})
+	deploy(t, c, "spin", "spin", url.Values{"timeout": {"100ms"}})
+	deploy(t, c, "exit", "exit", nil)
+	deploy(t, c, "trap", "trap", nil)
+
+	t.Run("deploy", func(t *testing.T) {
+		tests := []struct {
+			name   string
+			fn     string
+			wasm   []byte
+			q      url.Values
+			status int
+			code   string
+			says   string
+		}{
+			{"not wasm", "x", []byte("hello world"), nil, 422, "invalid_module", "magic number"},
+			{"truncated", "x", testutil.Wasm(t, "echo-wat")[:50], nil, 422, "invalid_module", ""},
+			{"no abi", "x", testutil.Wasm(t, "noabi"), nil, 422, "no_abi", "export _start"},
+			{"bad import", "x", testutil.Wasm(t, "badimport"), nil, 422, "no_abi", "env.now"},
+			{"memory too small", "x", testutil.Wasm(t, "bigmem"), nil, 422, "memory_too_small", "raise --memory"},
+			{"bad name", "Bad_Name", testutil.Wasm(t, "echo-wat"), nil, 400, "invalid_argument", "lowercase letters"},
+			{"long name", strings.Repeat("a", 64), testutil.Wasm(t, "echo-wat"), nil, 400, "invalid_argument", ""},
+			{"bad abi", "x", testutil.Wasm(t, "echo-wat"), url.Values{"abi": {"wasix"}}, 400, "invalid_argument", "auto, wasi or reactor"},
+			{"bad memory", "x", testutil.Wasm(t, "echo-wat"), url.Values{"memory": {"lots"}}, 400, "invalid_argument", "memory"},
+			{"bad timeout", "x", testutil.Wasm(t, "echo-wat"), url.Values{"timeout": {"-1s"}}, 400, "invalid_argument", "timeout"},
+			{"bad env", "x", testutil.Wasm(t, "echo-wat"), url.Values{"env": {"NOEQUALS"}}, 400, "invalid_argument", "KEY=VALUE"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := c.Deploy(ctx, tc.fn, tc.wasm, tc.q)
+				apiError(t, err, tc.status, tc.code, tc.says)
+			})
+		}
+	})
+	t.Run("invoke", func(t *testing.T) {
+		tests := []struct {
+			name, fn, in string
+			status       int
+			code         string
+			says         string
+		}{
+			{"missing function", "nope", "", 404, "not_found", `no function "nope"`},
+			{"input too large", "go", strings.Repeat("x", 2000), 413, "input_too_large", "the limit is 1 KiB"},
+			{"trap", "trap", "", 502, "trap", "unreachable"},
+			{"endless loop", "spin", "", 504, "timeout", "timed out after 100ms"},
+			{"exit code", "exit", "", 502, "exit", "exited with code 3: disk on fire"},
+			{"memory", "go", "hog", 502, "memory_limit", "limit of 16 MiB"},
+			{"go error", "go", "error", 502, "function_error", "the order has no items"},
+			{"go panic", "go", "panic", 502, "function_error", "panic: assignment to entry in nil map"},
+			{"go sleeps", "go", "sleep", 504, "timeout", "timed out after 300ms"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := c.Invoke(ctx, tc.fn, []byte(tc.in))
+				apiError(t, err, tc.status, tc.code, tc.says)
+			})
+		}
+	})
+	// The daemon keeps serving, and nothing deployed is lost.
+	if got := invoke(t, c, "echo", "still here"); got != "still here" {
+		t.Fatal(got)
+	}
+	if got := invoke(t, c, "go", "echo:and here"); got != "and here" {
+		t.Fatal(got)
+	}
+	if got := invoke(t, c, "spin", "ok"); got != "ok" {
+		t.Fatal(got)
+	}
+	fns, _ := c.Functions(ctx)
+	if len(fns) != 5 {
+		t.Fatalf("%d functions after the failures, want 5", len(fns))
+	}
+}
+
+func TestHTTPTrigger(t *testing.T) {
+	d, c := start(t, testOptions(t))
+	deploy(t, c, "go", "goguest", nil)
+	deploy(t, c, "upper", "upper-go", nil)
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "meta", Function: "go", HTTP: &catalog.HTTPSpec{Path: "/meta"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "shout", Function: "upper", HTTP: &catalog.HTTPSpec{Path: "/api/shout", Method: "post"}}); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + d.Addr() + "/fn"
+	call := func(method, path, body string) (int, string, http.Header) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	if status, body, h := call("POST", "/api/shout", "hey"); status != 200 || body != "HEY" || h.Get("X-Sluice-Invocation") == "" {
+		t.Fatalf("POST /api/shout: %d %q", status, body)
+	}
+	if status, body, h := call("GET", "/api/shout", ""); status != 405 || h.Get("Allow") != "POST" || !strings.Contains(body, "method_not_allowed") {
+		t.Fatalf("GET /api/shout: %d %q", status, body)
+	}
+	for key, want := range map[string]string{"http.method": "PUT", "http.path": "/meta", "http.query": "a=1&b=2", "trigger": "meta"} {
+		status, body, _ := call("PUT", "/meta?a=1&b=2", "meta:"+key)
+		if status != 200 || body != want {
+			t.Fatalf("meta %s: %d %q, want %q", key, status, body, want)
+		}
+	}
+	if status, body, _ := call("POST", "/meta", "error"); status != 502 || !strings.Contains(body, `"code": "function_error"`) {
+		t.Fatalf("function error over HTTP: %d %q", status, body)
+	}
+	if status, _, _ := call("GET", "/nowhere", ""); status != 404 {
+		t.Fatalf("unknown route: %d", status)
+	}
+
+	_, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "again", Function: "go", HTTP: &catalog.HTTPSpec{Path: "/meta", Method: "GET"}})
+	apiError(t, err, 409, "conflict", `route GET /meta is taken by trigger "meta"`)
+	_, err = c.CreateTrigger(ctx, api.TriggerRequest{Name: "ghost", Function: "nope", HTTP: &catalog.HTTPSpec{Path: "/ghost"}})
+	apiError(t, err, 404, "not_found", `no function "nope"`)
+	_, err = c.CreateTrigger(ctx, api.TriggerRequest{Name: "bad", Function: "go", HTTP: &catalog.HTTPSpec{Path: "relative"}})
+	apiError(t, err, 400, "invalid_argument", "absolute path")
+	err = c.DeleteFunction(ctx, "upper")
+	apiError(t, err, 409, "conflict", `used by trigger(s) shout`)
+
+	if err := c.DeleteTrigger(ctx, "shout"); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := call("POST", "/api/shout", "hey"); status != 404 {
+		t.Fatalf("deleted route: %d", status)
+	}
+	if err := c.DeleteFunction(ctx, "upper"); err != nil {
+		t.Fatalf("delete after its trigger is gone: %v", err)
+	}
+	_, err = c.Invoke(ctx, "upper", nil)
+	apiError(t, err, 404, "not_found")
+}
+
+func TestRestartKeepsEverything(t *testing.T) {
+	o := testOptions(t)
+	d, c := start(t, o)
+	deploy(t, c, "hello", "hello-wasi", nil)
+	deploy(t, c, "upper", "upper-go", nil)
+	deploy(t, c, "upper", "upper-go", url.Values{"memory": {"32MiB"}}) // version 2
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "up", Function: "upper", HTTP: &catalog.HTTPSpec{Path: "/up"}}); err != nil {
+		t.Fatal(err)
+	}
+	natsListen := d.NATSURL()
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	o.NATSListen = strings.TrimPrefix(natsListen, "nats://")
+	d2, c2 := start(t, o)
+	f, err := c2.Function(ctx, "upper")
+	if err != nil || f.Version != 2 || f.Limits.Memory != 32<<20 || len(f.Triggers) != 1 {
+		t.Fatalf("after restart: %+v, %v", f, err)
+	}
+	if got := invoke(t, c2, "hello", "again"); got != "Hello, again!\n" {
+		t.Fatal(got)
+	}
+	resp, err := http.Post("http://"+d2.Addr()+"/fn/up", "text/plain", strings.NewReader("restored"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "RESTORED" {
+		t.Fatalf("trigger after restart: %d %q", resp.StatusCode, b)
+	}
+}
+
+func TestTwoDaemonsShareTheCatalog(t *testing.T) {
+	a, ca := start(t, testOptions(t))
+	ob := testOptions(t)
+	ob.NATSURL = a.NATSURL()
+	b, cb := start(t, ob)
+
+	deploy(t, ca, "upper", "upper-go", nil)
+	// b learned of it through NATS Streaming, not from a
+	testutil.Eventually(t, 10*time.Second, "daemon b to see the function", func() bool {
+		_, err := cb.Function(ctx, "upper")
+		return err == nil
+	})
+	if got := invoke(t, cb, "upper", "from b"); got != "FROM B" {
+		t.Fatal(got)
+	}
+	if _, err := cb.CreateTrigger(ctx, api.TriggerRequest{Name: "up", Function: "upper", HTTP: &catalog.HTTPSpec{Path: "/up"}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "daemon a to serve b's trigger", func() bool {
+		resp, err := http.Post("http://"+a.Addr()+"/fn/up", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	deploy(t, cb, "upper", "goguest", nil) // version 2, deployed on b
+	testutil.Eventually(t, 10*time.Second, "daemon a to run version 2", func() bool {
+		out, err := ca.Invoke(ctx, "upper", []byte("echo:v2"))
+		return err == nil && string(out) == "v2"
+	})
+	if err := ca.DeleteTrigger(ctx, "up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.DeleteFunction(ctx, "upper"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "daemon b to forget the function", func() bool {
+		_, err := cb.Invoke(ctx, "upper", nil)
+		var e *client.Error
+		return errors.As(err, &e) && e.Status == 404
+	})
+	_ = b
+}
+
+func TestRedeployLetsCallsFinishOnTheOldVersion(t *testing.T) {
+	_, c := start(t, testOptions(t))
+	deploy(t, c, "slow", "goguest", nil)
+	if got := invoke(t, c, "slow", "nap:0"); got != "version 1" {
+		t.Fatal(got)
+	}
+	done := make(chan string, 1)
+	go func() {
+		out, err := c.Invoke(ctx, "slow", []byte("nap:1500"))
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		done <- string(out)
+	}()
+	time.Sleep(200 * time.Millisecond) // let the call start on version 1
+	deploy(t, c, "slow", "goguest", nil)
+	if got := invoke(t, c, "slow", "nap:0"); got != "version 2" {
+		t.Fatalf("new call: %q", got)
+	}
+	if got := <-done; got != "version 1" {
+		t.Fatalf("call in flight during the redeploy: %q", got)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	o := testOptions(t)
+	o.Token = "s3cret"
+	d, c := start(t, o)
+	resp, err := http.Get("http://" + d.Addr() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz without token: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	_, err = client.New(d.Addr(), "").Functions(ctx)
+	apiError(t, err, 401, "unauthorized")
+	_, err = client.New(d.Addr(), "wrong").Functions(ctx)
+	apiError(t, err, 401, "unauthorized")
+	if _, err := c.Functions(ctx); err != nil {
+		t.Fatalf("with the token: %v", err)
+	}
+	for _, path := range []string{"/readyz", "/fn/anything", "/v1/triggers"} {
+		resp, err := http.Get("http://" + d.Addr() + path)
+		if err != nil || resp.StatusCode != 401 {
+			t.Fatalf("%s without token: %v %v", path, resp.Status, err)
+		}
+		resp.Body.Close()
+	}
+
+	open := testOptions(t)
+	open.Listen = "0.0.0.0:0"
+	if _, err := Start(ctx, open); err == nil || !strings.Contains(err.Error(), "without --token") {
+		t.Fatalf("public listener without a token: %v", err)
+	}
+	open.Insecure = true
+	start(t, open)
+}
+
+func TestReadiness(t *testing.T) {
+	d, _ := start(t, testOptions(t))
+	resp, err := http.Get("http://" + d.Addr() + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+}
+
+func TestGracefulShutdownFinishesCalls(t *testing.T) {
+	d, c := start(t, testOptions(t))
+	deploy(t, c, "slow", "goguest", nil)
+	invoke(t, c, "slow", "nap:0")
+	var wg sync.WaitGroup
+	results := make([]string, 4)
+	for i := range results {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			out, err := c.Invoke(ctx, "slow", []byte("nap:700"))
+			results[i] = fmt.Sprint(string(out), err)
+		}(i)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r != "version 1<nil>" {
+			t.Fatalf("call %d during shutdown: %q", i, r)
+		}
+	}
+	if _, err := c.Functions(ctx); err == nil {
+		t.Fatal("the daemon still answers after shutdown")
+	}
+}
+
+func TestLogsFromEveryDaemon(t *testing.T) {
+	a, ca := start(t, testOptions(t))
+	ob := testOptions(t)
+	ob.NATSURL = a.NATSURL()
+	_, cb := start(t, ob)
+	deploy(t, ca, "go", "goguest", nil)
+	invoke(t, ca, "go", "log")
+	testutil.Eventually(t, 10*time.Second, "daemon b to see the function", func() bool {
+		_, err := cb.Function(ctx, "go")
+		return err == nil
+	})
+	invoke(t, cb, "go", "log")
+	var lines []string
+	testutil.Eventually(t, 10*time.Second, "logs of both calls", func() bool {
+		lines = nil
+		err := ca.Logs(ctx, "go", time.Hour, false, func(r hostRecord) {
+			lines = append(lines, r.Stream+": "+r.Message)
+		})
+		return err == nil && len(lines) == 4
+	})
+	want := "log: a warning from the guest|stderr: a line on stderr|log: a warning from the guest|stderr: a line on stderr"
+	if got := strings.Join(lines, "|"); got != want {
+		t.Fatalf("logs:\n%s", got)
+	}
+	// follow: a new call's logs arrive while following
+	fctx, cancel := context.WithCancel(ctx)
+	got := make(chan string, 16)
+	go ca.Logs(fctx, "go", time.Millisecond, true, func(r hostRecord) { got <- r.Message })
+	time.Sleep(200 * time.Millisecond)
+	invoke(t, cb, "go", "log")
+	select {
+	case m := <-got:
+		if m != "a warning from the guest" {
+			t.Fatalf("followed %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no log line while following")
+	}
+	cancel()
+}
+
+func TestCatalogSurvivesLargeModules(t *testing.T) {
+	// A Go guest is over NATS's 1 MB payload limit: it is stored in chunks
+	// and a second daemon without a local copy fetches and runs it.
+	a, ca := start(t, testOptions(t))
+	v := deploy(t, ca, "big", "goguest", nil)
+	if v.Size < 2<<20 {
+		t.Fatalf("guest of %d bytes does not exercise chunking", v.Size)
+	}
+	ob := testOptions(t)
+	ob.NATSURL = a.NATSURL()
+	_, cb := start(t, ob)
+	if got := invoke(t, cb, "big", "echo:fetched"); got != "fetched" {
+		t.Fatal(got)
+	}
+	cached, err := os.ReadFile(ob.DataDir + "/cache/modules/" + v.Module + ".wasm")
+	if err != nil || !bytes.Equal(cached, testutil.Wasm(t, "goguest")) {
+		t.Fatalf("module not cached by the second daemon: %v", err)
+	}
+}
