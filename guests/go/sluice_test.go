@@ -24,7 +24,7 @@ func TestCall(t *testing.T) {
 	})
 	tests := []struct {
 		in, out, err string
-		meta        map[string]string
+		meta         map[string]string
 	}{
 		{in: "abc", out: "ABC"},
 		{in: "error", err: "bad input"},

@@ -1,6 +1,7 @@
 // goguest is a Go reactor whose behaviour the tests choose with the input:
 // "echo:X", "error", "panic", "exit", "hog", "spin", "sleep", "meta:KEY",
-// "env:KEY", "log", "count", "big:N".
+// "env:KEY", "log", "count", "big:N", "nap:MS" (sleep, then answer with the
+// function's version).
 package main
 
 import (
@@ -58,6 +59,11 @@ func handle(in []byte) ([]byte, error) {
 		return []byte("logged"), nil
 	case "count":
 		return []byte(strconv.Itoa(calls)), nil
+	case "nap":
+		ms, _ := strconv.Atoi(arg)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		v, _ := sluice.Meta("version")
+		return []byte("version " + v), nil
 	case "big":
 		n, _ := strconv.Atoi(arg)
 		return make([]byte, n), nil
