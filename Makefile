@@ -16,8 +16,9 @@ WAT_TESTDATA := $(basename $(notdir $(wildcard host/testdata/*.wat)))
 GO_REACTORS  := upper-go
 GO_COMMANDS  := hello-wasi
 C_REACTORS   := wordcount-c
+C_TESTDATA   := $(basename $(notdir $(wildcard host/testdata/*.c)))
 
-GUESTS := $(addprefix $(WASM)/,$(addsuffix .wasm,$(WAT_EXAMPLES) $(WAT_TESTDATA) $(GO_REACTORS) $(GO_COMMANDS) $(C_REACTORS) goguest))
+GUESTS := $(addprefix $(WASM)/,$(addsuffix .wasm,$(WAT_EXAMPLES) $(WAT_TESTDATA) $(GO_REACTORS) $(GO_COMMANDS) $(C_REACTORS) $(C_TESTDATA) goguest))
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 SDK_SOURCES := $(wildcard guests/go/*.go)
@@ -57,6 +58,9 @@ $(WASM)/hello-wasi.wasm: $(wildcard examples/hello-wasi/*.go) | $(WASM)
 
 $(WASM)/wordcount-c.wasm: examples/wordcount-c/wordcount.c guests/c/sluice.h | $(WASM)
 	$(CLANG) --target=wasm32-wasi -O2 -mexec-model=reactor -Iguests/c -o $@ $<
+
+$(WASM)/%.wasm: host/testdata/%.c | $(WASM)
+	$(CLANG) --target=wasm32-wasi -O2 -o $@ $<
 
 run: bin/sluice
 	./bin/sluice daemon

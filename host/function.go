@@ -53,20 +53,24 @@ type Function struct {
 	mod  *module
 	spec Spec
 
-	slots chan struct{} // one token per call allowed to run
-	base  wazero.ModuleConfig
+	base wazero.ModuleConfig
 
-	mu       sync.Mutex
-	idle     []*instance // pooled reactor instances, most recently used last
-	closed   bool
-	inflight sync.WaitGroup
+	// mu guards the pool and the slots. A call takes it twice: to get a
+	// slot (and an idle instance), and to give them back.
+	mu      sync.Mutex
+	idle    []*instance     // pooled reactor instances, most recently used last
+	running int             // calls holding one of the Concurrency slots
+	waiters []chan struct{} // calls waiting for a slot, first come first served
+	inside  int             // calls between acquire and release
+	closed  bool
+	drained chan struct{} // closed once closed and no call is inside
 
 	calls, errs, colds atomic.Uint64
 	active             atomic.Int64
 }
 
 func newFunction(h *Host, mod *module, spec Spec) *Function {
-	f := &Function{host: h, mod: mod, spec: spec, slots: make(chan struct{}, spec.Limits.Concurrency)}
+	f := &Function{host: h, mod: mod, spec: spec, drained: make(chan struct{})}
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous, so that many instances can live at once
 		WithStartFunctions().
@@ -106,51 +110,56 @@ func (f *Function) Stats() Stats {
 // that is running. A failed call returns a *CallError (or ctx's error, or
 // ErrClosed if the function was closed); the function stays usable.
 func (f *Function) Invoke(ctx context.Context, c Call) (Result, error) {
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
-		return Result{}, ErrClosed
-	}
-	f.inflight.Add(1)
-	f.mu.Unlock()
-	defer f.inflight.Done()
+	return f.invoke(ctx, c, false)
+}
 
+// InvokeCold runs one call on a fresh instance that is thrown away
+// afterwards, as the first call after a deploy or a scale-up does. It is
+// what cold-start benchmarks measure; everything else uses Invoke.
+func (f *Function) InvokeCold(ctx context.Context, c Call) (Result, error) {
+	return f.invoke(ctx, c, true)
+}
+
+func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error) {
 	if len(c.Input) > f.spec.Limits.MaxInput {
 		f.calls.Add(1)
 		f.errs.Add(1)
 		return Result{}, f.callError(ErrInputTooLarge, fmt.Sprintf("got %s", FormatBytes(uint64(len(c.Input)))), f.spec.Limits.MaxInput)
 	}
-	select {
-	case f.slots <- struct{}{}:
-	default:
-		select {
-		case f.slots <- struct{}{}:
-		case <-ctx.Done():
-			return Result{}, fmt.Errorf("function %q: waiting for a free slot (all %d busy): %w", f.spec.Name, f.spec.Limits.Concurrency, ctx.Err())
-		}
-	}
-	defer func() { <-f.slots }()
-	if c.ID == "" {
-		c.ID = NewID()
+	inst, err := f.acquire(ctx, cold || f.spec.ABI != abi.Reactor)
+	if err != nil {
+		return Result{}, err
 	}
 	f.active.Add(1)
-	defer f.active.Add(-1)
-
 	start := time.Now()
 	var res Result
-	var err error
+	reusable := false
 	if f.spec.ABI == abi.Reactor {
-		res, err = f.invokeReactor(ctx, &c)
+		if inst == nil {
+			res.Cold = true
+			inst, err = f.newReactor(ctx, &c)
+		}
+		if err == nil {
+			res.Output, reusable, err = inst.handle(ctx, &c)
+		}
+		reusable = reusable && !cold
 	} else {
-		res, err = f.invokeCommand(ctx, &c)
+		res.Cold = true
+		res.Output, err = f.runCommand(ctx, &c)
 	}
 	res.Duration = time.Since(start)
+	f.active.Add(-1)
+	f.release(inst, reusable)
+
 	f.calls.Add(1)
 	if res.Cold {
 		f.colds.Add(1)
 	}
 	if err != nil {
 		f.errs.Add(1)
+		if c.ID == "" {
+			c.ID = NewID()
+		}
 		f.host.cfg.sink.Emit([]Record{{
 			Time: time.Now(), Function: f.spec.Name, Version: f.spec.Version, Invocation: c.ID,
 			Stream: "sluice", Level: "error", Message: err.Error(),
@@ -159,47 +168,55 @@ func (f *Function) Invoke(ctx context.Context, c Call) (Result, error) {
 	return res, err
 }
 
-func (f *Function) callError(kind error, detail string, limit any) *CallError {
-	return &CallError{Function: f.spec.Name, Version: f.spec.Version, Kind: kind, Detail: detail, Limit: limit}
-}
-
-// invokeReactor runs a call on a pooled instance, creating one if none is
-// idle.
-func (f *Function) invokeReactor(ctx context.Context, c *Call) (Result, error) {
-	var res Result
-	inst := f.takeIdle()
-	if inst == nil {
-		res.Cold = true
-		var err error
-		inst, err = f.newReactor(ctx, c)
-		if err != nil {
-			return res, err
+// acquire waits for a slot and returns an idle instance, if there is one
+// and fresh is false.
+func (f *Function) acquire(ctx context.Context, fresh bool) (*instance, error) {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil, ErrClosed
+	}
+	f.inside++
+	if f.running < f.spec.Limits.Concurrency {
+		f.running++
+		inst := f.popIdleLocked(fresh)
+		f.mu.Unlock()
+		return inst, nil
+	}
+	wait := make(chan struct{})
+	f.waiters = append(f.waiters, wait)
+	f.mu.Unlock()
+	select {
+	case <-wait: // the slot of a call that ended is ours
+		f.mu.Lock()
+		inst := f.popIdleLocked(fresh)
+		f.mu.Unlock()
+		return inst, nil
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	for i, w := range f.waiters {
+		if w == wait {
+			f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
+			f.leaveLocked()
+			f.mu.Unlock()
+			return nil, fmt.Errorf("function %q: waiting for a free slot (all %d busy): %w", f.spec.Name, f.spec.Limits.Concurrency, ctx.Err())
 		}
 	}
-	out, reusable, err := inst.handle(ctx, c)
-	if reusable {
-		f.putIdle(inst)
-	} else {
-		inst.close()
-	}
-	res.Output = out
-	return res, err
+	f.mu.Unlock()
+	// A slot was handed to us as ctx ended: take it, the call goes on.
+	return f.popIdle(fresh), nil
 }
 
-// invokeCommand runs a WASI command on a fresh instance.
-func (f *Function) invokeCommand(ctx context.Context, c *Call) (Result, error) {
-	inst := &instance{fn: f}
-	inst.init()
-	defer inst.close()
-	out, err := inst.runCommand(ctx, c)
-	return Result{Output: out, Cold: true}, err
-}
-
-func (f *Function) takeIdle() *instance {
+func (f *Function) popIdle(fresh bool) *instance {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.popIdleLocked(fresh)
+}
+
+func (f *Function) popIdleLocked(fresh bool) *instance {
 	n := len(f.idle)
-	if n == 0 {
+	if fresh || n == 0 {
 		return nil
 	}
 	inst := f.idle[n-1]
@@ -208,15 +225,44 @@ func (f *Function) takeIdle() *instance {
 	return inst
 }
 
-func (f *Function) putIdle(inst *instance) {
+// release gives the slot back (to the first waiter, if any) and pools the
+// instance if it may be reused.
+func (f *Function) release(inst *instance, reusable bool) {
 	f.mu.Lock()
-	if f.closed || len(f.idle) >= f.spec.Limits.Concurrency {
-		f.mu.Unlock()
-		inst.close()
-		return
+	if inst != nil && reusable && !f.closed && len(f.idle) < f.spec.Limits.Concurrency {
+		f.idle = append(f.idle, inst)
+		inst = nil
 	}
-	f.idle = append(f.idle, inst)
+	if len(f.waiters) > 0 {
+		close(f.waiters[0])
+		f.waiters = f.waiters[1:]
+	} else {
+		f.running--
+	}
+	f.leaveLocked()
 	f.mu.Unlock()
+	if inst != nil {
+		inst.close()
+	}
+}
+
+func (f *Function) leaveLocked() {
+	f.inside--
+	if f.closed && f.inside == 0 {
+		close(f.drained)
+	}
+}
+
+func (f *Function) callError(kind error, detail string, limit any) *CallError {
+	return &CallError{Function: f.spec.Name, Version: f.spec.Version, Kind: kind, Detail: detail, Limit: limit}
+}
+
+// runCommand runs a WASI command on a fresh instance.
+func (f *Function) runCommand(ctx context.Context, c *Call) ([]byte, error) {
+	inst := &instance{fn: f}
+	inst.init()
+	defer inst.close()
+	return inst.runCommand(ctx, c)
 }
 
 // Close stops new calls, waits for the calls in flight to finish (or ctx
@@ -229,16 +275,14 @@ func (f *Function) Close(ctx context.Context) error {
 		return nil
 	}
 	f.closed = true
+	if f.inside == 0 {
+		close(f.drained)
+	}
 	f.mu.Unlock()
 
-	done := make(chan struct{})
-	go func() {
-		f.inflight.Wait()
-		close(done)
-	}()
 	var err error
 	select {
-	case <-done:
+	case <-f.drained:
 	case <-ctx.Done():
 		err = fmt.Errorf("function %q: calls still running: %w", f.spec.Name, ctx.Err())
 	}

@@ -110,7 +110,7 @@ func (i *instance) meta(key string) (string, bool) {
 		return strconv.Itoa(i.fn.spec.Version), true
 	case abi.MetaInvocation:
 		if i.call != nil {
-			return i.call.ID, true
+			return i.callID(), true
 		}
 	}
 	if i.call == nil {

@@ -44,6 +44,7 @@ type instance struct {
 
 	// the current call
 	call     *Call
+	idFn     func() string // i.callID, bound once
 	out      []byte
 	outErr   error
 	failMsg  string
@@ -67,6 +68,7 @@ func (i *instance) init() {
 	i.wake = make(chan struct{}, 1)
 	i.timer = time.AfterFunc(time.Hour, i.onDeadline)
 	i.timer.Stop()
+	i.idFn = i.callID
 }
 
 // instantiate creates the module instance with stdout and stderr going to
@@ -145,7 +147,16 @@ func (f *Function) newReactor(ctx context.Context, c *Call) (*instance, error) {
 func (i *instance) beginCall(c *Call) {
 	i.call = c
 	i.out, i.outErr, i.failMsg = nil, nil, ""
-	i.log.reset(i.fn.spec.Name, i.fn.spec.Version, c.ID)
+	i.log.reset(i.fn.spec.Name, i.fn.spec.Version, i.idFn)
+}
+
+// callID returns the current call's id, making one up on first use: most
+// calls never need one.
+func (i *instance) callID() string {
+	if i.call.ID == "" {
+		i.call.ID = NewID()
+	}
+	return i.call.ID
 }
 
 // handle runs one reactor call. reusable tells whether the instance may go
@@ -221,7 +232,7 @@ func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
 	i.beginCall(c)
 	i.stdout = &limitedBuffer{limit: f.spec.Limits.MaxOutput}
 	env := make([]string, 0, 2*(len(c.Meta)+3))
-	for _, kv := range [][2]string{{abi.MetaFunction, f.spec.Name}, {abi.MetaVersion, strconv.Itoa(f.spec.Version)}, {abi.MetaInvocation, c.ID}} {
+	for _, kv := range [][2]string{{abi.MetaFunction, f.spec.Name}, {abi.MetaVersion, strconv.Itoa(f.spec.Version)}, {abi.MetaInvocation, i.callID()}} {
 		env = append(env, abi.EnvName(kv[0]), kv[1])
 	}
 	for k, v := range c.Meta {
@@ -387,6 +398,9 @@ func oneLine(s string) string {
 
 // emitLogs hands the call's log records to the sink.
 func (i *instance) emitLogs() {
+	if !i.log.used {
+		return
+	}
 	if recs := i.log.flush(); len(recs) > 0 {
 		i.fn.host.cfg.sink.Emit(recs)
 	}

@@ -24,7 +24,8 @@ type Record struct {
 
 // LogSink receives the log records of every call, in call order per
 // instance, at the end of each call. It must not block for long: it runs on
-// the calling goroutine.
+// the calling goroutine. The slice is reused after Emit returns: copy what
+// you keep.
 type LogSink interface {
 	Emit(records []Record)
 }
@@ -51,19 +52,30 @@ type callLog struct {
 	head    []byte                   // first stderrTailBytes of stderr
 	tail    []byte                   // last stderrTailBytes of stderr
 	meta    Record                   // the fields every record of the call shares
+	id      func() string            // the call's id, made on first use
+	used    bool                     // anything written since reset
 }
 
-func (l *callLog) reset(fn string, version int, invocation string) {
+func (l *callLog) reset(fn string, version int, id func() string) {
+	l.meta = Record{Function: fn, Version: version}
+	l.id = id
+	if !l.used {
+		return
+	}
+	l.used = false
 	l.records = l.records[:0]
 	l.bytes, l.dropped = 0, 0
 	for _, b := range l.partial {
 		b.Reset()
 	}
 	l.head, l.tail = l.head[:0], l.tail[:0]
-	l.meta = Record{Function: fn, Version: version, Invocation: invocation}
 }
 
 func (l *callLog) add(stream string, level abi.Level, msg string) {
+	l.used = true
+	if l.meta.Invocation == "" {
+		l.meta.Invocation = l.id()
+	}
 	if l.bytes+len(msg) > maxLogBytesPerCall {
 		l.dropped += len(msg)
 		return
@@ -77,6 +89,7 @@ func (l *callLog) add(stream string, level abi.Level, msg string) {
 // write takes bytes a guest wrote to a stream and turns them into records,
 // one per line.
 func (l *callLog) write(stream string, p []byte) {
+	l.used = true
 	if stream == "stderr" {
 		l.keepTail(p)
 	}
@@ -137,6 +150,9 @@ func (l *callLog) flush() []Record {
 		}
 	}
 	if l.dropped > 0 {
+		if l.meta.Invocation == "" {
+			l.meta.Invocation = l.id()
+		}
 		r := l.meta
 		r.Time, r.Stream, r.Level = time.Now(), "sluice", "warn"
 		r.Message = "log output over " + FormatBytes(maxLogBytesPerCall) + " in one call: " + FormatBytes(uint64(l.dropped)) + " dropped"

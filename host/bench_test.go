@@ -1,0 +1,317 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/host/internal/wasmbin"
+	"github.com/sluicehq/sluice/internal/testutil"
+)
+
+// Each benchmark runs sluice and bare wazero on the same module with the
+// same 1 KiB input in the same run, so their ratio is what to read:
+//
+//	go test -run '^$' -bench . -count 5 ./host/ | tee new.txt; benchstat new.txt
+
+var benchGuests = []struct {
+	guest string
+	kind  abi.Kind
+	input []byte
+}{
+	{"echo-wat", abi.Reactor, nil},
+	{"wordcount-c", abi.Reactor, nil},
+	{"upper-go", abi.Reactor, nil},
+	{"echo-c", abi.WASI, nil},
+	{"hello-wasi", abi.WASI, []byte("benchmark")},
+}
+
+var kib = func() []byte {
+	b := make([]byte, 1024)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}()
+
+func benchInput(in []byte) []byte {
+	if in != nil {
+		return in
+	}
+	return kib
+}
+
+// bare is a module run on bare wazero, with the least code a host needs to
+// call it: the sluice imports as plain copies, WASI from wazero.
+type bare struct {
+	r        wazero.Runtime
+	compiled wazero.CompiledModule
+	kind     abi.Kind
+	out      []byte
+}
+
+func newBare(b *testing.B, wasm []byte, kind abi.Kind, cache wazero.CompilationCache) *bare {
+	ctx := context.Background()
+	cfg := wazero.NewRuntimeConfigCompiler()
+	if cache != nil {
+		cfg = cfg.WithCompilationCache(cache)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, cfg)
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	bm := &bare{r: r, kind: kind}
+	_, err := r.NewHostModuleBuilder(abi.HostModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+		v, _ := m.Memory().Read(uint32(s[0]), uint32(s[1]))
+		bm.out = append([]byte(nil), v...) // the output leaves the call: it is the caller's
+	}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, nil).Export(abi.ImportOutput).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {}),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, nil).Export(abi.ImportFail).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {}),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).Export(abi.ImportLog).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) { s[0] = uint64(^uint32(0)) }),
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).Export(abi.ImportMetaGet).
+		Instantiate(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bm.compiled, err = r.CompileModule(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close(ctx) })
+	return bm
+}
+
+// reactor instantiates a reactor the way any embedder must.
+func (bm *bare) reactor(b *testing.B) (api.Module, api.Function, uint32) {
+	ctx := context.Background()
+	mod, err := bm.r.InstantiateModule(ctx, bm.compiled, wazero.NewModuleConfig().WithName("").
+		WithStartFunctions("_initialize").WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader))
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := mod.ExportedFunction(abi.ExportAlloc).Call(ctx, 4096)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mod, mod.ExportedFunction(abi.ExportHandle), uint32(res[0])
+}
+
+func (bm *bare) callReactor(b *testing.B, mod api.Module, handle api.Function, ptr uint32, in []byte) {
+	mod.Memory().Write(ptr, in)
+	if _, err := handle.Call(context.Background(), uint64(ptr), uint64(len(in))); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (bm *bare) command(b *testing.B, in []byte) {
+	var out bytes.Buffer
+	mod, err := bm.r.InstantiateModule(context.Background(), bm.compiled, wazero.NewModuleConfig().WithName("").
+		WithStdin(bytes.NewReader(in)).WithStdout(&out).WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mod.Close(context.Background())
+	if out.Len() == 0 {
+		b.Fatal("no output")
+	}
+}
+
+func benchFunction(b *testing.B, guest string, spec Spec) *Function {
+	h, err := New(context.Background(), NewConfig().WithCacheDir(sharedCache))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Close(context.Background()) })
+	spec.Name = guest
+	f, err := h.Load(context.Background(), spec, testutil.Wasm(b, guest))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// BenchmarkColdCall is a fresh instance plus its first call: what a call
+// costs when no warm instance is free (a reactor after a deploy or a
+// scale-up; every call of a WASI command).
+func BenchmarkColdCall(b *testing.B) {
+	ctx := context.Background()
+	for _, g := range benchGuests {
+		in := benchInput(g.input)
+		b.Run(g.guest+"/sluice", func(b *testing.B) {
+			f := benchFunction(b, g.guest, Spec{})
+			if _, err := f.InvokeCold(ctx, Call{Input: in}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := f.InvokeCold(ctx, Call{Input: in}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(g.guest+"/wazero", func(b *testing.B) {
+			bm := newBare(b, testutil.Wasm(b, g.guest), g.kind, nil)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if g.kind == abi.WASI {
+					bm.command(b, in)
+					continue
+				}
+				mod, handle, ptr := bm.reactor(b)
+				bm.callReactor(b, mod, handle, ptr, in)
+				mod.Close(ctx)
+			}
+		})
+	}
+}
+
+// BenchmarkWarmCall is a call on a pooled reactor instance.
+func BenchmarkWarmCall(b *testing.B) {
+	ctx := context.Background()
+	for _, g := range benchGuests {
+		if g.kind != abi.Reactor {
+			continue
+		}
+		in := benchInput(g.input)
+		b.Run(g.guest+"/sluice", func(b *testing.B) {
+			f := benchFunction(b, g.guest, Spec{})
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := f.Invoke(ctx, Call{Input: in}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(g.guest+"/wazero", func(b *testing.B) {
+			bm := newBare(b, testutil.Wasm(b, g.guest), g.kind, nil)
+			mod, handle, ptr := bm.reactor(b)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				bm.callReactor(b, mod, handle, ptr, in)
+			}
+		})
+		// bare wazero on the instrumented module: the share of the
+		// interruption checks in the difference
+		b.Run(g.guest+"/wazero-instrumented", func(b *testing.B) {
+			res, err := wasmbin.Instrument(testutil.Wasm(b, g.guest), wasmbin.Options{Interrupt: true, MaxMemoryPages: DefaultMemory / pageSize})
+			if err != nil {
+				b.Fatal(err)
+			}
+			bm := newBare(b, res.Wasm, g.kind, nil)
+			mod, handle, ptr := bm.reactor(b)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				bm.callReactor(b, mod, handle, ptr, in)
+			}
+		})
+	}
+}
+
+// BenchmarkWarmCallParallel runs warm calls from every core at once.
+func BenchmarkWarmCallParallel(b *testing.B) {
+	ctx := context.Background()
+	f := benchFunction(b, "wordcount-c", Spec{})
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := f.Invoke(ctx, Call{Input: kib}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkCompile compiles a module with no cache: sluice instruments it
+// first.
+func BenchmarkCompile(b *testing.B) {
+	ctx := context.Background()
+	for _, guest := range []string{"echo-wat", "wordcount-c", "upper-go"} {
+		wasm := testutil.Wasm(b, guest)
+		b.Run(guest+"/sluice", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				h, err := New(ctx, NewConfig())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := h.Load(ctx, Spec{Name: guest}, wasm); err != nil {
+					b.Fatal(err)
+				}
+				h.Close(ctx)
+			}
+		})
+		b.Run(guest+"/wazero", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+				if _, err := r.CompileModule(ctx, wasm); err != nil {
+					b.Fatal(err)
+				}
+				r.Close(ctx)
+			}
+		})
+	}
+}
+
+// BenchmarkCacheLoad loads compiled code from the on-disk cache into a
+// fresh runtime: what a restarted daemon pays per module.
+func BenchmarkCacheLoad(b *testing.B) {
+	ctx := context.Background()
+	for _, guest := range []string{"echo-wat", "wordcount-c", "upper-go"} {
+		wasm := testutil.Wasm(b, guest)
+		b.Run(guest+"/sluice", func(b *testing.B) {
+			dir := b.TempDir()
+			warm, _ := New(ctx, NewConfig().WithCacheDir(dir))
+			if _, err := warm.Load(ctx, Spec{Name: guest}, wasm); err != nil {
+				b.Fatal(err)
+			}
+			warm.Close(ctx)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				h, err := New(ctx, NewConfig().WithCacheDir(dir))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := h.Load(ctx, Spec{Name: guest}, wasm); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				h.Close(ctx)
+				b.StartTimer()
+			}
+		})
+		b.Run(guest+"/wazero", func(b *testing.B) {
+			dir := b.TempDir()
+			load := func() wazero.Runtime {
+				cache, err := wazero.NewCompilationCacheWithDir(dir)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache))
+				if _, err := r.CompileModule(ctx, wasm); err != nil {
+					b.Fatal(err)
+				}
+				return r
+			}
+			load().Close(ctx)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r := load()
+				b.StopTimer()
+				r.Close(ctx)
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+func init() {
+	// benchmarks run without TestMain's cleanup when -run matches nothing
+	_ = os.MkdirAll(sharedCache, 0o755)
+}
