@@ -115,6 +115,7 @@ type Daemon struct {
 	host     *host.Host
 	cat      *catalog.Catalog
 	reg      *registry.Registry
+	logs     *logstream.Publisher
 	api      *api.Server
 	srv      *http.Server
 	ln       net.Listener
@@ -186,6 +187,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	if cacheDir == "" {
 		cacheDir = filepath.Join(o.DataDir, "cache", "compiled")
 	}
+	d.logs = pub
 	d.host, err = host.New(ctx, host.NewConfig().
 		WithCacheDir(cacheDir).
 		WithLogSink(pub).
@@ -312,6 +314,9 @@ func (d *Daemon) stop(ctx context.Context) error {
 		if err := d.host.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if d.logs != nil {
+		d.logs.Close() // after the host: the last calls' logs go out
 	}
 	if d.cat != nil {
 		d.cat.Close()

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,20 +30,42 @@ type message struct {
 	Marker  string        `json:"marker,omitempty"`
 }
 
-// Publisher is a host.LogSink that publishes records without blocking the
-// call that wrote them: if NATS Streaming is unreachable the records are
-// dropped and counted.
+// Publisher is a host.LogSink that publishes records in batches, off the
+// calling goroutine: a call pays for appending its records to a buffer, not
+// for a NATS round trip. Every flushInterval, or sooner when the buffer is
+// large, the records go out as one message per function. If NATS Streaming
+// is unreachable, or the buffer is full, records are dropped and counted:
+// logs never slow down or fail a call.
 type Publisher struct {
-	conn    *broker.Conn
-	daemon  string
-	log     *slog.Logger
+	conn   *broker.Conn
+	daemon string
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string][]host.Record // by function
+	size    int
+	kick    chan struct{}
+	done    chan struct{}
+	stopped chan struct{}
 	dropped atomic.Uint64
 }
 
-// NewPublisher returns a publisher for this daemon's function logs. Every
-// record also goes to log at debug level.
+// Batching bounds.
+const (
+	flushInterval = 100 * time.Millisecond
+	flushBytes    = 256 << 10 // flush early past this much message text
+	maxPending    = 8 << 20   // drop beyond this much unflushed text
+)
+
+// NewPublisher starts a publisher for this daemon's function logs. Every
+// record also goes to log at debug level. Close flushes and stops it.
 func NewPublisher(conn *broker.Conn, daemon string, log *slog.Logger) *Publisher {
-	return &Publisher{conn: conn, daemon: daemon, log: log}
+	p := &Publisher{
+		conn: conn, daemon: daemon, log: log, pending: map[string][]host.Record{},
+		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	go p.loop()
+	return p
 }
 
 // Emit implements host.LogSink.
@@ -55,18 +78,79 @@ func (p *Publisher) Emit(recs []host.Record) {
 			p.log.Debug(r.Message, "function", r.Function, "version", r.Version, "invocation", r.Invocation, "stream", r.Stream)
 		}
 	}
-	data, err := json.Marshal(message{Daemon: p.daemon, Records: recs})
-	if err != nil {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Message) + 64
+	}
+	p.mu.Lock()
+	if p.size+n > maxPending {
+		p.mu.Unlock()
+		p.dropped.Add(uint64(len(recs)))
 		return
 	}
-	err = p.conn.PublishAsync(Channel(recs[0].Function), data, func(err error) {
-		if err != nil {
-			p.dropped.Add(uint64(len(recs)))
+	fn := recs[0].Function
+	p.pending[fn] = append(p.pending[fn], recs...)
+	p.size += n
+	full := p.size >= flushBytes
+	p.mu.Unlock()
+	if full {
+		select {
+		case p.kick <- struct{}{}:
+		default:
 		}
-	})
-	if err != nil {
-		p.dropped.Add(uint64(len(recs)))
 	}
+}
+
+func (p *Publisher) loop() {
+	defer close(p.stopped)
+	t := time.NewTicker(flushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			p.flush()
+			return
+		case <-t.C:
+		case <-p.kick:
+		}
+		p.flush()
+	}
+}
+
+func (p *Publisher) flush() {
+	p.mu.Lock()
+	if len(p.pending) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	batch := p.pending
+	p.pending = map[string][]host.Record{}
+	p.size = 0
+	p.mu.Unlock()
+	for fn, recs := range batch {
+		data, err := json.Marshal(message{Daemon: p.daemon, Records: recs})
+		if err != nil {
+			continue
+		}
+		n := uint64(len(recs))
+		if err := p.conn.PublishAsync(Channel(fn), data, func(err error) {
+			if err != nil {
+				p.dropped.Add(n)
+			}
+		}); err != nil {
+			p.dropped.Add(n)
+		}
+	}
+}
+
+// Close publishes what is buffered and stops the publisher.
+func (p *Publisher) Close() {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+	<-p.stopped
 }
 
 // Dropped counts records that could not be published.
