@@ -62,7 +62,8 @@ $(WASM)/wordcount-c.wasm: examples/wordcount-c/wordcount.c guests/c/sluice.h | $
 $(WASM)/%.wasm: host/testdata/%.c | $(WASM)
 	$(CLANG) --target=wasm32-wasi -O2 -o $@ $<
 
-run: bin/sluice
+# run needs only Go: it builds the Go examples the README deploys.
+run: bin/sluice $(WASM)/hello-wasi.wasm $(WASM)/upper-go.wasm
 	./bin/sluice daemon
 
 test: build vet fmt-check unit
