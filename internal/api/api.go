@@ -374,8 +374,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, b *Backend) {
 
 func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
-	if err := catalog.ValidateName("function", name); err != nil {
-		httperr.Write(w, err)
+	if _, ok := b.Catalog.Function(name); !ok {
+		// reading would create the log channel of a name that never was
+		httperr.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, name))
 		return
 	}
 	since := time.Hour

@@ -26,6 +26,11 @@ import (
 // Channel is the NATS Streaming channel of catalog events.
 const Channel = "sluice.catalog"
 
+// writeTimeout bounds a catalog write: storing the event and applying it
+// take milliseconds; longer means NATS Streaming is unreachable, and the
+// user hears so instead of waiting forever.
+const writeTimeout = 30 * time.Second
+
 // Options configure a Catalog.
 type Options struct {
 	// Dir caches module bytes on local disk ("" fetches them every time).
@@ -121,6 +126,8 @@ func (c *Catalog) receive(m *broker.Msg) {
 // append stores an event and waits until this catalog has applied it,
 // returning the outcome of applying it.
 func (c *Catalog) append(ctx context.Context, ev *Event) (Change, error) {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
 	ev.ID = nuid.Next()
 	ev.Time = time.Now().UTC()
 	ev.Daemon = c.opts.Daemon
