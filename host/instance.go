@@ -293,8 +293,8 @@ func (i *instance) onCancel() {
 	i.interrupt()
 }
 
-// interrupt makes the guest stop at its next loop iteration or call: by
-// raising its flag, or on the slow runtime by closing the module.
+// interrupt makes the guest stop at its next function entry or call out,
+// or within 10,000 iterations of the loop it is in: by raising its flag, or on the slow runtime by closing the module.
 func (i *instance) interrupt() {
 	if i.flag != nil {
 		i.flag.Set(1)

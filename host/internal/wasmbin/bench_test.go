@@ -20,27 +20,40 @@ func BenchmarkInstrument(b *testing.B) {
 	}
 }
 
-// loopWAT sums 1..n in a tight loop, and has an empty function for
-// measuring the cost of a call.
+// loopWAT sums 1..n in a tight loop, has an empty function for measuring
+// the cost of a call, and a loop calling a function with a short loop.
 const loopWAT = `(module
-  (func (export "sum") (param $n i64) (result i64) (local $s i64)
+  (func $sum (export "sum") (param $n i64) (result i64) (local $s i64)
     (loop $l
       (local.set $s (i64.add (local.get $s) (local.get $n)))
       (local.set $n (i64.sub (local.get $n) (i64.const 1)))
       (br_if $l (i64.ne (local.get $n) (i64.const 0))))
     (local.get $s))
-  (func (export "nop")))`
+  (func (export "nop"))
+  (func (export "calls") (param $n i64) (result i64) (local $s i64)
+    (loop $l
+      (local.set $s (i64.add (local.get $s) (call $sum (i64.const 10))))
+      (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+      (br_if $l (i64.ne (local.get $n) (i64.const 0))))
+    (local.get $s)))`
 
-// loopVariants are the three ways of running a guest compared by
-// BenchmarkLoop and BenchmarkCall.
+// loopVariants are the ways of running a guest compared by BenchmarkLoop,
+// BenchmarkLoopCalls and BenchmarkCall: uninstrumented, instrumented,
+// instrumented with every loop on the global-counter fallback (the scheme
+// Instrument used for all loops before loops got a counter local; its
+// checks differ from the old ones only in comparing the countdown with
+// "<= 0" instead of "== 0"), and uninstrumented under wazero's
+// WithCloseOnContextDone.
 var loopVariants = []struct {
 	name       string
 	instrument bool
+	localLimit uint64
 	closeOnCtx bool
 }{
-	{"plain", false, false},
-	{"instrumented", true, false},
-	{"closeOnContextDone", false, true},
+	{"plain", false, 0, false},
+	{"instrumented", true, maxLocals, false},
+	{"instrumentedGlobalCounter", true, 0, false},
+	{"closeOnContextDone", false, 0, true},
 }
 
 // benchGuest runs fn of loopWAT under each variant.
@@ -52,7 +65,7 @@ func benchGuest(b *testing.B, fn string, args ...uint64) {
 			cfg := wazero.NewRuntimeConfigCompiler()
 			bin := plain
 			if v.instrument {
-				bin = mustInstrument(b, plain, Options{Interrupt: true}).Wasm
+				bin = instrumentScheme(b, plain, v.localLimit).Wasm
 			}
 			if v.closeOnCtx {
 				cfg = cfg.WithCloseOnContextDone(true)
@@ -76,10 +89,13 @@ func benchGuest(b *testing.B, fn string, args ...uint64) {
 	}
 }
 
-// BenchmarkLoop compares a loop of 1e6 iterations uninstrumented,
-// instrumented (flag never set) and uninstrumented under wazero's
-// WithCloseOnContextDone.
+// BenchmarkLoop compares a loop of 1e6 iterations run the loopVariants
+// ways (the flag never set).
 func BenchmarkLoop(b *testing.B) { benchGuest(b, "sum", 1_000_000) }
+
+// BenchmarkLoopCalls compares a loop of 1e5 iterations, each calling a
+// function whose loop runs 10 iterations: the calls flush the count.
+func BenchmarkLoopCalls(b *testing.B) { benchGuest(b, "calls", 100_000) }
 
 // BenchmarkCall compares the cost of calling an empty function.
 func BenchmarkCall(b *testing.B) { benchGuest(b, "nop") }

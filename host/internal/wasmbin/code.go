@@ -3,25 +3,36 @@ package wasmbin
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
-// Opcodes the instrumentation emits.
+// Opcodes the instrumentation emits or looks for.
 const (
 	opUnreachable = 0x00
 	opIf          = 0x04
+	opElse        = 0x05
 	opEnd         = 0x0B
+	opBr          = 0x0C
 	opDrop        = 0x1A
+	opLocalGet    = 0x20
+	opLocalSet    = 0x21
+	opLocalTee    = 0x22
 	opGlobalGet   = 0x23
 	opGlobalSet   = 0x24
 	opMemoryGrow  = 0x40
 	opI32Const    = 0x41
-	opI32Eqz      = 0x45
+	opI32LtU      = 0x49
+	opI32LeS      = 0x4C
+	opI32Add      = 0x6A
 	opI32Sub      = 0x6B
 	blockEmpty    = 0x40
+	valI32        = 0x7F
 )
 
-// checkSeq returns the check inserted at function entries and loop
-// headers, for interrupt flag global flag and countdown global counter:
+// checkSeq returns the check inserted at every function entry (and at the
+// loop headers of a function that cannot get a counter local, see
+// rewriteBody), for interrupt flag global flag and countdown global
+// counter:
 //
 //	global.get $flag
 //	if
@@ -32,14 +43,19 @@ const (
 //	i32.sub
 //	global.set $counter
 //	global.get $counter
-//	i32.eqz
-//	if                            ;; every YieldInterval checks:
+//	i32.const 0
+//	i32.le_s
+//	if                            ;; the budget of YieldInterval is spent:
 //	  i32.const YieldInterval
 //	  global.set $counter
 //	  i32.const 0
 //	  memory.grow 0               ;; exit to Go (see YieldInterval)
 //	  drop
 //	end
+//
+// The comparison is "<= 0", not "== 0": a flush (see appendFlush) can
+// take the countdown from above 0 to below it, by less than
+// YieldInterval.
 func checkSeq(flag, counter uint32) []byte {
 	b := make([]byte, 0, 48)
 	b = append(b, opGlobalGet)
@@ -51,18 +67,174 @@ func checkSeq(flag, counter uint32) []byte {
 	b = appendU32(b, counter)
 	b = append(b, opGlobalGet)
 	b = appendU32(b, counter)
-	b = append(b, opI32Eqz, opIf, blockEmpty, opI32Const)
+	b = append(b, opI32Const, 0, opI32LeS, opIf, blockEmpty, opI32Const)
 	b = appendS32(b, YieldInterval)
 	b = append(b, opGlobalSet)
 	b = appendU32(b, counter)
 	return append(b, opI32Const, 0, opMemoryGrow, 0x00, opDrop, opEnd)
 }
 
-// codeRewriter inserts the interrupt check into function bodies.
-type codeRewriter struct {
-	check  []byte // the check sequence
-	checks int    // checks inserted so far
+// appendLoopCheck appends to b the check inserted at the loop headers of a
+// function that has the counter local local, for interrupt flag global
+// flag:
+//
+//	local.get $c
+//	i32.const 1
+//	i32.add
+//	local.tee $c
+//	i32.const YieldInterval
+//	i32.lt_u
+//	if                            ;; the fast path: nothing to do
+//	else                          ;; every YieldInterval iterations:
+//	  i32.const 0
+//	  local.set $c
+//	  global.get $flag
+//	  if
+//	    unreachable               ;; the host asked for an interrupt
+//	  end
+//	  i32.const 0
+//	  memory.grow 0               ;; exit to Go (see YieldInterval)
+//	  drop
+//	  br 1                        ;; back to the loop header (if restart)
+//	end
+//
+// The fast path is a register increment, compare and branch not taken:
+// nothing is loaded or stored. The shape is chosen for wazero's
+// optimizing compiler: with the slow path in the "else" arm, it lays the
+// slow path out of line; with the slow path branching back to the loop
+// header instead of rejoining the fast path, the values the loop keeps
+// in registers do not have to be reloaded from the stack after the slow
+// path's call on every iteration. Running the check again after the
+// restart is harmless (the counter is then 1). restart is false for a
+// loop with parameters, which a "br" from inside the if cannot pass: its
+// slow path rejoins the fast path.
+func appendLoopCheck(b []byte, flag, local uint32, restart bool) []byte {
+	b = append(b, opLocalGet)
+	b = appendU32(b, local)
+	b = append(b, opI32Const, 1, opI32Add, opLocalTee)
+	b = appendU32(b, local)
+	b = append(b, opI32Const)
+	b = appendS32(b, YieldInterval)
+	b = append(b, opI32LtU, opIf, blockEmpty, opElse, opI32Const, 0, opLocalSet)
+	b = appendU32(b, local)
+	b = append(b, opGlobalGet)
+	b = appendU32(b, flag)
+	b = append(b, opIf, blockEmpty, opUnreachable, opEnd)
+	b = append(b, opI32Const, 0, opMemoryGrow, 0x00, opDrop)
+	if restart {
+		b = append(b, opBr, 1)
+	}
+	return append(b, opEnd)
 }
+
+// appendFlush appends to b the flush inserted, in a function with the
+// counter local local, before every direct call of a function the module
+// defines, for countdown global counter: it charges the loop iterations
+// counted since the last flush to the countdown and restarts the count.
+// The callee's entry check then tests the countdown (and the flag).
+//
+//	global.get $counter
+//	local.get $c
+//	i32.sub
+//	global.set $counter
+//	i32.const 0
+//	local.set $c
+//
+// With exit, for interrupt flag global flag, it is the flush inserted
+// before every way out of the function other than such a call (return, a
+// branch to the function's label, the final end, other tail calls, a
+// throw), and tests the countdown itself, since no entry check may
+// follow:
+//
+//	(the flush above)
+//	global.get $counter
+//	i32.const 0
+//	i32.le_s
+//	if                            ;; the budget is spent:
+//	  i32.const YieldInterval
+//	  global.set $counter
+//	  global.get $flag
+//	  if
+//	    unreachable               ;; the host asked for an interrupt
+//	  end
+//	  i32.const 0
+//	  memory.grow 0               ;; exit to Go
+//	  drop
+//	end
+//
+// The count also restarts where the function goes on: at a branch to its
+// label that is not taken, at a throw caught in the function. In a loop,
+// the test then stands in for the loop check: the countdown reaches 0
+// within YieldInterval iterations.
+func appendFlush(b []byte, counter, local uint32, exit bool, flag uint32) []byte {
+	b = append(b, opGlobalGet)
+	b = appendU32(b, counter)
+	b = append(b, opLocalGet)
+	b = appendU32(b, local)
+	b = append(b, opI32Sub, opGlobalSet)
+	b = appendU32(b, counter)
+	b = append(b, opI32Const, 0, opLocalSet)
+	b = appendU32(b, local)
+	if !exit {
+		return b
+	}
+	b = append(b, opGlobalGet)
+	b = appendU32(b, counter)
+	b = append(b, opI32Const, 0, opI32LeS, opIf, blockEmpty, opI32Const)
+	b = appendS32(b, YieldInterval)
+	b = append(b, opGlobalSet)
+	b = appendU32(b, counter)
+	b = append(b, opGlobalGet)
+	b = appendU32(b, flag)
+	b = append(b, opIf, blockEmpty, opUnreachable, opEnd)
+	return append(b, opI32Const, 0, opMemoryGrow, 0x00, opDrop, opEnd)
+}
+
+// maxLocals is the most locals (parameters included) a function can have
+// once its counter local is added: wazero v1.12 refuses a body declaring
+// more than 2^32-1 locals, and a local index is a u32.
+const maxLocals = 1<<32 - 1
+
+// codeRewriter inserts the interrupt checks into function bodies.
+type codeRewriter struct {
+	check   []byte // the function entry check, also the loop check without a counter local
+	flag    uint32 // index of the interrupt flag global
+	counter uint32 // index of the countdown global
+	// params holds the parameter count of each defined function, and types
+	// that of each type, or unknownParams (see funcParams). A function
+	// params does not cover gets no counter local; a loop whose type types
+	// does not cover is taken to have parameters.
+	params, types []int64
+	// maxLocals bounds the locals of a function given a counter local
+	// (maxLocals; lower in tests, to reach the fallback).
+	maxLocals uint64
+	// imports is the number of imported functions: a call of a function
+	// below it calls the host, where no entry check runs.
+	imports uint32
+
+	// The sequences for the function being rewritten, if it has a counter
+	// local: the loop check for loops without and with parameters, the
+	// flushes before calls and exits, and the flag check before calls of
+	// the host.
+	loopCheck, paramLoopCheck, callFlush, exitFlush []byte
+	hostCheck                                       []byte
+
+	checks int // checks inserted so far
+	loops  int // loop checks inserted so far
+}
+
+// setCounter prepares the sequences for a function with counter local local.
+func (c *codeRewriter) setCounter(local uint32) {
+	c.loopCheck = appendLoopCheck(c.loopCheck[:0], c.flag, local, true)
+	c.paramLoopCheck = appendLoopCheck(c.paramLoopCheck[:0], c.flag, local, false)
+	c.callFlush = appendFlush(c.callFlush[:0], c.counter, local, false, c.flag)
+	c.exitFlush = appendFlush(c.exitFlush[:0], c.counter, local, true, c.flag)
+	c.hostCheck = c.check[:flagCheckLen(c.flag)]
+}
+
+// flagCheckLen is the length of the flag check that starts checkSeq for
+// flag global flag: global.get $flag; if; unreachable; end.
+func flagCheckLen(flag uint32) int { return 1 + sizeU32(flag) + 4 }
 
 // rewriteSection appends the code section s of in, with checks inserted, to
 // out. firstFunc is the index of its first function (the number of imported
@@ -87,8 +259,12 @@ func (c *codeRewriter) rewriteSection(out, in []byte, s section, firstFunc uint3
 			return out, malformedf(fmt.Sprintf("%s: function %d", s.name(), fn), p, "body size %d runs past the end of the section", size)
 		}
 		end := q + int(size)
+		params := int64(unknownParams)
+		if uint64(i) < uint64(len(c.params)) {
+			params = c.params[i]
+		}
 		var err error
-		if out, err = c.rewriteBody(out, in[:end], q, fn); err != nil {
+		if out, err = c.rewriteBody(out, in[:end], q, fn, params); err != nil {
 			return out, err
 		}
 		p = end
@@ -100,38 +276,85 @@ func (c *codeRewriter) rewriteSection(out, in []byte, s section, firstFunc uint3
 }
 
 // rewriteBody appends one function body (b[p:], b ending where the body
-// ends) with its size, the check after the locals and after every loop.
-func (c *codeRewriter) rewriteBody(out, b []byte, p int, fn uint64) ([]byte, error) {
+// ends) with its size, the entry check after the locals and the loop check
+// after every loop. params is the function's parameter count, or
+// unknownParams.
+//
+// If the body has a loop, it gets a counter local: an i32 appended to its
+// locals, whose index is params plus the locals the body declares, which
+// the loop checks count in and the flushes charge to the countdown. Where
+// that cannot be done (params unknown, or too many locals already) the
+// loop check is the entry check instead, and there are no flushes.
+func (c *codeRewriter) rewriteBody(out, b []byte, p int, fn uint64, params int64) ([]byte, error) {
 	sizeAt := len(out)
 	out = append(out, 0, 0, 0, 0, 0) // body size, patched below
-	q, err := skipLocals(b, p)
+	decls, locals, q, err := readLocals(b, p)
 	if err != nil {
 		return out, fmt.Errorf("%w: code section: function %d: %v", ErrMalformed, fn, err)
 	}
+	localsAt := len(out)
 	out = append(out, b[p:q]...)
 	out = append(out, c.check...)
 	c.checks++
-	if out, err = c.rewriteExpr(out, b, q, fn); err != nil {
+	codeAt := len(out)
+	if params >= 0 && decls < math.MaxUint32 && uint64(params)+locals < c.maxLocals {
+		c.setCounter(uint32(uint64(params) + locals))
+		loops := c.loops
+		if out, err = c.rewriteExpr(out, b, q, fn, true); err != nil {
+			return out, err
+		}
+		if c.loops > loops {
+			out = addCounterLocal(out, localsAt, b[p:q], decls)
+		} else { // no loop: no counter, and nothing to insert
+			out = append(out[:codeAt], b[q:]...)
+		}
+	} else if out, err = c.rewriteExpr(out, b, q, fn, false); err != nil {
 		return out, err
 	}
 	return patchSize(out, sizeAt, "code section")
 }
 
-// skipLocals skips the local declarations at the start of a body.
-func skipLocals(b []byte, p int) (int, error) {
-	n, p, ok := readU32(b, p)
+// addCounterLocal rewrites the local declarations out[at:at+len(old)],
+// a copy of old (decls declarations, as read by readLocals), with one more
+// appended: (1, i32). The code after them moves by the length difference.
+func addCounterLocal(out []byte, at int, old []byte, decls uint32) []byte {
+	_, countEnd, _ := readU32(old, 0)
+	entries := old[countEnd:]
+	var count [5]byte
+	newCount := appendU32(count[:0], decls+1)
+	newLen := len(newCount) + len(entries) + 2
+	codeAt := at + len(old)
+	codeLen := len(out) - codeAt
+	if grow := newLen - len(old); grow > 0 { // less only for a padded count
+		out = slices.Grow(out, grow)[:len(out)+grow]
+	}
+	copy(out[at+newLen:], out[codeAt:codeAt+codeLen])
+	out = out[:at+newLen+codeLen]
+	n := copy(out[at:], newCount)
+	n += copy(out[at+n:], entries)
+	out[at+n], out[at+n+1] = 0x01, valI32
+	return out
+}
+
+// readLocals reads the local declarations at the start of a body: their
+// number, the number of locals they declare in all, and the offset past
+// them.
+func readLocals(b []byte, p int) (decls uint32, locals uint64, end int, err error) {
+	decls, p, ok := readU32(b, p)
 	if !ok {
-		return p, fmt.Errorf("offset %#x: invalid or truncated local declaration count", p)
+		return 0, 0, p, fmt.Errorf("offset %#x: invalid or truncated local declaration count", p)
 	}
-	for i := uint32(0); i < n; i++ {
-		if p, ok = skipU32(b, p); !ok {
-			return p, fmt.Errorf("offset %#x: invalid or truncated local count", p)
+	for i := uint32(0); i < decls; i++ {
+		var n uint32
+		if n, p, ok = readU32(b, p); !ok {
+			return 0, 0, p, fmt.Errorf("offset %#x: invalid or truncated local count", p)
 		}
+		locals += uint64(n)
 		if p, ok = skipValType(b, p); !ok {
-			return p, fmt.Errorf("offset %#x: invalid or truncated local type", p)
+			return 0, 0, p, fmt.Errorf("offset %#x: invalid or truncated local type", p)
 		}
 	}
-	return p, nil
+	return decls, locals, p, nil
 }
 
 // patchSize writes the size of out[sizeAt+5:] as a LEB128 number into the
@@ -153,14 +376,23 @@ func patchSize(out []byte, sizeAt int, where string) ([]byte, error) {
 }
 
 // rewriteExpr decodes the instructions of b[p:] and appends them to out,
-// inserting the check after each loop's block type. It copies runs of
-// bytes between insertion points and allocates nothing on success.
-func (c *codeRewriter) rewriteExpr(out, b []byte, p int, fn uint64) ([]byte, error) {
+// inserting the loop check after each loop's block type, and with counter
+// (the function has a counter local) the flushes. It copies runs of bytes
+// between insertion points and allocates nothing on success.
+func (c *codeRewriter) rewriteExpr(out, b []byte, p int, fn uint64, counter bool) ([]byte, error) {
 	last := p
+	depth := 0 // blocks open in the body, with counter
 	for p < len(b) {
 		at := p
 		op := b[p]
 		p++
+		if counter && flowKinds[op] != flowNone {
+			if flush := c.flushBefore(b, p, op, &depth); flush != nil {
+				out = append(out, b[last:at]...)
+				out = append(out, flush...)
+				last = at
+			}
+		}
 		kind := opKinds[op]
 		if kind == immNone {
 			continue
@@ -177,9 +409,17 @@ func (c *codeRewriter) rewriteExpr(out, b []byte, p int, fn uint64) ([]byte, err
 			p, ok = skipBlockType(b, p)
 		case immLoop:
 			if p, ok = skipBlockType(b, p); ok {
+				check := c.check
+				if counter {
+					check = c.loopCheck
+					if c.loopHasParams(b, at+1) {
+						check = c.paramLoopCheck
+					}
+				}
 				out = append(out, b[last:p]...)
-				out = append(out, c.check...)
+				out = append(out, check...)
 				c.checks++
+				c.loops++
 				last = p
 			}
 		case immBrTable:
@@ -216,6 +456,148 @@ func (c *codeRewriter) rewriteExpr(out, b []byte, p int, fn uint64) ([]byte, err
 		}
 	}
 	return append(out, b[last:]...), nil
+}
+
+// What an opcode means to the flushes (see flushBefore).
+const (
+	flowNone   = iota
+	flowOpen   // block, loop, if, try, try_table: one more label
+	flowEnd    // end: one label fewer, or the end of the function
+	flowClose  // delegate: ends a try
+	flowCall   // call, return_call: a flush if it calls a defined function
+	flowCallIn // call_indirect, call_ref: maybe a call of the host
+	flowLong   // 0xFC, 0xFE prefixes: bulk memory and table operations, atomic waits take long
+	flowExit   // return, return_call_indirect, return_call_ref, throws: an exit (maybe)
+	flowBranch // br, br_if, br_on_null, br_on_non_null: an exit if the label is the function's
+	flowTable  // br_table: an exit if one of its labels is the function's
+)
+
+// flowKinds maps every one-byte opcode to its flow kind. A throw (throw,
+// rethrow, throw_ref) may leave the function or not: it gets the exit
+// flush, whose test stands in for the loop check if the exception is
+// caught in a loop of the same function. A call of the host, direct or
+// maybe indirect, gets no flush (the host function has no entry check,
+// and restarting the count without a test could keep a loop that calls
+// it from ever reaching its slow path) but a check of the flag: a loop
+// whose iterations wait in the host (a sleep, a read) must not run
+// YieldInterval of them before it notices an interrupt. So do the
+// instructions whose time depends on their operands rather than being a
+// few cycles: memory.init, memory.copy, memory.fill, table.init,
+// table.copy, table.fill, and the atomic waits, which block.
+var flowKinds = func() (k [256]uint8) {
+	for _, op := range []byte{0x02, 0x03, 0x04, 0x06, 0x1F} {
+		k[op] = flowOpen
+	}
+	k[0x0B] = flowEnd
+	k[0x18] = flowClose
+	k[0x10] = flowCall
+	k[0x12] = flowCall
+	k[0x11] = flowCallIn
+	k[0x14] = flowCallIn
+	k[0xFC] = flowLong
+	k[0xFE] = flowLong
+	for _, op := range []byte{0x08, 0x09, 0x0A, 0x0F, 0x13, 0x15} {
+		k[op] = flowExit
+	}
+	for _, op := range []byte{0x0C, 0x0D, 0xD5, 0xD6} {
+		k[op] = flowBranch
+	}
+	k[0x0E] = flowTable
+	return k
+}()
+
+// flushBefore returns the flush to insert before opcode op (its
+// immediates at b[p:]), or nil, and keeps depth, the number of blocks
+// open, up to date. A branch whose label is depth leaves the function.
+// Malformed immediates insert nothing: rewriteExpr reports them.
+func (c *codeRewriter) flushBefore(b []byte, p int, op byte, depth *int) []byte {
+	switch flowKinds[op] {
+	case flowOpen:
+		*depth++
+	case flowEnd:
+		*depth--
+		if *depth == -1 { // the function's end
+			return c.exitFlush
+		}
+	case flowClose:
+		*depth--
+	case flowCall:
+		fn, _, ok := readU32(b, p)
+		switch {
+		case !ok:
+		case fn >= c.imports:
+			return c.callFlush
+		case op == 0x12: // a tail call of the host
+			return c.exitFlush
+		default:
+			return c.hostCheck
+		}
+	case flowCallIn:
+		return c.hostCheck
+	case flowLong:
+		if sub, _, ok := readU32(b, p); ok && takesLong(op, sub) {
+			return c.hostCheck
+		}
+	case flowExit:
+		return c.exitFlush
+	case flowBranch:
+		if label, _, ok := readU32(b, p); ok && *depth >= 0 && uint64(label) == uint64(*depth) {
+			return c.exitFlush
+		}
+	case flowTable:
+		if brTableHasLabel(b, p, *depth) {
+			return c.exitFlush
+		}
+	}
+	return nil
+}
+
+// takesLong reports whether the instruction with prefix op and sub-opcode
+// sub can take long: memory.init (0xFC 8), memory.copy (10), memory.fill
+// (11), table.init (12), table.copy (14), table.fill (17),
+// memory.atomic.wait32 (0xFE 1) and memory.atomic.wait64 (2).
+func takesLong(op byte, sub uint32) bool {
+	if op == 0xFE {
+		return sub == 1 || sub == 2
+	}
+	switch sub {
+	case 8, 10, 11, 12, 14, 17:
+		return true
+	}
+	return false
+}
+
+// brTableHasLabel reports whether the br_table immediates at b[p:] name
+// label depth.
+func brTableHasLabel(b []byte, p, depth int) bool {
+	n, p, ok := readU32(b, p)
+	if !ok || depth < 0 || uint64(n) > uint64(len(b)-p) {
+		return false
+	}
+	for i := uint32(0); i <= n; i++ {
+		var label uint32
+		if label, p, ok = readU32(b, p); !ok {
+			return false
+		}
+		if uint64(label) == uint64(depth) {
+			return true
+		}
+	}
+	return false
+}
+
+// loopHasParams reports whether the loop whose block type is at b[p:]
+// may take parameters: its type is a type index whose parameter count is
+// not known to be 0.
+func (c *codeRewriter) loopHasParams(b []byte, p int) bool {
+	if p >= len(b) {
+		return true
+	}
+	if t := b[p]; t == 0x63 || t == 0x64 || t&0xC0 == 0x40 { // empty or a value type
+		return false
+	}
+	idx, _, ok := readS33(b, p)
+	return !ok || idx < 0 || idx >= int64(len(c.types)) || c.types[idx] != 0
 }
 
 // codeErr builds an error located in function fn at input offset at.

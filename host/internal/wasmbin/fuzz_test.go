@@ -19,6 +19,8 @@ func FuzzInstrument(f *testing.F) {
 		f.Add(wat(f, tc.wat), true, uint16(16))
 	}
 	f.Add(wat(f, interruptWAT), true, uint16(0))
+	f.Add(wat(f, hostCallWAT), true, uint16(0))
+	f.Add(wat(f, loopWAT), true, uint16(1))
 	f.Add(wat(f, `(module (global $g (mut i32) (i32.const 0)) (func $s (global.set $g (i32.const 1))) (start $s))`), false, uint16(1))
 	f.Add(wat(f, `(module (memory 1 100 shared) (func (loop)))`), true, uint16(4))
 	f.Add(mod(), true, uint16(0))

@@ -13,10 +13,51 @@ func checkFor(f, c byte) []byte {
 	return b(
 		0x23, f, 0x04, 0x40, 0x00, 0x0B, // global.get f; if; unreachable; end
 		0x23, c, 0x41, 0x01, 0x6B, 0x24, c, // counter -= 1
-		0x23, c, 0x45, 0x04, 0x40, // if counter == 0
+		0x23, c, 0x41, 0x00, 0x4C, 0x04, 0x40, // if counter <= 0
 		0x41, 0x90, 0xCE, 0x00, 0x24, c, // counter = 10000
 		0x41, 0x00, 0x40, 0x00, 0x1A, // drop (memory.grow 0)
 		0x0B, // end
+	)
+}
+
+// loopCheckFor is the loop check for flag global f (below 128) and counter
+// local l (its LEB128 encoding, written by the caller), written out
+// independently of appendLoopCheck, for a loop without parameters.
+func loopCheckFor(f byte, l ...byte) []byte {
+	c := paramLoopCheckFor(f, l...)
+	return cat(c[:len(c)-1], b(0x0C, 0x01, 0x0B)) // ...; br 1; end
+}
+
+// paramLoopCheckFor is loopCheckFor for a loop with parameters.
+func paramLoopCheckFor(f byte, l ...byte) []byte {
+	return cat(
+		b(0x20), l, b(0x41, 0x01, 0x6A, 0x22), l, // local.get l; i32.const 1; i32.add; local.tee l
+		b(0x41, 0x90, 0xCE, 0x00, 0x49, 0x04, 0x40, 0x05), // i32.const 10000; i32.lt_u; if; else
+		b(0x41, 0x00, 0x21), l, // i32.const 0; local.set l
+		b(0x23, f, 0x04, 0x40, 0x00, 0x0B), // global.get f; if; unreachable; end
+		b(0x41, 0x00, 0x40, 0x00, 0x1A),    // drop (memory.grow 0)
+		b(0x0B),                            // end
+	)
+}
+
+// callFlushFor is the flush before a call, for counter global c (below
+// 128) and counter local l, written out independently of appendFlush.
+func callFlushFor(c byte, l ...byte) []byte {
+	return cat(
+		b(0x23, c, 0x20), l, b(0x6B, 0x24, c), // counter -= l
+		b(0x41, 0x00, 0x21), l, // l = 0
+	)
+}
+
+// exitFlushFor is the flush before an exit, for flag global f.
+func exitFlushFor(f, c byte, l ...byte) []byte {
+	return cat(
+		callFlushFor(c, l...),
+		b(0x23, c, 0x41, 0x00, 0x4C, 0x04, 0x40), // if counter <= 0
+		b(0x41, 0x90, 0xCE, 0x00, 0x24, c),       // counter = 10000
+		b(0x23, f, 0x04, 0x40, 0x00, 0x0B),       // global.get f; if; unreachable; end
+		b(0x41, 0x00, 0x40, 0x00, 0x1A),          // drop (memory.grow 0)
+		b(0x0B),                                  // end
 	)
 }
 
@@ -49,7 +90,10 @@ func TestGolden(t *testing.T) {
 			opts: Options{Interrupt: true},
 			want: mod(typeSec, funcSec, emptyMemorySec, newGlobalSec,
 				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0))),
-				sec(secCode, vec(body(vec(), cat(check0, b(0x03, 0x40), check0, b(0x0C, 0x00, 0x0B, 0x0B))...)))),
+				// The loop gets the counter local 0 (no params, no locals),
+				// which the function's end charges to the countdown.
+				sec(secCode, vec(body(vec(b(0x01, 0x7F)), cat(check0, b(0x03, 0x40), loopCheckFor(0, 0), b(0x0C, 0x00, 0x0B),
+					exitFlushFor(0, 1, 0), b(0x0B))...)))),
 			wantChecks: 2,
 		},
 		{
@@ -263,5 +307,231 @@ func TestMemoryTooSmall(t *testing.T) {
 	res := mustInstrument(t, imported, Options{MaxMemoryPages: 16})
 	if !bytes.Equal(res.Wasm, imported) {
 		t.Errorf("imported memory was changed: % x", res.Wasm)
+	}
+}
+
+// TestGoldenCounterLocal checks the counter local given to functions with
+// loops: its declaration, its index (parameters plus declared locals), and
+// the fallback to the global-counter check where no local can be added.
+func TestGoldenCounterLocal(t *testing.T) {
+	voidType := funcType(nil, nil)
+	newGlobalSec := sec(secGlobal, vec(newGlobals...)) // flag 0, counter 1
+	flagExport := sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0)))
+	// module wraps a type section (and maybe an import section), a
+	// function section and code bodies the way Instrument writes them for
+	// a module without memory, globals and exports (so the flag is global
+	// 0 and the counter global 1).
+	module := func(in bool, typeSec, funcSec []byte, bodies ...[]byte) []byte {
+		if in {
+			return mod(typeSec, funcSec, sec(secCode, vec(bodies...)))
+		}
+		return mod(typeSec, funcSec, emptyMemorySec, newGlobalSec, flagExport, sec(secCode, vec(bodies...)))
+	}
+	// An imported function of type 1 comes before the defined functions in
+	// the function index space, not in the function section.
+	importFunc := sec(secImport, vec(cat(str("env"), str("f"), b(kindFunc, 1))))
+	// loop is a body's code: loop end end. withCounter is that code
+	// instrumented with counter local l; withGlobal, without one.
+	loop := b(0x03, 0x40, 0x0B, 0x0B)
+	withCounter := func(l ...byte) []byte {
+		return cat(check0, b(0x03, 0x40), loopCheckFor(0, l...), b(0x0B), exitFlushFor(0, 1, l...), b(0x0B))
+	}
+	withGlobal := cat(check0, b(0x03, 0x40), check0, b(0x0B, 0x0B))
+	counterLocal := vec(b(0x01, 0x7F))
+	// decls127 declares 127 i32 locals one at a time.
+	var decls127 [][]byte
+	for range 127 {
+		decls127 = append(decls127, b(0x01, 0x7F))
+	}
+	maxCount := b(0xFF, 0xFF, 0xFF, 0xFF, 0x0F) // 2^32-1
+	nearMax := b(0xFE, 0xFF, 0xFF, 0xFF, 0x0F)  // 2^32-2
+	tests := []struct {
+		name       string
+		typeSec    []byte
+		funcSec    []byte
+		in, want   [][]byte // bodies
+		wantChecks int
+	}{
+		{
+			name:    "index is params plus locals of several types; a function without loops gets none",
+			typeSec: cat(sec(secType, vec(voidType, funcType(b(0x7F, 0x7E, 0x7C), b(0x7F)))), importFunc), // 1: (i32 i64 f64) -> i32
+			funcSec: sec(secFunction, vec(b(1), b(0))),
+			in: [][]byte{
+				// 2 x i32, i64, v128, (ref null func): 5 locals; loop end i32.const 0 end
+				body(vec(b(0x02, 0x7F), b(0x01, 0x7E), b(0x01, 0x7B), b(0x01, 0x63, 0x70)), 0x03, 0x40, 0x0B, 0x41, 0x00, 0x0B),
+				body(vec(b(0x01, 0x7F)), 0x0B),
+			},
+			want: [][]byte{
+				body(vec(b(0x02, 0x7F), b(0x01, 0x7E), b(0x01, 0x7B), b(0x01, 0x63, 0x70), b(0x01, 0x7F)),
+					cat(check0, b(0x03, 0x40), loopCheckFor(0, 3+5), b(0x0B, 0x41, 0x00), exitFlushFor(0, 1, 3+5), b(0x0B))...),
+				body(vec(b(0x01, 0x7F)), cat(check0, b(0x0B))...),
+			},
+			wantChecks: 3,
+		},
+		{
+			name:    "nested and sibling loops share one counter",
+			typeSec: sec(secType, vec(funcType(b(0x7E), nil))),
+			funcSec: sec(secFunction, vec(b(0))),
+			in:      [][]byte{body(vec(), 0x03, 0x40, 0x03, 0x40, 0x0B, 0x0B, 0x03, 0x40, 0x0B, 0x0B)},
+			want: [][]byte{body(counterLocal, cat(check0,
+				b(0x03, 0x40), loopCheckFor(0, 1), b(0x03, 0x40), loopCheckFor(0, 1), b(0x0B, 0x0B),
+				b(0x03, 0x40), loopCheckFor(0, 1), b(0x0B), exitFlushFor(0, 1, 1), b(0x0B))...)},
+			wantChecks: 4,
+		},
+		{
+			name: "rec group of func types",
+			// rec (func) (func (param i32 i32)) end, func (param f32)
+			typeSec:    sec(secType, vec(cat(b(typeRecGroup), vec(voidType, funcType(b(0x7F, 0x7F), nil))), funcType(b(0x7D), nil))),
+			funcSec:    sec(secFunction, vec(b(1), b(2), b(0))),
+			in:         [][]byte{body(vec(), loop...), body(vec(), loop...), body(vec(), loop...)},
+			want:       [][]byte{body(counterLocal, withCounter(2)...), body(counterLocal, withCounter(1)...), body(counterLocal, withCounter(0)...)},
+			wantChecks: 6,
+		},
+		{
+			name:       "a 128th declaration makes the count two bytes long",
+			typeSec:    sec(secType, vec(voidType)),
+			funcSec:    sec(secFunction, vec(b(0))),
+			in:         [][]byte{body(vec(decls127...), loop...)},
+			want:       [][]byte{body(cat(b(0x80, 0x01), cat(decls127...), b(0x01, 0x7F)), withCounter(127)...)},
+			wantChecks: 2,
+		},
+		{
+			name:       "a padded declaration count is rewritten in its shortest form",
+			typeSec:    sec(secType, vec(voidType)),
+			funcSec:    sec(secFunction, vec(b(0))),
+			in:         [][]byte{body(b(0x80, 0x80, 0x00), loop...)}, // 0 declarations, in 3 bytes
+			want:       [][]byte{body(counterLocal, withCounter(0)...)},
+			wantChecks: 2,
+		},
+		{
+			name:       "2^32-2 locals: the counter is the last possible local",
+			typeSec:    sec(secType, vec(voidType)),
+			funcSec:    sec(secFunction, vec(b(0))),
+			in:         [][]byte{body(vec(cat(nearMax, b(0x7F))), loop...)},
+			want:       [][]byte{body(vec(cat(nearMax, b(0x7F)), b(0x01, 0x7F)), withCounter(nearMax...)...)},
+			wantChecks: 2,
+		},
+		{
+			name:       "fallback: 2^32-1 locals already",
+			typeSec:    sec(secType, vec(voidType)),
+			funcSec:    sec(secFunction, vec(b(0))),
+			in:         [][]byte{body(vec(cat(maxCount, b(0x7F))), loop...)},
+			want:       [][]byte{body(vec(cat(maxCount, b(0x7F))), withGlobal...)},
+			wantChecks: 2,
+		},
+		{
+			name:       "fallback: one param and 2^32-2 locals; the next function still gets a counter",
+			typeSec:    sec(secType, vec(funcType(b(0x7F), nil))),
+			funcSec:    sec(secFunction, vec(b(0), b(0))),
+			in:         [][]byte{body(vec(cat(nearMax, b(0x7F))), loop...), body(vec(), loop...)},
+			want:       [][]byte{body(vec(cat(nearMax, b(0x7F))), withGlobal...), body(counterLocal, withCounter(1)...)},
+			wantChecks: 4,
+		},
+		{
+			name:    "fallback: type index out of range, non-func type, bodies beyond the function section",
+			typeSec: sec(secType, vec(voidType, b(0x5F, 0x00), voidType)), // a GC struct type hides type 2
+			funcSec: sec(secFunction, vec(b(9), b(2), b(0))),
+			in:      [][]byte{body(vec(), loop...), body(vec(), loop...), body(vec(), loop...), body(vec(), loop...)},
+			want: [][]byte{
+				body(vec(), withGlobal...), body(vec(), withGlobal...),
+				body(counterLocal, withCounter(0)...), body(vec(), withGlobal...),
+			},
+			wantChecks: 8,
+		},
+		{
+			name:       "fallback: truncated type section (the types before the bad one are known)",
+			typeSec:    sec(secType, b(0x02, 0x60, 0x00, 0x00, 0x60, 0x05)),
+			funcSec:    sec(secFunction, vec(b(1), b(0))),
+			in:         [][]byte{body(vec(), loop...), body(vec(), loop...)},
+			want:       [][]byte{body(vec(), withGlobal...), body(counterLocal, withCounter(0)...)},
+			wantChecks: 4,
+		},
+		{
+			name:       "fallback: no function section",
+			typeSec:    sec(secType, vec(voidType)),
+			in:         [][]byte{body(vec(), loop...)},
+			want:       [][]byte{body(vec(), withGlobal...)},
+			wantChecks: 2,
+		},
+		{
+			name: "flushes before calls of defined functions and before exits, flag checks before calls of the host and long instructions",
+			// 0: () -> (), 1: (i32) -> i32; function 0 is imported.
+			typeSec: cat(sec(secType, vec(voidType, funcType(b(0x7F), b(0x7F)))),
+				sec(secImport, vec(cat(str("env"), str("h"), b(kindFunc, 0))))),
+			funcSec: sec(secFunction, vec(b(0))),
+			in: [][]byte{body(vec(),
+				0x03, 0x40, // loop
+				0x10, 0x00, // call 0: the host, a flag check
+				0x10, 0x01, // call 1
+				0x41, 0x00, 0x11, 0x00, 0x00, // i32.const 0; call_indirect: a flag check
+				0x02, 0x40, // block
+				0x41, 0x00, 0x0D, 0x00, // i32.const 0; br_if 0: not an exit
+				0x41, 0x00, 0x0D, 0x02, // i32.const 0; br_if 2: an exit
+				0x41, 0x00, 0x0E, 0x01, 0x00, 0x02, // i32.const 0; br_table 0 2: maybe an exit
+				0x0B,                               // end
+				0x41, 0x07, 0x03, 0x01, 0x0B, 0x1A, // i32.const 7; loop (type 1: a parameter) end; drop
+				0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xFC, 0x0B, 0x00, // memory.fill: a flag check
+				0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xFC, 0x0A, 0x00, 0x00, // memory.copy: a flag check
+				0xFC, 0x09, 0x00, // data.drop: nothing
+				0x41, 0x00, 0x41, 0x00, 0x42, 0x00, 0xFE, 0x01, 0x02, 0x00, // memory.atomic.wait32: a flag check
+				0x41, 0x00, 0xFE, 0x10, 0x02, 0x00, 0x1A, // i32.atomic.load; drop: nothing
+				0x41, 0x00, 0x08, 0x00, // i32.const 0; throw 0
+				0x0C, 0x01, // br 1: an exit
+				0x0B,       // end
+				0x0F,       // return
+				0x12, 0x01, // return_call 1
+				0x12, 0x00, // return_call 0: the host, an exit
+				0x41, 0x00, 0x13, 0x00, 0x00, // i32.const 0; return_call_indirect
+				0x0B, // end
+			)},
+			want: [][]byte{body(counterLocal, cat(
+				check0,
+				b(0x03, 0x40), loopCheckFor(0, 0),
+				check0[:6], b(0x10, 0x00), // global.get 0; if; unreachable; end
+				callFlushFor(1, 0), b(0x10, 0x01),
+				b(0x41, 0x00), check0[:6], b(0x11, 0x00, 0x00),
+				b(0x02, 0x40),
+				b(0x41, 0x00, 0x0D, 0x00),
+				b(0x41, 0x00), exitFlushFor(0, 1, 0), b(0x0D, 0x02),
+				b(0x41, 0x00), exitFlushFor(0, 1, 0), b(0x0E, 0x01, 0x00, 0x02),
+				b(0x0B),
+				b(0x41, 0x07, 0x03, 0x01), paramLoopCheckFor(0, 0), b(0x0B, 0x1A),
+				b(0x41, 0x00, 0x41, 0x00, 0x41, 0x00), check0[:6], b(0xFC, 0x0B, 0x00),
+				b(0x41, 0x00, 0x41, 0x00, 0x41, 0x00), check0[:6], b(0xFC, 0x0A, 0x00, 0x00),
+				b(0xFC, 0x09, 0x00),
+				b(0x41, 0x00, 0x41, 0x00, 0x42, 0x00), check0[:6], b(0xFE, 0x01, 0x02, 0x00),
+				b(0x41, 0x00, 0xFE, 0x10, 0x02, 0x00, 0x1A),
+				b(0x41, 0x00), exitFlushFor(0, 1, 0), b(0x08, 0x00),
+				exitFlushFor(0, 1, 0), b(0x0C, 0x01),
+				b(0x0B),
+				exitFlushFor(0, 1, 0), b(0x0F),
+				callFlushFor(1, 0), b(0x12, 0x01),
+				exitFlushFor(0, 1, 0), b(0x12, 0x00),
+				b(0x41, 0x00), exitFlushFor(0, 1, 0), b(0x13, 0x00, 0x00),
+				exitFlushFor(0, 1, 0), b(0x0B),
+			)...)},
+			wantChecks: 3,
+		},
+		{
+			name:       "no flushes in a function without loops",
+			typeSec:    cat(sec(secType, vec(voidType)), sec(secImport, vec(cat(str("env"), str("h"), b(kindFunc, 0))))),
+			funcSec:    sec(secFunction, vec(b(0))),
+			in:         [][]byte{body(vec(), 0x10, 0x01, 0x0F, 0x0B)}, // call 1; return; end
+			want:       [][]byte{body(vec(), cat(check0, b(0x10, 0x01, 0x0F, 0x0B))...)},
+			wantChecks: 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := module(true, tc.typeSec, tc.funcSec, tc.in...)
+			want := module(false, tc.typeSec, tc.funcSec, tc.want...)
+			res := mustInstrument(t, in, Options{Interrupt: true})
+			if !bytes.Equal(res.Wasm, want) {
+				t.Fatalf("output differs\n got % x\nwant % x", res.Wasm, want)
+			}
+			if res.Checks != tc.wantChecks {
+				t.Errorf("Checks = %d, want %d", res.Checks, tc.wantChecks)
+			}
+		})
 	}
 }

@@ -6,20 +6,42 @@
 //
 // With Options.Interrupt, two mutable i32 globals are appended: the
 // interrupt flag (exported as InterruptExport, initially 0) and a private
-// countdown (initially YieldInterval). At every function entry and every
-// loop header this check is inserted:
+// countdown (initially YieldInterval); and every function that has a loop
+// gets one more i32 local, its loop counter, which is 0 at every call.
+// This check is inserted at every function entry:
 //
 //	if (flag != 0) unreachable
-//	counter = counter - 1
-//	if (counter == 0) { counter = YieldInterval; memory.grow 0 }
+//	countdown = countdown - 1
+//	if (countdown <= 0) { countdown = YieldInterval; memory.grow 0 }
+//
+// and this one at every loop header:
+//
+//	counter = counter + 1
+//	if (counter >= YieldInterval) {
+//	  counter = 0
+//	  if (flag != 0) unreachable
+//	  memory.grow 0
+//	}
 //
 // The host sets the flag to 1 from another goroutine
 // (api.MutableGlobal.Set) when a call's deadline passes; the guest traps
-// ("unreachable") at its next loop iteration or call. This replaces
+// ("unreachable") at its next entry into one of its functions or, in a
+// function with a loop, its next call of the host (see below), and at
+// the latest after YieldInterval more iterations of the loops of the
+// function it is running (all its loops counted together). This replaces
 // wazero's WithCloseOnContextDone, which makes every loop iteration exit
 // to Go (tens of times slower on tight loops) and starts a goroutine per
 // call. The flag does not interrupt a host function that blocks: that is
 // the host function's business.
+//
+// The loop check reads the flag only every YieldInterval iterations so
+// that its usual path is a register increment, compare and branch: wazero
+// keeps globals in memory and locals in registers, and a global read and
+// written at every iteration chains the iterations through memory, which
+// made tight loops more than twice as slow. (The slow path branches back to
+// the loop header rather than rejoining the loop body, which keeps
+// wazero from reloading the loop's registers from the stack at every
+// iteration.)
 //
 // The countdown is not optional. Go cannot preempt a goroutine while it
 // runs wazero-compiled code, so a guest that never leaves it (a loop with
@@ -32,6 +54,34 @@
 // goroutine; doing it every YieldInterval checks bounds how long the guest
 // can hold up the rest of the process. A module without a memory gets an
 // empty one (0 pages, maximum 0) for this.
+//
+// A loop counter alone would not bound it: a function whose loops run
+// fewer than YieldInterval iterations per call never reaches its slow
+// path, and if it is called from a loop, only the calls would count. So
+// the iterations a function counts are charged to the countdown
+// ("countdown = countdown - counter; counter = 0") before it calls a
+// function the module defines, whose entry check then tests the
+// countdown, and before every way out of it (return, a branch to the
+// function's label, its end, a tail call, a throw), where the countdown
+// is tested at once, with the flag in the slow path. Between two exits to
+// Go, a guest thus runs about 2 × YieldInterval checks (function entries
+// and charged iterations), plus fewer than YieldInterval uncharged
+// iterations in each call in progress. Calls through a table or a
+// function reference (call_indirect, call_ref) do not charge the
+// caller's count, since the callee may be a host function without an
+// entry check, and exceptions unwinding a call lose its count: a
+// recursion through indirect calls whose every level loops thousands of
+// times before recursing can run up to YieldInterval such iterations per
+// level before an exit. In a function with a loop, a call of the host
+// (direct, or maybe indirect) and an instruction that can take long (bulk
+// memory and table operations, atomic waits) are preceded by a check of
+// the flag alone, so that a loop whose iterations wait in the host or copy
+// megabytes does not run thousands of them after an interrupt.
+//
+// A function that cannot get a local (it has 2^32-1 locals already, or its
+// type cannot be read from the type section) has its loops checked the
+// old way: with the function entry check, the flag and the countdown at
+// every iteration.
 //
 // # Memory limit
 //
@@ -61,9 +111,10 @@ type Options struct {
 	// Interrupt adds the interrupt flag global, exports it as
 	// InterruptExport, and inserts a check of it (and of the yield countdown,
 	// see the package documentation) at every function entry and every loop
-	// header. It also drops the DWARF custom sections (".debug_*"), whose
-	// code offsets would be wrong after the rewrite, and adds an empty
-	// memory to a module that has none.
+	// header, with a counter local in every function that has a loop. It
+	// also drops the DWARF custom sections (".debug_*"), whose code offsets
+	// would be wrong after the rewrite, and adds an empty memory to a
+	// module that has none.
 	Interrupt bool
 }
 
@@ -86,16 +137,18 @@ type Result struct {
 	// functions (WASI "_start") are unaffected.
 	StartExport string
 	// Checks is the number of interrupt checks inserted: one per function
-	// body plus one per loop.
+	// body plus one per loop (the flushes of the loop counters are not
+	// counted).
 	Checks int
 }
 
-// YieldInterval is how many checks the guest runs between two exits to
-// Go (see the package documentation). At about a nanosecond per check in a
-// tight loop, an exit every 10,000 checks costs little and keeps the
-// guest from delaying a stop-the-world by more than tens of microseconds
-// in tight loops; loops with heavier iterations delay it proportionally
-// longer, up to 10,000 iterations.
+// YieldInterval is about how many checks (function entries and loop
+// iterations) the guest runs between two exits to Go, and how many loop
+// iterations it may run after the interrupt flag is set (see the package
+// documentation). At about a nanosecond per iteration of a tight loop, an
+// exit every 10,000 costs little and keeps the guest from delaying a
+// stop-the-world by more than tens of microseconds in tight loops; loops
+// with heavier iterations delay it proportionally longer.
 const YieldInterval = 10000
 
 // flagGlobal is the appended interrupt flag: i32, mutable, i32.const 0.
@@ -114,6 +167,12 @@ var emptyMemory = []byte{limitsHasMax, 0x00, 0x00}
 // instructions, components) or ErrReservedExport, or are a
 // *MemoryTooSmallError.
 func Instrument(wasm []byte, opts Options) (Result, error) {
+	return instrument(wasm, opts, maxLocals)
+}
+
+// instrument is Instrument with the bound on the locals of a function given
+// a counter local (see codeRewriter.maxLocals) as a parameter.
+func instrument(wasm []byte, opts Options, localLimit uint64) (Result, error) {
 	m, err := parseModule(wasm)
 	if err != nil {
 		return Result{}, err
@@ -126,6 +185,11 @@ func Instrument(wasm []byte, opts Options) (Result, error) {
 	if opts.Interrupt {
 		w.flag = m.importedGlobals + m.definedGlobals
 		w.code.check = checkSeq(w.flag, w.flag+1)
+		w.code.flag = w.flag
+		w.code.counter = w.flag + 1
+		w.code.imports = m.importedFuncs
+		w.code.params, w.code.types = m.funcParams()
+		w.code.maxLocals = localLimit
 	}
 	out, err := w.write()
 	if err != nil {

@@ -278,6 +278,88 @@ var behaviourCases = []behaviourCase{
 		wat:  `(module (func (drop (i32.const 1))))`,
 	},
 	{
+		// Functions with loops get a counter local after their own: a
+		// wrong index would make it alias one of these, changing a
+		// result (every loop runs more than YieldInterval times, so the
+		// counter also wraps back to 0).
+		name: "counter local",
+		wat: `(module
+  (global $g (mut i32) (i32.const 0))
+  (func (export "mixed") (param $n i32) (param $k i64) (param $x f64) (result i64)
+    (local $i i32) (local $acc i64) (local $f f32) (local $v v128) (local $d f64) (local $last i32)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc) (i64.mul (local.get $k) (i64.extend_i32_u (local.get $i)))))
+      (local.set $f (f32.add (local.get $f) (f32.const 1)))
+      (local.set $v (i32x4.add (local.get $v) (i32x4.splat (local.get $i))))
+      (local.set $d (f64.add (local.get $d) (local.get $x)))
+      (local.set $last (i32.add (i32.mul (local.get $last) (i32.const 31)) (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (i64.add (local.get $acc)
+      (i64.add (i64.trunc_f32_u (local.get $f))
+        (i64.add (i64.extend_i32_u (i32x4.extract_lane 3 (local.get $v)))
+          (i64.add (i64.trunc_f64_u (local.get $d)) (i64.extend_i32_u (local.get $last)))))))
+  (func (export "nested") (param $a i32) (param $b i32) (param $c i32) (result i32)
+    (local $i i32) (local $j i32) (local $k i32) (local $s i32)
+    (loop $li
+      (local.set $j (i32.const 0))
+      (loop $lj
+        (local.set $k (i32.const 0))
+        (loop $lk
+          (local.set $s (i32.add (i32.mul (local.get $s) (i32.const 7))
+            (i32.add (local.get $i) (i32.mul (local.get $j) (local.get $k)))))
+          (local.set $k (i32.add (local.get $k) (i32.const 1)))
+          (br_if $lk (i32.lt_u (local.get $k) (local.get $c))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br_if $lj (i32.lt_u (local.get $j) (local.get $b))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $li (i32.lt_u (local.get $i) (local.get $a))))
+    (local.get $s))
+  (func (export "bare") (result i32)
+    (loop $l
+      (global.set $g (i32.add (global.get $g) (i32.const 1)))
+      (br_if $l (i32.lt_u (global.get $g) (i32.const 30000))))
+    (global.get $g))
+  (func (export "params_only") (param $n i64) (param $acc i64) (result i64)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc) (i64.mul (local.get $n) (local.get $n))))
+      (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+      (br_if $l (i32.wrap_i64 (local.get $n))))
+    (local.get $acc))
+  (func (export "mv") (param $n i32) (result i32 i64) (local $cnt i32) (local $acc i64)
+    (local.get $n) (i64.const 0)
+    (block $b (param i32 i64) (result i32 i64)
+      (loop $l (param i32 i64) (result i32 i64)
+        (local.set $acc) (local.set $cnt)
+        (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (local.get $cnt))))
+        (local.set $cnt (i32.sub (local.get $cnt) (i32.const 1)))
+        (local.get $cnt) (local.get $acc)
+        (br_if $b (i32.eqz (local.get $cnt)))
+        (if (param i32 i64) (result i32 i64) (i32.const 1)
+          (then (loop (param i32 i64) (result i32 i64)))
+          (else))
+        (br $l))))
+  (func (export "mv_if") (param $n i32) (result i64 i32) (local $c i32)
+    (i64.const 5) (local.get $n)
+    (if (param i64 i32) (result i64 i32) (local.get $n)
+      (then
+        (loop $l (param i64 i32) (result i64 i32)
+          (local.set $c)
+          (i64.add (i64.const 2))
+          (local.tee $c (i32.sub (local.get $c) (i32.const 1)))
+          (br_if $l (local.get $c))))
+      (else))))`,
+		calls: []fnCall{
+			{"mixed", []uint64{25000, 3, api.EncodeF64(0.5)}, []uint64{4987745408}},
+			{"nested", []uint64{30, 40, 50}, []uint64{4170665448}},
+			{"bare", nil, []uint64{30000}},
+			{"params_only", []uint64{20000, 7}, []uint64{2666866670000 + 7}},
+			{"mv", []uint64{20000}, []uint64{0, 200010000}},
+			{"mv_if", []uint64{15000}, []uint64{5 + 2*15000, 0}},
+			{"mv_if", []uint64{0}, []uint64{5, 0}},
+		},
+	},
+	{
 		name: "threads",
 		wat: `(module
   (memory 1 1 shared)

@@ -30,14 +30,55 @@ const interruptWAT = `(module
   (func $noop)
   (func (export "call_loop") (loop $l (call $noop) (br $l)))
   (func $forever (export "tail_forever") (param i64) (return_call $forever (i64.add (local.get 0) (i64.const 1))))
+  (func $short (param $n i32)
+    (loop $l
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l (local.get $n))))
+  (func (export "short_loops") (loop $l (call $short (i32.const 100)) (br $l)))
+  (func (export "exit_in_loop") (local $i i64)
+    (loop $l
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if 1 (i64.eqz (local.get $i)))
+      (br $l)))
   (func (export "quick") (result i32) (i32.const 7)))`
+
+// schemes are the two ways Instrument checks loops: with a counter local
+// (the normal case) and with the global countdown (the fallback for a
+// function that cannot get a local, forced here for every function).
+var schemes = []struct {
+	name       string
+	localLimit uint64
+}{
+	{"counter local", maxLocals},
+	{"global counter", 0},
+}
+
+// instrumentScheme instruments bin with Interrupt, giving a counter local
+// only to functions with fewer than localLimit locals (see schemes).
+func instrumentScheme(t testing.TB, bin []byte, localLimit uint64) Result {
+	t.Helper()
+	res, err := instrument(bin, Options{Interrupt: true}, localLimit)
+	if err != nil {
+		t.Fatalf("instrument: %v", err)
+	}
+	return res
+}
 
 // TestInterrupt runs each long function on one goroutine, sets the
 // interrupt flag from another after about 50 ms, and checks that the call
 // traps promptly. fib(40) is naive exponential recursion without loops
-// (about 1.6e9 calls); tail_forever has neither loops nor a growing stack.
+// (about 1.6e9 calls); tail_forever has neither loops nor a growing stack;
+// short_loops calls a function with a short loop from a loop; exit_in_loop
+// has a branch out of the function in its loop.
 func TestInterrupt(t *testing.T) {
-	bin := mustInstrument(t, wat(t, interruptWAT), Options{Interrupt: true}).Wasm
+	for _, s := range schemes {
+		t.Run(s.name, func(t *testing.T) {
+			testInterrupt(t, instrumentScheme(t, wat(t, interruptWAT), s.localLimit).Wasm)
+		})
+	}
+}
+
+func testInterrupt(t *testing.T, bin []byte) {
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, compilerConfig())
 	defer r.Close(ctx)
@@ -54,6 +95,8 @@ func TestInterrupt(t *testing.T) {
 		{"fib", []uint64{40}},
 		{"call_loop", nil},
 		{"tail_forever", []uint64{0}},
+		{"short_loops", nil},
+		{"exit_in_loop", nil},
 	} {
 		t.Run(tc.fn, func(t *testing.T) {
 			m, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithName(""))
@@ -120,10 +163,12 @@ func interruptAfter(t *testing.T, fn api.Function, flag api.MutableGlobal, delay
 // TestInterruptStartFunction checks that a start function that never
 // returns can be interrupted once it runs as the exported StartExport.
 func TestInterruptStartFunction(t *testing.T) {
-	res := mustInstrument(t, wat(t, `(module (func $s (loop (br 0))) (start $s))`), Options{Interrupt: true})
-	m := instantiate(t, res.Wasm)
-	if _, err := interruptAfter(t, m.ExportedFunction(res.StartExport), interruptFlag(t, m), 50*time.Millisecond); err == nil {
-		t.Fatal("the start function returned without error")
+	for _, s := range schemes {
+		res := instrumentScheme(t, wat(t, `(module (func $s (loop (br 0))) (start $s))`), s.localLimit)
+		m := instantiate(t, res.Wasm)
+		if _, err := interruptAfter(t, m.ExportedFunction(res.StartExport), interruptFlag(t, m), 50*time.Millisecond); err == nil {
+			t.Fatalf("%s: the start function returned without error", s.name)
+		}
 	}
 }
 
@@ -134,13 +179,22 @@ func TestInterruptStartFunction(t *testing.T) {
 // until the test binary's -timeout (no goroutine, including this one, can
 // run while the collection waits for the guest).
 func TestGarbageCollectionDuringGuestLoop(t *testing.T) {
+	for _, s := range schemes {
+		t.Run(s.name, func(t *testing.T) { testGarbageCollectionDuringGuestLoop(t, s.localLimit) })
+	}
+}
+
+func testGarbageCollectionDuringGuestLoop(t *testing.T, localLimit uint64) {
 	for _, src := range []string{
 		`(module (func (export "spin") (loop (br 0))))`,                     // no memory: one is added
 		`(module (memory 1) (func (export "spin") (loop (br 0))))`,          // own memory
 		`(module (memory 1 1 shared) (func (export "spin") (loop (br 0))))`, // shared memory
 		`(module (func $f (export "spin") (return_call $f)))`,               // no loop, only calls
+		// short loops, called from a loop
+		`(module (func $f (local $i i32) (loop (br_if 0 (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 1000)))))
+		   (func (export "spin") (loop (call $f) (br 0))))`,
 	} {
-		res := mustInstrument(t, wat(t, src), Options{Interrupt: true})
+		res := instrumentScheme(t, wat(t, src), localLimit)
 		ctx := context.Background()
 		r := wazero.NewRuntimeWithConfig(ctx, compilerConfig())
 		m, err := r.InstantiateWithConfig(ctx, res.Wasm, wazero.NewModuleConfig().WithName(""))
