@@ -39,7 +39,11 @@ type Host struct {
 	cache wazero.CompilationCache
 	// fast runs instrumented modules; slow runs the rare module the
 	// instrumenter cannot rewrite, with wazero's own interruption.
-	fast, slow wazero.Runtime
+	fast wazero.Runtime
+	// slow is made on first use (slowOnce): almost no module needs it.
+	slow     wazero.Runtime
+	slowErr  error
+	slowOnce sync.Once
 
 	mu       sync.Mutex
 	modules  map[string]*moduleEntry // by moduleKey
@@ -66,10 +70,6 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h := &Host{cfg: cfg, cache: cache, modules: map[string]*moduleEntry{}, funcs: map[*Function]struct{}{}}
 	var err error
 	if h.fast, err = h.newRuntime(ctx, false); err != nil {
-		return nil, err
-	}
-	if h.slow, err = h.newRuntime(ctx, true); err != nil {
-		h.fast.Close(ctx)
 		return nil, err
 	}
 	return h, nil
@@ -117,7 +117,11 @@ func (h *Host) Close(ctx context.Context) error {
 		delete(h.modules, key)
 	}
 	h.mu.Unlock()
-	err := errors.Join(h.fast.Close(ctx), h.slow.Close(ctx))
+	err := h.fast.Close(ctx)
+	h.slowOnce.Do(func() {}) // no slow runtime from now on
+	if h.slow != nil {
+		err = errors.Join(err, h.slow.Close(ctx))
+	}
 	return errors.Join(err, h.cache.Close(ctx))
 }
 
@@ -229,6 +233,13 @@ func (h *Host) compileModule(ctx context.Context, key string, e *moduleEntry, wa
 		clamped, cerr := wasmbin.Instrument(wasm, wasmbin.Options{MaxMemoryPages: pages})
 		if cerr != nil {
 			clamped = wasmbin.Result{Wasm: wasm}
+		}
+		h.slowOnce.Do(func() { h.slow, h.slowErr = h.newRuntime(context.Background(), true) })
+		if h.slowErr != nil {
+			return nil, h.slowErr
+		}
+		if h.slow == nil {
+			return nil, ErrClosed
 		}
 		m.compiled, err = h.slow.CompileModule(ctx, clamped.Wasm)
 		if err != nil {
