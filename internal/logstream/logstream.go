@@ -193,22 +193,26 @@ func Read(ctx context.Context, conn *broker.Conn, function string, since time.Du
 			return fmt.Errorf("read logs of %q: %w", function, err)
 		}
 	}
+	send := func(batch []host.Record) error {
+		for _, r := range batch {
+			if err := out(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for {
 		select {
 		case batch := <-recs:
-			for _, r := range batch {
-				if err := out(r); err != nil {
-					return err
-				}
+			if err := send(batch); err != nil {
+				return err
 			}
 		case <-end:
-			for {
+			for { // what arrived before the marker is still queued
 				select {
 				case batch := <-recs:
-					for _, r := range batch {
-						if err := out(r); err != nil {
-							return err
-						}
+					if err := send(batch); err != nil {
+						return err
 					}
 				default:
 					return nil
