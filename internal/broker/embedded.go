@@ -40,7 +40,10 @@ type Embedded struct {
 // dropped silently, so messages are kept without limit; function logs are
 // the exception: recent ones are what `sluice fn logs` shows.
 const (
-	LogChannels      = "sluice.logs.>"
+	LogChannels = "sluice.logs.>"
+	// TickChannels hold timer claims; only the last minutes matter.
+	TickChannels     = "sluice.ticks.>"
+	tickMaxAge       = time.Hour
 	logMaxMsgs       = 10000
 	logMaxAge        = 24 * time.Hour
 	logMaxBytes      = 64 << 20
@@ -75,7 +78,8 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	sopts.ClientHBFailCount = clientHBFails
 	sopts.StoreLimits = stores.StoreLimits{
 		PerChannel: map[string]*stores.ChannelLimits{
-			LogChannels: {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: logMaxMsgs, MaxBytes: logMaxBytes, MaxAge: logMaxAge}},
+			LogChannels:  {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: logMaxMsgs, MaxBytes: logMaxBytes, MaxAge: logMaxAge}},
+			TickChannels: {MsgStoreLimits: stores.MsgStoreLimits{MaxAge: tickMaxAge}},
 		},
 	}
 	if o.Dir != "" {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/schedule"
 )
 
 // Event types of the catalog channel. The names are part of what users
@@ -87,12 +89,51 @@ type Function struct {
 	Deployed time.Time `json:"deployed"`
 }
 
-// Trigger binds a function to events.
+// Trigger binds a function to events: exactly one of HTTP, Queue and Cron
+// is set.
 type Trigger struct {
-	Name     string    `json:"name"`
-	Function string    `json:"function"`
-	HTTP     *HTTPSpec `json:"http,omitempty"`
-	Created  time.Time `json:"created"`
+	Name     string     `json:"name"`
+	Function string     `json:"function"`
+	HTTP     *HTTPSpec  `json:"http,omitempty"`
+	Queue    *QueueSpec `json:"queue,omitempty"`
+	Cron     *CronSpec  `json:"cron,omitempty"`
+	Created  time.Time  `json:"created"`
+	// Group names the trigger's durable queue subscription and queue
+	// group: the trigger's name and the sequence of its creation, so that
+	// a trigger deleted and created again starts afresh.
+	Group string `json:"group,omitempty"`
+}
+
+// QueueSpec is a message-queue trigger: each message on Topic calls the
+// function once (at least once); see DESIGN.md §5.
+type QueueSpec struct {
+	Topic       string   `json:"topic"`
+	RespTopic   string   `json:"resp_topic,omitempty"`
+	ErrorTopic  string   `json:"error_topic,omitempty"`
+	MaxRetries  int      `json:"max_retries"`
+	MaxInflight int      `json:"max_inflight"`
+	AckWait     Duration `json:"ack_wait"`
+}
+
+// Defaults of a message-queue trigger.
+const (
+	// DefaultMaxRetries: three redeliveries, so four attempts in all.
+	DefaultMaxRetries = 3
+	// DefaultMaxInflight lets a trigger keep both cores busy with a
+	// microsecond function while NATS round trips are in flight.
+	DefaultMaxInflight = 16
+	// DefaultAckWait matches the default function timeout: a message is
+	// not redelivered while its call may still be running.
+	DefaultAckWait = Duration(30 * time.Second)
+	// MaxMaxInflight bounds --max-inflight (and the workers it starts).
+	MaxMaxInflight = 4096
+)
+
+// CronSpec is a timer trigger.
+type CronSpec struct {
+	// Schedule is a 5-field cron expression (UTC) or "@every DURATION".
+	Schedule  string `json:"schedule"`
+	RespTopic string `json:"resp_topic,omitempty"`
 }
 
 // HTTPSpec is an HTTP trigger: the function serves /fn + Path.
@@ -107,6 +148,10 @@ func (t *Trigger) Kind() string {
 	switch {
 	case t.HTTP != nil:
 		return "http"
+	case t.Queue != nil:
+		return "queue"
+	case t.Cron != nil:
+		return "cron"
 	}
 	return "unknown"
 }
@@ -264,6 +309,9 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		}
 		nt := *t
 		nt.Created = ev.Time
+		if nt.Queue != nil || nt.Cron != nil {
+			nt.Group = fmt.Sprintf("sluice-%s-%d", nt.Name, seq)
+		}
 		s.Triggers[t.Name] = &nt
 		ch.Trigger = &nt
 		return ch, nil
@@ -291,7 +339,20 @@ func (s *State) checkTrigger(t *Trigger) error {
 	if _, ok := s.Functions[t.Function]; !ok {
 		return fmt.Errorf("%w: no function %q for trigger %q", ErrNotFound, t.Function, t.Name)
 	}
+	kinds := 0
+	for _, set := range []bool{t.HTTP != nil, t.Queue != nil, t.Cron != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		return fmt.Errorf("%w: trigger %q: give one of --http-path, --topic and --cron", ErrInvalid, t.Name)
+	}
 	switch {
+	case t.Queue != nil:
+		return ValidateQueue(t.Queue)
+	case t.Cron != nil:
+		return ValidateCron(t.Cron)
 	case t.HTTP != nil:
 		if err := ValidateHTTP(t.HTTP); err != nil {
 			return err
@@ -304,7 +365,7 @@ func (s *State) checkTrigger(t *Trigger) error {
 			}
 		}
 	default:
-		return fmt.Errorf("%w: trigger %q has no kind (--http-path)", ErrInvalid, t.Name)
+		return fmt.Errorf("%w: trigger %q has no kind: give --http-path, --topic or --cron", ErrInvalid, t.Name)
 	}
 	return nil
 }
@@ -333,4 +394,57 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+var topicPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// ValidateTopic checks a NATS Streaming channel name given by a user:
+// dot-separated tokens of letters, digits, '-' and '_', no wildcards. The
+// "sluice." prefix is sluice's own; triggers may not consume or produce it.
+func ValidateTopic(flag, topic string) error {
+	if len(topic) > 255 || !topicPattern.MatchString(topic) {
+		return fmt.Errorf("%w: %s %q: want a channel name like orders or orders.eu (letters, digits, '-', '_', separated by dots; no wildcards)", ErrInvalid, flag, topic)
+	}
+	if strings.HasPrefix(topic, "sluice.") || topic == "sluice" {
+		return fmt.Errorf("%w: %s %q: channels under sluice. are sluice's own", ErrInvalid, flag, topic)
+	}
+	return nil
+}
+
+// ValidateQueue checks a message-queue trigger, defaults already applied.
+func ValidateQueue(q *QueueSpec) error {
+	if err := ValidateTopic("--topic", q.Topic); err != nil {
+		return err
+	}
+	for flag, topic := range map[string]string{"--resp-topic": q.RespTopic, "--error-topic": q.ErrorTopic} {
+		if topic == "" {
+			continue
+		}
+		if err := ValidateTopic(flag, topic); err != nil {
+			return err
+		}
+		if topic == q.Topic {
+			return fmt.Errorf("%w: %s is the trigger's own --topic %q: every message would call the function again, forever", ErrInvalid, flag, topic)
+		}
+	}
+	switch {
+	case q.MaxRetries < 0 || q.MaxRetries > 1000:
+		return fmt.Errorf("%w: --max-retries %d: want 0 to 1000", ErrInvalid, q.MaxRetries)
+	case q.MaxInflight < 1 || q.MaxInflight > MaxMaxInflight:
+		return fmt.Errorf("%w: --max-inflight %d: want 1 to %d", ErrInvalid, q.MaxInflight, MaxMaxInflight)
+	case time.Duration(q.AckWait) < time.Second:
+		return fmt.Errorf("%w: --ack-wait %s: NATS Streaming needs at least 1s", ErrInvalid, time.Duration(q.AckWait))
+	}
+	return nil
+}
+
+// ValidateCron checks a timer trigger.
+func ValidateCron(c *CronSpec) error {
+	if _, err := schedule.Parse(c.Schedule); err != nil {
+		return fmt.Errorf("%w: --cron: %v", ErrInvalid, err)
+	}
+	if c.RespTopic != "" {
+		return ValidateTopic("--resp-topic", c.RespTopic)
+	}
+	return nil
 }
