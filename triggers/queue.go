@@ -1,0 +1,324 @@
+package triggers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/httperr"
+)
+
+// QueueTrigger is a message-queue trigger as this daemon runs it.
+type QueueTrigger struct {
+	Name, Function string
+	// Topic is consumed; RespTopic (optional) receives each output;
+	// ErrorTopic (optional) receives a DeadLetter for each message that
+	// failed MaxRetries redeliveries.
+	Topic, RespTopic, ErrorTopic string
+	MaxRetries, MaxInflight      int
+	AckWait                      time.Duration
+	// Group is the durable name and queue group shared by every daemon
+	// running the trigger.
+	Group string
+
+	// input, when set, turns a message into the function's input; run
+	// false acks the message without a call (timer claims that lost).
+	input func(m *broker.Msg) (in []byte, run bool, err error)
+}
+
+// DeadLetter is what a message-queue trigger publishes to its error topic
+// for a message that failed every attempt: a JSON object carrying the
+// error and the original payload (base64, as encoding/json writes bytes).
+type DeadLetter struct {
+	Error string `json:"error"`
+	// Code is the API's error code for the failure (timeout, trap, ...).
+	Code         string    `json:"code"`
+	Function     string    `json:"function"`
+	Trigger      string    `json:"trigger"`
+	Topic        string    `json:"topic"`
+	Sequence     uint64    `json:"sequence"`
+	Redeliveries uint32    `json:"redeliveries"`
+	Time         time.Time `json:"time"`
+	Payload      []byte    `json:"payload"`
+}
+
+// QueueStats are a trigger's counters on this daemon.
+type QueueStats struct {
+	Delivered, Redelivered, Succeeded, Failed, DeadLettered, Skipped uint64
+	InFlight                                                        int64
+}
+
+// Queue runs this daemon's message-queue triggers.
+type Queue struct {
+	conn *broker.Conn
+	inv  Invoker
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	running  map[string]*queueRun
+	draining bool
+}
+
+// NewQueue returns a runner of message-queue triggers.
+func NewQueue(conn *broker.Conn, inv Invoker, log *slog.Logger) *Queue {
+	return &Queue{conn: conn, inv: inv, log: log, running: map[string]*queueRun{}}
+}
+
+type queueRun struct {
+	q     *Queue
+	t     QueueTrigger
+	sub   *broker.Sub
+	work  chan *broker.Msg
+	quit  chan struct{}  // stops the workers
+	wg    sync.WaitGroup // workers
+	inner sync.WaitGroup // messages between delivery and their ack (or giving up)
+	mu    sync.Mutex     // orders stop against inner.Add
+	stop  bool           // stop taking messages
+	stats struct {
+		delivered, redelivered, succeeded, failed, dead, skipped atomic.Uint64
+		inflight                                                 atomic.Int64
+	}
+}
+
+// Start runs a trigger on this daemon: it joins the trigger's durable queue
+// group, so that the daemons running it share its messages.
+func (q *Queue) Start(t QueueTrigger) error {
+	q.mu.Lock()
+	if q.draining {
+		q.mu.Unlock()
+		return errors.New("shutting down")
+	}
+	if _, ok := q.running[t.Name]; ok {
+		q.mu.Unlock()
+		return nil
+	}
+	r := &queueRun{q: q, t: t, work: make(chan *broker.Msg, t.MaxInflight), quit: make(chan struct{})}
+	q.running[t.Name] = r
+	q.mu.Unlock()
+
+	workers := t.MaxInflight
+	for i := 0; i < workers; i++ {
+		r.wg.Add(1)
+		go r.worker()
+	}
+	sub, err := q.conn.Subscribe(t.Topic, broker.SubOptions{
+		Queue: t.Group, Durable: t.Group, Start: broker.StartAll, ManualAck: true,
+		AckWait: t.AckWait, MaxInflight: t.MaxInflight,
+	}, r.deliver)
+	if err != nil {
+		q.mu.Lock()
+		delete(q.running, t.Name)
+		q.mu.Unlock()
+		close(r.quit)
+		r.wg.Wait()
+		return fmt.Errorf("trigger %q: %w", t.Name, err)
+	}
+	r.sub = sub
+	q.log.Info("message-queue trigger running", "trigger", t.Name, "topic", t.Topic, "function", t.Function, "group", t.Group)
+	return nil
+}
+
+// Stop stops a trigger on this daemon after its messages in flight are
+// done. With forget (the trigger was deleted) the durable subscription is
+// removed too; otherwise it stays on the server and keeps its position.
+func (q *Queue) Stop(ctx context.Context, name string, forget bool) {
+	q.mu.Lock()
+	r := q.running[name]
+	delete(q.running, name)
+	q.mu.Unlock()
+	if r != nil {
+		r.shutdown(ctx, forget)
+	}
+}
+
+// Close stops taking messages, finishes the calls in flight, acks those
+// that completed, then leaves every queue group (durables stay).
+func (q *Queue) Close(ctx context.Context) {
+	q.mu.Lock()
+	q.draining = true
+	runs := make([]*queueRun, 0, len(q.running))
+	for _, r := range q.running {
+		runs = append(runs, r)
+	}
+	q.running = map[string]*queueRun{}
+	q.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Add(1)
+		go func(r *queueRun) {
+			defer wg.Done()
+			r.shutdown(ctx, false)
+		}(r)
+	}
+	wg.Wait()
+}
+
+// Stats returns a trigger's counters on this daemon.
+func (q *Queue) Stats(name string) (QueueStats, bool) {
+	q.mu.Lock()
+	r := q.running[name]
+	q.mu.Unlock()
+	if r == nil {
+		return QueueStats{}, false
+	}
+	s := &r.stats
+	return QueueStats{
+		Delivered: s.delivered.Load(), Redelivered: s.redelivered.Load(), Succeeded: s.succeeded.Load(),
+		Failed: s.failed.Load(), DeadLettered: s.dead.Load(), Skipped: s.skipped.Load(), InFlight: s.inflight.Load(),
+	}, true
+}
+
+func (r *queueRun) shutdown(ctx context.Context, forget bool) {
+	r.mu.Lock()
+	r.stop = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		r.inner.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.q.log.Warn("trigger stopped with messages in flight; they will be redelivered", "trigger", r.t.Name)
+	}
+	if r.sub != nil {
+		if forget {
+			_ = r.sub.Unsubscribe()
+		} else {
+			_ = r.sub.Close()
+		}
+	}
+	close(r.quit)
+	r.wg.Wait()
+}
+
+// deliver runs on the subscription's goroutine: it hands the message to a
+// worker. The server sends at most MaxInflight unacked messages, so the
+// channel never blocks for long.
+func (r *queueRun) deliver(m *broker.Msg) {
+	r.mu.Lock()
+	if r.stop {
+		r.mu.Unlock()
+		return // not acked: redelivered, to another daemon if there is one
+	}
+	r.inner.Add(1)
+	r.mu.Unlock()
+	r.stats.delivered.Add(1)
+	if m.Redelivered {
+		r.stats.redelivered.Add(1)
+	}
+	select {
+	case r.work <- m:
+	case <-r.quit:
+		r.inner.Done()
+	}
+}
+
+func (r *queueRun) worker() {
+	defer r.wg.Done()
+	for {
+		select {
+		case m := <-r.work:
+			r.stats.inflight.Add(1)
+			r.process(m)
+			r.stats.inflight.Add(-1)
+		case <-r.quit:
+			return
+		}
+	}
+}
+
+// process calls the function for one message and settles the message:
+// acked once the result is stored on the response topic (or at once
+// without one), left unacked on failure so that the server redelivers it,
+// dead-lettered after MaxRetries redeliveries.
+func (r *queueRun) process(m *broker.Msg) {
+	t := &r.t
+	in, run := m.Data, true
+	var err error
+	if t.input != nil {
+		in, run, err = t.input(m)
+	}
+	if err == nil && !run {
+		r.stats.skipped.Add(1)
+		r.ack(m)
+		return
+	}
+	var res host.Result
+	if err == nil {
+		res, err = r.q.inv.Invoke(context.Background(), t.Function, host.Call{
+			Input: in,
+			Meta: map[string]string{
+				abi.MetaTrigger:      t.Name,
+				abi.MetaTopic:        t.Topic,
+				abi.MetaSequence:     strconv.FormatUint(m.Sequence, 10),
+				abi.MetaRedelivered:  strconv.FormatBool(m.Redelivered),
+				abi.MetaRedeliveries: strconv.FormatUint(uint64(m.RedeliveryCount), 10),
+			},
+		})
+	}
+	if err == nil {
+		r.stats.succeeded.Add(1)
+		if t.RespTopic == "" {
+			r.ack(m)
+			return
+		}
+		r.publishThenAck(m, t.RespTopic, res.Output, "result")
+		return
+	}
+	r.stats.failed.Add(1)
+	if int(m.RedeliveryCount) < t.MaxRetries {
+		r.q.log.Warn("message failed; it will be redelivered", "trigger", t.Name, "topic", t.Topic, "sequence", m.Sequence,
+			"attempt", m.RedeliveryCount+1, "of", t.MaxRetries+1, "err", err)
+		r.inner.Done() // not acked: the server redelivers it after AckWait
+		return
+	}
+	r.stats.dead.Add(1)
+	if t.ErrorTopic == "" {
+		r.q.log.Error("message failed every attempt; dropped (the trigger has no --error-topic)", "trigger", t.Name, "topic", t.Topic,
+			"sequence", m.Sequence, "attempts", m.RedeliveryCount+1, "err", err)
+		r.ack(m)
+		return
+	}
+	_, code := httperr.Classify(err)
+	dl, _ := json.Marshal(DeadLetter{
+		Error: err.Error(), Code: code, Function: t.Function, Trigger: t.Name, Topic: t.Topic,
+		Sequence: m.Sequence, Redeliveries: m.RedeliveryCount, Time: time.Now().UTC(), Payload: m.Data,
+	})
+	r.publishThenAck(m, t.ErrorTopic, dl, "dead letter")
+}
+
+// publishThenAck publishes asynchronously and acks the message when the
+// server has stored the publication. If it cannot, the message stays
+// unacked and comes back after AckWait: at least once, never lost.
+func (r *queueRun) publishThenAck(m *broker.Msg, topic string, data []byte, what string) {
+	err := r.q.conn.PublishAsync(topic, data, func(err error) {
+		if err != nil {
+			r.q.log.Warn("publish failed; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
+			r.inner.Done()
+			return
+		}
+		r.ack(m)
+	})
+	if err != nil {
+		r.q.log.Warn("cannot publish; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
+		r.inner.Done()
+	}
+}
+
+func (r *queueRun) ack(m *broker.Msg) {
+	if err := m.Ack(); err != nil {
+		r.q.log.Debug("ack failed; the message will be redelivered", "trigger", r.t.Name, "sequence", m.Sequence, "err", err)
+	}
+	r.inner.Done()
+}
