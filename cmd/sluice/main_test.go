@@ -11,9 +11,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nuid"
+	"github.com/nats-io/stan.go"
 
 	"github.com/sluicehq/sluice/internal/testutil"
 )
@@ -42,10 +46,11 @@ func TestMain(m *testing.M) {
 type daemonProc struct {
 	cmd    *exec.Cmd
 	server string
+	nats   string
 	log    *bytes.Buffer
 }
 
-var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+)`)
+var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=(\S+)`)
 
 // startDaemon runs `sluice daemon` on free ports with the data dir and
 // waits for it to be ready.
@@ -68,20 +73,20 @@ func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
 			t.Logf("daemon log:\n%s", p.log)
 		}
 	})
-	ready := make(chan string, 1)
+	ready := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			p.log.WriteString(line + "\n")
 			if m := readyLine.FindStringSubmatch(line); m != nil {
-				ready <- m[1]
+				ready <- m[1:]
 			}
 		}
 	}()
 	select {
 	case addr := <-ready:
-		p.server = "http://" + addr
+		p.server, p.nats = "http://"+addr[0], addr[1]
 	case <-time.After(60 * time.Second):
 		t.Fatalf("daemon not ready after 60s")
 	}
@@ -182,6 +187,32 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(logs, "stderr greeting Ada") {
 		t.Fatalf("fn logs:\n%s", logs)
 	}
+
+	// topics and a message-queue trigger, from the command line
+	out = p.mustSluice(t, "", "trigger", "create", "greet", "--fn", "hello", "--topic", "names", "--resp-topic", "greetings")
+	if !strings.Contains(out, "topic names, results to greetings") {
+		t.Fatalf("trigger create --topic: %q", out)
+	}
+	p.mustSluice(t, "", "topic", "publish", "names", "--data", "Ada")
+	p.mustSluice(t, "Grace", "topic", "publish", "names")
+	if out := p.mustSluice(t, "", "topic", "tail", "greetings", "--from-start", "--count", "2", "--timeout", "20s"); out != "Hi, Ada!\n\nHi, Grace!\n\n" {
+		t.Fatalf("topic tail: %q", out)
+	}
+	r = p.sluice(t, "", "topic", "tail", "greetings", "--count", "1", "--timeout", "300ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "got 0 of 1 messages before the timeout") {
+		t.Fatalf("topic tail timing out: %+v", r)
+	}
+	r = p.sluice(t, "", "trigger", "create", "loop", "--fn", "hello", "--topic", "names", "--resp-topic", "names")
+	if r.code != 1 || !strings.Contains(r.stderr, "forever") {
+		t.Fatalf("a trigger feeding itself: %+v", r)
+	}
+	r = p.sluice(t, "", "topic", "publish", "sluice.catalog", "--data", "x")
+	if r.code != 1 || !strings.Contains(r.stderr, "sluice's own") {
+		t.Fatalf("publishing to sluice's channels: %+v", r)
+	}
+	if out := p.mustSluice(t, "", "topic", "tail", "sluice.catalog", "--from-start", "--count", "1", "--timeout", "5s"); !strings.Contains(out, `"type":"Sync"`) {
+		t.Fatalf("tail of the catalog: %q", out)
+	}
 }
 
 // TestKill9LosesNothing kills the daemon process with SIGKILL right after
@@ -241,4 +272,74 @@ func TestSIGTERMFinishesCalls(t *testing.T) {
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("daemon exit after SIGTERM: %v", err)
 	}
+}
+
+// TestKill9MidStreamLosesNoMessage kills the daemon with SIGKILL while a
+// queue trigger is working through thousands of messages, restarts it on
+// the same data dir, and counts: every message gets its result (duplicates
+// allowed: at least once).
+func TestKill9MidStreamLosesNoMessage(t *testing.T) {
+	data := t.TempDir()
+	p := startDaemon(t, data)
+	p.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))
+	p.mustSluice(t, "", "trigger", "create", "q", "--fn", "echo", "--topic", "in", "--resp-topic", "out", "--ack-wait", "2s", "--max-inflight", "64")
+
+	const n = 5000
+	pub, err := stan.Connect("sluice", "publisher-"+nuid.Next(), stan.NatsURL(p.nats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make(chan error, n)
+	for i := 0; i < n; i++ {
+		if _, err := pub.PublishAsync("in", []byte(fmt.Sprintf("m%05d", i)), func(_ string, err error) { acks <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := <-acks; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// kill -9 in the middle: some results are out, not all
+	seen := map[string]int{}
+	var mu sync.Mutex
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	sub, err := pub.Subscribe("out", func(m *stan.Msg) { mu.Lock(); seen[string(m.Data)]++; mu.Unlock() }, stan.DeliverAllAvailable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 60*time.Second, "the stream to be under way", func() bool { return count() >= n/10 })
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	sub.Close()
+	pub.Close()
+	before := count()
+	if before >= n {
+		t.Fatalf("all %d results were out before the kill: the test did not kill mid-stream", n)
+	}
+
+	q := startDaemon(t, data)
+	sc, err := stan.Connect("sluice", "reader-"+nuid.Next(), stan.NatsURL(q.nats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	mu.Lock()
+	seen = map[string]int{}
+	mu.Unlock()
+	total := 0
+	sub, err = sc.Subscribe("out", func(m *stan.Msg) { mu.Lock(); seen[string(m.Data)]++; total++; mu.Unlock() }, stan.DeliverAllAvailable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	testutil.Eventually(t, 120*time.Second, "a result for every message", func() bool { return count() == n })
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 0; i < n; i++ {
+		if seen[fmt.Sprintf("m%05d", i)] == 0 {
+			t.Fatalf("message m%05d has no result", i)
+		}
+	}
+	t.Logf("%d messages: %d results before the kill, %d results in all after the restart (%d duplicates)", n, before, total, total-n)
 }

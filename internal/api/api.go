@@ -35,6 +35,7 @@ type Backend struct {
 	Catalog  *catalog.Catalog
 	Registry *registry.Registry
 	HTTP     *triggers.HTTP
+	Queue    *triggers.Queue
 }
 
 // Server serves the API. Until SetBackend is called, /healthz answers and
@@ -77,6 +78,8 @@ func (s *Server) routes() {
 	s.handle("GET /v1/triggers", s.listTriggers)
 	s.handle("GET /v1/triggers/{name}", s.getTrigger)
 	s.handle("DELETE /v1/triggers/{name}", s.deleteTrigger)
+	s.handle("POST /v1/topics/{topic}/publish", s.publish)
+	s.handle("GET /v1/topics/{topic}/tail", s.tail)
 	s.mux.HandleFunc(triggers.HTTPPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		b := s.ready(w)
 		if b == nil {
@@ -410,11 +413,46 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 	}
 }
 
-// TriggerRequest is the body of POST /v1/triggers.
+// TriggerRequest is the body of POST /v1/triggers: a name, a function and
+// one of HTTP, Queue or Cron.
 type TriggerRequest struct {
 	Name     string            `json:"name"`
 	Function string            `json:"function"`
 	HTTP     *catalog.HTTPSpec `json:"http,omitempty"`
+	Queue    *QueueRequest     `json:"queue,omitempty"`
+	Cron     *catalog.CronSpec `json:"cron,omitempty"`
+}
+
+// QueueRequest is a message-queue trigger in a TriggerRequest; omitted
+// settings take their defaults (3 retries, 16 in flight, 30s ack wait).
+type QueueRequest struct {
+	Topic       string `json:"topic"`
+	RespTopic   string `json:"resp_topic,omitempty"`
+	ErrorTopic  string `json:"error_topic,omitempty"`
+	MaxRetries  *int   `json:"max_retries,omitempty"`
+	MaxInflight int    `json:"max_inflight,omitempty"`
+	AckWait     string `json:"ack_wait,omitempty"`
+}
+
+func (q *QueueRequest) spec() (*catalog.QueueSpec, error) {
+	spec := &catalog.QueueSpec{
+		Topic: q.Topic, RespTopic: q.RespTopic, ErrorTopic: q.ErrorTopic,
+		MaxRetries: catalog.DefaultMaxRetries, MaxInflight: catalog.DefaultMaxInflight, AckWait: catalog.DefaultAckWait,
+	}
+	if q.MaxRetries != nil {
+		spec.MaxRetries = *q.MaxRetries
+	}
+	if q.MaxInflight != 0 {
+		spec.MaxInflight = q.MaxInflight
+	}
+	if q.AckWait != "" {
+		d, err := time.ParseDuration(q.AckWait)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --ack-wait %q: %v", catalog.ErrInvalid, q.AckWait, err)
+		}
+		spec.AckWait = catalog.Duration(d)
+	}
+	return spec, nil
 }
 
 func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request, b *Backend) {
@@ -425,20 +463,35 @@ func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request, b *Backen
 		httperr.Write(w, fmt.Errorf("%w: trigger: %v", catalog.ErrInvalid, err))
 		return
 	}
-	if req.HTTP != nil {
-		req.HTTP.Method = strings.ToUpper(req.HTTP.Method)
+	t := catalog.Trigger{Name: req.Name, Function: req.Function, HTTP: req.HTTP, Cron: req.Cron}
+	if t.HTTP != nil {
+		t.HTTP.Method = strings.ToUpper(t.HTTP.Method)
 	}
-	t, err := b.Catalog.CreateTrigger(r.Context(), catalog.Trigger{Name: req.Name, Function: req.Function, HTTP: req.HTTP})
+	if req.Queue != nil {
+		var err error
+		if t.Queue, err = req.Queue.spec(); err != nil {
+			httperr.Write(w, err)
+			return
+		}
+	}
+	created, err := b.Catalog.CreateTrigger(r.Context(), t)
 	if err != nil {
 		httperr.Write(w, fmt.Errorf("create trigger %q: %w", req.Name, err))
 		return
 	}
-	s.log.Info("trigger created", "trigger", t.Name, "kind", t.Kind(), "function", t.Function)
-	httperr.WriteJSON(w, http.StatusCreated, t)
+	s.log.Info("trigger created", "trigger", created.Name, "kind", created.Kind(), "function", created.Function)
+	httperr.WriteJSON(w, http.StatusCreated, created)
 }
 
 func (s *Server) listTriggers(w http.ResponseWriter, r *http.Request, b *Backend) {
 	httperr.WriteJSON(w, http.StatusOK, b.Catalog.Triggers())
+}
+
+// TriggerView is a trigger as GET /v1/triggers/NAME shows it, with this
+// daemon's counters for queue and timer triggers.
+type TriggerView struct {
+	catalog.Trigger
+	Stats *triggers.QueueStats `json:"stats,omitempty"`
 }
 
 func (s *Server) getTrigger(w http.ResponseWriter, r *http.Request, b *Backend) {
@@ -447,7 +500,11 @@ func (s *Server) getTrigger(w http.ResponseWriter, r *http.Request, b *Backend) 
 		httperr.Write(w, fmt.Errorf("%w: no trigger %q", catalog.ErrNotFound, r.PathValue("name")))
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, t)
+	v := TriggerView{Trigger: *t}
+	if st, ok := b.Queue.Stats(t.Name); ok {
+		v.Stats = &st
+	}
+	httperr.WriteJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) deleteTrigger(w http.ResponseWriter, r *http.Request, b *Backend) {

@@ -47,6 +47,7 @@ var groups = map[string][]command{}
 func init() {
 	groups["fn"] = fnCommands
 	groups["trigger"] = triggerCommands
+	groups["topic"] = topicCommands
 }
 
 const usage = `sluice runs WebAssembly functions, triggers and workflows.
@@ -59,7 +60,12 @@ Usage:
                                              call a function; its output goes to stdout
   sluice fn logs NAME [--follow] [--since D] a function's recent logs, from every daemon
   sluice trigger create NAME --fn FN --http-path /p [--method M]
+  sluice trigger create NAME --fn FN --topic T [--resp-topic R] [--error-topic E]
+                 [--max-retries 3] [--max-inflight 16] [--ack-wait 30s]
+  sluice trigger create NAME --fn FN --cron "*/5 * * * *" | "@every 10s" [--resp-topic R]
   sluice trigger list | get NAME | delete NAME
+  sluice topic publish TOPIC [--data S | --file F | stdin]
+  sluice topic tail TOPIC [--from-start] [--count N] [--timeout D]
   sluice version
 
 Client commands take --server URL (env SLUICE_SERVER, default http://127.0.0.1:8080),

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/catalog"
@@ -10,7 +11,7 @@ import (
 )
 
 var triggerCommands = []command{
-	{"create", "bind a function to HTTP requests", triggerCreate},
+	{"create", "bind a function to HTTP requests, a topic or a schedule", triggerCreate},
 	{"list", "list triggers", triggerList},
 	{"get", "show a trigger", triggerGet},
 	{"delete", "delete a trigger", triggerDelete},
@@ -20,8 +21,15 @@ func triggerCreate(e *env, args []string) error {
 	var cf clientFlags
 	fs := newFlags("trigger create", &cf, e)
 	fn := fs.String("fn", "", "the function to call")
-	path := fs.String("http-path", "", "serve the function at /fn + this path, e.g. /hello")
-	method := fs.String("method", "", "accept only this HTTP method (default: any)")
+	path := fs.String("http-path", "", "HTTP trigger: serve the function at /fn + this path, e.g. /hello")
+	method := fs.String("method", "", "HTTP trigger: accept only this method (default: any)")
+	topic := fs.String("topic", "", "message-queue trigger: call the function once per message on this NATS Streaming topic")
+	respTopic := fs.String("resp-topic", "", "publish each output to this topic (queue and timer triggers)")
+	errorTopic := fs.String("error-topic", "", "queue trigger: publish messages that failed every attempt here, with the error")
+	maxRetries := fs.Int("max-retries", 3, "queue trigger: redeliveries of a failed message before it is dead-lettered")
+	maxInflight := fs.Int("max-inflight", 16, "queue trigger: messages processed at once, per daemon")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "queue trigger: how long before an unacked message is redelivered")
+	cron := fs.String("cron", "", `timer trigger: a cron schedule in UTC ("*/5 * * * *") or "@every 10s"`)
 	rest, err := parse(fs, args, "NAME")
 	if err != nil {
 		return err
@@ -29,10 +37,27 @@ func triggerCreate(e *env, args []string) error {
 	if *fn == "" {
 		return usagef("trigger create: --fn is required")
 	}
-	if *path == "" {
-		return usagef("trigger create: give the trigger's kind: --http-path")
+	req := api.TriggerRequest{Name: rest[0], Function: *fn}
+	kinds := 0
+	if *path != "" {
+		kinds++
+		req.HTTP = &catalog.HTTPSpec{Path: *path, Method: strings.ToUpper(*method)}
 	}
-	req := api.TriggerRequest{Name: rest[0], Function: *fn, HTTP: &catalog.HTTPSpec{Path: *path, Method: strings.ToUpper(*method)}}
+	if *topic != "" {
+		kinds++
+		req.Queue = &api.QueueRequest{Topic: *topic, RespTopic: *respTopic, ErrorTopic: *errorTopic,
+			MaxRetries: maxRetries, MaxInflight: *maxInflight, AckWait: ackWait.String()}
+	}
+	if *cron != "" {
+		kinds++
+		req.Cron = &catalog.CronSpec{Schedule: *cron, RespTopic: *respTopic}
+	}
+	switch {
+	case kinds == 0:
+		return usagef("trigger create: give the trigger's kind: --http-path, --topic or --cron")
+	case kinds > 1:
+		return usagef("trigger create: give one of --http-path, --topic and --cron")
+	}
 	t, err := cf.client().CreateTrigger(e.ctx, req)
 	if err != nil {
 		return err
@@ -40,7 +65,7 @@ func triggerCreate(e *env, args []string) error {
 	if cf.output == "json" {
 		return printJSON(e.stdout, t)
 	}
-	fmt.Fprintf(e.stdout, "created trigger %s: %s %s%s -> %s\n", t.Name, methodOrAny(t.HTTP.Method), triggers.HTTPPrefix, t.HTTP.Path, t.Function)
+	fmt.Fprintf(e.stdout, "created trigger %s: %s -> %s\n", t.Name, describeTrigger(t), t.Function)
 	return nil
 }
 
@@ -52,9 +77,26 @@ func methodOrAny(m string) string {
 }
 
 func describeTrigger(t catalog.Trigger) string {
+	var on string
 	switch {
 	case t.HTTP != nil:
 		return methodOrAny(t.HTTP.Method) + " " + triggers.HTTPPrefix + t.HTTP.Path
+	case t.Queue != nil:
+		q := t.Queue
+		on = "topic " + q.Topic
+		if q.RespTopic != "" {
+			on += ", results to " + q.RespTopic
+		}
+		if q.ErrorTopic != "" {
+			on += ", dead letters to " + q.ErrorTopic
+		}
+		return fmt.Sprintf("%s (retries %d, in flight %d, ack wait %s)", on, q.MaxRetries, q.MaxInflight, time.Duration(q.AckWait))
+	case t.Cron != nil:
+		on = "cron " + t.Cron.Schedule + " (UTC)"
+		if t.Cron.RespTopic != "" {
+			on += ", results to " + t.Cron.RespTopic
+		}
+		return on
 	}
 	return "-"
 }
@@ -89,20 +131,19 @@ func triggerGet(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ts, err := cf.client().Triggers(e.ctx)
+	t, err := cf.client().Trigger(e.ctx, rest[0])
 	if err != nil {
 		return err
 	}
-	for _, t := range ts {
-		if t.Name == rest[0] {
-			if cf.output == "json" {
-				return printJSON(e.stdout, t)
-			}
-			fmt.Fprintf(e.stdout, "name:      %s\nkind:      %s\nfunction:  %s\non:        %s\ncreated:   %s\n", t.Name, t.Kind(), t.Function, describeTrigger(t), ago(t.Created))
-			return nil
-		}
+	if cf.output == "json" {
+		return printJSON(e.stdout, t)
 	}
-	return fmt.Errorf("no trigger %q", rest[0])
+	fmt.Fprintf(e.stdout, "name:      %s\nkind:      %s\nfunction:  %s\non:        %s\ncreated:   %s\n", t.Name, t.Kind(), t.Function, describeTrigger(t.Trigger), ago(t.Created))
+	if s := t.Stats; s != nil {
+		fmt.Fprintf(e.stdout, "here:      %d delivered (%d redelivered), %d succeeded, %d failed, %d dead-lettered, %d in flight\n",
+			s.Delivered, s.Redelivered, s.Succeeded, s.Failed, s.DeadLettered, s.InFlight)
+	}
+	return nil
 }
 
 func triggerDelete(e *env, args []string) error {

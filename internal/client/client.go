@@ -195,6 +195,12 @@ func (c *Client) CreateTrigger(ctx context.Context, req api.TriggerRequest) (cat
 	return t, c.getJSON(ctx, http.MethodPost, "/v1/triggers", nil, req, &t)
 }
 
+// Trigger gets one trigger, with this daemon's counters.
+func (c *Client) Trigger(ctx context.Context, name string) (api.TriggerView, error) {
+	var t api.TriggerView
+	return t, c.getJSON(ctx, http.MethodGet, "/v1/triggers/"+url.PathEscape(name), nil, nil, &t)
+}
+
 // Triggers lists the triggers.
 func (c *Client) Triggers(ctx context.Context) ([]catalog.Trigger, error) {
 	var out []catalog.Trigger
@@ -208,3 +214,49 @@ func (c *Client) DeleteTrigger(ctx context.Context, name string) error {
 
 // Base is the daemon's base URL.
 func (c *Client) Base() string { return c.base }
+
+// Publish publishes a message to a topic through the daemon.
+func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/topics/"+url.PathEscape(topic)+"/publish", nil, bytes.NewReader(data), "application/octet-stream")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Tail streams a topic's messages to fn: new ones, or every stored one
+// with fromStart; it ends after count messages (0: no limit) or timeout
+// (0: none), or when ctx ends.
+func (c *Client) Tail(ctx context.Context, topic string, fromStart bool, count int, timeout time.Duration, fn func(api.TopicMessage) error) error {
+	q := url.Values{}
+	if fromStart {
+		q.Set("from_start", "true")
+	}
+	if count > 0 {
+		q.Set("count", fmt.Sprint(count))
+	}
+	if timeout > 0 {
+		q.Set("timeout", timeout.String())
+	}
+	resp, err := c.do(ctx, http.MethodGet, "/v1/topics/"+url.PathEscape(topic)+"/tail", q, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var m api.TopicMessage
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return fmt.Errorf("tail: %w", err)
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}

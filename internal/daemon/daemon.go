@@ -116,6 +116,7 @@ type Daemon struct {
 	cat      *catalog.Catalog
 	reg      *registry.Registry
 	logs     *logstream.Publisher
+	triggers *triggerSet
 	api      *api.Server
 	srv      *http.Server
 	ln       net.Listener
@@ -203,30 +204,18 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	d.reg = registry.New(d.host, d.cat, d.log.With("component", "registry"))
 	httpTriggers := triggers.NewHTTP(triggers.InvokerFunc(d.Invoke), d.maxInput)
-	_, trigs := d.cat.Watch(func(ch catalog.Change) {
-		if ch.Trigger == nil || ch.Trigger.HTTP == nil {
-			return
-		}
-		if ch.Event.Type == catalog.EventTriggerDeleted {
-			httpTriggers.Remove(ch.Trigger.Name)
-		} else {
-			httpTriggers.Set(httpRoute(ch.Trigger))
-		}
-	})
+	queue := triggers.NewQueue(d.conn, triggers.InvokerFunc(d.Invoke), d.log.With("component", "queue"))
+	d.triggers = newTriggerSet(httpTriggers, queue,
+		triggers.NewTimers(d.conn, queue, d.id, d.log.With("component", "timer")), d.log.With("component", "triggers"))
+	_, trigs := d.cat.Watch(d.triggers.onChange)
 	for _, t := range trigs {
-		if t.HTTP != nil {
-			httpTriggers.Set(httpRoute(t))
-		}
+		d.triggers.add(change{t: t})
 	}
-	d.api.SetBackend(&api.Backend{Host: d.host, Conn: d.conn, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers})
+	d.api.SetBackend(&api.Backend{Host: d.host, Conn: d.conn, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue})
 	ok = true
 	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", d.natsURL, "daemon", d.id,
 		"functions", len(d.cat.Functions()), "triggers", len(trigs))
 	return d, nil
-}
-
-func httpRoute(t *catalog.Trigger) triggers.HTTPRoute {
-	return triggers.HTTPRoute{Trigger: t.Name, Function: t.Function, Path: t.HTTP.Path, Method: t.HTTP.Method}
 }
 
 func storeName(dir string) string {
@@ -306,6 +295,9 @@ func (d *Daemon) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("API server: %w", err))
 			d.srv.Close()
 		}
+	}
+	if d.triggers != nil {
+		d.triggers.close(ctx) // stop taking messages, finish and ack those in flight
 	}
 	if d.reg != nil {
 		d.reg.Close(ctx)

@@ -1,0 +1,359 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nuid"
+	"github.com/nats-io/stan.go"
+
+	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/triggers"
+)
+
+// The conformance suite of the message-queue trigger: what every queue
+// trigger must do, checked with messages published and read by an ordinary
+// stan.go client, as any other application would.
+
+// app is another application on the same NATS Streaming.
+type app struct {
+	t  *testing.T
+	sc stan.Conn
+}
+
+func newApp(t *testing.T, natsURL string) *app {
+	t.Helper()
+	sc, err := stan.Connect(DefaultClusterID, "app-"+nuid.Next(), stan.NatsURL(natsURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	return &app{t: t, sc: sc}
+}
+
+// publish publishes the payloads asynchronously and waits for their acks.
+func (a *app) publish(topic string, payloads ...string) {
+	a.t.Helper()
+	acks := make(chan error, len(payloads))
+	for _, p := range payloads {
+		if _, err := a.sc.PublishAsync(topic, []byte(p), func(_ string, err error) { acks <- err }); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	for range payloads {
+		if err := <-acks; err != nil {
+			a.t.Fatal(err)
+		}
+	}
+}
+
+// collector records every message of a topic from its start.
+type collector struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (a *app) collect(topic string) *collector {
+	a.t.Helper()
+	c := &collector{}
+	sub, err := a.sc.Subscribe(topic, func(m *stan.Msg) {
+		c.mu.Lock()
+		c.msgs = append(c.msgs, string(m.Data))
+		c.mu.Unlock()
+	}, stan.DeliverAllAvailable())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(func() { sub.Close() })
+	return c
+}
+
+func (c *collector) all() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.msgs...)
+}
+
+func (c *collector) distinct() map[string]int {
+	seen := map[string]int{}
+	for _, m := range c.all() {
+		seen[m]++
+	}
+	return seen
+}
+
+func payloads(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%05d", prefix, i)
+	}
+	return out
+}
+
+func TestQueueNInNOut(t *testing.T) {
+	d, c := start(t, testOptions(t))
+	deploy(t, c, "echo", "echo-wat", nil)
+	a := newApp(t, d.NATSURL())
+	results := a.collect("out")
+	const n = 2000
+	a.publish("in", payloads("m", n)...) // published before the trigger exists: the durable starts at the beginning
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "q", Function: "echo", Queue: &api.QueueRequest{Topic: "in", RespTopic: "out"}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 60*time.Second, "a result for every message", func() bool { return len(results.distinct()) == n })
+	for _, p := range payloads("m", n) {
+		if results.distinct()[p] == 0 {
+			t.Fatalf("no result for %s", p)
+		}
+	}
+	v, err := c.Trigger(ctx, "q")
+	if err != nil || v.Stats == nil || v.Stats.Succeeded < n {
+		t.Fatalf("trigger stats %+v, %v", v.Stats, err)
+	}
+}
+
+func TestQueueRetriesThenDeadLetters(t *testing.T) {
+	d, c := start(t, testOptions(t))
+	deploy(t, c, "go", "goguest", nil)
+	a := newApp(t, d.NATSURL())
+	results, dead := a.collect("jobs.out"), a.collect("jobs.dead")
+	maxRetries := 2
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "jobs", Function: "go", Queue: &api.QueueRequest{
+		Topic: "jobs", RespTopic: "jobs.out", ErrorTopic: "jobs.dead", MaxRetries: &maxRetries, AckWait: "1s",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var in []string
+	for i := 0; i < 20; i++ {
+		if i%4 == 0 {
+			in = append(in, "error") // fails every time
+		} else {
+			in = append(in, fmt.Sprintf("echo:ok-%d", i))
+		}
+	}
+	a.publish("jobs", in...)
+	testutil.Eventually(t, 30*time.Second, "5 dead letters and 15 results", func() bool {
+		return len(dead.all()) == 5 && len(results.distinct()) == 15
+	})
+	time.Sleep(1500 * time.Millisecond) // a further attempt would show now
+	if n := len(dead.all()); n != 5 {
+		t.Fatalf("%d dead letters, want 5", n)
+	}
+	for _, raw := range dead.all() {
+		var dl triggers.DeadLetter
+		if err := json.Unmarshal([]byte(raw), &dl); err != nil {
+			t.Fatal(err)
+		}
+		if string(dl.Payload) != "error" || dl.Code != "function_error" || dl.Redeliveries != uint32(maxRetries) ||
+			dl.Function != "go" || dl.Trigger != "jobs" || dl.Topic != "jobs" || !strings.Contains(dl.Error, "the order has no items") {
+			t.Fatalf("dead letter %+v", dl)
+		}
+	}
+	v, _ := c.Trigger(ctx, "jobs")
+	if v.Stats.Failed != 15 || v.Stats.DeadLettered != 5 || v.Stats.Succeeded != 15 {
+		t.Fatalf("stats %+v: want 15 failures (5 messages x 3 attempts), 5 dead letters, 15 successes", v.Stats)
+	}
+}
+
+func TestQueueMetadataAndNoErrorTopic(t *testing.T) {
+	d, c := start(t, testOptions(t))
+	deploy(t, c, "go", "goguest", nil)
+	a := newApp(t, d.NATSURL())
+	out := a.collect("meta.out")
+	zero := 0
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "meta", Function: "go", Queue: &api.QueueRequest{
+		Topic: "meta", RespTopic: "meta.out", MaxRetries: &zero,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	a.publish("meta", "meta:sequence", "meta:redelivered", "meta:topic", "meta:trigger", "error", "meta:redeliveries")
+	testutil.Eventually(t, 20*time.Second, "5 results", func() bool { return len(out.all()) == 5 })
+	got := out.all()
+	sort.Strings(got)
+	want := []string{"0", "1", "false", "meta", "meta"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("metadata seen by the function: %q, want %q", got, want)
+	}
+	// the failing message, without an error topic and with no retries, was
+	// logged and acked: nothing comes back
+	time.Sleep(500 * time.Millisecond)
+	if v, _ := c.Trigger(ctx, "meta"); v.Stats.DeadLettered != 1 || v.Stats.Redelivered != 0 {
+		t.Fatalf("stats %+v", v.Stats)
+	}
+}
+
+func TestQueueTwoDaemonsShareTheWork(t *testing.T) {
+	a, ca := start(t, testOptions(t))
+	ob := testOptions(t)
+	ob.NATSURL = a.NATSURL()
+	_, cb := start(t, ob)
+	deploy(t, ca, "go", "goguest", nil)
+	testutil.Eventually(t, 10*time.Second, "b to see the function", func() bool { _, err := cb.Function(ctx, "go"); return err == nil })
+	if _, err := ca.CreateTrigger(ctx, api.TriggerRequest{Name: "work", Function: "go", Queue: &api.QueueRequest{Topic: "work", RespTopic: "work.out", MaxInflight: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "both daemons to run the trigger", func() bool {
+		va, ea := ca.Trigger(ctx, "work")
+		vb, eb := cb.Trigger(ctx, "work")
+		return ea == nil && eb == nil && va.Stats != nil && vb.Stats != nil
+	})
+	app := newApp(t, a.NATSURL())
+	out := app.collect("work.out")
+	const n = 400
+	msgs := make([]string, n)
+	for i := range msgs {
+		msgs[i] = fmt.Sprintf("echo:w%05d", i)
+	}
+	app.publish("work", msgs...)
+	testutil.Eventually(t, 60*time.Second, "every message processed", func() bool { return len(out.distinct()) == n })
+	va, _ := ca.Trigger(ctx, "work")
+	vb, _ := cb.Trigger(ctx, "work")
+	if va.Stats.Succeeded == 0 || vb.Stats.Succeeded == 0 || va.Stats.Succeeded+vb.Stats.Succeeded < n {
+		t.Fatalf("work not shared: a %d, b %d of %d", va.Stats.Succeeded, vb.Stats.Succeeded, n)
+	}
+	t.Logf("a processed %d, b %d", va.Stats.Succeeded, vb.Stats.Succeeded)
+
+	// deleting the trigger stops it on both daemons
+	if err := cb.DeleteTrigger(ctx, "work"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the trigger to stop on both", func() bool {
+		va, _ := ca.Trigger(ctx, "work")
+		vb, _ := cb.Trigger(ctx, "work")
+		return va.Stats == nil && vb.Stats == nil
+	})
+	app.publish("work", "echo:after-delete")
+	time.Sleep(time.Second)
+	if out.distinct()["after-delete"] != 0 {
+		t.Fatal("a deleted trigger still processes messages")
+	}
+}
+
+func TestQueueSurvivesBrokerRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", ClusterID: DefaultClusterID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsURL := srv.URL()
+	o := testOptions(t)
+	o.NATSURL = natsURL
+	_, c := start(t, o)
+	deploy(t, c, "echo", "echo-wat", nil)
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "q", Function: "echo", Queue: &api.QueueRequest{Topic: "in", RespTopic: "out", AckWait: "2s"}}); err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(t, natsURL)
+	a.publish("in", payloads("before", 100)...)
+	out := a.collect("out")
+	testutil.Eventually(t, 20*time.Second, "results before the cut", func() bool { return len(out.distinct()) == 100 })
+	a.sc.Close()
+
+	// the connection is cut: the broker goes away and comes back
+	srv.Shutdown()
+	time.Sleep(500 * time.Millisecond)
+	srv2, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: dir, Listen: strings.TrimPrefix(natsURL, "nats://"), ClusterID: DefaultClusterID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv2.Shutdown)
+	b := newApp(t, natsURL)
+	b.publish("in", payloads("after", 100)...)
+	out2 := b.collect("out")
+	testutil.Eventually(t, 60*time.Second, "processing to resume", func() bool {
+		seen := out2.distinct()
+		for _, p := range payloads("after", 100) {
+			if seen[p] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestQueueGracefulShutdownAcksWhatCompleted(t *testing.T) {
+	o := testOptions(t)
+	d, c := start(t, o)
+	deploy(t, c, "go", "goguest", nil)
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "slow", Function: "go", Queue: &api.QueueRequest{Topic: "slow", RespTopic: "slow.out", MaxInflight: 4, AckWait: "2s"}}); err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(t, d.NATSURL())
+	a.publish("slow", "nap:800", "nap:800", "nap:800", "nap:800")
+	testutil.Eventually(t, 10*time.Second, "4 calls in flight", func() bool {
+		v, err := c.Trigger(ctx, "slow")
+		return err == nil && v.Stats != nil && v.Stats.InFlight == 4
+	})
+	a.sc.Close()
+	natsListen := strings.TrimPrefix(d.NATSURL(), "nats://")
+	if err := d.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// restart: had the 4 messages not been acked, they would come back
+	o.NATSListen = natsListen
+	d2, _ := start(t, o)
+	b := newApp(t, d2.NATSURL())
+	out := b.collect("slow.out")
+	testutil.Eventually(t, 10*time.Second, "the 4 results", func() bool { return len(out.all()) >= 4 })
+	time.Sleep(3 * time.Second) // past AckWait: a redelivery would show
+	if got := out.all(); len(got) != 4 {
+		t.Fatalf("%d results, want exactly 4 (no redelivery after a graceful shutdown): %q", len(got), got)
+	}
+}
+
+func TestTimerFiresOnceAcrossDaemons(t *testing.T) {
+	a, ca := start(t, testOptions(t))
+	ob := testOptions(t)
+	ob.NATSURL = a.NATSURL()
+	_, cb := start(t, ob)
+	deploy(t, ca, "echo", "echo-wat", nil)
+	testutil.Eventually(t, 10*time.Second, "b to see the function", func() bool { _, err := cb.Function(ctx, "echo"); return err == nil })
+	app := newApp(t, a.NATSURL())
+	out := app.collect("ticks")
+	if _, err := ca.CreateTrigger(ctx, api.TriggerRequest{Name: "tick", Function: "echo", Cron: &catalog.CronSpec{Schedule: "@every 1s", RespTopic: "ticks"}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "6 ticks", func() bool { return len(out.all()) >= 6 })
+	time.Sleep(500 * time.Millisecond)
+	var ticks []time.Time
+	seen := map[string]int{}
+	for _, raw := range out.all() {
+		var in triggers.TickInput
+		if err := json.Unmarshal([]byte(raw), &in); err != nil || in.Trigger != "tick" {
+			t.Fatalf("tick input %q: %v", raw, err)
+		}
+		seen[in.Time]++
+		tt, err := time.Parse(time.RFC3339, in.Time)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticks = append(ticks, tt)
+	}
+	for tick, n := range seen {
+		if n != 1 {
+			t.Fatalf("tick %s fired %d times across two daemons", tick, n)
+		}
+	}
+	sort.Slice(ticks, func(i, j int) bool { return ticks[i].Before(ticks[j]) })
+	for i := 1; i < len(ticks); i++ {
+		if d := ticks[i].Sub(ticks[i-1]); d != time.Second {
+			t.Fatalf("ticks %s and %s are %s apart, want 1s (a tick missed?)", ticks[i-1], ticks[i], d)
+		}
+	}
+	if err := ca.DeleteTrigger(ctx, "tick"); err != nil {
+		t.Fatal(err)
+	}
+	n := len(out.all())
+	time.Sleep(2500 * time.Millisecond)
+	if m := len(out.all()); m > n+1 {
+		t.Fatalf("a deleted timer still fires: %d ticks after %d", m, n)
+	}
+}
