@@ -54,7 +54,7 @@ type DeadLetter struct {
 // QueueStats are a trigger's counters on this daemon.
 type QueueStats struct {
 	Delivered, Redelivered, Succeeded, Failed, DeadLettered, Skipped uint64
-	InFlight                                                        int64
+	InFlight                                                         int64
 }
 
 // Queue runs this daemon's message-queue triggers.

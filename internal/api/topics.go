@@ -126,4 +126,3 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 		}
 	}
 }
-
