@@ -128,18 +128,34 @@ func (p *Publisher) flush() {
 	p.size = 0
 	p.mu.Unlock()
 	for fn, recs := range batch {
-		data, err := json.Marshal(message{Daemon: p.daemon, Records: recs})
-		if err != nil {
-			continue
-		}
-		n := uint64(len(recs))
-		if err := p.conn.PublishAsync(Channel(fn), data, func(err error) {
-			if err != nil {
-				p.dropped.Add(n)
+		for len(recs) > 0 {
+			// stay well under NATS's 1 MB max payload
+			size, k := 0, 0
+			for k < len(recs) && (k == 0 || size < maxMessageBytes) {
+				size += len(recs[k].Message) + len(recs[k].Invocation) + 160
+				k++
 			}
-		}); err != nil {
+			p.publish(fn, recs[:k])
+			recs = recs[k:]
+		}
+	}
+}
+
+// maxMessageBytes bounds one log message's records, before JSON.
+const maxMessageBytes = 256 << 10
+
+func (p *Publisher) publish(fn string, recs []host.Record) {
+	data, err := json.Marshal(message{Daemon: p.daemon, Records: recs})
+	if err != nil {
+		return
+	}
+	n := uint64(len(recs))
+	if err := p.conn.PublishAsync(Channel(fn), data, func(err error) {
+		if err != nil {
 			p.dropped.Add(n)
 		}
+	}); err != nil {
+		p.dropped.Add(n)
 	}
 }
 
