@@ -83,7 +83,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./host/ ./bench/
 
 soak: build
-	SLUICE_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Soak' -v ./...
+	$(GO) test -tags soak -count=1 -timeout 60m -run Soak -v ./...
 
 clean:
 	rm -rf bin build
