@@ -285,21 +285,7 @@ func TestKill9MidStreamLosesNoMessage(t *testing.T) {
 	p.mustSluice(t, "", "trigger", "create", "q", "--fn", "echo", "--topic", "in", "--resp-topic", "out", "--ack-wait", "2s", "--max-inflight", "64")
 
 	const n = 5000
-	pub, err := stan.Connect("sluice", "publisher-"+nuid.Next(), stan.NatsURL(p.nats))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acks := make(chan error, n)
-	for i := 0; i < n; i++ {
-		if _, err := pub.PublishAsync("in", []byte(fmt.Sprintf("m%05d", i)), func(_ string, err error) { acks <- err }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < n; i++ {
-		if err := <-acks; err != nil {
-			t.Fatal(err)
-		}
-	}
+	pub := publishN(t, p.nats, "in", "m%05d", n)
 	// kill -9 in the middle: some results are out, not all
 	seen := map[string]int{}
 	var mu sync.Mutex
@@ -342,4 +328,27 @@ func TestKill9MidStreamLosesNoMessage(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages: %d results before the kill, %d results in all after the restart (%d duplicates)", n, before, total, total-n)
+}
+
+// publishN publishes n messages formatted with format and their index, as
+// an ordinary NATS Streaming client, and waits for every ack. The
+// connection is the caller's to close.
+func publishN(t *testing.T, natsURL, topic, format string, n int) stan.Conn {
+	t.Helper()
+	pub, err := stan.Connect("sluice", "publisher-"+nuid.Next(), stan.NatsURL(natsURL), stan.MaxPubAcksInflight(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make(chan error, n)
+	for i := 0; i < n; i++ {
+		if _, err := pub.PublishAsync(topic, []byte(fmt.Sprintf(format, i)), func(_ string, err error) { acks <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := <-acks; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pub
 }

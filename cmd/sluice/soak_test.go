@@ -24,21 +24,7 @@ func TestSoakRepeatedKill9(t *testing.T) {
 	p.mustSluice(t, "", "fn", "deploy", "upper", testutil.WasmPath(t, "upper-go"))
 	p.mustSluice(t, "", "trigger", "create", "q", "--fn", "upper", "--topic", "in", "--resp-topic", "out", "--ack-wait", "2s", "--max-inflight", "64")
 	const n = 50000
-	pub, err := stan.Connect("sluice", "publisher-"+nuid.Next(), stan.NatsURL(p.nats), stan.MaxPubAcksInflight(n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acks := make(chan error, n)
-	for i := 0; i < n; i++ {
-		if _, err := pub.PublishAsync("in", []byte(fmt.Sprintf("m%06d", i)), func(_ string, err error) { acks <- err }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < n; i++ {
-		if err := <-acks; err != nil {
-			t.Fatal(err)
-		}
-	}
+	pub := publishN(t, p.nats, "in", "m%06d", n)
 	pub.Close()
 	for kill := 1; kill <= 5; kill++ {
 		time.Sleep(time.Duration(300+kill*100) * time.Millisecond)

@@ -319,10 +319,7 @@ func TestTwoDaemonsShareTheCatalog(t *testing.T) {
 
 	deploy(t, ca, "upper", "upper-go", nil)
 	// b learned of it through NATS Streaming, not from a
-	testutil.Eventually(t, 10*time.Second, "daemon b to see the function", func() bool {
-		_, err := cb.Function(ctx, "upper")
-		return err == nil
-	})
+	waitForFunction(t, cb, "upper")
 	if got := invoke(t, cb, "upper", "from b"); got != "FROM B" {
 		t.Fatal(got)
 	}
@@ -459,10 +456,7 @@ func TestLogsFromEveryDaemon(t *testing.T) {
 	_, cb := start(t, ob)
 	deploy(t, ca, "go", "goguest", nil)
 	invoke(t, ca, "go", "log")
-	testutil.Eventually(t, 10*time.Second, "daemon b to see the function", func() bool {
-		_, err := cb.Function(ctx, "go")
-		return err == nil
-	})
+	waitForFunction(t, cb, "go")
 	invoke(t, cb, "go", "log")
 	var lines []string
 	testutil.Eventually(t, 10*time.Second, "logs of both calls", func() bool {
@@ -511,4 +505,14 @@ func TestCatalogSurvivesLargeModules(t *testing.T) {
 	if err != nil || !bytes.Equal(cached, testutil.Wasm(t, "goguest")) {
 		t.Fatalf("module not cached by the second daemon: %v", err)
 	}
+}
+
+// waitForFunction waits until a daemon's catalog has the function: what
+// another daemon deployed reaches it through NATS Streaming.
+func waitForFunction(t *testing.T, c *client.Client, name string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, "the daemon to see function "+name, func() bool {
+		_, err := c.Function(ctx, name)
+		return err == nil
+	})
 }

@@ -196,7 +196,7 @@ func TestQueueTwoDaemonsShareTheWork(t *testing.T) {
 	ob.NATSURL = a.NATSURL()
 	_, cb := start(t, ob)
 	deploy(t, ca, "go", "goguest", nil)
-	testutil.Eventually(t, 10*time.Second, "b to see the function", func() bool { _, err := cb.Function(ctx, "go"); return err == nil })
+	waitForFunction(t, cb, "go")
 	if _, err := ca.CreateTrigger(ctx, api.TriggerRequest{Name: "work", Function: "go", Queue: &api.QueueRequest{Topic: "work", RespTopic: "work.out", MaxInflight: 4}}); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestTimerFiresOnceAcrossDaemons(t *testing.T) {
 	ob.NATSURL = a.NATSURL()
 	_, cb := start(t, ob)
 	deploy(t, ca, "echo", "echo-wat", nil)
-	testutil.Eventually(t, 10*time.Second, "b to see the function", func() bool { _, err := cb.Function(ctx, "echo"); return err == nil })
+	waitForFunction(t, cb, "echo")
 	app := newApp(t, a.NATSURL())
 	out := app.collect("ticks")
 	if _, err := ca.CreateTrigger(ctx, api.TriggerRequest{Name: "tick", Function: "echo", Cron: &catalog.CronSpec{Schedule: "@every 1s", RespTopic: "ticks"}}); err != nil {
