@@ -18,7 +18,7 @@ GO_COMMANDS  := hello-wasi
 C_REACTORS   := wordcount-c
 C_TESTDATA   := $(basename $(notdir $(wildcard host/testdata/*.c)))
 
-GUESTS := $(addprefix $(WASM)/,$(addsuffix .wasm,$(WAT_EXAMPLES) $(WAT_TESTDATA) $(GO_REACTORS) $(GO_COMMANDS) $(C_REACTORS) $(C_TESTDATA) goguest))
+GUESTS := $(addprefix $(WASM)/,$(addsuffix .wasm,$(WAT_EXAMPLES) $(WAT_TESTDATA) $(GO_REACTORS) $(GO_COMMANDS) $(C_REACTORS) $(C_TESTDATA) goguest wfguest))
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 SDK_SOURCES := $(wildcard guests/go/*.go)
@@ -53,6 +53,9 @@ $(WASM)/upper-go.wasm: $(wildcard examples/upper-go/*.go) $(SDK_SOURCES) | $(WAS
 $(WASM)/goguest.wasm: $(wildcard host/testdata/goguest/*.go) $(SDK_SOURCES) | $(WASM)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./host/testdata/goguest
 
+$(WASM)/wfguest.wasm: $(wildcard engine/testdata/wfguest/*.go) $(SDK_SOURCES) | $(WASM)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./engine/testdata/wfguest
+
 $(WASM)/hello-wasi.wasm: $(wildcard examples/hello-wasi/*.go) | $(WASM)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o $@ ./examples/hello-wasi
 
@@ -70,7 +73,7 @@ test: build vet fmt-check unit
 
 vet:
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guests/go/ ./examples/upper-go/ ./examples/hello-wasi/ ./host/testdata/goguest/
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guests/go/ ./examples/upper-go/ ./examples/hello-wasi/ ./host/testdata/goguest/ ./engine/testdata/wfguest/
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

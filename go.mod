@@ -3,6 +3,7 @@ module github.com/sluicehq/sluice
 go 1.26
 
 require (
+	github.com/expr-lang/expr v1.17.8
 	github.com/nats-io/nats-server/v2 v2.9.24
 	github.com/nats-io/nats-streaming-server v0.25.6
 	github.com/nats-io/nats.go v1.31.0
@@ -10,6 +11,7 @@ require (
 	github.com/nats-io/stan.go v0.10.4
 	github.com/spf13/pflag v1.1.0
 	github.com/tetratelabs/wazero v1.12.0
+	go.yaml.in/yaml/v3 v3.0.6
 )
 
 require (

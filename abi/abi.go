@@ -304,4 +304,9 @@ const (
 	MetaSequence     = "sequence"
 	MetaRedelivered  = "redelivered"
 	MetaRedeliveries = "redeliveries"
+	// Set on the calls of workflow tasks.
+	MetaWorkflow           = "workflow"
+	MetaWorkflowInvocation = "workflow.invocation"
+	MetaWorkflowTask       = "workflow.task"
+	MetaWorkflowAttempt    = "workflow.attempt"
 )

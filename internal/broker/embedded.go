@@ -42,13 +42,17 @@ type Embedded struct {
 const (
 	LogChannels = "sluice.logs.>"
 	// TickChannels hold timer claims; only the last minutes matter.
-	TickChannels     = "sluice.ticks.>"
-	tickMaxAge       = time.Hour
-	logMaxMsgs       = 10000
-	logMaxAge        = 24 * time.Hour
-	logMaxBytes      = 64 << 20
-	clientHBInterval = 2 * time.Second
-	clientHBFails    = 3
+	TickChannels = "sluice.ticks.>"
+	tickMaxAge   = time.Hour
+	// CheckpointChannel holds the workflow engine's replay checkpoints;
+	// readers take the highest, so the last thousand are plenty.
+	CheckpointChannel = "sluice.wf.checkpoints"
+	checkpointMaxMsgs = 1000
+	logMaxMsgs        = 10000
+	logMaxAge         = 24 * time.Hour
+	logMaxBytes       = 64 << 20
+	clientHBInterval  = 2 * time.Second
+	clientHBFails     = 3
 )
 
 // StartEmbedded starts an embedded server and waits until it serves.
@@ -80,6 +84,8 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		PerChannel: map[string]*stores.ChannelLimits{
 			LogChannels:  {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: logMaxMsgs, MaxBytes: logMaxBytes, MaxAge: logMaxAge}},
 			TickChannels: {MsgStoreLimits: stores.MsgStoreLimits{MaxAge: tickMaxAge}},
+			// Checkpoints: only the newest matter (readers take the highest).
+			CheckpointChannel: {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: checkpointMaxMsgs}},
 		},
 	}
 	if o.Dir != "" {

@@ -24,6 +24,8 @@ var (
 	StartNew = Start{kind: pb.StartPosition_NewOnly}
 	// StartAll delivers every message the channel holds, then new ones.
 	StartAll = Start{kind: pb.StartPosition_First}
+	// StartLast delivers the last message stored, then new ones.
+	StartLast = Start{kind: pb.StartPosition_LastReceived}
 )
 
 // StartAt starts at a sequence number.
@@ -115,6 +117,8 @@ func (s *Sub) attach() error {
 	switch start.kind {
 	case pb.StartPosition_First:
 		o = append(o, stan.DeliverAllAvailable())
+	case pb.StartPosition_LastReceived:
+		o = append(o, stan.StartWithLastReceived())
 	case pb.StartPosition_SequenceStart:
 		o = append(o, stan.StartAtSequence(start.seq))
 	case pb.StartPosition_TimeDeltaStart:

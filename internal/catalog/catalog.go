@@ -10,6 +10,8 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,7 +115,7 @@ func (c *Catalog) receive(m *broker.Msg) {
 	if err != nil && waiter == nil {
 		c.log.Debug("catalog event rejected", "type", ev.Type, "seq", m.Sequence, "err", err)
 	}
-	if err == nil && (ch.Function != nil || ch.Trigger != nil) {
+	if err == nil && (ch.Function != nil || ch.Trigger != nil || ch.Workflow != nil) {
 		for _, w := range watchers {
 			w(ch)
 		}
@@ -221,6 +223,62 @@ func (c *Catalog) DeleteTrigger(ctx context.Context, name string) error {
 	}
 	_, err := c.append(ctx, &Event{Type: EventTriggerDeleted, Name: name})
 	return err
+}
+
+// CreateWorkflow stores a new version of a workflow, whose definition the
+// caller has validated. Creating the current definition again changes
+// nothing and returns the current version.
+func (c *Catalog) CreateWorkflow(ctx context.Context, name, source string) (*Workflow, error) {
+	if err := ValidateName("workflow", name); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(source))
+	w := &Workflow{Name: name, Revision: hex.EncodeToString(sum[:]), Source: source}
+	if cur, ok := c.Workflow(name); ok && cur.Revision == w.Revision {
+		return cur, nil
+	}
+	ch, err := c.append(ctx, &Event{Type: EventWorkflowCreated, Workflow: w})
+	if err != nil {
+		return nil, err
+	}
+	return ch.Workflow, nil
+}
+
+// DeleteWorkflow deletes a workflow. Invocations running keep their
+// version; it fails while triggers use the workflow.
+func (c *Catalog) DeleteWorkflow(ctx context.Context, name string) error {
+	if _, ok := c.Workflow(name); !ok {
+		return fmt.Errorf("%w: no workflow %q", ErrNotFound, name)
+	}
+	_, err := c.append(ctx, &Event{Type: EventWorkflowDeleted, Name: name})
+	return err
+}
+
+// Workflow returns the current version of a workflow.
+func (c *Catalog) Workflow(name string) (*Workflow, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	w, ok := c.state.Workflows[name]
+	return w, ok
+}
+
+// Revision returns a workflow version by revision, deleted or not.
+func (c *Catalog) Revision(rev string) (*Workflow, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	w, ok := c.state.Revisions[rev]
+	return w, ok
+}
+
+// Workflows returns the workflows, sorted by name.
+func (c *Catalog) Workflows() []*Workflow {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*Workflow, 0, len(c.state.Workflows))
+	for _, name := range sortedNames(c.state.Workflows) {
+		out = append(out, c.state.Workflows[name])
+	}
+	return out
 }
 
 // Function returns the current version of a function.

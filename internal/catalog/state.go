@@ -19,6 +19,8 @@ const (
 	EventFunctionDeleted  = "FunctionDeleted"
 	EventTriggerCreated   = "TriggerCreated"
 	EventTriggerDeleted   = "TriggerDeleted"
+	EventWorkflowCreated  = "WorkflowCreated"
+	EventWorkflowDeleted  = "WorkflowDeleted"
 	// EventSync is a marker a daemon appends at start: once it reads its
 	// own marker back, it has replayed everything before it.
 	EventSync = "Sync"
@@ -35,6 +37,8 @@ type Event struct {
 	Function *Function `json:"function,omitempty"`
 	// Trigger is the created trigger (TriggerCreated).
 	Trigger *Trigger `json:"trigger,omitempty"`
+	// Workflow is the created workflow version (WorkflowCreated).
+	Workflow *Workflow `json:"workflow,omitempty"`
 	// Name is what a delete event deletes.
 	Name string `json:"name,omitempty"`
 }
@@ -89,11 +93,24 @@ type Function struct {
 	Deployed time.Time `json:"deployed"`
 }
 
-// Trigger binds a function to events: exactly one of HTTP, Queue and Cron
-// is set.
+// Workflow is one version of a workflow definition. The engine parses
+// Source; the catalog only stores it.
+type Workflow struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	// Revision is the sha256 of Source, in hex: invocations name the
+	// revision they run, so a redeploy does not change them.
+	Revision string    `json:"revision"`
+	Source   string    `json:"source"`
+	Created  time.Time `json:"created"`
+}
+
+// Trigger binds a function or a workflow to events: exactly one of
+// Function and Workflow, and one of HTTP, Queue and Cron, is set.
 type Trigger struct {
 	Name     string     `json:"name"`
-	Function string     `json:"function"`
+	Function string     `json:"function,omitempty"`
+	Workflow string     `json:"workflow,omitempty"`
 	HTTP     *HTTPSpec  `json:"http,omitempty"`
 	Queue    *QueueSpec `json:"queue,omitempty"`
 	Cron     *CronSpec  `json:"cron,omitempty"`
@@ -205,12 +222,18 @@ type State struct {
 	Seq       uint64
 	Functions map[string]*Function
 	Triggers  map[string]*Trigger
+	Workflows map[string]*Workflow
+	// Revisions are every workflow version ever created, by revision:
+	// invocations started on an old version keep running on it.
+	Revisions map[string]*Workflow
 	// Modules are the module blobs fully stored, by sha256: every module a
 	// deploy event ever referenced (blobs are never deleted).
 	Modules map[string]ModuleRef
 	// versions is the last version of each function name, kept after a
 	// delete so that versions of a name never repeat.
 	versions map[string]int
+	// wfVersions is the same for workflows.
+	wfVersions map[string]int
 	// recent holds the ids of the last dedupWindow events: a publish that
 	// timed out and was retried may have been stored twice.
 	recent map[string]struct{}
@@ -231,7 +254,8 @@ type ModuleRef struct {
 func NewState() *State {
 	return &State{
 		Functions: map[string]*Function{}, Triggers: map[string]*Trigger{},
-		Modules: map[string]ModuleRef{}, versions: map[string]int{},
+		Workflows: map[string]*Workflow{}, Revisions: map[string]*Workflow{},
+		Modules: map[string]ModuleRef{}, versions: map[string]int{}, wfVersions: map[string]int{},
 		recent: map[string]struct{}{},
 	}
 }
@@ -244,6 +268,8 @@ type Change struct {
 	Function *Function
 	// Trigger is the trigger created, or the one deleted.
 	Trigger *Trigger
+	// Workflow is the workflow version created, or the one deleted.
+	Workflow *Workflow
 }
 
 // Apply folds one event into the state. An event that breaks a rule (a
@@ -315,6 +341,39 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		s.Triggers[t.Name] = &nt
 		ch.Trigger = &nt
 		return ch, nil
+	case EventWorkflowCreated:
+		w := ev.Workflow
+		if w == nil {
+			return ch, fmt.Errorf("%w: %s without a workflow", ErrInvalid, ev.Type)
+		}
+		if err := ValidateName("workflow", w.Name); err != nil {
+			return ch, err
+		}
+		if cur, ok := s.Workflows[w.Name]; ok && cur.Revision == w.Revision {
+			ch.Workflow = cur // the same definition again changes nothing
+			return ch, nil
+		}
+		nw := *w
+		nw.Version = s.wfVersions[w.Name] + 1
+		nw.Created = ev.Time
+		s.wfVersions[w.Name] = nw.Version
+		s.Workflows[w.Name] = &nw
+		if _, ok := s.Revisions[nw.Revision]; !ok {
+			s.Revisions[nw.Revision] = &nw
+		}
+		ch.Workflow = &nw
+		return ch, nil
+	case EventWorkflowDeleted:
+		w, ok := s.Workflows[ev.Name]
+		if !ok {
+			return ch, fmt.Errorf("%w: no workflow %q", ErrNotFound, ev.Name)
+		}
+		if users := s.triggersOfWorkflow(ev.Name); len(users) > 0 {
+			return ch, fmt.Errorf("%w: workflow %q is used by trigger(s) %s: delete them first", ErrConflict, ev.Name, strings.Join(users, ", "))
+		}
+		delete(s.Workflows, ev.Name)
+		ch.Workflow = w
+		return ch, nil
 	case EventTriggerDeleted:
 		t, ok := s.Triggers[ev.Name]
 		if !ok {
@@ -336,8 +395,19 @@ func (s *State) checkTrigger(t *Trigger) error {
 	if _, ok := s.Triggers[t.Name]; ok {
 		return fmt.Errorf("%w: trigger %q exists: delete it first", ErrConflict, t.Name)
 	}
-	if _, ok := s.Functions[t.Function]; !ok {
-		return fmt.Errorf("%w: no function %q for trigger %q", ErrNotFound, t.Function, t.Name)
+	switch {
+	case t.Function != "" && t.Workflow != "":
+		return fmt.Errorf("%w: trigger %q: give --fn or --workflow, not both", ErrInvalid, t.Name)
+	case t.Workflow != "":
+		if _, ok := s.Workflows[t.Workflow]; !ok {
+			return fmt.Errorf("%w: no workflow %q for trigger %q", ErrNotFound, t.Workflow, t.Name)
+		}
+	case t.Function == "":
+		return fmt.Errorf("%w: trigger %q: give the function (--fn) or the workflow (--workflow) it runs", ErrInvalid, t.Name)
+	default:
+		if _, ok := s.Functions[t.Function]; !ok {
+			return fmt.Errorf("%w: no function %q for trigger %q", ErrNotFound, t.Function, t.Name)
+		}
 	}
 	kinds := 0
 	for _, set := range []bool{t.HTTP != nil, t.Queue != nil, t.Cron != nil} {
@@ -381,6 +451,16 @@ func (s *State) triggersOf(fn string) []string {
 	var names []string
 	for _, name := range sortedNames(s.Triggers) {
 		if s.Triggers[name].Function == fn {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func (s *State) triggersOfWorkflow(wf string) []string {
+	var names []string
+	for _, name := range sortedNames(s.Triggers) {
+		if s.Triggers[name].Workflow == wf {
 			names = append(names, name)
 		}
 	}

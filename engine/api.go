@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/sluicehq/sluice/internal/broker"
+)
+
+// Errors of the engine's operations.
+var (
+	// ErrNotFound: no such invocation or workflow.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: a definition or an input that cannot be used.
+	ErrInvalid = errors.New("invalid")
+	// ErrConflict: the operation does not fit the invocation's state
+	// (cancelling a finished one).
+	ErrConflict = errors.New("conflict")
+)
+
+// Functions is how the engine calls functions: by name, bytes in, bytes
+// out. It is the daemon's registry.
+type Functions interface {
+	// Invoke calls a function; meta is the call's metadata (workflow,
+	// invocation, task, attempt).
+	Invoke(ctx context.Context, function string, input []byte, meta map[string]string) ([]byte, error)
+	// Exists tells whether a function is deployed now.
+	Exists(function string) bool
+}
+
+// Revision is one version of a workflow definition.
+type Revision struct {
+	Name     string
+	Revision string
+	Source   string
+}
+
+// Definitions is where the engine finds workflow definitions: the catalog.
+type Definitions interface {
+	// Current returns the version of a workflow that new invocations run.
+	Current(name string) (Revision, bool)
+	// Revision returns a version by its content hash, even a deleted one.
+	Revision(rev string) (Revision, bool)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Conn        *broker.Conn
+	Functions   Functions
+	Definitions Definitions
+	// Node is this daemon's stable id: it owns (runs) the invocations it
+	// creates, and resumes them after a restart.
+	Node   string
+	Logger *slog.Logger
+}
+
+// InvokeOptions are the options of one invocation.
+type InvokeOptions struct {
+	// ID makes the invocation idempotent: invoking again with an ID that
+	// exists returns that invocation. "" generates one.
+	ID string
+}

@@ -1,0 +1,648 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/sluicehq/sluice/internal/broker"
+)
+
+// Channels of the engine.
+const (
+	// EventsChannel is the workflow event log: every invocation's events,
+	// JSON, in one NATS Streaming channel (unlimited: it is the state).
+	EventsChannel = "sluice.wf.events"
+	// CheckpointChannel holds replay checkpoints: the sequence of
+	// EventsChannel below which no event needs replaying.
+	CheckpointChannel = broker.CheckpointChannel
+)
+
+// Defaults and limits.
+const (
+	// DefaultRetain is how many finished invocations stay in memory (and
+	// in replay at start) for wf status; older ones are forgotten.
+	DefaultRetain = 10000
+	// MaxData bounds an invocation's input and a task's input or output:
+	// each travels inside one event, and NATS's default payload limit is
+	// 1 MiB.
+	MaxData = 512 << 10
+	// maxDepth bounds nested child workflows (a workflow calling itself).
+	maxDepth = 16
+	// checkpointEvery is how many events go by between checkpoints.
+	checkpointEvery = 5000
+	// syncTimeout bounds replaying the log at start and reading an
+	// invocation's events.
+	syncTimeout = 2 * time.Minute
+	// cancelWait is how long Cancel waits for the owner to act.
+	cancelWait = 10 * time.Second
+)
+
+// eventSync is a marker: a reader that sees its own marker has read
+// everything stored before it.
+const eventSync = "Sync"
+
+// Engine runs workflows: it follows the event log, keeps the state of
+// every invocation, and drives the invocations it owns.
+type Engine struct {
+	o   Options
+	log *slog.Logger
+	now func() time.Time
+
+	mu        sync.Mutex
+	st        *state
+	defs      map[string]*Definition // parsed definitions, by revision
+	local     map[string]*local      // per owned invocation: running calls and timers
+	waiters   map[string][]chan struct{}
+	replaying bool
+	syncID    string
+	synced    chan struct{}
+	closed    bool
+	sinceCkpt int
+	emitted   int // events written, to tell whether a pass did anything
+	lastCkpt  uint64
+
+	// ackMu guards pendingEnd; it is taken inside mu, never the reverse
+	// (publish acknowledgements arrive on the client's goroutine).
+	ackMu      sync.Mutex
+	pendingEnd map[string]chan struct{}
+
+	sub   *broker.Sub
+	calls sync.WaitGroup
+}
+
+// local is what this process does for one invocation it owns.
+type local struct {
+	runs   map[string]context.CancelFunc
+	timers map[string]*time.Timer
+}
+
+// Open replays the event log from the last checkpoint and resumes this
+// node's unfinished invocations: a task whose success is recorded is not
+// run again; one that was started and not finished runs again.
+func Open(ctx context.Context, o Options) (*Engine, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Node == "" {
+		return nil, errors.New("engine: Options.Node is empty")
+	}
+	e := &Engine{
+		o: o, log: o.Logger, now: func() time.Time { return time.Now().UTC() },
+		st: newState(DefaultRetain), defs: map[string]*Definition{}, local: map[string]*local{},
+		waiters: map[string][]chan struct{}{}, pendingEnd: map[string]chan struct{}{},
+		replaying: true, syncID: nuid.Next(), synced: make(chan struct{}),
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	start := time.Now()
+	from, err := e.readCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.lastCkpt = from
+	e.st.seq = from - 1
+	e.sub, err = o.Conn.Subscribe(EventsChannel, broker.SubOptions{Start: broker.StartAt(from)}, e.receive)
+	if err != nil {
+		return nil, fmt.Errorf("follow %s: %w", EventsChannel, err)
+	}
+	marker, _ := json.Marshal(&Event{Type: eventSync, Node: o.Node, Marker: e.syncID, Time: e.now()})
+	if err := o.Conn.Publish(ctx, EventsChannel, marker); err != nil {
+		e.sub.Close()
+		return nil, fmt.Errorf("replay %s: %w", EventsChannel, err)
+	}
+	select {
+	case <-e.synced:
+	case <-ctx.Done():
+		e.sub.Close()
+		return nil, fmt.Errorf("replay %s: %w", EventsChannel, ctx.Err())
+	}
+	e.mu.Lock()
+	e.replaying = false
+	resumed := 0
+	for _, id := range sortedKeys(e.st.invs) {
+		inv := e.st.invs[id]
+		if inv.owner == o.Node && inv.status == StatusRunning {
+			resumed++
+			e.reconcile(inv)
+		}
+	}
+	n, seq := len(e.st.invs), e.st.seq
+	e.mu.Unlock()
+	e.log.Info("workflow events replayed", "from", from, "to", seq, "invocations", n, "resumed", resumed,
+		"took", time.Since(start).Round(time.Millisecond))
+	return e, nil
+}
+
+// checkpoint is a message of CheckpointChannel.
+type checkpoint struct {
+	// Seq: replaying EventsChannel from here rebuilds every invocation
+	// still running and the retained finished ones.
+	Seq    uint64 `json:"seq"`
+	Marker string `json:"marker,omitempty"`
+	Node   string `json:"node,omitempty"`
+}
+
+// readCheckpoint returns where replay starts: the highest checkpoint
+// stored, or 1.
+func (e *Engine) readCheckpoint(ctx context.Context) (uint64, error) {
+	id := nuid.Next()
+	best := uint64(1)
+	done := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	sub, err := e.o.Conn.Subscribe(CheckpointChannel, broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+		var c checkpoint
+		if json.Unmarshal(m.Data, &c) != nil {
+			return
+		}
+		mu.Lock()
+		best = max(best, c.Seq)
+		mu.Unlock()
+		if c.Marker == id {
+			once.Do(func() { close(done) })
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", CheckpointChannel, err)
+	}
+	defer sub.Close()
+	marker, _ := json.Marshal(&checkpoint{Marker: id, Node: e.o.Node})
+	if err := e.o.Conn.Publish(ctx, CheckpointChannel, marker); err != nil {
+		return 0, fmt.Errorf("read %s: %w", CheckpointChannel, err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("read %s: %w", CheckpointChannel, ctx.Err())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return best, nil
+}
+
+// receive applies one message of the event log.
+func (e *Engine) receive(m *broker.Msg) {
+	ev := new(Event)
+	if err := json.Unmarshal(m.Data, ev); err != nil {
+		e.log.Error("skipping a workflow event that is not JSON", "seq", m.Sequence, "err", err)
+		return
+	}
+	ev.Seq = m.Sequence
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ev.Type == eventSync {
+		e.st.seq = max(e.st.seq, ev.Seq)
+		if ev.Marker == e.syncID {
+			close(e.synced)
+		}
+		return
+	}
+	if ev.Node == e.o.Node && !e.replaying {
+		// Our own event, applied when we wrote it: note where it landed.
+		if inv := e.st.invs[ev.Invocation]; inv != nil {
+			if inv.firstSeq == 0 {
+				inv.firstSeq = ev.Seq
+			}
+			inv.lastSeq = max(inv.lastSeq, ev.Seq)
+		}
+		e.st.seq = max(e.st.seq, ev.Seq)
+		e.maybeCheckpoint()
+		return
+	}
+	if err := e.st.apply(ev); err != nil {
+		return
+	}
+	e.maybeCheckpoint()
+	if e.replaying {
+		return
+	}
+	inv := e.st.invs[ev.Invocation]
+	if inv == nil {
+		return
+	}
+	if inv.owner == e.o.Node {
+		e.reconcile(inv)
+	}
+	if inv.status != StatusRunning {
+		e.notify(inv.id)
+	}
+}
+
+// maybeCheckpoint stores a checkpoint now and then.
+func (e *Engine) maybeCheckpoint() {
+	e.sinceCkpt++
+	if e.sinceCkpt < checkpointEvery || e.replaying {
+		return
+	}
+	e.sinceCkpt = 0
+	seq := e.st.replayStart()
+	if seq <= e.lastCkpt {
+		return
+	}
+	e.lastCkpt = seq
+	data, _ := json.Marshal(&checkpoint{Seq: seq, Node: e.o.Node})
+	if err := e.o.Conn.PublishAsync(CheckpointChannel, data, func(err error) {
+		if err != nil {
+			e.log.Warn("storing a workflow checkpoint failed", "seq", seq, "err", err)
+		}
+	}); err != nil {
+		e.log.Warn("storing a workflow checkpoint failed", "seq", seq, "err", err)
+	}
+}
+
+// replayStart is the lowest sequence a replay must start from to rebuild
+// every running invocation and every retained finished one.
+func (s *state) replayStart() uint64 {
+	low := s.seq + 1
+	for _, inv := range s.invs {
+		if inv.firstSeq == 0 {
+			// Written, not yet seen back: its sequence is above s.seq.
+			continue
+		}
+		low = min(low, inv.firstSeq)
+	}
+	return low
+}
+
+// emit applies events to the state and appends them to the log, in that
+// order and under e.mu, so that the log holds this node's events in the
+// order its state saw them. It does not wait for the server: a later
+// event is stored only if the earlier ones are, so after a crash the log
+// is a prefix of what happened here, and replaying it resumes from a
+// consistent point. ack, if given, gets the outcome of the last event.
+func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
+	for i, ev := range evs {
+		ev.Invocation, ev.Node, ev.Time = inv.id, e.o.Node, e.now()
+		e.emitted++
+		if err := e.st.apply(ev); err != nil {
+			e.log.Error("engine: an event it wrote does not apply", "type", ev.Type, "inv", inv.id, "task", ev.Task)
+			continue
+		}
+		data, err := json.Marshal(ev)
+		if err != nil {
+			e.log.Error("engine: encoding an event", "type", ev.Type, "err", err)
+			continue
+		}
+		var end chan struct{}
+		if isInvocationEnd(ev.Type) {
+			end = make(chan struct{})
+			e.ackMu.Lock()
+			e.pendingEnd[inv.id] = end
+			e.ackMu.Unlock()
+		}
+		last := i == len(evs)-1
+		id, typ := inv.id, ev.Type
+		err = e.o.Conn.PublishAsync(EventsChannel, data, func(err error) {
+			if err != nil {
+				e.log.Error("storing a workflow event failed", "inv", id, "type", typ, "err", err)
+			}
+			if end != nil {
+				e.ackMu.Lock()
+				if e.pendingEnd[id] == end {
+					delete(e.pendingEnd, id)
+				}
+				e.ackMu.Unlock()
+				close(end)
+			}
+			if last && ack != nil {
+				ack(err)
+			}
+		})
+		if err != nil {
+			e.log.Error("storing a workflow event failed", "inv", id, "type", typ, "err", err)
+			if end != nil {
+				e.ackMu.Lock()
+				delete(e.pendingEnd, id)
+				e.ackMu.Unlock()
+				close(end)
+			}
+			if last && ack != nil {
+				ack(err)
+			}
+		}
+		if isInvocationEnd(ev.Type) {
+			e.notify(inv.id)
+		}
+	}
+}
+
+// notify wakes the waiters of a finished invocation.
+func (e *Engine) notify(id string) {
+	for _, ch := range e.waiters[id] {
+		close(ch)
+	}
+	delete(e.waiters, id)
+}
+
+// definition returns a revision's parsed definition.
+func (e *Engine) definition(rev string) (*Definition, error) {
+	if d, ok := e.defs[rev]; ok {
+		return d, nil
+	}
+	r, ok := e.o.Definitions.Revision(rev)
+	if !ok {
+		return nil, fmt.Errorf("workflow revision %s is not in the catalog", short(rev))
+	}
+	d, err := ParseDefinition(r.Name, []byte(r.Source), nil)
+	if err != nil {
+		return nil, err
+	}
+	e.defs[rev] = d
+	return d, nil
+}
+
+func (e *Engine) localOf(id string) *local {
+	l := e.local[id]
+	if l == nil {
+		l = &local{runs: map[string]context.CancelFunc{}, timers: map[string]*time.Timer{}}
+		e.local[id] = l
+	}
+	return l
+}
+
+// stopLocal cancels the calls and timers of an invocation.
+func (e *Engine) stopLocal(id string) {
+	l := e.local[id]
+	if l == nil {
+		return
+	}
+	for _, c := range l.runs {
+		c()
+	}
+	for _, t := range l.timers {
+		t.Stop()
+	}
+	delete(e.local, id)
+}
+
+// Invoke starts an invocation of the current version of a workflow. input
+// is parsed as JSON if it is JSON, else taken as a string. It returns once
+// InvocationCreated is stored.
+func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o InvokeOptions) (*Invocation, error) {
+	if len(input) > MaxData {
+		return nil, fmt.Errorf("%w: input of %d bytes is over the %d KiB a workflow event holds", ErrInvalid, len(input), MaxData>>10)
+	}
+	rev, ok := e.o.Definitions.Current(workflow)
+	if !ok {
+		return nil, fmt.Errorf("%w: no workflow %q", ErrNotFound, workflow)
+	}
+	id := o.ID
+	if id == "" {
+		id = nuid.Next()
+	} else if !validInvocationID(id) {
+		return nil, fmt.Errorf("%w: invocation id %q: use 1 to 128 letters, digits, '-', '_' and '.'", ErrInvalid, id)
+	}
+	acked := make(chan error, 1)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, errors.New("the workflow engine is shutting down")
+	}
+	if _, err := e.definition(rev.Revision); err != nil {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("%w: workflow %q: %v", ErrInvalid, workflow, err)
+	}
+	if inv := e.st.invs[id]; inv != nil {
+		snap := inv.snapshot(false)
+		e.mu.Unlock()
+		return snap, nil
+	}
+	inv := e.create(id, rev, dataJSON(input), "", func(err error) { acked <- err })
+	snap := inv.snapshot(false)
+	e.mu.Unlock()
+	select {
+	case err := <-acked:
+		if err != nil {
+			return nil, fmt.Errorf("storing the invocation: %w", err)
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return snap, nil
+}
+
+func validInvocationID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// create writes InvocationCreated and starts driving the invocation.
+func (e *Engine) create(id string, rev Revision, input json.RawMessage, parent string, ack func(error)) *invState {
+	inv := &invState{id: id}
+	e.emit(inv, ack, &Event{Type: EventInvocationCreated, Workflow: rev.Name, Revision: rev.Revision,
+		Owner: e.o.Node, Parent: parent, Input: input})
+	inv = e.st.invs[id]
+	e.reconcile(inv)
+	return inv
+}
+
+// Wait waits until an invocation has finished (its last event stored) and
+// returns it.
+func (e *Engine) Wait(ctx context.Context, id string) (*Invocation, error) {
+	for {
+		e.mu.Lock()
+		inv := e.st.invs[id]
+		if inv == nil {
+			e.mu.Unlock()
+			return nil, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
+		}
+		if inv.status != StatusRunning {
+			snap := inv.snapshot(true)
+			e.ackMu.Lock()
+			end := e.pendingEnd[id]
+			e.ackMu.Unlock()
+			e.mu.Unlock()
+			if end != nil {
+				select {
+				case <-end:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			return snap, nil
+		}
+		ch := make(chan struct{})
+		e.waiters[id] = append(e.waiters[id], ch)
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Get returns an invocation with its tasks (ErrNotFound if unknown).
+func (e *Engine) Get(id string) (*Invocation, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	inv := e.st.invs[id]
+	if inv == nil {
+		return nil, fmt.Errorf("%w: no invocation %q (finished invocations are kept for the last %d)", ErrNotFound, id, e.st.retain)
+	}
+	return inv.snapshot(true), nil
+}
+
+// List returns the invocations of a workflow ("" for all), newest first,
+// without their tasks.
+func (e *Engine) List(workflow string) []*Invocation {
+	e.mu.Lock()
+	var out []*Invocation
+	for _, inv := range e.st.invs {
+		if workflow == "" || inv.workflow == workflow {
+			out = append(out, inv.snapshot(false))
+		}
+	}
+	e.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out
+}
+
+// Events returns an invocation's events in log order, read back from the
+// log.
+func (e *Engine) Events(ctx context.Context, id string) ([]*Event, error) {
+	e.mu.Lock()
+	inv := e.st.invs[id]
+	var from uint64
+	if inv != nil {
+		from = inv.firstSeq
+		if from == 0 {
+			from = e.st.seq + 1
+		}
+	}
+	e.mu.Unlock()
+	if inv == nil {
+		return nil, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	marker := nuid.Next()
+	var (
+		mu   sync.Mutex
+		out  []*Event
+		done = make(chan struct{})
+		once sync.Once
+	)
+	sub, err := e.o.Conn.Subscribe(EventsChannel, broker.SubOptions{Start: broker.StartAt(from)}, func(m *broker.Msg) {
+		ev := new(Event)
+		if json.Unmarshal(m.Data, ev) != nil {
+			return
+		}
+		ev.Seq = m.Sequence
+		if ev.Type == eventSync && ev.Marker == marker {
+			once.Do(func() { close(done) })
+			return
+		}
+		if ev.Invocation == id && ev.Type != eventSync {
+			mu.Lock()
+			out = append(out, ev)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	data, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: marker, Time: e.now()})
+	if err := e.o.Conn.Publish(ctx, EventsChannel, data); err != nil {
+		return nil, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return out, nil
+}
+
+// Cancel cancels a running invocation (ErrConflict if it has finished).
+// The owner writes InvocationCanceled; Cancel waits a little for it.
+func (e *Engine) Cancel(ctx context.Context, id string) (*Invocation, error) {
+	e.mu.Lock()
+	inv := e.st.invs[id]
+	switch {
+	case inv == nil:
+		e.mu.Unlock()
+		return nil, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
+	case inv.status != StatusRunning:
+		e.mu.Unlock()
+		return nil, fmt.Errorf("%w: invocation %s has finished (%s)", ErrConflict, id, inv.status)
+	case inv.parent != "":
+		e.mu.Unlock()
+		return nil, fmt.Errorf("%w: invocation %s is a child of %s: cancel that one", ErrConflict, id, inv.parent)
+	}
+	if inv.owner == e.o.Node {
+		e.emit(inv, nil, &Event{Type: eventCancelRequested, Error: "canceled by request"})
+		e.reconcile(inv)
+		e.mu.Unlock()
+	} else {
+		e.mu.Unlock()
+		data, _ := json.Marshal(&Event{Type: eventCancelRequested, Invocation: id, Node: e.o.Node, Time: e.now(), Error: "canceled by request"})
+		if err := e.o.Conn.Publish(ctx, EventsChannel, data); err != nil {
+			return nil, err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, cancelWait)
+	defer cancel()
+	if snap, err := e.Wait(wctx, id); err == nil {
+		return snap, nil
+	}
+	return e.Get(id)
+}
+
+// Close stops the engine: calls in flight are canceled (their tasks run
+// again when the engine is opened again), timers stop.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	for id := range e.local {
+		e.stopLocal(id)
+	}
+	e.mu.Unlock()
+	if e.sub != nil {
+		e.sub.Close()
+	}
+	done := make(chan struct{})
+	go func() { e.calls.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// childID names the child invocation of a workflow task: derived from the
+// parent, so that resuming finds the child it started.
+func childID(parent, task string, attempt int) string {
+	h := fnv.New64a()
+	h.Write([]byte(task))
+	return fmt.Sprintf("%s.%x.%d", parent, h.Sum64()&0xffffffff, attempt)
+}

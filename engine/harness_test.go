@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/testutil"
+)
+
+// The tests run the engine on a real embedded NATS Streaming server and
+// real wasm guests: wfguest (engine/testdata/wfguest) and echo-wat.
+
+var (
+	hostOnce sync.Once
+	testHost *host.Host
+	testFns  map[string]*host.Function
+	hostErr  error
+)
+
+// functions are the test's deployed functions, on one shared host.
+type functions struct {
+	mu      sync.Mutex
+	calls   map[string]int // by function
+	missing map[string]bool
+}
+
+func loadFunctions(t testing.TB) *functions {
+	t.Helper()
+	hostOnce.Do(func() {
+		ctx := context.Background()
+		testHost, hostErr = host.New(ctx, host.NewConfig().WithCacheDir(os.TempDir()+"/sluice-engine-test-cache"))
+		if hostErr != nil {
+			return
+		}
+		testFns = map[string]*host.Function{}
+		for _, name := range []string{"wfguest", "echo-wat"} {
+			f, err := testHost.Load(ctx, host.Spec{Name: name, Version: 1, ABI: abi.Auto, Limits: host.Limits{Concurrency: 64}}, testutil.Wasm(t, name))
+			if err != nil {
+				hostErr = err
+				return
+			}
+			testFns[name] = f
+		}
+	})
+	if hostErr != nil {
+		t.Fatal(hostErr)
+	}
+	return &functions{calls: map[string]int{}, missing: map[string]bool{}}
+}
+
+func (f *functions) Invoke(ctx context.Context, name string, input []byte, meta map[string]string) ([]byte, error) {
+	f.mu.Lock()
+	f.calls[name]++
+	missing := f.missing[name]
+	f.mu.Unlock()
+	fn := testFns[name]
+	if fn == nil || missing {
+		return nil, fmt.Errorf("no function %q", name)
+	}
+	res, err := fn.Invoke(ctx, host.Call{Input: input, Meta: meta})
+	return res.Output, err
+}
+
+func (f *functions) Exists(name string) bool { return testFns[name] != nil }
+
+// defs is an in-memory catalog of workflow definitions.
+type defs struct {
+	mu      sync.Mutex
+	current map[string]Revision
+	revs    map[string]Revision
+}
+
+func newDefs() *defs { return &defs{current: map[string]Revision{}, revs: map[string]Revision{}} }
+
+func (d *defs) put(t testing.TB, src string) Revision {
+	t.Helper()
+	def, err := ParseDefinition("", []byte(src), func(fn string) bool { return testFns[fn] != nil })
+	if err != nil {
+		t.Fatalf("definition: %v", err)
+	}
+	r := Revision{Name: def.Name, Revision: fmt.Sprintf("rev-%s-%d", def.Name, len(d.revs)), Source: src}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.current[r.Name] = r
+	d.revs[r.Revision] = r
+	return r
+}
+
+func (d *defs) Current(name string) (Revision, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.current[name]
+	return r, ok
+}
+
+func (d *defs) Revision(rev string) (Revision, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.revs[rev]
+	return r, ok
+}
+
+// rig is one test's NATS Streaming server, connection and engine.
+type rig struct {
+	t    testing.TB
+	dir  string
+	srv  *broker.Embedded
+	conn *broker.Conn
+	fns  *functions
+	defs *defs
+	e    *Engine
+	node string
+}
+
+func newRig(t testing.TB, fileStore bool) *rig {
+	t.Helper()
+	r := &rig{t: t, fns: loadFunctions(t), defs: newDefs(), node: "node-a"}
+	if fileStore {
+		r.dir = t.TempDir()
+	}
+	r.startServer("127.0.0.1:0")
+	r.open()
+	t.Cleanup(r.close)
+	return r
+}
+
+func (r *rig) startServer(listen string) {
+	r.t.Helper()
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: r.dir, Listen: listen, ClusterID: "test"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.srv = srv
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r.conn, err = broker.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test", Name: "engine-test"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) open() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.e = e
+}
+
+// restart closes the engine and opens a new one on the same log.
+func (r *rig) restart() {
+	r.t.Helper()
+	r.e.Close(context.Background())
+	r.open()
+}
+
+func (r *rig) close() {
+	if r.e != nil {
+		r.e.Close(context.Background())
+	}
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	if r.srv != nil {
+		r.srv.Shutdown()
+	}
+}
+
+// run invokes a workflow and waits for its end.
+func (r *rig) run(workflow, input string) *Invocation {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	inv, err := r.e.Invoke(ctx, workflow, []byte(input), InvokeOptions{})
+	if err != nil {
+		r.t.Fatalf("invoke %s: %v", workflow, err)
+	}
+	inv, err = r.e.Wait(ctx, inv.ID)
+	if err != nil {
+		r.t.Fatalf("wait %s: %v", workflow, err)
+	}
+	return inv
+}
+
+func (r *rig) events(id string) []*Event {
+	r.t.Helper()
+	evs, err := r.e.Events(context.Background(), id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return evs
+}
+
+// types lists event types as "Type task" strings.
+func types(evs []*Event) []string {
+	var out []string
+	for _, e := range evs {
+		s := e.Type
+		if e.Task != "" {
+			s += " " + e.Task
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func wantJSON(t testing.TB, got json.RawMessage, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("output %s is not JSON: %v", got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("want %s is not JSON: %v", want, err)
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if string(gb) != string(wb) {
+		t.Fatalf("output = %s, want %s", gb, wb)
+	}
+}
+
+func wantStatus(t testing.TB, inv *Invocation, status string) {
+	t.Helper()
+	if inv.Status != status {
+		b, _ := json.MarshalIndent(inv, "", "  ")
+		t.Fatalf("status %s, want %s:\n%s", inv.Status, status, b)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

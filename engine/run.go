@@ -1,0 +1,760 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/abi"
+)
+
+// reconcile drives an invocation this node owns. It runs, with e.mu held,
+// after anything changed the invocation, decides from the state alone
+// what comes next and writes it; running it again when nothing changed
+// decides nothing. This is what makes resuming after a crash the same
+// code path as running.
+func (e *Engine) reconcile(inv *invState) {
+	if e.closed || e.replaying || inv.owner != e.o.Node {
+		return
+	}
+	// A pass may finish tasks at once (noop, a branch value), which lets
+	// others start: loop until a pass writes nothing.
+	for pass := 0; inv.status == StatusRunning && pass < 10000; pass++ {
+		n := e.emitted
+		e.step(inv)
+		if e.emitted == n {
+			break
+		}
+	}
+	if inv.status == StatusRunning {
+		return
+	}
+	e.stopLocal(inv.id)
+	for _, id := range inv.order {
+		t := inv.tasks[id]
+		if t.run != builtinWorkflow || t.status == TaskSucceeded {
+			continue
+		}
+		if c := e.st.invs[childID(inv.id, id, t.attempts)]; c != nil && c.status == StatusRunning {
+			e.emit(c, nil, &Event{Type: EventInvocationCanceled, Error: fmt.Sprintf("its parent %s %s", inv.id, inv.status)})
+			e.reconcile(c)
+		}
+	}
+	if inv.parent != "" {
+		pid, _, _ := strings.Cut(inv.parent, "/")
+		if p := e.st.invs[pid]; p != nil && p.status == StatusRunning {
+			e.reconcile(p)
+		}
+	}
+}
+
+// step is one pass over an invocation's static tasks.
+func (e *Engine) step(inv *invState) {
+	if inv.cancel != "" {
+		e.emit(inv, nil, &Event{Type: EventInvocationCanceled, Error: inv.cancel})
+		return
+	}
+	def, err := e.definition(inv.revision)
+	if err != nil {
+		e.emit(inv, nil, &Event{Type: EventInvocationFailed, Error: err.Error()})
+		return
+	}
+	done := true
+	for _, id := range def.order {
+		spec := def.tasks[id]
+		t := inv.tasks[id]
+		if t == nil {
+			done = false
+			if requiresMet(inv, spec) {
+				e.schedule(inv, spec, id, nil)
+			}
+			continue
+		}
+		switch t.status {
+		case TaskSucceeded:
+		case TaskFailed:
+			e.emit(inv, nil, &Event{Type: EventInvocationFailed, Task: id, Error: t.err})
+			return
+		default:
+			done = false
+			e.drive(inv, spec, t)
+		}
+	}
+	if !done {
+		return
+	}
+	out, err := e.output(inv, def)
+	if err != nil {
+		e.emit(inv, nil, &Event{Type: EventInvocationFailed, Error: "output: " + err.Error()})
+		return
+	}
+	e.emit(inv, nil, &Event{Type: EventInvocationSucceeded, Output: out})
+}
+
+func requiresMet(inv *invState, spec *taskSpec) bool {
+	for _, r := range spec.requires {
+		if t := inv.tasks[r]; t == nil || t.status != TaskSucceeded {
+			return false
+		}
+	}
+	return true
+}
+
+// output evaluates the workflow's output: output:, or the output of its
+// only last task, or a map of its last tasks' outputs.
+func (e *Engine) output(inv *invState, def *Definition) (json.RawMessage, error) {
+	if def.output != nil {
+		x, err := def.output.eval(e.env(inv, "", nil))
+		if err != nil {
+			return nil, err
+		}
+		return e.checkData(x)
+	}
+	if len(def.sinks) == 1 {
+		return inv.tasks[def.sinks[0]].output, nil
+	}
+	m := map[string]json.RawMessage{}
+	for _, s := range def.sinks {
+		m[s] = inv.tasks[s].output
+	}
+	return json.Marshal(m)
+}
+
+func (e *Engine) checkData(x any) (json.RawMessage, error) {
+	raw, err := toJSON(x)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > MaxData {
+		return nil, fmt.Errorf("a value of %d bytes is over the %d KiB a workflow event holds", len(raw), MaxData>>10)
+	}
+	return raw, nil
+}
+
+// env is the environment of the expressions of task id (any task for
+// ""): the globals, the loop variables of the tasks it sits in, and add.
+func (e *Engine) env(inv *invState, id string, add map[string]any) env {
+	m := env{"input": inv.inputValue(), "tasks": inv.tasksEnv(), "invocation": map[string]any{"id": inv.id, "workflow": inv.workflow}}
+	var chain []string
+	for p := id; p != ""; p = parentID(p) {
+		chain = append(chain, p)
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		if t := inv.tasks[chain[i]]; t != nil {
+			for k, v := range t.scope {
+				m[k] = v
+			}
+		}
+	}
+	for k, v := range add {
+		m[k] = v
+	}
+	return m
+}
+
+// schedule evaluates a task's input and writes TaskScheduled, then starts
+// the task. add holds the loop variables a dynamic task adds.
+func (e *Engine) schedule(inv *invState, spec *taskSpec, id string, add map[string]any) {
+	add = normalize(add)
+	input, err := e.evalInput(inv, spec, id, add)
+	ev := &Event{Type: EventTaskScheduled, Task: id, Run: spec.run, Scope: add, Input: input}
+	if err != nil {
+		e.emit(inv, nil, ev, &Event{Type: EventTaskFailed, Task: id, Error: err.Error()})
+		return
+	}
+	e.emit(inv, nil, ev)
+	if t := inv.tasks[id]; t != nil {
+		e.drive(inv, spec, t)
+	}
+}
+
+// normalize gives loop variables the types they have after a JSON round
+// trip, so that a resumed invocation computes what a live one does.
+func normalize(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return m
+	}
+	out, ok := fromJSON(b).(map[string]any)
+	if !ok {
+		return m
+	}
+	return out
+}
+
+// evalInput evaluates what a task's TaskScheduled records: a function's
+// input, or the parts of a built-in's inputs that decide what it does.
+func (e *Engine) evalInput(inv *invState, spec *taskSpec, id string, add map[string]any) (json.RawMessage, error) {
+	en := e.env(inv, id, add)
+	var x any
+	var err error
+	switch spec.run {
+	case builtinIf:
+		c, err := spec.cond.eval(en)
+		if err != nil {
+			return nil, err
+		}
+		b, ok := c.(bool)
+		if !ok {
+			return nil, fmt.Errorf("if: the condition is %s, not true or false", stringify(c))
+		}
+		x = map[string]any{"if": b}
+	case builtinSwitch:
+		subject, err := spec.cond.eval(en)
+		if err != nil {
+			return nil, err
+		}
+		chosen := -1
+		for i, c := range spec.cases {
+			cv, err := c.eval(en)
+			if err != nil {
+				return nil, err
+			}
+			if jsonEqual(subject, cv) {
+				chosen = i
+				break
+			}
+		}
+		x = map[string]any{"switch": subject, "case": chosen}
+	case builtinForeach:
+		items, err := spec.cond.eval(en)
+		if err != nil {
+			return nil, err
+		}
+		list, ok := asList(items)
+		if !ok {
+			return nil, fmt.Errorf("foreach: want a list, got %s", clip(stringify(items)))
+		}
+		par := len(list)
+		if spec.parallel != nil {
+			p, err := spec.parallel.eval(en)
+			if err != nil {
+				return nil, err
+			}
+			n, ok := asInt(p)
+			if !ok || n < 1 {
+				return nil, fmt.Errorf("foreach: parallel is %s, want 1 or more", stringify(p))
+			}
+			par = n
+		}
+		x = map[string]any{"foreach": list, "parallel": par}
+	case builtinRepeat:
+		c, err := spec.cond.eval(en)
+		if err != nil {
+			return nil, err
+		}
+		n, ok := asInt(c)
+		if !ok || n < 0 || n > maxWhileLimit {
+			return nil, fmt.Errorf("repeat: times is %s, want 0 to %d", stringify(c), maxWhileLimit)
+		}
+		x = map[string]any{"times": n}
+	case builtinWhile:
+		x = map[string]any{"limit": spec.limit}
+	case builtinWorkflow:
+		in, err := spec.inputs.eval(en)
+		if err != nil {
+			return nil, err
+		}
+		x = map[string]any{"workflow": spec.workflow, "input": in}
+	default:
+		x, err = spec.inputs.eval(en)
+		if err != nil {
+			return nil, err
+		}
+		if spec.run == builtinSleep {
+			if _, err := sleepDuration(x); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return e.checkData(x)
+}
+
+// drive moves a task that is not finished one step on.
+func (e *Engine) drive(inv *invState, spec *taskSpec, t *taskState) {
+	if inv.status != StatusRunning {
+		return
+	}
+	switch {
+	case spec.isFunction():
+		e.driveFunction(inv, spec, t)
+	case spec.run == builtinSleep:
+		switch t.status {
+		case TaskScheduled:
+			d, _ := sleepDuration(fromJSON(t.input))
+			wake := e.now().Add(d)
+			e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: 1, Wake: &wake})
+			e.timer(inv, t.id, wake)
+		case TaskRunning:
+			if !e.now().Before(t.wake) {
+				e.emit(inv, nil, &Event{Type: EventTaskSucceeded, Task: t.id, Attempt: t.attempts, Output: json.RawMessage("null")})
+				return
+			}
+			e.timer(inv, t.id, t.wake)
+		}
+	case spec.run == builtinWorkflow:
+		e.driveChild(inv, spec, t)
+	default:
+		if t.status == TaskScheduled {
+			e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: 1})
+		}
+		if t.status != TaskRunning {
+			return
+		}
+		switch spec.run {
+		case builtinNoop:
+			e.succeed(inv, t, t.input)
+		case builtinCompose:
+			e.succeed(inv, t, compose(t.input))
+		case builtinFail:
+			e.fail(inv, t, failMessage(t.input))
+		case builtinIf, builtinSwitch:
+			e.driveBranch(inv, spec, t)
+		case builtinForeach:
+			e.driveForeach(inv, spec, t)
+		case builtinWhile, builtinRepeat:
+			e.driveLoop(inv, spec, t)
+		}
+	}
+}
+
+func (e *Engine) succeed(inv *invState, t *taskState, out json.RawMessage) {
+	if out == nil {
+		out = json.RawMessage("null")
+	}
+	e.emit(inv, nil, &Event{Type: EventTaskSucceeded, Task: t.id, Attempt: t.attempts, Output: out})
+}
+
+func (e *Engine) fail(inv *invState, t *taskState, msg string) {
+	e.emit(inv, nil, &Event{Type: EventTaskFailed, Task: t.id, Attempt: t.attempts, Error: msg})
+}
+
+// driveFunction runs a function task: first attempt, retry after its
+// backoff, or again after a restart found it started and not finished.
+func (e *Engine) driveFunction(inv *invState, spec *taskSpec, t *taskState) {
+	l := e.localOf(inv.id)
+	switch t.status {
+	case TaskScheduled:
+		e.call(inv, spec, t)
+	case TaskRunning:
+		if _, running := l.runs[t.id]; !running {
+			e.call(inv, spec, t) // started by an earlier life of this node
+		}
+	case TaskRetrying:
+		if !e.now().Before(t.wake) {
+			e.call(inv, spec, t)
+		} else if l.timers[t.id] == nil {
+			e.timer(inv, t.id, t.wake)
+		}
+	}
+}
+
+// call writes TaskStarted and calls the function on its own goroutine.
+func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
+	attempt := t.attempts + 1
+	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: attempt})
+	ctx, cancel := context.WithCancel(context.Background())
+	if spec.timeout > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, spec.timeout)
+		c1 := cancel
+		cancel = func() { c2(); c1() }
+	}
+	e.localOf(inv.id).runs[t.id] = cancel
+	invID, taskID, fn, input := inv.id, t.id, spec.run, functionInput(t.input)
+	meta := map[string]string{
+		abi.MetaWorkflow: inv.workflow, abi.MetaWorkflowInvocation: inv.id,
+		abi.MetaWorkflowTask: t.id, abi.MetaWorkflowAttempt: strconv.Itoa(attempt),
+	}
+	e.calls.Add(1)
+	go func() {
+		defer e.calls.Done()
+		out, err := e.o.Functions.Invoke(ctx, fn, input, meta)
+		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.called(invID, taskID, attempt, spec, out, err, timedOut)
+	}()
+}
+
+// called records the outcome of a function call.
+func (e *Engine) called(invID, taskID string, attempt int, spec *taskSpec, out []byte, err error, timedOut bool) {
+	if e.closed {
+		return // not recorded: the task runs again after a restart
+	}
+	inv := e.st.invs[invID]
+	if inv == nil {
+		return
+	}
+	t := inv.tasks[taskID]
+	if l := e.local[invID]; l != nil && t != nil && t.attempts == attempt {
+		delete(l.runs, taskID)
+	}
+	if t == nil || t.status != TaskRunning || t.attempts != attempt {
+		return
+	}
+	if err == nil {
+		raw := dataJSON(out)
+		if len(raw) > MaxData {
+			err = fmt.Errorf("output of %d bytes is over the %d KiB a workflow event holds", len(out), MaxData>>10)
+		} else {
+			e.emit(inv, nil, &Event{Type: EventTaskSucceeded, Task: taskID, Attempt: attempt, Output: raw})
+		}
+	}
+	if err != nil {
+		msg := err.Error()
+		if timedOut {
+			msg = fmt.Sprintf("timed out after %s (the task's timeout)", spec.timeout)
+		}
+		e.failed(inv, spec, t, msg)
+	}
+	e.reconcile(inv)
+}
+
+// failed records a failed attempt: a retry after the backoff, or the
+// task's failure when retries are spent (or the invocation is ending).
+func (e *Engine) failed(inv *invState, spec *taskSpec, t *taskState, msg string) {
+	if inv.status == StatusRunning && inv.cancel == "" && t.failures < spec.retry.max {
+		wake := e.now().Add(spec.retry.delay(t.failures + 1))
+		e.emit(inv, nil, &Event{Type: EventTaskRetrying, Task: t.id, Attempt: t.attempts, Error: msg, Wake: &wake})
+		e.timer(inv, t.id, wake)
+		return
+	}
+	if spec.retry.max > 0 {
+		msg = fmt.Sprintf("%s (after %d attempts)", msg, t.attempts)
+	}
+	e.emit(inv, nil, &Event{Type: EventTaskFailed, Task: t.id, Attempt: t.attempts, Error: msg})
+}
+
+// timer wakes an invocation at a time: a sleep's end, a retry's backoff.
+// A runtime timer, not a goroutine, waits.
+func (e *Engine) timer(inv *invState, taskID string, at time.Time) {
+	l := e.localOf(inv.id)
+	if old := l.timers[taskID]; old != nil {
+		old.Stop()
+	}
+	invID := inv.id
+	var tm *time.Timer
+	tm = time.AfterFunc(at.Sub(e.now()), func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.closed {
+			return
+		}
+		if l := e.local[invID]; l != nil && l.timers[taskID] == tm {
+			delete(l.timers, taskID)
+		}
+		if inv := e.st.invs[invID]; inv != nil {
+			e.reconcile(inv)
+		}
+	})
+	l.timers[taskID] = tm
+}
+
+// driveChild runs a workflow task: a child invocation of another workflow.
+func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
+	var in struct {
+		Workflow string          `json:"workflow"`
+		Input    json.RawMessage `json:"input"`
+	}
+	_ = json.Unmarshal(t.input, &in)
+	switch t.status {
+	case TaskScheduled:
+		e.startChild(inv, spec, t, in.Workflow, in.Input)
+	case TaskRetrying:
+		if !e.now().Before(t.wake) {
+			e.startChild(inv, spec, t, in.Workflow, in.Input)
+		} else if e.localOf(inv.id).timers[t.id] == nil {
+			e.timer(inv, t.id, t.wake)
+		}
+	case TaskRunning:
+		cid := childID(inv.id, t.id, t.attempts)
+		c := e.st.invs[cid]
+		if c == nil {
+			e.createChild(inv, t, cid, in.Workflow, in.Input)
+			return
+		}
+		switch c.status {
+		case StatusSucceeded:
+			e.succeed(inv, t, c.output)
+		case StatusFailed:
+			msg := fmt.Sprintf("workflow %s (invocation %s) failed", in.Workflow, cid)
+			if c.failedTask != "" {
+				msg += ": task " + c.failedTask
+			}
+			e.failed(inv, spec, t, msg+": "+c.err)
+		case StatusCanceled:
+			e.failed(inv, spec, t, fmt.Sprintf("workflow %s (invocation %s) was canceled: %s", in.Workflow, cid, c.err))
+		}
+	}
+}
+
+func (e *Engine) startChild(inv *invState, spec *taskSpec, t *taskState, workflow string, input json.RawMessage) {
+	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: t.attempts + 1})
+	e.createChild(inv, t, childID(inv.id, t.id, t.attempts), workflow, input)
+}
+
+func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, input json.RawMessage) {
+	depth := 1
+	for p := inv; p != nil && p.parent != ""; depth++ {
+		pid, _, _ := strings.Cut(p.parent, "/")
+		p = e.st.invs[pid]
+	}
+	if depth > maxDepth {
+		e.fail(inv, t, fmt.Sprintf("workflow %s: child workflows nest deeper than %d (does a workflow call itself?)", workflow, maxDepth))
+		return
+	}
+	rev, ok := e.o.Definitions.Current(workflow)
+	if !ok {
+		e.fail(inv, t, fmt.Sprintf("no workflow %q", workflow))
+		return
+	}
+	if _, err := e.definition(rev.Revision); err != nil {
+		e.fail(inv, t, err.Error())
+		return
+	}
+	if input == nil {
+		input = json.RawMessage("null")
+	}
+	e.create(cid, rev, input, inv.id+"/"+t.id, nil)
+}
+
+// driveBranch runs if and switch: the branch chosen at scheduling is a
+// value (the output) or a dynamic task (whose output is the output).
+func (e *Engine) driveBranch(inv *invState, spec *taskSpec, t *taskState) {
+	var in struct {
+		If   bool `json:"if"`
+		Case *int `json:"case"`
+	}
+	_ = json.Unmarshal(t.input, &in)
+	key := "else"
+	switch {
+	case spec.run == builtinIf && in.If:
+		key = "then"
+	case spec.run == builtinSwitch && in.Case != nil && *in.Case >= 0:
+		key = fmt.Sprintf("case/%d", *in.Case)
+	case spec.run == builtinSwitch:
+		key = "default"
+	}
+	b := spec.branches[key]
+	switch {
+	case b == nil:
+		e.succeed(inv, t, nil)
+	case b.val != nil:
+		x, err := b.val.eval(e.env(inv, t.id, nil))
+		if err != nil {
+			e.fail(inv, t, err.Error())
+			return
+		}
+		raw, err := e.checkData(x)
+		if err != nil {
+			e.fail(inv, t, err.Error())
+			return
+		}
+		e.succeed(inv, t, raw)
+	default:
+		e.driveKid(inv, t, b.spec, t.id+"/"+key, nil, func(c *taskState) { e.succeed(inv, t, c.output) })
+	}
+}
+
+// driveKid schedules, drives or concludes one dynamic task.
+func (e *Engine) driveKid(inv *invState, t *taskState, spec *taskSpec, id string, add map[string]any, done func(*taskState)) {
+	c := inv.tasks[id]
+	switch {
+	case c == nil:
+		e.schedule(inv, spec, id, add)
+	case c.status == TaskSucceeded:
+		done(c)
+	case c.status == TaskFailed:
+		e.fail(inv, t, fmt.Sprintf("%s: %s", id, c.err))
+	default:
+		e.drive(inv, spec, c)
+	}
+}
+
+// driveForeach runs a foreach: do once per item, up to parallel at once;
+// the output is the list of outputs, in the items' order.
+func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
+	var in struct {
+		Foreach  []json.RawMessage `json:"foreach"`
+		Parallel int               `json:"parallel"`
+	}
+	_ = json.Unmarshal(t.input, &in)
+	do := spec.branches["do"].spec
+	n := len(in.Foreach)
+	active, done := 0, 0
+	for i := 0; i < n && i < t.kids; i++ {
+		c := inv.tasks[fmt.Sprintf("%s/%d", t.id, i)]
+		switch {
+		case c == nil:
+		case c.status == TaskSucceeded:
+			done++
+		case c.status == TaskFailed:
+			e.fail(inv, t, fmt.Sprintf("%s: %s", c.id, c.err))
+			return
+		default:
+			active++
+			e.drive(inv, do, c)
+		}
+	}
+	if done == n {
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(inv.tasks[fmt.Sprintf("%s/%d", t.id, i)].output)
+		}
+		b.WriteByte(']')
+		if b.Len() > MaxData {
+			e.fail(inv, t, fmt.Sprintf("foreach: the list of outputs is %d bytes, over the %d KiB a workflow event holds", b.Len(), MaxData>>10))
+			return
+		}
+		e.succeed(inv, t, b.Bytes())
+		return
+	}
+	for i := t.kids; i < n && active < in.Parallel && inv.status == StatusRunning; i++ {
+		active++
+		e.schedule(inv, do, fmt.Sprintf("%s/%d", t.id, i), map[string]any{"item": fromJSON(in.Foreach[i]), "index": i})
+	}
+}
+
+// driveLoop runs while and repeat: do again and again, one at a time,
+// with the previous output as prev; the output is the last one.
+func (e *Engine) driveLoop(inv *invState, spec *taskSpec, t *taskState) {
+	do := spec.branches["do"].spec
+	k := t.kids
+	var prev any
+	var prevRaw json.RawMessage = json.RawMessage("null")
+	if k > 0 {
+		last := inv.tasks[fmt.Sprintf("%s/%d", t.id, k-1)]
+		switch {
+		case last == nil:
+			return
+		case last.status == TaskFailed:
+			e.fail(inv, t, fmt.Sprintf("%s: %s", last.id, last.err))
+			return
+		case last.status != TaskSucceeded:
+			e.drive(inv, do, last)
+			return
+		}
+		prev, prevRaw = last.value(), last.output
+	}
+	add := map[string]any{"prev": prev, "index": k}
+	if spec.run == builtinRepeat {
+		var in struct {
+			Times int `json:"times"`
+		}
+		_ = json.Unmarshal(t.input, &in)
+		if k >= in.Times {
+			e.succeed(inv, t, prevRaw)
+			return
+		}
+	} else {
+		c, err := spec.cond.eval(e.env(inv, t.id, add))
+		if err != nil {
+			e.fail(inv, t, err.Error())
+			return
+		}
+		more, ok := c.(bool)
+		if !ok {
+			e.fail(inv, t, fmt.Sprintf("while: the condition is %s, not true or false", stringify(c)))
+			return
+		}
+		if !more {
+			e.succeed(inv, t, prevRaw)
+			return
+		}
+		if k >= spec.limit {
+			e.fail(inv, t, fmt.Sprintf("while: the condition is still true after limit %d iterations", spec.limit))
+			return
+		}
+	}
+	e.schedule(inv, do, fmt.Sprintf("%s/%d", t.id, k), add)
+}
+
+// compose merges its inputs: a list of maps into one map (later keys
+// win), anything else as it is.
+func compose(raw json.RawMessage) json.RawMessage {
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return raw
+	}
+	merged := map[string]json.RawMessage{}
+	for _, el := range list {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(el, &m) != nil {
+			return raw
+		}
+		for k, v := range m {
+			merged[k] = v
+		}
+	}
+	out, _ := json.Marshal(merged)
+	return out
+}
+
+func failMessage(raw json.RawMessage) string {
+	x := fromJSON(raw)
+	if m, ok := x.(map[string]any); ok && m["message"] != nil {
+		x = m["message"]
+	}
+	if x == nil {
+		return "failed by a fail task"
+	}
+	return stringify(x)
+}
+
+func asList(x any) ([]any, bool) {
+	if x == nil {
+		return nil, false
+	}
+	if l, ok := x.([]any); ok {
+		return l, true
+	}
+	v := reflect.ValueOf(x)
+	if v.Kind() != reflect.Slice && v.Kind() != reflect.Array {
+		return nil, false
+	}
+	out := make([]any, v.Len())
+	for i := range out {
+		out[i] = v.Index(i).Interface()
+	}
+	return out, true
+}
+
+func asInt(x any) (int, bool) {
+	switch n := x.(type) {
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case float64:
+		if n == math.Trunc(n) && math.Abs(n) < 1e15 {
+			return int(n), true
+		}
+	}
+	return 0, false
+}
+
+// jsonEqual compares two values as JSON values (1 == 1.0).
+func jsonEqual(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	if err1 != nil || err2 != nil {
+		return reflect.DeepEqual(a, b)
+	}
+	return reflect.DeepEqual(fromJSON(ja), fromJSON(jb))
+}
