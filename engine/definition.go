@@ -254,17 +254,21 @@ func (p *parser) parse(name string, source []byte) *Definition {
 		return d
 	}
 	var tasksNode, outputNode *yaml.Node
+	nameGiven, apiGiven, kindGiven := false, false, false
 	p.fields(root, "workflow", func(key string, k, v *yaml.Node) {
 		switch key {
 		case "apiVersion":
+			apiGiven = true
 			if v.Value != APIVersion {
 				p.errorf(v.Line, "apiVersion %q: want %s", v.Value, APIVersion)
 			}
 		case "kind":
+			kindGiven = true
 			if v.Value != "Workflow" {
 				p.errorf(v.Line, "kind %q: want Workflow", v.Value)
 			}
 		case "name":
+			nameGiven = true
 			if err := catalog.ValidateName("workflow", v.Value); err != nil {
 				p.errorf(v.Line, "%s", strings.TrimPrefix(err.Error(), "invalid: "))
 			} else if name != "" && v.Value != name {
@@ -280,8 +284,14 @@ func (p *parser) parse(name string, source []byte) *Definition {
 		default:
 			p.errorf(k.Line, "unknown field %q (fields: apiVersion, kind, name, description, output, tasks)", key)
 		}
-	}, "apiVersion", "kind")
-	if d.Name == "" && name == "" {
+	})
+	if !apiGiven {
+		p.errorf(root.Line, "apiVersion is missing: add apiVersion: %s", APIVersion)
+	}
+	if !kindGiven {
+		p.errorf(root.Line, "kind is missing: add kind: Workflow")
+	}
+	if !nameGiven && name == "" {
 		p.errorf(root.Line, "the workflow has no name: add name:")
 	}
 	if tasksNode == nil {

@@ -107,6 +107,7 @@ func (c *compiler) compile(src string, sc scope, line int) (*vm.Program, error) 
 		w.allowed[n] = true
 	}
 	w.allowed["uid"] = true
+	ast.Walk(&node, declared(w.allowed)) // let names, wherever they are
 	ast.Walk(&node, w)
 	if w.err != nil {
 		return nil, fmt.Errorf("expression %q: %w", src, w.err)
@@ -132,10 +133,17 @@ type nameWalker struct {
 	err     error
 }
 
+// declared collects the names an expression declares with let.
+type declared map[string]bool
+
+func (d declared) Visit(n *ast.Node) {
+	if v, ok := (*n).(*ast.VariableDeclaratorNode); ok {
+		d[v.Name] = true
+	}
+}
+
 func (w *nameWalker) Visit(n *ast.Node) {
 	switch n := (*n).(type) {
-	case *ast.VariableDeclaratorNode:
-		w.allowed[n.Name] = true
 	case *ast.IdentifierNode:
 		if !w.allowed[n.Value] && w.err == nil {
 			switch n.Value {
