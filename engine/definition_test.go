@@ -11,7 +11,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files of TestInvalidDefinitions")
 
-func deployed(fn string) bool { return fn == "wfguest" || fn == "validate-order" || fn == "price" || fn == "manual-review" || fn == "auto-approve" }
+func deployed(fn string) bool {
+	return fn == "wfguest" || fn == "validate-order" || fn == "price" || fn == "manual-review" || fn == "auto-approve"
+}
 
 // TestInvalidDefinitions checks the message of every bad definition in
 // testdata/invalid against its golden file (NAME.yaml -> NAME.err).
