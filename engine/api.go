@@ -51,7 +51,10 @@ type Options struct {
 	Definitions Definitions
 	// Node is this daemon's stable id: it owns (runs) the invocations it
 	// creates, and resumes them after a restart.
-	Node   string
+	Node string
+	// Retain is how many finished invocations are kept for wf status and
+	// replayed at start (0: DefaultRetain).
+	Retain int
 	Logger *slog.Logger
 }
 

@@ -80,9 +80,11 @@ type taskSpec struct {
 	builtin  bool
 	inputs   *value
 	requires []string
-	retry    retryPolicy
-	timeout  time.Duration
-	line     int
+	// reqLine is the line of requires:, for messages about it.
+	reqLine int
+	retry   retryPolicy
+	timeout time.Duration
+	line    int
 	// scope is what its expressions may name.
 	scope scope
 
@@ -379,6 +381,7 @@ func (p *parser) task(id string, n *yaml.Node, sc scope, dynamic bool) *taskSpec
 				return
 			}
 			t.requires = p.stringList(v, what+": requires")
+			t.reqLine = v.Line
 		case "retry":
 			retry = v
 		case "timeout":
@@ -774,9 +777,9 @@ func (p *parser) checkGraph(d *Definition, ids []string) {
 		for _, r := range t.requires {
 			switch {
 			case r == id:
-				p.errorf(t.line, "task %s requires itself", id)
+				p.errorf(t.reqLine, "task %s requires itself", id)
 			case d.tasks[r] == nil:
-				p.errorf(t.line, "task %s requires %q, which is not a task (tasks: %s)", id, r, strings.Join(sortedKeys(d.tasks), ", "))
+				p.errorf(t.reqLine, "task %s requires %q, which is not a task (tasks: %s)", id, r, strings.Join(sortedKeys(d.tasks), ", "))
 			}
 		}
 	}

@@ -95,9 +95,12 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if o.Node == "" {
 		return nil, errors.New("engine: Options.Node is empty")
 	}
+	if o.Retain <= 0 {
+		o.Retain = DefaultRetain
+	}
 	e := &Engine{
 		o: o, log: o.Logger, now: func() time.Time { return time.Now().UTC() },
-		st: newState(DefaultRetain), defs: map[string]*Definition{}, local: map[string]*local{},
+		st: newState(o.Retain), defs: map[string]*Definition{}, local: map[string]*local{},
 		waiters: map[string][]chan struct{}{}, pendingEnd: map[string]chan struct{}{},
 		replaying: true, syncID: nuid.Next(), synced: make(chan struct{}),
 	}
@@ -414,6 +417,9 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 	if inv := e.st.invs[id]; inv != nil {
 		snap := inv.snapshot(false)
 		e.mu.Unlock()
+		if snap.Workflow != workflow {
+			return nil, fmt.Errorf("%w: invocation %s exists and runs workflow %s, not %s", ErrConflict, id, snap.Workflow, workflow)
+		}
 		return snap, nil
 	}
 	inv := e.create(id, rev, dataJSON(input), "", func(err error) { acked <- err })

@@ -171,6 +171,14 @@ func (inv *invState) apply(ev *Event) error {
 			return errIgnored
 		}
 		inv.finishedAt = ev.Time
+		// Tasks left unfinished end with the invocation: their late
+		// results, if any, are not recorded.
+		for _, t := range inv.tasks {
+			if t.status != TaskSucceeded && t.status != TaskFailed {
+				t.status, t.finished, t.wake = TaskCanceled, ev.Time, time.Time{}
+			}
+		}
+		inv.envTasks = nil
 		switch ev.Type {
 		case EventInvocationSucceeded:
 			inv.status, inv.output = StatusSucceeded, ev.Output

@@ -22,6 +22,9 @@ const (
 	TaskRetrying  = "retrying"
 	TaskSucceeded = "succeeded"
 	TaskFailed    = "failed"
+	// TaskCanceled: the invocation ended (canceled, or failed elsewhere)
+	// before the task did.
+	TaskCanceled = "canceled"
 )
 
 // Invocation is what `wf status` shows: a snapshot of one run of a

@@ -345,9 +345,13 @@ func ints(x any) any {
 }
 
 // dataJSON turns bytes given as data (an invocation's input, a function's
-// output) into a JSON value: JSON if they parse, else a string.
+// output) into a JSON value: JSON if they parse, else a string; no bytes
+// at all are null.
 func dataJSON(b []byte) json.RawMessage {
-	if len(b) > 0 && json.Valid(b) {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	if json.Valid(b) {
 		return append(json.RawMessage(nil), b...)
 	}
 	s, _ := json.Marshal(string(b))
