@@ -1,5 +1,5 @@
 // Package api is the daemon's HTTP API (DESIGN.md §3): functions,
-// triggers, invocation, logs, health. Every error is JSON
+// triggers, workflows and their invocations, logs, health. Every error is JSON
 // {"error": "...", "code": "..."} with a fitting status.
 package api
 
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
@@ -36,6 +37,9 @@ type Backend struct {
 	Registry *registry.Registry
 	HTTP     *triggers.HTTP
 	Queue    *triggers.Queue
+	// Engine runs workflows; nil answers the workflow invocation routes
+	// with 503.
+	Engine *engine.Engine
 }
 
 // Server serves the API. Until SetBackend is called, /healthz answers and
@@ -78,6 +82,15 @@ func (s *Server) routes() {
 	s.handle("GET /v1/triggers", s.listTriggers)
 	s.handle("GET /v1/triggers/{name}", s.getTrigger)
 	s.handle("DELETE /v1/triggers/{name}", s.deleteTrigger)
+	s.handle("PUT /v1/workflows/{name}", s.createWorkflow)
+	s.handle("GET /v1/workflows", s.listWorkflows)
+	s.handle("GET /v1/workflows/{name}", s.getWorkflow)
+	s.handle("DELETE /v1/workflows/{name}", s.deleteWorkflow)
+	s.handle("POST /v1/workflows/{name}/invoke", s.invokeWorkflow)
+	s.handle("GET /v1/invocations", s.listInvocations)
+	s.handle("GET /v1/invocations/{id}", s.getInvocation)
+	s.handle("GET /v1/invocations/{id}/events", s.invocationEvents)
+	s.handle("POST /v1/invocations/{id}/cancel", s.cancelInvocation)
 	s.handle("POST /v1/topics/{topic}/publish", s.publish)
 	s.handle("GET /v1/topics/{topic}/tail", s.tail)
 	s.mux.HandleFunc(triggers.HTTPPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
@@ -188,13 +201,17 @@ type LimitsView struct {
 	MaxOutput   int    `json:"max_output"`
 }
 
+// EffectiveLimits returns the limits a function with the configuration
+// runs with: the configured ones, the host's defaults for the others.
+func EffectiveLimits(cfg catalog.Config) LimitsView {
+	l := registry.Spec(&catalog.Function{Config: cfg}).Limits.WithDefaults()
+	return LimitsView{Memory: l.Memory, Timeout: l.Timeout.String(), Concurrency: l.Concurrency, MaxInput: l.MaxInput, MaxOutput: l.MaxOutput}
+}
+
 func (b *Backend) view(ctx context.Context, fn *catalog.Function, stats bool) FunctionView {
-	spec := registry.Spec(fn)
-	l := spec.Limits.WithDefaults()
 	v := FunctionView{
 		Name: fn.Name, Version: fn.Version, ABI: fn.Config.ABI, Module: fn.Module, Size: fn.Size,
-		Limits: LimitsView{Memory: l.Memory, Timeout: l.Timeout.String(), Concurrency: l.Concurrency, MaxInput: l.MaxInput, MaxOutput: l.MaxOutput},
-		Env:    fn.Config.Env, Deployed: fn.Deployed,
+		Limits: EffectiveLimits(fn.Config), Env: fn.Config.Env, Deployed: fn.Deployed,
 	}
 	for _, t := range b.Catalog.Triggers() {
 		if t.Function == fn.Name {
@@ -413,11 +430,12 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 	}
 }
 
-// TriggerRequest is the body of POST /v1/triggers: a name, a function and
-// one of HTTP, Queue or Cron.
+// TriggerRequest is the body of POST /v1/triggers: a name, a function or
+// a workflow, and one of HTTP, Queue or Cron.
 type TriggerRequest struct {
 	Name     string            `json:"name"`
-	Function string            `json:"function"`
+	Function string            `json:"function,omitempty"`
+	Workflow string            `json:"workflow,omitempty"`
 	HTTP     *catalog.HTTPSpec `json:"http,omitempty"`
 	Queue    *QueueRequest     `json:"queue,omitempty"`
 	Cron     *catalog.CronSpec `json:"cron,omitempty"`
@@ -455,6 +473,24 @@ func (q *QueueRequest) spec() (*catalog.QueueSpec, error) {
 	return spec, nil
 }
 
+// Trigger returns the trigger the request creates, defaults applied and
+// the HTTP method in upper case; the catalog validates it.
+func (req *TriggerRequest) Trigger() (catalog.Trigger, error) {
+	t := catalog.Trigger{Name: req.Name, Function: req.Function, Workflow: req.Workflow, Cron: req.Cron}
+	if req.HTTP != nil {
+		h := *req.HTTP
+		h.Method = strings.ToUpper(h.Method)
+		t.HTTP = &h
+	}
+	if req.Queue != nil {
+		var err error
+		if t.Queue, err = req.Queue.spec(); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}
+
 func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request, b *Backend) {
 	var req TriggerRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
@@ -463,23 +499,17 @@ func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request, b *Backen
 		httperr.Write(w, fmt.Errorf("%w: trigger: %v", catalog.ErrInvalid, err))
 		return
 	}
-	t := catalog.Trigger{Name: req.Name, Function: req.Function, HTTP: req.HTTP, Cron: req.Cron}
-	if t.HTTP != nil {
-		t.HTTP.Method = strings.ToUpper(t.HTTP.Method)
-	}
-	if req.Queue != nil {
-		var err error
-		if t.Queue, err = req.Queue.spec(); err != nil {
-			httperr.Write(w, err)
-			return
-		}
+	t, err := req.Trigger()
+	if err != nil {
+		httperr.Write(w, err)
+		return
 	}
 	created, err := b.Catalog.CreateTrigger(r.Context(), t)
 	if err != nil {
 		httperr.Write(w, fmt.Errorf("create trigger %q: %w", req.Name, err))
 		return
 	}
-	s.log.Info("trigger created", "trigger", created.Name, "kind", created.Kind(), "function", created.Function)
+	s.log.Info("trigger created", "trigger", created.Name, "kind", created.Kind(), "function", created.Function, "workflow", created.Workflow)
 	httperr.WriteJSON(w, http.StatusCreated, created)
 }
 

@@ -48,6 +48,7 @@ func init() {
 	groups["fn"] = fnCommands
 	groups["trigger"] = triggerCommands
 	groups["topic"] = topicCommands
+	groups["wf"] = wfCommands
 }
 
 const usage = `sluice runs WebAssembly functions, triggers and workflows.
@@ -63,9 +64,18 @@ Usage:
   sluice trigger create NAME --fn FN --topic T [--resp-topic R] [--error-topic E]
                  [--max-retries 3] [--max-inflight 16] [--ack-wait 30s]
   sluice trigger create NAME --fn FN --cron "*/5 * * * *" | "@every 10s" [--resp-topic R]
+                 (--workflow WF instead of --fn FN invokes a workflow)
   sluice trigger list | get NAME | delete NAME
   sluice topic publish TOPIC [--data S | --file F | stdin]
   sluice topic tail TOPIC [--from-start] [--count N] [--timeout D]
+  sluice wf create NAME -f WORKFLOW.yaml     create a workflow (a new version if it changed)
+  sluice wf list | get NAME | delete NAME    inspect and delete workflows
+  sluice wf invoke NAME [--data JSON | --file F | stdin] [--wait] [--id KEY]
+                                             start a workflow: prints the invocation id, or
+                                             with --wait its output (exit 1 if it failed)
+  sluice wf status ID | events ID | cancel ID
+  sluice wf invocations [NAME]               list invocations, newest first
+  sluice apply -f SPEC.yaml                  make functions, workflows and triggers match a spec
   sluice version
 
 Client commands take --server URL (env SLUICE_SERVER, default http://127.0.0.1:8080),
@@ -105,6 +115,8 @@ func dispatch(e *env, args []string) error {
 		return nil
 	case "daemon":
 		return runDaemon(e, args[1:])
+	case "apply":
+		return runApply(e, args[1:])
 	}
 	cmds, ok := groups[args[0]]
 	if !ok {
@@ -113,7 +125,7 @@ func dispatch(e *env, args []string) error {
 	if len(args) < 2 || args[1] == "-h" || args[1] == "--help" {
 		fmt.Fprintf(e.stdout, "sluice %s commands:\n", args[0])
 		for _, c := range cmds {
-			fmt.Fprintf(e.stdout, "  %-8s %s\n", c.name, c.summary)
+			fmt.Fprintf(e.stdout, "  %-11s %s\n", c.name, c.summary)
 		}
 		if len(args) < 2 {
 			return usagef("%s: no subcommand given", args[0])

@@ -45,33 +45,12 @@ func fnDeploy(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("read module: %w", err)
 	}
-	q := url.Values{"abi": {*abiKind}}
-	if *memory != "" {
-		if _, err := host.ParseBytes(*memory); err != nil {
-			return usagef("--memory: %v", err)
-		}
-		q.Set("memory", *memory)
-	}
-	if *timeout != 0 {
-		if *timeout < 0 {
-			return usagef("--timeout must be positive")
-		}
-		q.Set("timeout", timeout.String())
-	}
-	if *concurrency != 0 {
-		q.Set("concurrency", strconv.Itoa(*concurrency))
-	}
-	if *maxInput != "" {
-		q.Set("max-input", *maxInput)
-	}
-	if *maxOutput != "" {
-		q.Set("max-output", *maxOutput)
-	}
-	for _, kv := range *envs {
-		if !strings.Contains(kv, "=") {
-			return usagef("--env %q: want KEY=VALUE", kv)
-		}
-		q.Add("env", kv)
+	q, err := deployQuery(deploySettings{
+		abi: *abiKind, memory: *memory, timeout: *timeout, concurrency: *concurrency,
+		maxInput: *maxInput, maxOutput: *maxOutput, env: *envs,
+	}, flagNames)
+	if err != nil {
+		return err
 	}
 	v, err := cf.client().Deploy(e.ctx, rest[0], wasm, q)
 	if err != nil {
@@ -82,6 +61,54 @@ func fnDeploy(e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "deployed %s version %d (%s, %s, module %s)\n", v.Name, v.Version, v.ABI, host.FormatBytes(uint64(v.Size)), v.Module[:12])
 	return nil
+}
+
+// deploySettings are a function's settings as fn deploy and apply take
+// them.
+type deploySettings struct {
+	abi, memory         string
+	timeout             time.Duration
+	concurrency         int
+	maxInput, maxOutput string
+	env                 []string // K=V
+}
+
+// deployQuery checks the settings and turns them into the query of a
+// deploy (see api.ParseConfig); mistakes name settings with name.
+func deployQuery(d deploySettings, name namer) (url.Values, error) {
+	abiKind := d.abi
+	if abiKind == "" {
+		abiKind = "auto"
+	}
+	q := url.Values{"abi": {abiKind}}
+	if d.memory != "" {
+		if _, err := host.ParseBytes(d.memory); err != nil {
+			return nil, usagef("%s: %v", name("memory"), err)
+		}
+		q.Set("memory", d.memory)
+	}
+	if d.timeout != 0 {
+		if d.timeout < 0 {
+			return nil, usagef("%s must be positive", name("timeout"))
+		}
+		q.Set("timeout", d.timeout.String())
+	}
+	if d.concurrency != 0 {
+		q.Set("concurrency", strconv.Itoa(d.concurrency))
+	}
+	if d.maxInput != "" {
+		q.Set("max-input", d.maxInput)
+	}
+	if d.maxOutput != "" {
+		q.Set("max-output", d.maxOutput)
+	}
+	for _, kv := range d.env {
+		if !strings.Contains(kv, "=") {
+			return nil, usagef("%s %q: want KEY=VALUE", name("env"), kv)
+		}
+		q.Add("env", kv)
+	}
+	return q, nil
 }
 
 func fnList(e *env, args []string) error {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/broker"
@@ -56,6 +57,9 @@ type Options struct {
 	// StartTimeout bounds connecting to NATS Streaming and replaying the
 	// catalog at start.
 	StartTimeout time.Duration
+	// NodeID names this daemon as the owner of the workflow invocations
+	// it starts; "" reads it from (or makes it in) DataDir/node-id.
+	NodeID string
 	// Logger is the daemon's logger.
 	Logger *slog.Logger
 }
@@ -114,6 +118,8 @@ type Daemon struct {
 	conn     *broker.Conn
 	host     *host.Host
 	cat      *catalog.Catalog
+	engine   *engine.Engine
+	node     string
 	reg      *registry.Registry
 	logs     *logstream.Publisher
 	triggers *triggerSet
@@ -203,6 +209,19 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.reg = registry.New(d.host, d.cat, d.log.With("component", "registry"))
+	d.node = o.NodeID
+	if d.node == "" {
+		if d.node, err = nodeID(o.DataDir, hostname); err != nil {
+			return nil, err
+		}
+	}
+	d.engine, err = engine.Open(startCtx, engine.Options{
+		Conn: d.conn, Functions: wfFunctions{d}, Definitions: wfDefinitions{d.cat}, Node: d.node,
+		Logger: d.log.With("component", "engine"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	httpTriggers := triggers.NewHTTP(triggers.InvokerFunc(d.Invoke), d.maxInput)
 	queue := triggers.NewQueue(d.conn, triggers.InvokerFunc(d.Invoke), d.log.With("component", "queue"))
 	d.triggers = newTriggerSet(httpTriggers, queue,
@@ -211,7 +230,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	for _, t := range trigs {
 		d.triggers.add(change{t: t})
 	}
-	d.api.SetBackend(&api.Backend{Host: d.host, Conn: d.conn, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue})
+	d.api.SetBackend(&api.Backend{Host: d.host, Conn: d.conn, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine})
 	ok = true
 	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", d.natsURL, "daemon", d.id,
 		"functions", len(d.cat.Functions()), "triggers", len(trigs))
@@ -240,11 +259,17 @@ func sanitize(s string) string {
 
 // Invoke calls a function by name: what triggers use.
 func (d *Daemon) Invoke(ctx context.Context, name string, c host.Call) (host.Result, error) {
+	if wf, ok := strings.CutPrefix(name, workflowTarget); ok {
+		return d.invokeWorkflow(ctx, wf, c)
+	}
 	res, _, err := d.reg.Invoke(ctx, name, c)
 	return res, err
 }
 
 func (d *Daemon) maxInput(name string) int {
+	if strings.HasPrefix(name, workflowTarget) {
+		return engine.MaxData
+	}
 	fn, ok := d.cat.Function(name)
 	if !ok {
 		return host.DefaultMaxInput
@@ -261,6 +286,12 @@ func (d *Daemon) NATSURL() string { return d.natsURL }
 
 // ID is the daemon's id in logs and events.
 func (d *Daemon) ID() string { return d.id }
+
+// Node is the daemon's stable node id (the owner of its invocations).
+func (d *Daemon) Node() string { return d.node }
+
+// Engine is the daemon's workflow engine.
+func (d *Daemon) Engine() *engine.Engine { return d.engine }
 
 // Wait blocks until ctx ends (a signal), then shuts down gracefully.
 func (d *Daemon) Wait(ctx context.Context) error {
@@ -298,6 +329,9 @@ func (d *Daemon) stop(ctx context.Context) error {
 	}
 	if d.triggers != nil {
 		d.triggers.close(ctx) // stop taking messages, finish and ack those in flight
+	}
+	if d.engine != nil {
+		d.engine.Close(ctx) // unfinished invocations resume at the next start
 	}
 	if d.reg != nil {
 		d.reg.Close(ctx)

@@ -51,7 +51,7 @@ func (s *triggerSet) add(c change) {
 		if c.deleted {
 			s.http.Remove(c.t.Name)
 		} else {
-			s.http.Set(triggers.HTTPRoute{Trigger: c.t.Name, Function: c.t.Function, Path: c.t.HTTP.Path, Method: c.t.HTTP.Method})
+			s.http.Set(triggers.HTTPRoute{Trigger: c.t.Name, Function: target(c.t), Path: c.t.HTTP.Path, Method: c.t.HTTP.Method})
 		}
 		return
 	}
@@ -103,12 +103,12 @@ func (s *triggerSet) apply(c change) {
 	case t.Queue != nil:
 		q := t.Queue
 		err = s.queue.Start(triggers.QueueTrigger{
-			Name: t.Name, Function: t.Function, Topic: q.Topic, RespTopic: q.RespTopic, ErrorTopic: q.ErrorTopic,
+			Name: t.Name, Function: target(t), Topic: q.Topic, RespTopic: q.RespTopic, ErrorTopic: q.ErrorTopic,
 			MaxRetries: q.MaxRetries, MaxInflight: q.MaxInflight, AckWait: time.Duration(q.AckWait), Group: t.Group,
 		})
 	case t.Cron != nil:
 		err = s.timers.Start(triggers.TimerTrigger{
-			Name: t.Name, Function: t.Function, Schedule: t.Cron.Schedule, RespTopic: t.Cron.RespTopic, Group: t.Group,
+			Name: t.Name, Function: target(t), Schedule: t.Cron.Schedule, RespTopic: t.Cron.RespTopic, Group: t.Group,
 		})
 	}
 	if err != nil {
@@ -129,4 +129,16 @@ func (s *triggerSet) close(ctx context.Context) {
 	<-s.done
 	s.timers.Close()
 	s.queue.Close(ctx)
+}
+
+// workflowTarget prefixes the target of a trigger that runs a workflow:
+// triggers call targets by name, and no function name holds a '/'.
+const workflowTarget = "workflow/"
+
+// target is what a trigger calls: its function, or its workflow.
+func target(t *catalog.Trigger) string {
+	if t.Workflow != "" {
+		return workflowTarget + t.Workflow
+	}
+	return t.Function
 }

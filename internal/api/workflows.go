@@ -1,0 +1,247 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/httperr"
+)
+
+// Limits of the workflow routes' bodies.
+const (
+	// MaxWorkflowSource bounds a definition: it is stored in one catalog
+	// event, and NATS's default max_payload is 1 MiB.
+	MaxWorkflowSource = 512 << 10
+	// MaxWorkflowInput bounds an invocation's input: it is stored in the
+	// InvocationCreated event.
+	MaxWorkflowInput = engine.MaxData
+)
+
+// IdempotencyKeyHeader names the header of POST
+// /v1/workflows/{name}/invoke that makes an invocation idempotent: it is
+// the invocation's id, and invoking again with it returns that invocation.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// WorkflowView is a workflow as the API shows it. Source is left out of
+// listings.
+type WorkflowView struct {
+	Name     string    `json:"name"`
+	Version  int       `json:"version"`
+	Revision string    `json:"revision"`
+	Source   string    `json:"source,omitempty"`
+	Created  time.Time `json:"created"`
+	Triggers []string  `json:"triggers,omitempty"`
+}
+
+func (b *Backend) workflowView(w *catalog.Workflow, source bool) WorkflowView {
+	v := WorkflowView{Name: w.Name, Version: w.Version, Revision: w.Revision, Created: w.Created}
+	if source {
+		v.Source = w.Source
+	}
+	for _, t := range b.Catalog.Triggers() {
+		if t.Workflow == w.Name {
+			v.Triggers = append(v.Triggers, t.Name)
+		}
+	}
+	return v
+}
+
+// engineError gives the engine's errors the API's status codes, the way
+// httperr does for the catalog's.
+func engineError(err error) error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return httperr.New(http.StatusNotFound, "not_found", msg)
+	case errors.Is(err, engine.ErrInvalid):
+		return httperr.New(http.StatusBadRequest, "invalid_argument", msg)
+	case errors.Is(err, engine.ErrConflict):
+		return httperr.New(http.StatusConflict, "conflict", msg)
+	}
+	return err
+}
+
+// engineOf returns the backend's engine, or writes why there is none.
+func engineOf(w http.ResponseWriter, b *Backend) *engine.Engine {
+	if b.Engine == nil {
+		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "the workflow engine is not running on this daemon"))
+	}
+	return b.Engine
+}
+
+func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request, b *Backend) {
+	name := r.PathValue("name")
+	if err := catalog.ValidateName("workflow", name); err != nil {
+		httperr.Write(w, err)
+		return
+	}
+	src, err := io.ReadAll(io.LimitReader(r.Body, MaxWorkflowSource+1))
+	if err != nil {
+		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read definition: "+err.Error()))
+		return
+	}
+	if len(src) > MaxWorkflowSource {
+		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "payload_too_large",
+			fmt.Sprintf("workflow definition is over the limit of %d KiB", MaxWorkflowSource>>10)))
+		return
+	}
+	exists := func(fn string) bool {
+		_, ok := b.Catalog.Function(fn)
+		return ok
+	}
+	def, err := engine.ParseDefinition(name, src, exists)
+	if err != nil {
+		// the engine's message names the workflow and every problem's line
+		httperr.Write(w, httperr.New(http.StatusBadRequest, "invalid_workflow", strings.TrimPrefix(err.Error(), "invalid: ")))
+		return
+	}
+	prev, had := b.Catalog.Workflow(def.Name)
+	wf, err := b.Catalog.CreateWorkflow(r.Context(), def.Name, string(src))
+	if err != nil {
+		httperr.Write(w, fmt.Errorf("create workflow %q: %w", def.Name, err))
+		return
+	}
+	status := http.StatusCreated
+	if had && prev.Version == wf.Version {
+		status = http.StatusOK // the same definition again: nothing changed
+	} else {
+		s.log.Info("workflow created", "workflow", wf.Name, "version", wf.Version, "revision", wf.Revision[:12])
+	}
+	httperr.WriteJSON(w, status, b.workflowView(wf, false))
+}
+
+func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request, b *Backend) {
+	wfs := b.Catalog.Workflows()
+	out := make([]WorkflowView, 0, len(wfs))
+	for _, wf := range wfs {
+		out = append(out, b.workflowView(wf, false))
+	}
+	httperr.WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request, b *Backend) {
+	wf, ok := b.Catalog.Workflow(r.PathValue("name"))
+	if !ok {
+		httperr.Write(w, fmt.Errorf("%w: no workflow %q", catalog.ErrNotFound, r.PathValue("name")))
+		return
+	}
+	httperr.WriteJSON(w, http.StatusOK, b.workflowView(wf, true))
+}
+
+func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request, b *Backend) {
+	name := r.PathValue("name")
+	if err := b.Catalog.DeleteWorkflow(r.Context(), name); err != nil {
+		httperr.Write(w, fmt.Errorf("delete workflow %q: %w", name, err))
+		return
+	}
+	s.log.Info("workflow deleted", "workflow", name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// invokeWorkflow starts an invocation and answers 202 with it, or with
+// wait=true waits until it has finished and answers 200 with it, whatever
+// its status: the caller reads the status.
+func (s *Server) invokeWorkflow(w http.ResponseWriter, r *http.Request, b *Backend) {
+	e := engineOf(w, b)
+	if e == nil {
+		return
+	}
+	name := r.PathValue("name")
+	wait := false
+	if v := r.URL.Query().Get("wait"); v != "" {
+		var err error
+		if wait, err = strconv.ParseBool(v); err != nil {
+			httperr.Write(w, fmt.Errorf("%w: wait=%q: want true or false", catalog.ErrInvalid, v))
+			return
+		}
+	}
+	in, err := io.ReadAll(io.LimitReader(r.Body, MaxWorkflowInput+1))
+	if err != nil {
+		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read input: "+err.Error()))
+		return
+	}
+	if len(in) > MaxWorkflowInput {
+		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "input_too_large",
+			fmt.Sprintf("workflow input is over the limit of %d KiB", MaxWorkflowInput>>10)))
+		return
+	}
+	inv, err := e.Invoke(r.Context(), name, in, engine.InvokeOptions{ID: r.Header.Get(IdempotencyKeyHeader)})
+	if err != nil {
+		httperr.Write(w, engineError(err))
+		return
+	}
+	w.Header().Set("X-Sluice-Invocation", inv.ID)
+	if !wait {
+		httperr.WriteJSON(w, http.StatusAccepted, inv)
+		return
+	}
+	done, err := e.Wait(r.Context(), inv.ID)
+	if err != nil {
+		httperr.Write(w, engineError(err))
+		return
+	}
+	httperr.WriteJSON(w, http.StatusOK, done)
+}
+
+func (s *Server) listInvocations(w http.ResponseWriter, r *http.Request, b *Backend) {
+	e := engineOf(w, b)
+	if e == nil {
+		return
+	}
+	invs := e.List(r.URL.Query().Get("workflow"))
+	if invs == nil {
+		invs = []*engine.Invocation{}
+	}
+	httperr.WriteJSON(w, http.StatusOK, invs)
+}
+
+func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {
+	e := engineOf(w, b)
+	if e == nil {
+		return
+	}
+	inv, err := e.Get(r.PathValue("id"))
+	if err != nil {
+		httperr.Write(w, engineError(err))
+		return
+	}
+	httperr.WriteJSON(w, http.StatusOK, inv)
+}
+
+func (s *Server) invocationEvents(w http.ResponseWriter, r *http.Request, b *Backend) {
+	e := engineOf(w, b)
+	if e == nil {
+		return
+	}
+	evs, err := e.Events(r.Context(), r.PathValue("id"))
+	if err != nil {
+		httperr.Write(w, engineError(err))
+		return
+	}
+	if evs == nil {
+		evs = []*engine.Event{}
+	}
+	httperr.WriteJSON(w, http.StatusOK, evs)
+}
+
+func (s *Server) cancelInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {
+	e := engineOf(w, b)
+	if e == nil {
+		return
+	}
+	id := r.PathValue("id")
+	inv, err := e.Cancel(r.Context(), id)
+	if err != nil {
+		httperr.Write(w, engineError(err))
+		return
+	}
+	s.log.Info("invocation canceled", "invocation", id, "workflow", inv.Workflow)
+	httperr.WriteJSON(w, http.StatusOK, inv)
+}

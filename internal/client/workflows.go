@@ -1,0 +1,146 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/api"
+)
+
+// CreateWorkflow creates a workflow from its YAML definition, which the
+// daemon validates. changed is false when the definition is the current
+// one already: the version returned is then the existing one.
+func (c *Client) CreateWorkflow(ctx context.Context, name string, source []byte) (v api.WorkflowView, changed bool, err error) {
+	resp, err := c.do(ctx, http.MethodPut, "/v1/workflows/"+url.PathEscape(name), nil, bytes.NewReader(source), "application/yaml")
+	if err != nil {
+		return v, false, err
+	}
+	defer resp.Body.Close()
+	return v, resp.StatusCode == http.StatusCreated, json.NewDecoder(resp.Body).Decode(&v)
+}
+
+// Workflows lists the workflows, without their sources.
+func (c *Client) Workflows(ctx context.Context) ([]api.WorkflowView, error) {
+	var out []api.WorkflowView
+	return out, c.getJSON(ctx, http.MethodGet, "/v1/workflows", nil, nil, &out)
+}
+
+// Workflow gets one workflow with its source.
+func (c *Client) Workflow(ctx context.Context, name string) (api.WorkflowView, error) {
+	var out api.WorkflowView
+	return out, c.getJSON(ctx, http.MethodGet, "/v1/workflows/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// DeleteWorkflow deletes a workflow.
+func (c *Client) DeleteWorkflow(ctx context.Context, name string) error {
+	return c.getJSON(ctx, http.MethodDelete, "/v1/workflows/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// InvokeOptions are the options of InvokeWorkflow.
+type InvokeOptions struct {
+	// Wait waits until the invocation has finished. A finished invocation
+	// is returned whatever its status: a failed one is not an error.
+	Wait bool
+	// IdempotencyKey, if set, is the invocation's id: invoking again with
+	// it returns the invocation that has it.
+	IdempotencyKey string
+}
+
+// InvokeWorkflow starts an invocation of a workflow with the input (JSON,
+// or any bytes, taken as a string).
+func (c *Client) InvokeWorkflow(ctx context.Context, name string, input []byte, o InvokeOptions) (*engine.Invocation, error) {
+	var q url.Values
+	if o.Wait {
+		q = url.Values{"wait": {"true"}}
+	}
+	var h http.Header
+	if o.IdempotencyKey != "" {
+		h = http.Header{api.IdempotencyKeyHeader: {o.IdempotencyKey}}
+	}
+	resp, err := c.doHeader(ctx, http.MethodPost, "/v1/workflows/"+url.PathEscape(name)+"/invoke", q, bytes.NewReader(input), "application/octet-stream", h)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var inv engine.Invocation
+	if err := json.NewDecoder(resp.Body).Decode(&inv); err != nil {
+		return nil, err
+	}
+	compactInvocation(&inv)
+	return &inv, nil
+}
+
+// Invocations lists the invocations of a workflow ("" for all), newest
+// first, without their tasks.
+func (c *Client) Invocations(ctx context.Context, workflow string) ([]*engine.Invocation, error) {
+	var q url.Values
+	if workflow != "" {
+		q = url.Values{"workflow": {workflow}}
+	}
+	var out []*engine.Invocation
+	if err := c.getJSON(ctx, http.MethodGet, "/v1/invocations", q, nil, &out); err != nil {
+		return nil, err
+	}
+	for _, inv := range out {
+		compactInvocation(inv)
+	}
+	return out, nil
+}
+
+// Invocation gets an invocation with its tasks.
+func (c *Client) Invocation(ctx context.Context, id string) (*engine.Invocation, error) {
+	var out engine.Invocation
+	if err := c.getJSON(ctx, http.MethodGet, "/v1/invocations/"+url.PathEscape(id), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	compactInvocation(&out)
+	return &out, nil
+}
+
+// Events returns an invocation's events in log order.
+func (c *Client) Events(ctx context.Context, id string) ([]*engine.Event, error) {
+	var out []*engine.Event
+	if err := c.getJSON(ctx, http.MethodGet, "/v1/invocations/"+url.PathEscape(id)+"/events", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	for _, ev := range out {
+		compactRaw(&ev.Input)
+		compactRaw(&ev.Output)
+	}
+	return out, nil
+}
+
+// CancelInvocation cancels a running invocation and returns it.
+func (c *Client) CancelInvocation(ctx context.Context, id string) (*engine.Invocation, error) {
+	var out engine.Invocation
+	if err := c.getJSON(ctx, http.MethodPost, "/v1/invocations/"+url.PathEscape(id)+"/cancel", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	compactInvocation(&out)
+	return &out, nil
+}
+
+// compactRaw undoes the indentation the API's JSON gives embedded values,
+// so that they print on one line.
+func compactRaw(raw *json.RawMessage) {
+	if len(*raw) == 0 {
+		return
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, *raw) == nil {
+		*raw = b.Bytes()
+	}
+}
+
+func compactInvocation(inv *engine.Invocation) {
+	compactRaw(&inv.Input)
+	compactRaw(&inv.Output)
+	for _, t := range inv.Tasks {
+		compactRaw(&t.Input)
+		compactRaw(&t.Output)
+	}
+}

@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/catalog"
+)
+
+// nodeIDFile holds the daemon's stable node id in its data dir: the
+// workflow invocations a node starts are resumed by the same node after a
+// restart.
+const nodeIDFile = "node-id"
+
+// nodeID reads the node id from the data dir, or makes and stores one.
+func nodeID(dir, hostname string) (string, error) {
+	path := filepath.Join(dir, nodeIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	id := sanitize(hostname) + "-" + strings.ToLower(nuid.Next()[:10])
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	return id, nil
+}
+
+// wfFunctions lets the engine call functions through the registry.
+type wfFunctions struct{ d *Daemon }
+
+func (f wfFunctions) Invoke(ctx context.Context, name string, input []byte, meta map[string]string) ([]byte, error) {
+	res, _, err := f.d.reg.Invoke(ctx, name, host.Call{Input: input, Meta: meta})
+	return res.Output, err
+}
+
+func (f wfFunctions) Exists(name string) bool {
+	_, ok := f.d.cat.Function(name)
+	return ok
+}
+
+// wfDefinitions lets the engine read workflow definitions from the catalog.
+type wfDefinitions struct{ cat *catalog.Catalog }
+
+func (w wfDefinitions) Current(name string) (engine.Revision, bool) {
+	wf, ok := w.cat.Workflow(name)
+	if !ok {
+		return engine.Revision{}, false
+	}
+	return engine.Revision{Name: wf.Name, Revision: wf.Revision, Source: wf.Source}, true
+}
+
+func (w wfDefinitions) Revision(rev string) (engine.Revision, bool) {
+	wf, ok := w.cat.Revision(rev)
+	if !ok {
+		return engine.Revision{}, false
+	}
+	return engine.Revision{Name: wf.Name, Revision: wf.Revision, Source: wf.Source}, true
+}
+
+// invokeWorkflow runs a workflow for a trigger and waits for its end. A
+// message-queue delivery names its invocation after the trigger and the
+// message's sequence, so that a redelivered message finds the invocation
+// it started instead of starting another.
+func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c host.Call) (host.Result, error) {
+	var opts engine.InvokeOptions
+	if seq := c.Meta[abi.MetaSequence]; seq != "" {
+		if t, ok := d.cat.Trigger(c.Meta[abi.MetaTrigger]); ok && t.Group != "" {
+			opts.ID = t.Group + "-" + seq
+		}
+	}
+	inv, err := d.engine.Invoke(ctx, name, c.Input, opts)
+	if err != nil {
+		return host.Result{}, err
+	}
+	inv, err = d.engine.Wait(ctx, inv.ID)
+	if err != nil {
+		return host.Result{}, err
+	}
+	switch inv.Status {
+	case engine.StatusSucceeded:
+		return host.Result{Output: outputBytes(inv.Output)}, nil
+	case engine.StatusFailed:
+		if inv.FailedTask != "" {
+			return host.Result{}, fmt.Errorf("workflow %s invocation %s failed: task %s: %s", name, inv.ID, inv.FailedTask, inv.Error)
+		}
+		return host.Result{}, fmt.Errorf("workflow %s invocation %s failed: %s", name, inv.ID, inv.Error)
+	default:
+		return host.Result{}, fmt.Errorf("workflow %s invocation %s was %s: %s", name, inv.ID, inv.Status, inv.Error)
+	}
+}
+
+// outputBytes is a workflow's output as a trigger answers it: a string's
+// bytes, any other value as JSON.
+func outputBytes(raw json.RawMessage) []byte {
+	var s string
+	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return []byte(s)
+	}
+	return raw
+}
