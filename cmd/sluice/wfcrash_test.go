@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/testutil"
+)
+
+const crashWorkflow = `apiVersion: sluice/v1
+kind: Workflow
+name: crash
+output: '${ {"first": tasks.first.output.n, "each": tasks.each.output, "slow": tasks.slow.output.slept} }'
+tasks:
+  first: { run: work, inputs: { op: double, n: "${ input }" } }
+  slow:  { run: work, requires: [first], inputs: { op: sleep, ms: 300 } }
+  nap:   { run: sleep, requires: [first], inputs: 2500ms }
+  each:
+    run: foreach
+    requires: [first]
+    inputs:
+      foreach: ${ [1, 2, 3, 4] }
+      parallel: 2
+      do: { run: work, inputs: { op: sleep, ms: 1000 } }
+  last: { run: work, requires: [slow, nap, each], inputs: { op: add, n: "${ tasks.first.output.n }" } }
+`
+
+type wfEvent struct {
+	Type    string `json:"type"`
+	Task    string `json:"task"`
+	Attempt int    `json:"attempt"`
+}
+
+// TestKill9DuringWorkflows kills the daemon while invocations run tasks
+// and sleep, restarts it on the same data dir, and checks that every
+// invocation completes and that no task whose success was recorded ran
+// again.
+func TestKill9DuringWorkflows(t *testing.T) {
+	data := t.TempDir()
+	p := startDaemon(t, data)
+	p.mustSluice(t, "", "fn", "deploy", "work", testutil.WasmPath(t, "wfguest"))
+	def := filepath.Join(t.TempDir(), "crash.yaml")
+	if err := os.WriteFile(def, []byte(crashWorkflow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.mustSluice(t, "", "wf", "create", "crash", "-f", def)
+	const n = 12
+	var ids []string
+	for i := 0; i < n; i++ {
+		ids = append(ids, strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "crash", "--data", fmt.Sprint(i))))
+	}
+	// Kill once every invocation has started its sleeping and its slow
+	// tasks, before any can have finished.
+	testutil.Eventually(t, 30*time.Second, "the tasks to be running", func() bool {
+		for _, id := range ids {
+			st := status(t, p, id)
+			if st.Tasks["nap"].Status != "running" || st.Tasks["each/0"].Status != "running" {
+				return false
+			}
+		}
+		return true
+	})
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+
+	q := startDaemon(t, data)
+	reruns := 0
+	for _, id := range ids {
+		testutil.Eventually(t, 60*time.Second, "invocation "+id+" to finish", func() bool {
+			return status(t, q, id).Status != "running"
+		})
+		st := status(t, q, id)
+		if st.Status != "succeeded" {
+			t.Fatalf("invocation %s: %s: %s", id, st.Status, st.Error)
+		}
+		var events []wfEvent
+		if err := json.Unmarshal([]byte(q.mustSluice(t, "", "wf", "events", id, "-o", "json")), &events); err != nil {
+			t.Fatal(err)
+		}
+		succeeded := map[string]bool{}
+		for _, ev := range events {
+			switch ev.Type {
+			case "TaskSucceeded":
+				if succeeded[ev.Task] {
+					t.Fatalf("invocation %s: task %s succeeded twice", id, ev.Task)
+				}
+				succeeded[ev.Task] = true
+			case "TaskStarted", "TaskScheduled":
+				if succeeded[ev.Task] {
+					t.Fatalf("invocation %s: task %s: %s after its TaskSucceeded", id, ev.Task, ev.Type)
+				}
+			}
+		}
+		for _, task := range []string{"first", "slow", "nap", "each", "last", "each/0", "each/3"} {
+			if !succeeded[task] {
+				t.Fatalf("invocation %s: no TaskSucceeded for %s", id, task)
+			}
+		}
+		if st.Tasks["first"].Attempts != 1 {
+			t.Fatalf("invocation %s: first ran %d times", id, st.Tasks["first"].Attempts)
+		}
+		if st.Tasks["each/0"].Attempts > 1 {
+			reruns++
+		}
+	}
+	// each/0 was running in every invocation when the daemon died: it ran
+	// again after the restart (at least once), unless it had just finished.
+	if reruns == 0 {
+		t.Fatal("no task was interrupted by the kill: the test did not test a crash")
+	}
+	t.Logf("%d of %d invocations re-ran an interrupted task", reruns, n)
+}
+
+type statusView struct {
+	Status string `json:"status"`
+	Error  string `json:"error"`
+	Tasks  map[string]struct {
+		Status   string `json:"status"`
+		Attempts int    `json:"attempts"`
+	} `json:"tasks"`
+}
+
+func status(t *testing.T, p *daemonProc, id string) statusView {
+	t.Helper()
+	var st statusView
+	if err := json.Unmarshal([]byte(p.mustSluice(t, "", "wf", "status", id, "-o", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
