@@ -70,10 +70,16 @@ type Engine struct {
 	emitted   int // events written, to tell whether a pass did anything
 	lastCkpt  uint64
 
-	// ackMu guards pendingEnd; it is taken inside mu, never the reverse
-	// (publish acknowledgements arrive on the client's goroutine).
+	// ackMu guards pendingEnd and stale; it is taken inside mu, never the
+	// reverse (publish acknowledgements arrive on the client's goroutine).
 	ackMu      sync.Mutex
 	pendingEnd map[string]chan struct{}
+	// stale holds invocations whose local state may be ahead of the log
+	// (an event failed to be stored): they are not driven until resync
+	// has rebuilt them from the log.
+	stale     map[string]bool
+	staleWake chan struct{}
+	stop      chan struct{}
 
 	sub   *broker.Sub
 	calls sync.WaitGroup
@@ -102,6 +108,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		o: o, log: o.Logger, now: func() time.Time { return time.Now().UTC() },
 		st: newState(o.Retain), defs: map[string]*Definition{}, local: map[string]*local{},
 		waiters: map[string][]chan struct{}{}, pendingEnd: map[string]chan struct{}{},
+		stale: map[string]bool{}, staleWake: make(chan struct{}, 1), stop: make(chan struct{}),
 		replaying: true, syncID: nuid.Next(), synced: make(chan struct{}),
 	}
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
@@ -140,6 +147,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	}
 	n, seq := len(e.st.invs), e.st.seq
 	e.mu.Unlock()
+	go e.resyncLoop()
 	e.log.Info("workflow events replayed", "from", from, "to", seq, "invocations", n, "resumed", resumed,
 		"took", time.Since(start).Round(time.Millisecond))
 	return e, nil
@@ -307,6 +315,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 		err = e.o.Conn.PublishAsync(EventsChannel, data, func(err error) {
 			if err != nil {
 				e.log.Error("storing a workflow event failed", "inv", id, "type", typ, "err", err)
+				e.markStale(id)
 			}
 			if end != nil {
 				e.ackMu.Lock()
@@ -322,6 +331,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 		})
 		if err != nil {
 			e.log.Error("storing a workflow event failed", "inv", id, "type", typ, "err", err)
+			e.markStale(id)
 			if end != nil {
 				e.ackMu.Lock()
 				delete(e.pendingEnd, id)
@@ -528,19 +538,24 @@ func (e *Engine) List(workflow string) []*Invocation {
 // Events returns an invocation's events in log order, read back from the
 // log.
 func (e *Engine) Events(ctx context.Context, id string) ([]*Event, error) {
+	return e.readEvents(ctx, id, false)
+}
+
+// readEvents reads an invocation's events from the log, from its first
+// event (or, if that is not known, from where replay starts) up to a
+// marker written now. unknownOK reads even an invocation not in memory.
+func (e *Engine) readEvents(ctx context.Context, id string, unknownOK bool) ([]*Event, error) {
 	e.mu.Lock()
 	inv := e.st.invs[id]
-	var from uint64
-	if inv != nil {
+	from := e.lastCkpt
+	if inv != nil && inv.firstSeq != 0 {
 		from = inv.firstSeq
-		if from == 0 {
-			from = e.st.seq + 1
-		}
 	}
 	e.mu.Unlock()
-	if inv == nil {
+	if inv == nil && !unknownOK {
 		return nil, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
 	}
+	from = max(from, 1)
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	marker := nuid.Next()
@@ -628,6 +643,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		return nil
 	}
 	e.closed = true
+	close(e.stop)
 	for id := range e.local {
 		e.stopLocal(id)
 	}

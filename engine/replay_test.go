@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -192,4 +193,47 @@ func randomWorkflow(rng *rand.Rand, name string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestServerOutage stops NATS Streaming while an invocation sleeps: the
+// event that ends the sleep cannot be stored, so the engine stops driving
+// the invocation, and once the server is back it rebuilds it from the log
+// and finishes it.
+func TestServerOutage(t *testing.T) {
+	r := newRig(t, true)
+	r.defs.put(t, `
+apiVersion: sluice/v1
+kind: Workflow
+name: outage
+output: ${ tasks.after.output.n }
+tasks:
+  nap: { run: sleep, inputs: 300ms }
+  after: { run: wfguest, requires: [nap], inputs: { op: add, n: 41 } }
+`)
+	ctx := context.Background()
+	inv, err := r.e.Invoke(ctx, "outage", nil, InvokeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := strings.TrimPrefix(r.srv.URL(), "nats://")
+	r.srv.Shutdown()
+	testutil.Eventually(t, 20*time.Second, "the connection to notice", func() bool { return !r.conn.Connected() })
+	testutil.Eventually(t, 10*time.Second, "the invocation to go stale", func() bool { return r.e.isStale(inv.ID) })
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: r.dir, Listen: listen, ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = srv
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	done, err := r.e.Wait(wctx, inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, done, StatusSucceeded)
+	wantJSON(t, done.Output, `42`)
+	got := strings.Join(types(r.events(inv.ID)), ",")
+	if got != "InvocationCreated,TaskScheduled nap,TaskStarted nap,TaskSucceeded nap,TaskScheduled after,TaskStarted after,TaskSucceeded after,InvocationSucceeded" {
+		t.Fatalf("events after the outage: %s", got)
+	}
 }

@@ -21,7 +21,7 @@ import (
 // decides nothing. This is what makes resuming after a crash the same
 // code path as running.
 func (e *Engine) reconcile(inv *invState) {
-	if e.closed || e.replaying || inv.owner != e.o.Node {
+	if e.closed || e.replaying || inv.owner != e.o.Node || e.isStale(inv.id) {
 		return
 	}
 	// A pass may finish tasks at once (noop, a branch value), which lets
@@ -390,8 +390,8 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 
 // called records the outcome of a function call.
 func (e *Engine) called(invID, taskID string, attempt int, spec *taskSpec, out []byte, err error, timedOut bool) {
-	if e.closed {
-		return // not recorded: the task runs again after a restart
+	if e.closed || e.isStale(invID) {
+		return // not recorded: the task runs again after a restart or resync
 	}
 	inv := e.st.invs[invID]
 	if inv == nil {

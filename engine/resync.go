@@ -1,0 +1,112 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/broker"
+)
+
+// When an event fails to be stored (the connection to NATS Streaming was
+// lost, an acknowledgement timed out), the owner's state of that
+// invocation may be ahead of the log, and events stored after the lost
+// one would leave a hole. The invocation is marked stale: it is not
+// driven, and results of its calls are dropped, until resync has rebuilt
+// it from the log, which is the truth. Work whose record was lost is then
+// done again: at least once, as after a crash.
+
+// resyncRetry is the pause between attempts to read the log back.
+const resyncRetry = 200 * time.Millisecond
+
+// markStale marks an invocation stale; it runs on the client's goroutine
+// and must not take e.mu.
+func (e *Engine) markStale(id string) {
+	e.ackMu.Lock()
+	e.stale[id] = true
+	e.ackMu.Unlock()
+	select {
+	case e.staleWake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) isStale(id string) bool {
+	e.ackMu.Lock()
+	defer e.ackMu.Unlock()
+	return e.stale[id]
+}
+
+// resyncLoop rebuilds stale invocations once the log can be read.
+func (e *Engine) resyncLoop() {
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-e.staleWake:
+		}
+		for {
+			e.ackMu.Lock()
+			var ids []string
+			for id := range e.stale {
+				ids = append(ids, id)
+			}
+			e.ackMu.Unlock()
+			if len(ids) == 0 {
+				break
+			}
+			for _, id := range ids {
+				if err := e.resync(id); err != nil {
+					e.log.Warn("rebuilding an invocation from the log failed; retrying", "inv", id, "err", err)
+					select {
+					case <-e.stop:
+						return
+					case <-time.After(resyncRetry):
+					}
+				}
+			}
+		}
+	}
+}
+
+// resync replaces an invocation's state with the fold of its events read
+// back from the log, then drives it again.
+func (e *Engine) resync(id string) error {
+	if !e.o.Conn.Connected() {
+		return broker.ErrNotConnected
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	evs, err := e.readEvents(ctx, id, true)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.ackMu.Lock()
+	delete(e.stale, id)
+	e.ackMu.Unlock()
+	fresh := newState(0)
+	for _, ev := range evs {
+		_ = fresh.apply(ev)
+	}
+	e.stopLocal(id)
+	inv := fresh.invs[id]
+	if inv == nil {
+		// Its InvocationCreated never made it: the invocation does not
+		// exist (Invoke told its caller so).
+		delete(e.st.invs, id)
+		e.notify(id)
+		e.log.Warn("an invocation whose creation was not stored is dropped", "inv", id)
+		return nil
+	}
+	e.st.invs[id] = inv
+	e.log.Info("invocation rebuilt from the log", "inv", id, "events", len(evs), "status", inv.status)
+	e.reconcile(inv)
+	if inv.status != StatusRunning {
+		e.notify(id)
+	}
+	return nil
+}
