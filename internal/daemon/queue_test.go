@@ -357,3 +357,66 @@ func TestTimerFiresOnceAcrossDaemons(t *testing.T) {
 		t.Fatalf("a deleted timer still fires: %d ticks after %d", m, n)
 	}
 }
+
+// TestQueueTriggerRunsWorkflow: a queue trigger whose target is a
+// workflow runs one invocation per message, named after the trigger and
+// the message, publishes each output, and dead-letters what fails.
+func TestQueueTriggerRunsWorkflow(t *testing.T) {
+	d, c := start(t, testOptions(t))
+	deploy(t, c, "work", "wfguest", nil)
+	if _, _, err := c.CreateWorkflow(ctx, "twice", []byte(`
+apiVersion: sluice/v1
+kind: Workflow
+name: twice
+output: ${ tasks.b.output.n }
+tasks:
+  a: { run: work, inputs: { op: double, n: "${ input.n }" } }
+  b: { run: work, requires: [a], inputs: { op: double, n: "${ tasks.a.output.n }" } }
+`)); err != nil {
+		t.Fatal(err)
+	}
+	a := newApp(t, d.NATSURL())
+	results, dead := a.collect("wf.out"), a.collect("wf.dead")
+	maxRetries := 0
+	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "wfq", Workflow: "twice", Queue: &api.QueueRequest{
+		Topic: "wf.in", RespTopic: "wf.out", ErrorTopic: "wf.dead", MaxRetries: &maxRetries,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	var in []string
+	for i := 0; i < n; i++ {
+		in = append(in, fmt.Sprintf(`{"n": %d}`, i))
+	}
+	in = append(in, `not json`) // input.n of a string: task a fails
+	a.publish("wf.in", in...)
+	testutil.Eventually(t, 60*time.Second, "an output per message and one dead letter", func() bool {
+		return len(results.distinct()) == n && len(dead.all()) == 1
+	})
+	for i := 0; i < n; i++ {
+		if results.distinct()[fmt.Sprint(4*i)] != 1 {
+			t.Fatalf("no single output %d: %v", 4*i, results.distinct())
+		}
+	}
+	var dl triggers.DeadLetter
+	if err := json.Unmarshal([]byte(dead.all()[0]), &dl); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(dl.Error, "task a") {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	// One invocation per message, named after the trigger's group and the
+	// message's sequence.
+	invs, err := c.Invocations(ctx, "twice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(invs) != n+1 {
+		t.Fatalf("%d invocations for %d messages", len(invs), n+1)
+	}
+	for _, inv := range invs {
+		if !strings.HasPrefix(inv.ID, "sluice-wfq-") {
+			t.Fatalf("invocation id %q", inv.ID)
+		}
+	}
+}
