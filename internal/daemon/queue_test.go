@@ -393,9 +393,9 @@ tasks:
 	testutil.Eventually(t, 60*time.Second, "an output per message and one dead letter", func() bool {
 		return len(results.distinct()) == n && len(dead.all()) == 1
 	})
-	for i := 0; i < n; i++ {
-		if results.distinct()[fmt.Sprint(4*i)] != 1 {
-			t.Fatalf("no single output %d: %v", 4*i, results.distinct())
+	for i := 0; i < n; i++ { // at least once: a redelivered message publishes its output again
+		if results.distinct()[fmt.Sprint(4*i)] == 0 {
+			t.Fatalf("no output %d: %v", 4*i, results.distinct())
 		}
 	}
 	var dl triggers.DeadLetter
@@ -406,7 +406,7 @@ tasks:
 		t.Fatalf("dead letter %+v", dl)
 	}
 	// One invocation per message, named after the trigger's group and the
-	// message's sequence.
+	// message's sequence: a redelivery finds the invocation it started.
 	invs, err := c.Invocations(ctx, "twice")
 	if err != nil {
 		t.Fatal(err)
