@@ -232,7 +232,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	d.api.SetBackend(&api.Backend{Host: d.host, Conn: d.conn, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine})
 	ok = true
-	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", d.natsURL, "daemon", d.id,
+	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", d.natsURL, "daemon", d.id, "node", d.node,
 		"functions", len(d.cat.Functions()), "triggers", len(trigs))
 	return d, nil
 }

@@ -516,3 +516,45 @@ func waitForFunction(t *testing.T, c *client.Client, name string) {
 		return err == nil
 	})
 }
+
+// TestTwoDaemonsShareWorkflows: an invocation started on one daemon is
+// visible on the other, and the other can cancel it (the owner writes the
+// cancellation).
+func TestTwoDaemonsShareWorkflows(t *testing.T) {
+	a, ca := start(t, testOptions(t))
+	ob := testOptions(t)
+	ob.NATSURL = a.NATSURL()
+	b, cb := start(t, ob)
+	if a.Node() == b.Node() {
+		t.Fatalf("both daemons are node %s", a.Node())
+	}
+	if _, _, err := ca.CreateWorkflow(ctx, "nap", []byte("apiVersion: sluice/v1\nkind: Workflow\nname: nap\ntasks:\n  z: { run: sleep, inputs: 1h }\n")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "daemon b to know the workflow", func() bool {
+		_, err := cb.Workflow(ctx, "nap")
+		return err == nil
+	})
+	inv, err := cb.InvokeWorkflow(ctx, "nap", nil, client.InvokeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Owner != b.Node() {
+		t.Fatalf("owner %q, want daemon b %q", inv.Owner, b.Node())
+	}
+	testutil.Eventually(t, 10*time.Second, "daemon a to see b's invocation sleeping", func() bool {
+		got, err := ca.Invocation(ctx, inv.ID)
+		return err == nil && got.Tasks["z"] != nil && got.Tasks["z"].Status == "running"
+	})
+	got, err := ca.CancelInvocation(ctx, inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != "canceled" {
+		t.Fatalf("after cancel on daemon a: %s", got.Status)
+	}
+	testutil.Eventually(t, 10*time.Second, "daemon b to show it canceled", func() bool {
+		got, err := cb.Invocation(ctx, inv.ID)
+		return err == nil && got.Status == "canceled"
+	})
+}

@@ -2,14 +2,14 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
@@ -33,7 +33,11 @@ func nodeID(dir, hostname string) (string, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("node id: %w", err)
 	}
-	id := sanitize(hostname) + "-" + strings.ToLower(nuid.Next()[:10])
+	var rnd [5]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	id := sanitize(hostname) + "-" + hex.EncodeToString(rnd[:])
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("node id: %w", err)
