@@ -233,7 +233,8 @@ func (e *Engine) evalInput(inv *invState, spec *taskSpec, id string, add map[str
 		}
 		list, ok := asList(items)
 		if !ok {
-			return nil, fmt.Errorf("foreach: want a list, got %s", clip(stringify(items)))
+			b, _ := json.Marshal(items)
+			return nil, fmt.Errorf("foreach: want a list, got %s", clip(string(b)))
 		}
 		par := len(list)
 		if spec.parallel != nil {
