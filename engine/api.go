@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/broker"
 )
@@ -55,7 +56,10 @@ type Options struct {
 	// Retain is how many finished invocations are kept for wf status and
 	// replayed at start (0: DefaultRetain).
 	Retain int
-	Logger *slog.Logger
+	// NodeTimeout is how long a node may stay silent before another takes
+	// over its invocations (0: DefaultNodeTimeout).
+	NodeTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // InvokeOptions are the options of one invocation.

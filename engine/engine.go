@@ -8,7 +8,9 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -79,10 +81,21 @@ type Engine struct {
 	// has rebuilt them from the log.
 	stale     map[string]bool
 	staleWake chan struct{}
-	stop      chan struct{}
+	// staleBuf holds, under mu, the events received for a stale
+	// invocation while it waits to be rebuilt.
+	staleBuf map[string][]*Event
+	stop     chan struct{}
 
 	sub   *broker.Sub
 	calls sync.WaitGroup
+
+	// Ownership (owners.go), under mu.
+	nodes    map[string]nodeSeen
+	claimed  map[string]time.Time
+	started  time.Time
+	nodesSub *broker.Sub
+	// silent stops the heartbeats (tests: a node cut off from the others).
+	silent atomic.Bool
 }
 
 // local is what this process does for one invocation it owns.
@@ -104,11 +117,16 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if o.Retain <= 0 {
 		o.Retain = DefaultRetain
 	}
+	if o.NodeTimeout <= 0 {
+		o.NodeTimeout = DefaultNodeTimeout
+	}
 	e := &Engine{
 		o: o, log: o.Logger, now: func() time.Time { return time.Now().UTC() },
 		st: newState(o.Retain), defs: map[string]*Definition{}, local: map[string]*local{},
 		waiters: map[string][]chan struct{}{}, pendingEnd: map[string]chan struct{}{},
 		stale: map[string]bool{}, staleWake: make(chan struct{}, 1), stop: make(chan struct{}),
+		staleBuf: map[string][]*Event{},
+		nodes:    map[string]nodeSeen{}, claimed: map[string]time.Time{},
 		replaying: true, syncID: nuid.Next(), synced: make(chan struct{}),
 	}
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
@@ -137,6 +155,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	}
 	e.mu.Lock()
 	e.replaying = false
+	e.started = e.now()
 	resumed := 0
 	for _, id := range sortedKeys(e.st.invs) {
 		inv := e.st.invs[id]
@@ -148,6 +167,10 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	n, seq := len(e.st.invs), e.st.seq
 	e.mu.Unlock()
 	go e.resyncLoop()
+	if err := e.startOwnership(); err != nil {
+		e.Close(ctx)
+		return nil, fmt.Errorf("follow %s: %w", NodesChannel, err)
+	}
 	e.log.Info("workflow events replayed", "from", from, "to", seq, "invocations", n, "resumed", resumed,
 		"took", time.Since(start).Round(time.Millisecond))
 	return e, nil
@@ -217,7 +240,7 @@ func (e *Engine) receive(m *broker.Msg) {
 		}
 		return
 	}
-	if ev.Node == e.o.Node && !e.replaying {
+	if ev.Node == e.o.Node && !e.replaying && ev.Type != eventOwnerChanged {
 		// Our own event, applied when we wrote it: note where it landed.
 		if inv := e.st.invs[ev.Invocation]; inv != nil {
 			if inv.firstSeq == 0 {
@@ -228,6 +251,11 @@ func (e *Engine) receive(m *broker.Msg) {
 		e.st.seq = max(e.st.seq, ev.Seq)
 		e.maybeCheckpoint()
 		return
+	}
+	if !e.replaying && e.isStale(ev.Invocation) {
+		// Kept for resync, which may have read the log only up to before
+		// this event.
+		e.staleBuf[ev.Invocation] = append(e.staleBuf[ev.Invocation], ev)
 	}
 	if err := e.st.apply(ev); err != nil {
 		return
@@ -240,11 +268,31 @@ func (e *Engine) receive(m *broker.Msg) {
 	if inv == nil {
 		return
 	}
+	if ev.Type == eventOwnerChanged {
+		switch {
+		case inv.owner == e.o.Node:
+			e.log.Info("took over an invocation", "inv", inv.id, "from", ev.From)
+		case ev.From == e.o.Node:
+			// Replaced while cut off: what this node wrote since is
+			// ignored by everyone; rebuild from the log.
+			e.log.Warn("another node took over an invocation", "inv", inv.id, "to", inv.owner)
+			e.stopLocal(inv.id)
+			e.markStale(inv.id)
+			return
+		}
+	}
 	if inv.owner == e.o.Node {
 		e.reconcile(inv)
 	}
 	if inv.status != StatusRunning {
 		e.notify(inv.id)
+		// A child finished on another node: its parent goes on here.
+		if inv.parent != "" {
+			pid, _, _ := strings.Cut(inv.parent, "/")
+			if p := e.st.invs[pid]; p != nil && p.owner == e.o.Node && p.status == StatusRunning {
+				e.reconcile(p)
+			}
+		}
 	}
 }
 
@@ -478,7 +526,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Invocation, error) {
 			e.mu.Unlock()
 			return nil, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
 		}
-		if inv.status != StatusRunning {
+		if inv.status != StatusRunning && !e.isStale(id) {
 			snap := inv.snapshot(true)
 			e.ackMu.Lock()
 			end := e.pendingEnd[id]
@@ -490,6 +538,9 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Invocation, error) {
 				case <-ctx.Done():
 					return nil, ctx.Err()
 				}
+			}
+			if e.isStale(id) {
+				continue // its end was not stored: wait for the invocation rebuilt from the log
 			}
 			return snap, nil
 		}
@@ -538,13 +589,15 @@ func (e *Engine) List(workflow string) []*Invocation {
 // Events returns an invocation's events in log order, read back from the
 // log.
 func (e *Engine) Events(ctx context.Context, id string) ([]*Event, error) {
-	return e.readEvents(ctx, id, false)
+	evs, _, err := e.readEvents(ctx, id, false)
+	return evs, err
 }
 
 // readEvents reads an invocation's events from the log, from its first
 // event (or, if that is not known, from where replay starts) up to a
-// marker written now. unknownOK reads even an invocation not in memory.
-func (e *Engine) readEvents(ctx context.Context, id string, unknownOK bool) ([]*Event, error) {
+// marker written now, whose sequence it returns too. unknownOK reads even
+// an invocation not in memory.
+func (e *Engine) readEvents(ctx context.Context, id string, unknownOK bool) ([]*Event, uint64, error) {
 	e.mu.Lock()
 	inv := e.st.invs[id]
 	from := e.lastCkpt
@@ -553,9 +606,10 @@ func (e *Engine) readEvents(ctx context.Context, id string, unknownOK bool) ([]*
 	}
 	e.mu.Unlock()
 	if inv == nil && !unknownOK {
-		return nil, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
+		return nil, 0, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
 	}
 	from = max(from, 1)
+	var markerSeq uint64
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	marker := nuid.Next()
@@ -572,7 +626,12 @@ func (e *Engine) readEvents(ctx context.Context, id string, unknownOK bool) ([]*
 		}
 		ev.Seq = m.Sequence
 		if ev.Type == eventSync && ev.Marker == marker {
-			once.Do(func() { close(done) })
+			once.Do(func() {
+				mu.Lock()
+				markerSeq = m.Sequence
+				mu.Unlock()
+				close(done)
+			})
 			return
 		}
 		if ev.Invocation == id && ev.Type != eventSync {
@@ -582,21 +641,21 @@ func (e *Engine) readEvents(ctx context.Context, id string, unknownOK bool) ([]*
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer sub.Close()
 	data, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: marker, Time: e.now()})
 	if err := e.o.Conn.Publish(ctx, EventsChannel, data); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return out, nil
+	return out, markerSeq, nil
 }
 
 // Cancel cancels a running invocation (ErrConflict if it has finished).
@@ -642,6 +701,9 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.mu.Unlock()
 		return nil
 	}
+	e.mu.Unlock()
+	e.sendHeartbeat(true) // the others take over now, not after a timeout
+	e.mu.Lock()
 	e.closed = true
 	close(e.stop)
 	for id := range e.local {
@@ -650,6 +712,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Unlock()
 	if e.sub != nil {
 		e.sub.Close()
+	}
+	if e.nodesSub != nil {
+		e.nodesSub.Close()
 	}
 	done := make(chan struct{})
 	go func() { e.calls.Wait(); close(done) }()

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/broker"
@@ -76,7 +79,7 @@ func (e *Engine) resync(id string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 	defer cancel()
-	evs, err := e.readEvents(ctx, id, true)
+	evs, upTo, err := e.readEvents(ctx, id, true)
 	if err != nil {
 		return err
 	}
@@ -92,6 +95,14 @@ func (e *Engine) resync(id string) error {
 	for _, ev := range evs {
 		_ = fresh.apply(ev)
 	}
+	// Events the live subscription delivered after the read's marker were
+	// applied to the state being replaced: apply them to the new one.
+	for _, ev := range e.staleBuf[id] {
+		if ev.Seq > upTo {
+			_ = fresh.apply(ev)
+		}
+	}
+	delete(e.staleBuf, id)
 	e.stopLocal(id)
 	inv := fresh.invs[id]
 	if inv == nil {
@@ -104,9 +115,14 @@ func (e *Engine) resync(id string) error {
 	}
 	e.st.invs[id] = inv
 	e.log.Info("invocation rebuilt from the log", "inv", id, "events", len(evs), "status", inv.status)
-	e.reconcile(inv)
-	if inv.status != StatusRunning {
-		e.notify(id)
+	if e.log.Enabled(ctx, slog.LevelDebug) {
+		var trace []string
+		for _, ev := range evs {
+			trace = append(trace, fmt.Sprintf("%d:%s:%s:%s:%d", ev.Seq, ev.Type, ev.Task, ev.Node, ev.Attempt))
+		}
+		e.log.Debug("rebuilt from", "inv", id, "events", strings.Join(trace, " "))
 	}
+	e.reconcile(inv)
+	e.notify(id) // waiters look again: finished, or running on
 	return nil
 }

@@ -14,6 +14,12 @@ import (
 // every event that changes an invocation comes from one writer, in order.
 const eventCancelRequested = "CancelRequested"
 
+// eventOwnerChanged moves an invocation to another owner: written by the
+// daemon taking over the invocations of a daemon that stopped answering.
+// It applies only if From is still the owner, so of two daemons racing to
+// take over, the first in the log wins.
+const eventOwnerChanged = "OwnerChanged"
+
 // errIgnored: an event that does not fit the state (a duplicate, a
 // transition already made) and changes nothing.
 var errIgnored = errors.New("event does not apply")
@@ -134,6 +140,20 @@ func (s *state) apply(ev *Event) error {
 		return nil
 	}
 	if inv == nil {
+		return errIgnored
+	}
+	if ev.Type == eventOwnerChanged {
+		if inv.status != StatusRunning || ev.From != inv.owner || ev.Owner == "" {
+			return errIgnored
+		}
+		inv.owner = ev.Owner
+		inv.lastSeq = max(inv.lastSeq, ev.Seq)
+		return nil
+	}
+	// Only the owner changes an invocation; anyone may ask to cancel it.
+	// Events written by a former owner that had not yet heard it was
+	// replaced change nothing.
+	if ev.Node != "" && ev.Node != inv.owner && ev.Type != eventCancelRequested {
 		return errIgnored
 	}
 	if err := inv.apply(ev); err != nil {

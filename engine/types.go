@@ -96,6 +96,9 @@ type Event struct {
 	Node string `json:"node,omitempty"`
 	// Marker identifies a Sync marker.
 	Marker string `json:"marker,omitempty"`
+	// From is the owner an OwnerChanged takes the invocation from (Owner
+	// is the new one).
+	From string `json:"from,omitempty"`
 
 	// InvocationCreated.
 	Workflow string          `json:"workflow,omitempty"`
@@ -136,6 +139,10 @@ func (e *Event) String() string {
 	}
 	if e.Parent != "" {
 		add("parent", e.Parent)
+	}
+	if e.From != "" {
+		add("from", e.From)
+		add("to", e.Owner)
 	}
 	if e.Run != "" {
 		add("run", e.Run)

@@ -48,11 +48,15 @@ const (
 	// readers take the highest, so the last thousand are plenty.
 	CheckpointChannel = "sluice.wf.checkpoints"
 	checkpointMaxMsgs = 1000
-	logMaxMsgs        = 10000
-	logMaxAge         = 24 * time.Hour
-	logMaxBytes       = 64 << 20
-	clientHBInterval  = 2 * time.Second
-	clientHBFails     = 3
+	// NodesChannel holds the engines' heartbeats; only the last seconds
+	// matter.
+	NodesChannel     = "sluice.wf.nodes"
+	nodesMaxAge      = time.Hour
+	logMaxMsgs       = 10000
+	logMaxAge        = 24 * time.Hour
+	logMaxBytes      = 64 << 20
+	clientHBInterval = 2 * time.Second
+	clientHBFails    = 3
 )
 
 // StartEmbedded starts an embedded server and waits until it serves.
@@ -86,6 +90,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 			TickChannels: {MsgStoreLimits: stores.MsgStoreLimits{MaxAge: tickMaxAge}},
 			// Checkpoints: only the newest matter (readers take the highest).
 			CheckpointChannel: {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: checkpointMaxMsgs}},
+			NodesChannel:      {MsgStoreLimits: stores.MsgStoreLimits{MaxAge: nodesMaxAge}},
 		},
 	}
 	if o.Dir != "" {

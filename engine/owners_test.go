@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/testutil"
+)
+
+// crash stops an engine the way kill -9 would: no goodbye, no more events.
+func (e *Engine) crash() {
+	e.mu.Lock()
+	e.closed = true
+	close(e.stop)
+	for id := range e.local {
+		e.stopLocal(id)
+	}
+	e.mu.Unlock()
+	e.sub.Close()
+	e.nodesSub.Close()
+}
+
+func (r *rig) engine(node string) *Engine {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := broker.Connect(ctx, broker.Options{URL: r.srv.URL(), ClusterID: "test", Name: node})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	o := Options{Conn: conn, Functions: r.fns, Definitions: r.defs, Node: node, NodeTimeout: time.Second}
+	if os.Getenv("ENGINE_DEBUG") != "" {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", node)
+	}
+	e, err := Open(ctx, o)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { e.Close(context.Background()); conn.Close() })
+	return e
+}
+
+const takeoverWorkflow = `
+apiVersion: sluice/v1
+kind: Workflow
+name: takeover
+output: ${ [tasks.after.output.n, tasks.sub.output] }
+tasks:
+  first: { run: wfguest, inputs: { op: double, n: "${ input }" } }
+  nap:   { run: sleep, requires: [first], inputs: 3s }
+  work:  { run: wfguest, requires: [first], inputs: { op: sleep, ms: 3000 } }
+  sub:   { run: workflow, requires: [first], inputs: { workflow: napper, input: "${ input }" } }
+  after: { run: wfguest, requires: [nap, work, sub], inputs: { op: add, n: "${ tasks.first.output.n }" } }
+`
+
+func startTakeoverRun(t *testing.T, r *rig, a *Engine, n int) []string {
+	t.Helper()
+	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: napper\ntasks:\n  z: { run: sleep, inputs: 1s }\n  y: { run: noop, requires: [z], inputs: \"${ input }\" }\n")
+	r.defs.put(t, takeoverWorkflow)
+	var ids []string
+	for i := 0; i < n; i++ {
+		inv, err := a.Invoke(context.Background(), "takeover", []byte(fmt.Sprint(i)), InvokeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, inv.ID)
+	}
+	testutil.Eventually(t, 20*time.Second, "every invocation to be sleeping and working", func() bool {
+		for _, id := range ids {
+			inv, _ := a.Get(id)
+			if inv.Tasks["nap"] == nil || inv.Tasks["work"] == nil || inv.Tasks["work"].Status != TaskRunning || inv.Tasks["sub"] == nil {
+				return false
+			}
+		}
+		return true
+	})
+	return ids
+}
+
+func checkTakenOver(t *testing.T, b *Engine, ids []string, from string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i, id := range ids {
+		inv, err := b.Wait(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, inv, StatusSucceeded)
+		wantJSON(t, inv.Output, fmt.Sprintf("[%d, %d]", 2*i+1, i))
+		if inv.Owner == from {
+			t.Fatalf("invocation %s still owned by %s", id, from)
+		}
+		evs, err := b.Events(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var changed bool
+		for _, ev := range evs {
+			changed = changed || ev.Type == eventOwnerChanged
+		}
+		if !changed {
+			t.Fatalf("invocation %s: no OwnerChanged in %v", id, types(evs))
+		}
+	}
+}
+
+// TestTakeoverAfterCrash: node a dies while its invocations sleep, run a
+// function and wait for a child workflow; node b notices the silence and
+// finishes them.
+func TestTakeoverAfterCrash(t *testing.T) {
+	r := newRig(t, true)
+	a, b := r.engine("node-1"), r.engine("node-2")
+	ids := startTakeoverRun(t, r, a, 8)
+	a.crash()
+	checkTakenOver(t, b, ids, "node-1")
+}
+
+// TestTakeoverOfACutOffNode: node a stops answering heartbeats but keeps
+// running; b takes its invocations over. What a writes afterwards is
+// ignored by every fold, a rebuilds the invocations from the log, and all
+// three views (a, b, and a fresh replay) agree.
+func TestTakeoverOfACutOffNode(t *testing.T) {
+	r := newRig(t, true)
+	a, b := r.engine("node-1"), r.engine("node-2")
+	ids := startTakeoverRun(t, r, a, 8)
+	a.silent.Store(true)
+	checkTakenOver(t, b, ids, "node-1")
+	c := r.engine("node-3")
+	ctx := context.Background()
+	for _, id := range ids {
+		testutil.Eventually(t, 20*time.Second, "node a to agree on "+id, func() bool {
+			inv, err := a.Get(id)
+			return err == nil && inv.Status == StatusSucceeded
+		})
+		want := describeInv(t, b, id)
+		for name, e := range map[string]*Engine{"node-1": a, "node-3": c} {
+			if _, err := e.Wait(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for describeInv(t, e, id) != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s shows invocation %s differently:\n%s", name, id, diff(want, describeInv(t, e, id)))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// describeInv renders one invocation's state, without the sequence
+// bookkeeping that depends on which events a node saw back.
+func describeInv(t *testing.T, e *Engine, id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &state{invs: map[string]*invState{id: e.st.invs[id]}}
+	if s.invs[id] == nil {
+		return ""
+	}
+	out := dropFirstLine(s.describe())
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, " seqs="); i >= 0 {
+			j := strings.Index(l[i+1:], " ")
+			l = l[:i] + l[i+1+j:]
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, "\n")
+}
