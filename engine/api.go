@@ -59,6 +59,8 @@ type Options struct {
 	// NodeTimeout is how long a node may stay silent before another takes
 	// over its invocations (0: DefaultNodeTimeout).
 	NodeTimeout time.Duration
+	// Observer, if set, is told what the engine does (metrics).
+	Observer Observer
 	Logger      *slog.Logger
 }
 
@@ -67,4 +69,18 @@ type InvokeOptions struct {
 	// ID makes the invocation idempotent: invoking again with an ID that
 	// exists returns that invocation. "" generates one.
 	ID string
+}
+
+// Observer is told what an engine does, for metrics. Its methods are called
+// with the engine's lock held: they must be quick and must not call back.
+type Observer interface {
+	// InvocationEnded: an invocation this node drives ended with status.
+	InvocationEnded(workflow, status string)
+	// TaskEnded: a task ended an attempt with status succeeded, failed or
+	// retrying.
+	TaskEnded(workflow, status string)
+	// Step: one reconcile of an invocation took d.
+	Step(d time.Duration)
+	// Appended: an event was stored d after it was written.
+	Appended(d time.Duration, err error)
 }

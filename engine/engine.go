@@ -360,7 +360,23 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 		}
 		last := i == len(evs)-1
 		id, typ := inv.id, ev.Type
+		if obs := e.o.Observer; obs != nil {
+			switch ev.Type {
+			case EventTaskSucceeded:
+				obs.TaskEnded(inv.workflow, TaskSucceeded)
+			case EventTaskFailed:
+				obs.TaskEnded(inv.workflow, TaskFailed)
+			case EventTaskRetrying:
+				obs.TaskEnded(inv.workflow, TaskRetrying)
+			case EventInvocationSucceeded, EventInvocationFailed, EventInvocationCanceled:
+				obs.InvocationEnded(inv.workflow, inv.status)
+			}
+		}
+		sent := time.Now()
 		err = e.o.Conn.PublishAsync(EventsChannel, data, func(err error) {
+			if obs := e.o.Observer; obs != nil {
+				obs.Appended(time.Since(sent), err)
+			}
 			if err != nil {
 				e.log.Error("storing a workflow event failed", "inv", id, "type", typ, "err", err)
 				e.markStale(id)
@@ -553,6 +569,19 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Invocation, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Running counts the running invocations this node drives, by workflow.
+func (e *Engine) Running() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]int{}
+	for _, inv := range e.st.invs {
+		if inv.status == StatusRunning && inv.owner == e.o.Node {
+			out[inv.workflow]++
+		}
+	}
+	return out
 }
 
 // Get returns an invocation with its tasks (ErrNotFound if unknown).

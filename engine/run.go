@@ -24,6 +24,10 @@ func (e *Engine) reconcile(inv *invState) {
 	if e.closed || e.replaying || inv.owner != e.o.Node || e.isStale(inv.id) {
 		return
 	}
+	if obs := e.o.Observer; obs != nil {
+		start := time.Now()
+		defer func() { obs.Step(time.Since(start)) }()
+	}
 	// A pass may finish tasks at once (noop, a branch value), which lets
 	// others start: loop until a pass writes nothing.
 	for pass := 0; inv.status == StatusRunning && pass < 10000; pass++ {

@@ -66,7 +66,12 @@ type Queue struct {
 	mu       sync.Mutex
 	running  map[string]*queueRun
 	draining bool
+	lag      func(trigger string, lag time.Duration)
 }
+
+// ObserveLag sets a function told, for each message taken, how long it
+// waited in its channel (metrics). Set it before starting triggers.
+func (q *Queue) ObserveLag(fn func(trigger string, lag time.Duration)) { q.lag = fn }
 
 // NewQueue returns a runner of message-queue triggers.
 func NewQueue(conn *broker.Conn, inv Invoker, log *slog.Logger) *Queue {
@@ -244,6 +249,9 @@ func (r *queueRun) worker() {
 // dead-lettered after MaxRetries redeliveries.
 func (r *queueRun) process(m *broker.Msg) {
 	t := &r.t
+	if r.q.lag != nil {
+		r.q.lag(t.Name, time.Since(time.Unix(0, m.Timestamp)))
+	}
 	in, run := m.Data, true
 	var err error
 	if t.input != nil {

@@ -48,12 +48,14 @@ type Server struct {
 	token    string
 	log      *slog.Logger
 	backend  atomic.Pointer[Backend]
+	metrics  atomic.Pointer[metricsHooks]
 	draining atomic.Bool
 	mux      *http.ServeMux
 }
 
 // New returns a server. A non-empty token is required as a bearer token on
-// every route but /healthz.
+// every route but /healthz and /readyz: probes and load balancers call them
+// without credentials, and they show nothing but the daemon's state.
 func New(token string, log *slog.Logger) *Server {
 	s := &Server{token: token, log: log, mux: http.NewServeMux()}
 	s.routes()
@@ -72,6 +74,14 @@ func (s *Server) routes() {
 		httperr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		m := s.metrics.Load()
+		if m == nil {
+			httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "the daemon is starting"))
+			return
+		}
+		m.handler.ServeHTTP(w, r)
+	})
 	s.handle("PUT /v1/functions/{name}", s.deploy)
 	s.handle("GET /v1/functions", s.listFunctions)
 	s.handle("GET /v1/functions/{name}", s.getFunction)
@@ -126,7 +136,7 @@ func (s *Server) ready(w http.ResponseWriter) *Backend {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	if s.token != "" && r.URL.Path != "/healthz" && !s.authorized(r) {
+	if s.token != "" && !public(r.URL.Path) && !s.authorized(r) {
 		rec.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
 		httperr.Write(rec, httperr.New(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (--token, SLUICE_TOKEN)"))
 	} else {
@@ -136,9 +146,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.status >= 500 {
 		level = slog.LevelWarn
 	}
+	took := time.Since(start)
 	s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-		"took", time.Since(start).Round(time.Microsecond), "invocation", rec.Header().Get("X-Sluice-Invocation"))
+		"took", took.Round(time.Microsecond), "invocation", rec.Header().Get("X-Sluice-Invocation"))
+	if m := s.metrics.Load(); m != nil && r.URL.Path != "/metrics" {
+		(*m).observe(r.Method, rec.status, took)
+	}
 }
+
+// metricsHooks are the metrics the server serves and feeds.
+type metricsHooks struct {
+	handler http.Handler
+	observe func(method string, code int, took time.Duration)
+}
+
+// SetMetrics serves handler at /metrics (behind the token like every
+// route) and reports every request to observe.
+func (s *Server) SetMetrics(handler http.Handler, observe func(method string, code int, took time.Duration)) {
+	s.metrics.Store(&metricsHooks{handler: handler, observe: observe})
+}
+
+// public reports whether a path is served without the token.
+func public(path string) bool { return path == "/healthz" || path == "/readyz" }
 
 func (s *Server) authorized(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -24,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/logstream"
+	"github.com/sluicehq/sluice/internal/metrics"
 	"github.com/sluicehq/sluice/internal/registry"
 	"github.com/sluicehq/sluice/triggers"
 )
@@ -120,6 +121,8 @@ type Daemon struct {
 	cat      *catalog.Catalog
 	engine   *engine.Engine
 	node     string
+	metrics  *metrics.Metrics
+	queue    *triggers.Queue
 	reg      *registry.Registry
 	logs     *logstream.Publisher
 	triggers *triggerSet
@@ -209,6 +212,18 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.reg = registry.New(d.host, d.cat, d.log.With("component", "registry"))
+	d.metrics = metrics.New(metrics.Sources{
+		Functions: d.reg.Stats,
+		Triggers:  func() map[string]triggers.QueueStats { return d.triggerStats() },
+		Invocations: func() map[string]int {
+			if d.engine == nil {
+				return nil
+			}
+			return d.engine.Running()
+		},
+	})
+	d.reg.SetObserver(d.metrics.Call)
+	d.api.SetMetrics(d.metrics.Handler(), d.metrics.HTTP)
 	d.node = o.NodeID
 	if d.node == "" {
 		if d.node, err = nodeID(o.DataDir, hostname); err != nil {
@@ -217,13 +232,15 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	d.engine, err = engine.Open(startCtx, engine.Options{
 		Conn: d.conn, Functions: wfFunctions{d}, Definitions: wfDefinitions{d.cat}, Node: d.node,
-		Logger: d.log.With("component", "engine"),
+		Observer: d.metrics, Logger: d.log.With("component", "engine"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	httpTriggers := triggers.NewHTTP(triggers.InvokerFunc(d.Invoke), d.maxInput)
 	queue := triggers.NewQueue(d.conn, triggers.InvokerFunc(d.Invoke), d.log.With("component", "queue"))
+	queue.ObserveLag(d.metrics.Lag)
+	d.queue = queue
 	d.triggers = newTriggerSet(httpTriggers, queue,
 		triggers.NewTimers(d.conn, queue, d.id, d.log.With("component", "timer")), d.log.With("component", "triggers"))
 	_, trigs := d.cat.Watch(d.triggers.onChange)
@@ -235,6 +252,20 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", d.natsURL, "daemon", d.id, "node", d.node,
 		"functions", len(d.cat.Functions()), "triggers", len(trigs))
 	return d, nil
+}
+
+// triggerStats reads this daemon's queue and timer trigger counters.
+func (d *Daemon) triggerStats() map[string]triggers.QueueStats {
+	out := map[string]triggers.QueueStats{}
+	if d.queue == nil {
+		return out
+	}
+	for _, t := range d.cat.Triggers() {
+		if st, ok := d.queue.Stats(t.Name); ok {
+			out[t.Name] = st
+		}
+	}
+	return out
 }
 
 func storeName(dir string) string {

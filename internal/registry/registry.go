@@ -38,10 +38,11 @@ type Registry struct {
 	log  *slog.Logger
 	sem  chan struct{}
 
-	mu      sync.Mutex
-	entries map[string]*entry
-	closed  bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	entries  map[string]*entry
+	observer Observer
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 // entry is one version of a function, being loaded or loaded.
@@ -185,17 +186,49 @@ func (r *Registry) Get(ctx context.Context, name string) (*host.Function, *catal
 // Invoke calls the current version of a function. A call that races with
 // a redeploy runs on the new version.
 func (r *Registry) Invoke(ctx context.Context, name string, c host.Call) (host.Result, *catalog.Function, error) {
+	start := time.Now()
 	for attempt := 0; ; attempt++ {
 		f, fn, err := r.Get(ctx, name)
 		if err != nil {
+			r.observe(name, host.Result{}, err, time.Since(start))
 			return host.Result{}, fn, err
 		}
 		res, err := f.Invoke(ctx, c)
 		if errors.Is(err, host.ErrClosed) && attempt < 3 {
 			continue
 		}
+		r.observe(name, res, err, time.Since(start))
 		return res, fn, err
 	}
+}
+
+// Observer is told of every call made through the registry (metrics).
+type Observer func(function string, res host.Result, err error, took time.Duration)
+
+// SetObserver sets the observer of calls; set it before calls are made.
+func (r *Registry) SetObserver(o Observer) { r.observer = o }
+
+func (r *Registry) observe(name string, res host.Result, err error, took time.Duration) {
+	if r.observer != nil {
+		r.observer(name, res, err, took)
+	}
+}
+
+// Stats returns the counters of the loaded functions, by name.
+func (r *Registry) Stats() map[string]host.Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]host.Stats, len(r.entries))
+	for name, e := range r.entries {
+		select {
+		case <-e.ready:
+			if e.f != nil {
+				out[name] = e.f.Stats()
+			}
+		default:
+		}
+	}
+	return out
 }
 
 // Close stops following the catalog and frees every function.

@@ -1,0 +1,206 @@
+// Package metrics holds sluice's Prometheus metrics (every name starts
+// with sluice_) and serves them at /metrics. Counters the packages keep
+// themselves (a function's pool, a trigger's deliveries) are read at
+// scrape time; events are observed as they happen.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/httperr"
+	"github.com/sluicehq/sluice/triggers"
+)
+
+// Sources are what the scrape-time collectors read.
+type Sources struct {
+	// Functions returns the loaded functions' counters by name.
+	Functions func() map[string]host.Stats
+	// Triggers returns the message-queue and timer triggers' counters on
+	// this daemon, by trigger name.
+	Triggers func() map[string]triggers.QueueStats
+	// Invocations returns the number of running workflow invocations this
+	// daemon drives, by workflow.
+	Invocations func() map[string]int
+}
+
+// Metrics is one daemon's metrics.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	calls, callErrors, coldStarts *prometheus.CounterVec
+	callSeconds                   *prometheus.HistogramVec
+	lag                           *prometheus.HistogramVec
+	wfInvocations, wfTasks        *prometheus.CounterVec
+	wfStep                        prometheus.Histogram
+	appendSeconds                 *prometheus.HistogramVec
+	httpRequests                  *prometheus.CounterVec
+	httpSeconds                   *prometheus.HistogramVec
+}
+
+// Buckets: function calls run from microseconds (a warm WAT call) to the
+// 30 s default timeout; engine steps and appends from microseconds to
+// seconds.
+var (
+	callBuckets   = prometheus.ExponentialBucketsRange(5e-6, 30, 20)
+	stepBuckets   = prometheus.ExponentialBucketsRange(1e-6, 1, 16)
+	appendBuckets = prometheus.ExponentialBucketsRange(1e-5, 10, 16)
+	lagBuckets    = prometheus.ExponentialBucketsRange(1e-4, 3600, 20)
+)
+
+// New returns the metrics, reading what it collects at scrape time from s.
+func New(s Sources) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_function_invocations_total", Help: "Calls of a function, on this daemon.",
+	}, []string{"function"})
+	m.callErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_function_errors_total", Help: "Calls of a function that failed, by the API's error code (timeout, trap, memory_limit, function_error, ...).",
+	}, []string{"function", "kind"})
+	m.coldStarts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_function_cold_starts_total", Help: "Calls that had to create an instance first.",
+	}, []string{"function"})
+	m.callSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sluice_function_duration_seconds", Help: "Duration of a call, waiting for a slot and instantiation included.", Buckets: callBuckets,
+	}, []string{"function"})
+	m.lag = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sluice_trigger_lag_seconds", Help: "Time a message waited in its channel before a queue trigger took it.", Buckets: lagBuckets,
+	}, []string{"trigger"})
+	m.wfInvocations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_workflow_invocations_total", Help: "Workflow invocations this daemon drove to their end, by status.",
+	}, []string{"workflow", "status"})
+	m.wfTasks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_workflow_tasks_total", Help: "Task attempts that ended, by status (succeeded, failed, retrying).",
+	}, []string{"workflow", "status"})
+	m.wfStep = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "sluice_workflow_step_seconds", Help: "Time the engine took to decide an invocation's next steps after a change.", Buckets: stepBuckets,
+	})
+	m.appendSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sluice_event_append_seconds", Help: "Time from writing a workflow event to NATS Streaming's acknowledgement that it is stored.", Buckets: appendBuckets,
+	}, []string{"outcome"})
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_http_requests_total", Help: "API and HTTP-trigger requests, by method and status code.",
+	}, []string{"method", "code"})
+	m.httpSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sluice_http_request_duration_seconds", Help: "Duration of API and HTTP-trigger requests.", Buckets: callBuckets,
+	}, []string{"method"})
+	m.reg.MustRegister(m.calls, m.callErrors, m.coldStarts, m.callSeconds, m.lag, m.wfInvocations, m.wfTasks,
+		m.wfStep, m.appendSeconds, m.httpRequests, m.httpSeconds, &scrape{s: s})
+	// The runtime's and the process's own, under sluice_ like the rest.
+	prometheus.WrapRegistererWithPrefix("sluice_", m.reg).MustRegister(
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Registry is the metrics' registry (tests gather from it).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Call observes a function call (registry.Observer).
+func (m *Metrics) Call(function string, res host.Result, err error, took time.Duration) {
+	m.calls.WithLabelValues(function).Inc()
+	m.callSeconds.WithLabelValues(function).Observe(took.Seconds())
+	if res.Cold {
+		m.coldStarts.WithLabelValues(function).Inc()
+	}
+	if err != nil {
+		m.callErrors.WithLabelValues(function, errorKind(err)).Inc()
+	}
+}
+
+// errorKind is the API's error code for err: timeout, trap, ...
+func errorKind(err error) string {
+	_, code := httperr.Classify(err)
+	return code
+}
+
+// Lag observes a queue trigger's message lag (Queue.ObserveLag).
+func (m *Metrics) Lag(trigger string, lag time.Duration) {
+	m.lag.WithLabelValues(trigger).Observe(max(lag, 0).Seconds())
+}
+
+// HTTP observes one request.
+func (m *Metrics) HTTP(method string, code int, took time.Duration) {
+	m.httpRequests.WithLabelValues(method, statusCode(code)).Inc()
+	m.httpSeconds.WithLabelValues(method).Observe(took.Seconds())
+}
+
+// InvocationEnded implements engine.Observer.
+func (m *Metrics) InvocationEnded(workflow, status string) {
+	m.wfInvocations.WithLabelValues(workflow, status).Inc()
+}
+
+// TaskEnded implements engine.Observer.
+func (m *Metrics) TaskEnded(workflow, status string) {
+	m.wfTasks.WithLabelValues(workflow, status).Inc()
+}
+
+// Step implements engine.Observer.
+func (m *Metrics) Step(d time.Duration) { m.wfStep.Observe(d.Seconds()) }
+
+// Appended implements engine.Observer.
+func (m *Metrics) Appended(d time.Duration, err error) {
+	outcome := "stored"
+	if err != nil {
+		outcome = "failed"
+	}
+	m.appendSeconds.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+// scrape collects, at scrape time, the counters other packages keep.
+type scrape struct{ s Sources }
+
+var (
+	descIdle        = prometheus.NewDesc("sluice_function_instances_idle", "Pooled reactor instances waiting for a call.", []string{"function"}, nil)
+	descActive      = prometheus.NewDesc("sluice_function_calls_active", "Calls running now.", []string{"function"}, nil)
+	descDelivered   = prometheus.NewDesc("sluice_trigger_deliveries_total", "Messages a queue or timer trigger received on this daemon, redeliveries included.", []string{"trigger"}, nil)
+	descRedelivered = prometheus.NewDesc("sluice_trigger_redeliveries_total", "Messages received again after a failure or a lost ack.", []string{"trigger"}, nil)
+	descSucceeded   = prometheus.NewDesc("sluice_trigger_succeeded_total", "Messages whose function or workflow succeeded.", []string{"trigger"}, nil)
+	descFailed      = prometheus.NewDesc("sluice_trigger_failures_total", "Attempts that failed.", []string{"trigger"}, nil)
+	descDead        = prometheus.NewDesc("sluice_trigger_dead_letters_total", "Messages given up on after every retry.", []string{"trigger"}, nil)
+	descInflight    = prometheus.NewDesc("sluice_trigger_inflight", "Messages being processed now.", []string{"trigger"}, nil)
+	descWfRunning   = prometheus.NewDesc("sluice_workflow_invocations_running", "Running invocations this daemon drives.", []string{"workflow"}, nil)
+	allScrapedDescs = []*prometheus.Desc{descIdle, descActive, descDelivered, descRedelivered, descSucceeded, descFailed, descDead, descInflight, descWfRunning}
+)
+
+func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allScrapedDescs {
+		ch <- d
+	}
+}
+
+func (c *scrape) Collect(ch chan<- prometheus.Metric) {
+	if c.s.Functions != nil {
+		for name, st := range c.s.Functions() {
+			ch <- prometheus.MustNewConstMetric(descIdle, prometheus.GaugeValue, float64(st.Idle), name)
+			ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(st.Active), name)
+		}
+	}
+	if c.s.Triggers != nil {
+		for name, st := range c.s.Triggers() {
+			ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(st.Delivered), name)
+			ch <- prometheus.MustNewConstMetric(descRedelivered, prometheus.CounterValue, float64(st.Redelivered), name)
+			ch <- prometheus.MustNewConstMetric(descSucceeded, prometheus.CounterValue, float64(st.Succeeded), name)
+			ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(st.Failed), name)
+			ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(st.DeadLettered), name)
+			ch <- prometheus.MustNewConstMetric(descInflight, prometheus.GaugeValue, float64(st.InFlight), name)
+		}
+	}
+	if c.s.Invocations != nil {
+		for wf, n := range c.s.Invocations() {
+			ch <- prometheus.MustNewConstMetric(descWfRunning, prometheus.GaugeValue, float64(n), wf)
+		}
+	}
+}
+
+func statusCode(code int) string { return strconv.Itoa(code) }
