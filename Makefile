@@ -2,7 +2,8 @@
 #
 #   make run    start the daemon on its embedded defaults (NATS Streaming in ./data)
 #   make test   vet, format check, unit and integration tests with the race detector
-#   make bench  the Go benchmarks (host, bench)
+#   make bench  the Go benchmarks (host, bench): results in build/bench/, to
+#               compare with bench/results/ using benchstat (see bench/README.md)
 #   make soak   the long crash and fault runs
 
 GO       ?= go
@@ -82,8 +83,22 @@ fmt-check:
 unit: wasm
 	$(GO) test $(TEST_FLAGS) ./...
 
+# Each suite's results go to build/bench/NAME.txt, in the format of the
+# committed baseline bench/results/NAME.txt (a suite fails without its
+# closing "ok" line: tee would hide go test's exit status):
+#   benchstat bench/results/coldstart.txt build/bench/coldstart.txt
+BENCH_OUT   ?= build/bench
+BENCH_COUNT ?= 6
+
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./host/ ./bench/
+	mkdir -p $(BENCH_OUT)
+	$(GO) test -run '^$$' -timeout 60m -bench 'ColdStart|Process' -benchtime 1x -count $(BENCH_COUNT) ./bench/ | tee $(BENCH_OUT)/coldstart.txt && grep -q '^ok' $(BENCH_OUT)/coldstart.txt
+	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkHTTP$$' -benchtime 100000x -count $(BENCH_COUNT) ./bench/ | tee $(BENCH_OUT)/http.txt && grep -q '^ok' $(BENCH_OUT)/http.txt
+	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkWorkflow$$' -benchtime 1x -count $(BENCH_COUNT) ./bench/ | tee $(BENCH_OUT)/workflow.txt && grep -q '^ok' $(BENCH_OUT)/workflow.txt
+	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkMQ$$' -benchtime 1x -count 3 ./bench/ | tee $(BENCH_OUT)/mq.txt && grep -q '^ok' $(BENCH_OUT)/mq.txt
+	$(GO) test -run '^$$' -timeout 60m -bench . -benchmem -count $(BENCH_COUNT) ./host/ | tee $(BENCH_OUT)/host.txt && grep -q '^ok' $(BENCH_OUT)/host.txt
+	$(GO) test -run '^$$' -timeout 60m -bench 'TaskOverhead|Invocations' -benchtime 2000x -count 3 ./engine/ | tee $(BENCH_OUT)/engine.txt && grep -q '^ok' $(BENCH_OUT)/engine.txt
+	$(GO) test -run '^$$' -timeout 60m -bench Replay -benchtime 1x -count 3 ./engine/ | tee -a $(BENCH_OUT)/engine.txt && [ "$$(grep -c '^ok' $(BENCH_OUT)/engine.txt)" = 2 ]
 
 soak: build
 	$(GO) test -tags soak -count=1 -timeout 60m -run Soak -v ./...

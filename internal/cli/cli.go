@@ -49,6 +49,7 @@ func init() {
 	groups["trigger"] = triggerCommands
 	groups["topic"] = topicCommands
 	groups["wf"] = wfCommands
+	groups["bench"] = benchCommands
 }
 
 const usage = `sluice runs WebAssembly functions, triggers and workflows.
@@ -76,6 +77,14 @@ Usage:
   sluice wf status ID | events ID | cancel ID
   sluice wf invocations [NAME]               list invocations, newest first
   sluice apply -f SPEC.yaml                  make functions, workflows and triggers match a spec
+  sluice bench coldstart FILE.wasm... [--abi auto|wasi|reactor] [-n N] [-o table|json] [--svg FILE]
+                                             cold starts and warm calls vs bare wazero and a
+                                             process per call, in this process (no daemon)
+  sluice bench http --fn NAME [-c 32] [-d 10s] [--path /fn/P] [--floor FILE.wasm] [--svg FILE]
+  sluice bench mq --fn NAME [--inflight 16] [-n 10000] [--nats URL] [--svg FILE]
+  sluice bench workflow [--fn NAME] [--tasks 10] [-n 200] [--svg FILE]
+                                             load a daemon: requests or messages/s, latency,
+                                             the workflow engine's overhead per task
   sluice version
 
 Client commands take --server URL (env SLUICE_SERVER, default http://127.0.0.1:8080),
@@ -117,6 +126,9 @@ func dispatch(e *env, args []string) error {
 		return runDaemon(e, args[1:])
 	case "apply":
 		return runApply(e, args[1:])
+	}
+	if len(args) > 1 && args[0] == "bench" && args[1] == "floor-server" {
+		return benchFloorServer(e, args[2:]) // hidden: bench http --floor runs it
 	}
 	cmds, ok := groups[args[0]]
 	if !ok {

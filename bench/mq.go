@@ -1,0 +1,216 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/client"
+)
+
+// Defaults of MQ.
+const (
+	// DefaultMessages is the burst MQ measures throughput with.
+	DefaultMessages = 10000
+	// DefaultInflight is a queue trigger's default --max-inflight.
+	DefaultInflight = 16
+	// DefaultLatencyMessages are sent one at a time for the latency
+	// percentiles: a p99 from 500 samples has five above it.
+	DefaultLatencyMessages = 500
+)
+
+// MQOptions configure MQ.
+type MQOptions struct {
+	// Client is the daemon's API; NATSURL and ClusterID reach its NATS
+	// Streaming server, where messages are published and results read
+	// the way any other application does.
+	Client    *client.Client
+	NATSURL   string
+	ClusterID string
+	// Function is the deployed function the trigger calls.
+	Function string
+	// Inflight is the trigger's --max-inflight (DefaultInflight if 0).
+	Inflight int
+	// Messages is the burst size (DefaultMessages if 0); Latency the
+	// number of messages sent one at a time (DefaultLatencyMessages if 0).
+	Messages, Latency int
+	// Payload is each message (DefaultInput if nil).
+	Payload []byte
+	// Progress, if set, is told how far the run is.
+	Progress func(frac float64, what string)
+}
+
+// MQResult is what MQ measured.
+type MQResult struct {
+	// Trigger and the topics it used.
+	Trigger, Topic, RespTopic string
+	// Messages in the burst, the time from its first publication to its
+	// last result, and their ratio.
+	Messages   int
+	Elapsed    time.Duration
+	MsgsPerSec float64
+	// Latency is publish to result, one message at a time.
+	Latency Summary
+	Samples []time.Duration
+}
+
+// MQ measures a message-queue trigger end to end: a temporary trigger
+// on fresh topics calls the function once per message and publishes its
+// output to a response topic. Throughput is a burst of Messages published
+// at once, from the first publication to the last result received;
+// latency is publish (acknowledged by NATS Streaming) to result received,
+// for Latency messages sent one at a time, since in a burst it would
+// only measure the queue. The trigger is deleted afterwards; the topics'
+// messages stay in the store.
+func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
+	if o.Inflight <= 0 {
+		o.Inflight = DefaultInflight
+	}
+	if o.Messages <= 0 {
+		o.Messages = DefaultMessages
+	}
+	if o.Latency <= 0 {
+		o.Latency = DefaultLatencyMessages
+	}
+	if o.Payload == nil {
+		o.Payload = DefaultInput
+	}
+	progress := func(frac float64, what string) {
+		if o.Progress != nil {
+			o.Progress(frac, what)
+		}
+	}
+	id := strings.ToLower(nuid.Next()[:10])
+	res = &MQResult{Trigger: "sluice-bench-" + id, Topic: "sluice-bench." + id + ".in", RespTopic: "sluice-bench." + id + ".out", Messages: o.Messages}
+
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := broker.Connect(cctx, broker.Options{URL: o.NATSURL, ClusterID: o.ClusterID, Name: "sluice-bench",
+		MaxPubAcksInflight: max(o.Messages, broker.DefaultMaxPubAcksInflight)})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS Streaming at %s (cluster %s; set --nats and --cluster-id): %w", o.NATSURL, o.ClusterID, err)
+	}
+	defer conn.Close()
+
+	results := make(chan time.Time, o.Messages+o.Latency+1024)
+	var got atomic.Int64
+	sub, err := conn.Subscribe(res.RespTopic, broker.SubOptions{Start: broker.StartNew}, func(*broker.Msg) {
+		got.Add(1)
+		select {
+		case results <- time.Now():
+		default:
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", res.RespTopic, err)
+	}
+	defer sub.Unsubscribe()
+
+	if _, err := o.Client.CreateTrigger(ctx, api.TriggerRequest{Name: res.Trigger, Function: o.Function,
+		Queue: &api.QueueRequest{Topic: res.Topic, RespTopic: res.RespTopic, MaxInflight: o.Inflight}}); err != nil {
+		return nil, fmt.Errorf("create trigger %s: %w", res.Trigger, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if derr := o.Client.DeleteTrigger(dctx, res.Trigger); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete trigger %s: %w", res.Trigger, derr))
+		}
+	}()
+
+	// wait takes n results, or fails if none comes for a while: the
+	// function failing, or a trigger that never started.
+	wait := func(n int, what string, frac func(int) float64) (last time.Time, err error) {
+		const stall = 30 * time.Second
+		timer := time.NewTimer(stall)
+		defer timer.Stop()
+		for i := 0; i < n; i++ {
+			select {
+			case last = <-results:
+				if !timer.Stop() {
+					<-timer.C
+				}
+				timer.Reset(stall)
+				if frac != nil && i%256 == 0 {
+					progress(frac(i), what)
+				}
+			case <-timer.C:
+				return last, fmt.Errorf("%s: %d of %d results on %s, none for %s (does %q fail? see sluice fn logs %s)",
+					what, i, n, res.RespTopic, stall, o.Function, o.Function)
+			case <-ctx.Done():
+				return last, ctx.Err()
+			}
+		}
+		return last, nil
+	}
+	var ackErr atomic.Pointer[error]
+	publishBurst := func(n int) (time.Time, error) {
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			err := conn.PublishAsync(res.Topic, o.Payload, func(err error) {
+				if err != nil {
+					ackErr.CompareAndSwap(nil, &err)
+				}
+			})
+			if err != nil {
+				return start, fmt.Errorf("publish to %s: %w", res.Topic, err)
+			}
+		}
+		return start, nil
+	}
+
+	// Warm-up: connections, the durable subscription, the instances
+	// the burst will use, the heaps.
+	warm := min(o.Messages, max(200, 8*o.Inflight))
+	progress(0, "warm-up")
+	if _, err := publishBurst(warm); err != nil {
+		return nil, err
+	}
+	if _, err := wait(warm, "warm-up", nil); err != nil {
+		return nil, err
+	}
+
+	// Latency, one message at a time.
+	res.Samples = make([]time.Duration, 0, o.Latency)
+	for i := 0; i < o.Latency; i++ {
+		start := time.Now()
+		if err := conn.Publish(ctx, res.Topic, o.Payload); err != nil {
+			return nil, err
+		}
+		last, err := wait(1, "latency", nil)
+		if err != nil {
+			return nil, err
+		}
+		res.Samples = append(res.Samples, last.Sub(start))
+		if i%16 == 0 {
+			progress(0.5*float64(i)/float64(o.Latency), "latency, one message at a time")
+		}
+	}
+	res.Latency = Summarize(res.Samples)
+
+	// Throughput: the burst.
+	start, err := publishBurst(o.Messages)
+	if err != nil {
+		return nil, err
+	}
+	last, err := wait(o.Messages, "burst", func(i int) float64 { return 0.5 + 0.5*float64(i)/float64(o.Messages) })
+	if err != nil {
+		return nil, err
+	}
+	if p := ackErr.Load(); p != nil {
+		return nil, fmt.Errorf("publish to %s: %w", res.Topic, *p)
+	}
+	res.Elapsed = last.Sub(start)
+	res.MsgsPerSec = float64(o.Messages) / res.Elapsed.Seconds()
+	if extra := got.Load() - int64(warm+o.Latency+o.Messages); extra > 0 {
+		return res, fmt.Errorf("%d more results than messages: redeliveries (is --ack-wait below the function's time?)", extra)
+	}
+	return res, nil
+}
