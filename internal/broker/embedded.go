@@ -59,6 +59,22 @@ const (
 	clientHBFails    = 3
 )
 
+// StoreLimits are the embedded server's channel limits: none (0 is
+// unlimited) but on LogChannels, TickChannels, CheckpointChannel and
+// NodesChannel. An external server must have the same, or it drops what
+// sluice stores for good (deploy/kubernetes/nats-streaming.conf has them).
+func StoreLimits() stores.StoreLimits {
+	return stores.StoreLimits{
+		PerChannel: map[string]*stores.ChannelLimits{
+			LogChannels:  {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: logMaxMsgs, MaxBytes: logMaxBytes, MaxAge: logMaxAge}},
+			TickChannels: {MsgStoreLimits: stores.MsgStoreLimits{MaxAge: tickMaxAge}},
+			// Checkpoints: only the newest matter (readers take the highest).
+			CheckpointChannel: {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: checkpointMaxMsgs}},
+			NodesChannel:      {MsgStoreLimits: stores.MsgStoreLimits{MaxAge: nodesMaxAge}},
+		},
+	}
+}
+
 // StartEmbedded starts an embedded server and waits until it serves.
 func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	host, portStr, err := net.SplitHostPort(o.Listen)
@@ -84,15 +100,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	sopts.ClientHBInterval = clientHBInterval
 	sopts.ClientHBTimeout = clientHBInterval
 	sopts.ClientHBFailCount = clientHBFails
-	sopts.StoreLimits = stores.StoreLimits{
-		PerChannel: map[string]*stores.ChannelLimits{
-			LogChannels:  {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: logMaxMsgs, MaxBytes: logMaxBytes, MaxAge: logMaxAge}},
-			TickChannels: {MsgStoreLimits: stores.MsgStoreLimits{MaxAge: tickMaxAge}},
-			// Checkpoints: only the newest matter (readers take the highest).
-			CheckpointChannel: {MsgStoreLimits: stores.MsgStoreLimits{MaxMsgs: checkpointMaxMsgs}},
-			NodesChannel:      {MsgStoreLimits: stores.MsgStoreLimits{MaxAge: nodesMaxAge}},
-		},
-	}
+	sopts.StoreLimits = StoreLimits()
 	if o.Dir != "" {
 		sopts.StoreType = stores.TypeFile
 		sopts.FilestoreDir = filepath.Join(o.Dir, "nats")

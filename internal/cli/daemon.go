@@ -18,7 +18,7 @@ func runDaemon(e *env, args []string) error {
 	fs.StringVar(&o.NATSListen, "nats-listen", envOr("SLUICE_NATS_LISTEN", o.NATSListen), "where the embedded NATS Streaming server listens (env SLUICE_NATS_LISTEN)")
 	fs.StringVar(&o.NATSURL, "nats", os.Getenv("SLUICE_NATS"), "use this NATS Streaming server `URL` instead of an embedded one (env SLUICE_NATS)")
 	fs.StringVar(&o.ClusterID, "cluster-id", envOr("SLUICE_CLUSTER_ID", o.ClusterID), "NATS Streaming cluster id (env SLUICE_CLUSTER_ID)")
-	fs.StringVar(&o.Token, "token", os.Getenv("SLUICE_TOKEN"), "require this bearer token on every route but /healthz (env SLUICE_TOKEN)")
+	fs.StringVar(&o.Token, "token", os.Getenv("SLUICE_TOKEN"), "require this bearer token on every route but /healthz and /readyz (env SLUICE_TOKEN)")
 	insecure, _ := strconv.ParseBool(os.Getenv("SLUICE_INSECURE"))
 	fs.BoolVar(&o.Insecure, "insecure", insecure, "allow a non-loopback --listen without --token")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long calls in flight may run on after SIGTERM")

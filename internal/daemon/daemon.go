@@ -45,7 +45,7 @@ type Options struct {
 	// ClusterID is the NATS Streaming cluster id.
 	ClusterID string
 	// Token, if set, is required as a bearer token on every route but
-	// /healthz.
+	// /healthz and /readyz.
 	Token string
 	// Insecure allows a non-loopback Listen without a token.
 	Insecure bool
