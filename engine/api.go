@@ -61,7 +61,7 @@ type Options struct {
 	NodeTimeout time.Duration
 	// Observer, if set, is told what the engine does (metrics).
 	Observer Observer
-	Logger      *slog.Logger
+	Logger   *slog.Logger
 }
 
 // InvokeOptions are the options of one invocation.
