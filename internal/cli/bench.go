@@ -620,7 +620,11 @@ func benchMQ(e *env, args []string) error {
 			"msgs_per_s": res.MsgsPerSec, "burst_s": res.Elapsed.Seconds(),
 			"p50_us": bench.Micros(res.Latency.P50), "p90_us": bench.Micros(res.Latency.P90),
 			"p99_us": bench.Micros(res.Latency.P99), "max_us": bench.Micros(res.Latency.Max),
+			"redelivered": res.Redelivered,
 		})
+	}
+	if res.Redelivered > 0 {
+		lines = append(lines, fmt.Sprintf("%d results were redeliveries (at least once): the figures may be off by as many", res.Redelivered))
 	}
 	fmt.Fprintf(e.stdout, "sluice bench mq: %s\n", strings.Join(lines, "\n"))
 	fmt.Fprintln(e.stdout)
