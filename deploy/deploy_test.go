@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -239,24 +238,6 @@ func TestManifestsParse(t *testing.T) {
 		}
 		if n != 1 {
 			t.Errorf("PodDisruptionBudget %s selects the pods of %d workloads, want 1", p.Metadata.Name, n)
-		}
-	}
-}
-
-// kubectl builds the kustomization, where kubectl is installed.
-func TestKustomizeBuilds(t *testing.T) {
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil || testing.Short() {
-		t.Skip("no kubectl (or -short): kustomization.yaml is checked by TestManifestsParse only")
-	}
-	out, err := exec.Command(kubectl, "kustomize", k8sDir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl kustomize %s: %v\n%s", k8sDir, err, out)
-	}
-	m := loadManifests(t)
-	for _, g := range m.kust.ConfigMapGenerator {
-		if !regexp.MustCompile(`(?m)^\s+name: ` + regexp.QuoteMeta(g.Name) + `-[a-z0-9]+$`).Match(out) {
-			t.Errorf("the built manifests do not mount ConfigMap %s under its hashed name:\n%s", g.Name, out)
 		}
 	}
 }
