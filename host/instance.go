@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,9 @@ const minInputBuffer = 1 << 10
 // interrupt path (timer and context callbacks), which touches only the
 // atomics, the flag global and wake.
 type instance struct {
+	// interruptMu serializes interrupt: two goroutines may raise the flag.
+	interruptMu sync.Mutex
+
 	fn  *Function
 	ctx context.Context // carries the instance to the host functions
 	mod api.Module
@@ -296,6 +300,9 @@ func (i *instance) onCancel() {
 // interrupt makes the guest stop at its next function entry or call out,
 // or within 10,000 iterations of the loop it is in: by raising its flag, or on the slow runtime by closing the module.
 func (i *instance) interrupt() {
+	// The deadline timer and the context's cancellation may both fire.
+	i.interruptMu.Lock()
+	defer i.interruptMu.Unlock()
 	if i.flag != nil {
 		i.flag.Set(1)
 	} else if i.mod != nil {
