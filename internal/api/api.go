@@ -115,6 +115,20 @@ func (s *Server) routes() {
 	})
 }
 
+// readBody reads a request body of at most limit bytes. A longer one is
+// refused with 413 and code, saying over; what names the body in a read
+// error.
+func readBody(r *http.Request, limit int, what, code, over string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return nil, httperr.New(http.StatusBadRequest, "bad_request", "read "+what+": "+err.Error())
+	}
+	if len(b) > limit {
+		return nil, httperr.New(http.StatusRequestEntityTooLarge, code, over)
+	}
+	return b, nil
+}
+
 // handle registers a route that needs the backend.
 func (s *Server) handle(pattern string, fn func(http.ResponseWriter, *http.Request, *Backend)) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -269,14 +283,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, b *Backend) {
 		httperr.Write(w, err)
 		return
 	}
-	wasm, err := io.ReadAll(io.LimitReader(r.Body, catalog.MaxModuleSize+1))
+	wasm, err := readBody(r, catalog.MaxModuleSize, "module", "module_too_large",
+		fmt.Sprintf("module is over the limit of %d MiB", catalog.MaxModuleSize>>20))
 	if err != nil {
-		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read module: "+err.Error()))
-		return
-	}
-	if len(wasm) > catalog.MaxModuleSize {
-		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "module_too_large",
-			fmt.Sprintf("module is over the limit of %d MiB", catalog.MaxModuleSize>>20)))
+		httperr.Write(w, err)
 		return
 	}
 	// Compile and check it here, so that a module that cannot run is

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,14 +44,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, b *Backend) {
 		httperr.Write(w, err)
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxPublish+1))
+	data, err := readBody(r, maxPublish, "message", "payload_too_large", "message over NATS's 1 MiB max payload")
 	if err != nil {
-		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read message: "+err.Error()))
-		return
-	}
-	if len(data) > maxPublish {
-		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "payload_too_large",
-			"message over NATS's 1 MiB max payload"))
+		httperr.Write(w, err)
 		return
 	}
 	if err := b.Conn.Publish(r.Context(), topic, data); err != nil {

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -82,14 +81,10 @@ func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 		httperr.Write(w, err)
 		return
 	}
-	src, err := io.ReadAll(io.LimitReader(r.Body, MaxWorkflowSource+1))
+	src, err := readBody(r, MaxWorkflowSource, "definition", "payload_too_large",
+		fmt.Sprintf("workflow definition is over the limit of %d KiB", MaxWorkflowSource>>10))
 	if err != nil {
-		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read definition: "+err.Error()))
-		return
-	}
-	if len(src) > MaxWorkflowSource {
-		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "payload_too_large",
-			fmt.Sprintf("workflow definition is over the limit of %d KiB", MaxWorkflowSource>>10)))
+		httperr.Write(w, err)
 		return
 	}
 	exists := func(fn string) bool {
@@ -162,14 +157,10 @@ func (s *Server) invokeWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 			return
 		}
 	}
-	in, err := io.ReadAll(io.LimitReader(r.Body, MaxWorkflowInput+1))
+	in, err := readBody(r, MaxWorkflowInput, "input", "input_too_large",
+		fmt.Sprintf("workflow input is over the limit of %d KiB", MaxWorkflowInput>>10))
 	if err != nil {
-		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read input: "+err.Error()))
-		return
-	}
-	if len(in) > MaxWorkflowInput {
-		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "input_too_large",
-			fmt.Sprintf("workflow input is over the limit of %d KiB", MaxWorkflowInput>>10)))
+		httperr.Write(w, err)
 		return
 	}
 	inv, err := e.Invoke(r.Context(), name, in, engine.InvokeOptions{ID: r.Header.Get(IdempotencyKeyHeader)})

@@ -319,7 +319,7 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		if !ok {
 			return ch, fmt.Errorf("%w: no function %q", ErrNotFound, ev.Name)
 		}
-		if users := s.triggersOf(ev.Name); len(users) > 0 {
+		if users := s.triggersUsing(func(t *Trigger) bool { return t.Function == ev.Name }); len(users) > 0 {
 			return ch, fmt.Errorf("%w: function %q is used by trigger(s) %s: delete them first", ErrConflict, ev.Name, strings.Join(users, ", "))
 		}
 		delete(s.Functions, ev.Name)
@@ -368,7 +368,7 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		if !ok {
 			return ch, fmt.Errorf("%w: no workflow %q", ErrNotFound, ev.Name)
 		}
-		if users := s.triggersOfWorkflow(ev.Name); len(users) > 0 {
+		if users := s.triggersUsing(func(t *Trigger) bool { return t.Workflow == ev.Name }); len(users) > 0 {
 			return ch, fmt.Errorf("%w: workflow %q is used by trigger(s) %s: delete them first", ErrConflict, ev.Name, strings.Join(users, ", "))
 		}
 		delete(s.Workflows, ev.Name)
@@ -447,20 +447,11 @@ func methodOrAny(m string) string {
 	return m
 }
 
-func (s *State) triggersOf(fn string) []string {
+// triggersUsing names the triggers that target what uses tells, sorted.
+func (s *State) triggersUsing(uses func(*Trigger) bool) []string {
 	var names []string
 	for _, name := range sortedNames(s.Triggers) {
-		if s.Triggers[name].Function == fn {
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
-func (s *State) triggersOfWorkflow(wf string) []string {
-	var names []string
-	for _, name := range sortedNames(s.Triggers) {
-		if s.Triggers[name].Workflow == wf {
+		if uses(s.Triggers[name]) {
 			names = append(names, name)
 		}
 	}
