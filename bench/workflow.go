@@ -89,9 +89,8 @@ func chainYAML(name, fn string, n int) string {
 
 // Workflow measures the workflow engine's overhead per task on a daemon:
 // chains of no-op tasks invoked one at a time, against direct calls of the
-// same function, all interleaved. The workflows (and the function, if
-// Workflow deployed it) are deleted afterwards; the invocations' events
-// stay in the log.
+// same function, all interleaved. The workflows are deleted afterwards;
+// the invocations' events stay in the log.
 func Workflow(ctx context.Context, o WorkflowOptions) (res *WorkflowResult, err error) {
 	if o.Tasks <= 0 {
 		o.Tasks = DefaultTasks

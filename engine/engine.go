@@ -188,39 +188,47 @@ type checkpoint struct {
 // readCheckpoint returns where replay starts: the highest checkpoint
 // stored, or 1.
 func (e *Engine) readCheckpoint(ctx context.Context) (uint64, error) {
-	id := nuid.Next()
 	best := uint64(1)
-	done := make(chan struct{})
-	var once sync.Once
-	var mu sync.Mutex
-	sub, err := e.o.Conn.Subscribe(CheckpointChannel, broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+	id := nuid.Next()
+	marker, _ := json.Marshal(&checkpoint{Marker: id, Node: e.o.Node})
+	_, err := e.scan(ctx, CheckpointChannel, broker.StartAll, marker, func(m *broker.Msg) bool {
 		var c checkpoint
 		if json.Unmarshal(m.Data, &c) != nil {
-			return
+			return false
 		}
-		mu.Lock()
 		best = max(best, c.Seq)
-		mu.Unlock()
-		if c.Marker == id {
-			once.Do(func() { close(done) })
+		return c.Marker == id
+	})
+	return best, err
+}
+
+// scan reads a channel from start up to a marker it appends now: each
+// message goes to visit, on the subscription's goroutine, until visit says
+// it is the marker. It returns the marker's sequence. Everything stored
+// before the call has been visited when it returns.
+func (e *Engine) scan(ctx context.Context, channel string, start broker.Start, marker []byte, visit func(*broker.Msg) (isMarker bool)) (uint64, error) {
+	done := make(chan uint64, 1)
+	sub, err := e.o.Conn.Subscribe(channel, broker.SubOptions{Start: start}, func(m *broker.Msg) {
+		if visit(m) {
+			select {
+			case done <- m.Sequence:
+			default:
+			}
 		}
 	})
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", CheckpointChannel, err)
+		return 0, fmt.Errorf("read %s: %w", channel, err)
 	}
 	defer sub.Close()
-	marker, _ := json.Marshal(&checkpoint{Marker: id, Node: e.o.Node})
-	if err := e.o.Conn.Publish(ctx, CheckpointChannel, marker); err != nil {
-		return 0, fmt.Errorf("read %s: %w", CheckpointChannel, err)
+	if err := e.o.Conn.Publish(ctx, channel, marker); err != nil {
+		return 0, fmt.Errorf("read %s: %w", channel, err)
 	}
 	select {
-	case <-done:
+	case seq := <-done:
+		return seq, nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("read %s: %w", CheckpointChannel, ctx.Err())
+		return 0, fmt.Errorf("read %s: %w", channel, ctx.Err())
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return best, nil
 }
 
 // receive applies one message of the event log.
@@ -372,11 +380,8 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 				obs.InvocationEnded(inv.workflow, inv.status)
 			}
 		}
-		sent := time.Now()
-		err = e.o.Conn.PublishAsync(EventsChannel, data, func(err error) {
-			if obs := e.o.Observer; obs != nil {
-				obs.Appended(time.Since(sent), err)
-			}
+		// settle runs once with the outcome of storing the event.
+		settle := func(err error) {
 			if err != nil {
 				e.log.Error("storing a workflow event failed", "inv", id, "type", typ, "err", err)
 				e.markStale(id)
@@ -392,19 +397,15 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 			if last && ack != nil {
 				ack(err)
 			}
-		})
-		if err != nil {
-			e.log.Error("storing a workflow event failed", "inv", id, "type", typ, "err", err)
-			e.markStale(id)
-			if end != nil {
-				e.ackMu.Lock()
-				delete(e.pendingEnd, id)
-				e.ackMu.Unlock()
-				close(end)
+		}
+		sent := time.Now()
+		if err := e.o.Conn.PublishAsync(EventsChannel, data, func(err error) {
+			if obs := e.o.Observer; obs != nil {
+				obs.Appended(time.Since(sent), err)
 			}
-			if last && ack != nil {
-				ack(err)
-			}
+			settle(err)
+		}); err != nil {
+			settle(err)
 		}
 		if isInvocationEnd(ev.Type) {
 			e.notify(inv.id)
@@ -626,65 +627,41 @@ func (e *Engine) Events(ctx context.Context, id string) ([]*Event, error) {
 // event (or, if that is not known, from where replay starts) up to a
 // marker written now, whose sequence it returns too. unknownOK reads even
 // an invocation not in memory.
-func (e *Engine) readEvents(ctx context.Context, id string, unknownOK bool) ([]*Event, uint64, error) {
+func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK bool) ([]*Event, uint64, error) {
 	e.mu.Lock()
-	inv := e.st.invs[id]
+	inv := e.st.invs[invID]
 	from := e.lastCkpt
 	if inv != nil && inv.firstSeq != 0 {
 		from = inv.firstSeq
 	}
 	e.mu.Unlock()
 	if inv == nil && !unknownOK {
-		return nil, 0, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
+		return nil, 0, fmt.Errorf("%w: no invocation %q", ErrNotFound, invID)
 	}
 	from = max(from, 1)
-	var markerSeq uint64
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
-	marker := nuid.Next()
-	var (
-		mu   sync.Mutex
-		out  []*Event
-		done = make(chan struct{})
-		once sync.Once
-	)
-	sub, err := e.o.Conn.Subscribe(EventsChannel, broker.SubOptions{Start: broker.StartAt(from)}, func(m *broker.Msg) {
+	id := nuid.Next()
+	marker, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: id, Time: e.now()})
+	var out []*Event
+	seq, err := e.scan(ctx, EventsChannel, broker.StartAt(from), marker, func(m *broker.Msg) bool {
 		ev := new(Event)
 		if json.Unmarshal(m.Data, ev) != nil {
-			return
+			return false
 		}
 		ev.Seq = m.Sequence
-		if ev.Type == eventSync && ev.Marker == marker {
-			once.Do(func() {
-				mu.Lock()
-				markerSeq = m.Sequence
-				mu.Unlock()
-				close(done)
-			})
-			return
+		if ev.Type == eventSync {
+			return ev.Marker == id
 		}
-		if ev.Invocation == id && ev.Type != eventSync {
-			mu.Lock()
+		if ev.Invocation == invID {
 			out = append(out, ev)
-			mu.Unlock()
 		}
+		return false
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	defer sub.Close()
-	data, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: marker, Time: e.now()})
-	if err := e.o.Conn.Publish(ctx, EventsChannel, data); err != nil {
-		return nil, 0, err
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return nil, 0, ctx.Err()
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return out, markerSeq, nil
+	return out, seq, nil
 }
 
 // Cancel cancels a running invocation (ErrConflict if it has finished).

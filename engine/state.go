@@ -3,8 +3,6 @@ package engine
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"sort"
 	"strings"
 	"time"
 )
@@ -317,28 +315,4 @@ func (inv *invState) snapshot(withTasks bool) *Invocation {
 		out.Tasks[id] = v
 	}
 	return out
-}
-
-// describe renders the state for tests comparing replays: every field
-// that matters, in a stable order.
-func (s *state) describe() string {
-	var b strings.Builder
-	ids := sortedKeys(s.invs)
-	fmt.Fprintf(&b, "seq=%d finished=%v\n", s.seq, s.finished)
-	for _, id := range ids {
-		inv := s.invs[id]
-		fmt.Fprintf(&b, "inv %s wf=%s rev=%s owner=%s parent=%s status=%s in=%s out=%s err=%q ft=%s created=%s fin=%s seqs=%d-%d cancel=%q order=%v\n",
-			inv.id, inv.workflow, inv.revision, inv.owner, inv.parent, inv.status, inv.input, inv.output, inv.err, inv.failedTask,
-			inv.created.Format(time.RFC3339Nano), inv.finishedAt.Format(time.RFC3339Nano), inv.firstSeq, inv.lastSeq, inv.cancel, inv.order)
-		tids := sortedKeys(inv.tasks)
-		sort.Strings(tids)
-		for _, tid := range tids {
-			t := inv.tasks[tid]
-			sc, _ := json.Marshal(t.scope)
-			fmt.Fprintf(&b, "  task %s run=%s status=%s att=%d fail=%d in=%s out=%s err=%q wake=%s start=%s fin=%s scope=%s kids=%d/%d\n",
-				t.id, t.run, t.status, t.attempts, t.failures, t.input, t.output, t.err, t.wake.Format(time.RFC3339Nano),
-				t.started.Format(time.RFC3339Nano), t.finished.Format(time.RFC3339Nano), sc, t.kidsDone, t.kids)
-		}
-	}
-	return b.String()
 }
