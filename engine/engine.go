@@ -44,6 +44,9 @@ const (
 	// syncTimeout bounds replaying the log at start and reading an
 	// invocation's events.
 	syncTimeout = 2 * time.Minute
+	// invokeConnectWait bounds how long Invoke waits for a lost
+	// connection to NATS Streaming to come back.
+	invokeConnectWait = 15 * time.Second
 	// cancelWait is how long Cancel waits for the owner to act.
 	cancelWait = 10 * time.Second
 )
@@ -100,8 +103,24 @@ type Engine struct {
 
 // local is what this process does for one invocation it owns.
 type local struct {
-	runs   map[string]context.CancelFunc
+	runs   map[string]*run
 	timers map[string]*time.Timer
+}
+
+// run is a function call of this process, in flight or ended, with its
+// outcome. It stays until the event recording the outcome is read back
+// from the log (stored): if the invocation goes stale first (an event was
+// not stored), the rebuild records the outcome again where the log says
+// that attempt is still running, so an outage of NATS Streaming does not
+// re-run calls this process made.
+type run struct {
+	attempt  int
+	spec     *taskSpec
+	cancel   context.CancelFunc
+	ended    bool
+	out      []byte
+	err      error
+	timedOut bool
 }
 
 // Open replays the event log from the last checkpoint and resumes this
@@ -255,6 +274,7 @@ func (e *Engine) receive(m *broker.Msg) {
 				inv.firstSeq = ev.Seq
 			}
 			inv.lastSeq = max(inv.lastSeq, ev.Seq)
+			e.stored(inv, ev)
 		}
 		e.st.seq = max(e.st.seq, ev.Seq)
 		e.maybeCheckpoint()
@@ -441,20 +461,61 @@ func (e *Engine) definition(rev string) (*Definition, error) {
 func (e *Engine) localOf(id string) *local {
 	l := e.local[id]
 	if l == nil {
-		l = &local{runs: map[string]context.CancelFunc{}, timers: map[string]*time.Timer{}}
+		l = &local{runs: map[string]*run{}, timers: map[string]*time.Timer{}}
 		e.local[id] = l
 	}
 	return l
 }
 
-// stopLocal cancels the calls and timers of an invocation.
+// stored forgets the outcome of a call once the event recording it is in
+// the log, and all of an invocation's calls once its end is.
+func (e *Engine) stored(inv *invState, ev *Event) {
+	l := e.local[inv.id]
+	if l == nil {
+		return
+	}
+	switch {
+	case isInvocationEnd(ev.Type) && inv.status != StatusRunning:
+		e.stopLocal(inv.id)
+	case ev.Type == EventTaskSucceeded || ev.Type == EventTaskFailed || ev.Type == EventTaskRetrying:
+		if r := l.runs[ev.Task]; r != nil && r.ended && r.attempt == ev.Attempt {
+			delete(l.runs, ev.Task)
+		}
+	}
+}
+
+// endLocal is stopLocal for an invocation that has ended here: the calls
+// that ended are kept until the end is stored, in case it is not (see
+// run).
+func (e *Engine) endLocal(id string) {
+	l := e.local[id]
+	if l == nil {
+		return
+	}
+	for task, r := range l.runs {
+		if !r.ended {
+			r.cancel()
+			delete(l.runs, task)
+		}
+	}
+	for task, t := range l.timers {
+		t.Stop()
+		delete(l.timers, task)
+	}
+	if len(l.runs) == 0 {
+		delete(e.local, id)
+	}
+}
+
+// stopLocal cancels the calls and timers of an invocation and forgets
+// them.
 func (e *Engine) stopLocal(id string) {
 	l := e.local[id]
 	if l == nil {
 		return
 	}
-	for _, c := range l.runs {
-		c()
+	for _, r := range l.runs {
+		r.cancel()
 	}
 	for _, t := range l.timers {
 		t.Stop()
@@ -479,6 +540,14 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 	} else if !validInvocationID(id) {
 		return nil, fmt.Errorf("%w: invocation id %q: use 1 to 128 letters, digits, '-', '_' and '.'", ErrInvalid, id)
 	}
+	// A connection being re-made (the NATS Streaming leader changed) is
+	// waited for a little, rather than failing the caller at once.
+	wctx, cancel := context.WithTimeout(ctx, invokeConnectWait)
+	err := e.o.Conn.WaitUp(wctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("storing the invocation: %w", err)
+	}
 	acked := make(chan error, 1)
 	e.mu.Lock()
 	if e.closed {
@@ -490,6 +559,11 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		return nil, fmt.Errorf("%w: workflow %q: %v", ErrInvalid, workflow, err)
 	}
 	if inv := e.st.invs[id]; inv != nil {
+		if e.isStale(id) {
+			// its creation may not be stored: resync will tell
+			e.mu.Unlock()
+			return nil, fmt.Errorf("storing the invocation: %w: invocation %s is being rebuilt from the log", broker.ErrNotConnected, id)
+		}
 		snap := inv.snapshot(false)
 		e.mu.Unlock()
 		if snap.Workflow != workflow {

@@ -31,6 +31,17 @@ type functions struct {
 	mu      sync.Mutex
 	calls   map[string]int // by function
 	missing map[string]bool
+	gates   map[string]chan struct{} // by task: its calls return once the gate is closed
+}
+
+// gate holds the calls of a workflow task, once they have run, until the
+// returned function is called.
+func (f *functions) gate(task string) (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.gates[task] = ch
+	f.mu.Unlock()
+	return func() { close(ch) }
 }
 
 func loadFunctions(t testing.TB) *functions {
@@ -54,19 +65,27 @@ func loadFunctions(t testing.TB) *functions {
 	if hostErr != nil {
 		t.Fatal(hostErr)
 	}
-	return &functions{calls: map[string]int{}, missing: map[string]bool{}}
+	return &functions{calls: map[string]int{}, missing: map[string]bool{}, gates: map[string]chan struct{}{}}
 }
 
 func (f *functions) Invoke(ctx context.Context, name string, input []byte, meta map[string]string) ([]byte, error) {
 	f.mu.Lock()
 	f.calls[name]++
 	missing := f.missing[name]
+	gate := f.gates[meta[abi.MetaWorkflowTask]]
 	f.mu.Unlock()
 	fn := testFns[name]
 	if fn == nil || missing {
 		return nil, fmt.Errorf("no function %q", name)
 	}
 	res, err := fn.Invoke(ctx, host.Call{Input: input, Meta: meta})
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return res.Output, err
 }
 

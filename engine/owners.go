@@ -109,6 +109,12 @@ func (e *Engine) takeover() {
 		return
 	}
 	now := e.now()
+	// While this node was cut off from NATS Streaming (the leader of a
+	// cluster died, the server restarted) it heard nobody: a node is dead
+	// only once silent for a whole timeout this node listened through.
+	if now.Sub(e.o.Conn.UpSince()) < e.o.NodeTimeout {
+		return
+	}
 	alive := []string{e.o.Node}
 	dead := map[string]bool{}
 	for node, s := range e.nodes {

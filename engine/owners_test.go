@@ -3,9 +3,12 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,13 +31,25 @@ func (e *Engine) crash() {
 
 func (r *rig) engine(node string) *Engine {
 	r.t.Helper()
+	return r.engineWith(node, time.Second)
+}
+
+// engineWith opens an engine with its own connection and a node timeout.
+func (r *rig) engineWith(node string, timeout time.Duration) *Engine {
+	r.t.Helper()
+	return r.engineAt(node, timeout, r.srv.URL())
+}
+
+// engineAt is engineWith connecting to the server at url.
+func (r *rig) engineAt(node string, timeout time.Duration, url string) *Engine {
+	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := broker.Connect(ctx, broker.Options{URL: r.srv.URL(), ClusterID: "test", Name: node})
+	conn, err := broker.Connect(ctx, broker.Options{URL: url, ClusterID: "test", Name: node, ConnectWait: time.Second})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	o := Options{Conn: conn, Functions: r.fns, Definitions: r.defs, Node: node, NodeTimeout: time.Second}
+	o := Options{Conn: conn, Functions: r.fns, Definitions: r.defs, Node: node, NodeTimeout: timeout}
 	if os.Getenv("ENGINE_DEBUG") != "" {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", node)
 	}
@@ -175,3 +190,94 @@ func describeInv(t *testing.T, e *Engine, id string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestNoTakeoverAfterOutage: NATS Streaming goes away for longer than the
+// node timeout and comes back (a cluster electing a new leader, a restart),
+// and node-1 reconnects a little later than node-2. node-2 heard nobody
+// while it was cut off: it must not count that silence, and takes over
+// nothing, since node-1 is back within a timeout of node-2's return.
+func TestNoTakeoverAfterOutage(t *testing.T) {
+	r := newRig(t, true)
+	const timeout = 8 * time.Second
+	proxy := newGate(t, strings.TrimPrefix(r.srv.URL(), "nats://"))
+	a := r.engineAt("node-1", timeout, "nats://"+proxy.addr())
+	b := r.engineWith("node-2", timeout)
+	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: long\ntasks:\n  z: { run: sleep, inputs: 16s }\n")
+	ctx := context.Background()
+	inv, err := a.Invoke(ctx, "long", nil, InvokeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "node-2 to know the invocation", func() bool {
+		got, err := b.Get(inv.ID)
+		return err == nil && got.Tasks["z"] != nil
+	})
+	listen := strings.TrimPrefix(r.srv.URL(), "nats://")
+	proxy.block(true)
+	r.srv.Shutdown()
+	time.Sleep(timeout) // everybody silent for a whole timeout
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: r.dir, Listen: listen, ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = srv
+	testutil.Eventually(t, 20*time.Second, "node-2 to reconnect", func() bool { return b.o.Conn.Connected() })
+	time.Sleep(timeout / 4) // node-1 silent for longer still, back within a timeout of node-2
+	proxy.block(false)
+	testutil.Eventually(t, 20*time.Second, "node-1 to reconnect", func() bool { return a.o.Conn.Connected() })
+	t.Logf("node-1 reconnected %.1fs after node-2 (the timeout is %s)", a.o.Conn.UpSince().Sub(b.o.Conn.UpSince()).Seconds(), timeout)
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	done, err := b.Wait(wctx, inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, done, StatusSucceeded)
+	if done.Owner != "node-1" {
+		t.Errorf("owner %s, want node-1", done.Owner)
+	}
+	if got := strings.Join(types(r.events(inv.ID)), ","); contains(got, eventOwnerChanged) {
+		t.Errorf("an owner changed though no node died: %s", got)
+	}
+}
+
+// gate is a TCP proxy to the server that can refuse connections: a node
+// behind it stays cut off while the others reconnect.
+type gate struct {
+	ln      net.Listener
+	target  string
+	blocked atomic.Bool
+}
+
+func newGate(t *testing.T, target string) *gate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if g.blocked.Load() {
+				c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return g
+}
+
+func (g *gate) addr() string { return g.ln.Addr().String() }
+func (g *gate) block(b bool) { g.blocked.Store(b) }

@@ -237,3 +237,68 @@ tasks:
 		t.Fatalf("events after the outage: %s", got)
 	}
 }
+
+// TestServerOutageKeepsCalls stops NATS Streaming while two function calls
+// run and a sleep ends (its end cannot be stored: the invocation goes
+// stale). One call ends during the outage, the other after the server is
+// back. The log holds both calls' starts, so neither runs again: each is
+// recorded once, as attempt 1.
+func TestServerOutageKeepsCalls(t *testing.T) {
+	r := newRig(t, true)
+	r.defs.put(t, `
+apiVersion: sluice/v1
+kind: Workflow
+name: calls
+output: ${ [tasks.short.output.n, tasks.long.output.n] }
+tasks:
+  short: { run: wfguest, inputs: { op: double, n: 1 } }
+  long:  { run: wfguest, inputs: { op: double, n: 2 } }
+  nap:   { run: sleep, inputs: 1s }
+`)
+	releaseShort, releaseLong := r.fns.gate("short"), r.fns.gate("long")
+	ctx := context.Background()
+	inv, err := r.e.Invoke(ctx, "calls", nil, InvokeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "both calls' starts to be stored", func() bool {
+		got := strings.Join(types(r.events(inv.ID)), ",")
+		return contains(got, "TaskStarted short") && contains(got, "TaskStarted long")
+	})
+	listen := strings.TrimPrefix(r.srv.URL(), "nats://")
+	r.srv.Shutdown()
+	testutil.Eventually(t, 20*time.Second, "the invocation to go stale", func() bool { return r.e.isStale(inv.ID) })
+	releaseShort()
+	testutil.Eventually(t, 10*time.Second, "the short call to end", func() bool {
+		r.e.mu.Lock()
+		defer r.e.mu.Unlock()
+		l := r.e.local[inv.ID]
+		return l != nil && l.runs["short"] != nil && l.runs["short"].ended
+	})
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: r.dir, Listen: listen, ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = srv
+	testutil.Eventually(t, 30*time.Second, "the invocation to be rebuilt", func() bool { return !r.e.isStale(inv.ID) })
+	releaseLong()
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	done, err := r.e.Wait(wctx, inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, done, StatusSucceeded)
+	wantJSON(t, done.Output, `[2, 4]`)
+	for _, task := range []string{"short", "long"} {
+		if a := done.Tasks[task].Attempts; a != 1 {
+			t.Errorf("task %s: %d attempts, want 1", task, a)
+		}
+	}
+	r.fns.mu.Lock()
+	calls := r.fns.calls["wfguest"]
+	r.fns.mu.Unlock()
+	if calls != 2 {
+		t.Errorf("%d calls of wfguest, want 2: %s", calls, strings.Join(types(r.events(inv.ID)), ","))
+	}
+}

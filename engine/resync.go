@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,8 +105,8 @@ func (e *Engine) resync(id string) error {
 		}
 	}
 	delete(e.staleBuf, id)
-	e.stopLocal(id)
 	inv := fresh.invs[id]
+	ended := e.keepRuns(id, inv)
 	if inv == nil {
 		// Its InvocationCreated never made it: the invocation does not
 		// exist (Invoke told its caller so).
@@ -122,7 +124,49 @@ func (e *Engine) resync(id string) error {
 		}
 		e.log.Debug("rebuilt from", "inv", id, "events", strings.Join(trace, " "))
 	}
+	// in task order: the events written do not depend on map order
+	for _, task := range slices.Sorted(maps.Keys(ended)) {
+		r := ended[task]
+		e.called(id, task, r.attempt, r.spec, r.out, r.err, r.timedOut)
+	}
 	e.reconcile(inv)
 	e.notify(id) // waiters look again: finished, or running on
 	return nil
+}
+
+// keepRuns keeps the function calls of a rebuilt invocation whose attempt
+// the log says is running (inv is the rebuilt state, nil if the invocation
+// does not exist) and cancels the others, which run again; it stops every
+// timer (reconcile sets those the log asks for). It returns the tasks
+// whose kept call has already ended, to be recorded (again).
+func (e *Engine) keepRuns(id string, inv *invState) (ended map[string]*run) {
+	l := e.local[id]
+	if l == nil {
+		return nil
+	}
+	for task, tm := range l.timers {
+		tm.Stop()
+		delete(l.timers, task)
+	}
+	for task, r := range l.runs {
+		var t *taskState
+		if inv != nil {
+			t = inv.tasks[task]
+		}
+		if t == nil || t.status != TaskRunning || t.attempts != r.attempt {
+			r.cancel()
+			delete(l.runs, task)
+			continue
+		}
+		if r.ended {
+			if ended == nil {
+				ended = map[string]*run{}
+			}
+			ended[task] = r
+		}
+	}
+	if len(l.runs) == 0 {
+		delete(e.local, id)
+	}
+	return ended
 }

@@ -40,7 +40,7 @@ func (e *Engine) reconcile(inv *invState) {
 	if inv.status == StatusRunning {
 		return
 	}
-	e.stopLocal(inv.id)
+	e.endLocal(inv.id)
 	for _, id := range inv.order {
 		t := inv.tasks[id]
 		if t.run != builtinWorkflow || t.status == TaskSucceeded {
@@ -352,7 +352,7 @@ func (e *Engine) driveFunction(inv *invState, spec *taskSpec, t *taskState) {
 	case TaskScheduled:
 		e.call(inv, spec, t)
 	case TaskRunning:
-		if _, running := l.runs[t.id]; !running {
+		if r := l.runs[t.id]; r == nil || r.attempt != t.attempts {
 			e.call(inv, spec, t) // started by an earlier life of this node
 		}
 	case TaskRetrying:
@@ -375,7 +375,7 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 		c1 := cancel
 		cancel = func() { c2(); c1() }
 	}
-	e.localOf(inv.id).runs[t.id] = cancel
+	e.localOf(inv.id).runs[t.id] = &run{attempt: attempt, spec: spec, cancel: cancel}
 	invID, taskID, fn, input := inv.id, t.id, spec.run, functionInput(t.input)
 	meta := map[string]string{
 		abi.MetaWorkflow: inv.workflow, abi.MetaWorkflowInvocation: inv.id,
@@ -395,17 +395,28 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 
 // called records the outcome of a function call.
 func (e *Engine) called(invID, taskID string, attempt int, spec *taskSpec, out []byte, err error, timedOut bool) {
-	if e.closed || e.isStale(invID) {
-		return // not recorded: the task runs again after a restart or resync
+	if e.closed {
+		return // not recorded: the task runs again after a restart
+	}
+	l := e.local[invID]
+	var r *run
+	if l != nil && l.runs[taskID] != nil && l.runs[taskID].attempt == attempt {
+		r = l.runs[taskID]
+	}
+	if r != nil {
+		// Kept until the event recording the outcome is read back: if
+		// that event is lost, or the invocation is stale now, the rebuild
+		// from the log records it again (resync).
+		r.ended, r.out, r.err, r.timedOut = true, out, err, timedOut
+	}
+	if e.isStale(invID) {
+		return
 	}
 	inv := e.st.invs[invID]
 	if inv == nil {
 		return
 	}
 	t := inv.tasks[taskID]
-	if l := e.local[invID]; l != nil && t != nil && t.attempts == attempt {
-		delete(l.runs, taskID)
-	}
 	if t == nil || t.status != TaskRunning || t.attempts != attempt {
 		return
 	}

@@ -108,6 +108,7 @@ type Conn struct {
 	subs      map[*Sub]struct{}
 	closed    bool
 	attempts  int
+	upSince   time.Time     // when sc was registered
 	reconnect chan struct{} // wakes the reconnect loop
 	done      chan struct{} // closed by Close
 	loopDone  chan struct{}
@@ -189,6 +190,7 @@ func (c *Conn) connectStreaming() error {
 		return ErrClosed
 	}
 	c.sc = sc
+	c.upSince = time.Now()
 	close(c.up)
 	c.connects.Add(1)
 	c.mu.Unlock()
@@ -331,6 +333,24 @@ func (c *Conn) Connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sc != nil && c.nc.IsConnected()
+}
+
+// WaitUp waits until the connection is up (at once if it is), or ctx ends.
+func (c *Conn) WaitUp(ctx context.Context) error {
+	_, err := c.current(ctx)
+	return err
+}
+
+// UpSince tells when the current streaming client was registered: how
+// long this connection has been able to hear others. It is the zero time
+// while the connection is down.
+func (c *Conn) UpSince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sc == nil {
+		return time.Time{}
+	}
+	return c.upSince
 }
 
 // Publish publishes data and waits for the server's acknowledgement; while
