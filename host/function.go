@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
@@ -26,6 +27,10 @@ type Call struct {
 	// guest sees it as SLUICE_* environment variables, a reactor through
 	// sluice.meta_get.
 	Meta map[string]string
+	// Origin names what made the call, e.g. request_id=ID for an HTTP
+	// request (see internal/logctx): every log record of the call carries
+	// it (Record.Origin), so that its lines can be told from other calls'.
+	Origin []slog.Attr
 }
 
 // Result is the outcome of a successful call.
@@ -162,7 +167,7 @@ func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error
 		}
 		f.host.cfg.sink.Emit([]Record{{
 			Time: time.Now(), Function: f.spec.Name, Version: f.spec.Version, Invocation: c.ID,
-			Stream: "sluice", Level: "error", Message: err.Error(),
+			Origin: originMap(c.Origin), Stream: "sluice", Level: "error", Message: err.Error(),
 		}})
 	}
 	return res, err

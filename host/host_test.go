@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -239,6 +241,52 @@ func TestReactorLogs(t *testing.T) {
 	want := "log: a warning from the guest\nstderr: a line on stderr"
 	if got != want {
 		t.Fatalf("logs:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// Every record of a call, failures included, says what made the call;
+// a pooled instance's next call says its own origin, or none.
+func TestLogOrigin(t *testing.T) {
+	h, sink := newHost(t)
+	fns := map[string]*Function{}
+	for _, g := range []string{"goguest", "trap", "hello-wasi"} {
+		fns[g] = load(t, h, g, Spec{})
+	}
+	req := func(id string) []slog.Attr { return []slog.Attr{slog.String("request_id", id)} }
+	tests := []struct {
+		name, guest, in string
+		origin          []slog.Attr
+		want            string // every record's origin, formatted
+		records         int
+	}{
+		{"reactor log and stderr", "goguest", "log", req("r-1"), "map[request_id:r-1]", 2},
+		{"the same instance, another origin", "goguest", "log",
+			[]slog.Attr{slog.String("trigger", "q"), slog.Uint64("sequence", 42)}, "map[sequence:42 trigger:q]", 2},
+		{"the same instance, no origin", "goguest", "log", nil, "map[]", 2},
+		{"guest error", "goguest", "error", req("r-2"), "map[request_id:r-2]", 1},
+		{"trap", "trap", "", req("r-3"), "map[request_id:r-3]", 1},
+		{"command stderr", "hello-wasi", "Ada", req("r-4"), "map[request_id:r-4]", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "origin-" + strings.ReplaceAll(tc.name, " ", "-")
+			_, _ = fns[tc.guest].Invoke(context.Background(), Call{ID: id, Input: []byte(tc.in), Origin: tc.origin})
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			n := 0
+			for _, r := range sink.recs {
+				if r.Invocation != id {
+					continue
+				}
+				n++
+				if got := fmt.Sprint(r.Origin); got != tc.want {
+					t.Errorf("%s record %q: origin %s, want %s", r.Stream, r.Message, got, tc.want)
+				}
+			}
+			if n != tc.records {
+				t.Fatalf("%d records, want %d", n, tc.records)
+			}
+		})
 	}
 }
 

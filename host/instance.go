@@ -151,7 +151,7 @@ func (f *Function) newReactor(ctx context.Context, c *Call) (*instance, error) {
 func (i *instance) beginCall(c *Call) {
 	i.call = c
 	i.out, i.outErr, i.failMsg = nil, nil, ""
-	i.log.reset(i.fn.spec.Name, i.fn.spec.Version, i.idFn)
+	i.log.reset(i.fn.spec.Name, i.fn.spec.Version, i.idFn, c.Origin)
 }
 
 // callID returns the current call's id, making one up on first use: most

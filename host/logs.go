@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -14,6 +15,10 @@ type Record struct {
 	Function   string    `json:"function"`
 	Version    int       `json:"version"`
 	Invocation string    `json:"invocation"`
+	// Origin names what made the call (Call.Origin), e.g. request_id for
+	// an HTTP request. The records of one call share the map: do not
+	// modify it.
+	Origin map[string]string `json:"origin,omitempty"`
 	// Stream is where the line came from: "stderr" or "stdout" (written by
 	// the guest; stdout only for reactors, whose output goes through the
 	// ABI), "log" (sluice.log), or "sluice" (the host, e.g. a failed call).
@@ -53,12 +58,13 @@ type callLog struct {
 	tail    []byte                   // last stderrTailBytes of stderr
 	meta    Record                   // the fields every record of the call shares
 	id      func() string            // the call's id, made on first use
+	origin  []slog.Attr              // the call's origin, a map on first use
 	used    bool                     // anything written since reset
 }
 
-func (l *callLog) reset(fn string, version int, id func() string) {
+func (l *callLog) reset(fn string, version int, id func() string, origin []slog.Attr) {
 	l.meta = Record{Function: fn, Version: version}
-	l.id = id
+	l.id, l.origin = id, origin
 	if !l.used {
 		return
 	}
@@ -73,9 +79,7 @@ func (l *callLog) reset(fn string, version int, id func() string) {
 
 func (l *callLog) add(stream string, level abi.Level, msg string) {
 	l.used = true
-	if l.meta.Invocation == "" {
-		l.meta.Invocation = l.id()
-	}
+	l.fillMeta()
 	if l.bytes+len(msg) > maxLogBytesPerCall {
 		l.dropped += len(msg)
 		return
@@ -84,6 +88,27 @@ func (l *callLog) add(stream string, level abi.Level, msg string) {
 	r := l.meta
 	r.Time, r.Stream, r.Level, r.Message = time.Now(), stream, level.String(), msg
 	l.records = append(l.records, r)
+}
+
+// fillMeta makes the call's id and origin map on the first record: most
+// calls log nothing.
+func (l *callLog) fillMeta() {
+	if l.meta.Invocation == "" {
+		l.meta.Invocation = l.id()
+		l.meta.Origin = originMap(l.origin)
+	}
+}
+
+// originMap turns a call's origin into a record's.
+func originMap(attrs []slog.Attr) map[string]string {
+	if len(attrs) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(attrs))
+	for _, a := range attrs {
+		m[a.Key] = a.Value.String()
+	}
+	return m
 }
 
 // write takes bytes a guest wrote to a stream and turns them into records,
@@ -150,9 +175,7 @@ func (l *callLog) flush() []Record {
 		}
 	}
 	if l.dropped > 0 {
-		if l.meta.Invocation == "" {
-			l.meta.Invocation = l.id()
-		}
+		l.fillMeta()
 		r := l.meta
 		r.Time, r.Stream, r.Level = time.Now(), "sluice", "warn"
 		r.Message = "log output over " + FormatBytes(maxLogBytesPerCall) + " in one call: " + FormatBytes(uint64(l.dropped)) + " dropped"

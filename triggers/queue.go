@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/httperr"
+	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // QueueTrigger is a message-queue trigger as this daemon runs it.
@@ -249,6 +250,8 @@ func (r *queueRun) worker() {
 // dead-lettered after MaxRetries redeliveries.
 func (r *queueRun) process(m *broker.Msg) {
 	t := &r.t
+	// the message's lines and its call's log records say which it is
+	ctx := logctx.With(context.Background(), slog.String(logctx.Trigger, t.Name), slog.Uint64(logctx.Sequence, m.Sequence))
 	if r.q.lag != nil {
 		r.q.lag(t.Name, time.Since(time.Unix(0, m.Timestamp)))
 	}
@@ -259,12 +262,12 @@ func (r *queueRun) process(m *broker.Msg) {
 	}
 	if err == nil && !run {
 		r.stats.skipped.Add(1)
-		r.ack(m)
+		r.ack(ctx, m)
 		return
 	}
 	var res host.Result
 	if err == nil {
-		res, err = r.q.inv.Invoke(context.Background(), t.Function, host.Call{
+		res, err = r.q.inv.Invoke(ctx, t.Function, host.Call{
 			Input: in,
 			Meta: map[string]string{
 				abi.MetaTrigger:      t.Name,
@@ -278,24 +281,24 @@ func (r *queueRun) process(m *broker.Msg) {
 	if err == nil {
 		r.stats.succeeded.Add(1)
 		if t.RespTopic == "" {
-			r.ack(m)
+			r.ack(ctx, m)
 			return
 		}
-		r.publishThenAck(m, t.RespTopic, res.Output, "result")
+		r.publishThenAck(ctx, m, t.RespTopic, res.Output, "result")
 		return
 	}
 	r.stats.failed.Add(1)
 	if int(m.RedeliveryCount) < t.MaxRetries {
-		r.q.log.Warn("message failed; it will be redelivered", "trigger", t.Name, "topic", t.Topic, "sequence", m.Sequence,
+		r.q.log.WarnContext(ctx, "message failed; it will be redelivered", "trigger", t.Name, "topic", t.Topic, "sequence", m.Sequence,
 			"attempt", m.RedeliveryCount+1, "of", t.MaxRetries+1, "err", err)
 		r.inner.Done() // not acked: the server redelivers it after AckWait
 		return
 	}
 	r.stats.dead.Add(1)
 	if t.ErrorTopic == "" {
-		r.q.log.Error("message failed every attempt; dropped (the trigger has no --error-topic)", "trigger", t.Name, "topic", t.Topic,
+		r.q.log.ErrorContext(ctx, "message failed every attempt; dropped (the trigger has no --error-topic)", "trigger", t.Name, "topic", t.Topic,
 			"sequence", m.Sequence, "attempts", m.RedeliveryCount+1, "err", err)
-		r.ack(m)
+		r.ack(ctx, m)
 		return
 	}
 	_, code := httperr.Classify(err)
@@ -303,30 +306,30 @@ func (r *queueRun) process(m *broker.Msg) {
 		Error: err.Error(), Code: code, Function: t.Function, Trigger: t.Name, Topic: t.Topic,
 		Sequence: m.Sequence, Redeliveries: m.RedeliveryCount, Time: time.Now().UTC(), Payload: m.Data,
 	})
-	r.publishThenAck(m, t.ErrorTopic, dl, "dead letter")
+	r.publishThenAck(ctx, m, t.ErrorTopic, dl, "dead letter")
 }
 
 // publishThenAck publishes asynchronously and acks the message when the
 // server has stored the publication. If it cannot, the message stays
 // unacked and comes back after AckWait: at least once, never lost.
-func (r *queueRun) publishThenAck(m *broker.Msg, topic string, data []byte, what string) {
+func (r *queueRun) publishThenAck(ctx context.Context, m *broker.Msg, topic string, data []byte, what string) {
 	err := r.q.conn.PublishAsync(topic, data, func(err error) {
 		if err != nil {
-			r.q.log.Warn("publish failed; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
+			r.q.log.WarnContext(ctx, "publish failed; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
 			r.inner.Done()
 			return
 		}
-		r.ack(m)
+		r.ack(ctx, m)
 	})
 	if err != nil {
-		r.q.log.Warn("cannot publish; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
+		r.q.log.WarnContext(ctx, "cannot publish; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
 		r.inner.Done()
 	}
 }
 
-func (r *queueRun) ack(m *broker.Msg) {
+func (r *queueRun) ack(ctx context.Context, m *broker.Msg) {
 	if err := m.Ack(); err != nil {
-		r.q.log.Debug("ack failed; the message will be redelivered", "trigger", r.t.Name, "sequence", m.Sequence, "err", err)
+		r.q.log.DebugContext(ctx, "ack failed; the message will be redelivered", "trigger", r.t.Name, "sequence", m.Sequence, "err", err)
 	}
 	r.inner.Done()
 }

@@ -18,12 +18,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nuid"
+
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/httperr"
+	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/registry"
 	"github.com/sluicehq/sluice/triggers"
@@ -146,9 +149,38 @@ func (s *Server) ready(w http.ResponseWriter) *Backend {
 	return b
 }
 
-// ServeHTTP authenticates, then routes.
+// RequestIDHeader names the header that carries a request's id: taken from
+// the request if it is a fit id (requestID), made up otherwise, and always
+// sent back in the response. Every log line about the request, and every
+// log record of a function it calls, carries it as request_id.
+const RequestIDHeader = "X-Request-Id"
+
+// maxRequestID bounds the length of an id taken from a request.
+const maxRequestID = 64
+
+// requestID returns the id of a request: the client's, if it is at most
+// maxRequestID characters of [A-Za-z0-9._:-] (nothing that could break a
+// log line or a header), else a new one.
+func requestID(r *http.Request) string {
+	id := r.Header.Get(RequestIDHeader)
+	if id == "" || len(id) > maxRequestID {
+		return nuid.Next()
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return nuid.Next()
+		}
+	}
+	return id
+}
+
+// ServeHTTP gives the request its id, authenticates, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	id := requestID(r)
+	w.Header().Set(RequestIDHeader, id)
+	r = r.WithContext(logctx.With(r.Context(), slog.String(logctx.RequestID, id)))
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	if s.token != "" && !public(r.URL.Path) && !s.authorized(r) {
 		rec.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
@@ -161,8 +193,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		level = slog.LevelWarn
 	}
 	took := time.Since(start)
-	s.log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-		"took", took.Round(time.Microsecond), "invocation", rec.Header().Get("X-Sluice-Invocation"))
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "took", took.Round(time.Microsecond)}
+	if call := rec.Header().Get("X-Sluice-Invocation"); call != "" {
+		attrs = append(attrs, "call", call) // the function call's id
+	}
+	s.log.Log(r.Context(), level, "request", attrs...)
 	if m := s.metrics.Load(); m != nil && r.URL.Path != "/metrics" {
 		(*m).observe(r.Method, rec.status, took)
 	}
@@ -304,7 +339,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, b *Backend) {
 		httperr.Write(w, fmt.Errorf("deploy %q: %w", name, err))
 		return
 	}
-	s.log.Info("function deployed", "function", name, "version", fn.Version, "abi", cfg.ABI, "module", fn.Module[:12], "size", fn.Size)
+	s.log.InfoContext(r.Context(), "function deployed", "function", name, "version", fn.Version, "abi", cfg.ABI, "module", fn.Module[:12], "size", fn.Size)
 	httperr.WriteJSON(w, http.StatusCreated, b.view(r.Context(), fn, false))
 }
 
@@ -396,7 +431,7 @@ func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, b *Backe
 		httperr.Write(w, fmt.Errorf("delete %q: %w", name, err))
 		return
 	}
-	s.log.Info("function deleted", "function", name)
+	s.log.InfoContext(r.Context(), "function deleted", "function", name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -548,7 +583,7 @@ func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request, b *Backen
 		httperr.Write(w, fmt.Errorf("create trigger %q: %w", req.Name, err))
 		return
 	}
-	s.log.Info("trigger created", "trigger", created.Name, "kind", created.Kind(), "function", created.Function, "workflow", created.Workflow)
+	s.log.InfoContext(r.Context(), "trigger created", "trigger", created.Name, "kind", created.Kind(), "function", created.Function, "workflow", created.Workflow)
 	httperr.WriteJSON(w, http.StatusCreated, created)
 }
 
@@ -582,6 +617,6 @@ func (s *Server) deleteTrigger(w http.ResponseWriter, r *http.Request, b *Backen
 		httperr.Write(w, fmt.Errorf("delete trigger %q: %w", name, err))
 		return
 	}
-	s.log.Info("trigger deleted", "trigger", name)
+	s.log.InfoContext(r.Context(), "trigger deleted", "trigger", name)
 	w.WriteHeader(http.StatusNoContent)
 }

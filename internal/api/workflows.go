@@ -107,7 +107,7 @@ func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 	if had && prev.Version == wf.Version {
 		status = http.StatusOK // the same definition again: nothing changed
 	} else {
-		s.log.Info("workflow created", "workflow", wf.Name, "version", wf.Version, "revision", wf.Revision[:12])
+		s.log.InfoContext(r.Context(), "workflow created", "workflow", wf.Name, "version", wf.Version, "revision", wf.Revision[:12])
 	}
 	httperr.WriteJSON(w, status, b.workflowView(wf, false))
 }
@@ -136,7 +136,7 @@ func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 		httperr.Write(w, fmt.Errorf("delete workflow %q: %w", name, err))
 		return
 	}
-	s.log.Info("workflow deleted", "workflow", name)
+	s.log.InfoContext(r.Context(), "workflow deleted", "workflow", name)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -233,6 +233,6 @@ func (s *Server) cancelInvocation(w http.ResponseWriter, r *http.Request, b *Bac
 		httperr.Write(w, engineError(err))
 		return
 	}
-	s.log.Info("invocation canceled", "invocation", id, "workflow", inv.Workflow)
+	s.log.InfoContext(r.Context(), "invocation canceled", "invocation", id, "workflow", inv.Workflow)
 	httperr.WriteJSON(w, http.StatusOK, inv)
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -270,10 +272,20 @@ func fnLogs(e *env, args []string) error {
 			_ = printJSON(e.stdout, r)
 			return
 		}
-		fmt.Fprintf(e.stdout, "%s v%d %s %-6s %s\n", r.Time.Local().Format("2006-01-02T15:04:05.000"), r.Version, r.Invocation, r.Stream, r.Message)
+		fmt.Fprintf(e.stdout, "%s v%d %s %s%-6s %s\n", r.Time.Local().Format("2006-01-02T15:04:05.000"), r.Version, r.Invocation, origin(r), r.Stream, r.Message)
 	})
 	if err != nil && !(errors.Is(err, e.ctx.Err()) && *follow) {
 		return err
 	}
 	return nil
+}
+
+// origin shows what made a record's call, "request_id=ID " for an HTTP
+// request, or "" if the record does not say.
+func origin(r host.Record) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(r.Origin)) {
+		fmt.Fprintf(&b, "%s=%s ", k, r.Origin[k])
+	}
+	return b.String()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/metrics"
 	"github.com/sluicehq/sluice/internal/registry"
@@ -61,7 +62,9 @@ type Options struct {
 	// NodeID names this daemon as the owner of the workflow invocations
 	// it starts; "" reads it from (or makes it in) DataDir/node-id.
 	NodeID string
-	// Logger is the daemon's logger.
+	// Logger is the daemon's logger. Start wraps its handler with
+	// logctx.NewHandler, so that lines logged with a context carry the
+	// ids it holds.
 	Logger *slog.Logger
 }
 
@@ -144,6 +147,10 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// every line logged with a context names the request, message or
+	// workflow task it is about (request_id, trigger and sequence,
+	// invocation and task)
+	o.Logger = slog.New(logctx.NewHandler(o.Logger.Handler()))
 	hostname, _ := os.Hostname()
 	d := &Daemon{opts: o, log: o.Logger, id: sanitize(hostname) + "-" + nuid.Next()[:8], serveErr: make(chan error, 1)}
 	ok := false

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // nodeIDFile holds the daemon's stable node id in its data dir: the
@@ -51,7 +53,10 @@ func nodeID(dir, hostname string) (string, error) {
 // wfFunctions lets the engine call functions through the registry.
 type wfFunctions struct{ d *Daemon }
 
+// Invoke calls a function for a workflow task. The call's log lines and
+// records name the workflow invocation and the task.
 func (f wfFunctions) Invoke(ctx context.Context, name string, input []byte, meta map[string]string) ([]byte, error) {
+	ctx = logctx.With(ctx, slog.String(logctx.Invocation, meta[abi.MetaWorkflowInvocation]), slog.String(logctx.Task, meta[abi.MetaWorkflowTask]))
 	res, _, err := f.d.reg.Invoke(ctx, name, host.Call{Input: input, Meta: meta})
 	return res.Output, err
 }

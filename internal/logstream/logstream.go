@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,12 +77,12 @@ func (p *Publisher) Emit(recs []host.Record) {
 	}
 	if p.log.Enabled(context.Background(), slog.LevelDebug) {
 		for _, r := range recs {
-			p.log.Debug(r.Message, "function", r.Function, "version", r.Version, "invocation", r.Invocation, "stream", r.Stream)
+			p.mirror(r)
 		}
 	}
 	n := 0
 	for _, r := range recs {
-		n += len(r.Message) + 64
+		n += recordSize(r)
 	}
 	p.mu.Lock()
 	if p.size+n > maxPending {
@@ -99,6 +101,28 @@ func (p *Publisher) Emit(recs []host.Record) {
 		default:
 		}
 	}
+}
+
+// mirror logs a record at debug level with the ids of what made its call
+// (request_id, trigger and sequence, invocation and task: "invocation" is
+// always a workflow's) and the call's own id as "call".
+func (p *Publisher) mirror(r host.Record) {
+	attrs := make([]slog.Attr, 0, 4+len(r.Origin))
+	for _, k := range slices.Sorted(maps.Keys(r.Origin)) {
+		attrs = append(attrs, slog.String(k, r.Origin[k]))
+	}
+	attrs = append(attrs, slog.String("function", r.Function), slog.Int("version", r.Version),
+		slog.String("call", r.Invocation), slog.String("stream", r.Stream))
+	p.log.LogAttrs(context.Background(), slog.LevelDebug, r.Message, attrs...)
+}
+
+// recordSize estimates a record's size in a log message.
+func recordSize(r host.Record) int {
+	n := len(r.Message) + len(r.Invocation) + 64
+	for k, v := range r.Origin {
+		n += len(k) + len(v) + 6
+	}
+	return n
 }
 
 func (p *Publisher) loop() {
@@ -132,7 +156,7 @@ func (p *Publisher) flush() {
 			// stay well under NATS's 1 MB max payload
 			size, k := 0, 0
 			for k < len(recs) && (k == 0 || size < maxMessageBytes) {
-				size += len(recs[k].Message) + len(recs[k].Invocation) + 160
+				size += recordSize(recs[k]) + 96
 				k++
 			}
 			p.publish(fn, recs[:k])

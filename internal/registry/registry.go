@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // ErrNotFound means no function of that name is deployed.
@@ -184,9 +185,13 @@ func (r *Registry) Get(ctx context.Context, name string) (*host.Function, *catal
 }
 
 // Invoke calls the current version of a function. A call that races with
-// a redeploy runs on the new version.
+// a redeploy runs on the new version. A call without an origin takes the
+// ids ctx carries (logctx), so that its log records say what made it.
 func (r *Registry) Invoke(ctx context.Context, name string, c host.Call) (host.Result, *catalog.Function, error) {
 	start := time.Now()
+	if c.Origin == nil {
+		c.Origin = logctx.Attrs(ctx)
+	}
 	for attempt := 0; ; attempt++ {
 		f, fn, err := r.Get(ctx, name)
 		if err != nil {
