@@ -47,17 +47,25 @@ type daemonProc struct {
 	cmd    *exec.Cmd
 	server string
 	nats   string
+	node   string // the workflow engine's node id
 	log    *bytes.Buffer
 }
 
-var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=(\S+)`)
+var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=(\S+) daemon=\S+ node=(\S+)`)
 
 // startDaemon runs `sluice daemon` on free ports with the data dir and
 // waits for it to be ready.
 func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
 	t.Helper()
-	args := append([]string{"daemon", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)
+	return launchDaemon(t, append([]string{"daemon", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)...)
+}
+
+// launchDaemon runs the binary with args and waits for the daemon to say
+// it is ready.
+func launchDaemon(t *testing.T, args ...string) *daemonProc {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
+	dieWithTest(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +94,7 @@ func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
 	}()
 	select {
 	case addr := <-ready:
-		p.server, p.nats = "http://"+addr[0], addr[1]
+		p.server, p.nats, p.node = "http://"+addr[0], addr[1], addr[2]
 	case <-time.After(60 * time.Second):
 		t.Fatalf("daemon not ready after 60s")
 	}

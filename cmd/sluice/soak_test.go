@@ -55,3 +55,11 @@ func TestSoakRepeatedKill9(t *testing.T) {
 	}
 	t.Logf("%d messages, 5 kills: %d results (%d duplicates)", n, total, total-n)
 }
+
+// TestSoakClusterFaults is the long fault run on a three-node NATS
+// Streaming cluster with two daemons: six rounds, each killing the NATS
+// Streaming leader and then one daemon (in turn) with invocations under
+// way, restarting each after its death, under a steady message stream.
+func TestSoakClusterFaults(t *testing.T) {
+	runClusterFaults(t, faultPlan{rate: 300, rounds: 6, batch: 40, restart: true})
+}

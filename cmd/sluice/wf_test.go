@@ -46,6 +46,7 @@ type invocation struct {
 	Workflow   string          `json:"workflow"`
 	Revision   string          `json:"revision"`
 	Status     string          `json:"status"`
+	Owner      string          `json:"owner"`
 	Input      json.RawMessage `json:"input"`
 	Output     json.RawMessage `json:"output"`
 	Error      string          `json:"error"`

@@ -1,0 +1,671 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/testutil"
+)
+
+// Fault tests against a real three-node NATS Streaming cluster (Raft): each
+// node a nats-streaming-server process with its own ports and data dirs,
+// configured by the file users deploy (deploy/kubernetes/nats-streaming.conf,
+// addresses overridden on the command line), and sluice daemons as
+// processes pointed at all three nodes. What dies dies by SIGKILL.
+
+var (
+	nssOnce sync.Once
+	nssPath string
+	nssErr  error
+)
+
+// natsStreamingServer builds nats-streaming-server from the module cache,
+// at the version sluice depends on.
+func natsStreamingServer(t *testing.T) string {
+	t.Helper()
+	nssOnce.Do(func() {
+		nssPath = filepath.Join(filepath.Dir(binary), "nats-streaming-server")
+		out, err := exec.Command("go", "build", "-o", nssPath, "github.com/nats-io/nats-streaming-server").CombinedOutput()
+		if err != nil {
+			nssErr = fmt.Errorf("build nats-streaming-server: %v\n%s", err, out)
+		}
+	})
+	if nssErr != nil {
+		t.Fatal(nssErr)
+	}
+	return nssPath
+}
+
+type natsNode struct {
+	name                      string
+	port, routePort, httpPort int
+	dir                       string
+	cmd                       *exec.Cmd
+	exited                    chan struct{}
+}
+
+// natsCluster is a NATS Streaming cluster of processes on loopback.
+type natsCluster struct {
+	id    string
+	nodes []*natsNode
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startNATSCluster starts n clustered nodes and waits for a leader.
+func startNATSCluster(t *testing.T, n int) *natsCluster {
+	t.Helper()
+	c := &natsCluster{id: "sluice-faults"}
+	for i := 0; i < n; i++ {
+		c.nodes = append(c.nodes, &natsNode{
+			name: fmt.Sprintf("n%d", i), port: freePort(t), routePort: freePort(t), httpPort: freePort(t),
+			dir: t.TempDir(),
+		})
+	}
+	for _, node := range c.nodes {
+		c.start(t, node)
+	}
+	t.Cleanup(func() {
+		for _, node := range c.nodes {
+			c.kill(node)
+		}
+		if t.Failed() {
+			for _, node := range c.nodes {
+				out, _ := os.ReadFile(filepath.Join(node.dir, "server.log"))
+				t.Logf("NATS Streaming node %s (last lines):\n%s", node.name, tail(string(out), 40))
+			}
+		}
+	})
+	c.leader(t)
+	return c
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// start runs a node's process; a restarted node keeps its ports and data.
+func (c *natsCluster) start(t *testing.T, node *natsNode) {
+	t.Helper()
+	var routes, peers []string
+	for _, o := range c.nodes {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", o.routePort))
+		peers = append(peers, o.name)
+	}
+	logf, err := os.OpenFile(filepath.Join(node.dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(natsStreamingServer(t),
+		"-c", filepath.Join(testutil.Root(t), "deploy", "kubernetes", "nats-streaming.conf"),
+		"-a", "127.0.0.1", "-p", strconv.Itoa(node.port), "-m", strconv.Itoa(node.httpPort),
+		"--cluster", fmt.Sprintf("nats://127.0.0.1:%d", node.routePort), "--routes", strings.Join(routes, ","),
+		"-cid", c.id, "--dir", filepath.Join(node.dir, "store"), "--cluster_log_path", filepath.Join(node.dir, "log"),
+		"--cluster_node_id", node.name, "--cluster_peers", strings.Join(peers, ","))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithTest(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	node.cmd, node.exited = cmd, make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); close(done) }(node.exited)
+}
+
+// kill sends SIGKILL to a node and waits for it to be gone.
+func (c *natsCluster) kill(node *natsNode) {
+	if node.cmd == nil {
+		return
+	}
+	node.cmd.Process.Signal(syscall.SIGKILL)
+	<-node.exited
+	node.cmd = nil
+}
+
+// URLs is what a client is given: every node.
+func (c *natsCluster) URLs() string {
+	var urls []string
+	for _, node := range c.nodes {
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", node.port))
+	}
+	return strings.Join(urls, ",")
+}
+
+// role asks a node's monitoring endpoint for its Raft role.
+func (node *natsNode) role() string {
+	client := http.Client{Timeout: 500 * time.Millisecond}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/streaming/serverz", node.httpPort))
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var z struct {
+		Role string `json:"role"`
+	}
+	json.NewDecoder(resp.Body).Decode(&z)
+	return z.Role
+}
+
+// leader waits for a running node to say it is the leader.
+func (c *natsCluster) leader(t *testing.T) *natsNode {
+	t.Helper()
+	var leader *natsNode
+	testutil.Eventually(t, 60*time.Second, "a NATS Streaming leader", func() bool {
+		for _, node := range c.nodes {
+			if node.cmd != nil && node.role() == "Leader" {
+				leader = node
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// startClusterDaemon runs a daemon on the cluster, with its own data dir.
+func startClusterDaemon(t *testing.T, c *natsCluster, data string) *daemonProc {
+	t.Helper()
+	return launchDaemon(t, "daemon", "--data", data, "--listen", "127.0.0.1:0", "--nats", c.URLs(), "--cluster-id", c.id)
+}
+
+func (p *daemonProc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+}
+
+const faultWorkflow = `apiVersion: sluice/v1
+kind: Workflow
+name: fault
+output: ${ tasks.last.output }
+tasks:
+  first: { run: work, inputs: { op: double, n: "${ input }" } }
+  nap:   { run: sleep, requires: [first], inputs: 2s }
+  each:
+    run: foreach
+    requires: [first]
+    inputs:
+      foreach: ${ [1, 2, 3] }
+      do: { run: work, inputs: { op: sleep, ms: 1500 } }
+  last:  { run: work, requires: [nap, each], inputs: { op: add, n: "${ tasks.first.output.n }" } }
+`
+
+// faultPlan says how hard a fault run pushes.
+type faultPlan struct {
+	rate    int  // messages published per second, all through the run
+	rounds  int  // each kills the NATS Streaming leader, then a daemon
+	batch   int  // invocations started before each kill
+	restart bool // restart what was killed (a second round needs it)
+}
+
+// faultRun is the state of one run: what went in, what came out.
+type faultRun struct {
+	t       *testing.T
+	nats    *natsCluster
+	daemons []*daemonProc
+	data    []string
+	client  *broker.Conn
+
+	killed map[string]bool // node ids of the daemons killed
+
+	mu        sync.Mutex
+	results   map[string]int // result -> times seen
+	delivered int
+	invs      map[string]int // invocation id -> input
+}
+
+func (r *faultRun) live() []*daemonProc {
+	var out []*daemonProc
+	for _, p := range r.daemons {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r *faultRun) resultCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.results)
+}
+
+// invoke starts n invocations, alternating between the live daemons.
+func (r *faultRun) invoke(n int) []string {
+	t := r.t
+	t.Helper()
+	live := r.live()
+	var ids []string
+	for i := 0; i < n; i++ {
+		p := live[i%len(live)]
+		r.mu.Lock()
+		input := len(r.invs)
+		r.mu.Unlock()
+		// As a client should: a 503 (the daemon's connection to NATS
+		// Streaming is being re-made) is retried, under an idempotency
+		// key so that a retry never starts a second invocation.
+		var inv invocation
+		for attempt := 1; ; attempt++ {
+			req, _ := http.NewRequest("POST", p.server+"/v1/workflows/fault/invoke", strings.NewReader(strconv.Itoa(input)))
+			req.Header.Set("Idempotency-Key", fmt.Sprintf("fault-%d", input))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && attempt < 10 {
+				t.Logf("invoke on %s: %d %s; retrying", p.server, resp.StatusCode, bytes.TrimSpace(body))
+				time.Sleep(time.Second)
+				continue
+			}
+			if resp.StatusCode != http.StatusAccepted || json.Unmarshal(body, &inv) != nil || inv.ID == "" {
+				t.Fatalf("invoke on %s: %d %s", p.server, resp.StatusCode, body)
+			}
+			break
+		}
+		r.mu.Lock()
+		r.invs[inv.ID] = input
+		r.mu.Unlock()
+		ids = append(ids, inv.ID)
+	}
+	return ids
+}
+
+// get reads an invocation from a live daemon (any one knows every
+// invocation); ok is false if none answered.
+func (r *faultRun) get(id string) (inv invocation, ok bool) {
+	for _, p := range r.live() {
+		client := http.Client{Timeout: 5 * time.Second}
+		resp, err := client.Get(p.server + "/v1/invocations/" + id)
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &inv) == nil {
+			return inv, true
+		}
+	}
+	return inv, false
+}
+
+// waitRunning waits until each invocation is past its first task, with
+// its sleep and function calls under way (or already finished: the
+// machine may be slow), and returns how many are under way now.
+func (r *faultRun) waitRunning(ids []string) int {
+	r.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		running, waiting := 0, ""
+		for _, id := range ids {
+			inv, ok := r.get(id)
+			switch {
+			case ok && inv.Tasks["nap"].Status == "running":
+				running++
+			case ok && inv.Status != "running":
+			default:
+				waiting = id
+			}
+		}
+		if waiting == "" {
+			return running
+		}
+		if time.Now().After(deadline) {
+			inv, _ := r.get(waiting)
+			b, _ := json.Marshal(inv)
+			r.t.Fatalf("invocation %s not under way after 60s: %s", waiting, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// publish publishes "m000000", "m000001"... at rate until stop is closed,
+// each message until the cluster acknowledges it, and returns how many.
+func (r *faultRun) publish(rate int, stop <-chan struct{}) <-chan int {
+	total := make(chan int, 1)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				err := r.client.Publish(ctx, "in", fmt.Appendf(nil, "m%06d", i))
+				cancel()
+				if err != nil {
+					failed.Store(err)
+				}
+			}
+		}()
+	}
+	go func() {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		n := 0
+	loop:
+		for {
+			select {
+			case <-stop:
+				break loop
+			case <-tick.C:
+				next <- n
+				n++
+			}
+		}
+		close(next)
+		wg.Wait()
+		if err := failed.Load(); err != nil {
+			r.t.Errorf("publishing to the cluster: %v", err)
+		}
+		total <- n
+	}()
+	return total
+}
+
+// runClusterFaults runs two daemons on a three-node NATS Streaming cluster
+// while a queue trigger works through a stream of messages and workflow
+// invocations run; each round kills the NATS Streaming leader, then a
+// daemon, with invocations under way at each kill. It then counts: every
+// message has its result, every invocation succeeded with its output, and
+// no invocation's log shows a task succeeding twice or running after it
+// succeeded.
+func runClusterFaults(t *testing.T, plan faultPlan) {
+	nc := startNATSCluster(t, 3)
+	r := &faultRun{t: t, nats: nc, results: map[string]int{}, invs: map[string]int{}, killed: map[string]bool{}}
+	for i := 0; i < 2; i++ {
+		r.data = append(r.data, t.TempDir())
+		r.daemons = append(r.daemons, startClusterDaemon(t, nc, r.data[i]))
+	}
+	a := r.daemons[0]
+	a.mustSluice(t, "", "fn", "deploy", "upper", testutil.WasmPath(t, "upper-go"))
+	a.mustSluice(t, "", "fn", "deploy", "work", testutil.WasmPath(t, "wfguest"))
+	a.mustSluice(t, "", "trigger", "create", "q", "--fn", "upper", "--topic", "in", "--resp-topic", "out", "--ack-wait", "5s", "--max-inflight", "64")
+	a.mustSluice(t, "", "wf", "create", "fault", "-f", writeFile(t, "fault.yaml", faultWorkflow))
+	for _, p := range r.daemons {
+		testutil.Eventually(t, 30*time.Second, "every daemon to know the workflow", func() bool {
+			code, _ := apiCall(t, "GET", p.server+"/v1/workflows/fault", "")
+			return code == http.StatusOK
+		})
+		// compiled before the clock starts
+		p.mustSluice(t, "", "fn", "invoke", "work", "--data", `{"op": "add", "n": 1}`)
+		p.mustSluice(t, "", "fn", "invoke", "upper", "--data", "warm")
+	}
+
+	var err error
+	r.client, err = broker.Connect(context.Background(), broker.Options{URL: nc.URLs(), ClusterID: nc.id, Name: "fault-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.client.Close()
+	sub, err := r.client.Subscribe("out", broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+		r.mu.Lock()
+		r.results[string(m.Data)]++
+		r.delivered++
+		r.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	stop := make(chan struct{})
+	published := r.publish(plan.rate, stop)
+	testutil.Eventually(t, 60*time.Second, "the stream to be under way", func() bool { return r.resultCount() >= plan.rate })
+
+	start := time.Now()
+	underWay := 0 // invocations under way at the kills
+	for round := 0; round < plan.rounds; round++ {
+		running := r.waitRunning(r.invoke(plan.batch))
+		underWay += running
+		leader := nc.leader(t)
+		before := r.resultCount()
+		nc.kill(leader)
+		killed := time.Now()
+		t.Logf("%5.1fs round %d: kill -9 NATS Streaming leader %s (%d results so far, %d invocations under way)",
+			time.Since(start).Seconds(), round+1, leader.name, before, running)
+		next := nc.leader(t)
+		t.Logf("%5.1fs new leader %s elected after %.1fs", time.Since(start).Seconds(), next.name, time.Since(killed).Seconds())
+		testutil.Eventually(t, 60*time.Second, "results to flow again after the leader's death", func() bool {
+			return r.resultCount() > before+plan.rate
+		})
+		t.Logf("%5.1fs results flow again (%d so far)", time.Since(start).Seconds(), r.resultCount())
+		if plan.restart {
+			nc.start(t, leader)
+			testutil.Eventually(t, 60*time.Second, "the restarted node to rejoin", func() bool { return leader.role() == "Follower" })
+			t.Logf("%5.1fs restarted NATS Streaming node %s: a follower again", time.Since(start).Seconds(), leader.name)
+		}
+
+		ids := r.invoke(plan.batch)
+		running = r.waitRunning(ids)
+		underWay += running
+		victim := round % len(r.daemons)
+		node := r.daemons[victim].node
+		r.daemons[victim].kill()
+		r.killed[node] = true
+		r.daemons[victim] = nil
+		t.Logf("%5.1fs kill -9 daemon %d (%d results so far, %d invocations under way)",
+			time.Since(start).Seconds(), victim, r.resultCount(), running)
+		if plan.restart && round%2 == 1 {
+			// this time the other daemon takes over before the restart
+			testutil.Eventually(t, time.Minute, "the other daemon to take over", func() bool {
+				for _, id := range ids {
+					if inv, ok := r.get(id); !ok || inv.Status == "running" && inv.Owner == node {
+						return false
+					}
+				}
+				return true
+			})
+			t.Logf("%5.1fs the other daemon took over the dead one's invocations", time.Since(start).Seconds())
+		}
+		if plan.restart {
+			r.daemons[victim] = startClusterDaemon(t, nc, r.data[victim])
+			t.Logf("%5.1fs restarted daemon %d", time.Since(start).Seconds(), victim)
+		}
+	}
+	if underWay == 0 {
+		t.Fatal("no invocation was under way at any kill: the run tested nothing")
+	}
+	// the stream goes on a while on what is left
+	time.Sleep(3 * time.Second)
+	close(stop)
+	n := <-published
+	t.Logf("%5.1fs stopped publishing: %d messages in", time.Since(start).Seconds(), n)
+
+	// Every message has its result.
+	for deadline := time.Now().Add(3 * time.Minute); r.resultCount() < n && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.mu.Lock()
+	var missing []string
+	for i := 0; i < n; i++ {
+		if m := fmt.Sprintf("M%06d", i); r.results[m] == 0 {
+			missing = append(missing, m)
+		}
+	}
+	results, delivered := len(r.results), r.delivered
+	invs := r.invs
+	r.mu.Unlock()
+	if len(missing) > 0 {
+		t.Errorf("%d of %d messages have no result after 3 minutes: %s", len(missing), n, strings.Join(missing[:min(len(missing), 20)], " "))
+		r.reread(missing)
+	}
+
+	// Every invocation succeeded, with its output, and its log is sound.
+	takenOver, reran := 0, 0
+	for id, input := range invs {
+		var inv invocation
+		testutil.Eventually(t, 2*time.Minute, "invocation "+id+" to finish", func() bool {
+			var ok bool
+			inv, ok = r.get(id)
+			return ok && inv.Status != "running"
+		})
+		if inv.Status != "succeeded" {
+			t.Errorf("invocation %s: %s: %s", id, inv.Status, inv.Error)
+			continue
+		}
+		if got, want := compact(inv.Output), fmt.Sprintf(`{"n":%d}`, 2*input+1); got != want {
+			t.Errorf("invocation %s of %d: output %s, want %s", id, input, got, want)
+		}
+		owners, err := r.checkLog(id)
+		if err != nil {
+			t.Error(err)
+		}
+		if len(owners) > 1 {
+			takenOver++
+		}
+		// A call runs again only if the daemon making it died: the death
+		// of the NATS Streaming leader, which every daemon lived through,
+		// re-runs nothing whose start was stored.
+		survived := !slices.ContainsFunc(owners, func(n string) bool { return r.killed[n] })
+		for name, task := range inv.Tasks {
+			if task.Attempts > 1 {
+				reran++
+				if survived {
+					t.Errorf("invocation %s: task %s ran %d times, though its owners %v never died", id, name, task.Attempts, owners)
+				}
+			}
+		}
+	}
+	t.Logf("messages: %d in, %d with a result, %d results delivered (%d duplicates)", n, results, delivered, delivered-results)
+	t.Logf("invocations: %d started, %d succeeded with the right output, %d taken over by another daemon, %d tasks run again",
+		len(invs), len(invs), takenOver, reran)
+}
+
+// reread reads the whole response topic again, and the input topic, and
+// says where the missing results are: never published, or published and
+// not delivered to the test's subscription.
+func (r *faultRun) reread(missing []string) {
+	want := map[string]bool{}
+	for _, m := range missing {
+		want[m] = true
+	}
+	var mu sync.Mutex
+	out, in := map[string][]uint64{}, map[string][]uint64{}
+	read := func(topic string, into map[string][]uint64) {
+		sub, err := r.client.Subscribe(topic, broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+			key := strings.ToUpper(string(m.Data))
+			if want[key] {
+				mu.Lock()
+				into[key] = append(into[key], m.Sequence)
+				mu.Unlock()
+			}
+		})
+		if err != nil {
+			r.t.Error(err)
+			return
+		}
+		time.Sleep(10 * time.Second)
+		sub.Close()
+	}
+	read("out", out)
+	read("in", in)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range missing[:min(len(missing), 20)] {
+		r.t.Errorf("%s: in the input topic at %v, in the response topic at %v", m, in[m], out[m])
+	}
+}
+
+// checkLog reads an invocation's events and checks them as the engine
+// folds them: only the owner's events count (the creator, then whoever an
+// OwnerChanged from the current owner names); no task succeeds twice or is
+// scheduled or started after it succeeded. It returns the invocation's
+// owners, in order.
+func (r *faultRun) checkLog(id string) (owners []string, err error) {
+	var events []struct {
+		Type  string `json:"type"`
+		Task  string `json:"task"`
+		Node  string `json:"node"`
+		From  string `json:"from"`
+		Owner string `json:"owner"`
+	}
+	for _, p := range r.live() {
+		client := http.Client{Timeout: 10 * time.Second}
+		resp, err := client.Get(p.server + "/v1/invocations/" + id + "/events")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			continue
+		}
+		if err := json.Unmarshal(body, &events); err != nil {
+			return nil, fmt.Errorf("invocation %s: events: %v", id, err)
+		}
+		break
+	}
+	if len(events) == 0 || events[0].Type != "InvocationCreated" {
+		return nil, fmt.Errorf("invocation %s: no events read, or not starting with InvocationCreated", id)
+	}
+	owner := events[0].Owner
+	if owner == "" {
+		owner = events[0].Node
+	}
+	owners = []string{owner}
+	succeeded := map[string]bool{}
+	var trace bytes.Buffer
+	for _, ev := range events {
+		fmt.Fprintf(&trace, " %s:%s@%s", ev.Type, ev.Task, ev.Node)
+		switch {
+		case ev.Type == "OwnerChanged":
+			if ev.From == owner {
+				owner = ev.Owner
+				owners = append(owners, owner)
+			}
+			continue
+		case ev.Node != owner:
+			continue
+		}
+		switch ev.Type {
+		case "TaskSucceeded":
+			if succeeded[ev.Task] {
+				return owners, fmt.Errorf("invocation %s: task %s succeeded twice:%s", id, ev.Task, trace.String())
+			}
+			succeeded[ev.Task] = true
+		case "TaskScheduled", "TaskStarted":
+			if succeeded[ev.Task] {
+				return owners, fmt.Errorf("invocation %s: task %s: %s after it succeeded:%s", id, ev.Task, ev.Type, trace.String())
+			}
+		}
+	}
+	return owners, nil
+}
+
+// TestClusterFaults is the short fault run of `make test`: one round on a
+// three-node NATS Streaming cluster with two daemons: kill the NATS
+// Streaming leader, then one daemon, mid-stream and with workflows running.
+// `make soak` runs more rounds, restarting what it kills.
+func TestClusterFaults(t *testing.T) {
+	runClusterFaults(t, faultPlan{rate: 200, rounds: 1, batch: 20})
+}
