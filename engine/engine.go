@@ -299,11 +299,11 @@ func (e *Engine) receive(m *broker.Msg) {
 	if ev.Type == eventOwnerChanged {
 		switch {
 		case inv.owner == e.o.Node:
-			e.log.Info("took over an invocation", "inv", inv.id, "from", ev.From)
+			e.log.Info("took over an invocation", "invocation", inv.id, "from", ev.From)
 		case ev.From == e.o.Node:
 			// Replaced while cut off: what this node wrote since is
 			// ignored by everyone; rebuild from the log.
-			e.log.Warn("another node took over an invocation", "inv", inv.id, "to", inv.owner)
+			e.log.Warn("another node took over an invocation", "invocation", inv.id, "to", inv.owner)
 			e.stopLocal(inv.id)
 			e.markStale(inv.id)
 			return
@@ -371,7 +371,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 		ev.Invocation, ev.Node, ev.Time = inv.id, e.o.Node, e.now()
 		e.emitted++
 		if err := e.st.apply(ev); err != nil {
-			e.log.Error("engine: an event it wrote does not apply", "type", ev.Type, "inv", inv.id, "task", ev.Task)
+			e.log.Error("engine: an event it wrote does not apply", "type", ev.Type, "invocation", inv.id, "task", ev.Task)
 			continue
 		}
 		data, err := json.Marshal(ev)
@@ -403,7 +403,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 		// settle runs once with the outcome of storing the event.
 		settle := func(err error) {
 			if err != nil {
-				e.log.Error("storing a workflow event failed", "inv", id, "type", typ, "err", err)
+				e.log.Error("storing a workflow event failed", "invocation", id, "type", typ, "err", err)
 				e.markStale(id)
 			}
 			if end != nil {

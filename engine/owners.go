@@ -151,10 +151,10 @@ func (e *Engine) takeover() {
 		id, from := inv.id, inv.owner
 		if err := e.o.Conn.PublishAsync(EventsChannel, data, func(err error) {
 			if err != nil {
-				e.log.Warn("claiming an invocation failed", "inv", id, "from", from, "err", err)
+				e.log.Warn("claiming an invocation failed", "invocation", id, "from", from, "err", err)
 			}
 		}); err != nil {
-			e.log.Warn("claiming an invocation failed", "inv", id, "from", from, "err", err)
+			e.log.Warn("claiming an invocation failed", "invocation", id, "from", from, "err", err)
 		}
 	}
 }

@@ -61,7 +61,7 @@ func (e *Engine) resyncLoop() {
 			}
 			for _, id := range ids {
 				if err := e.resync(id); err != nil {
-					e.log.Warn("rebuilding an invocation from the log failed; retrying", "inv", id, "err", err)
+					e.log.Warn("rebuilding an invocation from the log failed; retrying", "invocation", id, "err", err)
 					select {
 					case <-e.stop:
 						return
@@ -112,17 +112,17 @@ func (e *Engine) resync(id string) error {
 		// exist (Invoke told its caller so).
 		delete(e.st.invs, id)
 		e.notify(id)
-		e.log.Warn("an invocation whose creation was not stored is dropped", "inv", id)
+		e.log.Warn("an invocation whose creation was not stored is dropped", "invocation", id)
 		return nil
 	}
 	e.st.invs[id] = inv
-	e.log.Info("invocation rebuilt from the log", "inv", id, "events", len(evs), "status", inv.status)
+	e.log.Info("invocation rebuilt from the log", "invocation", id, "events", len(evs), "status", inv.status)
 	if e.log.Enabled(ctx, slog.LevelDebug) {
 		var trace []string
 		for _, ev := range evs {
 			trace = append(trace, fmt.Sprintf("%d:%s:%s:%s:%d", ev.Seq, ev.Type, ev.Task, ev.Node, ev.Attempt))
 		}
-		e.log.Debug("rebuilt from", "inv", id, "events", strings.Join(trace, " "))
+		e.log.Debug("rebuilt from", "invocation", id, "events", strings.Join(trace, " "))
 	}
 	// in task order: the events written do not depend on map order
 	for _, task := range slices.Sorted(maps.Keys(ended)) {

@@ -443,6 +443,8 @@ func (e *Engine) called(invID, taskID string, attempt int, spec *taskSpec, out [
 func (e *Engine) failed(inv *invState, spec *taskSpec, t *taskState, msg string) {
 	if inv.status == StatusRunning && inv.cancel == "" && t.failures < spec.retry.max {
 		wake := e.now().Add(spec.retry.delay(t.failures + 1))
+		e.log.Info("task attempt failed; it will be retried", "invocation", inv.id, "workflow", inv.workflow, "task", t.id,
+			"attempt", t.attempts, "retry_at", wake, "err", msg)
 		e.emit(inv, nil, &Event{Type: EventTaskRetrying, Task: t.id, Attempt: t.attempts, Error: msg, Wake: &wake})
 		e.timer(inv, t.id, wake)
 		return
@@ -450,6 +452,7 @@ func (e *Engine) failed(inv *invState, spec *taskSpec, t *taskState, msg string)
 	if spec.retry.max > 0 {
 		msg = fmt.Sprintf("%s (after %d attempts)", msg, t.attempts)
 	}
+	e.log.Warn("task failed", "invocation", inv.id, "workflow", inv.workflow, "task", t.id, "err", msg)
 	e.emit(inv, nil, &Event{Type: EventTaskFailed, Task: t.id, Attempt: t.attempts, Error: msg})
 }
 

@@ -257,5 +257,18 @@ func TestLogIDs(t *testing.T) {
 				t.Fatalf("fn logs record %+v: want origin invocation %s, task say, and a call id of its own", r, inv.ID)
 			}
 		}
+
+		// a task that fails says so, at warn, with the invocation and task
+		src = "apiVersion: sluice/v1\nkind: Workflow\nname: wf-fails\ntasks:\n  boom: { run: gw, inputs: error }\n"
+		if _, _, err := c.CreateWorkflow(ctx, "wf-fails", []byte(src)); err != nil {
+			t.Fatal(err)
+		}
+		failed, err := c.InvokeWorkflow(ctx, "wf-fails", nil, client.InvokeOptions{Wait: true})
+		if err != nil || failed.Status != "failed" {
+			t.Fatalf("%v %+v", err, failed)
+		}
+		logs.waitLine(t, "the engine's line about the failed task", func(l map[string]any) bool {
+			return says(l, "component", "engine", "level", "WARN", "msg", "task failed", "invocation", failed.ID, "task", "boom", "workflow", "wf-fails")
+		})
 	})
 }

@@ -65,25 +65,35 @@ func TestMetrics(t *testing.T) {
 	a.publish("m.in", payloads("p", 10)...)
 	testutil.Eventually(t, 20*time.Second, "10 results", func() bool { return len(out.distinct()) == 10 })
 
+	// At least once: a message may be delivered again (under load the
+	// connection can be re-made, which redelivers what was in flight), and
+	// every delivery is counted and calls the function.
 	var m map[string]float64
+	var delivered float64
 	testutil.Eventually(t, 10*time.Second, "the counters to settle", func() bool {
 		m = scrape(t, d.Addr())
-		return m[`sluice_trigger_deliveries_total{trigger="q"}`] == 10 && m[`sluice_event_append_seconds_count{outcome="stored"}`] >= 8
+		delivered = m[`sluice_trigger_deliveries_total{trigger="q"}`]
+		return delivered-m[`sluice_trigger_redeliveries_total{trigger="q"}`] == 10 &&
+			m[`sluice_trigger_succeeded_total{trigger="q"}`] == delivered &&
+			m[`sluice_event_append_seconds_count{outcome="stored"}`] >= 8
 	})
+	if delivered > 10 {
+		t.Logf("%v deliveries of 10 messages (at least once)", delivered)
+	}
 	want := map[string]func(float64) bool{
-		`sluice_function_invocations_total{function="echo"}`:                    func(v float64) bool { return v == 3+2+10 },
+		`sluice_function_invocations_total{function="echo"}`:                    func(v float64) bool { return v == 3+2+delivered },
 		`sluice_function_invocations_total{function="go"}`:                      func(v float64) bool { return v == 1 },
 		`sluice_function_errors_total{function="go",kind="function_error"}`:     func(v float64) bool { return v == 1 },
 		`sluice_function_cold_starts_total{function="echo"}`:                    func(v float64) bool { return v >= 1 },
-		`sluice_function_duration_seconds_count{function="echo"}`:               func(v float64) bool { return v == 15 },
+		`sluice_function_duration_seconds_count{function="echo"}`:               func(v float64) bool { return v == 3+2+delivered },
 		`sluice_function_instances_idle{function="echo"}`:                       func(v float64) bool { return v >= 1 },
 		`sluice_function_calls_active{function="echo"}`:                         func(v float64) bool { return v == 0 },
 		`sluice_workflow_invocations_total{status="succeeded",workflow="pair"}`: func(v float64) bool { return v == 1 },
 		`sluice_workflow_tasks_total{status="succeeded",workflow="pair"}`:       func(v float64) bool { return v == 2 },
 		`sluice_workflow_step_seconds_count`:                                    func(v float64) bool { return v >= 3 },
-		`sluice_trigger_succeeded_total{trigger="q"}`:                           func(v float64) bool { return v == 10 },
+		`sluice_trigger_succeeded_total{trigger="q"}`:                           func(v float64) bool { return v == delivered },
 		`sluice_trigger_dead_letters_total{trigger="q"}`:                        func(v float64) bool { return v == 0 },
-		`sluice_trigger_lag_seconds_count{trigger="q"}`:                         func(v float64) bool { return v == 10 },
+		`sluice_trigger_lag_seconds_count{trigger="q"}`:                         func(v float64) bool { return v == delivered },
 		`sluice_http_requests_total{code="200",method="POST"}`:                  func(v float64) bool { return v >= 4 },
 	}
 	for name, ok := range want {
