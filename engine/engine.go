@@ -403,8 +403,12 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 		// settle runs once with the outcome of storing the event.
 		settle := func(err error) {
 			if err != nil {
-				e.log.Error("storing a workflow event failed", "invocation", id, "type", typ, "err", err)
-				e.markStale(id)
+				level := slog.LevelDebug // one line per invocation is enough
+				if e.markStale(id) {
+					level = slog.LevelWarn
+				}
+				e.log.Log(context.Background(), level, "storing a workflow event failed; the invocation will be rebuilt from the log",
+					"invocation", id, "type", typ, "err", err)
 			}
 			if end != nil {
 				e.ackMu.Lock()

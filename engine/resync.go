@@ -23,16 +23,18 @@ import (
 // resyncRetry is the pause between attempts to read the log back.
 const resyncRetry = 200 * time.Millisecond
 
-// markStale marks an invocation stale; it runs on the client's goroutine
-// and must not take e.mu.
-func (e *Engine) markStale(id string) {
+// markStale marks an invocation stale and tells whether it was not
+// already; it runs on the client's goroutine and must not take e.mu.
+func (e *Engine) markStale(id string) bool {
 	e.ackMu.Lock()
+	was := e.stale[id]
 	e.stale[id] = true
 	e.ackMu.Unlock()
 	select {
 	case e.staleWake <- struct{}{}:
 	default:
 	}
+	return !was
 }
 
 func (e *Engine) isStale(id string) bool {
@@ -43,6 +45,9 @@ func (e *Engine) isStale(id string) bool {
 
 // resyncLoop rebuilds stale invocations once the log can be read.
 func (e *Engine) resyncLoop() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-e.stop; cancel() }()
 	for {
 		select {
 		case <-e.stop:
@@ -59,14 +64,22 @@ func (e *Engine) resyncLoop() {
 			if len(ids) == 0 {
 				break
 			}
+			failed, n := error(nil), 0
 			for _, id := range ids {
+				if e.o.Conn.WaitUp(ctx) != nil {
+					return // stopping
+				}
 				if err := e.resync(id); err != nil {
-					e.log.Warn("rebuilding an invocation from the log failed; retrying", "invocation", id, "err", err)
-					select {
-					case <-e.stop:
-						return
-					case <-time.After(resyncRetry):
-					}
+					e.log.Debug("rebuilding an invocation from the log failed", "invocation", id, "err", err)
+					failed, n = err, n+1
+				}
+			}
+			if failed != nil {
+				e.log.Warn("rebuilding invocations from the log failed; retrying", "invocations", n, "err", failed)
+				select {
+				case <-e.stop:
+					return
+				case <-time.After(resyncRetry):
 				}
 			}
 		}
