@@ -287,6 +287,15 @@ func (r *queueRun) process(m *broker.Msg) {
 		r.publishThenAck(ctx, m, t.RespTopic, res.Output, "result")
 		return
 	}
+	if errors.Is(err, broker.ErrNotConnected) || errors.Is(err, broker.ErrClosed) {
+		// Not the message's fault: NATS Streaming is out of reach (a
+		// workflow invocation cannot be stored). It comes back after
+		// AckWait; an outage never dead-letters a message.
+		r.q.log.WarnContext(ctx, "cannot process the message now; it will be redelivered", "trigger", t.Name, "topic", t.Topic,
+			"sequence", m.Sequence, "err", err)
+		r.inner.Done()
+		return
+	}
 	r.stats.failed.Add(1)
 	if int(m.RedeliveryCount) < t.MaxRetries {
 		r.q.log.WarnContext(ctx, "message failed; it will be redelivered", "trigger", t.Name, "topic", t.Topic, "sequence", m.Sequence,

@@ -221,6 +221,7 @@ tasks:
 // faultPlan says how hard a fault run pushes.
 type faultPlan struct {
 	rate    int  // messages published per second, all through the run
+	wfRate  int  // messages per second to a queue trigger running the workflow
 	rounds  int  // each kills the NATS Streaming leader, then a daemon
 	batch   int  // invocations started before each kill
 	restart bool // restart what was killed (a second round needs it)
@@ -239,6 +240,7 @@ type faultRun struct {
 	mu        sync.Mutex
 	results   map[string]int // result -> times seen
 	delivered int
+	wfResults map[int]int // the workflow's output n -> times seen
 	invs      map[string]int // invocation id -> input
 }
 
@@ -348,9 +350,10 @@ func (r *faultRun) waitRunning(ids []string) int {
 	}
 }
 
-// publish publishes "m000000", "m000001"... at rate until stop is closed,
-// each message until the cluster acknowledges it, and returns how many.
-func (r *faultRun) publish(rate int, stop <-chan struct{}) <-chan int {
+// publish publishes body(0), body(1)... to topic at rate until stop is
+// closed, each message until the cluster acknowledges it, and returns how
+// many.
+func (r *faultRun) publish(topic string, rate int, body func(int) []byte, stop <-chan struct{}) <-chan int {
 	total := make(chan int, 1)
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -361,7 +364,7 @@ func (r *faultRun) publish(rate int, stop <-chan struct{}) <-chan int {
 			defer wg.Done()
 			for i := range next {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				err := r.client.Publish(ctx, "in", fmt.Appendf(nil, "m%06d", i))
+				err := r.client.Publish(ctx, topic, body(i))
 				cancel()
 				if err != nil {
 					failed.Store(err)
@@ -402,7 +405,7 @@ func (r *faultRun) publish(rate int, stop <-chan struct{}) <-chan int {
 // succeeded.
 func runClusterFaults(t *testing.T, plan faultPlan) {
 	nc := startNATSCluster(t, 3)
-	r := &faultRun{t: t, nats: nc, results: map[string]int{}, invs: map[string]int{}, killed: map[string]bool{}}
+	r := &faultRun{t: t, nats: nc, results: map[string]int{}, wfResults: map[int]int{}, invs: map[string]int{}, killed: map[string]bool{}}
 	for i := 0; i < 2; i++ {
 		r.data = append(r.data, t.TempDir())
 		r.daemons = append(r.daemons, startClusterDaemon(t, nc, r.data[i]))
@@ -412,6 +415,13 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 	a.mustSluice(t, "", "fn", "deploy", "work", testutil.WasmPath(t, "wfguest"))
 	a.mustSluice(t, "", "trigger", "create", "q", "--fn", "upper", "--topic", "in", "--resp-topic", "out", "--ack-wait", "5s", "--max-inflight", "64")
 	a.mustSluice(t, "", "wf", "create", "fault", "-f", writeFile(t, "fault.yaml", faultWorkflow))
+	a.mustSluice(t, "", "trigger", "create", "qw", "--workflow", "fault", "--topic", "wfin", "--resp-topic", "wfout", "--ack-wait", "5s", "--max-inflight", "16")
+	var qw struct {
+		Group string `json:"group"`
+	}
+	if err := json.Unmarshal([]byte(a.mustSluice(t, "", "trigger", "get", "qw", "-o", "json")), &qw); err != nil || qw.Group == "" {
+		t.Fatalf("trigger get qw: %v %+v", err, qw)
+	}
 	for _, p := range r.daemons {
 		testutil.Eventually(t, 30*time.Second, "every daemon to know the workflow", func() bool {
 			code, _ := apiCall(t, "GET", p.server+"/v1/workflows/fault", "")
@@ -438,8 +448,23 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
+	wfSub, err := r.client.Subscribe("wfout", broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+		var out struct{ N int }
+		if json.Unmarshal(m.Data, &out) != nil {
+			t.Errorf("a workflow output that is not {\"n\": N}: %q", m.Data)
+			return
+		}
+		r.mu.Lock()
+		r.wfResults[out.N]++
+		r.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wfSub.Close()
 	stop := make(chan struct{})
-	published := r.publish(plan.rate, stop)
+	published := r.publish("in", plan.rate, func(i int) []byte { return fmt.Appendf(nil, "m%06d", i) }, stop)
+	wfPublished := r.publish("wfin", plan.wfRate, func(i int) []byte { return strconv.AppendInt(nil, int64(i), 10) }, stop)
 	testutil.Eventually(t, 60*time.Second, "the stream to be under way", func() bool { return r.resultCount() >= plan.rate })
 
 	start := time.Now()
@@ -498,8 +523,8 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 	// the stream goes on a while on what is left
 	time.Sleep(3 * time.Second)
 	close(stop)
-	n := <-published
-	t.Logf("%5.1fs stopped publishing: %d messages in", time.Since(start).Seconds(), n)
+	n, wfN := <-published, <-wfPublished
+	t.Logf("%5.1fs stopped publishing: %d messages in, and %d to the workflow", time.Since(start).Seconds(), n, wfN)
 
 	// Every message has its result.
 	for deadline := time.Now().Add(3 * time.Minute); r.resultCount() < n && time.Now().Before(deadline); {
@@ -536,29 +561,68 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 		if got, want := compact(inv.Output), fmt.Sprintf(`{"n":%d}`, 2*input+1); got != want {
 			t.Errorf("invocation %s of %d: output %s, want %s", id, input, got, want)
 		}
-		owners, err := r.checkLog(id)
-		if err != nil {
-			t.Error(err)
-		}
-		if len(owners) > 1 {
+		moved, again := r.audit(inv)
+		if moved {
 			takenOver++
 		}
-		// A call runs again only if the daemon making it died: the death
-		// of the NATS Streaming leader, which every daemon lived through,
-		// re-runs nothing whose start was stored.
-		survived := !slices.ContainsFunc(owners, func(n string) bool { return r.killed[n] })
-		for name, task := range inv.Tasks {
-			if task.Attempts > 1 {
-				reran++
-				if survived {
-					t.Errorf("invocation %s: task %s ran %d times, though its owners %v never died", id, name, task.Attempts, owners)
-				}
-			}
+		reran += again
+	}
+	// Every message to the workflow's trigger has its output, from one
+	// invocation per stored message (named after its sequence), each
+	// succeeded.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		r.mu.Lock()
+		got := len(r.wfResults)
+		r.mu.Unlock()
+		if got >= wfN || time.Now().After(deadline) {
+			break
 		}
 	}
+	r.mu.Lock()
+	wfOutputs := 0
+	for i := 0; i < wfN; i++ {
+		if r.wfResults[2*i+1] == 0 {
+			t.Errorf("workflow message %d has no output", i)
+		}
+		wfOutputs += r.wfResults[2*i+1]
+	}
+	r.mu.Unlock()
+	var all []invocation
+	for _, p := range r.live() {
+		code, body := getBody(t, p.server+"/v1/invocations?workflow=fault")
+		if code == http.StatusOK && json.Unmarshal([]byte(body), &all) == nil {
+			break
+		}
+	}
+	triggered := 0
+	covered := map[int]bool{}
+	for _, inv := range all {
+		if !strings.HasPrefix(inv.ID, qw.Group+"-") {
+			continue
+		}
+		triggered++
+		var in int
+		json.Unmarshal(inv.Input, &in)
+		covered[in] = true
+		if inv.Status != "succeeded" {
+			t.Errorf("queue-triggered invocation %s: %s: %s", inv.ID, inv.Status, inv.Error)
+			continue
+		}
+		moved, again := r.audit(inv)
+		if moved {
+			takenOver++
+		}
+		reran += again
+	}
+	if len(covered) != wfN {
+		t.Errorf("%d messages to the workflow, invocations for %d of them", wfN, len(covered))
+	}
+
 	t.Logf("messages: %d in, %d with a result, %d results delivered (%d duplicates)", n, results, delivered, delivered-results)
-	t.Logf("invocations: %d started, %d succeeded with the right output, %d taken over by another daemon, %d tasks run again",
-		len(invs), len(invs), takenOver, reran)
+	t.Logf("messages to the workflow: %d in, an output for each, %d outputs delivered (%d duplicates), %d invocations (one per stored message), all succeeded",
+		wfN, wfOutputs, wfOutputs-wfN, triggered)
+	t.Logf("invocations: %d started over HTTP and %d by the trigger, all succeeded; %d taken over by another daemon, %d tasks run again",
+		len(invs), triggered, takenOver, reran)
 }
 
 // reread reads the whole response topic again, and the input topic, and
@@ -594,6 +658,27 @@ func (r *faultRun) reread(missing []string) {
 	for _, m := range missing[:min(len(missing), 20)] {
 		r.t.Errorf("%s: in the input topic at %v, in the response topic at %v", m, in[m], out[m])
 	}
+}
+
+// audit checks a finished invocation's log (checkLog) and counts what it
+// ran again. A call runs again only if the daemon making it died: the
+// death of the NATS Streaming leader, which every daemon lived through,
+// re-runs nothing whose start was stored.
+func (r *faultRun) audit(inv invocation) (moved bool, reran int) {
+	owners, err := r.checkLog(inv.ID)
+	if err != nil {
+		r.t.Error(err)
+	}
+	survived := !slices.ContainsFunc(owners, func(n string) bool { return r.killed[n] })
+	for name, task := range inv.Tasks {
+		if task.Attempts > 1 {
+			reran++
+			if survived {
+				r.t.Errorf("invocation %s: task %s ran %d times, though its owners %v never died", inv.ID, name, task.Attempts, owners)
+			}
+		}
+	}
+	return len(owners) > 1, reran
 }
 
 // checkLog reads an invocation's events and checks them as the engine
@@ -667,5 +752,18 @@ func (r *faultRun) checkLog(id string) (owners []string, err error) {
 // Streaming leader, then one daemon, mid-stream and with workflows running.
 // `make soak` runs more rounds, restarting what it kills.
 func TestClusterFaults(t *testing.T) {
-	runClusterFaults(t, faultPlan{rate: 200, rounds: 1, batch: 20})
+	runClusterFaults(t, faultPlan{rate: 200, wfRate: 5, rounds: 1, batch: 20})
+}
+
+// getBody GETs a URL and returns the status and the body.
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

@@ -61,5 +61,5 @@ func TestSoakRepeatedKill9(t *testing.T) {
 // Streaming leader and then one daemon (in turn) with invocations under
 // way, restarting each after its death, under a steady message stream.
 func TestSoakClusterFaults(t *testing.T) {
-	runClusterFaults(t, faultPlan{rate: 300, rounds: 6, batch: 40, restart: true})
+	runClusterFaults(t, faultPlan{rate: 300, wfRate: 5, rounds: 6, batch: 40, restart: true})
 }
