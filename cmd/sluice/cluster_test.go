@@ -240,7 +240,7 @@ type faultRun struct {
 	mu        sync.Mutex
 	results   map[string]int // result -> times seen
 	delivered int
-	wfResults map[int]int // the workflow's output n -> times seen
+	wfResults map[int]int    // the workflow's output n -> times seen
 	invs      map[string]int // invocation id -> input
 }
 
