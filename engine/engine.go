@@ -545,18 +545,24 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		return nil, fmt.Errorf("%w: invocation id %q: use 1 to 128 letters, digits, '-', '_' and '.'", ErrInvalid, id)
 	}
 	// A connection being re-made (the NATS Streaming leader changed) is
-	// waited for a little, rather than failing the caller at once.
-	wctx, cancel := context.WithTimeout(ctx, invokeConnectWait)
-	err := e.o.Conn.WaitUp(wctx)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("storing the invocation: %w", err)
+	// waited for a little, rather than failing the caller at once; an
+	// invocation this node knows needs none.
+	e.mu.Lock()
+	_, known := e.st.invs[id]
+	e.mu.Unlock()
+	if !known {
+		wctx, cancel := context.WithTimeout(ctx, invokeConnectWait)
+		err := e.o.Conn.WaitUp(wctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("storing the invocation: %w", err)
+		}
 	}
 	acked := make(chan error, 1)
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return nil, errors.New("the workflow engine is shutting down")
+		return nil, fmt.Errorf("the workflow engine is shutting down: %w", broker.ErrClosed)
 	}
 	if _, err := e.definition(rev.Revision); err != nil {
 		e.mu.Unlock()

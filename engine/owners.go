@@ -112,7 +112,7 @@ func (e *Engine) takeover() {
 	// While this node was cut off from NATS Streaming (the leader of a
 	// cluster died, the server restarted) it heard nobody: a node is dead
 	// only once silent for a whole timeout this node listened through.
-	if now.Sub(e.o.Conn.UpSince()) < e.o.NodeTimeout {
+	if up := e.o.Conn.UpSince(); up.IsZero() || time.Since(up) < e.o.NodeTimeout {
 		return
 	}
 	alive := []string{e.o.Node}

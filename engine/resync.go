@@ -20,8 +20,12 @@ import (
 // it from the log, which is the truth. Work whose record was lost is then
 // done again: at least once, as after a crash.
 
-// resyncRetry is the pause between attempts to read the log back.
-const resyncRetry = 200 * time.Millisecond
+// The pause between attempts to read the log back doubles from
+// resyncRetry to resyncRetryMax.
+const (
+	resyncRetry    = 200 * time.Millisecond
+	resyncRetryMax = 5 * time.Second
+)
 
 // markStale marks an invocation stale and tells whether it was not
 // already; it runs on the client's goroutine and must not take e.mu.
@@ -48,6 +52,7 @@ func (e *Engine) resyncLoop() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { <-e.stop; cancel() }()
+	wait := resyncRetry
 	for {
 		select {
 		case <-e.stop:
@@ -74,14 +79,19 @@ func (e *Engine) resyncLoop() {
 					failed, n = err, n+1
 				}
 			}
-			if failed != nil {
-				e.log.Warn("rebuilding invocations from the log failed; retrying", "invocations", n, "err", failed)
-				select {
-				case <-e.stop:
-					return
-				case <-time.After(resyncRetry):
-				}
+			if failed == nil {
+				wait = resyncRetry
+				continue
 			}
+			if wait >= resyncRetryMax {
+				e.log.Warn("rebuilding invocations from the log failed; retrying", "invocations", n, "err", failed)
+			}
+			select {
+			case <-e.stop:
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, resyncRetryMax)
 		}
 	}
 }
@@ -140,7 +150,7 @@ func (e *Engine) resync(id string) error {
 	// in task order: the events written do not depend on map order
 	for _, task := range slices.Sorted(maps.Keys(ended)) {
 		r := ended[task]
-		e.called(id, task, r.attempt, r.spec, r.out, r.err, r.timedOut)
+		e.called(id, task, r, r.out, r.err, r.timedOut)
 	}
 	e.reconcile(inv)
 	e.notify(id) // waiters look again: finished, or running on
@@ -157,15 +167,17 @@ func (e *Engine) keepRuns(id string, inv *invState) (ended map[string]*run) {
 	if l == nil {
 		return nil
 	}
+	if inv == nil || inv.owner != e.o.Node {
+		// gone, or taken over while this node was cut off
+		e.stopLocal(id)
+		return nil
+	}
 	for task, tm := range l.timers {
 		tm.Stop()
 		delete(l.timers, task)
 	}
 	for task, r := range l.runs {
-		var t *taskState
-		if inv != nil {
-			t = inv.tasks[task]
-		}
+		t := inv.tasks[task]
 		if t == nil || t.status != TaskRunning || t.attempts != r.attempt {
 			r.cancel()
 			delete(l.runs, task)

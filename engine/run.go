@@ -375,7 +375,8 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 		c1 := cancel
 		cancel = func() { c2(); c1() }
 	}
-	e.localOf(inv.id).runs[t.id] = &run{attempt: attempt, spec: spec, cancel: cancel}
+	rn := &run{attempt: attempt, spec: spec, cancel: cancel}
+	e.localOf(inv.id).runs[t.id] = rn
 	invID, taskID, fn, input := inv.id, t.id, spec.run, functionInput(t.input)
 	meta := map[string]string{
 		abi.MetaWorkflow: inv.workflow, abi.MetaWorkflowInvocation: inv.id,
@@ -389,26 +390,23 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 		cancel()
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		e.called(invID, taskID, attempt, spec, out, err, timedOut)
+		e.called(invID, taskID, rn, out, err, timedOut)
 	}()
 }
 
-// called records the outcome of a function call.
-func (e *Engine) called(invID, taskID string, attempt int, spec *taskSpec, out []byte, err error, timedOut bool) {
+// called records the outcome of a function call, rn.
+func (e *Engine) called(invID, taskID string, rn *run, out []byte, err error, timedOut bool) {
 	if e.closed {
 		return // not recorded: the task runs again after a restart
 	}
-	l := e.local[invID]
-	var r *run
-	if l != nil && l.runs[taskID] != nil && l.runs[taskID].attempt == attempt {
-		r = l.runs[taskID]
+	if l := e.local[invID]; l == nil || l.runs[taskID] != rn {
+		return // canceled (and maybe replaced by another attempt): not this call's to record
 	}
-	if r != nil {
-		// Kept until the event recording the outcome is read back: if
-		// that event is lost, or the invocation is stale now, the rebuild
-		// from the log records it again (resync).
-		r.ended, r.out, r.err, r.timedOut = true, out, err, timedOut
-	}
+	attempt, spec := rn.attempt, rn.spec
+	// Kept until the event recording the outcome is read back: if that
+	// event is lost, or the invocation is stale now, the rebuild from the
+	// log records it again (resync).
+	rn.ended, rn.out, rn.err, rn.timedOut = true, out, err, timedOut
 	if e.isStale(invID) {
 		return
 	}

@@ -282,6 +282,12 @@ func (c *Conn) reconnectLoop() {
 				c.retryAttach(s)
 			}
 		}
+		// heard from others only now that every subscription is back
+		c.mu.Lock()
+		if c.sc != nil {
+			c.upSince = time.Now()
+		}
+		c.mu.Unlock()
 		c.log.Info("NATS Streaming connection restored", "subscriptions", len(subs))
 	}
 }
@@ -341,9 +347,9 @@ func (c *Conn) WaitUp(ctx context.Context) error {
 	return err
 }
 
-// UpSince tells when the current streaming client was registered: how
-// long this connection has been able to hear others. It is the zero time
-// while the connection is down.
+// UpSince tells when the connection was last made or restored, its
+// subscriptions included: how long it has been able to hear others. It is
+// the zero time while the connection is down.
 func (c *Conn) UpSince() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -396,8 +402,18 @@ func (c *Conn) PublishAsync(subject string, data []byte, ack func(error)) error 
 	if err != nil {
 		return err
 	}
-	_, err = sc.PublishAsync(subject, data, func(_ string, err error) { ack(err) })
-	return err
+	_, err = sc.PublishAsync(subject, data, func(_ string, err error) { ack(outage(err)) })
+	return outage(err)
+}
+
+// outage marks an error of a lost or unanswered connection as
+// ErrNotConnected: NATS Streaming was out of reach, nothing was wrong with
+// what was published.
+func outage(err error) error {
+	if err == nil || errors.Is(err, ErrNotConnected) || !retryable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrNotConnected, err)
 }
 
 func retryable(err error) bool {
