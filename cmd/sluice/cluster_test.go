@@ -542,7 +542,7 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 	r.mu.Unlock()
 	if len(missing) > 0 {
 		t.Errorf("%d of %d messages have no result after 3 minutes: %s", len(missing), n, strings.Join(missing[:min(len(missing), 20)], " "))
-		r.reread(missing)
+		r.reread("in", "out", missing, func(b []byte) string { return strings.ToUpper(string(b)) }, func(b []byte) string { return string(b) })
 	}
 
 	// Every invocation succeeded, with its output, and its log is sound.
@@ -580,13 +580,22 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 	}
 	r.mu.Lock()
 	wfOutputs := 0
+	var wfMissing []string
 	for i := 0; i < wfN; i++ {
 		if r.wfResults[2*i+1] == 0 {
-			t.Errorf("workflow message %d has no output", i)
+			wfMissing = append(wfMissing, strconv.Itoa(i))
 		}
 		wfOutputs += r.wfResults[2*i+1]
 	}
 	r.mu.Unlock()
+	if len(wfMissing) > 0 {
+		t.Errorf("%d of %d messages to the workflow have no output after 2 minutes: %s", len(wfMissing), wfN, strings.Join(wfMissing[:min(len(wfMissing), 20)], " "))
+		r.reread("wfin", "wfout", wfMissing, func(b []byte) string { return string(b) }, func(b []byte) string {
+			var out struct{ N int }
+			json.Unmarshal(b, &out)
+			return strconv.Itoa((out.N - 1) / 2)
+		})
+	}
 	var all []invocation
 	for _, p := range r.live() {
 		code, body := getBody(t, p.server+"/v1/invocations?workflow=fault")
@@ -619,28 +628,30 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 	}
 
 	t.Logf("messages: %d in, %d with a result, %d results delivered (%d duplicates)", n, results, delivered, delivered-results)
-	t.Logf("messages to the workflow: %d in, an output for each, %d outputs delivered (%d duplicates), %d invocations (one per stored message), all succeeded",
-		wfN, wfOutputs, wfOutputs-wfN, triggered)
-	t.Logf("invocations: %d started over HTTP and %d by the trigger, all succeeded; %d taken over by another daemon, %d tasks run again",
+	t.Logf("messages to the workflow: %d in, %d with an output, %d outputs delivered, %d invocations (one per stored message) for %d of the messages",
+		wfN, wfN-len(wfMissing), wfOutputs, triggered, len(covered))
+	t.Logf("invocations: %d started over HTTP and %d by the trigger; %d taken over by another daemon, %d tasks run again",
 		len(invs), triggered, takenOver, reran)
 }
 
-// reread reads the whole response topic again, and the input topic, and
-// says where the missing results are: never published, or published and
-// not delivered to the test's subscription.
-func (r *faultRun) reread(missing []string) {
+// reread reads an input topic and its response topic again from the
+// start, and says for each missing key (inKey of an input, outKey of a
+// result) where it is: never published, or published and its result
+// missing, or its result stored and not delivered to the test's reader.
+// It also shows what the cluster's leader says of the topics'
+// subscriptions (pending and stalled members).
+func (r *faultRun) reread(inTopic, outTopic string, missing []string, inKey, outKey func([]byte) string) {
 	want := map[string]bool{}
 	for _, m := range missing {
 		want[m] = true
 	}
 	var mu sync.Mutex
 	out, in := map[string][]uint64{}, map[string][]uint64{}
-	read := func(topic string, into map[string][]uint64) {
+	read := func(topic string, key func([]byte) string, into map[string][]uint64) {
 		sub, err := r.client.Subscribe(topic, broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
-			key := strings.ToUpper(string(m.Data))
-			if want[key] {
+			if k := key(m.Data); want[k] {
 				mu.Lock()
-				into[key] = append(into[key], m.Sequence)
+				into[k] = append(into[k], m.Sequence)
 				mu.Unlock()
 			}
 		})
@@ -651,12 +662,52 @@ func (r *faultRun) reread(missing []string) {
 		time.Sleep(10 * time.Second)
 		sub.Close()
 	}
-	read("out", out)
-	read("in", in)
+	read(outTopic, outKey, out)
+	read(inTopic, inKey, in)
 	mu.Lock()
-	defer mu.Unlock()
 	for _, m := range missing[:min(len(missing), 20)] {
-		r.t.Errorf("%s: in the input topic at %v, in the response topic at %v", m, in[m], out[m])
+		r.t.Errorf("%s: in %s at %v, in %s at %v", m, inTopic, in[m], outTopic, out[m])
+	}
+	mu.Unlock()
+	r.nats.showSubs(r.t, inTopic, outTopic)
+}
+
+// showSubs logs what the leader says of channels and their subscribers.
+func (c *natsCluster) showSubs(t *testing.T, channels ...string) {
+	for _, node := range c.nodes {
+		if node.cmd == nil || node.role() != "Leader" {
+			continue
+		}
+		code, body := getBody(t, fmt.Sprintf("http://127.0.0.1:%d/streaming/channelsz?subs=1", node.httpPort))
+		var z struct {
+			Channels []struct {
+				Name    string `json:"name"`
+				Msgs    int    `json:"msgs"`
+				LastSeq uint64 `json:"last_seq"`
+				Subs    []struct {
+					Client  string `json:"client_id"`
+					Queue   string `json:"queue_name"`
+					Sent    uint64 `json:"last_sent"`
+					Pending int    `json:"pending_count"`
+					Stalled bool   `json:"is_stalled"`
+					Offline bool   `json:"is_offline"`
+				} `json:"subscriptions"`
+			} `json:"channels"`
+		}
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &z) != nil {
+			t.Logf("channelsz on %s: %d %s", node.name, code, body)
+			return
+		}
+		for _, ch := range z.Channels {
+			if !slices.Contains(channels, ch.Name) {
+				continue
+			}
+			t.Logf("leader %s: channel %s: %d messages, last %d", node.name, ch.Name, ch.Msgs, ch.LastSeq)
+			for _, sub := range ch.Subs {
+				t.Logf("  %s %s: last sent %d, %d pending, stalled %v, offline %v", sub.Client, sub.Queue, sub.Sent, sub.Pending, sub.Stalled, sub.Offline)
+			}
+		}
+		return
 	}
 }
 
