@@ -255,6 +255,25 @@ func TestSluiceDeployment(t *testing.T) {
 	}
 	vals := daemonArgs(t, where, c.Args[1:])
 
+	// Rather not beside a NATS Streaming pod: one machine lost would be
+	// two faults at once (deploy/README.md). The selector must pick the
+	// StatefulSet's pods.
+	ss, _ := natsStatefulSet(t, m)
+	apart := false
+	if a := pod.Affinity; a != nil && a.PodAntiAffinity != nil {
+		for _, p := range a.PodAntiAffinity.Preferred {
+			sel := p.Term.LabelSelector.MatchLabels
+			matches := len(sel) > 0
+			for k, v := range sel {
+				matches = matches && ss.Spec.Template.Metadata.Labels[k] == v
+			}
+			apart = apart || matches && p.Term.TopologyKey == "kubernetes.io/hostname" && p.Weight > 0
+		}
+	}
+	if !apart {
+		t.Errorf("%s: no preferred pod anti-affinity by hostname to the pods of StatefulSet %s", where, ss.Metadata.Name)
+	}
+
 	// The API port: the container's, the probes', the Service's.
 	host, port := hostPort(t, where+": --listen", setting(t, vals, "listen"))
 	if host != "0.0.0.0" && host != "" && host != "::" {

@@ -339,6 +339,17 @@ type podSpec struct {
 		WhenUnsatisfiable string        `yaml:"whenUnsatisfiable"`
 		LabelSelector     labelSelector `yaml:"labelSelector"`
 	} `yaml:"topologySpreadConstraints"`
+	Affinity *struct {
+		PodAntiAffinity *struct {
+			Preferred []struct {
+				Weight int `yaml:"weight"`
+				Term   struct {
+					TopologyKey   string        `yaml:"topologyKey"`
+					LabelSelector labelSelector `yaml:"labelSelector"`
+				} `yaml:"podAffinityTerm"`
+			} `yaml:"preferredDuringSchedulingIgnoredDuringExecution"`
+		} `yaml:"podAntiAffinity"`
+	} `yaml:"affinity"`
 	Containers []container `yaml:"containers"`
 	Volumes    []struct {
 		Name     string `yaml:"name"`

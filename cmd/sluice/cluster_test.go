@@ -191,6 +191,35 @@ func (c *natsCluster) leader(t *testing.T) *natsNode {
 	return leader
 }
 
+// settle waits until the leader counts exactly clients registered clients
+// (the dead and the replaced ones removed), then for the messages it
+// handed from their queue memberships to the living to be processed. One
+// fault at a time: nats-streaming-server 0.25.6 reassigns a removed queue
+// member's unacknowledged messages on the leader only (since
+// nats-streaming-server#936), so a leader that dies before those are
+// acknowledged takes the reassignment with it, and a new leader never
+// delivers them again. See deploy/README.md.
+func (c *natsCluster) settle(t *testing.T, clients int, ackWait time.Duration) {
+	t.Helper()
+	got := -1
+	testutil.Eventually(t, time.Minute, fmt.Sprintf("the cluster to count %d clients", clients), func() bool {
+		for _, node := range c.nodes {
+			if node.cmd == nil || node.role() != "Leader" {
+				continue
+			}
+			_, body := getBody(t, fmt.Sprintf("http://127.0.0.1:%d/streaming/serverz", node.httpPort))
+			var z struct {
+				Clients int `json:"clients"`
+			}
+			json.Unmarshal([]byte(body), &z)
+			got = z.Clients
+			return got == clients
+		}
+		return false
+	})
+	time.Sleep(ackWait)
+}
+
 // startClusterDaemon runs a daemon on the cluster, with its own data dir.
 func startClusterDaemon(t *testing.T, c *natsCluster, data string) *daemonProc {
 	t.Helper()
@@ -470,6 +499,7 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 	start := time.Now()
 	underWay := 0 // invocations under way at the kills
 	for round := 0; round < plan.rounds; round++ {
+		nc.settle(t, len(r.live())+1, 5*time.Second) // the daemons and the test's client
 		running := r.waitRunning(r.invoke(plan.batch))
 		underWay += running
 		leader := nc.leader(t)
