@@ -184,13 +184,25 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 	// Latency, one message at a time.
 	res.Samples = make([]time.Duration, 0, o.Latency)
 	for i := 0; i < o.Latency; i++ {
+		// A result already here is a redelivered earlier message's (at
+		// least once), not this one's.
+	drain:
+		for {
+			select {
+			case <-results:
+			default:
+				break drain
+			}
+		}
 		start := time.Now()
 		if err := conn.Publish(ctx, res.Topic, o.Payload); err != nil {
 			return nil, err
 		}
-		last, err := wait(1, "latency", nil)
-		if err != nil {
-			return nil, err
+		var last time.Time
+		for last.Before(start) {
+			if last, err = wait(1, "latency", nil); err != nil {
+				return nil, err
+			}
 		}
 		res.Samples = append(res.Samples, last.Sub(start))
 		if i%16 == 0 {
