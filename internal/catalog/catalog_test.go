@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 func embedded(t *testing.T) string {
@@ -106,9 +109,12 @@ func TestConcurrentDeploysGetDistinctVersions(t *testing.T) {
 			t.Fatalf("versions %v, want 1..10 each once", versions)
 		}
 	}
-	for _, c := range cats {
-		if f, _ := c.Function("race"); f.Version != 10 {
-			t.Fatalf("a catalog is at version %d, want 10", f.Version)
-		}
+	// Deploy returns once its own catalog has the version; the other one
+	// follows the channel.
+	for i, c := range cats {
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("catalog %d at version 10", i), func() bool {
+			f, _ := c.Function("race")
+			return f != nil && f.Version == 10
+		})
 	}
 }
