@@ -492,39 +492,34 @@ func (e *Engine) stored(inv *invState, ev *Event) {
 // that ended are kept until the end is stored, in case it is not (see
 // run).
 func (e *Engine) endLocal(id string) {
+	e.trimLocal(id, func(_ string, r *run) bool { return r.ended })
+}
+
+// stopLocal cancels the calls and timers of an invocation and forgets
+// them.
+func (e *Engine) stopLocal(id string) { e.trimLocal(id, nil) }
+
+// trimLocal stops every timer of an invocation and cancels and forgets its
+// calls but those keep (if not nil) keeps, and the invocation's entry once
+// nothing is left.
+func (e *Engine) trimLocal(id string, keep func(task string, r *run) bool) {
 	l := e.local[id]
 	if l == nil {
 		return
-	}
-	for task, r := range l.runs {
-		if !r.ended {
-			r.cancel()
-			delete(l.runs, task)
-		}
 	}
 	for task, t := range l.timers {
 		t.Stop()
 		delete(l.timers, task)
 	}
+	for task, r := range l.runs {
+		if keep == nil || !keep(task, r) {
+			r.cancel()
+			delete(l.runs, task)
+		}
+	}
 	if len(l.runs) == 0 {
 		delete(e.local, id)
 	}
-}
-
-// stopLocal cancels the calls and timers of an invocation and forgets
-// them.
-func (e *Engine) stopLocal(id string) {
-	l := e.local[id]
-	if l == nil {
-		return
-	}
-	for _, r := range l.runs {
-		r.cancel()
-	}
-	for _, t := range l.timers {
-		t.Stop()
-	}
-	delete(e.local, id)
 }
 
 // Invoke starts an invocation of the current version of a workflow. input
@@ -783,16 +778,9 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Invocation, error) {
 	return e.Get(id)
 }
 
-// Close stops the engine: calls in flight are canceled (their tasks run
-// again when the engine is opened again), timers stop.
-func (e *Engine) Close(ctx context.Context) error {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil
-	}
-	e.mu.Unlock()
-	e.sendHeartbeat(true) // the others take over now, not after a timeout
+// halt stops driving and following: no more events, calls canceled,
+// timers stopped.
+func (e *Engine) halt() {
 	e.mu.Lock()
 	e.closed = true
 	close(e.stop)
@@ -806,6 +794,19 @@ func (e *Engine) Close(ctx context.Context) error {
 	if e.nodesSub != nil {
 		e.nodesSub.Close()
 	}
+}
+
+// Close stops the engine: calls in flight are canceled (their tasks run
+// again when the engine is opened again), timers stop.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.mu.Unlock()
+	e.sendHeartbeat(true) // the others take over now, not after a timeout
+	e.halt()
 	done := make(chan struct{})
 	go func() { e.calls.Wait(); close(done) }()
 	select {

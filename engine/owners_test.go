@@ -17,17 +17,7 @@ import (
 )
 
 // crash stops an engine the way kill -9 would: no goodbye, no more events.
-func (e *Engine) crash() {
-	e.mu.Lock()
-	e.closed = true
-	close(e.stop)
-	for id := range e.local {
-		e.stopLocal(id)
-	}
-	e.mu.Unlock()
-	e.sub.Close()
-	e.nodesSub.Close()
-}
+func (e *Engine) crash() { e.halt() }
 
 func (r *rig) engine(node string) *Engine {
 	r.t.Helper()

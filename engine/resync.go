@@ -163,25 +163,15 @@ func (e *Engine) resync(id string) error {
 // timer (reconcile sets those the log asks for). It returns the tasks
 // whose kept call has already ended, to be recorded (again).
 func (e *Engine) keepRuns(id string, inv *invState) (ended map[string]*run) {
-	l := e.local[id]
-	if l == nil {
-		return nil
-	}
 	if inv == nil || inv.owner != e.o.Node {
 		// gone, or taken over while this node was cut off
 		e.stopLocal(id)
 		return nil
 	}
-	for task, tm := range l.timers {
-		tm.Stop()
-		delete(l.timers, task)
-	}
-	for task, r := range l.runs {
+	e.trimLocal(id, func(task string, r *run) bool {
 		t := inv.tasks[task]
 		if t == nil || t.status != TaskRunning || t.attempts != r.attempt {
-			r.cancel()
-			delete(l.runs, task)
-			continue
+			return false
 		}
 		if r.ended {
 			if ended == nil {
@@ -189,9 +179,7 @@ func (e *Engine) keepRuns(id string, inv *invState) (ended map[string]*run) {
 			}
 			ended[task] = r
 		}
-	}
-	if len(l.runs) == 0 {
-		delete(e.local, id)
-	}
+		return true
+	})
 	return ended
 }
