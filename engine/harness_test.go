@@ -154,17 +154,32 @@ func newRig(t testing.TB, fileStore bool) *rig {
 
 func (r *rig) startServer(listen string) {
 	r.t.Helper()
+	r.serve(listen)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	r.conn, err = broker.Connect(ctx, broker.Options{URL: r.srv.URL(), ClusterID: "test", Name: "engine-test"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// serve starts the server on the rig's store.
+func (r *rig) serve(listen string) {
+	r.t.Helper()
 	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: r.dir, Listen: listen, ClusterID: "test"})
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	r.srv = srv
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r.conn, err = broker.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test", Name: "engine-test"})
-	if err != nil {
-		r.t.Fatal(err)
-	}
+}
+
+// stopServer stops the server, as an outage; restart brings it back at
+// the same address, where the connections find it again.
+func (r *rig) stopServer() (restart func()) {
+	listen := strings.TrimPrefix(r.srv.URL(), "nats://")
+	r.srv.Shutdown()
+	return func() { r.serve(listen) }
 }
 
 func (r *rig) open() {

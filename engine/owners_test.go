@@ -202,15 +202,10 @@ func TestNoTakeoverAfterOutage(t *testing.T) {
 		got, err := b.Get(inv.ID)
 		return err == nil && got.Tasks["z"] != nil
 	})
-	listen := strings.TrimPrefix(r.srv.URL(), "nats://")
 	proxy.block(true)
-	r.srv.Shutdown()
+	restart := r.stopServer()
 	time.Sleep(timeout) // everybody silent for a whole timeout
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: r.dir, Listen: listen, ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.srv = srv
+	restart()
 	testutil.Eventually(t, 20*time.Second, "node-2 to reconnect", func() bool { return b.o.Conn.Connected() })
 	time.Sleep(timeout / 4) // node-1 silent for longer still, back within a timeout of node-2
 	proxy.block(false)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -215,15 +214,10 @@ tasks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := strings.TrimPrefix(r.srv.URL(), "nats://")
-	r.srv.Shutdown()
+	restart := r.stopServer()
 	testutil.Eventually(t, 20*time.Second, "the connection to notice", func() bool { return !r.conn.Connected() })
 	testutil.Eventually(t, 10*time.Second, "the invocation to go stale", func() bool { return r.e.isStale(inv.ID) })
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: r.dir, Listen: listen, ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.srv = srv
+	restart()
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	done, err := r.e.Wait(wctx, inv.ID)
@@ -265,8 +259,7 @@ tasks:
 		got := strings.Join(types(r.events(inv.ID)), ",")
 		return contains(got, "TaskStarted short") && contains(got, "TaskStarted long")
 	})
-	listen := strings.TrimPrefix(r.srv.URL(), "nats://")
-	r.srv.Shutdown()
+	restart := r.stopServer()
 	testutil.Eventually(t, 20*time.Second, "the invocation to go stale", func() bool { return r.e.isStale(inv.ID) })
 	releaseShort()
 	testutil.Eventually(t, 10*time.Second, "the short call to end", func() bool {
@@ -275,11 +268,7 @@ tasks:
 		l := r.e.local[inv.ID]
 		return l != nil && l.runs["short"] != nil && l.runs["short"].ended
 	})
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: r.dir, Listen: listen, ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.srv = srv
+	restart()
 	testutil.Eventually(t, 30*time.Second, "the invocation to be rebuilt", func() bool { return !r.e.isStale(inv.ID) })
 	releaseLong()
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
