@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
@@ -160,19 +161,34 @@ func (c *natsCluster) URLs() string {
 	return strings.Join(urls, ",")
 }
 
-// role asks a node's monitoring endpoint for its Raft role.
-func (node *natsNode) role() string {
+// serverz is what a node's monitoring endpoint says of it.
+type serverz struct {
+	Role    string `json:"role"` // Leader, Follower, Candidate
+	Clients int    `json:"clients"`
+}
+
+func (node *natsNode) serverz() (z serverz) {
 	client := http.Client{Timeout: 500 * time.Millisecond}
 	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/streaming/serverz", node.httpPort))
 	if err != nil {
-		return ""
+		return z
 	}
 	defer resp.Body.Close()
-	var z struct {
-		Role string `json:"role"`
-	}
 	json.NewDecoder(resp.Body).Decode(&z)
-	return z.Role
+	return z
+}
+
+// role is a node's Raft role, "" if it does not answer.
+func (node *natsNode) role() string { return node.serverz().Role }
+
+// leaderNow is the running node that says it is the leader, or nil.
+func (c *natsCluster) leaderNow() *natsNode {
+	for _, node := range c.nodes {
+		if node.cmd != nil && node.role() == "Leader" {
+			return node
+		}
+	}
+	return nil
 }
 
 // leader waits for a running node to say it is the leader.
@@ -180,13 +196,8 @@ func (c *natsCluster) leader(t *testing.T) *natsNode {
 	t.Helper()
 	var leader *natsNode
 	testutil.Eventually(t, 60*time.Second, "a NATS Streaming leader", func() bool {
-		for _, node := range c.nodes {
-			if node.cmd != nil && node.role() == "Leader" {
-				leader = node
-				return true
-			}
-		}
-		return false
+		leader = c.leaderNow()
+		return leader != nil
 	})
 	return leader
 }
@@ -201,21 +212,9 @@ func (c *natsCluster) leader(t *testing.T) *natsNode {
 // delivers them again. See deploy/README.md.
 func (c *natsCluster) settle(t *testing.T, clients int, ackWait time.Duration) {
 	t.Helper()
-	got := -1
 	testutil.Eventually(t, time.Minute, fmt.Sprintf("the cluster to count %d clients", clients), func() bool {
-		for _, node := range c.nodes {
-			if node.cmd == nil || node.role() != "Leader" {
-				continue
-			}
-			_, body := getBody(t, fmt.Sprintf("http://127.0.0.1:%d/streaming/serverz", node.httpPort))
-			var z struct {
-				Clients int `json:"clients"`
-			}
-			json.Unmarshal([]byte(body), &z)
-			got = z.Clients
-			return got == clients
-		}
-		return false
+		leader := c.leaderNow()
+		return leader != nil && leader.serverz().Clients == clients
 	})
 	time.Sleep(ackWait)
 }
@@ -331,22 +330,21 @@ func (r *faultRun) invoke(n int) []string {
 	return ids
 }
 
-// get reads an invocation from a live daemon (any one knows every
-// invocation); ok is false if none answered.
-func (r *faultRun) get(id string) (inv invocation, ok bool) {
+// fetch GETs path from the first live daemon that answers 200 and decodes
+// its JSON into v (any daemon knows every invocation).
+func (r *faultRun) fetch(path string, v any) bool {
 	for _, p := range r.live() {
-		client := http.Client{Timeout: 5 * time.Second}
-		resp, err := client.Get(p.server + "/v1/invocations/" + id)
-		if err != nil {
-			continue
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &inv) == nil {
-			return inv, true
+		if code, body := getBody(r.t, p.server+path); code == http.StatusOK && json.Unmarshal([]byte(body), v) == nil {
+			return true
 		}
 	}
-	return inv, false
+	return false
+}
+
+// get reads an invocation; ok is false if no daemon answered.
+func (r *faultRun) get(id string) (inv invocation, ok bool) {
+	ok = r.fetch("/v1/invocations/"+id, &inv)
+	return inv, ok
 }
 
 // waitRunning waits until each invocation is past its first task, with
@@ -627,12 +625,7 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 		})
 	}
 	var all []invocation
-	for _, p := range r.live() {
-		code, body := getBody(t, p.server+"/v1/invocations?workflow=fault")
-		if code == http.StatusOK && json.Unmarshal([]byte(body), &all) == nil {
-			break
-		}
-	}
+	r.fetch("/v1/invocations?workflow=fault", &all)
 	triggered := 0
 	covered := map[int]bool{}
 	for _, inv := range all {
@@ -704,40 +697,39 @@ func (r *faultRun) reread(inTopic, outTopic string, missing []string, inKey, out
 
 // showSubs logs what the leader says of channels and their subscribers.
 func (c *natsCluster) showSubs(t *testing.T, channels ...string) {
-	for _, node := range c.nodes {
-		if node.cmd == nil || node.role() != "Leader" {
+	node := c.leaderNow()
+	if node == nil {
+		t.Log("no NATS Streaming leader to ask")
+		return
+	}
+	code, body := getBody(t, fmt.Sprintf("http://127.0.0.1:%d/streaming/channelsz?subs=1", node.httpPort))
+	var z struct {
+		Channels []struct {
+			Name    string `json:"name"`
+			Msgs    int    `json:"msgs"`
+			LastSeq uint64 `json:"last_seq"`
+			Subs    []struct {
+				Client  string `json:"client_id"`
+				Queue   string `json:"queue_name"`
+				Sent    uint64 `json:"last_sent"`
+				Pending int    `json:"pending_count"`
+				Stalled bool   `json:"is_stalled"`
+				Offline bool   `json:"is_offline"`
+			} `json:"subscriptions"`
+		} `json:"channels"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &z) != nil {
+		t.Logf("channelsz on %s: %d %s", node.name, code, body)
+		return
+	}
+	for _, ch := range z.Channels {
+		if !slices.Contains(channels, ch.Name) {
 			continue
 		}
-		code, body := getBody(t, fmt.Sprintf("http://127.0.0.1:%d/streaming/channelsz?subs=1", node.httpPort))
-		var z struct {
-			Channels []struct {
-				Name    string `json:"name"`
-				Msgs    int    `json:"msgs"`
-				LastSeq uint64 `json:"last_seq"`
-				Subs    []struct {
-					Client  string `json:"client_id"`
-					Queue   string `json:"queue_name"`
-					Sent    uint64 `json:"last_sent"`
-					Pending int    `json:"pending_count"`
-					Stalled bool   `json:"is_stalled"`
-					Offline bool   `json:"is_offline"`
-				} `json:"subscriptions"`
-			} `json:"channels"`
+		t.Logf("leader %s: channel %s: %d messages, last %d", node.name, ch.Name, ch.Msgs, ch.LastSeq)
+		for _, sub := range ch.Subs {
+			t.Logf("  %s %s: last sent %d, %d pending, stalled %v, offline %v", sub.Client, sub.Queue, sub.Sent, sub.Pending, sub.Stalled, sub.Offline)
 		}
-		if code != http.StatusOK || json.Unmarshal([]byte(body), &z) != nil {
-			t.Logf("channelsz on %s: %d %s", node.name, code, body)
-			return
-		}
-		for _, ch := range z.Channels {
-			if !slices.Contains(channels, ch.Name) {
-				continue
-			}
-			t.Logf("leader %s: channel %s: %d messages, last %d", node.name, ch.Name, ch.Msgs, ch.LastSeq)
-			for _, sub := range ch.Subs {
-				t.Logf("  %s %s: last sent %d, %d pending, stalled %v, offline %v", sub.Client, sub.Queue, sub.Sent, sub.Pending, sub.Stalled, sub.Offline)
-			}
-		}
-		return
 	}
 }
 
@@ -768,29 +760,8 @@ func (r *faultRun) audit(inv invocation) (moved bool, reran int) {
 // scheduled or started after it succeeded. It returns the invocation's
 // owners, in order.
 func (r *faultRun) checkLog(id string) (owners []string, err error) {
-	var events []struct {
-		Type  string `json:"type"`
-		Task  string `json:"task"`
-		Node  string `json:"node"`
-		From  string `json:"from"`
-		Owner string `json:"owner"`
-	}
-	for _, p := range r.live() {
-		client := http.Client{Timeout: 10 * time.Second}
-		resp, err := client.Get(p.server + "/v1/invocations/" + id + "/events")
-		if err != nil {
-			continue
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			continue
-		}
-		if err := json.Unmarshal(body, &events); err != nil {
-			return nil, fmt.Errorf("invocation %s: events: %v", id, err)
-		}
-		break
-	}
+	var events []engine.Event
+	r.fetch("/v1/invocations/"+id+"/events", &events)
 	if len(events) == 0 || events[0].Type != "InvocationCreated" {
 		return nil, fmt.Errorf("invocation %s: no events read, or not starting with InvocationCreated", id)
 	}

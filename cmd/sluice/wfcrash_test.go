@@ -54,8 +54,8 @@ func TestKill9DuringWorkflows(t *testing.T) {
 	// tasks, before any can have finished.
 	testutil.Eventually(t, 30*time.Second, "the tasks to be running", func() bool {
 		for _, id := range ids {
-			st := status(t, p, id)
-			if taskOf(st, "nap").Status != "running" || taskOf(st, "each/0").Status != "running" {
+			st := p.status(t, id)
+			if st.Tasks["nap"].Status != "running" || st.Tasks["each/0"].Status != "running" {
 				return false
 			}
 		}
@@ -68,9 +68,9 @@ func TestKill9DuringWorkflows(t *testing.T) {
 	reruns := 0
 	for _, id := range ids {
 		testutil.Eventually(t, 60*time.Second, "invocation "+id+" to finish", func() bool {
-			return status(t, q, id).Status != "running"
+			return q.status(t, id).Status != "running"
 		})
-		st := status(t, q, id)
+		st := q.status(t, id)
 		if st.Status != "succeeded" {
 			t.Fatalf("invocation %s: %s: %s", id, st.Status, st.Error)
 		}
@@ -97,10 +97,10 @@ func TestKill9DuringWorkflows(t *testing.T) {
 				t.Fatalf("invocation %s: no TaskSucceeded for %s", id, task)
 			}
 		}
-		if taskOf(st, "first").Attempts != 1 {
-			t.Fatalf("invocation %s: first ran %d times", id, taskOf(st, "first").Attempts)
+		if st.Tasks["first"].Attempts != 1 {
+			t.Fatalf("invocation %s: first ran %d times", id, st.Tasks["first"].Attempts)
 		}
-		if taskOf(st, "each/0").Attempts > 1 {
+		if st.Tasks["each/0"].Attempts > 1 {
 			reruns++
 		}
 	}
@@ -110,22 +110,4 @@ func TestKill9DuringWorkflows(t *testing.T) {
 		t.Fatal("no task was interrupted by the kill: the test did not test a crash")
 	}
 	t.Logf("%d of %d invocations re-ran an interrupted task", reruns, n)
-}
-
-func status(t *testing.T, p *daemonProc, id string) *engine.Invocation {
-	t.Helper()
-	var st *engine.Invocation
-	if err := json.Unmarshal([]byte(p.mustSluice(t, "", "wf", "status", id, "-o", "json")), &st); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-// taskOf is a task of an invocation, or the zero task if it has not been
-// scheduled.
-func taskOf(inv *engine.Invocation, id string) engine.Task {
-	if t := inv.Tasks[id]; t != nil {
-		return *t
-	}
-	return engine.Task{}
 }
