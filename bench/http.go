@@ -48,7 +48,18 @@ type HTTPOptions struct {
 	Warmup time.Duration
 	// Progress, if set, is called about ten times a second with the
 	// fraction done.
-	Progress func(frac float64, what string)
+	Progress Progress
+}
+
+// Progress, if not nil, hears how far a measurement is: the fraction done
+// and what it is doing.
+type Progress func(frac float64, what string)
+
+// report calls p if it is set.
+func (p Progress) report(frac float64, what string) {
+	if p != nil {
+		p(frac, what)
+	}
 }
 
 // HTTPResult is what HTTP measured.
@@ -162,9 +173,7 @@ func HTTP(ctx context.Context, o HTTPOptions) (*HTTPResult, error) {
 			select {
 			case <-ctx.Done():
 			case <-tick.C:
-				if o.Progress != nil {
-					o.Progress(frac(time.Since(start)), what)
-				}
+				o.Progress.report(frac(time.Since(start)), what)
 			}
 		}
 	}
@@ -181,9 +190,7 @@ func HTTP(ctx context.Context, o HTTPOptions) (*HTTPResult, error) {
 			case <-done:
 				break loop
 			case <-tick.C:
-				if o.Progress != nil {
-					o.Progress(min(1, float64(next.Load())/float64(o.Requests)), "load")
-				}
+				o.Progress.report(min(1, float64(next.Load())/float64(o.Requests)), "load")
 			}
 		}
 		tick.Stop()

@@ -44,7 +44,7 @@ type MQOptions struct {
 	// Payload is each message (DefaultInput if nil).
 	Payload []byte
 	// Progress, if set, is told how far the run is.
-	Progress func(frac float64, what string)
+	Progress Progress
 }
 
 // MQResult is what MQ measured.
@@ -86,11 +86,7 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 	if o.Payload == nil {
 		o.Payload = DefaultInput
 	}
-	progress := func(frac float64, what string) {
-		if o.Progress != nil {
-			o.Progress(frac, what)
-		}
-	}
+	progress := o.Progress.report
 	id := strings.ToLower(nuid.Next()[:10])
 	res = &MQResult{Trigger: "sluice-bench-" + id, Topic: "sluice-bench." + id + ".in", RespTopic: "sluice-bench." + id + ".out", Messages: o.Messages}
 

@@ -40,7 +40,7 @@ type WorkflowOptions struct {
 	// task to task.
 	Input []byte
 	// Progress, if set, is told how far the run is.
-	Progress func(frac float64, what string)
+	Progress Progress
 }
 
 // WorkflowResult is what Workflow measured. Every latency is seen by the
@@ -101,11 +101,7 @@ func Workflow(ctx context.Context, o WorkflowOptions) (res *WorkflowResult, err 
 	if o.Input == nil {
 		o.Input = DefaultInput
 	}
-	progress := func(frac float64, what string) {
-		if o.Progress != nil {
-			o.Progress(frac, what)
-		}
-	}
+	progress := o.Progress.report
 	c := client.New(o.Server, o.Token)
 	id := strings.ToLower(nuid.Next()[:10])
 	res = &WorkflowResult{Function: o.Function, Tasks: o.Tasks}
