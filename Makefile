@@ -28,7 +28,7 @@ SDK_SOURCES := $(wildcard guests/go/*.go)
 # acceptable and concurrency lives in most).
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build wasm run test vet fmt-check unit bench soak clean
+.PHONY: all build wasm run test deps vet fmt-check unit bench soak clean
 
 all: build
 
@@ -70,7 +70,13 @@ $(WASM)/%.wasm: host/testdata/%.c | $(WASM)
 run: bin/sluice $(WASM)/hello-wasi.wasm $(WASM)/upper-go.wasm
 	./bin/sluice daemon
 
-test: build vet fmt-check unit
+# test installs the guest toolchains it needs first (scripts/deps: Debian
+# packages, only those missing), so that it runs on a fresh machine.
+test: deps
+	$(MAKE) build vet fmt-check unit
+
+deps:
+	./scripts/deps
 
 vet:
 	$(GO) vet ./...
