@@ -70,6 +70,27 @@ type Definition struct {
 	// sinks are the tasks no other task requires: without output:, the
 	// workflow's output is theirs.
 	sinks []string
+	// functions and workflows are the functions and child workflows the
+	// definition names, static and dynamic tasks alike, sorted.
+	functions, workflows []string
+}
+
+// Uses returns the functions and the child workflows the definition names
+// (in its static tasks and in the tasks it gives built-ins as data),
+// sorted: what must not be deleted while the workflow exists. A workflow
+// that runs itself is among its own workflows.
+func (d *Definition) Uses() (functions, workflows []string) {
+	return d.functions, d.workflows
+}
+
+// Known tells the parser what is deployed, so that a definition naming a
+// function or a child workflow that does not exist is refused when it is
+// created rather than failing when it runs. A nil func skips its check (a
+// definition already stored is parsed again without them: what it names
+// may have been deleted since, with --force).
+type Known struct {
+	Function func(name string) bool
+	Workflow func(name string) bool
 }
 
 // taskSpec is a task of a definition: a static one (under tasks:) or a
@@ -158,12 +179,13 @@ func (d *Definition) spec(id string) *taskSpec {
 var taskIDPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // ParseDefinition parses and validates a workflow definition. name is the
-// name it is created under ("" takes the definition's own); exists tells
-// whether a function is deployed (nil skips that check). The error lists
-// every problem found, each with its line.
-func ParseDefinition(name string, source []byte, exists func(function string) bool) (*Definition, error) {
-	p := &parser{exists: exists}
+// name it is created under ("" takes the definition's own); known tells
+// which functions and workflows exist. The error lists every problem
+// found, each with its line.
+func ParseDefinition(name string, source []byte, known Known) (*Definition, error) {
+	p := &parser{known: known, fns: map[string]int{}, wfs: map[string]int{}}
 	d := p.parse(name, source)
+	p.checkUses(d)
 	if len(p.errs) > 0 {
 		return nil, p.err(d)
 	}
@@ -171,9 +193,34 @@ func ParseDefinition(name string, source []byte, exists func(function string) bo
 }
 
 type parser struct {
-	exists func(string) bool
-	errs   []lineError
-	c      compiler
+	known Known
+	errs  []lineError
+	c     compiler
+	// fns and wfs are the functions and child workflows named, with the
+	// line of their first mention.
+	fns, wfs map[string]int
+}
+
+// checkUses records what the definition names and refuses a child
+// workflow that does not exist (functions are checked where they are
+// named). A workflow may run itself.
+func (p *parser) checkUses(d *Definition) {
+	d.functions, d.workflows = sortedKeys(p.fns), sortedKeys(p.wfs)
+	if p.known.Workflow == nil {
+		return
+	}
+	for _, wf := range d.workflows {
+		if wf != d.Name && !p.known.Workflow(wf) {
+			p.errorf(p.wfs[wf], "workflow: %q is not a workflow: create it first (sluice wf create %s -f FILE)", wf, wf)
+		}
+	}
+}
+
+// use notes that the definition names something at a line.
+func use(m map[string]int, name string, line int) {
+	if _, ok := m[name]; !ok {
+		m[name] = line
+	}
 }
 
 type lineError struct {
@@ -397,8 +444,11 @@ func (p *parser) task(id string, n *yaml.Node, sc scope, dynamic bool) *taskSpec
 		return nil
 	case builtins[t.run]:
 		t.builtin = true
-	case p.exists != nil && !p.exists(t.run):
+	case p.known.Function != nil && !p.known.Function(t.run):
 		p.errorf(n.Line, "%s: run: %q is neither a built-in (%s) nor a deployed function: deploy it first", what, t.run, builtinList())
+	}
+	if !t.builtin {
+		use(p.fns, t.run, n.Line)
 	}
 	if retry != nil {
 		p.retry(t, retry, what)
@@ -618,6 +668,8 @@ func (p *parser) builtin(t *taskSpec, n *yaml.Node, what string) {
 			case "workflow":
 				if err := catalog.ValidateName("workflow", v.Value); err != nil {
 					p.errorf(v.Line, "%s: workflow: %s", what, strings.TrimPrefix(err.Error(), "invalid: "))
+				} else {
+					use(p.wfs, v.Value, v.Line)
 				}
 				t.workflow = v.Value
 			case "input":

@@ -11,8 +11,12 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files of TestInvalidDefinitions")
 
-func deployed(fn string) bool {
-	return fn == "wfguest" || fn == "validate-order" || fn == "price" || fn == "manual-review" || fn == "auto-approve"
+// deployed is what the golden definitions may name.
+var deployed = Known{
+	Function: func(fn string) bool {
+		return fn == "wfguest" || fn == "validate-order" || fn == "price" || fn == "manual-review" || fn == "auto-approve"
+	},
+	Workflow: func(wf string) bool { return wf == "child" },
 }
 
 // TestInvalidDefinitions checks the message of every bad definition in
@@ -127,7 +131,7 @@ tasks:
 		t.Fatalf("name mismatch: %v", err)
 	}
 	// Without name: in the file, the create name is used.
-	d, err := ParseDefinition("given", []byte("apiVersion: sluice/v1\nkind: Workflow\ntasks:\n  a: { run: noop }\n"), nil)
+	d, err := ParseDefinition("given", []byte("apiVersion: sluice/v1\nkind: Workflow\ntasks:\n  a: { run: noop }\n"), Known{})
 	if err != nil || d.Name != "given" {
 		t.Fatalf("%v %+v", err, d)
 	}
@@ -143,7 +147,7 @@ func FuzzParseDefinition(f *testing.F) {
 	}
 	f.Add([]byte("apiVersion: sluice/v1\nkind: Workflow\nname: x\ntasks:\n  a: { run: foreach, inputs: { foreach: \"${ input }\", do: { run: if, inputs: { if: \"${ item > 1 }\", then: { run: noop } } } } }\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
-		d, err := ParseDefinition("", src, nil)
+		d, err := ParseDefinition("", src, Known{})
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("error %v is not ErrInvalid", err)
@@ -154,4 +158,38 @@ func FuzzParseDefinition(f *testing.F) {
 			t.Fatalf("order %v for %d tasks", d.order, len(d.tasks))
 		}
 	})
+}
+
+// TestUses: what a definition names, in static tasks and in tasks given
+// as data, is what a delete must not remove from under it.
+func TestUses(t *testing.T) {
+	src := `
+apiVersion: sluice/v1
+kind: Workflow
+name: uses
+tasks:
+  a: { run: price }
+  b:
+    run: if
+    requires: [a]
+    inputs:
+      if: ${ tasks.a.output > 1 }
+      then: { run: manual-review }
+      else: { run: workflow, inputs: { workflow: child } }
+  c:
+    run: foreach
+    inputs: { foreach: [1, 2], do: { run: price } }
+  d: { run: workflow, inputs: { workflow: uses } }
+`
+	d, err := ParseDefinition("", []byte(src), deployed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns, wfs := d.Uses()
+	if got := strings.Join(fns, ","); got != "manual-review,price" {
+		t.Errorf("functions %q, want manual-review,price", got)
+	}
+	if got := strings.Join(wfs, ","); got != "child,uses" {
+		t.Errorf("workflows %q, want child,uses", got)
+	}
 }

@@ -454,7 +454,7 @@ func (e *Engine) definition(rev string) (*Definition, error) {
 	if !ok {
 		return nil, fmt.Errorf("workflow revision %s is not in the catalog", short(rev))
 	}
-	d, err := ParseDefinition(r.Name, []byte(r.Source), nil)
+	d, err := ParseDefinition(r.Name, []byte(r.Source), Known{})
 	if err != nil {
 		return nil, err
 	}

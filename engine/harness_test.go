@@ -102,7 +102,7 @@ func newDefs() *defs { return &defs{current: map[string]Revision{}, revs: map[st
 
 func (d *defs) put(t testing.TB, src string) Revision {
 	t.Helper()
-	def, err := ParseDefinition("", []byte(src), func(fn string) bool { return testFns[fn] != nil })
+	def, err := ParseDefinition("", []byte(src), Known{Function: func(fn string) bool { return testFns[fn] != nil }})
 	if err != nil {
 		t.Fatalf("definition: %v", err)
 	}

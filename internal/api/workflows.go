@@ -87,11 +87,11 @@ func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 		httperr.Write(w, err)
 		return
 	}
-	exists := func(fn string) bool {
-		_, ok := b.Catalog.Function(fn)
-		return ok
+	known := engine.Known{
+		Function: func(fn string) bool { _, ok := b.Catalog.Function(fn); return ok },
+		Workflow: func(wf string) bool { _, ok := b.Catalog.Workflow(wf); return ok },
 	}
-	def, err := engine.ParseDefinition(name, src, exists)
+	def, err := engine.ParseDefinition(name, src, known)
 	if err != nil {
 		// the engine's message names the workflow and every problem's line
 		httperr.Write(w, httperr.New(http.StatusBadRequest, "invalid_workflow", strings.TrimPrefix(err.Error(), "invalid: ")))

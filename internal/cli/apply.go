@@ -524,8 +524,12 @@ func (s *spec) apply(e *env, c *client.Client) error {
 		_, ok := st.functions[fn]
 		return ok || s.has(kindFunction, fn)
 	}
+	known := engine.Known{
+		Function: exists,
+		Workflow: func(wf string) bool { return st.workflows[wf].Name != "" || s.has(kindWorkflow, wf) },
+	}
 	for _, d := range s.ofKind(kindWorkflow) {
-		if _, err := engine.ParseDefinition(d.name, []byte(d.padded), exists); err != nil {
+		if _, err := engine.ParseDefinition(d.name, []byte(d.padded), known); err != nil {
 			return s.errorf(d, "%s", strings.TrimPrefix(err.Error(), "invalid: "))
 		}
 	}
