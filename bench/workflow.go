@@ -206,7 +206,7 @@ func Workflow(ctx context.Context, o WorkflowOptions) (res *WorkflowResult, err 
 func invoker(ctx context.Context, c *client.Client, name string, in []byte, lat *[]time.Duration) func() error {
 	return func() error {
 		start := time.Now()
-		inv, err := c.InvokeWorkflow(ctx, name, in, client.InvokeOptions{Wait: true})
+		inv, err := c.InvokeWorkflow(ctx, name, in, client.InvokeOptions{Wait: true, Raw: true})
 		*lat = append(*lat, time.Since(start))
 		if err != nil {
 			return fmt.Errorf("invoke workflow %s: %w", name, err)

@@ -211,6 +211,9 @@ func readFile(t *testing.T, path string) string {
 
 // goMod returns go.mod's module path, go version and the version it
 // requires of a module.
+// goMod reads go.mod: the module path, the Go release it needs as
+// major.minor (an image tag such as golang:1.26 floats to that release's
+// latest patch, which go 1.26.0 is satisfied by), and its requirements.
 func goMod(t *testing.T) (module, goVersion string, require func(string) string) {
 	t.Helper()
 	text := readFile(t, filepath.Join("..", "go.mod"))
@@ -221,7 +224,7 @@ func goMod(t *testing.T) (module, goVersion string, require func(string) string)
 		}
 		return m[1]
 	}
-	return get(`(?m)^module (\S+)$`), get(`(?m)^go (\S+)$`), func(mod string) string {
+	return get(`(?m)^module (\S+)$`), get(`(?m)^go (\d+\.\d+)(?:\.\d+)?$`), func(mod string) string {
 		return get(`(?m)^\s+` + regexp.QuoteMeta(mod) + ` (v\S+)`)
 	}
 }

@@ -69,7 +69,24 @@ type InvokeOptions struct {
 	// ID makes the invocation idempotent: invoking again with an ID that
 	// exists returns that invocation. "" generates one.
 	ID string
+	// Input says how the input bytes are read (InputJSON by default).
+	Input InputFormat
 }
+
+// InputFormat says how an invocation's input bytes become its input value.
+type InputFormat int
+
+const (
+	// InputJSON reads the bytes as one JSON value (none at all is null)
+	// and refuses bytes that are not JSON: a typo in a JSON document must
+	// not quietly become a string.
+	InputJSON InputFormat = iota
+	// InputString takes the bytes as a string, whatever they hold.
+	InputString
+	// InputAuto takes JSON if the bytes parse, else a string: what a
+	// trigger does with a body or a message it did not write.
+	InputAuto
+)
 
 // Observer is told what an engine does, for metrics. Its methods are called
 // with the engine's lock held: they must be quick and must not call back.

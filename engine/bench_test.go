@@ -56,7 +56,7 @@ func BenchmarkTaskOverhead(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				start := time.Now()
-				inv, err := r.e.Invoke(ctx, name, input, InvokeOptions{})
+				inv, err := r.e.Invoke(ctx, name, input, InvokeOptions{Input: InputString})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -104,7 +104,7 @@ tasks:
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			inv, err := r.e.Invoke(ctx, "diamond", []byte("payload"), InvokeOptions{})
+			inv, err := r.e.Invoke(ctx, "diamond", []byte("payload"), InvokeOptions{Input: InputString})
 			if err == nil {
 				inv, err = r.e.Wait(ctx, inv.ID)
 			}
@@ -135,7 +135,7 @@ func BenchmarkReplay(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			inv, err := r.e.Invoke(ctx, "five", []byte("x"), InvokeOptions{})
+			inv, err := r.e.Invoke(ctx, "five", []byte("x"), InvokeOptions{Input: InputString})
 			if err == nil {
 				_, err = r.e.Wait(ctx, inv.ID)
 			}

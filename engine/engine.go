@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -522,12 +523,15 @@ func (e *Engine) trimLocal(id string, keep func(task string, r *run) bool) {
 	}
 }
 
-// Invoke starts an invocation of the current version of a workflow. input
-// is parsed as JSON if it is JSON, else taken as a string. It returns once
-// InvocationCreated is stored.
+// Invoke starts an invocation of the current version of a workflow, its
+// input read as o.Input says. It returns once InvocationCreated is stored.
 func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o InvokeOptions) (*Invocation, error) {
 	if len(input) > MaxData {
 		return nil, fmt.Errorf("%w: input of %d bytes is over the %d KiB a workflow event holds", ErrInvalid, len(input), MaxData>>10)
+	}
+	in, err := inputValue(input, o.Input)
+	if err != nil {
+		return nil, err
 	}
 	rev, ok := e.o.Definitions.Current(workflow)
 	if !ok {
@@ -576,7 +580,7 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		}
 		return snap, nil
 	}
-	inv := e.create(id, rev, dataJSON(input), "", func(err error) { acked <- err })
+	inv := e.create(id, rev, in, "", func(err error) { acked <- err })
 	snap := inv.snapshot(false)
 	e.mu.Unlock()
 	select {
@@ -588,6 +592,29 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		return nil, ctx.Err()
 	}
 	return snap, nil
+}
+
+// inputValue turns an invocation's input bytes into its JSON value.
+func inputValue(b []byte, f InputFormat) (json.RawMessage, error) {
+	switch f {
+	case InputString:
+		s, _ := json.Marshal(string(b))
+		return s, nil
+	case InputAuto:
+		return dataJSON(b), nil
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	var x any
+	if err := json.Unmarshal(b, &x); err != nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return nil, fmt.Errorf("%w: the input is not JSON: %v (at byte %d); send text as a string instead", ErrInvalid, err, syn.Offset)
+		}
+		return nil, fmt.Errorf("%w: the input is not JSON: %v; send text as a string instead", ErrInvalid, err)
+	}
+	return append(json.RawMessage(nil), b...), nil
 }
 
 func validInvocationID(id string) bool {

@@ -313,12 +313,34 @@ func TestInputs(t *testing.T) {
 	if _, err := r.e.Invoke(context.Background(), "nothing", nil, InvokeOptions{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown workflow: %v", err)
 	}
+	// JSON (the default) refuses what is not JSON, saying where; a string
+	// is taken as is; nothing at all is null.
+	if _, err := r.e.Invoke(context.Background(), "same", []byte(`{"name": "Ada"`), InvokeOptions{}); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), "the input is not JSON") || !strings.Contains(err.Error(), "at byte 14") {
+		t.Fatalf("malformed JSON input: %v", err)
+	}
+	for _, c := range []struct {
+		in   string
+		f    InputFormat
+		want string
+	}{
+		{`{"name": "Ada"`, InputString, `"{\"name\": \"Ada\""`},
+		{` {"name": "Ada"} `, InputJSON, `{"name": "Ada"}`},
+		{"", InputJSON, `null`},
+		{"plain", InputAuto, `"plain"`},
+	} {
+		inv, err := r.e.Invoke(context.Background(), "same", []byte(c.in), InvokeOptions{Input: c.f})
+		if err != nil {
+			t.Fatalf("input %q (format %d): %v", c.in, c.f, err)
+		}
+		wantJSON(t, inv.Input, c.want)
+	}
 	// The same id twice is one invocation.
-	a, err := r.e.Invoke(context.Background(), "same", []byte("x"), InvokeOptions{ID: "order-17"})
+	a, err := r.e.Invoke(context.Background(), "same", []byte("x"), InvokeOptions{ID: "order-17", Input: InputString})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := r.e.Invoke(context.Background(), "same", []byte("y"), InvokeOptions{ID: "order-17"})
+	b, err := r.e.Invoke(context.Background(), "same", []byte("y"), InvokeOptions{ID: "order-17", Input: InputString})
 	if err != nil {
 		t.Fatal(err)
 	}

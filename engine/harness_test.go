@@ -217,7 +217,7 @@ func (r *rig) run(workflow, input string) *Invocation {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	inv, err := r.e.Invoke(ctx, workflow, []byte(input), InvokeOptions{})
+	inv, err := r.e.Invoke(ctx, workflow, []byte(input), InvokeOptions{Input: InputAuto})
 	if err != nil {
 		r.t.Fatalf("invoke %s: %v", workflow, err)
 	}

@@ -52,6 +52,18 @@ func (b *Backend) workflowView(w *catalog.Workflow, source bool) WorkflowView {
 	return v
 }
 
+// inputFormat reads an invocation's input by its Content-Type: text
+// (text/*) and bytes (application/octet-stream) are a string; anything
+// else, or none, must be JSON.
+func inputFormat(r *http.Request) engine.InputFormat {
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	if strings.HasPrefix(ct, "text/") || ct == "application/octet-stream" {
+		return engine.InputString
+	}
+	return engine.InputJSON
+}
+
 // engineError gives the engine's errors the API's status codes, the way
 // httperr does for the catalog's.
 func engineError(err error) error {
@@ -163,7 +175,7 @@ func (s *Server) invokeWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 		httperr.Write(w, err)
 		return
 	}
-	inv, err := e.Invoke(r.Context(), name, in, engine.InvokeOptions{ID: r.Header.Get(IdempotencyKeyHeader)})
+	inv, err := e.Invoke(r.Context(), name, in, engine.InvokeOptions{ID: r.Header.Get(IdempotencyKeyHeader), Input: inputFormat(r)})
 	if err != nil {
 		httperr.Write(w, engineError(err))
 		return

@@ -48,10 +48,13 @@ type InvokeOptions struct {
 	// IdempotencyKey, if set, is the invocation's id: invoking again with
 	// it returns the invocation that has it.
 	IdempotencyKey string
+	// Raw sends the input as a string (text/plain) rather than as JSON,
+	// which the daemon refuses if it does not parse.
+	Raw bool
 }
 
-// InvokeWorkflow starts an invocation of a workflow with the input (JSON,
-// or any bytes, taken as a string).
+// InvokeWorkflow starts an invocation of a workflow with the input: a JSON
+// value, or with o.Raw any bytes, taken as a string.
 func (c *Client) InvokeWorkflow(ctx context.Context, name string, input []byte, o InvokeOptions) (*engine.Invocation, error) {
 	var q url.Values
 	if o.Wait {
@@ -61,7 +64,11 @@ func (c *Client) InvokeWorkflow(ctx context.Context, name string, input []byte, 
 	if o.IdempotencyKey != "" {
 		h = http.Header{api.IdempotencyKeyHeader: {o.IdempotencyKey}}
 	}
-	resp, err := c.doHeader(ctx, http.MethodPost, "/v1/workflows/"+url.PathEscape(name)+"/invoke", q, bytes.NewReader(input), "application/octet-stream", h)
+	ct := "application/json"
+	if o.Raw {
+		ct = "text/plain; charset=utf-8"
+	}
+	resp, err := c.doHeader(ctx, http.MethodPost, "/v1/workflows/"+url.PathEscape(name)+"/invoke", q, bytes.NewReader(input), ct, h)
 	if err != nil {
 		return nil, err
 	}

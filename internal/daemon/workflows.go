@@ -90,7 +90,9 @@ func (w wfDefinitions) Revision(rev string) (engine.Revision, bool) {
 // message's sequence, so that a redelivered message finds the invocation
 // it started instead of starting another.
 func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c host.Call) (host.Result, error) {
-	var opts engine.InvokeOptions
+	// a body or message sluice did not write: JSON if it parses, else a
+	// string
+	opts := engine.InvokeOptions{Input: engine.InputAuto}
 	if seq := c.Meta[abi.MetaSequence]; seq != "" {
 		if t, ok := d.cat.Trigger(c.Meta[abi.MetaTrigger]); ok && t.Group != "" {
 			opts.ID = t.Group + "-" + seq
