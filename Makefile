@@ -4,7 +4,7 @@
 #   make test   vet, format check, unit and integration tests with the race detector
 #   make bench  the Go benchmarks (host, bench): results in build/bench/, to
 #               compare with bench/results/ using benchstat (see bench/README.md)
-#   make soak   the long crash and fault runs
+#   make soak   the long crash and fault runs, and every fuzz target for longer
 
 GO       ?= go
 WAT2WASM ?= wat2wasm --debug-names
@@ -28,7 +28,7 @@ SDK_SOURCES := $(wildcard guests/go/*.go)
 # acceptable and concurrency lives in most).
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build wasm run test deps vet fmt-check unit bench soak clean
+.PHONY: all build wasm run test deps vet fmt-check unit fuzz bench soak clean
 
 all: build
 
@@ -73,7 +73,7 @@ run: bin/sluice $(WASM)/hello-wasi.wasm $(WASM)/upper-go.wasm
 # test installs the guest toolchains it needs first (scripts/deps: Debian
 # packages, only those missing), so that it runs on a fresh machine.
 test: deps
-	$(MAKE) build vet fmt-check unit
+	$(MAKE) build vet fmt-check unit fuzz
 
 deps:
 	./scripts/deps
@@ -88,6 +88,13 @@ fmt-check:
 
 unit: wasm
 	$(GO) test $(TEST_FLAGS) ./...
+
+# Every fuzz target (scripts/fuzz finds them), FUZZTIME each: briefly in
+# make test, longer in make soak. Their seed corpora also run as ordinary
+# tests in unit.
+FUZZTIME ?= 3s
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz
 
 # Each suite's results go to build/bench/NAME.txt, in the format of the
 # committed baseline bench/results/NAME.txt (a suite fails without its
@@ -108,6 +115,7 @@ bench: build
 
 soak: build
 	$(GO) test -tags soak -count=1 -timeout 60m -run Soak -v ./...
+	FUZZTIME=2m GO=$(GO) ./scripts/fuzz
 
 clean:
 	rm -rf bin build
