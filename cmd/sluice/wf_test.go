@@ -389,7 +389,7 @@ func TestApply(t *testing.T) {
 	wasmDir := filepath.Join(testutil.Root(t), "build", "wasm") + string(filepath.Separator)
 	changed := strings.NewReplacer("../../build/wasm/", wasmDir, "timeout: 5s", "timeout: 6s",
 		`"Hello, ${ input.name }!"`, `"Bonjour, ${ input.name }!"`, "method: POST", "method: PUT").Replace(string(src))
-	want := "function echo: unchanged\nfunction upper: deployed version 2\nworkflow hello: created version 2\ntrigger hello-http: replaced\n"
+	want := "function echo: unchanged\nfunction upper: deployed version 2 (timeout 5s → 6s)\nworkflow hello: created version 2 (tasks.greet)\ntrigger hello-http: replaced (method POST → PUT)\n"
 	if out := p.mustSluice(t, changed, "apply", "-f", "-"); out != want {
 		t.Fatalf("apply of a changed spec:\n%s", out)
 	}
