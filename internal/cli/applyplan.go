@@ -277,9 +277,9 @@ func (s *spec) prune(e *env, c *client.Client, st *applyState, p *plan) error {
 	for _, d := range s.ofKind(kindTrigger) {
 		uses = append(uses, user{"trigger " + d.name, triggerTarget(d.trigger)})
 	}
-	for _, t := range st.triggers {
-		if !listed(kindTrigger, t.Name) && !deleted["trigger/"+t.Name] {
-			uses = append(uses, user{"trigger " + t.Name, triggerTarget(t)})
+	for _, name := range slices.Sorted(maps.Keys(st.triggers)) {
+		if !listed(kindTrigger, name) && !deleted["trigger/"+name] {
+			uses = append(uses, user{"trigger " + name, triggerTarget(st.triggers[name])})
 		}
 	}
 	addWorkflow := func(name string, def *engine.Definition) {
