@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/client"
 )
 
@@ -101,12 +100,9 @@ func completeNames(cmd *cobra.Command, cf *clientFlags, list lister, prefix stri
 	return out
 }
 
-// wellFormed reports whether a name is one the catalog accepts, or an
-// invocation id (letters, digits, '-', '_', '.').
+// wellFormed reports whether a name is one the catalog accepts or an
+// invocation id: letters, digits, '-', '_' and '.'.
 func wellFormed(name string) bool {
-	if catalog.ValidateName("function", name) == nil {
-		return true
-	}
 	if name == "" || len(name) > 128 {
 		return false
 	}

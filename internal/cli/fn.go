@@ -144,7 +144,7 @@ func deployQuery(d deploySettings, name namer) (url.Values, error) {
 	for _, kv := range d.env {
 		k, v, ok := strings.Cut(kv, "=")
 		if err := checkEnv(k, v, ok); err != nil {
-			return nil, usagef("%s %q: %v", name("env"), visible(kv), err)
+			return nil, usagef("%s %q: %v", name("env"), kv, err)
 		}
 		q.Add("env", kv)
 	}
@@ -227,7 +227,7 @@ func updateQuery(fs *pflag.FlagSet, d deploySettings, unset []string) (url.Value
 	for _, k := range unset {
 		switch {
 		case k == "" || strings.ContainsAny(k, "=\x00"):
-			return nil, nil, usagef("--unset-env %q: want a variable's name", visible(k))
+			return nil, nil, usagef("--unset-env %q: want a variable's name", k)
 		case set[k]:
 			return nil, nil, usagef("--env and --unset-env both name %s: give one", k)
 		}
