@@ -173,6 +173,15 @@ func newRoot(e *env) *cobra.Command {
 			},
 		},
 	)
+	// help lists flags in the order they are defined: the usual first
+	var unsorted func(*cobra.Command)
+	unsorted = func(c *cobra.Command) {
+		c.Flags().SortFlags = false
+		for _, sub := range c.Commands() {
+			unsorted(sub)
+		}
+	}
+	unsorted(root)
 	return root
 }
 
@@ -303,6 +312,11 @@ func addClientFlags(cmd *cobra.Command, output bool) *clientFlags {
 		return nil
 	}
 	return cf
+}
+
+// streamOutput says in a stream's help what -o json prints.
+func streamOutput(cmd *cobra.Command) {
+	cmd.Flags().Lookup("output").Usage = "output format: table (text lines) or json (one JSON object per line)"
 }
 
 func (cf *clientFlags) client() *client.Client { return client.New(cf.server, cf.resolved) }

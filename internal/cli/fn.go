@@ -470,6 +470,7 @@ of the last --since. With -o json, one JSON object per line.`,
 	}, arg("NAME", "the function"))
 	cf := addClientFlags(cmd, true)
 	fs := cmd.Flags()
+	streamOutput(cmd)
 	follow := fs.BoolP("follow", "F", false, "keep printing new records until interrupted")
 	since := fs.Duration("since", time.Hour, "show records of this recent past")
 	tail := fs.Int("tail", DefaultLogTail, "show at most this many of the most recent records")

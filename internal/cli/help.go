@@ -129,13 +129,20 @@ func usageText(cmd *cobra.Command) string {
 	}
 	own, shared := pflag.NewFlagSet("own", pflag.ContinueOnError), pflag.NewFlagSet("client", pflag.ContinueOnError)
 	own.SortFlags, shared.SortFlags = false, false
+	var last []*pflag.Flag // -o and -h, after the command's own
 	cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
-		if len(f.Annotations[flagGroupAnnotation]) > 0 {
+		switch {
+		case len(f.Annotations[flagGroupAnnotation]) > 0:
 			shared.AddFlag(f)
-		} else {
+		case f.Name == "output" || f.Name == "help":
+			last = append(last, f)
+		default:
 			own.AddFlag(f)
 		}
 	})
+	for _, f := range last {
+		own.AddFlag(f)
+	}
 	if own.HasAvailableFlags() {
 		b.WriteString("\nFlags:\n" + own.FlagUsages())
 	}

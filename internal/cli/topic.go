@@ -70,6 +70,7 @@ On a terminal, control characters in payloads are shown as escapes. With
 	}, arg("TOPIC", "the topic (channel); sluice.catalog shows sluice's own event log"))
 	cf := addClientFlags(cmd, true)
 	fs := cmd.Flags()
+	streamOutput(cmd)
 	fromStart := fs.Bool("from-start", false, "start with the oldest stored message")
 	last := fs.Int("tail", 0, "start with the last N stored messages (default: new ones only)")
 	count := fs.IntP("count", "n", 0, "stop after this many messages (default: no limit)")
