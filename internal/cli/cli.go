@@ -146,6 +146,9 @@ func newRoot(e *env) *cobra.Command {
 	}
 	root.Flags().BoolVar(&version, "version", false, "print the version")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		if !cmd.HasParent() {
+			return usagef("%v (run sluice --help)", err)
+		}
 		return usagef("%s: %v (run %s --help)", path(cmd), err, cmd.CommandPath())
 	})
 	root.SetHelpFunc(helpFunc)

@@ -205,6 +205,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"fn", "invoke"}, "sluice: fn invoke: missing NAME (usage: sluice fn invoke NAME [flags])\n"},
 		{[]string{"fn", "get", "a", "b"}, `sluice: fn get: unexpected argument "b"`},
 		{[]string{"fn", "list", "--frob"}, "sluice: fn list: unknown flag: --frob"},
+		{[]string{"--frob"}, "sluice: unknown flag: --frob (run sluice --help)\n"},
 		{[]string{"fn", "list", "-o", "yaml"}, `sluice: -o "yaml": use table or json`},
 		{[]string{"wf", "invocations", "--status", "broken"}, `sluice: --status "broken": use running, succeeded, failed, canceled`},
 		{[]string{"wf", "invocations", "--limit", "0"}, "sluice: --limit 0: want a positive number"},
