@@ -2,6 +2,7 @@ package cli
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -302,6 +303,56 @@ func TestApplyDiffs(t *testing.T) {
 		q := catalog.Trigger{Name: "t", Function: "f", Queue: &catalog.QueueSpec{Topic: "in", MaxRetries: 3, MaxInflight: 16, AckWait: catalog.DefaultAckWait}}
 		if got := strings.Join(triggerDiff(cur, q), ", "); got != "topic - → in, max_retries - → 3, max_inflight - → 16, ack_wait - → 30s, http_path /a → -, method POST → -" {
 			t.Fatalf("http to queue: %s", got)
+		}
+	})
+}
+
+// FuzzParseSpec: no spec makes the parser panic; every error names the
+// file; what it accepts is documents of a known kind with valid names,
+// each trigger of exactly one kind.
+func FuzzParseSpec(f *testing.F) {
+	f.Add([]byte(goodSpec))
+	const fn = "apiVersion: sluice/v1\nkind: Function\nname: echo\npath: echo.wasm\n"
+	for _, s := range []string{
+		fn, fn + "---\n" + fn, "# nothing\n---\n", "- a\n- b\n", fn + "env: [A=1]\n", fn + "memory: lots\n",
+		"apiVersion: sluice/v1\nkind: Trigger\nname: t\nfn: a\ntopic: x\ncron: '@every 1s'\n",
+		"apiVersion: sluice/v1\nkind: Trigger\nname: t\nworkflow: w\nhttp_path: /x\nmethod: get\n",
+		"apiVersion: sluice/v1\nkind: Function\nname: &a echo\npath: *a\n",
+		"a: &a [*a]\n", "--- {c: 3}\n...\n---x: 4\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := parseSpec("spec.yaml", "dir", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "spec.yaml: ") {
+				t.Fatalf("the error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(s.docs) == 0 {
+			t.Fatal("a spec without documents was accepted")
+		}
+		for _, d := range s.docs {
+			if !slices.Contains(kindOrder, d.kind) || catalog.ValidateName(strings.ToLower(d.kind), d.name) != nil {
+				t.Fatalf("accepted %s", d.label())
+			}
+			switch d.kind {
+			case kindTrigger:
+				kinds := 0
+				for _, set := range []bool{d.trigger.HTTP != nil, d.trigger.Queue != nil, d.trigger.Cron != nil} {
+					if set {
+						kinds++
+					}
+				}
+				if kinds != 1 || (d.trigger.Function == "") == (d.trigger.Workflow == "") {
+					t.Fatalf("accepted trigger %+v", d.trigger)
+				}
+			case kindFunction:
+				if d.path == "" || d.query.Get("abi") == "" {
+					t.Fatalf("accepted function %s without its path or abi", d.name)
+				}
+			}
 		}
 	})
 }
