@@ -389,7 +389,7 @@ func TestApply(t *testing.T) {
 	wasmDir := filepath.Join(testutil.Root(t), "build", "wasm") + string(filepath.Separator)
 	changed := strings.NewReplacer("../../build/wasm/", wasmDir, "timeout: 5s", "timeout: 6s",
 		`"Hello, ${ input.name }!"`, `"Bonjour, ${ input.name }!"`, "method: POST", "method: PUT").Replace(string(src))
-	want := "function echo: unchanged\nfunction upper: deployed version 2\nworkflow hello: created version 2\ntrigger hello-http: replaced\n"
+	want := "function echo: unchanged\nfunction upper: deployed version 2 (timeout 5s → 6s)\nworkflow hello: created version 2 (tasks.greet)\ntrigger hello-http: replaced (method POST → PUT)\n"
 	if out := p.mustSluice(t, changed, "apply", "-f", "-"); out != want {
 		t.Fatalf("apply of a changed spec:\n%s", out)
 	}
@@ -434,5 +434,68 @@ func TestApply(t *testing.T) {
 	}
 	if r := p.sluice(t, "", "apply"); r.code != 2 {
 		t.Fatalf("apply without -f: %+v", r)
+	}
+
+	// --dry-run says what would change, field by field, and changes nothing
+	want = "function echo: unchanged\nfunction upper: would change: timeout 6s → 5s\nworkflow hello: would change: tasks.greet\n" +
+		"trigger hello-http: would be replaced: method PUT → POST\ndry run: 0 to create, 3 to change, 0 to delete, 1 unchanged; nothing was changed\n"
+	if out := p.mustSluice(t, "", "apply", "-f", spec, "--dry-run"); out != want {
+		t.Fatalf("apply --dry-run:\n%s", out)
+	}
+	if out := p.mustSluice(t, changed, "apply", "-f", "-"); out != unchanged {
+		t.Fatalf("the dry run changed something:\n%s", out)
+	}
+
+	// --prune deletes what the spec does not list, of the kinds it lists
+	p.mustSluice(t, "", "fn", "deploy", "extra", wasmDir+"echo-wat.wasm")
+	p.mustSluice(t, "", "trigger", "create", "extra-http", "--fn", "extra", "--http-path", "/extra")
+	p.mustSluice(t, "", "wf", "create", "other", "-f", writeFile(t, "other.yaml", "apiVersion: sluice/v1\nkind: Workflow\nname: other\ntasks: {a: {run: extra}}\n"))
+	// a spec of functions alone keeps every trigger and workflow, so
+	// "extra", which they use, cannot go: refused, nothing changed
+	functionsOnly := strings.SplitN(changed, "\n---\n", 3)
+	fnSpec := functionsOnly[0] + "\n---\n" + functionsOnly[1] + "\n"
+	for _, dry := range []bool{true, false} {
+		args := []string{"apply", "-f", "-", "--prune"}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		r := p.sluice(t, fnSpec, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, `--prune would delete what stays in use: function "extra" is used by trigger extra-http, workflow other;`) {
+			t.Fatalf("apply %v of a function the spec drops but a trigger uses: %+v", args[3:], r)
+		}
+		if dry && !strings.Contains(r.stdout, "function extra: would be deleted\n") || !dry && r.stdout != "" {
+			t.Fatalf("apply %v printed:\n%s", args[3:], r.stdout)
+		}
+	}
+	p.mustSluice(t, "", "fn", "get", "extra")
+	// the whole spec: the trigger, the workflow, then the function go
+	want = "function echo: unchanged\nfunction upper: unchanged\nworkflow hello: unchanged\ntrigger hello-http: unchanged\n" +
+		"trigger extra-http: would be deleted\nworkflow other: would be deleted\nfunction extra: would be deleted\n" +
+		"dry run: 0 to create, 0 to change, 3 to delete, 4 unchanged; nothing was changed\n"
+	if out := p.mustSluice(t, changed, "apply", "-f", "-", "--prune", "--dry-run"); out != want {
+		t.Fatalf("apply --prune --dry-run:\n%s", out)
+	}
+	var report struct {
+		DryRun  bool `json:"dry_run"`
+		Changes []struct {
+			Kind, Name, Action string
+			Fields             []string
+		} `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(p.mustSluice(t, changed, "apply", "-f", "-", "--prune", "--dry-run", "-o", "json")), &report); err != nil ||
+		!report.DryRun || len(report.Changes) != 7 || report.Changes[4].Kind != "trigger" || report.Changes[4].Action != "delete" {
+		t.Fatalf("apply --prune --dry-run -o json: %+v %v", report, err)
+	}
+	want = unchanged + "trigger extra-http: deleted\nworkflow other: deleted\nfunction extra: deleted\n"
+	if out := p.mustSluice(t, changed, "apply", "-f", "-", "--prune"); out != want {
+		t.Fatalf("apply --prune:\n%s", out)
+	}
+	for _, args := range [][]string{{"fn", "get", "extra"}, {"wf", "get", "other"}, {"trigger", "get", "extra-http"}} {
+		if r := p.sluice(t, "", args...); r.code != 1 {
+			t.Fatalf("sluice %v after the prune: %+v", args, r)
+		}
+	}
+	if out := p.mustSluice(t, changed, "apply", "-f", "-", "--prune"); out != unchanged {
+		t.Fatalf("apply --prune again:\n%s", out)
 	}
 }

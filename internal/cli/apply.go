@@ -1,13 +1,9 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -16,11 +12,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/client"
 )
 
 // SpecAPIVersion is the apiVersion every document of a spec names.
@@ -78,8 +72,10 @@ type specDoc struct {
 	query url.Values
 	cfg   catalog.Config
 	// Workflow: the document's own text, and the same padded with blank
-	// lines so that the engine's line numbers are the file's.
+	// lines so that the engine's line numbers are the file's; once
+	// checked against the daemon, the definition.
 	source, padded string
+	def            *engine.Definition
 	// Trigger: the request that creates it, and the trigger it makes.
 	req     api.TriggerRequest
 	trigger catalog.Trigger
@@ -437,171 +433,4 @@ func (s *spec) checkTarget(d *specDoc) error {
 		return s.errorf(d, "fn: %s", strings.TrimPrefix(err.Error(), "invalid: "))
 	}
 	return nil
-}
-
-// module is a function's module, read.
-type module struct {
-	wasm []byte
-	sha  string
-}
-
-// applyState is what the daemon has, read before changing anything.
-type applyState struct {
-	functions map[string]api.FunctionView
-	workflows map[string]api.WorkflowView
-	triggers  map[string]catalog.Trigger
-}
-
-func readState(e *env, c *client.Client) (*applyState, error) {
-	st := &applyState{functions: map[string]api.FunctionView{}, workflows: map[string]api.WorkflowView{}, triggers: map[string]catalog.Trigger{}}
-	fns, err := c.Functions(e.ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range fns {
-		st.functions[f.Name] = f
-	}
-	wfs, err := c.Workflows(e.ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range wfs {
-		st.workflows[w.Name] = w
-	}
-	ts, err := c.Triggers(e.ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range ts {
-		st.triggers[t.Name] = t
-	}
-	return st, nil
-}
-
-func runApply(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("apply", &cf, e)
-	file := fs.StringP("file", "f", "", "the spec: YAML documents of kind Function, Workflow and Trigger (- for stdin)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if *file == "" {
-		return usagef("apply: -f SPEC.yaml is required")
-	}
-	name, dir := *file, filepath.Dir(*file)
-	if *file == "-" {
-		name, dir = "stdin", "."
-	}
-	data, err := readFile(e, *file)
-	if err != nil {
-		return fmt.Errorf("read spec: %w", err)
-	}
-	s, err := parseSpec(name, dir, data)
-	if err != nil {
-		return err
-	}
-	return s.apply(e, cf.client())
-}
-
-// apply checks the spec against the files it names and the daemon, then
-// makes the daemon match it: functions, then workflows, then triggers.
-// What already matches is left alone.
-func (s *spec) apply(e *env, c *client.Client) error {
-	modules := map[string]module{}
-	for _, d := range s.ofKind(kindFunction) {
-		wasm, err := os.ReadFile(d.path)
-		if err != nil {
-			return s.errorf(d, "read module: %v", err)
-		}
-		sum := sha256.Sum256(wasm)
-		modules[d.name] = module{wasm, hex.EncodeToString(sum[:])}
-	}
-	st, err := readState(e, c)
-	if err != nil {
-		return err
-	}
-	exists := func(fn string) bool {
-		_, ok := st.functions[fn]
-		return ok || s.has(kindFunction, fn)
-	}
-	known := engine.Known{
-		Function: exists,
-		Workflow: func(wf string) bool { return st.workflows[wf].Name != "" || s.has(kindWorkflow, wf) },
-	}
-	for _, d := range s.ofKind(kindWorkflow) {
-		if _, err := engine.ParseDefinition(d.name, []byte(d.padded), known); err != nil {
-			return s.errorf(d, "%s", strings.TrimPrefix(err.Error(), "invalid: "))
-		}
-	}
-	for _, d := range s.ofKind(kindTrigger) {
-		if fn := d.req.Function; fn != "" && !exists(fn) {
-			return s.errorf(d, "no function %q: deploy it or add a Function document", fn)
-		}
-		if wf := d.req.Workflow; wf != "" && st.workflows[wf].Name == "" && !s.has(kindWorkflow, wf) {
-			return s.errorf(d, "no workflow %q: create it or add a Workflow document", wf)
-		}
-	}
-
-	for _, d := range s.ofKind(kindFunction) {
-		m := modules[d.name]
-		if cur, ok := st.functions[d.name]; ok && sameFunction(cur, m.sha, d.cfg) {
-			fmt.Fprintf(e.stdout, "function %s: unchanged\n", d.name)
-			continue
-		}
-		v, err := c.Deploy(e.ctx, d.name, m.wasm, d.query)
-		if err != nil {
-			return s.errorf(d, "%v", err)
-		}
-		fmt.Fprintf(e.stdout, "function %s: deployed version %d\n", d.name, v.Version)
-	}
-	for _, d := range s.ofKind(kindWorkflow) {
-		v, changed, err := c.CreateWorkflow(e.ctx, d.name, []byte(d.source))
-		if err != nil {
-			return s.errorf(d, "%v", err)
-		}
-		if changed {
-			fmt.Fprintf(e.stdout, "workflow %s: created version %d\n", d.name, v.Version)
-		} else {
-			fmt.Fprintf(e.stdout, "workflow %s: unchanged\n", d.name)
-		}
-	}
-	for _, d := range s.ofKind(kindTrigger) {
-		cur, ok := st.triggers[d.name]
-		if ok && sameTrigger(cur, d.trigger) {
-			fmt.Fprintf(e.stdout, "trigger %s: unchanged\n", d.name)
-			continue
-		}
-		if ok {
-			// a trigger cannot be changed in place: NATS Streaming's
-			// durable subscription is named after its creation
-			if err := c.DeleteTrigger(e.ctx, d.name); err != nil {
-				return s.errorf(d, "replace: %v", err)
-			}
-		}
-		if _, err := c.CreateTrigger(e.ctx, d.req); err != nil {
-			return s.errorf(d, "%v", err)
-		}
-		if ok {
-			fmt.Fprintf(e.stdout, "trigger %s: replaced\n", d.name)
-		} else {
-			fmt.Fprintf(e.stdout, "trigger %s: created\n", d.name)
-		}
-	}
-	return nil
-}
-
-// sameFunction tells whether a deployed function runs the module with the
-// configuration: the same bytes, ABI, effective limits and environment.
-func sameFunction(cur api.FunctionView, sha string, cfg catalog.Config) bool {
-	return cur.Module == sha &&
-		(cfg.ABI == string(abi.Auto) || cfg.ABI == cur.ABI) &&
-		api.EffectiveLimits(cfg) == cur.Limits &&
-		maps.Equal(cfg.Env, cur.Env)
-}
-
-// sameTrigger tells whether a trigger is the one a spec asks for.
-func sameTrigger(cur, want catalog.Trigger) bool {
-	cur.Created, cur.Group = time.Time{}, ""
-	want.Created, want.Group = time.Time{}, ""
-	return reflect.DeepEqual(cur, want)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +264,95 @@ func TestApplySameFunction(t *testing.T) {
 	if sameFunction(view, "abc", catalog.Config{ABI: "reactor"}) {
 		t.Fatal("another ABI compares the same")
 	}
+}
+
+// The diff apply --dry-run shows: which fields change, never an
+// environment value.
+func TestApplyDiffs(t *testing.T) {
+	t.Run("function", func(t *testing.T) {
+		deployed := catalog.Config{ABI: "reactor", Timeout: catalog.Duration(5 * time.Second), Env: map[string]string{"KEEP": "1", "SECRET": "old", "GONE": "x"}}
+		cur := api.FunctionView{Module: strings.Repeat("a", 64), ABI: "reactor", Limits: api.EffectiveLimits(deployed), Env: deployed.Env}
+		want := catalog.Config{ABI: "wasi", Memory: 16 << 20, Timeout: catalog.Duration(6 * time.Second), Env: map[string]string{"KEEP": "1", "SECRET": "new", "NEW": "y"}}
+		got := strings.Join(functionDiff(cur, strings.Repeat("b", 64), want), ", ")
+		if got != "module aaaaaaaaaaaa → bbbbbbbbbbbb, abi reactor → wasi, memory 64 MiB → 16 MiB, timeout 5s → 6s, env NEW added, env SECRET changed, env GONE removed" {
+			t.Fatalf("function diff: %s", got)
+		}
+		if strings.Contains(got, "old") || strings.Contains(got, "new") {
+			t.Fatalf("the diff shows an environment value: %s", got)
+		}
+	})
+	t.Run("workflow", func(t *testing.T) {
+		was := "apiVersion: sluice/v1\nkind: Workflow\nname: w\noutput: ${ tasks.a.output }\ntasks:\n  a: {run: f}\n  b: {run: g, requires: [a]}\n  c: {run: h}\n"
+		now := "apiVersion: sluice/v1\nkind: Workflow\nname: w\ntasks:\n  a: {run: f}   # same\n  b: {run: g2, requires: [a]}\n  d: {run: h}\n"
+		if got := strings.Join(workflowDiff(was, now), ", "); got != "output removed, tasks.b, tasks.d added, tasks.c removed" {
+			t.Fatalf("workflow diff: %s", got)
+		}
+		if got := workflowDiff(was, "# a comment\n"+was); len(got) != 1 || got[0] != "source (layout or comments)" {
+			t.Fatalf("a comment: %v", got)
+		}
+		if got := workflowDiff(was, "a: [b"); len(got) != 1 || got[0] != "source" {
+			t.Fatalf("a source that does not parse: %v", got)
+		}
+	})
+	t.Run("trigger", func(t *testing.T) {
+		cur := catalog.Trigger{Name: "t", Function: "f", HTTP: &catalog.HTTPSpec{Path: "/a", Method: "POST"}, Created: time.Now()}
+		want := catalog.Trigger{Name: "t", Workflow: "w", HTTP: &catalog.HTTPSpec{Path: "/a", Method: "PUT"}}
+		if got := strings.Join(triggerDiff(cur, want), ", "); got != "fn f → -, workflow - → w, method POST → PUT" {
+			t.Fatalf("trigger diff: %s", got)
+		}
+		q := catalog.Trigger{Name: "t", Function: "f", Queue: &catalog.QueueSpec{Topic: "in", MaxRetries: 3, MaxInflight: 16, AckWait: catalog.DefaultAckWait}}
+		if got := strings.Join(triggerDiff(cur, q), ", "); got != "topic - → in, max_retries - → 3, max_inflight - → 16, ack_wait - → 30s, http_path /a → -, method POST → -" {
+			t.Fatalf("http to queue: %s", got)
+		}
+	})
+}
+
+// FuzzParseSpec: no spec makes the parser panic; every error names the
+// file; what it accepts is documents of a known kind with valid names,
+// each trigger of exactly one kind.
+func FuzzParseSpec(f *testing.F) {
+	f.Add([]byte(goodSpec))
+	const fn = "apiVersion: sluice/v1\nkind: Function\nname: echo\npath: echo.wasm\n"
+	for _, s := range []string{
+		fn, fn + "---\n" + fn, "# nothing\n---\n", "- a\n- b\n", fn + "env: [A=1]\n", fn + "memory: lots\n",
+		"apiVersion: sluice/v1\nkind: Trigger\nname: t\nfn: a\ntopic: x\ncron: '@every 1s'\n",
+		"apiVersion: sluice/v1\nkind: Trigger\nname: t\nworkflow: w\nhttp_path: /x\nmethod: get\n",
+		"apiVersion: sluice/v1\nkind: Function\nname: &a echo\npath: *a\n",
+		"a: &a [*a]\n", "--- {c: 3}\n...\n---x: 4\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := parseSpec("spec.yaml", "dir", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "spec.yaml: ") {
+				t.Fatalf("the error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(s.docs) == 0 {
+			t.Fatal("a spec without documents was accepted")
+		}
+		for _, d := range s.docs {
+			if !slices.Contains(kindOrder, d.kind) || catalog.ValidateName(strings.ToLower(d.kind), d.name) != nil {
+				t.Fatalf("accepted %s", d.label())
+			}
+			switch d.kind {
+			case kindTrigger:
+				kinds := 0
+				for _, set := range []bool{d.trigger.HTTP != nil, d.trigger.Queue != nil, d.trigger.Cron != nil} {
+					if set {
+						kinds++
+					}
+				}
+				if kinds != 1 || (d.trigger.Function == "") == (d.trigger.Workflow == "") {
+					t.Fatalf("accepted trigger %+v", d.trigger)
+				}
+			case kindFunction:
+				if d.path == "" || d.query.Get("abi") == "" {
+					t.Fatalf("accepted function %s without its path or abi", d.name)
+				}
+			}
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/sluicehq/sluice/abi"
@@ -23,31 +24,36 @@ import (
 	"github.com/sluicehq/sluice/internal/daemon"
 )
 
-var benchCommands = []command{
-	{"coldstart", "compile, cache load, cold and warm calls vs bare wazero and a process per call (no daemon)", benchColdStart},
-	{"http", "requests/s and latency of a function over HTTP on a daemon", benchHTTP},
-	{"mq", "messages/s and latency of a message-queue trigger on a daemon", benchMQ},
-	{"workflow", "the workflow engine's overhead per task on a daemon", benchWorkflow},
+func benchCommands(e *env) []*cobra.Command {
+	return []*cobra.Command{benchColdStart(e), benchHTTP(e), benchMQ(e), benchWorkflow(e), benchFloorServer(e)}
 }
 
 // benchFloorServer is the hidden command behind bench http --floor: a
 // bare net/http server running one module through a host, in a process
 // of its own as the daemon is. It prints its URL, then serves until its
 // stdin closes.
-func benchFloorServer(e *env, args []string) error {
-	fs := newFlags("bench floor-server", nil, e)
+func benchFloorServer(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:    "floor-server FILE.wasm",
+		Short:  "serve a module from a bare net/http server (bench http --floor runs it)",
+		Hidden: true,
+	}, arg("FILE.wasm", "the module"))
+	fs := cmd.Flags()
 	abiKind := fs.String("abi", "auto", "module kind")
 	conc := fs.Int("concurrency", 0, "calls at once")
 	memory := fs.Uint64("memory", 0, "memory limit in bytes")
-	rest, err := parse(fs, args, "FILE.wasm")
-	if err != nil {
-		return err
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runFloorServer(e, args[0], *abiKind, *conc, *memory)
 	}
-	wasm, err := os.ReadFile(rest[0])
+	return cmd
+}
+
+func runFloorServer(e *env, file, abiKind string, conc int, memory uint64) error {
+	wasm, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("read module: %w", err)
 	}
-	srv, err := bench.StartFloorServer(e.ctx, wasm, host.Spec{ABI: abi.Kind(*abiKind), Limits: host.Limits{Concurrency: *conc, Memory: *memory}})
+	srv, err := bench.StartFloorServer(e.ctx, wasm, host.Spec{ABI: abi.Kind(abiKind), Limits: host.Limits{Concurrency: conc, Memory: memory}})
 	if err != nil {
 		return err
 	}
@@ -104,7 +110,7 @@ type benchInputFlags struct {
 	data, file, size string
 }
 
-func addInputFlags(fs *pflag.FlagSet, what string) *benchInputFlags {
+func addBenchInputFlags(fs *pflag.FlagSet, what string) *benchInputFlags {
 	var f benchInputFlags
 	fs.StringVar(&f.data, "data", "", what+", as a string")
 	fs.StringVar(&f.file, "file", "", "read "+what+" from a file")
@@ -190,42 +196,42 @@ func writeSVG(file string, svg []byte) error {
 	return nil
 }
 
-func checkOutput(o string) error {
-	if o != "table" && o != "json" {
-		return usagef("-o %q: use table or json", o)
-	}
-	return nil
-}
-
-func benchColdStart(e *env, args []string) error {
-	fs := newFlags("bench coldstart", nil, e)
+func benchColdStart(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "coldstart FILE.wasm...",
+		Short: "compile, cache load, cold and warm calls vs bare wazero and a process per call (no daemon)",
+		Long: `Measure, in this process (no daemon), what a function costs: its first
+compilation, a load from the disk cache, cold starts and warm calls through
+sluice's invoke path, against bare wazero on the same module and against a
+process per call (fork/exec of a native echo built here).`,
+		Example: `  sluice bench coldstart build/wasm/echo-wat.wasm build/wasm/upper-go.wasm -n 200 --svg cold.svg`,
+	}, manyArgs("FILE.wasm", "the modules to measure"))
+	cmd.ValidArgsFunction = completeFiles("wasm")
+	fs := cmd.Flags()
 	abiKind := fs.String("abi", "auto", "module kind: auto, wasi (a WASI command) or reactor (sluice ABI)")
 	samples := fs.IntP("samples", "n", bench.DefaultSamples, "samples per cold and warm figure (at least 10; 100 or more for a p99)")
 	output := fs.StringP("output", "o", "table", "output format: table or json")
 	svgFile := fs.String("svg", "", "also draw the figures as a bar chart into this SVG `file`")
 	noProcess := fs.Bool("no-process", false, "leave out the process-per-call baseline (it builds a native echo with cc or go)")
-	in := addInputFlags(fs, "each call's input")
-	if err := fs.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return err
-		}
-		return usagef("%v", err)
+	in := addBenchInputFlags(fs, "each call's input")
+	cmd.RunE = func(cmd *cobra.Command, files []string) error {
+		return runColdStart(e, fs, files, *abiKind, *samples, *output, *svgFile, *noProcess, in)
 	}
-	files := fs.Args()
-	if len(files) == 0 {
-		return usagef("bench coldstart: missing FILE.wasm (usage: bench coldstart FILE.wasm... [flags])")
+	return cmd
+}
+
+func runColdStart(e *env, fs *pflag.FlagSet, files []string, abiKind string, samples int, output, svgFile string, noProcess bool, in *benchInputFlags) error {
+	if output != "table" && output != "json" {
+		return usagef("-o %q: use table or json", output)
 	}
-	if err := checkOutput(*output); err != nil {
-		return err
-	}
-	kind := abi.Kind(*abiKind)
+	kind := abi.Kind(abiKind)
 	switch kind {
 	case abi.Auto, abi.WASI, abi.Reactor:
 	default:
-		return usagef("--abi %q: use auto, wasi or reactor", *abiKind)
+		return usagef("--abi %q: use auto, wasi or reactor", abiKind)
 	}
-	if *samples < bench.MinSamples {
-		return usagef("-n %d: want at least %d samples", *samples, bench.MinSamples)
+	if samples < bench.MinSamples {
+		return usagef("-n %d: want at least %d samples", samples, bench.MinSamples)
 	}
 	input, err := in.input(fs)
 	if err != nil {
@@ -240,12 +246,12 @@ func benchColdStart(e *env, args []string) error {
 
 	p := newProgress(e)
 	defer p.clear()
-	units := float64(len(files) + boolToInt(!*noProcess))
+	units := float64(len(files) + boolToInt(!noProcess))
 	timer := bench.MeasureTimer()
 	results := make([]*bench.ColdStart, 0, len(files))
 	for i, f := range files {
 		r, err := bench.ColdStartModule(e.ctx, f, mods[i], bench.ColdStartOptions{
-			ABI: kind, Samples: *samples, Input: input, Timer: timer,
+			ABI: kind, Samples: samples, Input: input, Timer: timer,
 			Progress: func(done, total int, what string) {
 				p.set((float64(i)+float64(done)/float64(total))/units, filepath.Base(f)+": "+what)
 			},
@@ -257,8 +263,8 @@ func benchColdStart(e *env, args []string) error {
 	}
 	var procs []bench.ProcessResult
 	var skipped []string
-	if !*noProcess {
-		procs, skipped, err = bench.Process(e.ctx, bench.ProcessOptions{Samples: *samples, Input: input,
+	if !noProcess {
+		procs, skipped, err = bench.Process(e.ctx, bench.ProcessOptions{Samples: samples, Input: input,
 			Progress: func(done, total int, what string) {
 				p.set((float64(len(files))+float64(done)/float64(total))/units, what)
 			}})
@@ -270,19 +276,19 @@ func benchColdStart(e *env, args []string) error {
 
 	machine := bench.ThisMachine()
 	method := []string{
-		fmt.Sprintf("%s input, %d samples per figure; sluice and bare wazero interleaved in one process", describeInput(input), *samples),
+		fmt.Sprintf("%s input, %d samples per figure; sluice and bare wazero interleaved in one process", describeInput(input), samples),
 		"machine: " + machine.String(),
 		fmt.Sprintf("timer: %s per reading; calls shorter than %s are timed in batches", timer.Cost, bench.FormatDuration(timer.MinSample)),
 	}
-	if *svgFile != "" {
-		if err := writeSVG(*svgFile, coldStartSVG(results, procs, method)); err != nil {
+	if svgFile != "" {
+		if err := writeSVG(svgFile, coldStartSVG(results, procs, method)); err != nil {
 			return err
 		}
 	}
 	for _, s := range skipped {
 		fmt.Fprintf(e.stderr, "sluice: process baseline without %s\n", s)
 	}
-	if *output == "json" {
+	if output == "json" {
 		return printJSON(e.stdout, results)
 	}
 	fmt.Fprintf(e.stdout, "sluice bench coldstart: %s\n%s\n%s\n\n", method[0], method[1], method[2])
@@ -392,9 +398,18 @@ func functionLine(f api.FunctionView) string {
 		f.Name, f.Version, f.ABI, host.FormatBytes(uint64(f.Size)), f.Limits.Concurrency, host.FormatBytes(f.Limits.Memory))
 }
 
-func benchHTTP(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("bench http", &cf, e)
+func benchHTTP(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "http --fn NAME",
+		Short: "requests/s and latency of a function over HTTP on a daemon",
+		Long: `Load a function on a daemon over HTTP with clients in a closed loop, and print
+requests/s and latency percentiles; --floor also measures a bare net/http
+server running the same module (a process of its own, like the daemon) and
+prints the ratio.`,
+		Example: `  sluice bench http --fn echo -c 32 -d 10s --floor build/wasm/echo-wat.wasm`,
+	})
+	cf := addClientFlags(cmd, true)
+	fs := cmd.Flags()
 	fn := fs.String("fn", "", "the deployed function to call (POST /v1/functions/NAME/invoke)")
 	path := fs.String("path", "", "call an HTTP trigger's route instead, e.g. /fn/hello (--fn still names its function)")
 	method := fs.String("method", "POST", "the HTTP method, with --path")
@@ -402,17 +417,19 @@ func benchHTTP(e *env, args []string) error {
 	dur := fs.DurationP("duration", "d", bench.DefaultDuration, "how long to measure, after the warm-up")
 	floorFile := fs.String("floor", "", "also measure a bare net/http server (a process of its own, like the daemon) running this `FILE.wasm` the same way, and print the ratio")
 	svgFile := fs.String("svg", "", "draw the latency histogram into this SVG `file`")
-	in := addInputFlags(fs, "each request's body")
-	if _, err := parse(fs, args); err != nil {
-		return err
+	in := addBenchInputFlags(fs, "each request's body")
+	_ = cmd.RegisterFlagCompletionFunc("fn", completeFlag(cf, functionNames))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runBenchHTTP(e, cf, fs, *fn, *path, *method, *conc, *dur, *floorFile, *svgFile, in)
 	}
-	if err := cf.check(); err != nil {
-		return err
-	}
-	if *fn == "" {
+	return cmd
+}
+
+func runBenchHTTP(e *env, cf *clientFlags, fs *pflag.FlagSet, fn, path, method string, conc int, dur time.Duration, floorFile, svgFile string, in *benchInputFlags) error {
+	if fn == "" {
 		return usagef("bench http: --fn NAME is required")
 	}
-	if *conc <= 0 || *dur <= 0 {
+	if conc <= 0 || dur <= 0 {
 		return usagef("bench http: -c and -d must be positive")
 	}
 	body, err := in.input(fs)
@@ -420,35 +437,35 @@ func benchHTTP(e *env, args []string) error {
 		return err
 	}
 	c := cf.client()
-	f, err := c.Function(e.ctx, *fn)
+	f, err := c.Function(e.ctx, fn)
 	if err != nil {
 		return err
 	}
-	target, m := c.Base()+"/v1/functions/"+url.PathEscape(*fn)+"/invoke", "POST"
-	if *path != "" {
-		if !strings.HasPrefix(*path, "/") {
-			return usagef("--path %q: want a route like /fn/hello", *path)
+	target, m := c.Base()+"/v1/functions/"+url.PathEscape(fn)+"/invoke", "POST"
+	if path != "" {
+		if !strings.HasPrefix(path, "/") {
+			return usagef("--path %q: want a route like /fn/hello", path)
 		}
-		target, m = c.Base()+*path, strings.ToUpper(*method)
+		target, m = c.Base()+path, strings.ToUpper(method)
 	}
-	if *floorFile != "" {
-		if _, err := os.Stat(*floorFile); err != nil {
+	if floorFile != "" {
+		if _, err := os.Stat(floorFile); err != nil {
 			return fmt.Errorf("--floor: %w", err)
 		}
 	}
 	p := newProgress(e)
 	defer p.clear()
 	run := func(url, method string, d time.Duration, what string, from, span float64) (*bench.HTTPResult, error) {
-		return bench.HTTP(e.ctx, bench.HTTPOptions{URL: url, Method: method, Token: cf.token, Body: body, Concurrency: *conc, Duration: d,
+		return bench.HTTP(e.ctx, bench.HTTPOptions{URL: url, Method: method, Token: cf.resolved, Body: body, Concurrency: conc, Duration: d,
 			Progress: func(frac float64, stage string) { p.set(from+frac*span, what+": "+stage) }})
 	}
 	var res, floor *bench.HTTPResult
-	if *floorFile == "" {
-		if res, err = run(target, m, *dur, "daemon", 0, 1); err != nil {
+	if floorFile == "" {
+		if res, err = run(target, m, dur, "daemon", 0, 1); err != nil {
 			return err
 		}
 	} else {
-		floorURL, stop, err := startFloorProcess(e, *floorFile, f)
+		floorURL, stop, err := startFloorProcess(e, floorFile, f)
 		if err != nil {
 			return err
 		}
@@ -461,7 +478,7 @@ func benchHTTP(e *env, args []string) error {
 			if daemonTurn {
 				u, mm, what = target, m, "daemon"
 			}
-			if parts[i], err = run(u, mm, *dur/2, what, float64(i)/4, 0.25); err != nil {
+			if parts[i], err = run(u, mm, dur/2, what, float64(i)/4, 0.25); err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
@@ -469,16 +486,16 @@ func benchHTTP(e *env, args []string) error {
 	}
 	p.clear()
 	how := fmt.Sprintf("%d clients in a closed loop over keep-alive connections, %s bodies, a %s warm-up then %s",
-		*conc, describeInput(body), min(max(*dur/5, 200*time.Millisecond), 2*time.Second), *dur)
+		conc, describeInput(body), min(max(dur/5, 200*time.Millisecond), 2*time.Second), dur)
 	lines := []string{fmt.Sprintf("%s %s on %s", m, target, functionLine(f)), how}
-	if *floorFile != "" {
+	if floorFile != "" {
 		lines[1] = fmt.Sprintf("%d clients in a closed loop over keep-alive connections, %s bodies; %s for the daemon and for the floor, in turns of %s (daemon, floor, floor, daemon), each after a %s warm-up",
-			*conc, describeInput(body), *dur, *dur/2, min(max(*dur/10, 200*time.Millisecond), 2*time.Second))
-		lines = append(lines, "floor: "+*floorFile+" in a bare net/http server that runs it through the same host, a process of its own as the daemon is")
+			conc, describeInput(body), dur, dur/2, min(max(dur/10, 200*time.Millisecond), 2*time.Second))
+		lines = append(lines, "floor: "+floorFile+" in a bare net/http server that runs it through the same host, a process of its own as the daemon is")
 	}
 	lines = append(lines, "client: "+bench.ThisMachine().String())
-	if *svgFile != "" {
-		if err := writeSVG(*svgFile, httpHistogram(lines, res, floor)); err != nil {
+	if svgFile != "" {
+		if err := writeSVG(svgFile, httpHistogram(lines, res, floor)); err != nil {
 			return err
 		}
 	}
@@ -500,10 +517,10 @@ func benchHTTP(e *env, args []string) error {
 	if floor != nil {
 		rows = append(rows, mk("floor", floor))
 	}
-	if cf.output == "json" {
+	if cf.json() {
 		out := map[string]any{
 			"url": target, "method": m, "function": f.Name, "version": f.Version, "abi": f.ABI, "module_bytes": f.Size,
-			"concurrency": *conc, "duration_s": dur.Seconds(), "body_bytes": len(body), "results": rows,
+			"concurrency": conc, "duration_s": dur.Seconds(), "body_bytes": len(body), "results": rows,
 		}
 		if floor != nil {
 			out["ratio"] = res.RPS / floor.RPS
@@ -559,9 +576,17 @@ func natsURL(server string) string {
 	return "nats://" + host + ":" + port
 }
 
-func benchMQ(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("bench mq", &cf, e)
+func benchMQ(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "mq --fn NAME",
+		Short: "messages/s and latency of a message-queue trigger on a daemon",
+		Long: `Create a temporary queue trigger for a function on a daemon, publish a burst of
+messages to NATS Streaming and measure messages/s, then latency one message
+at a time.`,
+		Example: `  sluice bench mq --fn echo --inflight 16 -n 10000`,
+	})
+	cf := addClientFlags(cmd, true)
+	fs := cmd.Flags()
 	fn := fs.String("fn", "", "the deployed function the temporary trigger calls")
 	inflight := fs.Int("inflight", bench.DefaultInflight, "the trigger's --max-inflight: messages processed at once")
 	n := fs.IntP("messages", "n", bench.DefaultMessages, "messages in the burst that measures throughput")
@@ -569,54 +594,56 @@ func benchMQ(e *env, args []string) error {
 	nats := fs.String("nats", "", "the daemon's NATS Streaming `URL` (env SLUICE_NATS; default: the --server host, port 4222)")
 	cluster := fs.String("cluster-id", envOr("SLUICE_CLUSTER_ID", daemon.DefaultClusterID), "NATS Streaming cluster id (env SLUICE_CLUSTER_ID)")
 	svgFile := fs.String("svg", "", "draw the latency histogram into this SVG `file`")
-	in := addInputFlags(fs, "each message")
-	if _, err := parse(fs, args); err != nil {
-		return err
+	in := addBenchInputFlags(fs, "each message")
+	_ = cmd.RegisterFlagCompletionFunc("fn", completeFlag(cf, functionNames))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runBenchMQ(e, cf, fs, *fn, *inflight, *n, *lat, *nats, *cluster, *svgFile, in)
 	}
-	if err := cf.check(); err != nil {
-		return err
-	}
-	if *fn == "" {
+	return cmd
+}
+
+func runBenchMQ(e *env, cf *clientFlags, fs *pflag.FlagSet, fn string, inflight, n, lat int, nats, cluster, svgFile string, in *benchInputFlags) error {
+	if fn == "" {
 		return usagef("bench mq: --fn NAME is required")
 	}
-	if *inflight <= 0 || *n <= 0 || *lat <= 0 {
+	if inflight <= 0 || n <= 0 || lat <= 0 {
 		return usagef("bench mq: --inflight, -n and --latency must be positive")
 	}
 	payload, err := in.input(fs)
 	if err != nil {
 		return err
 	}
-	if *nats == "" {
-		*nats = natsURL(cf.server)
+	if nats == "" {
+		nats = natsURL(cf.server)
 	}
 	c := cf.client()
-	f, err := c.Function(e.ctx, *fn)
+	f, err := c.Function(e.ctx, fn)
 	if err != nil {
 		return err
 	}
 	p := newProgress(e)
 	defer p.clear()
-	res, err := bench.MQ(e.ctx, bench.MQOptions{Client: c, NATSURL: *nats, ClusterID: *cluster, Function: *fn,
-		Inflight: *inflight, Messages: *n, Latency: *lat, Payload: payload, Progress: p.set})
+	res, err := bench.MQ(e.ctx, bench.MQOptions{Client: c, NATSURL: nats, ClusterID: cluster, Function: fn,
+		Inflight: inflight, Messages: n, Latency: lat, Payload: payload, Progress: p.set})
 	p.clear()
 	if err != nil {
 		return err
 	}
 	lines := []string{
-		fmt.Sprintf("a queue trigger (max-inflight %d) on %s, results to %s, on %s", *inflight, res.Topic, res.RespTopic, functionLine(f)),
-		fmt.Sprintf("%s messages published to NATS Streaming at %s (cluster %s); store: the daemon's (sluice daemon embeds a file store, fsync on)", describeInput(payload), *nats, *cluster),
-		fmt.Sprintf("throughput: a burst of %d messages, first publication to last result; latency: %d messages one at a time, publish to result", *n, *lat),
+		fmt.Sprintf("a queue trigger (max-inflight %d) on %s, results to %s, on %s", inflight, res.Topic, res.RespTopic, functionLine(f)),
+		fmt.Sprintf("%s messages published to NATS Streaming at %s (cluster %s); store: the daemon's (sluice daemon embeds a file store, fsync on)", describeInput(payload), nats, cluster),
+		fmt.Sprintf("throughput: a burst of %d messages, first publication to last result; latency: %d messages one at a time, publish to result", n, lat),
 		"client: " + bench.ThisMachine().String(),
 	}
-	if *svgFile != "" {
-		if err := writeSVG(*svgFile, bench.Histogram("sluice bench mq", lines, "messages one at a time", bench.Series{Name: "trigger", Samples: res.Samples})); err != nil {
+	if svgFile != "" {
+		if err := writeSVG(svgFile, bench.Histogram("sluice bench mq", lines, "messages one at a time", bench.Series{Name: "trigger", Samples: res.Samples})); err != nil {
 			return err
 		}
 	}
-	if cf.output == "json" {
+	if cf.json() {
 		return printJSON(e.stdout, map[string]any{
-			"function": f.Name, "version": f.Version, "abi": f.ABI, "module_bytes": f.Size, "nats": *nats,
-			"inflight": *inflight, "messages": *n, "message_bytes": len(payload), "latency_messages": *lat,
+			"function": f.Name, "version": f.Version, "abi": f.ABI, "module_bytes": f.Size, "nats": nats,
+			"inflight": inflight, "messages": n, "message_bytes": len(payload), "latency_messages": lat,
 			"msgs_per_s": res.MsgsPerSec, "burst_s": res.Elapsed.Seconds(),
 			"p50_us": bench.Micros(res.Latency.P50), "p90_us": bench.Micros(res.Latency.P90),
 			"p99_us": bench.Micros(res.Latency.P99), "max_us": bench.Micros(res.Latency.Max),
@@ -634,24 +661,35 @@ func benchMQ(e *env, args []string) error {
 	}})
 }
 
-func benchWorkflow(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("bench workflow", &cf, e)
+func benchWorkflow(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "workflow --fn NAME",
+		Short: "the workflow engine's overhead per task on a daemon",
+		Long: `Create chains of 1 and --tasks tasks running a function on a daemon, invoke
+them one at a time, interleaved with direct calls, and print the engine's
+overhead per task.`,
+		Example: `  sluice fn deploy echo build/wasm/echo-wat.wasm
+  sluice bench workflow --fn echo --tasks 10 -n 200`,
+	})
+	cf := addClientFlags(cmd, true)
+	fs := cmd.Flags()
 	fn := fs.String("fn", "", "the deployed function each task runs, e.g. examples/echo-wat deployed as echo (required)")
 	tasks := fs.Int("tasks", bench.DefaultTasks, "tasks in the chain")
 	n := fs.IntP("invocations", "n", bench.DefaultInvocations, "invocations of each workflow, one at a time")
 	svgFile := fs.String("svg", "", "draw the chain's latency histogram into this SVG `file`")
-	in := addInputFlags(fs, "the workflow's input")
-	if _, err := parse(fs, args); err != nil {
-		return err
+	in := addBenchInputFlags(fs, "the workflow's input")
+	_ = cmd.RegisterFlagCompletionFunc("fn", completeFlag(cf, functionNames))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return runBenchWorkflow(e, cf, fs, *fn, *tasks, *n, *svgFile, in)
 	}
-	if err := cf.check(); err != nil {
-		return err
-	}
-	if *tasks < 2 || *n <= 0 {
+	return cmd
+}
+
+func runBenchWorkflow(e *env, cf *clientFlags, fs *pflag.FlagSet, fn string, tasks, n int, svgFile string, in *benchInputFlags) error {
+	if tasks < 2 || n <= 0 {
 		return usagef("bench workflow: --tasks must be at least 2 and -n positive")
 	}
-	if *fn == "" {
+	if fn == "" {
 		return usagef("bench workflow: --fn is required: deploy a no-op first, e.g. sluice fn deploy echo build/wasm/echo-wat.wasm, then --fn echo")
 	}
 	input, err := in.input(fs)
@@ -660,26 +698,26 @@ func benchWorkflow(e *env, args []string) error {
 	}
 	p := newProgress(e)
 	defer p.clear()
-	res, err := bench.Workflow(e.ctx, bench.WorkflowOptions{Server: cf.server, Token: cf.token, Function: *fn,
-		Tasks: *tasks, Invocations: *n, Input: input, Progress: p.set})
+	res, err := bench.Workflow(e.ctx, bench.WorkflowOptions{Server: cf.server, Token: cf.resolved, Function: fn,
+		Tasks: tasks, Invocations: n, Input: input, Progress: p.set})
 	p.clear()
 	if err != nil {
 		return err
 	}
 	fnDesc := "function " + res.Function
 	lines := []string{
-		fmt.Sprintf("chains of 1 and %d tasks running %s, on %s", *tasks, fnDesc, cf.client().Base()),
-		fmt.Sprintf("%s input passed from task to task; %d invocations each, one at a time, waited for; interleaved with direct calls", describeInput(input), *n),
+		fmt.Sprintf("chains of 1 and %d tasks running %s, on %s", tasks, fnDesc, cf.client().Base()),
+		fmt.Sprintf("%s input passed from task to task; %d invocations each, one at a time, waited for; interleaved with direct calls", describeInput(input), n),
 		"store: the daemon's NATS Streaming (sluice daemon embeds a file store, fsync on); client: " + bench.ThisMachine().String(),
 	}
-	if *svgFile != "" {
-		if err := writeSVG(*svgFile, bench.Histogram("sluice bench workflow", lines, fmt.Sprintf("invocations of %d tasks", *tasks), bench.Series{Name: "chain", Samples: res.Samples})); err != nil {
+	if svgFile != "" {
+		if err := writeSVG(svgFile, bench.Histogram("sluice bench workflow", lines, fmt.Sprintf("invocations of %d tasks", tasks), bench.Series{Name: "chain", Samples: res.Samples})); err != nil {
 			return err
 		}
 	}
-	if cf.output == "json" {
+	if cf.json() {
 		return printJSON(e.stdout, map[string]any{
-			"function": res.Function, "tasks": *tasks, "invocations": *n, "input_bytes": len(input),
+			"function": res.Function, "tasks": tasks, "invocations": n, "input_bytes": len(input),
 			"per_task_p50_us": bench.Micros(res.PerTaskP50), "per_task_p99_us": bench.Micros(res.PerTaskP99),
 			"marginal_task_us": bench.Micros(res.Marginal), "invocation_us": bench.Micros(res.Invocation),
 			"chain_p50_us": bench.Micros(res.Chain.P50), "chain_p99_us": bench.Micros(res.Chain.P99),
@@ -694,12 +732,12 @@ func benchWorkflow(e *env, args []string) error {
 		{"direct call, POST /v1/functions/FN/invoke", d(res.Direct.P50), d(res.Direct.P99)},
 		{"  of which in the function (X-Sluice-Duration)", d(res.Call.P50), d(res.Call.P99)},
 		{"workflow of 1 task, invoke --wait", d(res.One.P50), d(res.One.P99)},
-		{fmt.Sprintf("workflow of %d tasks, invoke --wait", *tasks), d(res.Chain.P50), d(res.Chain.P99)},
+		{fmt.Sprintf("workflow of %d tasks, invoke --wait", tasks), d(res.Chain.P50), d(res.Chain.P99)},
 	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "\nengine overhead per task: %s p50, %s p99 (chain − direct call − %d more calls, ÷ %d: the invocation's own cost spread over its tasks)\n",
-		d(res.PerTaskP50), d(res.PerTaskP99), *tasks-1, *tasks)
+		d(res.PerTaskP50), d(res.PerTaskP99), tasks-1, tasks)
 	fmt.Fprintf(e.stdout, "one more task in a chain: %s; an invocation of one task beyond a direct call: %s\n", d(res.Marginal), d(res.Invocation))
 	return nil
 }

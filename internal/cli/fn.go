@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -12,57 +13,87 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/client"
 )
 
-var fnCommands = []command{
-	{"deploy", "deploy a .wasm module as a function", fnDeploy},
-	{"list", "list functions", fnList},
-	{"get", "show a function", fnGet},
-	{"delete", "delete a function", fnDelete},
-	{"invoke", "call a function; its output goes to stdout", fnInvoke},
-	{"logs", "show a function's recent logs", fnLogs},
+// DefaultLogTail is how many log records fn logs prints by default: a
+// screenful or two of the most recent, never the whole log channel
+// (hundreds of thousands of lines at its cap).
+const DefaultLogTail = 100
+
+func fnCommands(e *env) []*cobra.Command {
+	return []*cobra.Command{fnDeploy(e), fnUpdate(e), fnList(e), fnGet(e), fnDelete(e), fnInvoke(e), fnLogs(e)}
 }
 
-func fnDeploy(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("fn deploy", &cf, e)
+const nameHelp = "1 to 63 lowercase letters, digits and '-'"
+
+func fnDeploy(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "deploy NAME FILE.wasm",
+		Short: "deploy a .wasm module as a function (a new version if it exists)",
+		Long: `Deploy a .wasm module as a function. The daemon compiles and checks it first:
+a module that cannot run is refused with the reason, and nothing changes.
+Deploying again under the same name makes a new version; calls in flight
+finish on the old one.`,
+		Example: `  # a WASI command, with an environment variable
+  sluice fn deploy hello build/wasm/hello-wasi.wasm --env GREETING=Bonjour
+
+  # a reactor with tighter limits
+  sluice fn deploy upper build/wasm/upper-go.wasm --memory 16MiB --timeout 5s --concurrency 8`,
+	}, arg("NAME", "the function's name: "+nameHelp), arg("FILE.wasm", "the module: a WASI command, or a reactor (sluice ABI or Extism)"))
+	cf := addClientFlags(cmd, true)
+	fs := cmd.Flags()
 	abiKind := fs.String("abi", "auto", "module kind: auto, wasi (a WASI command) or reactor (sluice ABI)")
-	memory := fs.String("memory", "", "memory limit per instance, e.g. 64MiB (default 64MiB)")
-	timeout := fs.Duration("timeout", 0, "time limit per call, e.g. 5s (default 30s)")
-	concurrency := fs.Int("concurrency", 0, "calls that may run at once (default 32)")
-	maxInput := fs.String("max-input", "", "largest input, e.g. 1MiB (default 6MiB)")
-	maxOutput := fs.String("max-output", "", "largest output (default 6MiB)")
-	envs := fs.StringArray("env", nil, "environment variable K=V for the guest (repeatable)")
-	rest, err := parse(fs, args, "NAME", "FILE.wasm")
-	if err != nil {
-		return err
+	var d deploySettings
+	addLimitFlags(fs, &d)
+	_ = cmd.RegisterFlagCompletionFunc("abi", cobra.FixedCompletions([]cobra.Completion{"auto", "wasi", "reactor"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) == 0 {
+			return completeNames(cmd, cf, functionNames, toComplete), cobra.ShellCompDirectiveNoFileComp
+		}
+		return completeFiles("wasm")(cmd, args, toComplete)
 	}
-	if err := catalog.ValidateName("function", rest[0]); err != nil {
-		return usagef("%v", strings.TrimPrefix(err.Error(), "invalid: "))
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := catalog.ValidateName("function", args[0]); err != nil {
+			return usagef("%v", strings.TrimPrefix(err.Error(), "invalid: "))
+		}
+		d.abi = *abiKind
+		q, err := deployQuery(d, flagNames)
+		if err != nil {
+			return err
+		}
+		wasm, err := os.ReadFile(args[1])
+		if err != nil {
+			return fmt.Errorf("read module: %w", err)
+		}
+		v, err := cf.client().Deploy(e.ctx, args[0], wasm, q)
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, v)
+		}
+		fmt.Fprintf(e.stdout, "deployed %s version %d (%s, %s, module %s)\n", v.Name, v.Version, v.ABI, host.FormatBytes(uint64(v.Size)), short(v.Module))
+		return nil
 	}
-	wasm, err := os.ReadFile(rest[1])
-	if err != nil {
-		return fmt.Errorf("read module: %w", err)
-	}
-	q, err := deployQuery(deploySettings{
-		abi: *abiKind, memory: *memory, timeout: *timeout, concurrency: *concurrency,
-		maxInput: *maxInput, maxOutput: *maxOutput, env: *envs,
-	}, flagNames)
-	if err != nil {
-		return err
-	}
-	v, err := cf.client().Deploy(e.ctx, rest[0], wasm, q)
-	if err != nil {
-		return err
-	}
-	if cf.output == "json" {
-		return printJSON(e.stdout, v)
-	}
-	fmt.Fprintf(e.stdout, "deployed %s version %d (%s, %s, module %s)\n", v.Name, v.Version, v.ABI, host.FormatBytes(uint64(v.Size)), v.Module[:12])
-	return nil
+	return cmd
+}
+
+// addLimitFlags defines the flags of a function's limits and environment,
+// as fn deploy and fn update take them.
+func addLimitFlags(fs *pflag.FlagSet, d *deploySettings) {
+	fs.StringVar(&d.memory, "memory", "", "memory limit per instance, e.g. 64MiB (default 64MiB)")
+	fs.DurationVar(&d.timeout, "timeout", 0, "time limit per call, e.g. 5s (default 30s)")
+	fs.IntVar(&d.concurrency, "concurrency", 0, "calls that may run at once (default 32)")
+	fs.StringVar(&d.maxInput, "max-input", "", "largest input, e.g. 1MiB (default 6MiB)")
+	fs.StringVar(&d.maxOutput, "max-output", "", "largest output (default 6MiB)")
+	fs.StringArrayVar(&d.env, "env", nil, "environment variable K=V for the guest (repeatable)")
 }
 
 // deploySettings are a function's settings as fn deploy and apply take
@@ -96,79 +127,199 @@ func deployQuery(d deploySettings, name namer) (url.Values, error) {
 		q.Set("timeout", d.timeout.String())
 	}
 	if d.concurrency != 0 {
+		if d.concurrency < 0 {
+			return nil, usagef("%s must be positive", name("concurrency"))
+		}
 		q.Set("concurrency", strconv.Itoa(d.concurrency))
 	}
-	if d.maxInput != "" {
-		q.Set("max-input", d.maxInput)
-	}
-	if d.maxOutput != "" {
-		q.Set("max-output", d.maxOutput)
+	for _, s := range []struct{ setting, v string }{{"max-input", d.maxInput}, {"max-output", d.maxOutput}} {
+		if s.v == "" {
+			continue
+		}
+		if _, err := host.ParseBytes(s.v); err != nil {
+			return nil, usagef("%s: %v", name(s.setting), err)
+		}
+		q.Set(s.setting, s.v)
 	}
 	for _, kv := range d.env {
-		if !strings.Contains(kv, "=") {
-			return nil, usagef("%s %q: want KEY=VALUE", name("env"), kv)
+		k, v, ok := strings.Cut(kv, "=")
+		if err := checkEnv(k, v, ok); err != nil {
+			return nil, usagef("%s %q: %v", name("env"), kv, err)
 		}
 		q.Add("env", kv)
 	}
 	return q, nil
 }
 
-func fnList(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("fn list", &cf, e)
-	if _, err := parse(fs, args); err != nil {
-		return err
+// checkEnv checks an environment variable before it is sent: the guest
+// gets it through WASI, where a NUL ends a string.
+func checkEnv(k, v string, hasValue bool) error {
+	switch {
+	case !hasValue || k == "":
+		return errors.New("want KEY=VALUE")
+	case strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0):
+		return errors.New("a NUL byte cannot be passed to a guest")
 	}
-	if err := cf.check(); err != nil {
-		return err
-	}
-	fns, err := cf.client().Functions(e.ctx)
-	if err != nil {
-		return err
-	}
-	if cf.output == "json" {
-		return printJSON(e.stdout, fns)
-	}
-	rows := make([][]string, 0, len(fns))
-	for _, f := range fns {
-		rows = append(rows, []string{
-			f.Name, strconv.Itoa(f.Version), f.ABI, host.FormatBytes(uint64(f.Size)),
-			host.FormatBytes(f.Limits.Memory), f.Limits.Timeout, dash(strings.Join(f.Triggers, ",")), ago(f.Deployed),
-		})
-	}
-	return table(e.stdout, []string{"NAME", "VERSION", "ABI", "SIZE", "MEMORY", "TIMEOUT", "TRIGGERS", "DEPLOYED"}, rows)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func fnGet(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("fn get", &cf, e)
-	rest, err := parse(fs, args, "NAME")
-	if err != nil {
-		return err
-	}
-	if err := cf.check(); err != nil {
-		return err
-	}
-	f, err := cf.client().Function(e.ctx, rest[0])
-	if err != nil {
-		return err
-	}
-	if cf.output == "json" {
-		return printJSON(e.stdout, f)
-	}
-	printFunction(e.stdout, f)
 	return nil
 }
 
+func fnUpdate(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "update NAME",
+		Short: "change a function's limits or environment, without its module",
+		Long: `Change a function's limits or environment variables without sending its module
+again: the daemon makes a new version with the same module. Settings not
+given keep their value; --env sets a variable and keeps the others,
+--unset-env removes one.`,
+		Example: `  # more time per call
+  sluice fn update resize --timeout 5s
+
+  # set one variable, remove another, allow more calls at once
+  sluice fn update hello --env GREETING=Salut --unset-env DEBUG --concurrency 64`,
+	}, arg("NAME", "the function"))
+	cf := addClientFlags(cmd, true)
+	fs := cmd.Flags()
+	var d deploySettings
+	addLimitFlags(fs, &d)
+	unset := fs.StringArray("unset-env", nil, "remove this environment variable (repeatable)")
+	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		q, changes, err := updateQuery(fs, d, *unset)
+		if err != nil {
+			return err
+		}
+		v, err := cf.client().UpdateFunction(e.ctx, args[0], q)
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, v)
+		}
+		fmt.Fprintf(e.stdout, "updated %s to version %d: %s\n", v.Name, v.Version, strings.Join(changes(v), ", "))
+		return nil
+	}
+	return cmd
+}
+
+// updateQuery checks fn update's flags and returns the query of the
+// update, and what to say of each change once the daemon has answered.
+func updateQuery(fs *pflag.FlagSet, d deploySettings, unset []string) (url.Values, func(api.FunctionView) []string, error) {
+	for _, f := range []string{"timeout", "concurrency"} {
+		if fs.Changed(f) && ((f == "timeout" && d.timeout <= 0) || (f == "concurrency" && d.concurrency <= 0)) {
+			return nil, nil, usagef("--%s must be positive", f)
+		}
+	}
+	for _, f := range []string{"memory", "max-input", "max-output"} {
+		if v := fs.Lookup(f).Value.String(); fs.Changed(f) && v == "" {
+			return nil, nil, usagef("--%s: give a size, like 64MiB", f)
+		}
+	}
+	q, err := deployQuery(d, flagNames)
+	if err != nil {
+		return nil, nil, err
+	}
+	q.Del("abi") // the module, and so its kind, stays
+	set := map[string]bool{}
+	for _, kv := range d.env {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	for _, k := range unset {
+		switch {
+		case k == "" || strings.ContainsAny(k, "=\x00"):
+			return nil, nil, usagef("--unset-env %q: want a variable's name", k)
+		case set[k]:
+			return nil, nil, usagef("--env and --unset-env both name %s: give one", k)
+		}
+		q.Add("unset-env", k)
+	}
+	if len(q) == 0 {
+		return nil, nil, usagef("fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --env or --unset-env")
+	}
+	changes := func(v api.FunctionView) []string {
+		var out []string
+		l := v.Limits
+		for _, c := range []struct {
+			flag, now string
+		}{
+			{"memory", "memory " + host.FormatBytes(l.Memory)},
+			{"timeout", "timeout " + l.Timeout},
+			{"concurrency", "concurrency " + strconv.Itoa(l.Concurrency)},
+			{"max-input", "max input " + host.FormatBytes(uint64(l.MaxInput))},
+			{"max-output", "max output " + host.FormatBytes(uint64(l.MaxOutput))},
+		} {
+			if q.Has(c.flag) {
+				out = append(out, c.now)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(set)) {
+			out = append(out, "env "+k+" set")
+		}
+		for _, k := range unset {
+			out = append(out, "env "+k+" unset")
+		}
+		return out
+	}
+	return q, changes, nil
+}
+
+func fnList(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "list",
+		Short: "list functions",
+		Example: `  sluice fn list
+  sluice fn list -o json    # environment values masked`,
+	})
+	cf := addClientFlags(cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		fns, err := cf.client().Functions(e.ctx)
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, fns)
+		}
+		rows := make([][]string, 0, len(fns))
+		for _, f := range fns {
+			rows = append(rows, []string{
+				f.Name, strconv.Itoa(f.Version), f.ABI, host.FormatBytes(uint64(f.Size)),
+				host.FormatBytes(f.Limits.Memory), f.Limits.Timeout, dash(strings.Join(f.Triggers, ",")), ago(f.Deployed),
+			})
+		}
+		return table(e.stdout, []string{"NAME", "VERSION", "ABI", "SIZE", "MEMORY", "TIMEOUT", "TRIGGERS", "DEPLOYED"}, rows)
+	}
+	return cmd
+}
+
+func fnGet(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "get NAME",
+		Short: "show a function: its version, module, limits, environment and counters",
+		Long: `Show a function: its version, module, limits, environment, triggers and this
+daemon's counters. Environment values are masked unless --show-env is given
+(they often hold secrets).`,
+		Example: `  sluice fn get hello
+  sluice fn get hello --show-env -o json`,
+	}, arg("NAME", "the function"))
+	cf := addClientFlags(cmd, true)
+	showEnv := cmd.Flags().Bool("show-env", false, "show the environment's values, unmasked")
+	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f, err := cf.client().Function(e.ctx, args[0], client.RevealEnv(*showEnv))
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, f)
+		}
+		printFunction(e.stdout, f)
+		return nil
+	}
+	return cmd
+}
+
 func printFunction(w io.Writer, f api.FunctionView) {
-	rows := [][]string{
+	rows := [][2]string{
 		{"name:", f.Name},
 		{"version:", strconv.Itoa(f.Version)},
 		{"abi:", f.ABI},
@@ -182,102 +333,201 @@ func printFunction(w io.Writer, f api.FunctionView) {
 		{"triggers:", dash(strings.Join(f.Triggers, ", "))},
 	}
 	for _, k := range sortedKeys(f.Env) {
-		rows = append(rows, []string{"env:", k + "=" + f.Env[k]})
+		rows = append(rows, [2]string{"env:", k + "=" + f.Env[k]})
 	}
 	if s := f.Stats; s != nil {
-		rows = append(rows, []string{"calls here:", fmt.Sprintf("%d (%d errors, %d cold starts, %d running, %d idle instances)", s.Calls, s.Errors, s.ColdStarts, s.Active, s.Idle)})
+		rows = append(rows, [2]string{"calls here:", fmt.Sprintf("%d (%d errors, %d cold starts, %d running, %d idle instances)", s.Calls, s.Errors, s.ColdStarts, s.Active, s.Idle)})
 	}
-	for _, r := range rows {
-		fmt.Fprintf(w, "%-13s %s\n", r[0], r[1])
-	}
+	fields(w, 13, rows)
 }
 
-func fnDelete(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("fn delete", &cf, e)
-	rest, err := parse(fs, args, "NAME")
-	if err != nil {
-		return err
+// forceHelp is the help of delete's --force.
+const forceHelp = "delete it even if workflows or triggers use it (they then fail until changed)"
+
+func fnDelete(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "delete NAME",
+		Short: "delete a function",
+		Long: `Delete a function. A function that a workflow or a trigger uses is not deleted:
+the error names them. Delete or change them first, or give --force.`,
+		Example: `  sluice fn delete hello
+  sluice fn delete hello --force    # even though workflow "greet" runs it`,
+	}, arg("NAME", "the function"))
+	cf := addClientFlags(cmd, false)
+	force := cmd.Flags().Bool("force", false, forceHelp)
+	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := cf.client().DeleteFunction(e.ctx, args[0], client.Force(*force)); err != nil {
+			return deleteError(err)
+		}
+		fmt.Fprintf(e.stdout, "deleted %s\n", args[0])
+		return nil
 	}
-	if err := cf.client().DeleteFunction(e.ctx, rest[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "deleted %s\n", rest[0])
-	return nil
+	return cmd
 }
 
-// readInput reads a command's input from --data, --file or stdin (when
-// stdin is not a terminal).
-func readInput(e *env, data *string, dataSet bool, file string) ([]byte, error) {
+// deleteError explains a refused delete: what uses the thing (the
+// daemon's message names it; the list is added if it does not), and how
+// to delete it anyway.
+func deleteError(err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != http.StatusConflict || len(ce.Dependents) == 0 {
+		return err
+	}
+	msg := ce.Message
+	var missing []string
+	for _, d := range ce.Dependents {
+		if !strings.Contains(msg, d.Name) {
+			missing = append(missing, d.Kind+" "+d.Name)
+		}
+	}
+	if len(missing) > 0 {
+		msg += " (used by " + strings.Join(missing, ", ") + ")"
+	}
+	if !strings.Contains(msg, "--force") {
+		msg += "; delete or change them first, or give --force"
+	}
+	return errors.New(msg)
+}
+
+// inputFlags are the flags of a command's input: --data, --file, or
+// stdin.
+type inputFlags struct {
+	data, file string
+}
+
+func addInputFlags(fs *pflag.FlagSet, what string) *inputFlags {
+	var in inputFlags
+	fs.StringVarP(&in.data, "data", "d", "", what)
+	fs.StringVarP(&in.file, "file", "f", "", "read the input from this `file` (- for stdin)")
+	return &in
+}
+
+// read reads the input from --data, --file or stdin (when stdin is not a
+// terminal), and names where it came from for messages.
+func (in *inputFlags) read(e *env, fs *pflag.FlagSet) (b []byte, source string, err error) {
 	switch {
-	case dataSet && file != "":
-		return nil, usagef("give --data or --file, not both")
-	case dataSet:
-		return []byte(*data), nil
-	case file == "-":
-		return io.ReadAll(e.stdin)
-	case file != "":
-		b, err := os.ReadFile(file)
+	case fs.Changed("data") && in.file != "":
+		return nil, "", usagef("give --data or --file, not both")
+	case fs.Changed("data"):
+		return []byte(in.data), "--data", nil
+	case in.file == "-":
+		b, err := io.ReadAll(e.stdin)
+		return b, "stdin", err
+	case in.file != "":
+		b, err := os.ReadFile(in.file)
 		if err != nil {
-			return nil, fmt.Errorf("read input: %w", err)
+			return nil, "", fmt.Errorf("read input: %w", err)
 		}
-		return b, nil
+		return b, "--file " + in.file, nil
 	}
-	if f, ok := e.stdin.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			return nil, nil // a terminal: no input
-		}
+	if e.stdin == nil || isTerminal(e.stdin) {
+		return nil, "", nil // a terminal: no input
 	}
-	if e.stdin == nil {
-		return nil, nil
-	}
-	return io.ReadAll(e.stdin)
+	b, err = io.ReadAll(e.stdin)
+	return b, "stdin", err
 }
 
-func fnInvoke(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("fn invoke", &cf, e)
-	data := fs.StringP("data", "d", "", "the input, as a string")
-	file := fs.StringP("file", "f", "", "read the input from a file (- for stdin)")
-	rest, err := parse(fs, args, "NAME")
-	if err != nil {
-		return err
+func fnInvoke(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "invoke NAME",
+		Short: "call a function; its output goes to stdout",
+		Long: `Call a function with an input from --data, --file or stdin. Its output, and only
+it, goes to stdout: the exact bytes when stdout is a pipe or a file; on a
+terminal, control characters are shown as escapes (\x1b) so that an output
+cannot drive the terminal. A failed call exits 1 with the error on stderr.`,
+		Example: `  sluice fn invoke hello --data Ada
+  echo Grace | sluice fn invoke hello
+  sluice fn invoke resize --file photo.jpg > small.jpg`,
+	}, arg("NAME", "the function"))
+	cf := addClientFlags(cmd, false)
+	in := addInputFlags(cmd.Flags(), "the input, as a string")
+	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		input, _, err := in.read(e, cmd.Flags())
+		if err != nil {
+			return err
+		}
+		out, err := cf.client().Invoke(e.ctx, args[0], input)
+		if err != nil {
+			return err
+		}
+		return e.writeData(out)
 	}
-	in, err := readInput(e, data, fs.Changed("data"), *file)
-	if err != nil {
-		return err
+	return cmd
+}
+
+func fnLogs(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "logs NAME",
+		Short: "print a function's recent logs, from every daemon",
+		Long: `Print a function's most recent log records (its stderr lines, sluice.log calls
+and failed calls), from every daemon, oldest first: the last --tail records
+of the last --since. With -o json, one JSON object per line.`,
+		Example: `  sluice fn logs hello
+  sluice fn logs hello --tail 20 --follow
+  sluice fn logs hello --since 10m -o json | jq -r .message`,
+	}, arg("NAME", "the function"))
+	cf := addClientFlags(cmd, true)
+	fs := cmd.Flags()
+	streamOutput(cmd)
+	follow := fs.BoolP("follow", "F", false, "keep printing new records until interrupted")
+	since := fs.Duration("since", time.Hour, "show records of this recent past")
+	tail := fs.Int("tail", DefaultLogTail, "show at most this many of the most recent records")
+	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case *tail <= 0:
+			return usagef("--tail %d: want a positive number of records", *tail)
+		case *since <= 0:
+			return usagef("--since %s: want a positive duration, like 10m", *since)
+		}
+		// Without --follow the last --tail records are kept here too, so
+		// that a daemon that does not know the parameter is bounded all
+		// the same.
+		var kept []host.Record
+		var werr error
+		err := cf.client().ReadLogs(e.ctx, args[0], client.LogsOptions{Since: *since, Tail: *tail, Follow: *follow}, func(r host.Record) {
+			if !*follow {
+				if kept = append(kept, r); len(kept) >= 2**tail {
+					kept = append(kept[:0], kept[len(kept)-*tail:]...)
+				}
+				return
+			}
+			if werr == nil {
+				werr = printRecord(e, cf, r)
+			}
+		})
+		for _, r := range kept[max(len(kept)-*tail, 0):] {
+			if werr == nil {
+				werr = printRecord(e, cf, r)
+			}
+		}
+		if err == nil {
+			err = werr
+		}
+		if err != nil && !(errors.Is(err, e.ctx.Err()) && *follow) {
+			return err
+		}
+		return nil
 	}
-	out, err := cf.client().Invoke(e.ctx, rest[0], in)
-	if err != nil {
-		return err
+	return cmd
+}
+
+// printRecord prints a log record: a line, or with -o json a line of
+// JSON.
+func printRecord(e *env, cf *clientFlags, r host.Record) error {
+	if cf.json() {
+		return printNDJSON(e.stdout, r)
 	}
-	_, err = e.stdout.Write(out)
+	_, err := fmt.Fprintln(e.stdout, logLine(r))
 	return err
 }
 
-func fnLogs(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("fn logs", &cf, e)
-	follow := fs.BoolP("follow", "F", false, "keep printing new logs")
-	since := fs.Duration("since", time.Hour, "show logs of this recent past")
-	rest, err := parse(fs, args, "NAME")
-	if err != nil {
-		return err
-	}
-	if err := cf.check(); err != nil {
-		return err
-	}
-	err = cf.client().Logs(e.ctx, rest[0], *since, *follow, func(r host.Record) {
-		if cf.output == "json" {
-			_ = printJSON(e.stdout, r)
-			return
-		}
-		fmt.Fprintf(e.stdout, "%s v%d %s %s%-6s %s\n", r.Time.Local().Format("2006-01-02T15:04:05.000"), r.Version, r.Invocation, origin(r), r.Stream, r.Message)
-	})
-	if err != nil && !(errors.Is(err, e.ctx.Err()) && *follow) {
-		return err
-	}
-	return nil
+// logLine is a log record on one line, made visible: a guest's text must
+// not drive the terminal.
+func logLine(r host.Record) string {
+	return visible(fmt.Sprintf("%s v%d %s %s%-6s %s", r.Time.Local().Format("2006-01-02T15:04:05.000"), r.Version, r.Invocation, origin(r), r.Stream, r.Message))
 }
 
 // origin shows what made a record's call, "request_id=ID " for an HTTP
@@ -288,4 +538,11 @@ func origin(r host.Record) string {
 		fmt.Fprintf(&b, "%s=%s ", k, r.Origin[k])
 	}
 	return b.String()
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
 }

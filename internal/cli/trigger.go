@@ -5,21 +5,37 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/triggers"
 )
 
-var triggerCommands = []command{
-	{"create", "bind a function or a workflow to HTTP requests, a topic or a schedule", triggerCreate},
-	{"list", "list triggers", triggerList},
-	{"get", "show a trigger", triggerGet},
-	{"delete", "delete a trigger", triggerDelete},
+func triggerCommands(e *env) []*cobra.Command {
+	return []*cobra.Command{triggerCreate(e), triggerList(e), triggerGet(e), triggerDelete(e)}
 }
 
-func triggerCreate(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("trigger create", &cf, e)
+func triggerCreate(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "create NAME (--fn FN | --workflow WF) (--http-path P | --topic T | --cron S)",
+		Short: "bind a function or a workflow to HTTP requests, a topic or a schedule",
+		Long: `Bind a function (--fn) or a workflow (--workflow) to one kind of event:
+HTTP requests on a route under /fn (--http-path), the messages of a NATS
+Streaming topic (--topic; at least once, with retries and a dead-letter
+topic), or a schedule (--cron, in UTC).`,
+		Example: `  # POST /fn/hello calls the function hello
+  sluice trigger create hello-http --fn hello --http-path /hello --method POST
+
+  # one call per message on "images", results to "thumbs", failures to "images.dead"
+  sluice trigger create thumbs --fn resize --topic images --resp-topic thumbs --error-topic images.dead
+
+  # a workflow every five minutes
+  sluice trigger create nightly --workflow report --cron "*/5 * * * *"`,
+	}, arg("NAME", "the trigger's name: "+nameHelp))
+	cmd.DisableFlagsInUseLine = true
+	cf := addClientFlags(cmd, true)
+	fs := cmd.Flags()
 	var ts triggerSettings
 	fs.StringVar(&ts.fn, "fn", "", "the function to call")
 	fs.StringVar(&ts.workflow, "workflow", "", "the workflow to invoke instead of a function (with the event as its input)")
@@ -32,24 +48,26 @@ func triggerCreate(e *env, args []string) error {
 	fs.IntVar(&ts.maxInflight, "max-inflight", catalog.DefaultMaxInflight, "queue trigger: messages processed at once, per daemon")
 	ackWait := fs.Duration("ack-wait", time.Duration(catalog.DefaultAckWait), "queue trigger: how long before an unacked message is redelivered")
 	fs.StringVar(&ts.cron, "cron", "", `timer trigger: a cron schedule in UTC ("*/5 * * * *") or "@every 10s"`)
-	rest, err := parse(fs, args, "NAME")
-	if err != nil {
-		return err
+	_ = cmd.RegisterFlagCompletionFunc("fn", completeFlag(cf, functionNames))
+	_ = cmd.RegisterFlagCompletionFunc("workflow", completeFlag(cf, workflowNames))
+	cmd.ValidArgsFunction = cobra.NoFileCompletions
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ts.maxRetries, ts.ackWait = maxRetries, ackWait.String()
+		req, err := ts.request(args[0], flagNames)
+		if err != nil {
+			return err
+		}
+		t, err := cf.client().CreateTrigger(e.ctx, req)
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, t)
+		}
+		fmt.Fprintln(e.stdout, visible(fmt.Sprintf("created trigger %s: %s -> %s", t.Name, describeTrigger(t), target(t))))
+		return nil
 	}
-	ts.maxRetries, ts.ackWait = maxRetries, ackWait.String()
-	req, err := ts.request(rest[0], flagNames)
-	if err != nil {
-		return err
-	}
-	t, err := cf.client().CreateTrigger(e.ctx, req)
-	if err != nil {
-		return err
-	}
-	if cf.output == "json" {
-		return printJSON(e.stdout, t)
-	}
-	fmt.Fprintf(e.stdout, "created trigger %s: %s -> %s\n", t.Name, describeTrigger(t), target(t))
-	return nil
+	return cmd
 }
 
 // triggerSettings are a trigger's settings as trigger create and apply
@@ -145,65 +163,75 @@ func describeTrigger(t catalog.Trigger) string {
 	return "-"
 }
 
-func triggerList(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("trigger list", &cf, e)
-	if _, err := parse(fs, args); err != nil {
-		return err
+func triggerList(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:     "list",
+		Short:   "list triggers",
+		Example: `  sluice trigger list -o json`,
+	})
+	cf := addClientFlags(cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ts, err := cf.client().Triggers(e.ctx)
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, ts)
+		}
+		rows := make([][]string, 0, len(ts))
+		for _, t := range ts {
+			rows = append(rows, []string{t.Name, t.Kind(), target(t), describeTrigger(t), ago(t.Created)})
+		}
+		return table(e.stdout, []string{"NAME", "KIND", "TARGET", "ON", "CREATED"}, rows)
 	}
-	if err := cf.check(); err != nil {
-		return err
-	}
-	ts, err := cf.client().Triggers(e.ctx)
-	if err != nil {
-		return err
-	}
-	if cf.output == "json" {
-		return printJSON(e.stdout, ts)
-	}
-	rows := make([][]string, 0, len(ts))
-	for _, t := range ts {
-		rows = append(rows, []string{t.Name, t.Kind(), target(t), describeTrigger(t), ago(t.Created)})
-	}
-	return table(e.stdout, []string{"NAME", "KIND", "TARGET", "ON", "CREATED"}, rows)
+	return cmd
 }
 
-func triggerGet(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("trigger get", &cf, e)
-	rest, err := parse(fs, args, "NAME")
-	if err != nil {
-		return err
+func triggerGet(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:     "get NAME",
+		Short:   "show a trigger, with this daemon's counters",
+		Example: `  sluice trigger get thumbs`,
+	}, arg("NAME", "the trigger"))
+	cf := addClientFlags(cmd, true)
+	cmd.ValidArgsFunction = completeFirst(cf, triggerNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		t, err := cf.client().Trigger(e.ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, t)
+		}
+		runs, what := "function:", t.Function
+		if t.Workflow != "" {
+			runs, what = "workflow:", t.Workflow
+		}
+		rows := [][2]string{{"name:", t.Name}, {"kind:", t.Kind()}, {runs, what}, {"on:", describeTrigger(t.Trigger)}, {"created:", ago(t.Created)}}
+		if s := t.Stats; s != nil {
+			rows = append(rows, [2]string{"here:", fmt.Sprintf("%d delivered (%d redelivered), %d succeeded, %d failed, %d dead-lettered, %d in flight",
+				s.Delivered, s.Redelivered, s.Succeeded, s.Failed, s.DeadLettered, s.InFlight)})
+		}
+		fields(e.stdout, 10, rows)
+		return nil
 	}
-	t, err := cf.client().Trigger(e.ctx, rest[0])
-	if err != nil {
-		return err
-	}
-	if cf.output == "json" {
-		return printJSON(e.stdout, t)
-	}
-	runs, what := "function:", t.Function
-	if t.Workflow != "" {
-		runs, what = "workflow:", t.Workflow
-	}
-	fmt.Fprintf(e.stdout, "name:      %s\nkind:      %s\n%-10s %s\non:        %s\ncreated:   %s\n", t.Name, t.Kind(), runs, what, describeTrigger(t.Trigger), ago(t.Created))
-	if s := t.Stats; s != nil {
-		fmt.Fprintf(e.stdout, "here:      %d delivered (%d redelivered), %d succeeded, %d failed, %d dead-lettered, %d in flight\n",
-			s.Delivered, s.Redelivered, s.Succeeded, s.Failed, s.DeadLettered, s.InFlight)
-	}
-	return nil
+	return cmd
 }
 
-func triggerDelete(e *env, args []string) error {
-	var cf clientFlags
-	fs := newFlags("trigger delete", &cf, e)
-	rest, err := parse(fs, args, "NAME")
-	if err != nil {
-		return err
+func triggerDelete(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:     "delete NAME",
+		Short:   "delete a trigger",
+		Example: `  sluice trigger delete thumbs`,
+	}, arg("NAME", "the trigger"))
+	cf := addClientFlags(cmd, false)
+	cmd.ValidArgsFunction = completeFirst(cf, triggerNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := cf.client().DeleteTrigger(e.ctx, args[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "deleted trigger %s\n", args[0])
+		return nil
 	}
-	if err := cf.client().DeleteTrigger(e.ctx, rest[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "deleted trigger %s\n", rest[0])
-	return nil
+	return cmd
 }

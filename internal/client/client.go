@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,9 +46,18 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Dependents are what keeps a delete from happening (409 conflict):
+	// the workflows and triggers that use what was to be deleted.
+	Dependents []Dependent
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Dependent is a workflow or trigger that uses a function or workflow.
+type Dependent struct {
+	Kind string `json:"kind"` // "workflow" or "trigger"
+	Name string `json:"name"`
+}
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
 	return c.doHeader(ctx, method, path, q, body, contentType, nil)
@@ -90,11 +100,12 @@ func (c *Client) doHeader(ctx context.Context, method, path string, q url.Values
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var body struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
+		Error      string      `json:"error"`
+		Code       string      `json:"code"`
+		Dependents []Dependent `json:"dependents"`
 	}
 	if json.Unmarshal(b, &body) == nil && body.Error != "" {
-		return &Error{Status: resp.StatusCode, Code: body.Code, Message: body.Error}
+		return &Error{Status: resp.StatusCode, Code: body.Code, Message: body.Error, Dependents: body.Dependents}
 	}
 	msg := strings.TrimSpace(string(b))
 	if msg == "" {
@@ -137,21 +148,64 @@ func (c *Client) Deploy(ctx context.Context, name string, wasm []byte, q url.Val
 	return v, json.NewDecoder(resp.Body).Decode(&v)
 }
 
+// A ReadOption changes what a read shows.
+type ReadOption func(url.Values)
+
+// RevealEnv shows functions' environment values, which the daemon masks
+// unless asked.
+func RevealEnv(reveal bool) ReadOption {
+	return func(q url.Values) {
+		if reveal {
+			q.Set("reveal", "env")
+		}
+	}
+}
+
+// A DeleteOption changes how a delete is done.
+type DeleteOption func(url.Values)
+
+// Force deletes even what workflows or triggers use; without it the
+// daemon refuses with a 409 *Error that names them (Error.Dependents).
+func Force(force bool) DeleteOption {
+	return func(q url.Values) {
+		if force {
+			q.Set("force", "true")
+		}
+	}
+}
+
+func query[O ~func(url.Values)](opts []O) url.Values {
+	q := url.Values{}
+	for _, o := range opts {
+		o(q)
+	}
+	return q
+}
+
 // Functions lists the functions.
-func (c *Client) Functions(ctx context.Context) ([]api.FunctionView, error) {
+func (c *Client) Functions(ctx context.Context, opts ...ReadOption) ([]api.FunctionView, error) {
 	var out []api.FunctionView
-	return out, c.getJSON(ctx, http.MethodGet, "/v1/functions", nil, nil, &out)
+	return out, c.getJSON(ctx, http.MethodGet, "/v1/functions", query(opts), nil, &out)
 }
 
 // Function gets one function.
-func (c *Client) Function(ctx context.Context, name string) (api.FunctionView, error) {
+func (c *Client) Function(ctx context.Context, name string, opts ...ReadOption) (api.FunctionView, error) {
 	var out api.FunctionView
-	return out, c.getJSON(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name), nil, nil, &out)
+	return out, c.getJSON(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name), query(opts), nil, &out)
+}
+
+// UpdateFunction changes a function's configuration without its module:
+// a new version with the same module. q holds the changes, as deploy's
+// query does (see api.ParseConfig), plus unset-env=KEY to remove a
+// variable; env=K=V sets one and keeps the others.
+func (c *Client) UpdateFunction(ctx context.Context, name string, q url.Values) (api.FunctionView, error) {
+	var v api.FunctionView
+	return v, c.getJSON(ctx, http.MethodPatch, "/v1/functions/"+url.PathEscape(name), q, nil, &v)
 }
 
 // DeleteFunction deletes a function.
-func (c *Client) DeleteFunction(ctx context.Context, name string) error {
-	return c.getJSON(ctx, http.MethodDelete, "/v1/functions/"+url.PathEscape(name), nil, nil, nil)
+func (c *Client) DeleteFunction(ctx context.Context, name string, opts ...DeleteOption) error {
+	return c.getJSON(ctx, http.MethodDelete, "/v1/functions/"+url.PathEscape(name), query(opts), nil, nil)
 }
 
 // Invoke calls a function and returns its output.
@@ -167,8 +221,30 @@ func (c *Client) Invoke(ctx context.Context, name string, in []byte) ([]byte, er
 // Logs reads a function's logs since a duration ago; with follow it goes
 // on until ctx ends.
 func (c *Client) Logs(ctx context.Context, name string, since time.Duration, follow bool, fn func(host.Record)) error {
-	q := url.Values{"since": {since.String()}}
-	if follow {
+	return c.ReadLogs(ctx, name, LogsOptions{Since: since, Follow: follow}, fn)
+}
+
+// LogsOptions say which of a function's log records ReadLogs reads.
+type LogsOptions struct {
+	// Since is how far back to look (0: the daemon's default, an hour).
+	Since time.Duration
+	// Tail is how many of the most recent records to read (0: the
+	// daemon's default, 100).
+	Tail int
+	// Follow goes on with new records until the context ends.
+	Follow bool
+}
+
+// ReadLogs reads a function's log records, oldest first.
+func (c *Client) ReadLogs(ctx context.Context, name string, o LogsOptions, fn func(host.Record)) error {
+	q := url.Values{}
+	if o.Since > 0 {
+		q.Set("since", o.Since.String())
+	}
+	if o.Tail > 0 {
+		q.Set("tail", strconv.Itoa(o.Tail))
+	}
+	if o.Follow {
 		q.Set("follow", "true")
 	}
 	resp, err := c.do(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name)+"/logs", q, nil, "")
@@ -225,27 +301,53 @@ func (c *Client) Base() string { return c.base }
 
 // Publish publishes a message to a topic through the daemon.
 func (c *Client) Publish(ctx context.Context, topic string, data []byte) error {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/topics/"+url.PathEscape(topic)+"/publish", nil, bytes.NewReader(data), "application/octet-stream")
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	return nil
+	_, err := c.PublishSeq(ctx, topic, data)
+	return err
 }
 
-// Tail streams a topic's messages to fn: new ones, or every stored one
-// with fromStart; it ends after count messages (0: no limit) or timeout
-// (0: none), or when ctx ends.
-func (c *Client) Tail(ctx context.Context, topic string, fromStart bool, count int, timeout time.Duration, fn func(api.TopicMessage) error) error {
+// PublishSeq publishes a message to a topic through the daemon and returns
+// the sequence NATS Streaming stored it at (0 if the daemon does not say).
+func (c *Client) PublishSeq(ctx context.Context, topic string, data []byte) (uint64, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/topics/"+url.PathEscape(topic)+"/publish", nil, bytes.NewReader(data), "application/octet-stream")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Sequence uint64 `json:"sequence"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return 0, fmt.Errorf("publish to %s: the daemon's answer: %w", topic, err)
+	}
+	return out.Sequence, nil
+}
+
+// TailOptions say which of a topic's messages Tail reads.
+type TailOptions struct {
+	// FromStart starts with the oldest stored message.
+	FromStart bool
+	// Last starts with the last N stored messages (0: new ones only).
+	Last int
+	// Count ends after this many messages (0: no limit).
+	Count int
+	// Timeout ends after this long (0: never).
+	Timeout time.Duration
+}
+
+// Tail streams a topic's messages to fn, as o says, until ctx ends.
+func (c *Client) Tail(ctx context.Context, topic string, o TailOptions, fn func(api.TopicMessage) error) error {
 	q := url.Values{}
-	if fromStart {
+	if o.FromStart {
 		q.Set("from_start", "true")
 	}
-	if count > 0 {
-		q.Set("count", fmt.Sprint(count))
+	if o.Last > 0 {
+		q.Set("tail", strconv.Itoa(o.Last))
 	}
-	if timeout > 0 {
-		q.Set("timeout", timeout.String())
+	if o.Count > 0 {
+		q.Set("count", strconv.Itoa(o.Count))
+	}
+	if o.Timeout > 0 {
+		q.Set("timeout", o.Timeout.String())
 	}
 	resp, err := c.do(ctx, http.MethodGet, "/v1/topics/"+url.PathEscape(topic)+"/tail", q, nil, "")
 	if err != nil {
@@ -255,11 +357,17 @@ func (c *Client) Tail(ctx context.Context, topic string, fromStart bool, count i
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		var m api.TopicMessage
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+		var line struct {
+			api.TopicMessage
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			return fmt.Errorf("tail: %w", err)
 		}
-		if err := fn(m); err != nil {
+		if line.Error != "" {
+			return errors.New(line.Error)
+		}
+		if err := fn(line.TopicMessage); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/api"
@@ -36,8 +37,8 @@ func (c *Client) Workflow(ctx context.Context, name string) (api.WorkflowView, e
 }
 
 // DeleteWorkflow deletes a workflow.
-func (c *Client) DeleteWorkflow(ctx context.Context, name string) error {
-	return c.getJSON(ctx, http.MethodDelete, "/v1/workflows/"+url.PathEscape(name), nil, nil, nil)
+func (c *Client) DeleteWorkflow(ctx context.Context, name string, opts ...DeleteOption) error {
+	return c.getJSON(ctx, http.MethodDelete, "/v1/workflows/"+url.PathEscape(name), query(opts), nil, nil)
 }
 
 // InvokeOptions are the options of InvokeWorkflow.
@@ -82,11 +83,34 @@ func (c *Client) InvokeWorkflow(ctx context.Context, name string, input []byte, 
 }
 
 // Invocations lists the invocations of a workflow ("" for all), newest
-// first, without their tasks.
+// first, without their tasks, as many as the daemon lists by default.
 func (c *Client) Invocations(ctx context.Context, workflow string) ([]*engine.Invocation, error) {
-	var q url.Values
-	if workflow != "" {
-		q = url.Values{"workflow": {workflow}}
+	return c.ListInvocations(ctx, InvocationFilter{Workflow: workflow})
+}
+
+// InvocationFilter says which invocations ListInvocations lists.
+type InvocationFilter struct {
+	// Workflow lists only the invocations of this workflow ("" for all).
+	Workflow string
+	// Status lists only those with this status: running, succeeded,
+	// failed or canceled ("" for all).
+	Status string
+	// Limit lists at most this many, the newest (0: the daemon's
+	// default, 100).
+	Limit int
+}
+
+// ListInvocations lists invocations, newest first, without their tasks.
+func (c *Client) ListInvocations(ctx context.Context, f InvocationFilter) ([]*engine.Invocation, error) {
+	q := url.Values{}
+	if f.Workflow != "" {
+		q.Set("workflow", f.Workflow)
+	}
+	if f.Status != "" {
+		q.Set("status", f.Status)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
 	}
 	var out []*engine.Invocation
 	if err := c.getJSON(ctx, http.MethodGet, "/v1/invocations", q, nil, &out); err != nil {
