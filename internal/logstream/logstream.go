@@ -222,11 +222,11 @@ const (
 // its client reads.
 const (
 	readInflight  = 16
-	countInflight = 64
+	countInflight = 16
 	// firstWindow is how many messages are counted first when looking for
-	// where the last Tail records start; each further window is 4 times
-	// larger.
-	firstWindow = 64
+	// where the last Tail records start (one message may hold thousands);
+	// each further window is 4 times larger.
+	firstWindow = 1
 )
 
 // Read sends a function's last o.Tail log records to out, oldest first,
@@ -347,7 +347,7 @@ func countWindow(ctx context.Context, conn *broker.Conn, channel string, lo, hi 
 			if m.Timestamp < cutoff {
 				horizon = true
 			} else {
-				var msg message
+				var msg struct{ Records []struct{} } // counted, not kept
 				if json.Unmarshal(m.Data, &msg) == nil {
 					counts[m.Sequence-lo] = len(msg.Records)
 				}
