@@ -1,6 +1,11 @@
 // Package api is the daemon's HTTP API (DESIGN.md §3): functions,
 // triggers, workflows and their invocations, logs, health. Every error is JSON
 // {"error": "...", "code": "..."} with a fitting status.
+//
+// The server bounds what any client holds (Limits: connections, body and
+// write deadlines, request bodies in memory), recovers a panic as a 500
+// for that request alone, masks env values unless asked (reveal=env), and
+// reads logs and topics from their tail, never whole.
 package api
 
 import (

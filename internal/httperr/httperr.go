@@ -53,6 +53,20 @@ func ReadError(what string, err error) error {
 	return New(http.StatusBadRequest, "bad_request", "read "+what+": "+err.Error())
 }
 
+// Statuses are the status of every code the API answers with; the
+// README's table of codes lists the same (TestREADMEListsEveryCode).
+var Statuses = map[string]int{
+	"invalid_argument": http.StatusBadRequest, "invalid_workflow": http.StatusBadRequest, "bad_request": http.StatusBadRequest,
+	"unauthorized": http.StatusUnauthorized, "not_found": http.StatusNotFound, "method_not_allowed": http.StatusMethodNotAllowed,
+	"request_timeout": http.StatusRequestTimeout, "conflict": http.StatusConflict,
+	"input_too_large": http.StatusRequestEntityTooLarge, "payload_too_large": http.StatusRequestEntityTooLarge, "module_too_large": http.StatusRequestEntityTooLarge,
+	"invalid_module": http.StatusUnprocessableEntity, "no_abi": http.StatusUnprocessableEntity, "memory_too_small": http.StatusUnprocessableEntity,
+	"canceled": 499, "internal": http.StatusInternalServerError,
+	"trap": http.StatusBadGateway, "exit": http.StatusBadGateway, "function_error": http.StatusBadGateway,
+	"memory_limit": http.StatusBadGateway, "output_too_large": http.StatusBadGateway,
+	"unavailable": http.StatusServiceUnavailable, "overloaded": http.StatusServiceUnavailable, "timeout": http.StatusGatewayTimeout,
+}
+
 // Codes, by the error they stand for.
 var codes = []struct {
 	err    error
