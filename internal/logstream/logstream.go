@@ -5,6 +5,7 @@
 package logstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -266,7 +267,7 @@ func mark(ctx context.Context, conn *broker.Conn, channel string) (uint64, error
 	found := make(chan uint64, 1)
 	sub, err := conn.Subscribe(channel, broker.SubOptions{Start: broker.StartNew, MaxInflight: countInflight}, func(m *broker.Msg) {
 		var msg message
-		if json.Unmarshal(m.Data, &msg) == nil && msg.Marker == marker {
+		if bytes.Contains(m.Data, []byte(marker)) && json.Unmarshal(m.Data, &msg) == nil && msg.Marker == marker {
 			select {
 			case found <- m.Sequence:
 			default:
@@ -386,7 +387,6 @@ func stream(ctx context.Context, conn *broker.Conn, channel string, from uint64,
 	}
 	msgs := make(chan delivered, readInflight/4)
 	stop := make(chan struct{})
-	defer close(stop)
 	sub, err := conn.Subscribe(channel, broker.SubOptions{Start: broker.StartAt(from), MaxInflight: readInflight}, func(m *broker.Msg) {
 		select {
 		case msgs <- delivered{m.Sequence, m.Timestamp, m.Data}:
@@ -396,7 +396,10 @@ func stream(ctx context.Context, conn *broker.Conn, channel string, from uint64,
 	if err != nil {
 		return fmt.Errorf("read logs: %w", err)
 	}
-	defer sub.Close()
+	defer func() {
+		close(stop) // a delivery waiting for the reader gives up
+		sub.Close()
+	}()
 	for {
 		select {
 		case m := <-msgs:
