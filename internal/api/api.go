@@ -663,6 +663,11 @@ func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request, b *Backen
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		var refused *httperr.Error // the body came too slowly, or could not be held
+		if errors.As(err, &refused) {
+			httperr.Write(w, refused)
+			return
+		}
 		httperr.Write(w, fmt.Errorf("%w: trigger: %v", catalog.ErrInvalid, err))
 		return
 	}
