@@ -210,6 +210,16 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
+// CloseWrite lets net/http half-close the connection before closing it,
+// so that an answer to a request whose body was not read (408, 413) is not
+// lost to a reset.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // budget is the memory the request bodies may hold, over every request.
 type budget struct {
 	max  int64
