@@ -147,7 +147,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+maxBodyGrace))
 	if err != nil {
-		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read request body: "+err.Error()))
+		httperr.Write(w, httperr.ReadError("request body", err))
 		return
 	}
 	id := host.NewID()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -255,28 +256,11 @@ func (r *queueRun) process(m *broker.Msg) {
 	if r.q.lag != nil {
 		r.q.lag(t.Name, time.Since(time.Unix(0, m.Timestamp)))
 	}
-	in, run := m.Data, true
-	var err error
-	if t.input != nil {
-		in, run, err = t.input(m)
-	}
+	res, run, err := r.call(ctx, m)
 	if err == nil && !run {
 		r.stats.skipped.Add(1)
 		r.ack(ctx, m)
 		return
-	}
-	var res host.Result
-	if err == nil {
-		res, err = r.q.inv.Invoke(ctx, t.Function, host.Call{
-			Input: in,
-			Meta: map[string]string{
-				abi.MetaTrigger:      t.Name,
-				abi.MetaTopic:        t.Topic,
-				abi.MetaSequence:     strconv.FormatUint(m.Sequence, 10),
-				abi.MetaRedelivered:  strconv.FormatBool(m.Redelivered),
-				abi.MetaRedeliveries: strconv.FormatUint(uint64(m.RedeliveryCount), 10),
-			},
-		})
 	}
 	if err == nil {
 		r.stats.succeeded.Add(1)
@@ -316,6 +300,39 @@ func (r *queueRun) process(m *broker.Msg) {
 		Sequence: m.Sequence, Redeliveries: m.RedeliveryCount, Time: time.Now().UTC(), Payload: m.Data,
 	})
 	r.publishThenAck(ctx, m, t.ErrorTopic, dl, "dead letter")
+}
+
+// call turns a message into the function's input and calls it; run false
+// means the message is to be acked without a call (a timer claim that
+// lost). A panic in either (a bug a message found) is a failed call: the
+// message is retried and dead-lettered like any failure, and the daemon
+// carries on.
+func (r *queueRun) call(ctx context.Context, m *broker.Msg) (res host.Result, run bool, err error) {
+	t := &r.t
+	defer func() {
+		if v := recover(); v != nil {
+			r.q.log.ErrorContext(ctx, "panic processing a message; it counts as a failed call", "trigger", t.Name, "topic", t.Topic,
+				"sequence", m.Sequence, "panic", v, "stack", string(debug.Stack()))
+			res, run, err = host.Result{}, true, fmt.Errorf("trigger %q: processing message %d failed inside sluice (a bug; the daemon's log has the details): %v", t.Name, m.Sequence, v)
+		}
+	}()
+	in := m.Data
+	if t.input != nil {
+		if in, run, err = t.input(m); err != nil || !run {
+			return host.Result{}, run, err
+		}
+	}
+	res, err = r.q.inv.Invoke(ctx, t.Function, host.Call{
+		Input: in,
+		Meta: map[string]string{
+			abi.MetaTrigger:      t.Name,
+			abi.MetaTopic:        t.Topic,
+			abi.MetaSequence:     strconv.FormatUint(m.Sequence, 10),
+			abi.MetaRedelivered:  strconv.FormatBool(m.Redelivered),
+			abi.MetaRedeliveries: strconv.FormatUint(uint64(m.RedeliveryCount), 10),
+		},
+	})
+	return res, true, err
 }
 
 // publishThenAck publishes asynchronously and acks the message when the

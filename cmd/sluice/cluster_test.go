@@ -625,7 +625,7 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 		})
 	}
 	var all []invocation
-	r.fetch("/v1/invocations?workflow=fault", &all)
+	r.fetch("/v1/invocations?workflow=fault&limit=1000", &all) // every one: a listing shows 100 unless asked
 	triggered := 0
 	covered := map[int]bool{}
 	for _, inv := range all {

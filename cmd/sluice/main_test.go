@@ -171,6 +171,9 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(out, "hello") || !strings.Contains(out, "wasi") {
 		t.Fatalf("fn list:\n%s", out)
 	}
+	if out := p.mustSluice(t, "", "fn", "get", "hello", "-o", "json"); !strings.Contains(out, `"GREETING": "********"`) { // env values are masked
+		t.Fatalf("fn get -o json:\n%s", out)
+	}
 	if out := p.mustSluice(t, "", "fn", "get", "hello", "--show-env", "-o", "json"); !strings.Contains(out, `"GREETING": "Hi"`) {
 		t.Fatalf("fn get --show-env -o json:\n%s", out)
 	}

@@ -1,6 +1,11 @@
 // Package api is the daemon's HTTP API (DESIGN.md §3): functions,
 // triggers, workflows and their invocations, logs, health. Every error is JSON
 // {"error": "...", "code": "..."} with a fitting status.
+//
+// The server bounds what any client holds (Limits: connections, body and
+// write deadlines, request bodies in memory), recovers a panic as a 500
+// for that request alone, masks env values unless asked (reveal=env), and
+// reads logs and topics from their tail, never whole.
 package api
 
 import (
@@ -12,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,7 +24,6 @@ import (
 
 	"github.com/nats-io/nuid"
 
-	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
@@ -54,13 +57,17 @@ type Server struct {
 	metrics  atomic.Pointer[metricsHooks]
 	draining atomic.Bool
 	mux      *http.ServeMux
+	limits   Limits
+	bodies   *budget
 }
 
-// New returns a server. A non-empty token is required as a bearer token on
-// every route but /healthz and /readyz: probes and load balancers call them
-// without credentials, and they show nothing but the daemon's state.
+// New returns a server with DefaultLimits. A non-empty token is required
+// as a bearer token on every route but /healthz and /readyz: probes and
+// load balancers call them without credentials, and they show nothing but
+// the daemon's state.
 func New(token string, log *slog.Logger) *Server {
 	s := &Server{token: token, log: log, mux: http.NewServeMux()}
+	s.SetLimits(DefaultLimits())
 	s.routes()
 	return s
 }
@@ -88,6 +95,7 @@ func (s *Server) routes() {
 	s.handle("PUT /v1/functions/{name}", s.deploy)
 	s.handle("GET /v1/functions", s.listFunctions)
 	s.handle("GET /v1/functions/{name}", s.getFunction)
+	s.handle("PATCH /v1/functions/{name}", s.update)
 	s.handle("DELETE /v1/functions/{name}", s.deleteFunction)
 	s.handle("POST /v1/functions/{name}/invoke", s.invoke)
 	s.handle("GET /v1/functions/{name}/logs", s.logs)
@@ -124,7 +132,7 @@ func (s *Server) routes() {
 func readBody(r *http.Request, limit int, what, code, over string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
-		return nil, httperr.New(http.StatusBadRequest, "bad_request", "read "+what+": "+err.Error())
+		return nil, httperr.ReadError(what, err)
 	}
 	if len(b) > limit {
 		return nil, httperr.New(http.StatusRequestEntityTooLarge, code, over)
@@ -175,21 +183,38 @@ func requestID(r *http.Request) string {
 	return id
 }
 
-// ServeHTTP gives the request its id, authenticates, then routes.
+// ServeHTTP gives the request its id and its deadlines, authenticates,
+// then routes. A panic fails this request alone.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := requestID(r)
 	w.Header().Set(RequestIDHeader, id)
 	r = r.WithContext(logctx.With(r.Context(), slog.String(logctx.RequestID, id)))
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	if s.token != "" && !public(r.URL.Path) && !s.authorized(r) {
-		rec.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-		httperr.Write(rec, httperr.New(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (--token, SLUICE_TOKEN)"))
-	} else {
+	rc := http.NewResponseController(w)
+	rec := &response{ResponseWriter: w, rc: rc, timeout: s.limits.WriteTimeout, status: http.StatusOK}
+	rec.refresh() // a kept-alive connection may carry the last request's deadline
+	body := s.wrapBody(r, rc)
+	defer body.release()
+	abort := false
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				abort = s.recovered(rec, r, v)
+			}
+		}()
+		if s.token != "" && !public(r.URL.Path) && !s.authorized(r) {
+			rec.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
+			httperr.Write(rec, httperr.New(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (--token, SLUICE_TOKEN)"))
+			return
+		}
 		s.mux.ServeHTTP(rec, r)
-	}
+	}()
+	rec.refresh() // for the last flush, after the handler
 	level := slog.LevelDebug
-	if rec.status >= 500 {
+	if rec.status >= 500 || abort {
 		level = slog.LevelWarn
 	}
 	took := time.Since(start)
@@ -200,6 +225,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.log.Log(r.Context(), level, "request", attrs...)
 	if m := s.metrics.Load(); m != nil && r.URL.Path != "/metrics" {
 		(*m).observe(r.Method, rec.status, took)
+	}
+	if abort {
+		panic(http.ErrAbortHandler) // the answer had begun: cut it, so that the client sees it is incomplete
 	}
 }
 
@@ -223,22 +251,6 @@ func (s *Server) authorized(r *http.Request) bool {
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	b := s.backend.Load()
 	switch {
@@ -257,12 +269,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // FunctionView is a function as the API shows it.
 type FunctionView struct {
-	Name     string            `json:"name"`
-	Version  int               `json:"version"`
-	ABI      string            `json:"abi"`
-	Module   string            `json:"module"`
-	Size     int               `json:"size"`
-	Limits   LimitsView        `json:"limits"`
+	Name    string     `json:"name"`
+	Version int        `json:"version"`
+	ABI     string     `json:"abi"`
+	Module  string     `json:"module"`
+	Size    int        `json:"size"`
+	Limits  LimitsView `json:"limits"`
+	// Env has the function's env names; their values are EnvMask unless
+	// the request asked for them (reveal=env).
 	Env      map[string]string `json:"env,omitempty"`
 	Deployed time.Time         `json:"deployed"`
 	Triggers []string          `json:"triggers,omitempty"`
@@ -286,10 +300,45 @@ func EffectiveLimits(cfg catalog.Config) LimitsView {
 	return LimitsView{Memory: l.Memory, Timeout: l.Timeout.String(), Concurrency: l.Concurrency, MaxInput: l.MaxInput, MaxOutput: l.MaxOutput}
 }
 
-func (b *Backend) view(ctx context.Context, fn *catalog.Function, stats bool) FunctionView {
+// EnvMask stands for every env value in what the API shows, unless the
+// request asks for the values (reveal=env): they are often secrets, and a
+// listing is copied to terminals, tickets and logs.
+const EnvMask = "********"
+
+// maskEnv returns env with every value masked.
+func maskEnv(env map[string]string) map[string]string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(env))
+	for k := range env {
+		out[k] = EnvMask
+	}
+	return out
+}
+
+// revealEnv reads the reveal parameter of the function routes: "env"
+// shows env values, "" masks them.
+func revealEnv(r *http.Request) (bool, error) {
+	switch v := r.URL.Query().Get("reveal"); v {
+	case "":
+		return false, nil
+	case "env":
+		return true, nil
+	default:
+		return false, fmt.Errorf("%w: reveal=%q: the only thing to reveal is env", catalog.ErrInvalid, v)
+	}
+}
+
+// view shows a function: with stats, this daemon's counters; with
+// reveal, its env values.
+func (b *Backend) view(ctx context.Context, fn *catalog.Function, stats, reveal bool) FunctionView {
 	v := FunctionView{
 		Name: fn.Name, Version: fn.Version, ABI: fn.Config.ABI, Module: fn.Module, Size: fn.Size,
-		Limits: EffectiveLimits(fn.Config), Env: fn.Config.Env, Deployed: fn.Deployed,
+		Limits: EffectiveLimits(fn.Config), Env: maskEnv(fn.Config.Env), Deployed: fn.Deployed,
+	}
+	if reveal {
+		v.Env = fn.Config.Env
 	}
 	for _, t := range b.Catalog.Triggers() {
 		if t.Function == fn.Name {
@@ -340,99 +389,114 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, b *Backend) {
 		return
 	}
 	s.log.InfoContext(r.Context(), "function deployed", "function", name, "version", fn.Version, "abi", cfg.ABI, "module", fn.Module[:12], "size", fn.Size)
-	httperr.WriteJSON(w, http.StatusCreated, b.view(r.Context(), fn, false))
+	httperr.WriteJSON(w, http.StatusCreated, b.view(r.Context(), fn, false, false))
 }
 
-// ParseConfig reads a function's configuration from deploy query
-// parameters: abi, memory (e.g. 64MiB), timeout (e.g. 30s), concurrency,
-// max-input, max-output, env (K=V, repeated).
-func ParseConfig(q url.Values) (catalog.Config, error) {
-	var cfg catalog.Config
-	bad := func(param string, err error) (catalog.Config, error) {
-		return cfg, fmt.Errorf("%w: %s: %v", catalog.ErrInvalid, param, err)
+// update makes a new version of a function with its module and a changed
+// configuration (PatchConfig), checked as a deploy is: loaded by the host
+// with the new limits. A change that changes nothing answers 200 with the
+// current version.
+func (s *Server) update(w http.ResponseWriter, r *http.Request, b *Backend) {
+	name := r.PathValue("name")
+	fn, ok := b.Catalog.Function(name)
+	if !ok {
+		httperr.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, name))
+		return
 	}
-	kind, err := abi.ParseKind(q.Get("abi"))
+	cfg, err := PatchConfig(fn.Config, r.URL.Query())
 	if err != nil {
-		return bad("abi", err)
+		httperr.Write(w, fmt.Errorf("update %q: %w", name, err))
+		return
 	}
-	cfg.ABI = string(kind)
-	if v := q.Get("memory"); v != "" {
-		if cfg.Memory, err = host.ParseBytes(v); err != nil {
-			return bad("memory", err)
-		}
+	wasm, err := b.Catalog.Module(r.Context(), fn)
+	if err != nil {
+		httperr.Write(w, fmt.Errorf("update %q: %w", name, err))
+		return
 	}
-	if v := q.Get("timeout"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return bad("timeout", err)
-		}
-		if d <= 0 {
-			return bad("timeout", errors.New("must be positive"))
-		}
-		cfg.Timeout = catalog.Duration(d)
+	f, err := b.Host.Load(r.Context(), registry.Spec(&catalog.Function{Name: name, Config: cfg}), wasm)
+	if err != nil {
+		httperr.Write(w, fmt.Errorf("update %q: %w", name, err))
+		return
 	}
-	ints := map[string]*int{"concurrency": &cfg.Concurrency}
-	for param, dst := range ints {
-		if v := q.Get(param); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				return bad(param, fmt.Errorf("want a positive integer, got %q", v))
-			}
-			*dst = n
-		}
+	cfg.ABI = string(f.Spec().ABI)
+	f.Close(r.Context())
+	if sameConfig(cfg, fn.Config) {
+		httperr.WriteJSON(w, http.StatusOK, b.view(r.Context(), fn, false, false))
+		return
 	}
-	for param, dst := range map[string]*int{"max-input": &cfg.MaxInput, "max-output": &cfg.MaxOutput} {
-		if v := q.Get(param); v != "" {
-			n, err := host.ParseBytes(v)
-			if err != nil || n == 0 || n > 1<<30 {
-				return bad(param, fmt.Errorf("want a size between 1 B and 1 GiB, got %q", v))
-			}
-			*dst = int(n)
-		}
+	nf, err := b.Catalog.Update(r.Context(), fn, cfg)
+	if err != nil {
+		httperr.Write(w, fmt.Errorf("update %q: %w", name, err))
+		return
 	}
-	for _, kv := range q["env"] {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || strings.ContainsAny(k, "\x00=") {
-			return bad("env", fmt.Errorf("want KEY=VALUE, got %q", kv))
-		}
-		if cfg.Env == nil {
-			cfg.Env = map[string]string{}
-		}
-		cfg.Env[k] = v
-	}
-	spec := registry.Spec(&catalog.Function{Config: cfg})
-	if err := spec.Limits.Validate(); err != nil {
-		return bad("limits", err)
-	}
-	return cfg, nil
+	s.log.InfoContext(r.Context(), "function updated", "function", name, "version", nf.Version, "from", fn.Version)
+	httperr.WriteJSON(w, http.StatusCreated, b.view(r.Context(), nf, false, false))
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, b *Backend) {
+	reveal, err := revealEnv(r)
+	if err != nil {
+		httperr.Write(w, err)
+		return
+	}
 	fns := b.Catalog.Functions()
 	out := make([]FunctionView, 0, len(fns))
 	for _, fn := range fns {
-		out = append(out, b.view(r.Context(), fn, false))
+		out = append(out, b.view(r.Context(), fn, false, reveal))
 	}
 	httperr.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, b *Backend) {
+	reveal, err := revealEnv(r)
+	if err != nil {
+		httperr.Write(w, err)
+		return
+	}
 	fn, ok := b.Catalog.Function(r.PathValue("name"))
 	if !ok {
 		httperr.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, r.PathValue("name")))
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, b.view(r.Context(), fn, true))
+	httperr.WriteJSON(w, http.StatusOK, b.view(r.Context(), fn, true, reveal))
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
-	if err := b.Catalog.DeleteFunction(r.Context(), name); err != nil {
-		httperr.Write(w, fmt.Errorf("delete %q: %w", name, err))
+	force, err := boolParam(r, "force")
+	if err != nil {
+		httperr.Write(w, err)
 		return
 	}
-	s.log.InfoContext(r.Context(), "function deleted", "function", name)
+	if err := b.Catalog.DeleteFunction(r.Context(), name, force); err != nil {
+		httperr.Write(w, deleteError(fmt.Sprintf("delete %q", name), err))
+		return
+	}
+	s.log.InfoContext(r.Context(), "function deleted", "function", name, "force", force)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteError says what a refused delete was (what names it): an
+// *InUseError says it already, with what to do.
+func deleteError(what string, err error) error {
+	var inUse *catalog.InUseError
+	if errors.As(err, &inUse) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// boolParam reads a true/false query parameter; absent is false.
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%w: %s=%q: want true or false", catalog.ErrInvalid, name, v)
+	}
+	return b, nil
 }
 
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request, b *Backend) {
@@ -445,7 +509,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, b *Backend) {
 	limit := registry.Spec(fn).Limits.WithDefaults().MaxInput
 	in, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
-		httperr.Write(w, httperr.New(http.StatusBadRequest, "bad_request", "read input: "+err.Error()))
+		httperr.Write(w, httperr.ReadError("input", err))
 		return
 	}
 	id := host.NewID()
@@ -466,6 +530,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, b *Backend) {
 	_, _ = w.Write(res.Output)
 }
 
+// logs streams a function's log records as NDJSON: the last tail
+// (default logstream.DefaultTail) of those stored since since (default:
+// all that are kept), then with follow=true the new ones.
 func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	if _, ok := b.Catalog.Function(name); !ok {
@@ -473,16 +540,25 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 		httperr.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, name))
 		return
 	}
-	since := time.Hour
-	if v := r.URL.Query().Get("since"); v != "" {
+	q := r.URL.Query()
+	o := logstream.ReadOptions{Tail: logstream.DefaultTail}
+	if v := q.Get("since"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			httperr.Write(w, fmt.Errorf("%w: since: want a duration like 10m, got %q", catalog.ErrInvalid, v))
 			return
 		}
-		since = d
+		o.Since = d
 	}
-	follow := r.URL.Query().Get("follow") == "true"
+	var err error
+	if o.Tail, err = tailParam(r, logstream.DefaultTail); err != nil {
+		httperr.Write(w, err)
+		return
+	}
+	if o.Follow, err = boolParam(r, "follow"); err != nil {
+		httperr.Write(w, err)
+		return
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
@@ -490,7 +566,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 		flusher.Flush()
 	}
 	enc := json.NewEncoder(w)
-	err := logstream.Read(r.Context(), b.Conn, name, since, follow, func(rec host.Record) error {
+	err = logstream.Read(r.Context(), b.Conn, name, o, func(rec host.Record) error {
 		if err := enc.Encode(rec); err != nil {
 			return err
 		}
@@ -502,6 +578,23 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 	if err != nil && r.Context().Err() == nil {
 		_ = enc.Encode(httperr.Body{Error: err.Error(), Code: "unavailable"})
 	}
+}
+
+// maxTail bounds the tail parameter of the log and topic routes.
+const maxTail = logstream.MaxTail
+
+// tailParam reads the tail parameter: how many of the last records or
+// messages to start with.
+func tailParam(r *http.Request, def int) (int, error) {
+	v := r.URL.Query().Get("tail")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxTail {
+		return 0, fmt.Errorf("%w: tail=%q: want a number from 0 to %d", catalog.ErrInvalid, v, maxTail)
+	}
+	return n, nil
 }
 
 // TriggerRequest is the body of POST /v1/triggers: a name, a function or
@@ -570,6 +663,11 @@ func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request, b *Backen
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		var refused *httperr.Error // the body came too slowly, or could not be held
+		if errors.As(err, &refused) {
+			httperr.Write(w, refused)
+			return
+		}
 		httperr.Write(w, fmt.Errorf("%w: trigger: %v", catalog.ErrInvalid, err))
 		return
 	}

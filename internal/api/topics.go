@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -38,6 +39,19 @@ func topicName(r *http.Request, write bool) (string, error) {
 	return topic, err
 }
 
+// Published is the answer of POST /v1/topics/{topic}/publish.
+type Published struct {
+	Topic string `json:"topic"`
+	// Sequence is where the message was stored in the topic (see
+	// publishSeq); 0 if it could not be read back.
+	Sequence uint64 `json:"sequence,omitempty"`
+	Bytes    int    `json:"bytes"`
+}
+
+// seqWait bounds reading a published message back to learn its sequence:
+// it arrives within milliseconds of its ack.
+const seqWait = 5 * time.Second
+
 func (s *Server) publish(w http.ResponseWriter, r *http.Request, b *Backend) {
 	topic, err := topicName(r, true)
 	if err != nil {
@@ -49,15 +63,62 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, b *Backend) {
 		httperr.Write(w, err)
 		return
 	}
-	if err := b.Conn.Publish(r.Context(), topic, data); err != nil {
+	seq, err := publishSeq(r.Context(), b.Conn, topic, data)
+	if err != nil {
 		httperr.Write(w, fmt.Errorf("publish to %s: %w", topic, err))
 		return
 	}
-	httperr.WriteJSON(w, http.StatusCreated, map[string]any{"topic": topic, "bytes": len(data)})
+	if seq == 0 {
+		s.log.WarnContext(r.Context(), "message published, but its sequence could not be read back", "topic", topic)
+	}
+	httperr.WriteJSON(w, http.StatusCreated, Published{Topic: topic, Sequence: seq, Bytes: len(data)})
 }
 
-// tail streams a topic's messages: new ones, or all stored with
-// from_start=true; it ends after count messages or when timeout passes.
+// publishSeq publishes data to a topic and returns the sequence it was
+// stored at. NATS Streaming's publish ack does not carry it, so it reads
+// the message back: the first message with the same bytes stored after a
+// subscription made before publishing. That is exact unless another
+// client publishes the same bytes to the topic at the same moment (then
+// it is the sequence of one of those copies). 0 means it was not read
+// back within seqWait (the connection was lost and restored meanwhile);
+// the message is stored all the same.
+func publishSeq(ctx context.Context, conn *broker.Conn, topic string, data []byte) (uint64, error) {
+	found := make(chan uint64, 1)
+	sub, err := conn.Subscribe(topic, broker.SubOptions{Start: broker.StartNew, MaxInflight: readInflight}, func(m *broker.Msg) {
+		if bytes.Equal(m.Data, data) {
+			select {
+			case found <- m.Sequence:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Close()
+	if err := conn.Publish(ctx, topic, data); err != nil {
+		return 0, err
+	}
+	wait := time.NewTimer(seqWait)
+	defer wait.Stop()
+	select {
+	case seq := <-found:
+		return seq, nil
+	case <-wait.C:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, nil
+	}
+}
+
+// readInflight bounds the messages a reading subscription is sent ahead
+// of its client: messages are up to 1 MiB, and a client may read slowly.
+const readInflight = 16
+
+// tail streams a topic's messages: new ones, all stored with
+// from_start=true, or the last N stored with tail=N (then new ones); it
+// ends after count messages or when timeout passes. sluice.catalog's env
+// values are masked.
 func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 	topic, err := topicName(r, false)
 	if err != nil {
@@ -72,6 +133,20 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 			return
 		}
 	}
+	last, err := tailParam(r, 0)
+	if err != nil {
+		httperr.Write(w, err)
+		return
+	}
+	fromStart, err := boolParam(r, "from_start")
+	if err != nil {
+		httperr.Write(w, err)
+		return
+	}
+	if fromStart && last > 0 {
+		httperr.Write(w, fmt.Errorf("%w: give from_start or tail, not both", catalog.ErrInvalid))
+		return
+	}
 	ctx := r.Context()
 	if v := q.Get("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -84,27 +159,66 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 		defer cancel()
 	}
 	start := broker.StartNew
-	if q.Get("from_start") == "true" {
+	if fromStart {
 		start = broker.StartAll
 	}
-	msgs := make(chan TopicMessage, 256)
-	sub, err := b.Conn.Subscribe(topic, broker.SubOptions{Start: start}, func(m *broker.Msg) {
-		select {
-		case msgs <- TopicMessage{Sequence: m.Sequence, Time: time.Unix(0, m.Timestamp).UTC(), Redelivered: m.Redelivered, Data: m.Data}:
-		case <-ctx.Done():
+	var lastSub *broker.Sub
+	lastSeq := make(chan uint64, 1)
+	if last > 0 {
+		// where the last N start: after the sequence of the last message
+		// (which comes when one is published, if the topic is empty)
+		lastSub, err = b.Conn.Subscribe(topic, broker.SubOptions{Start: broker.StartLast, MaxInflight: 1}, func(m *broker.Msg) {
+			select {
+			case lastSeq <- m.Sequence:
+			default:
+			}
+		})
+		if err != nil {
+			httperr.Write(w, fmt.Errorf("tail %s: %w", topic, err))
+			return
 		}
-	})
-	if err != nil {
-		httperr.Write(w, fmt.Errorf("tail %s: %w", topic, err))
-		return
+		defer lastSub.Close()
 	}
-	defer sub.Close()
+	msgs := make(chan TopicMessage, readInflight/4)
+	subscribe := func(start broker.Start) (*broker.Sub, error) {
+		return b.Conn.Subscribe(topic, broker.SubOptions{Start: start, MaxInflight: readInflight}, func(m *broker.Msg) {
+			data := m.Data
+			if topic == catalog.Channel {
+				data = maskCatalogEvent(data)
+			}
+			select {
+			case msgs <- TopicMessage{Sequence: m.Sequence, Time: time.Unix(0, m.Timestamp).UTC(), Redelivered: m.Redelivered, Data: data}:
+			case <-ctx.Done():
+			}
+		})
+	}
+	var sub *broker.Sub
+	if last == 0 {
+		if sub, err = subscribe(start); err != nil {
+			httperr.Write(w, fmt.Errorf("tail %s: %w", topic, err))
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
 	if flusher != nil {
 		flusher.Flush()
 	}
+	if last > 0 {
+		select {
+		case seq := <-lastSeq:
+			start = broker.StartAt(seq - min(seq, uint64(last)) + 1)
+		case <-ctx.Done():
+			return
+		}
+		lastSub.Close()
+		if sub, err = subscribe(start); err != nil {
+			_ = json.NewEncoder(w).Encode(httperr.Body{Error: fmt.Sprintf("tail %s: %v", topic, err), Code: "unavailable"})
+			return
+		}
+	}
+	defer sub.Close()
 	enc := json.NewEncoder(w)
 	for n := 0; count == 0 || n < count; n++ {
 		select {
@@ -119,4 +233,20 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 			return
 		}
 	}
+}
+
+// maskCatalogEvent masks the env values of a catalog event (a
+// FunctionDeployed event carries them): what the API shows of the
+// catalog channel shows no secret. Other events are left as they are.
+func maskCatalogEvent(data []byte) []byte {
+	var ev catalog.Event
+	if json.Unmarshal(data, &ev) != nil || ev.Function == nil || len(ev.Function.Config.Env) == 0 {
+		return data
+	}
+	ev.Function.Config.Env = maskEnv(ev.Function.Config.Env)
+	masked, err := json.Marshal(ev)
+	if err != nil {
+		return []byte(`{"error": "a catalog event that cannot be shown masked"}`)
+	}
+	return masked
 }

@@ -110,7 +110,8 @@ func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 		return
 	}
 	prev, had := b.Catalog.Workflow(def.Name)
-	wf, err := b.Catalog.CreateWorkflow(r.Context(), def.Name, string(src))
+	fns, wfs := def.Uses()
+	wf, err := b.Catalog.CreateWorkflow(r.Context(), def.Name, string(src), fns, wfs)
 	if err != nil {
 		httperr.Write(w, fmt.Errorf("create workflow %q: %w", def.Name, err))
 		return
@@ -144,11 +145,16 @@ func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request, b *Backend)
 
 func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
-	if err := b.Catalog.DeleteWorkflow(r.Context(), name); err != nil {
-		httperr.Write(w, fmt.Errorf("delete workflow %q: %w", name, err))
+	force, err := boolParam(r, "force")
+	if err != nil {
+		httperr.Write(w, err)
 		return
 	}
-	s.log.InfoContext(r.Context(), "workflow deleted", "workflow", name)
+	if err := b.Catalog.DeleteWorkflow(r.Context(), name, force); err != nil {
+		httperr.Write(w, deleteError(fmt.Sprintf("delete workflow %q", name), err))
+		return
+	}
+	s.log.InfoContext(r.Context(), "workflow deleted", "workflow", name, "force", force)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -193,16 +199,51 @@ func (s *Server) invokeWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 	httperr.WriteJSON(w, http.StatusOK, done)
 }
 
+// Limits of GET /v1/invocations.
+const (
+	// DefaultInvocations is how many invocations a listing shows.
+	DefaultInvocations = 100
+	// MaxInvocations bounds a listing: invocations carry their input and
+	// output (up to engine.MaxData each), and a listing of everything
+	// retained once answered 61 MB.
+	MaxInvocations = 1000
+)
+
+// listInvocations lists invocations, newest first: at most limit
+// (default DefaultInvocations), of a workflow and with a status if asked.
 func (s *Server) listInvocations(w http.ResponseWriter, r *http.Request, b *Backend) {
 	e := engineOf(w, b)
 	if e == nil {
 		return
 	}
-	invs := e.List(r.URL.Query().Get("workflow"))
-	if invs == nil {
-		invs = []*engine.Invocation{}
+	q := r.URL.Query()
+	limit := DefaultInvocations
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxInvocations {
+			httperr.Write(w, fmt.Errorf("%w: limit=%q: want a number from 1 to %d", catalog.ErrInvalid, v, MaxInvocations))
+			return
+		}
+		limit = n
 	}
-	httperr.WriteJSON(w, http.StatusOK, invs)
+	status := q.Get("status")
+	switch status {
+	case "", engine.StatusRunning, engine.StatusSucceeded, engine.StatusFailed, engine.StatusCanceled:
+	default:
+		httperr.Write(w, fmt.Errorf("%w: status=%q: want %s, %s, %s or %s", catalog.ErrInvalid, status,
+			engine.StatusRunning, engine.StatusSucceeded, engine.StatusFailed, engine.StatusCanceled))
+		return
+	}
+	out := []*engine.Invocation{}
+	for _, inv := range e.List(q.Get("workflow")) { // newest first
+		if len(out) == limit {
+			break
+		}
+		if status == "" || inv.Status == status {
+			out = append(out, inv)
+		}
+	}
+	httperr.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {

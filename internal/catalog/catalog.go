@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -53,6 +54,7 @@ type Catalog struct {
 	waiters  map[string]chan applied
 	watchers []func(Change)
 	fatal    error
+	first    uint64 // the sequence of the first message received
 
 	sub     *broker.Sub
 	fetchMu sync.Mutex
@@ -95,34 +97,84 @@ func Open(ctx context.Context, conn *broker.Conn, opts Options) (*Catalog, error
 // Close stops following the channel.
 func (c *Catalog) Close() error { return c.sub.Close() }
 
-// receive applies one message of the channel.
+// receive applies one message of the channel. Nothing in a message can
+// stop the follower: a message that is not an event, an event that breaks
+// a rule, or one that makes the fold or a watcher panic is skipped (the
+// fold is left as it was), with a warning naming its sequence and why.
 func (c *Catalog) receive(m *broker.Msg) {
+	c.mu.Lock()
+	if c.first == 0 {
+		c.first = m.Sequence
+		if m.Sequence > 1 && c.fatal == nil {
+			c.fatal = fmt.Errorf("the %s channel starts at sequence %d: the server dropped earlier events (channel limits); give %s unlimited limits", Channel, m.Sequence, Channel)
+			c.log.Error("catalog incomplete", "err", c.fatal)
+		}
+	}
+	c.mu.Unlock()
 	var ev Event
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
-		c.log.Error("skipping a catalog event that is not JSON", "seq", m.Sequence, "err", err)
+		c.log.Warn("skipping a catalog event that is not a JSON event", "seq", m.Sequence, "err", err)
 		return
 	}
 	c.mu.Lock()
-	if c.state.Seq == 0 && m.Sequence > 1 && c.fatal == nil {
-		c.fatal = fmt.Errorf("the %s channel starts at sequence %d: the server dropped earlier events (channel limits); give %s unlimited limits", Channel, m.Sequence, Channel)
-		c.log.Error("catalog incomplete", "err", c.fatal)
-	}
-	ch, err := c.state.Apply(m.Sequence, &ev)
+	ch, err := c.apply(m.Sequence, &ev)
 	waiter := c.waiters[ev.ID]
 	delete(c.waiters, ev.ID)
 	watchers := c.watchers
 	c.mu.Unlock()
-	if err != nil && waiter == nil {
+	switch {
+	case err != nil && waiter == nil && errors.Is(err, ErrInvalid):
+		// the API checks what it writes: this event was not written by a
+		// daemon's API (forged, corrupt, or from a sluice with other rules)
+		c.log.Warn("skipping a malformed catalog event", "seq", m.Sequence, "type", ev.Type, "daemon", ev.Daemon, "err", err)
+	case err != nil && waiter == nil:
+		// two writers raced and the log's order decided: the other's user
+		// heard why from its own daemon
 		c.log.Debug("catalog event rejected", "type", ev.Type, "seq", m.Sequence, "err", err)
+	case err == nil && !knownEvent(ev.Type):
+		c.log.Warn("skipping a catalog event of an unknown type (written by a newer sluice?)", "seq", m.Sequence, "type", ev.Type, "daemon", ev.Daemon)
 	}
 	if err == nil && (ch.Function != nil || ch.Trigger != nil || ch.Workflow != nil) {
 		for _, w := range watchers {
-			w(ch)
+			c.watch(w, ch)
 		}
 	}
 	if waiter != nil {
 		waiter <- applied{change: ch, err: err}
 	}
+}
+
+// apply folds an event into the state; a panic of the fold (a bug an
+// event found) is the event's error, so that one event cannot stop the
+// follower. Called with mu held.
+func (c *Catalog) apply(seq uint64, ev *Event) (ch Change, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("the catalog fold panicked on an event; skipping it", "seq", seq, "type", ev.Type, "panic", v, "stack", string(debug.Stack()))
+			ch, err = Change{Seq: seq, Event: ev}, fmt.Errorf("%w: event %d (%s) made the catalog fail: %v", ErrInvalid, seq, ev.Type, v)
+		}
+	}()
+	return c.state.Apply(seq, ev)
+}
+
+// watch calls a watcher with a change; a watcher that panics misses the
+// change, and the follower goes on.
+func (c *Catalog) watch(w func(Change), ch Change) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("a catalog watcher panicked; it skipped the event", "seq", ch.Seq, "type", ch.Event.Type, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	w(ch)
+}
+
+// knownEvent tells whether this daemon knows an event type.
+func knownEvent(typ string) bool {
+	switch typ {
+	case EventSync, EventFunctionDeployed, EventFunctionDeleted, EventTriggerCreated, EventTriggerDeleted, EventWorkflowCreated, EventWorkflowDeleted:
+		return true
+	}
+	return false
 }
 
 // append stores an event and waits until this catalog has applied it,
@@ -192,13 +244,44 @@ func (c *Catalog) Deploy(ctx context.Context, f Function, wasm []byte) (*Functio
 	return ch.Function, nil
 }
 
-// DeleteFunction deletes a function. It fails while triggers use it.
-func (c *Catalog) DeleteFunction(ctx context.Context, name string) error {
-	if _, ok := c.Function(name); !ok {
-		return fmt.Errorf("%w: no function %q", ErrNotFound, name)
+// DeleteFunction deletes a function. It fails with an *InUseError while
+// triggers or workflows use it, unless force.
+func (c *Catalog) DeleteFunction(ctx context.Context, name string, force bool) error {
+	ev := &Event{Type: EventFunctionDeleted, Name: name, Force: force}
+	if err := c.check(ev); err != nil {
+		return err
 	}
-	_, err := c.append(ctx, &Event{Type: EventFunctionDeleted, Name: name})
+	_, err := c.append(ctx, ev)
 	return err
+}
+
+// check tells whether a delete or a conditional deploy would be refused
+// now, so that an event bound to be refused is not written; the fold, in
+// log order, still decides for those that are.
+func (c *Catalog) check(ev *Event) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if ev.Function != nil {
+		return c.state.checkVersion(ev.Function.Name, ev.IfVersion)
+	}
+	return c.state.checkDelete(ev)
+}
+
+// Update stores a new version of a function with the module of version
+// base and the configuration cfg. It fails with ErrConflict if base is no
+// longer the current version when the event is applied (a deploy or an
+// update came first), so that a change never undoes another.
+func (c *Catalog) Update(ctx context.Context, base *Function, cfg Config) (*Function, error) {
+	f := Function{Name: base.Name, Module: base.Module, Size: base.Size, Chunks: base.Chunks, Config: cfg}
+	ev := &Event{Type: EventFunctionDeployed, Function: &f, IfVersion: base.Version}
+	if err := c.check(ev); err != nil {
+		return nil, err
+	}
+	ch, err := c.append(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	return ch.Function, nil
 }
 
 // CreateTrigger creates a trigger.
@@ -226,14 +309,16 @@ func (c *Catalog) DeleteTrigger(ctx context.Context, name string) error {
 }
 
 // CreateWorkflow stores a new version of a workflow, whose definition the
-// caller has validated. Creating the current definition again changes
-// nothing and returns the current version.
-func (c *Catalog) CreateWorkflow(ctx context.Context, name, source string) (*Workflow, error) {
+// caller has validated; functions and workflows are what it names (its
+// Definition.Uses), which must exist when the event is applied. Creating
+// the current definition again changes nothing and returns the current
+// version.
+func (c *Catalog) CreateWorkflow(ctx context.Context, name, source string, functions, workflows []string) (*Workflow, error) {
 	if err := ValidateName("workflow", name); err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(source))
-	w := &Workflow{Name: name, Revision: hex.EncodeToString(sum[:]), Source: source}
+	w := &Workflow{Name: name, Revision: hex.EncodeToString(sum[:]), Source: source, Functions: functions, Workflows: workflows}
 	if cur, ok := c.Workflow(name); ok && cur.Revision == w.Revision {
 		return cur, nil
 	}
@@ -245,12 +330,14 @@ func (c *Catalog) CreateWorkflow(ctx context.Context, name, source string) (*Wor
 }
 
 // DeleteWorkflow deletes a workflow. Invocations running keep their
-// version; it fails while triggers use the workflow.
-func (c *Catalog) DeleteWorkflow(ctx context.Context, name string) error {
-	if _, ok := c.Workflow(name); !ok {
-		return fmt.Errorf("%w: no workflow %q", ErrNotFound, name)
+// version. It fails with an *InUseError while triggers or other
+// workflows use it, unless force.
+func (c *Catalog) DeleteWorkflow(ctx context.Context, name string, force bool) error {
+	ev := &Event{Type: EventWorkflowDeleted, Name: name, Force: force}
+	if err := c.check(ev); err != nil {
+		return err
 	}
-	_, err := c.append(ctx, &Event{Type: EventWorkflowDeleted, Name: name})
+	_, err := c.append(ctx, ev)
 	return err
 }
 

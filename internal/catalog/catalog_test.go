@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,5 +118,84 @@ func TestConcurrentDeploysGetDistinctVersions(t *testing.T) {
 			f, _ := c.Function("race")
 			return f != nil && f.Version == 10
 		})
+	}
+}
+
+// syncBuffer is a log output the follower and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Whoever can publish to the catalog channel (the broker is shared) may
+// write anything there: nothing stops the follower. Each bad event is
+// skipped with a warning naming its sequence and why, a panicking
+// watcher misses one change, and the catalog goes on.
+func TestForgedEventsAreSkipped(t *testing.T) {
+	url := embedded(t)
+	ctx := context.Background()
+	conn, err := broker.Connect(ctx, broker.Options{URL: url, ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	forged := []string{
+		`garbage before anything`, // sequence 1: not taken for a dropped start
+		`{"type":"FunctionDeployed","function":{"name":"f","module":"../../../etc/passwd","size":10,"chunks":1}}`,
+		`{"type":"WorkflowCreated","workflow":{"name":"w","revision":"x","source":"tasks: {}"}}`,
+		`{"type":"TriggerCreated","trigger":{"name":"../t","function":"f","cron":{"schedule":"* * *"}}}`,
+		`{"type":"Rewind","to":0}`,
+	}
+	for _, ev := range forged {
+		if err := conn.Publish(ctx, Channel, []byte(ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs syncBuffer
+	c, err := Open(ctx, conn, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if c.Err() != nil || len(c.Functions())+len(c.Workflows())+len(c.Triggers()) != 0 {
+		t.Fatalf("after forged events: %v, %d functions", c.Err(), len(c.Functions()))
+	}
+	for _, want := range []string{
+		`msg="skipping a catalog event that is not a JSON event" seq=1`,
+		`msg="skipping a malformed catalog event" seq=2 type=FunctionDeployed daemon="" err="invalid: function \"f\": module \"../../../etc/passwd\" is not a sha256 in hex"`,
+		`msg="skipping a malformed catalog event" seq=3 type=WorkflowCreated`,
+		`msg="skipping a malformed catalog event" seq=4 type=TriggerCreated`,
+		`msg="skipping a catalog event of an unknown type (written by a newer sluice?)" seq=5 type=Rewind`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("the log does not say %s:\n%s", want, logs.String())
+		}
+	}
+	var seen []string
+	var mu sync.Mutex
+	c.Watch(func(ch Change) { panic("a watcher's bug") })
+	c.Watch(func(ch Change) { mu.Lock(); seen = append(seen, ch.Function.Name); mu.Unlock() })
+	if _, err := c.Deploy(ctx, Function{Name: "a"}, []byte("\x00asm-a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Deploy(ctx, Function{Name: "b"}, []byte("\x00asm-b")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || !strings.Contains(logs.String(), `msg="a catalog watcher panicked; it skipped the event"`) {
+		t.Fatalf("the other watcher saw %v; log:\n%s", seen, logs.String())
 	}
 }

@@ -175,6 +175,10 @@ func (c *Catalog) Module(ctx context.Context, f *Function) ([]byte, error) {
 const downloadTimeout = 30 * time.Second
 
 func (c *Catalog) download(ctx context.Context, f *Function) ([]byte, error) {
+	if f.Size > MaxModuleSize {
+		// only a forged event names one: the API refuses such a deploy
+		return nil, fmt.Errorf("%w: module %s of %q is %d bytes, over the limit of %d MiB: not fetched", ErrInvalid, f.Module, f.Name, f.Size, MaxModuleSize>>20)
+	}
 	ctx, cancel := context.WithTimeout(ctx, downloadTimeout)
 	defer cancel()
 	var (

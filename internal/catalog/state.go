@@ -1,10 +1,12 @@
 package catalog
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,6 +43,13 @@ type Event struct {
 	Workflow *Workflow `json:"workflow,omitempty"`
 	// Name is what a delete event deletes.
 	Name string `json:"name,omitempty"`
+	// Force makes a delete event delete what others still use (--force):
+	// without it, a function or workflow in use is not deleted.
+	Force bool `json:"force,omitempty"`
+	// IfVersion makes a FunctionDeployed event conditional: it applies
+	// only while the function is at that version (a change of
+	// configuration, made to the version it read). 0 applies always.
+	IfVersion int `json:"if_version,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" in JSON.
@@ -103,6 +112,12 @@ type Workflow struct {
 	Revision string    `json:"revision"`
 	Source   string    `json:"source"`
 	Created  time.Time `json:"created"`
+	// Functions and Workflows are what the definition names (the
+	// engine's Definition.Uses at create), sorted: while this version is
+	// current they cannot be deleted without --force. A version stored
+	// before sluice recorded them names nothing.
+	Functions []string `json:"functions,omitempty"`
+	Workflows []string `json:"workflows,omitempty"`
 }
 
 // Trigger binds a function or a workflow to events: exactly one of
@@ -172,13 +187,6 @@ func (t *Trigger) Kind() string {
 	}
 	return "unknown"
 }
-
-// Errors of applying events, returned to the writer of the event.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
-	ErrInvalid  = errors.New("invalid")
-)
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -303,7 +311,10 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		if f == nil {
 			return ch, fmt.Errorf("%w: %s without a function", ErrInvalid, ev.Type)
 		}
-		if err := ValidateName("function", f.Name); err != nil {
+		if err := validateFunction(f); err != nil {
+			return ch, err
+		}
+		if err := s.checkVersion(f.Name, ev.IfVersion); err != nil {
 			return ch, err
 		}
 		nf := *f
@@ -315,15 +326,11 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		ch.Function = &nf
 		return ch, nil
 	case EventFunctionDeleted:
-		f, ok := s.Functions[ev.Name]
-		if !ok {
-			return ch, fmt.Errorf("%w: no function %q", ErrNotFound, ev.Name)
+		if err := s.checkDelete(ev); err != nil {
+			return ch, err
 		}
-		if users := s.triggersUsing(func(t *Trigger) bool { return t.Function == ev.Name }); len(users) > 0 {
-			return ch, fmt.Errorf("%w: function %q is used by trigger(s) %s: delete them first", ErrConflict, ev.Name, strings.Join(users, ", "))
-		}
+		ch.Function = s.Functions[ev.Name]
 		delete(s.Functions, ev.Name)
-		ch.Function = f
 		return ch, nil
 	case EventTriggerCreated:
 		t := ev.Trigger
@@ -335,6 +342,7 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		}
 		nt := *t
 		nt.Created = ev.Time
+		nt.Group = ""
 		if nt.Queue != nil || nt.Cron != nil {
 			nt.Group = fmt.Sprintf("sluice-%s-%d", nt.Name, seq)
 		}
@@ -346,12 +354,24 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		if w == nil {
 			return ch, fmt.Errorf("%w: %s without a workflow", ErrInvalid, ev.Type)
 		}
-		if err := ValidateName("workflow", w.Name); err != nil {
+		if err := validateWorkflow(w); err != nil {
 			return ch, err
 		}
 		if cur, ok := s.Workflows[w.Name]; ok && cur.Revision == w.Revision {
 			ch.Workflow = cur // the same definition again changes nothing
 			return ch, nil
+		}
+		// what it uses must exist when it is created, in log order: a
+		// function deleted a moment before its definition was checked
+		for _, fn := range w.Functions {
+			if _, ok := s.Functions[fn]; !ok {
+				return ch, fmt.Errorf("%w: workflow %q runs function %q, which is not deployed (deleted meanwhile?)", ErrNotFound, w.Name, fn)
+			}
+		}
+		for _, wf := range w.Workflows {
+			if _, ok := s.Workflows[wf]; !ok && wf != w.Name {
+				return ch, fmt.Errorf("%w: workflow %q runs workflow %q, which does not exist (deleted meanwhile?)", ErrNotFound, w.Name, wf)
+			}
 		}
 		nw := *w
 		nw.Version = s.wfVersions[w.Name] + 1
@@ -364,15 +384,11 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		ch.Workflow = &nw
 		return ch, nil
 	case EventWorkflowDeleted:
-		w, ok := s.Workflows[ev.Name]
-		if !ok {
-			return ch, fmt.Errorf("%w: no workflow %q", ErrNotFound, ev.Name)
+		if err := s.checkDelete(ev); err != nil {
+			return ch, err
 		}
-		if users := s.triggersUsing(func(t *Trigger) bool { return t.Workflow == ev.Name }); len(users) > 0 {
-			return ch, fmt.Errorf("%w: workflow %q is used by trigger(s) %s: delete them first", ErrConflict, ev.Name, strings.Join(users, ", "))
-		}
+		ch.Workflow = s.Workflows[ev.Name]
 		delete(s.Workflows, ev.Name)
-		ch.Workflow = w
 		return ch, nil
 	case EventTriggerDeleted:
 		t, ok := s.Triggers[ev.Name]
@@ -447,15 +463,110 @@ func methodOrAny(m string) string {
 	return m
 }
 
-// triggersUsing names the triggers that target what uses tells, sorted.
-func (s *State) triggersUsing(uses func(*Trigger) bool) []string {
-	var names []string
-	for _, name := range sortedNames(s.Triggers) {
-		if uses(s.Triggers[name]) {
-			names = append(names, name)
+// checkVersion checks the condition of a conditional deploy: the
+// function is at version ifVersion (0: no condition).
+func (s *State) checkVersion(name string, ifVersion int) error {
+	if ifVersion == 0 {
+		return nil
+	}
+	cur, ok := s.Functions[name]
+	if !ok {
+		return fmt.Errorf("%w: no function %q (it was deleted meanwhile)", ErrNotFound, name)
+	}
+	if cur.Version != ifVersion {
+		return fmt.Errorf("%w: function %q changed meanwhile (version %d is current, the change was made to version %d): try again", ErrConflict, name, cur.Version, ifVersion)
+	}
+	return nil
+}
+
+// checkDelete checks a FunctionDeleted or WorkflowDeleted event: what it
+// deletes exists and, unless forced, nothing uses it.
+func (s *State) checkDelete(ev *Event) error {
+	name := ev.Name
+	if ev.Type == EventFunctionDeleted {
+		if _, ok := s.Functions[name]; !ok {
+			return fmt.Errorf("%w: no function %q", ErrNotFound, name)
+		}
+		if deps := s.dependents(func(t *Trigger) bool { return t.Function == name }, func(w *Workflow) bool {
+			return slices.Contains(w.Functions, name)
+		}); len(deps) > 0 && !ev.Force {
+			return &InUseError{Kind: "function", Name: name, Dependents: deps}
+		}
+		return nil
+	}
+	if _, ok := s.Workflows[name]; !ok {
+		return fmt.Errorf("%w: no workflow %q", ErrNotFound, name)
+	}
+	if deps := s.dependents(func(t *Trigger) bool { return t.Workflow == name }, func(w *Workflow) bool {
+		return w.Name != name && slices.Contains(w.Workflows, name) // a workflow that runs itself may go
+	}); len(deps) > 0 && !ev.Force {
+		return &InUseError{Kind: "workflow", Name: name, Dependents: deps}
+	}
+	return nil
+}
+
+// dependents lists the current workflows and the triggers that use
+// something, as the trigger and workflow funcs tell: workflows first, each
+// kind sorted by name.
+func (s *State) dependents(trigger func(*Trigger) bool, workflow func(*Workflow) bool) []Dependent {
+	var deps []Dependent
+	for _, name := range sortedNames(s.Workflows) {
+		if workflow(s.Workflows[name]) {
+			deps = append(deps, Dependent{Kind: "workflow", Name: name})
 		}
 	}
-	return names
+	for _, name := range sortedNames(s.Triggers) {
+		if trigger(s.Triggers[name]) {
+			deps = append(deps, Dependent{Kind: "trigger", Name: name})
+		}
+	}
+	return deps
+}
+
+var shaPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// validateFunction checks what a FunctionDeployed event carries beyond
+// the name: every daemon's API writes well-formed ones, so a malformed one
+// is forged or corrupt, and must not reach the module cache (the sha256
+// names a file) or the host.
+func validateFunction(f *Function) error {
+	if err := ValidateName("function", f.Name); err != nil {
+		return err
+	}
+	if !shaPattern.MatchString(f.Module) {
+		return fmt.Errorf("%w: function %q: module %q is not a sha256 in hex", ErrInvalid, f.Name, f.Module)
+	}
+	if f.Size <= 0 || f.Chunks != (f.Size+ChunkSize-1)/ChunkSize {
+		return fmt.Errorf("%w: function %q: a module of %d bytes is not stored in %d chunks", ErrInvalid, f.Name, f.Size, f.Chunks)
+	}
+	c := &f.Config
+	if c.Timeout < 0 || c.Concurrency < 0 || c.MaxInput < 0 || c.MaxOutput < 0 {
+		return fmt.Errorf("%w: function %q: negative limits", ErrInvalid, f.Name)
+	}
+	for k := range c.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fmt.Errorf("%w: function %q: env name %q", ErrInvalid, f.Name, k)
+		}
+	}
+	return nil
+}
+
+// validateWorkflow checks what a WorkflowCreated event carries: a name,
+// the revision that is its source's sha256, and valid names of what it
+// uses.
+func validateWorkflow(w *Workflow) error {
+	if err := ValidateName("workflow", w.Name); err != nil {
+		return err
+	}
+	if sum := sha256.Sum256([]byte(w.Source)); w.Revision != hex.EncodeToString(sum[:]) {
+		return fmt.Errorf("%w: workflow %q: revision %.16q is not the sha256 of its source", ErrInvalid, w.Name, w.Revision)
+	}
+	for _, name := range slices.Concat(w.Functions, w.Workflows) {
+		if !namePattern.MatchString(name) {
+			return fmt.Errorf("%w: workflow %q: it names %q, which is no function or workflow name", ErrInvalid, w.Name, name)
+		}
+	}
+	return nil
 }
 
 func sortedNames[V any](m map[string]V) []string {

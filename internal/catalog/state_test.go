@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,9 +15,29 @@ import (
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
-func deployed(name, module string) *Event {
-	return &Event{Type: EventFunctionDeployed, Time: t0, Function: &Function{Name: name, Module: module, Size: 10, Chunks: 1}}
+// mod is the sha256 of a module named by a label in the tests.
+func mod(label string) string {
+	sum := sha256.Sum256([]byte(label))
+	return hex.EncodeToString(sum[:])
 }
+
+func deployed(name, module string) *Event {
+	return &Event{Type: EventFunctionDeployed, Time: t0, Function: &Function{Name: name, Module: mod(module), Size: 10, Chunks: 1}}
+}
+
+// workflow is a WorkflowCreated event of a definition that uses fns and
+// wfs.
+func workflow(name, source string, fns, wfs []string) *Event {
+	sum := sha256.Sum256([]byte(source))
+	return &Event{Type: EventWorkflowCreated, Time: t0, Workflow: &Workflow{
+		Name: name, Source: source, Revision: hex.EncodeToString(sum[:]), Functions: fns, Workflows: wfs}}
+}
+
+func wfTrigger(name, wf, path string) *Event {
+	return &Event{Type: EventTriggerCreated, Time: t0, Trigger: &Trigger{Name: name, Workflow: wf, HTTP: &HTTPSpec{Path: path}}}
+}
+
+func forced(ev *Event) *Event { ev.Force = true; return ev }
 
 func httpTrigger(name, fn, path, method string) *Event {
 	return &Event{Type: EventTriggerCreated, Time: t0, Trigger: &Trigger{Name: name, Function: fn, HTTP: &HTTPSpec{Path: path, Method: method}}}
@@ -37,7 +59,7 @@ func TestApply(t *testing.T) {
 		{"versions count up per name", []step{
 			{ev: deployed("a", "m1")}, {ev: deployed("a", "m2")}, {ev: deployed("b", "m1")},
 		}, func(t *testing.T, s *State) {
-			if s.Functions["a"].Version != 2 || s.Functions["a"].Module != "m2" || s.Functions["b"].Version != 1 {
+			if s.Functions["a"].Version != 2 || s.Functions["a"].Module != mod("m2") || s.Functions["b"].Version != 1 {
 				t.Fatalf("versions %+v %+v", s.Functions["a"], s.Functions["b"])
 			}
 			if len(s.Modules) != 2 {
@@ -56,10 +78,87 @@ func TestApply(t *testing.T) {
 		}, nil},
 		{"a function in use cannot be deleted", []step{
 			{ev: deployed("a", "m")}, {ev: httpTrigger("t2", "a", "/x", "")}, {ev: httpTrigger("t1", "a", "/y", "")},
-			{ev: deleted(EventFunctionDeleted, "a"), wantErr: ErrConflict, says: "used by trigger(s) t1, t2"},
+			{ev: deleted(EventFunctionDeleted, "a"), wantErr: ErrConflict,
+				says: `function "a" is used by trigger "t1" and trigger "t2": delete them first, or delete with --force`},
 		}, func(t *testing.T, s *State) {
 			if s.Functions["a"] == nil {
 				t.Fatal("a rejected delete deleted the function")
+			}
+		}},
+		{"a function a workflow uses cannot be deleted", []step{
+			{ev: deployed("price", "m")}, {ev: deployed("notify", "m")},
+			{ev: workflow("order", "v1", []string{"notify", "price"}, nil)},
+			{ev: workflow("audit", "v1", []string{"price"}, nil)},
+			{ev: wfTrigger("t1", "order", "/order")},
+			{ev: deleted(EventFunctionDeleted, "price"), wantErr: ErrConflict,
+				says: `function "price" is used by workflow "audit" and workflow "order": delete them first, or delete with --force`},
+			// a new version of audit no longer uses price; order still does
+			{ev: workflow("audit", "v2", []string{"notify"}, nil)},
+			{ev: deleted(EventFunctionDeleted, "price"), wantErr: ErrConflict, says: `function "price" is used by workflow "order": delete it first`},
+			{ev: deleted(EventWorkflowDeleted, "order"), wantErr: ErrConflict, says: `workflow "order" is used by trigger "t1"`},
+			{ev: forced(deleted(EventFunctionDeleted, "price"))},
+		}, func(t *testing.T, s *State) {
+			if s.Functions["price"] != nil || s.Workflows["order"] == nil {
+				t.Fatal("--force did not delete the function, or deleted its user")
+			}
+		}},
+		{"a workflow another workflow runs cannot be deleted, one that runs itself can", []step{
+			{ev: deployed("f", "m")},
+			{ev: workflow("child", "c", []string{"f"}, []string{"child"})},
+			{ev: workflow("parent", "p", nil, []string{"child"})},
+			{ev: deleted(EventWorkflowDeleted, "child"), wantErr: ErrConflict, says: `workflow "child" is used by workflow "parent"`},
+			{ev: deleted(EventWorkflowDeleted, "parent")},
+			{ev: deleted(EventWorkflowDeleted, "child")},
+		}, func(t *testing.T, s *State) {
+			if len(s.Workflows) != 0 {
+				t.Fatalf("workflows left: %v", s.Workflows)
+			}
+		}},
+		{"a forced delete leaves dangling triggers and workflows", []step{
+			{ev: deployed("f", "m")}, {ev: workflow("w", "x", []string{"f"}, nil)}, {ev: wfTrigger("t", "w", "/w")},
+			{ev: forced(deleted(EventWorkflowDeleted, "w"))},
+			{ev: forced(deleted(EventFunctionDeleted, "f"))},
+		}, func(t *testing.T, s *State) {
+			if len(s.Functions)+len(s.Workflows) != 0 || s.Triggers["t"] == nil {
+				t.Fatalf("state %+v", s)
+			}
+		}},
+		{"a workflow is created only while what it uses exists, in log order", []step{
+			{ev: workflow("w", "x", []string{"gone"}, nil), wantErr: ErrNotFound, says: `runs function "gone"`},
+			{ev: deployed("f", "m")},
+			{ev: workflow("w", "x", []string{"f"}, []string{"other"}), wantErr: ErrNotFound, says: `runs workflow "other"`},
+			{ev: workflow("w", "x", []string{"f"}, []string{"w"})},
+		}, nil},
+		{"a definition stored before uses were recorded names nothing", []step{
+			{ev: deployed("f", "m")}, {ev: workflow("old", "uses f, says nothing", nil, nil)},
+			{ev: deleted(EventFunctionDeleted, "f")},
+		}, nil},
+		{"a change of configuration applies to the version it was made to", []step{
+			{ev: deployed("f", "m")},
+			{ev: &Event{Type: EventFunctionDeployed, Function: &Function{Name: "f", Module: mod("m"), Size: 10, Chunks: 1, Config: Config{Concurrency: 2}}, IfVersion: 1}},
+			{ev: &Event{Type: EventFunctionDeployed, Function: &Function{Name: "f", Module: mod("m"), Size: 10, Chunks: 1}, IfVersion: 1},
+				wantErr: ErrConflict, says: `function "f" changed meanwhile (version 2 is current, the change was made to version 1): try again`},
+			{ev: &Event{Type: EventFunctionDeployed, Function: &Function{Name: "g", Module: mod("m"), Size: 10, Chunks: 1}, IfVersion: 1},
+				wantErr: ErrNotFound, says: `no function "g"`},
+		}, func(t *testing.T, s *State) {
+			if f := s.Functions["f"]; f.Version != 2 || f.Config.Concurrency != 2 {
+				t.Fatalf("function %+v", f)
+			}
+		}},
+		{"forged and malformed events change nothing", []step{
+			{ev: &Event{Type: EventFunctionDeployed, Function: &Function{Name: "f", Module: "../../etc/passwd", Size: 10, Chunks: 1}}, wantErr: ErrInvalid, says: "not a sha256"},
+			{ev: &Event{Type: EventFunctionDeployed, Function: &Function{Name: "f", Module: mod("m"), Size: 1 << 40, Chunks: 1}}, wantErr: ErrInvalid, says: "chunks"},
+			{ev: &Event{Type: EventFunctionDeployed, Function: &Function{Name: "f", Module: mod("m"), Size: 0, Chunks: 0}}, wantErr: ErrInvalid, says: "chunks"},
+			{ev: &Event{Type: EventFunctionDeployed, Function: &Function{Name: "f", Module: mod("m"), Size: 10, Chunks: 1, Config: Config{Concurrency: -1}}}, wantErr: ErrInvalid, says: "negative"},
+			{ev: &Event{Type: EventFunctionDeployed, Function: &Function{Name: "f", Module: mod("m"), Size: 10, Chunks: 1, Config: Config{Env: map[string]string{"A=B": "c"}}}}, wantErr: ErrInvalid, says: "env name"},
+			{ev: &Event{Type: EventWorkflowCreated, Workflow: &Workflow{Name: "w", Source: "x", Revision: mod("y")}}, wantErr: ErrInvalid, says: "not the sha256 of its source"},
+			{ev: workflow("w", "x", []string{"Bad Name"}, nil), wantErr: ErrInvalid, says: `"Bad Name"`},
+			{ev: &Event{Type: EventWorkflowCreated}, wantErr: ErrInvalid, says: "without a workflow"},
+			{ev: &Event{Type: EventTriggerCreated}, wantErr: ErrInvalid, says: "without a trigger"},
+			{ev: &Event{Type: EventFunctionDeployed}, wantErr: ErrInvalid, says: "without a function"},
+		}, func(t *testing.T, s *State) {
+			if len(s.Functions)+len(s.Workflows)+len(s.Triggers)+len(s.Modules) != 0 {
+				t.Fatalf("state %+v", s)
 			}
 		}},
 		{"trigger for a missing function", []step{

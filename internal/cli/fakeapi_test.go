@@ -90,7 +90,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	mux.HandleFunc("PATCH /v1/functions/{name}", func(w http.ResponseWriter, r *http.Request) {
 		v := view(r.PathValue("name"), false)
 		v.Version = 3
-		cfg, err := api.ParseConfig(r.URL.Query())
+		cfg, err := api.PatchConfig(catalog.Config{Env: map[string]string{"GREETING": "Hi", "DEBUG": "1"}}, r.URL.Query())
 		if err != nil {
 			writeJSON(w, 400, map[string]string{"error": err.Error(), "code": "invalid_argument"})
 			return

@@ -463,7 +463,7 @@ func fnLogs(e *env) *cobra.Command {
 		Short: "print a function's recent logs, from every daemon",
 		Long: `Print a function's most recent log records (its stderr lines, sluice.log calls
 and failed calls), from every daemon, oldest first: the last --tail records
-of the last --since. With -o json, one JSON object per line.`,
+(of the last --since, if given). With -o json, one JSON object per line.`,
 		Example: `  sluice fn logs hello
   sluice fn logs hello --tail 20 --follow
   sluice fn logs hello --since 10m -o json | jq -r .message`,
@@ -472,14 +472,14 @@ of the last --since. With -o json, one JSON object per line.`,
 	fs := cmd.Flags()
 	streamOutput(cmd)
 	follow := fs.BoolP("follow", "F", false, "keep printing new records until interrupted")
-	since := fs.Duration("since", time.Hour, "show records of this recent past")
+	since := fs.Duration("since", 0, "show only records of this recent past, like 10m (default: any age)")
 	tail := fs.Int("tail", DefaultLogTail, "show at most this many of the most recent records")
 	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		switch {
 		case *tail <= 0:
 			return usagef("--tail %d: want a positive number of records", *tail)
-		case *since <= 0:
+		case *since < 0:
 			return usagef("--since %s: want a positive duration, like 10m", *since)
 		}
 		// Without --follow the last --tail records are kept here too, so

@@ -169,7 +169,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	d.ln = ln
 	d.api = api.New(o.Token, d.log.With("component", "api"))
-	d.srv = &http.Server{Handler: d.api, ReadHeaderTimeout: 10 * time.Second}
+	d.srv, ln = api.NewHTTPServer(d.api, ln)
 	go func() { d.serveErr <- d.srv.Serve(ln) }()
 
 	d.natsURL = o.NATSURL

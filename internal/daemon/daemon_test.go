@@ -263,7 +263,7 @@ func TestHTTPTrigger(t *testing.T) {
 	_, err = c.CreateTrigger(ctx, api.TriggerRequest{Name: "bad", Function: "go", HTTP: &catalog.HTTPSpec{Path: "relative"}})
 	apiError(t, err, 400, "invalid_argument", "absolute path")
 	err = c.DeleteFunction(ctx, "upper")
-	apiError(t, err, 409, "conflict", `used by trigger(s) shout`)
+	apiError(t, err, 409, "conflict", `function "upper" is used by trigger "shout": delete it first, or delete with --force`)
 
 	if err := c.DeleteTrigger(ctx, "shout"); err != nil {
 		t.Fatal(err)

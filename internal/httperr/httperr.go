@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
@@ -19,20 +21,51 @@ import (
 type Body struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// Dependents are what uses the function or workflow a refused delete
+	// would delete (409 conflict).
+	Dependents []catalog.Dependent `json:"dependents,omitempty"`
 }
 
 // Error is an error with its HTTP status and code, for errors the API
-// itself raises (bad parameters, auth).
+// itself raises (bad parameters, auth, overload).
 type Error struct {
 	Status int
 	Code   string
 	Msg    string
+	// RetryAfter, if set, is sent as the Retry-After header: the request
+	// was refused for now, and may be sent again after it.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Msg }
 
 // New returns an *Error.
 func New(status int, code, msg string) *Error { return &Error{Status: status, Code: code, Msg: msg} }
+
+// ReadError is the error to answer when reading a request body failed:
+// the reader's own *Error if it has one (the daemon refused to wait for
+// or to hold the body), else 400 bad_request saying what was read.
+func ReadError(what string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return New(http.StatusBadRequest, "bad_request", "read "+what+": "+err.Error())
+}
+
+// Statuses are the status of every code the API answers with; the
+// README's table of codes lists the same (TestREADMEListsEveryCode).
+var Statuses = map[string]int{
+	"invalid_argument": http.StatusBadRequest, "invalid_workflow": http.StatusBadRequest, "bad_request": http.StatusBadRequest,
+	"unauthorized": http.StatusUnauthorized, "not_found": http.StatusNotFound, "method_not_allowed": http.StatusMethodNotAllowed,
+	"request_timeout": http.StatusRequestTimeout, "conflict": http.StatusConflict,
+	"input_too_large": http.StatusRequestEntityTooLarge, "payload_too_large": http.StatusRequestEntityTooLarge, "module_too_large": http.StatusRequestEntityTooLarge,
+	"invalid_module": http.StatusUnprocessableEntity, "no_abi": http.StatusUnprocessableEntity, "memory_too_small": http.StatusUnprocessableEntity,
+	"canceled": 499, "internal": http.StatusInternalServerError,
+	"trap": http.StatusBadGateway, "exit": http.StatusBadGateway, "function_error": http.StatusBadGateway,
+	"memory_limit": http.StatusBadGateway, "output_too_large": http.StatusBadGateway,
+	"unavailable": http.StatusServiceUnavailable, "overloaded": http.StatusServiceUnavailable, "timeout": http.StatusGatewayTimeout,
+}
 
 // Codes, by the error they stand for.
 var codes = []struct {
@@ -75,10 +108,20 @@ func Classify(err error) (int, string) {
 	return http.StatusInternalServerError, "internal"
 }
 
-// Write writes err as a JSON error response.
+// Write writes err as a JSON error response, with the dependents of an
+// *catalog.InUseError and the Retry-After of an *Error that has one.
 func Write(w http.ResponseWriter, err error) {
 	status, code := Classify(err)
-	WriteJSON(w, status, Body{Error: err.Error(), Code: code})
+	body := Body{Error: err.Error(), Code: code}
+	var inUse *catalog.InUseError
+	if errors.As(err, &inUse) {
+		body.Dependents = inUse.Dependents
+	}
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	WriteJSON(w, status, body)
 }
 
 // WriteJSON writes v as JSON with the status.

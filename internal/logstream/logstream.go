@@ -5,6 +5,7 @@
 package logstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -196,66 +197,229 @@ func (p *Publisher) Close() {
 // Dropped counts records that could not be published.
 func (p *Publisher) Dropped() uint64 { return p.dropped.Load() }
 
-// Read sends a function's log records stored since the given time to out,
-// oldest first. Without follow it returns once it has sent everything
-// stored when it was called; with follow it goes on with new records until
-// ctx ends.
-func Read(ctx context.Context, conn *broker.Conn, function string, since time.Duration, follow bool, out func(host.Record) error) error {
-	marker := ""
-	if !follow {
-		marker = nuid.Next()
+// ReadOptions say which log records Read sends.
+type ReadOptions struct {
+	// Tail is how many of the last records stored (of those since
+	// Since) to send first, at most MaxTail; 0 sends none of them.
+	Tail int
+	// Since, if positive, leaves out records stored longer ago.
+	Since time.Duration
+	// Follow goes on with new records until ctx ends.
+	Follow bool
+}
+
+// Tail bounds.
+const (
+	// DefaultTail is what `sluice fn logs` shows: a screenful or two.
+	DefaultTail = 100
+	// MaxTail bounds a read: a log channel holds up to 10,000 messages of
+	// many records each (311,000 lines were seen), and a reader asking for
+	// all of them at once had the daemon hold them all.
+	MaxTail = 10000
+)
+
+// Reading bounds: a reader holds at most readInflight messages
+// delivered and not yet sent on (each at most ~300 KB), however slowly
+// its client reads.
+const (
+	readInflight  = 16
+	countInflight = 16
+	// firstWindow is how many messages are counted first when looking for
+	// where the last Tail records start (one message may hold thousands);
+	// each further window is 4 times larger.
+	firstWindow = 1
+)
+
+// Read sends a function's last o.Tail log records to out, oldest first,
+// then with o.Follow the new ones until ctx ends. It holds no more than a
+// few messages at a time, whatever the channel holds: it finds where the
+// tail starts by counting records backwards from the end, in windows,
+// then streams from there.
+func Read(ctx context.Context, conn *broker.Conn, function string, o ReadOptions, out func(host.Record) error) error {
+	if o.Tail < 0 || o.Tail > MaxTail {
+		return fmt.Errorf("tail %d: want 0 to %d", o.Tail, MaxTail)
 	}
-	recs := make(chan []host.Record, 256)
-	end := make(chan struct{})
-	sub, err := conn.Subscribe(Channel(function), broker.SubOptions{Start: broker.StartSince(since)}, func(m *broker.Msg) {
-		var msg message
-		if json.Unmarshal(m.Data, &msg) != nil {
-			return
-		}
-		if msg.Marker != "" {
-			if msg.Marker == marker {
-				close(end)
-			}
-			return
-		}
-		select {
-		case recs <- msg.Records:
-		case <-ctx.Done():
-		}
-	})
+	if o.Tail == 0 && !o.Follow {
+		return nil
+	}
+	channel := Channel(function)
+	end, err := mark(ctx, conn, channel)
 	if err != nil {
 		return fmt.Errorf("read logs of %q: %w", function, err)
 	}
-	defer sub.Close()
-	if marker != "" {
-		data, _ := json.Marshal(message{Marker: marker})
-		if err := conn.Publish(ctx, Channel(function), data); err != nil {
+	var cutoff int64 // oldest message timestamp wanted, in ns
+	if o.Since > 0 {
+		cutoff = time.Now().Add(-o.Since).UnixNano()
+	}
+	from, skip := end, 0
+	if o.Tail > 0 {
+		if from, skip, err = findTail(ctx, conn, channel, end, o.Tail, cutoff); err != nil {
 			return fmt.Errorf("read logs of %q: %w", function, err)
 		}
 	}
-	send := func(batch []host.Record) error {
-		for _, r := range batch {
-			if err := out(r); err != nil {
-				return err
+	return stream(ctx, conn, channel, from, skip, end, cutoff, o.Follow, out)
+}
+
+// mark stores a marker at the end of a channel and returns its sequence:
+// what was stored before it is the past.
+func mark(ctx context.Context, conn *broker.Conn, channel string) (uint64, error) {
+	marker := nuid.Next()
+	found := make(chan uint64, 1)
+	sub, err := conn.Subscribe(channel, broker.SubOptions{Start: broker.StartNew, MaxInflight: countInflight}, func(m *broker.Msg) {
+		var msg message
+		if bytes.Contains(m.Data, []byte(marker)) && json.Unmarshal(m.Data, &msg) == nil && msg.Marker == marker {
+			select {
+			case found <- m.Sequence:
+			default:
 			}
 		}
-		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
+	defer sub.Close()
+	data, _ := json.Marshal(message{Marker: marker})
+	if err := conn.Publish(ctx, channel, data); err != nil {
+		return 0, err
+	}
+	select {
+	case seq := <-found:
+		return seq, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// findTail returns where the last tail records before sequence end (of
+// messages stored since cutoff) start: the message's sequence and how
+// many of its records to skip.
+func findTail(ctx context.Context, conn *broker.Conn, channel string, end uint64, tail int, cutoff int64) (from uint64, skip int, err error) {
+	var counts []int // records per message, from end-1 backwards
+	total := 0
+	hi := end // the window is [lo, hi)
+	for w := uint64(firstWindow); hi > 1; w *= 4 {
+		lo := uint64(1)
+		if hi > w {
+			lo = hi - w
+		}
+		got, horizon, err := countWindow(ctx, conn, channel, lo, hi, cutoff)
+		if err != nil {
+			return 0, 0, err
+		}
+		for i := len(got) - 1; i >= 0; i-- {
+			counts = append(counts, got[i])
+			total += got[i]
+		}
+		hi = lo
+		if total >= tail || horizon {
+			break
+		}
+	}
+	acc := 0
+	for i, n := range counts {
+		acc += n
+		if acc >= tail {
+			return end - 1 - uint64(i), acc - tail, nil
+		}
+	}
+	return hi, 0, nil // fewer than tail: all of them
+}
+
+// countWindow counts the records of the messages in [lo, hi), of those
+// stored since cutoff; horizon tells that nothing before lo is wanted
+// (the channel starts after lo, or messages there are older than cutoff).
+func countWindow(ctx context.Context, conn *broker.Conn, channel string, lo, hi uint64, cutoff int64) (counts []int, horizon bool, err error) {
+	counts = make([]int, hi-lo)
+	var (
+		mu    sync.Mutex
+		first uint64
+		done  = make(chan struct{})
+	)
+	sub, err := conn.Subscribe(channel, broker.SubOptions{Start: broker.StartAt(lo), MaxInflight: countInflight}, func(m *broker.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == 0 {
+			first = m.Sequence
+			if first > lo {
+				horizon = true // the channel starts after lo
+			}
+		}
+		if m.Sequence >= lo && m.Sequence < hi {
+			if m.Timestamp < cutoff {
+				horizon = true
+			} else {
+				var msg struct{ Records []struct{} } // counted, not kept
+				if json.Unmarshal(m.Data, &msg) == nil {
+					counts[m.Sequence-lo] = len(msg.Records)
+				}
+			}
+		}
+		if m.Sequence >= hi-1 {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		}
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	defer sub.Close()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return counts, horizon || lo == 1, nil
+}
+
+// stream sends the records of the messages from sequence from on (less
+// the first skip of that message, and those of messages stored before
+// cutoff), until the marker at end, or with follow until ctx ends.
+func stream(ctx context.Context, conn *broker.Conn, channel string, from uint64, skip int, end uint64, cutoff int64, follow bool, out func(host.Record) error) error {
+	type delivered struct {
+		seq  uint64
+		at   int64
+		data []byte
+	}
+	msgs := make(chan delivered, readInflight/4)
+	stop := make(chan struct{})
+	sub, err := conn.Subscribe(channel, broker.SubOptions{Start: broker.StartAt(from), MaxInflight: readInflight}, func(m *broker.Msg) {
+		select {
+		case msgs <- delivered{m.Sequence, m.Timestamp, m.Data}:
+		case <-stop:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("read logs: %w", err)
+	}
+	defer func() {
+		close(stop) // a delivery waiting for the reader gives up
+		sub.Close()
+	}()
 	for {
 		select {
-		case batch := <-recs:
-			if err := send(batch); err != nil {
-				return err
+		case m := <-msgs:
+			if m.seq < from {
+				continue
 			}
-		case <-end:
-			for { // what arrived before the marker is still queued
-				select {
-				case batch := <-recs:
-					if err := send(batch); err != nil {
-						return err
-					}
-				default:
-					return nil
+			if m.seq >= end && !follow {
+				return nil // the marker: what was stored before the call is sent
+			}
+			var msg message
+			if m.at < cutoff || json.Unmarshal(m.data, &msg) != nil || msg.Marker != "" {
+				continue
+			}
+			recs := msg.Records
+			if m.seq == from {
+				recs = recs[min(skip, len(recs)):]
+			}
+			for _, r := range recs {
+				if err := out(r); err != nil {
+					return err
 				}
 			}
 		case <-ctx.Done():
