@@ -3,6 +3,11 @@
 // every subscription, never exits the process), publishing that waits for a
 // connection, and an embedded server for the single-command setup.
 //
+// The embedded server lets in only clients with its credentials (Auth)
+// unless it listens on loopback alone, and may serve TLS. A damaged file
+// store is a *StoreError that says what to do and what it costs, never a
+// panic: docs/RATIONALE.md has which damage does what.
+//
 // NATS Streaming is deprecated upstream; everything sluice needs from it
 // goes through this package, so that moving to JetStream touches only here.
 package broker
