@@ -20,6 +20,7 @@ import (
 	"github.com/sluicehq/sluice/bench"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/daemon"
 )
 
@@ -566,7 +567,7 @@ func benchMQ(e *env, args []string) error {
 	inflight := fs.Int("inflight", bench.DefaultInflight, "the trigger's --max-inflight: messages processed at once")
 	n := fs.IntP("messages", "n", bench.DefaultMessages, "messages in the burst that measures throughput")
 	lat := fs.Int("latency", bench.DefaultLatencyMessages, "messages sent one at a time for the latency percentiles")
-	nats := fs.String("nats", "", "the daemon's NATS Streaming `URL` (env SLUICE_NATS; default: the --server host, port 4222)")
+	nats := fs.String("nats", "", "the daemon's NATS Streaming `URL`, with its credentials: nats://sluice:PASSWORD@host:4222 (env SLUICE_NATS; default: the --server host, port 4222)")
 	cluster := fs.String("cluster-id", envOr("SLUICE_CLUSTER_ID", daemon.DefaultClusterID), "NATS Streaming cluster id (env SLUICE_CLUSTER_ID)")
 	svgFile := fs.String("svg", "", "draw the latency histogram into this SVG `file`")
 	in := addInputFlags(fs, "each message")
@@ -604,7 +605,7 @@ func benchMQ(e *env, args []string) error {
 	}
 	lines := []string{
 		fmt.Sprintf("a queue trigger (max-inflight %d) on %s, results to %s, on %s", *inflight, res.Topic, res.RespTopic, functionLine(f)),
-		fmt.Sprintf("%s messages published to NATS Streaming at %s (cluster %s); store: the daemon's (sluice daemon embeds a file store, fsync on)", describeInput(payload), *nats, *cluster),
+		fmt.Sprintf("%s messages published to NATS Streaming at %s (cluster %s); store: the daemon's (sluice daemon embeds a file store, fsync on)", describeInput(payload), broker.Redact(*nats), *cluster),
 		fmt.Sprintf("throughput: a burst of %d messages, first publication to last result; latency: %d messages one at a time, publish to result", *n, *lat),
 		"client: " + bench.ThisMachine().String(),
 	}
@@ -615,7 +616,7 @@ func benchMQ(e *env, args []string) error {
 	}
 	if cf.output == "json" {
 		return printJSON(e.stdout, map[string]any{
-			"function": f.Name, "version": f.Version, "abi": f.ABI, "module_bytes": f.Size, "nats": *nats,
+			"function": f.Name, "version": f.Version, "abi": f.ABI, "module_bytes": f.Size, "nats": broker.Redact(*nats),
 			"inflight": *inflight, "messages": *n, "message_bytes": len(payload), "latency_messages": *lat,
 			"msgs_per_s": res.MsgsPerSec, "burst_s": res.Elapsed.Seconds(),
 			"p50_us": bench.Micros(res.Latency.P50), "p90_us": bench.Micros(res.Latency.P90),
