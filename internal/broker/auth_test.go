@@ -120,6 +120,11 @@ func TestEmbeddedRefusesAnOpenPublicListener(t *testing.T) {
 			t.Fatalf("credentials %+v: %v, want ErrCredentials", a, err)
 		}
 	}
+	// A client's creds file that is not there is said at once.
+	_, err := Connect(context.Background(), Options{URL: "nats://127.0.0.1:1", ClusterID: "test", Auth: Auth{CredsFile: filepath.Join(t.TempDir(), "app.creds")}})
+	if !errors.Is(err, ErrCredentials) || !strings.Contains(err.Error(), "app.creds") {
+		t.Fatalf("a missing creds file: %v, want ErrCredentials naming it", err)
+	}
 }
 
 func TestRedact(t *testing.T) {
