@@ -95,7 +95,7 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 		MaxPubAcksInflight: max(o.Messages, broker.DefaultMaxPubAcksInflight)})
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS Streaming at %s (cluster %s; set --nats and --cluster-id): %w", o.NATSURL, o.ClusterID, err)
+		return nil, fmt.Errorf("connect to NATS Streaming at %s (cluster %s; set --nats, with the credentials, and --cluster-id): %w", broker.Redact(o.NATSURL), o.ClusterID, err)
 	}
 	defer conn.Close()
 

@@ -207,7 +207,13 @@ func TestManifestsParse(t *testing.T) {
 					ref := e.ValueFrom.SecretKeyRef
 					s := m.secrets[ref.Name]
 					if s == nil {
-						t.Errorf("%s %s: env %s reads Secret %q, which is defined nowhere", w.Kind, w.Metadata.Name, e.Name, ref.Name)
+						if keys, ok := readmeSecrets(t)[ref.Name]; ok {
+							if !slices.Contains(keys, ref.Key) {
+								t.Errorf("%s %s: env %s reads key %q of Secret %q, which README.md makes with keys %v", w.Kind, w.Metadata.Name, e.Name, ref.Key, ref.Name, keys)
+							}
+							continue
+						}
+						t.Errorf("%s %s: env %s reads Secret %q, which is defined nowhere (neither in the manifests nor by a kubectl create secret in README.md)", w.Kind, w.Metadata.Name, e.Name, ref.Name)
 						continue
 					}
 					_, inString := s.StringData[ref.Key]
@@ -374,6 +380,36 @@ func TestSluiceDeployment(t *testing.T) {
 		t.Errorf("%s: --cluster-id %q, NATS Streaming's cluster id is %q", where, id, sopts.ID)
 	}
 
+	// The NATS credentials: the cluster's user, and the password from the
+	// Secret the cluster reads it from, by environment (a flag shows in
+	// the Deployment and in ps).
+	for _, f := range []string{"nats-password", "nats-token"} {
+		if _, ok := vals[f]; ok {
+			t.Errorf("%s: --%s on the command line: use the environment, from the Secret", where, f)
+		}
+	}
+	if strings.Contains(natsURL, "@") {
+		t.Errorf("%s: --nats carries credentials: use SLUICE_NATS_USER and SLUICE_NATS_PASSWORD", where)
+	}
+	natsRef := natsPasswordRef(t, "StatefulSet "+ss.Metadata.Name, nc)
+	user, password := "", (*envVar)(nil)
+	for i, e := range c.Env {
+		switch flags := envFlags(t, e.Name, "daemon"); {
+		case slices.Equal(flags, []string{"nats-user"}):
+			user = e.Value
+		case slices.Equal(flags, []string{"nats-password"}):
+			password = &c.Env[i]
+		}
+	}
+	if user != nopts.Username {
+		t.Errorf("%s: the NATS user is %q (SLUICE_NATS_USER), the cluster's is %q", where, user, nopts.Username)
+	}
+	if password == nil || password.ValueFrom == nil || password.ValueFrom.SecretKeyRef == nil {
+		t.Errorf("%s: the NATS password (SLUICE_NATS_PASSWORD) does not come from a Secret", where)
+	} else if ref := password.ValueFrom.SecretKeyRef; ref.Name != natsRef.secret || ref.Key != natsRef.key {
+		t.Errorf("%s: the NATS password is key %q of Secret %q; the cluster's is key %q of %q", where, ref.Key, ref.Name, natsRef.key, natsRef.secret)
+	}
+
 	// The data dir: caches only, on an emptyDir.
 	data := setting(t, vals, "data")
 	vol, _ := c.mountOf(data)
@@ -538,6 +574,19 @@ func TestNATSStreamingCluster(t *testing.T) {
 			t.Errorf("%s: routes to %v, want %v", pod, routes, pods)
 		}
 
+		// Clients and routes authenticate, with the password of a Secret.
+		if nopts.Username == "" || nopts.Authorization != "" {
+			t.Errorf("%s: clients authenticate with user %q, token set %v: want a user and a password", pod, nopts.Username, nopts.Authorization != "")
+		}
+		if nopts.Cluster.Username != nopts.Username {
+			t.Errorf("%s: routes authenticate as %q, clients as %q: want routes to need the credentials too", pod, nopts.Cluster.Username, nopts.Username)
+		}
+		for _, r := range nopts.Routes {
+			if r.User.Username() != nopts.Cluster.Username {
+				t.Errorf("%s: route %s does not present the cluster's user %q", pod, r.Redacted(), nopts.Cluster.Username)
+			}
+		}
+
 		// Limits: those of the embedded server, or the server drops what
 		// sluice keeps for good.
 		got, want := sopts.StoreLimits, broker.StoreLimits()
@@ -569,6 +618,30 @@ func TestNATSStreamingCluster(t *testing.T) {
 	}
 	if dataMount == "" || dataVolume == "" {
 		t.Errorf("%s: no data volume", where)
+	}
+	// Every password on the command line (--pass, --cluster, --routes) is
+	// $(VAR) of one env var read from a Secret: none is written in the
+	// manifest.
+	ref := natsPasswordRef(t, where, c)
+	for _, a := range c.Args {
+		name, val, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		switch name {
+		case "pass":
+			if val != "$("+ref.env+")" {
+				t.Errorf("%s: --pass=%s, want $(%s)", where, val, ref.env)
+			}
+		case "cluster", "routes":
+			for _, u := range strings.Split(val, ",") {
+				pu, err := url.Parse(u)
+				if err != nil || pu.User == nil {
+					t.Errorf("%s: --%s %s: want nats://USER:$(%s)@HOST:PORT", where, name, u, ref.env)
+					continue
+				}
+				if pw, _ := pu.User.Password(); pw != "$("+ref.env+")" {
+					t.Errorf("%s: --%s %s: want the password $(%s)", where, name, pu.Redacted(), ref.env)
+				}
+			}
+		}
 	}
 
 	pod := &s.Spec.Template.Spec
@@ -833,6 +906,14 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("sluice.service: %s=%s, want %s", key, got, want)
 		}
 	}
+	// The data dir holds the store (every function's environment) and the
+	// broker's password: owner-only.
+	if mode := one("StateDirectoryMode"); mode != "0700" && mode != "700" {
+		t.Errorf("sluice.service: StateDirectoryMode=%s: the data dir holds secrets, want 0700", mode)
+	}
+	if umask := one("UMask"); umask != "0077" && umask != "077" {
+		t.Errorf("sluice.service: UMask=%s: what the daemon writes holds secrets, want 0077", umask)
+	}
 	// wazero compiles functions to machine code at run time.
 	if v := svc["MemoryDenyWriteExecute"]; len(v) > 0 && v[len(v)-1] == "yes" {
 		t.Errorf("sluice.service: MemoryDenyWriteExecute=yes stops wazero from compiling functions")
@@ -964,4 +1045,43 @@ func TestChecksCatchMistakes(t *testing.T) {
 	if strict([]byte("a: 1\nb: 2\n"), &v) == nil {
 		t.Errorf("strict decoding accepted an unknown field")
 	}
+}
+
+// secretRef is an env var of a container read from a Secret's key.
+type secretRef struct{ env, secret, key string }
+
+// natsPasswordRef returns the env var whose $(VAR) is the NATS
+// Streaming container's --pass: it must come from a Secret.
+func natsPasswordRef(t *testing.T, where string, c *container) secretRef {
+	t.Helper()
+	for _, a := range c.Args {
+		if v, ok := strings.CutPrefix(a, "--pass="); ok {
+			name := strings.TrimSuffix(strings.TrimPrefix(v, "$("), ")")
+			for _, e := range c.Env {
+				if e.Name == name && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					return secretRef{env: name, secret: e.ValueFrom.SecretKeyRef.Name, key: e.ValueFrom.SecretKeyRef.Key}
+				}
+			}
+			t.Fatalf("%s: --pass=%s is not $(VAR) of an env var read from a Secret", where, v)
+		}
+	}
+	t.Fatalf("%s: no --pass=: NATS Streaming lets clients in without a password", where)
+	return secretRef{}
+}
+
+// readmeSecrets returns the Secrets that README.md has the user make
+// (kubectl create secret generic NAME --from-literal=KEY=...) and their
+// keys: those the manifests cannot ship, since a shipped value would be
+// everyone's and an empty one would let anyone in.
+func readmeSecrets(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	create := regexp.MustCompile(`kubectl create secret generic (\S+)((?: --from-literal=[A-Za-z0-9_.-]+=\S+)+)`)
+	literal := regexp.MustCompile(`--from-literal=([A-Za-z0-9_.-]+)=`)
+	for _, m := range create.FindAllStringSubmatch(readFile(t, "README.md"), -1) {
+		for _, k := range literal.FindAllStringSubmatch(m[2], -1) {
+			out[m[1]] = append(out[m[1]], k[1])
+		}
+	}
+	return out
 }

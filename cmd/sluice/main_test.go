@@ -57,7 +57,9 @@ var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=
 // waits for it to be ready.
 func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
 	t.Helper()
-	return launchDaemon(t, append([]string{"daemon", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)...)
+	p := launchDaemon(t, append([]string{"daemon", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)...)
+	p.nats = brokerURL(t, data, p.nats) // the log shows it redacted
+	return p
 }
 
 // launchDaemon runs the binary with args and waits for the daemon to say

@@ -3,6 +3,11 @@
 // every subscription, never exits the process), publishing that waits for a
 // connection, and an embedded server for the single-command setup.
 //
+// The embedded server lets in only clients with its credentials (Auth)
+// unless it listens on loopback alone, and may serve TLS. A damaged file
+// store is a *StoreError that says what to do and what it costs, never a
+// panic: docs/RATIONALE.md has which damage does what.
+//
 // NATS Streaming is deprecated upstream; everything sluice needs from it
 // goes through this package, so that moving to JetStream touches only here.
 package broker
@@ -23,23 +28,20 @@ import (
 	"github.com/nats-io/stan.go"
 )
 
-// Errors of the broker.
-var (
-	// ErrNotConnected: the connection to NATS Streaming is down (it is
-	// being re-established) and the operation could not wait.
-	ErrNotConnected = errors.New("not connected to NATS Streaming")
-	// ErrClosed: the connection was closed.
-	ErrClosed = errors.New("broker connection closed")
-)
-
 // Msg is a message delivered to a subscription.
 type Msg = stan.Msg
 
 // Options configure a connection.
 type Options struct {
 	// URL of the NATS server, e.g. nats://127.0.0.1:4222; several may be
-	// given separated by commas.
+	// given separated by commas. It may hold credentials
+	// (nats://user:password@host:4222); logs and errors show it redacted.
 	URL string
+	// Auth is the credentials to present, if not in the URL.
+	Auth Auth
+	// TLS is the CA to trust and the client certificate, if any; a
+	// tls:// URL uses TLS with the system's CAs.
+	TLS TLS
 	// ClusterID is the NATS Streaming cluster id.
 	ClusterID string
 	// Name prefixes the client ids this connection registers: each
@@ -116,9 +118,18 @@ type Conn struct {
 }
 
 // Connect connects to NATS Streaming, retrying until ctx ends. The
-// returned connection reconnects by itself after a loss.
+// returned connection reconnects by itself after a loss. A server that
+// refuses the credentials, or whose certificate is not trusted, is not
+// retried: the error is ErrRefused.
 func Connect(ctx context.Context, opts Options) (*Conn, error) {
 	opts.setDefaults()
+	if err := opts.Auth.check(); err != nil {
+		return nil, err
+	}
+	if err := opts.TLS.check(); err != nil {
+		return nil, err
+	}
+	shown := Redact(opts.URL)
 	c := &Conn{
 		opts: opts, log: opts.Logger,
 		up: make(chan struct{}), subs: map[*Sub]struct{}{},
@@ -126,10 +137,10 @@ func Connect(ctx context.Context, opts Options) (*Conn, error) {
 	}
 	var err error
 	for {
-		c.nc, err = nats.Connect(opts.URL,
+		no := append([]nats.Option{
 			nats.Name(opts.Name),
 			nats.MaxReconnects(-1),
-			nats.ReconnectWait(250*time.Millisecond),
+			nats.ReconnectWait(250 * time.Millisecond),
 			nats.Timeout(opts.ConnectWait),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err != nil {
@@ -137,15 +148,19 @@ func Connect(ctx context.Context, opts Options) (*Conn, error) {
 				}
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
-				c.log.Info("NATS connection re-established", "url", nc.ConnectedUrl())
+				c.log.Info("NATS connection re-established", "url", nc.ConnectedUrlRedacted())
 			}),
-		)
+		}, opts.Auth.natsOptions()...)
+		c.nc, err = nats.Connect(opts.URL, append(no, opts.TLS.natsOptions()...)...)
 		if err == nil {
 			break
 		}
+		if refused(err) {
+			return nil, fmt.Errorf("%w: connect to NATS at %s: %w", ErrRefused, shown, err)
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to NATS at %s: %w (last error: %v)", opts.URL, ctx.Err(), err)
+			return nil, fmt.Errorf("connect to NATS at %s: %w (last error: %v)", shown, ctx.Err(), err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -157,7 +172,7 @@ func Connect(ctx context.Context, opts Options) (*Conn, error) {
 		select {
 		case <-ctx.Done():
 			c.nc.Close()
-			return nil, fmt.Errorf("connect to NATS Streaming cluster %q at %s: %w (last error: %v)", opts.ClusterID, opts.URL, ctx.Err(), err)
+			return nil, fmt.Errorf("connect to NATS Streaming cluster %q at %s: %w (last error: %v)", opts.ClusterID, shown, ctx.Err(), err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

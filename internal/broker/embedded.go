@@ -1,11 +1,17 @@
 package broker
 
 import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	natsd "github.com/nats-io/nats-server/v2/server"
@@ -27,12 +33,27 @@ type EmbeddedOptions struct {
 	Logger *slog.Logger
 	// NoSync turns fsync off in the file store (benchmarks).
 	NoSync bool
+	// Auth is what clients must present: a user and password, or a
+	// token (not a creds file). Without it the server lets anyone in, so
+	// Listen must then be a loopback address.
+	Auth Auth
+	// TLS, with a certificate and key, makes the server serve TLS; CAFile
+	// is the CA that signed the certificate (empty if it is self-signed),
+	// for the server's own connections and ClientTLS.
+	TLS TLS
+	// OnDamage, if set, is told of each part of the file store the server
+	// reports damaged while it runs (a message it cannot read back, a
+	// file it rebuilt at start), at most once per channel.
+	OnDamage func(*StoreError)
 }
 
 // Embedded is a NATS Streaming server running in this process.
 type Embedded struct {
-	srv *stand.StanServer
-	url string
+	srv  *stand.StanServer
+	addr string
+	auth Auth
+	tls  TLS
+	log  *damageLog
 }
 
 // Channel limits of the embedded server. Nothing that sluice stores for
@@ -75,7 +96,9 @@ func StoreLimits() stores.StoreLimits {
 	}
 }
 
-// StartEmbedded starts an embedded server and waits until it serves.
+// StartEmbedded starts an embedded server and waits until it serves. A
+// damaged file store is a *StoreError that says what to do, even when the
+// server panics while recovering it.
 func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	host, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
@@ -85,12 +108,25 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("--nats-listen %q: bad port", o.Listen)
 	}
+	if err := o.Auth.check(); err != nil {
+		return nil, err
+	}
+	if o.Auth.CredsFile != "" {
+		return nil, fmt.Errorf("%w: the embedded server takes a user and password or a token, not a creds file (that is for an external server with --nats)", ErrCredentials)
+	}
+	if o.Auth.IsZero() && !IsLoopback(host) {
+		return nil, fmt.Errorf("%w: %s is reachable from other machines, and whoever reaches it could read every function's environment and replace its code; give the server credentials, or listen on 127.0.0.1", ErrOpenListen, o.Listen)
+	}
+	if err := o.TLS.check(); err != nil {
+		return nil, err
+	}
 	if port == 0 {
 		port = natsd.RANDOM_PORT
 	}
 	nopts := stand.NewNATSOptions()
 	nopts.Host, nopts.Port = host, port
 	nopts.NoSigs, nopts.NoLog = true, true
+	nopts.Username, nopts.Password, nopts.Authorization = o.Auth.User, o.Auth.Password, o.Auth.Token
 
 	sopts := stand.GetDefaultOptions()
 	sopts.ID = o.ClusterID
@@ -101,38 +137,165 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	sopts.ClientHBTimeout = clientHBInterval
 	sopts.ClientHBFailCount = clientHBFails
 	sopts.StoreLimits = StoreLimits()
+	storeDir := ""
 	if o.Dir != "" {
+		storeDir = filepath.Join(o.Dir, "nats")
 		sopts.StoreType = stores.TypeFile
-		sopts.FilestoreDir = filepath.Join(o.Dir, "nats")
+		sopts.FilestoreDir = storeDir
 		sopts.FileStoreOpts.DoSync = !o.NoSync
 	} else {
 		sopts.StoreType = stores.TypeMemory
 	}
-	if o.Logger != nil {
-		sopts.EnableLogging = true
-		sopts.CustomLogger = slogAdapter{o.Logger.With("component", "nats-streaming")}
+	clientTLS := TLS{}
+	if o.TLS.CertFile != "" {
+		if clientTLS, err = serveTLS(nopts, sopts, o.TLS); err != nil {
+			return nil, err
+		}
 	}
-	srv, err := stand.RunServerWithOpts(sopts, nopts)
+	dl := &damageLog{dir: storeDir, notify: o.OnDamage, seen: map[string]bool{}}
+	var l *slog.Logger
+	if o.Logger != nil {
+		l = o.Logger.With("component", "nats-streaming")
+	}
+	sopts.EnableLogging = true
+	sopts.CustomLogger = slogAdapter{l: l, damage: dl}
+	// Messages that two servers wrote into one store at once are out of
+	// order; the first subscription by time to such a channel panics in
+	// the server, on its own goroutine. Refuse them: those indexed now,
+	// before the server serves, and those it indexes while it starts.
+	if err := checkOrder(storeDir); err != nil {
+		return nil, err
+	}
+	missing := missingIndexes(storeDir)
+	srv, err := runServer(func() (*stand.StanServer, error) { return stand.RunServerWithOpts(sopts, nopts) })
 	if err != nil {
+		if se := storeError(storeDir, err); se != nil {
+			return nil, se
+		}
 		return nil, fmt.Errorf("start embedded NATS Streaming on %s: %w", o.Listen, err)
 	}
-	return &Embedded{srv: srv, url: srv.ClientURL()}, nil
+	if rebuilt := append(missing, dl.rebuilt()...); len(rebuilt) > 0 {
+		if err := checkOrder(storeDir, rebuilt...); err != nil {
+			srv.Shutdown()
+			return nil, err
+		}
+	}
+	dl.started()
+	return &Embedded{srv: srv, addr: srv.ClientURL(), auth: o.Auth, tls: clientTLS, log: dl}, nil
 }
 
-// URL is where NATS clients connect.
-func (e *Embedded) URL() string { return e.url }
+// runServer runs start, turning a panic (the server recovers its store
+// on this goroutine) into an error.
+func runServer(start func() (*stand.StanServer, error)) (srv *stand.StanServer, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the server failed while starting: %v", r)
+		}
+	}()
+	return start()
+}
+
+// serveTLS configures the server to serve TLS with the certificate, and
+// its own connections to trust it; it returns what a client in this
+// process needs to trust it too.
+func serveTLS(nopts *natsd.Options, sopts *stand.Options, t TLS) (TLS, error) {
+	cfg, err := natsd.GenTLSConfig(&natsd.TLSConfigOpts{CertFile: t.CertFile, KeyFile: t.KeyFile})
+	if err != nil {
+		return TLS{}, fmt.Errorf("%w: --nats-listen-cert: %w", ErrTLS, err)
+	}
+	name, err := certName(t.CertFile)
+	if err != nil {
+		return TLS{}, fmt.Errorf("%w: --nats-listen-cert: %w", ErrTLS, err)
+	}
+	nopts.TLS, nopts.TLSConfig, nopts.TLSTimeout = true, cfg, tlsTimeout.Seconds()
+	ca := t.CAFile
+	if ca == "" {
+		ca = t.CertFile
+	}
+	sopts.Secure, sopts.ClientCA, sopts.TLSServerName = true, ca, name
+	return TLS{CAFile: ca, ServerName: name}, nil
+}
+
+// tlsTimeout bounds a client's TLS handshake: the server's default, half
+// a second, fails on a loaded machine.
+const tlsTimeout = 5 * time.Second
+
+// certName returns a name the certificate is valid for, to verify it by
+// when connecting to a loopback address it may not name.
+func certName(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return "", fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(c.DNSNames) > 0:
+		return c.DNSNames[0], nil
+	case len(c.IPAddresses) > 0:
+		return c.IPAddresses[0].String(), nil
+	}
+	return "", fmt.Errorf("%s names no host (no DNS or IP subject alternative name)", file)
+}
+
+// URL is where NATS clients connect, with the server's credentials in it
+// (for callers in this process; log Redact(URL())).
+func (e *Embedded) URL() string { return URLWithAuth(e.addr, e.auth) }
+
+// Addr is the host:port the server listens on.
+func (e *Embedded) Addr() string {
+	u, err := url.Parse(e.addr)
+	if err != nil {
+		return e.addr
+	}
+	return u.Host
+}
+
+// ClientTLS is what a client in this process needs to trust the server's
+// certificate; zero if it does not serve TLS.
+func (e *Embedded) ClientTLS() TLS { return e.tls }
+
+// Damage returns the store damage the server reported while it ran.
+func (e *Embedded) Damage() []*StoreError { return e.log.all() }
 
 // Shutdown stops the server.
 func (e *Embedded) Shutdown() { e.srv.Shutdown() }
 
-// slogAdapter routes the server's logger to slog.
-type slogAdapter struct{ l *slog.Logger }
+// slogAdapter routes the server's logger to slog (l may be nil: no log)
+// and tells the damage log of what the server says about its store.
+type slogAdapter struct {
+	l      *slog.Logger
+	damage *damageLog
+}
 
-func (a slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Tracef(format string, v ...any)  {}
+func (a slogAdapter) log(level slog.Level, format string, v []any) {
+	if a.l != nil {
+		a.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
+	}
+}
+
+func (a slogAdapter) Noticef(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
+func (a slogAdapter) Warnf(format string, v ...any) {
+	level := slog.LevelWarn
+	if strings.Contains(format, "Plaintext passwords detected") {
+		// The server's advice to hash the passwords in its configuration
+		// file: this server has none, and the password is in the data dir.
+		level = slog.LevelDebug
+	}
+	a.log(level, format, v)
+}
+func (a slogAdapter) Errorf(format string, v ...any) {
+	a.log(slog.LevelError, format, v)
+	a.damage.report(fmt.Sprintf(format, v...))
+}
+func (a slogAdapter) Debugf(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
+func (a slogAdapter) Tracef(format string, v ...any) {}
 func (a slogAdapter) Fatalf(format string, v ...any) {
-	a.l.Error(fmt.Sprintf(format, v...))
+	a.log(slog.LevelError, format, v)
 }

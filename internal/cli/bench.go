@@ -21,6 +21,7 @@ import (
 	"github.com/sluicehq/sluice/bench"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/daemon"
 )
 
@@ -591,7 +592,7 @@ at a time.`,
 	inflight := fs.Int("inflight", bench.DefaultInflight, "the trigger's --max-inflight: messages processed at once")
 	n := fs.IntP("messages", "n", bench.DefaultMessages, "messages in the burst that measures throughput")
 	lat := fs.Int("latency", bench.DefaultLatencyMessages, "messages sent one at a time for the latency percentiles")
-	nats := fs.String("nats", "", "the daemon's NATS Streaming `URL` (env SLUICE_NATS; default: the --server host, port 4222)")
+	nats := fs.String("nats", "", "the daemon's NATS Streaming `URL`, with its credentials: nats://sluice:PASSWORD@host:4222 (env SLUICE_NATS; default: the --server host, port 4222)")
 	cluster := fs.String("cluster-id", envOr("SLUICE_CLUSTER_ID", daemon.DefaultClusterID), "NATS Streaming cluster id (env SLUICE_CLUSTER_ID)")
 	svgFile := fs.String("svg", "", "draw the latency histogram into this SVG `file`")
 	in := addBenchInputFlags(fs, "each message")
@@ -631,7 +632,7 @@ func runBenchMQ(e *env, cf *clientFlags, fs *pflag.FlagSet, fn string, inflight,
 	}
 	lines := []string{
 		fmt.Sprintf("a queue trigger (max-inflight %d) on %s, results to %s, on %s", inflight, res.Topic, res.RespTopic, functionLine(f)),
-		fmt.Sprintf("%s messages published to NATS Streaming at %s (cluster %s); store: the daemon's (sluice daemon embeds a file store, fsync on)", describeInput(payload), nats, cluster),
+		fmt.Sprintf("%s messages published to NATS Streaming at %s (cluster %s); store: the daemon's (sluice daemon embeds a file store, fsync on)", describeInput(payload), broker.Redact(nats), cluster),
 		fmt.Sprintf("throughput: a burst of %d messages, first publication to last result; latency: %d messages one at a time, publish to result", n, lat),
 		"client: " + bench.ThisMachine().String(),
 	}

@@ -42,9 +42,28 @@ type Options struct {
 	// NATSListen is where the embedded NATS Streaming server listens.
 	NATSListen string
 	// NATSURL, if set, uses that NATS Streaming server and embeds none.
+	// It may carry credentials (nats://user:password@host:4222).
 	NATSURL string
 	// ClusterID is the NATS Streaming cluster id.
 	ClusterID string
+	// NATSUser and NATSPassword, or NATSToken, are the NATS credentials:
+	// with NATSURL, what the daemon presents to that server; without,
+	// what the embedded server requires of every client. The embedded
+	// server always requires some: without these, the user
+	// DefaultNATSUser and a password generated into DataDir/nats-password.
+	NATSUser, NATSPassword string
+	NATSToken              string
+	// NATSCredsFile is a NATS .creds file (user JWT and nkey seed) to
+	// present to NATSURL's server.
+	NATSCredsFile string
+	// NATSCAFile is the CA that signed the NATS server's certificate;
+	// NATSCertFile and NATSKeyFile a client certificate, for NATSURL's
+	// server.
+	NATSCAFile, NATSCertFile, NATSKeyFile string
+	// NATSListenCertFile and NATSListenKeyFile make the embedded server
+	// serve TLS with that certificate (NATSCAFile: the CA that signed it,
+	// if it is not self-signed).
+	NATSListenCertFile, NATSListenKeyFile string
 	// Token, if set, is required as a bearer token on every route but
 	// /healthz and /readyz.
 	Token string
@@ -90,27 +109,44 @@ func DefaultOptions() Options {
 	}
 }
 
-// Validate checks the options, refusing an unprotected public listener.
+// Validate checks the options, refusing an unprotected public listener
+// and NATS settings that do not go together.
 func (o Options) Validate() error {
 	host, _, err := net.SplitHostPort(o.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %q: want host:port: %w", o.Listen, err)
 	}
-	if o.Token == "" && !o.Insecure && !isLoopback(host) {
+	if o.Token == "" && !o.Insecure && !broker.IsLoopback(host) {
 		return fmt.Errorf("refusing to listen on %s without --token: anyone who can reach it could deploy and run code; set --token (or SLUICE_TOKEN), or pass --insecure on a trusted network", o.Listen)
 	}
 	if o.ClusterID == "" {
-		return errors.New("--cluster-id is empty")
+		return fmt.Errorf("%w: --cluster-id is empty", ErrOptions)
+	}
+	if o.NATSToken != "" && (o.NATSUser != "" || o.NATSPassword != "") {
+		return fmt.Errorf("%w: give --nats-token or --nats-user and --nats-password, not both", ErrOptions)
+	}
+	if o.NATSURL != "" {
+		if o.NATSUser != "" && o.NATSPassword == "" {
+			return fmt.Errorf("%w: --nats-user %s without --nats-password (or SLUICE_NATS_PASSWORD): set the NATS server's password", ErrOptions, o.NATSUser)
+		}
+		if o.NATSListenCertFile != "" || o.NATSListenKeyFile != "" {
+			return fmt.Errorf("%w: --nats-listen-cert and --nats-listen-key are the embedded server's; with --nats there is none (--nats-ca trusts the server's certificate)", ErrOptions)
+		}
+		return nil
+	}
+	if o.NATSCredsFile != "" {
+		return fmt.Errorf("%w: --nats-creds is for an external server (--nats); the embedded one takes --nats-user and --nats-password, or --nats-token", ErrOptions)
+	}
+	if o.NATSCertFile != "" || o.NATSKeyFile != "" {
+		return fmt.Errorf("%w: --nats-cert and --nats-key are a client certificate for --nats; the embedded server serves TLS with --nats-listen-cert and --nats-listen-key", ErrOptions)
+	}
+	if (o.NATSListenCertFile == "") != (o.NATSListenKeyFile == "") {
+		return fmt.Errorf("%w: --nats-listen-cert and --nats-listen-key go together", ErrOptions)
+	}
+	if _, _, err := net.SplitHostPort(o.NATSListen); err != nil {
+		return fmt.Errorf("%w: --nats-listen %q: want host:port: %w", ErrOptions, o.NATSListen, err)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Daemon is a running sluice daemon.
@@ -118,6 +154,7 @@ type Daemon struct {
 	opts     Options
 	log      *slog.Logger
 	id       string
+	lock     *dirLock
 	embedded *broker.Embedded
 	conn     *broker.Conn
 	host     *host.Host
@@ -159,9 +196,17 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 			d.shutdown(context.Background())
 		}
 	}()
-	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	ownerOnly()
+	if err := makeDataDir(o.DataDir, d.log); err != nil {
+		return nil, err
 	}
+	lock, err := lockDir(o.DataDir)
+	if errors.Is(err, ErrLockUnsupported) {
+		d.log.Warn("the data dir is not locked: never start two daemons on it", "data", o.DataDir, "err", err)
+	} else if err != nil {
+		return nil, err
+	}
+	d.lock = lock
 
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -172,32 +217,34 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	d.srv, ln = api.NewHTTPServer(d.api, ln)
 	go func() { d.serveErr <- d.srv.Serve(ln) }()
 
-	d.natsURL = o.NATSURL
-	if d.natsURL == "" {
-		dir := o.DataDir
-		if o.MemoryStore {
-			dir = ""
-		}
-		d.embedded, err = broker.StartEmbedded(broker.EmbeddedOptions{
-			Dir: dir, Listen: o.NATSListen, ClusterID: o.ClusterID, Logger: d.log,
-		})
-		if err != nil {
+	// Damage the embedded server finds in the channels the start reads
+	// ends the start at once, with what to do, rather than at
+	// StartTimeout with a replay that never finishes.
+	causeCtx, stopStart := context.WithCancelCause(ctx)
+	defer stopStart(nil)
+	startCtx, cancel := context.WithTimeout(causeCtx, o.StartTimeout)
+	defer cancel()
+	conn := broker.Options{URL: o.NATSURL, ClusterID: o.ClusterID, Name: "sluice-" + d.id, Logger: d.log.With("component", "broker")}
+	if o.NATSURL == "" {
+		if err := d.startEmbedded(stopStart); err != nil {
 			return nil, err
 		}
-		d.natsURL = d.embedded.URL()
-		d.log.Info("embedded NATS Streaming started", "url", d.natsURL, "cluster_id", o.ClusterID, "store", storeName(dir))
+		conn.URL, conn.TLS = d.embedded.URL(), d.embedded.ClientTLS()
+		d.natsURL = conn.URL
+	} else {
+		conn.Auth = broker.Auth{User: o.NATSUser, Password: o.NATSPassword, Token: o.NATSToken, CredsFile: o.NATSCredsFile}
+		conn.TLS = broker.TLS{CAFile: o.NATSCAFile, CertFile: o.NATSCertFile, KeyFile: o.NATSKeyFile}
+		d.natsURL = broker.URLWithAuth(o.NATSURL, conn.Auth)
 	}
-
-	startCtx, cancel := context.WithTimeout(ctx, o.StartTimeout)
-	defer cancel()
-	d.conn, err = broker.Connect(startCtx, broker.Options{
-		URL: d.natsURL, ClusterID: o.ClusterID, Name: "sluice-" + d.id, Logger: d.log.With("component", "broker"),
-	})
+	d.conn, err = broker.Connect(startCtx, conn)
 	if err != nil {
-		if o.NATSURL != "" {
+		switch {
+		case errors.Is(err, broker.ErrRefused):
+			err = fmt.Errorf("%w (check the credentials: --nats-user and --nats-password, --nats-token or --nats-creds, or SLUICE_NATS_USER, SLUICE_NATS_PASSWORD...; and --nats-ca if the server's certificate is not signed by a CA this machine trusts)", err)
+		case o.NATSURL != "":
 			err = fmt.Errorf("%w (is --cluster-id right? nats-streaming-server's default is test-cluster)", err)
 		}
-		return nil, err
+		return nil, d.startError(startCtx, err)
 	}
 	pub := logstream.NewPublisher(d.conn, d.id, d.log.With("component", "guest"))
 	cacheDir := o.CompileCacheDir
@@ -216,7 +263,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		Dir: filepath.Join(o.DataDir, "cache", "modules"), Daemon: d.id, Logger: d.log.With("component", "catalog"),
 	})
 	if err != nil {
-		return nil, err
+		return nil, d.startError(startCtx, err)
 	}
 	d.reg = registry.New(d.host, d.cat, d.log.With("component", "registry"))
 	d.metrics = metrics.New(metrics.Sources{
@@ -242,7 +289,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		Observer: d.metrics, Logger: d.log.With("component", "engine"),
 	})
 	if err != nil {
-		return nil, err
+		return nil, d.startError(startCtx, err)
 	}
 	httpTriggers := triggers.NewHTTP(triggers.InvokerFunc(d.Invoke), d.maxInput)
 	queue := triggers.NewQueue(d.conn, triggers.InvokerFunc(d.Invoke), d.log.With("component", "queue"))
@@ -256,7 +303,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	d.api.SetBackend(&api.Backend{Host: d.host, Conn: d.conn, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine})
 	ok = true
-	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", d.natsURL, "daemon", d.id, "node", d.node,
+	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", broker.Redact(d.natsURL), "daemon", d.id, "node", d.node,
 		"functions", len(d.cat.Functions()), "triggers", len(trigs))
 	return d, nil
 }
@@ -273,6 +320,85 @@ func (d *Daemon) triggerStats() map[string]triggers.QueueStats {
 		}
 	}
 	return out
+}
+
+// startEmbedded starts the embedded NATS Streaming server with its
+// credentials. Damage to the channels the start reads ends the start
+// (stopStart); any damage is logged with what to do.
+func (d *Daemon) startEmbedded(stopStart context.CancelCauseFunc) error {
+	o := d.opts
+	auth, source, err := brokerAuth(o)
+	if err != nil {
+		return err
+	}
+	dir := o.DataDir
+	if o.MemoryStore {
+		dir = ""
+	}
+	var tls broker.TLS
+	if o.NATSListenCertFile != "" {
+		tls = broker.TLS{CAFile: o.NATSCAFile, CertFile: o.NATSListenCertFile, KeyFile: o.NATSListenKeyFile}
+	}
+	d.embedded, err = broker.StartEmbedded(broker.EmbeddedOptions{
+		Dir: dir, Listen: o.NATSListen, ClusterID: o.ClusterID, Logger: d.log, Auth: auth, TLS: tls,
+		OnDamage: func(se *broker.StoreError) {
+			if se.Repaired {
+				d.log.Warn("NATS Streaming repaired its store", "channel", se.Channel, "err", se)
+				return
+			}
+			d.log.Error("NATS Streaming store damaged", "channel", se.Channel, "err", se)
+			if se.Channel == catalog.Channel || se.Channel == engine.EventsChannel {
+				stopStart(se)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(d.embedded.Addr())
+	attrs := []any{"url", broker.Redact(d.embedded.URL()), "cluster_id", o.ClusterID, "store", storeName(dir), "tls", !tls.IsZero()}
+	if auth.Token != "" {
+		attrs = append(attrs, "credentials", source)
+	} else {
+		attrs = append(attrs, "user", auth.User, "password", source)
+	}
+	d.log.Info("embedded NATS Streaming started", attrs...)
+	if !broker.IsLoopback(host) && tls.IsZero() {
+		d.log.Warn("NATS clients from other machines send the password in clear: serve TLS (--nats-listen-cert, --nats-listen-key) or keep --nats-listen on a private network", "nats_listen", o.NATSListen)
+	}
+	return nil
+}
+
+// startError returns the error that ended the start: the store damage
+// that stopped it if that is what happened.
+func (d *Daemon) startError(ctx context.Context, err error) error {
+	var se *broker.StoreError
+	if cause := context.Cause(ctx); errors.As(cause, &se) {
+		return se
+	}
+	return err
+}
+
+// makeDataDir makes the data dir, owner-only: it holds the store (every
+// function's environment) and the broker's password. A dir that exists
+// and is open to others is closed if it is ours; if it is not, what the
+// daemon writes in it is owner-only all the same.
+func makeDataDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, perm&^0o077); err != nil {
+			log.Info("the data dir is open to other users and not ours to change; what the daemon writes in it is owner-only", "data", dir, "mode", fi.Mode().String())
+		} else {
+			log.Info("made the data dir owner-only", "data", dir, "was", fi.Mode().String())
+		}
+	}
+	return nil
 }
 
 func storeName(dir string) string {
@@ -319,8 +445,18 @@ func (d *Daemon) maxInput(name string) int {
 func (d *Daemon) Addr() string { return d.ln.Addr().String() }
 
 // NATSURL is the NATS server the daemon uses (its embedded one, or
-// --nats).
+// --nats), with the credentials in it: what another client in this
+// process connects with. Log broker.Redact(NATSURL()), never NATSURL().
 func (d *Daemon) NATSURL() string { return d.natsURL }
+
+// NATSAddr is the host:port of the embedded NATS server, "" with --nats:
+// what a restart on the same data dir listens on again.
+func (d *Daemon) NATSAddr() string {
+	if d.embedded == nil {
+		return ""
+	}
+	return d.embedded.Addr()
+}
 
 // ID is the daemon's id in logs and events.
 func (d *Daemon) ID() string { return d.id }
@@ -391,6 +527,7 @@ func (d *Daemon) stop(ctx context.Context) error {
 	if d.embedded != nil {
 		d.embedded.Shutdown()
 	}
+	d.lock.release() // last: the next daemon may start on the data dir
 	d.log.Info("sluice daemon stopped", "took", time.Since(start).Round(time.Millisecond))
 	return errors.Join(errs...)
 }

@@ -287,11 +287,11 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "up", Function: "upper", HTTP: &catalog.HTTPSpec{Path: "/up"}}); err != nil {
 		t.Fatal(err)
 	}
-	natsListen := d.NATSURL()
+	natsListen := d.NATSAddr()
 	if err := d.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	o.NATSListen = strings.TrimPrefix(natsListen, "nats://")
+	o.NATSListen = natsListen
 	d2, c2 := start(t, o)
 	f, err := c2.Function(ctx, "upper")
 	if err != nil || f.Version != 2 || f.Limits.Memory != 32<<20 || len(f.Triggers) != 1 {

@@ -293,7 +293,7 @@ func TestQueueGracefulShutdownAcksWhatCompleted(t *testing.T) {
 		return err == nil && v.Stats != nil && v.Stats.InFlight == 4
 	})
 	a.sc.Close()
-	natsListen := strings.TrimPrefix(d.NATSURL(), "nats://")
+	natsListen := d.NATSAddr()
 	if err := d.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
