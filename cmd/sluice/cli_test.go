@@ -314,7 +314,8 @@ func (p *daemonProc) function(t *testing.T, name string) functionView {
 }
 
 // fn update changes limits and environment without the module: a new
-// version with the same module, settings not given kept.
+// version with the same module, settings not given kept; the same
+// settings again make no version.
 func cliFnUpdate(t *testing.T, p *daemonProc) {
 	p.mustSluice(t, "", "fn", "deploy", "upd", testutil.WasmPath(t, "echo-wat"), "--env", "GREETING=Hi", "--env", "DEBUG=1")
 	v1 := p.function(t, "upd")
@@ -334,6 +335,13 @@ func cliFnUpdate(t *testing.T, p *daemonProc) {
 	v3 := p.function(t, "upd")
 	if v3.Version != 3 || v3.Module != v1.Module || v3.Limits.Concurrency != 8 || v3.Limits.Memory != 16<<20 || v3.Limits.Timeout != "5s" || v3.Env["GREETING"] != "Salut" {
 		t.Fatalf("settings not given were not kept: %+v", v3)
+	}
+	// the same settings again: no new version, and it says so
+	if out := p.mustSluice(t, "", "fn", "update", "upd", "--concurrency", "8", "--timeout", "5s"); out != "upd unchanged at version 3: timeout 5s, concurrency 8 already\n" {
+		t.Fatalf("fn update with the settings it has said %q", out)
+	}
+	if v := p.function(t, "upd"); v.Version != 3 {
+		t.Fatalf("an update that changes nothing made version %d", v.Version)
 	}
 	// the new version runs
 	if out := p.mustSluice(t, "", "fn", "invoke", "upd", "--data", "still here"); out != "still here" {

@@ -188,12 +188,16 @@ given keep their value; --env sets a variable and keeps the others,
 		if err != nil {
 			return err
 		}
-		v, err := cf.client().UpdateFunction(e.ctx, args[0], q)
+		v, changed, err := cf.client().UpdateFunction(e.ctx, args[0], q)
 		if err != nil {
 			return err
 		}
 		if cf.json() {
 			return printJSON(e.stdout, v)
+		}
+		if !changed {
+			fmt.Fprintf(e.stdout, "%s unchanged at version %d: %s already\n", v.Name, v.Version, strings.Join(changes(v), ", "))
+			return nil
 		}
 		fmt.Fprintf(e.stdout, "updated %s to version %d: %s\n", v.Name, v.Version, strings.Join(changes(v), ", "))
 		return nil
