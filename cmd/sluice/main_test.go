@@ -49,6 +49,9 @@ type daemonProc struct {
 	nats   string
 	node   string // the workflow engine's node id
 	log    *bytes.Buffer
+	// token, if set, is the API's token: sluice gives it to the CLI in
+	// SLUICE_TOKEN.
+	token string
 }
 
 var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=(\S+) daemon=\S+ node=(\S+)`)
@@ -113,6 +116,9 @@ func (p *daemonProc) sluice(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "SLUICE_SERVER="+p.server)
+	if p.token != "" {
+		cmd.Env = append(cmd.Env, "SLUICE_TOKEN="+p.token)
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

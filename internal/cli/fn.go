@@ -188,12 +188,16 @@ given keep their value; --env sets a variable and keeps the others,
 		if err != nil {
 			return err
 		}
-		v, err := cf.client().UpdateFunction(e.ctx, args[0], q)
+		v, changed, err := cf.client().UpdateFunction(e.ctx, args[0], q)
 		if err != nil {
 			return err
 		}
 		if cf.json() {
 			return printJSON(e.stdout, v)
+		}
+		if !changed {
+			fmt.Fprintf(e.stdout, "%s unchanged at version %d: %s already\n", v.Name, v.Version, strings.Join(changes(v), ", "))
+			return nil
 		}
 		fmt.Fprintf(e.stdout, "updated %s to version %d: %s\n", v.Name, v.Version, strings.Join(changes(v), ", "))
 		return nil
@@ -485,20 +489,18 @@ and failed calls), from every daemon, oldest first: the last --tail records
 		// Without --follow the last --tail records are kept here too, so
 		// that a daemon that does not know the parameter is bounded all
 		// the same.
-		var kept []host.Record
+		kept := lastN[host.Record]{n: *tail}
 		var werr error
 		err := cf.client().ReadLogs(e.ctx, args[0], client.LogsOptions{Since: *since, Tail: *tail, Follow: *follow}, func(r host.Record) {
 			if !*follow {
-				if kept = append(kept, r); len(kept) >= 2**tail {
-					kept = append(kept[:0], kept[len(kept)-*tail:]...)
-				}
+				kept.add(r)
 				return
 			}
 			if werr == nil {
 				werr = printRecord(e, cf, r)
 			}
 		})
-		for _, r := range kept[max(len(kept)-*tail, 0):] {
+		for _, r := range kept.values() {
 			if werr == nil {
 				werr = printRecord(e, cf, r)
 			}
@@ -513,6 +515,22 @@ and failed calls), from every daemon, oldest first: the last --tail records
 	}
 	return cmd
 }
+
+// lastN keeps the last n values added to it, holding at most 2n of them
+// at a time however many are added.
+type lastN[T any] struct {
+	n    int
+	vals []T
+}
+
+func (l *lastN[T]) add(v T) {
+	if l.vals = append(l.vals, v); len(l.vals) >= 2*l.n {
+		l.vals = append(l.vals[:0], l.vals[len(l.vals)-l.n:]...)
+	}
+}
+
+// values returns the last n values added, oldest first.
+func (l *lastN[T]) values() []T { return l.vals[max(len(l.vals)-l.n, 0):] }
 
 // printRecord prints a log record: a line, or with -o json a line of
 // JSON.

@@ -197,10 +197,16 @@ func (c *Client) Function(ctx context.Context, name string, opts ...ReadOption) 
 // UpdateFunction changes a function's configuration without its module:
 // a new version with the same module. q holds the changes, as deploy's
 // query does (see api.ParseConfig), plus unset-env=KEY to remove a
-// variable; env=K=V sets one and keeps the others.
-func (c *Client) UpdateFunction(ctx context.Context, name string, q url.Values) (api.FunctionView, error) {
-	var v api.FunctionView
-	return v, c.getJSON(ctx, http.MethodPatch, "/v1/functions/"+url.PathEscape(name), q, nil, &v)
+// variable; env=K=V sets one and keeps the others. changed is false when
+// the function already had that configuration: the daemon then made no
+// new version.
+func (c *Client) UpdateFunction(ctx context.Context, name string, q url.Values) (v api.FunctionView, changed bool, err error) {
+	resp, err := c.do(ctx, http.MethodPatch, "/v1/functions/"+url.PathEscape(name), q, nil, "")
+	if err != nil {
+		return v, false, err
+	}
+	defer resp.Body.Close()
+	return v, resp.StatusCode == http.StatusCreated, json.NewDecoder(resp.Body).Decode(&v)
 }
 
 // DeleteFunction deletes a function.
