@@ -207,7 +207,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		if s.token != "" && !public(r.URL.Path) && !s.authorized(r) {
 			rec.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-			httperr.Write(rec, httperr.New(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (--token, SLUICE_TOKEN)"))
+			httperr.Write(rec, httperr.New(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (--token-file, --token, SLUICE_TOKEN_FILE or SLUICE_TOKEN)"))
 			return
 		}
 		s.mux.ServeHTTP(rec, r)
