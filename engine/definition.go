@@ -270,6 +270,10 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (p *parser) parse(name string, source []byte) *Definition {
 	d := &Definition{Name: name, tasks: map[string]*taskSpec{}}
+	if len(source) > MaxDefinition {
+		p.errorf(0, "the definition is %d KiB, over the limit of %d KiB", len(source)>>10, MaxDefinition>>10)
+		return d
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(source))
 	if err := dec.Decode(&doc); err != nil {
@@ -294,7 +298,11 @@ func (p *parser) parse(name string, source []byte) *Definition {
 	if err := dec.Decode(&extra); err == nil {
 		p.errorf(extra.Line, "a second YAML document: a workflow file holds one workflow (sluice apply takes several documents)")
 	}
-	root := &doc
+	root, lerr := expandYAML(&doc)
+	if lerr != nil {
+		p.errs = append(p.errs, *lerr)
+		return d
+	}
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
@@ -733,8 +741,6 @@ func (p *parser) stringList(n *yaml.Node, what string) []string {
 func (p *parser) value(n *yaml.Node, sc scope) *value {
 	v := &value{line: n.Line, static: true}
 	switch n.Kind {
-	case yaml.AliasNode:
-		return p.value(n.Alias, sc)
 	case yaml.ScalarNode:
 		if n.Tag == "!!str" || n.Tag == "" {
 			parts, whole, err := splitInterp(n.Value)
