@@ -601,10 +601,17 @@ func inputValue(b []byte, f InputFormat) (json.RawMessage, error) {
 		s, _ := json.Marshal(string(b))
 		return s, nil
 	case InputAuto:
-		return dataJSON(b), nil
+		raw := dataJSON(b)
+		if !jsonDepthOK(raw, MaxDepth) {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, errTooDeep("the input"))
+		}
+		return raw, nil
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return json.RawMessage("null"), nil
+	}
+	if !jsonDepthOK(b, MaxDepth) {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, errTooDeep("the input"))
 	}
 	var x any
 	if err := json.Unmarshal(b, &x); err != nil {

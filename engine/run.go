@@ -139,6 +139,9 @@ func (e *Engine) checkData(x any) (json.RawMessage, error) {
 	if len(raw) > MaxData {
 		return nil, fmt.Errorf("a value of %d bytes is over the %d KiB a workflow event holds", len(raw), MaxData>>10)
 	}
+	if !jsonDepthOK(raw, MaxDepth) {
+		return nil, errTooDeep("the value")
+	}
 	return raw, nil
 }
 
@@ -420,9 +423,12 @@ func (e *Engine) called(invID, taskID string, rn *run, out []byte, err error, ti
 	}
 	if err == nil {
 		raw := dataJSON(out)
-		if len(raw) > MaxData {
+		switch {
+		case len(raw) > MaxData:
 			err = fmt.Errorf("output of %d bytes is over the %d KiB a workflow event holds", len(out), MaxData>>10)
-		} else {
+		case !jsonDepthOK(raw, MaxDepth):
+			err = errTooDeep("the output")
+		default:
 			e.emit(inv, nil, &Event{Type: EventTaskSucceeded, Task: taskID, Attempt: attempt, Output: raw})
 		}
 	}

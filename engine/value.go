@@ -344,6 +344,50 @@ func ints(x any) any {
 	return x
 }
 
+// MaxDepth bounds how deep the JSON values of an invocation nest: its
+// input, the outputs of its functions and the values of its expressions.
+// Go's decoder refuses documents nested over 10,000 levels, and an event
+// wraps a value in a level or two more: a value accepted just under that
+// would be stored and then unreadable by every engine, the invocation lost.
+// Real documents nest a few dozen levels; 1,000 leaves them all the room
+// they need, and keeps the recursive walks over values (decoding,
+// expressions, encoding) shallow.
+const MaxDepth = 1000
+
+// jsonDepthOK tells whether the JSON text b nests at most max levels. It
+// does not check that b is JSON.
+func jsonDepthOK(b []byte, max int) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			if depth++; depth > max {
+				return false
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return true
+}
+
+// errTooDeep says a value nests deeper than MaxDepth.
+func errTooDeep(what string) error {
+	return fmt.Errorf("%s nests deeper than %d levels of lists and maps, the limit of a workflow value", what, MaxDepth)
+}
+
 // dataJSON turns bytes given as data (an invocation's input, a function's
 // output) into a JSON value: JSON if they parse, else a string; no bytes
 // at all are null.
