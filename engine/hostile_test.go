@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -337,5 +338,36 @@ func TestHistoryRetainedByBytes(t *testing.T) {
 	other.mu.Unlock()
 	if dropFirstLine(live) != dropFirstLine(replayed) {
 		t.Fatalf("replayed state differs:\n%s", diff(dropFirstLine(live), dropFirstLine(replayed)))
+	}
+}
+
+// TestPoisonDefinition: a definition that reached the catalog without
+// being checked (a forged event, one stored before a fix) is parsed when
+// an invocation needs it: Invoke refuses it, and an invocation already
+// running on it fails visibly at the next start; nothing panics.
+func TestPoisonDefinition(t *testing.T) {
+	r := newRig(t, true)
+	poison := "apiVersion: sluice/v1\nkind: Workflow\nname: poison\ntasks:\n  a: {run: noop, inputs: &a [*a]}\n"
+	rev := r.defs.putRaw("poison", poison)
+	ctx := context.Background()
+	if _, err := r.e.Invoke(ctx, "poison", nil, InvokeOptions{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "inside the value it names") {
+		t.Fatalf("invoke: %v", err)
+	}
+	// An invocation of it this node created in an earlier life.
+	created, _ := encodeEvent(&Event{Type: EventInvocationCreated, Invocation: "before-the-fix", Node: r.node, Owner: r.node,
+		Workflow: "poison", Revision: rev.Revision, Input: json.RawMessage("null"), Time: time.Now()})
+	if err := r.conn.Publish(ctx, EventsChannel, created); err != nil {
+		t.Fatal(err)
+	}
+	r.restart()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	inv, err := r.e.Wait(wctx, "before-the-fix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, inv, StatusFailed)
+	if !strings.Contains(inv.Error, "line 5: YAML: the alias *a is inside the value it names") {
+		t.Fatalf("error %q", inv.Error)
 	}
 }

@@ -252,9 +252,9 @@ func (w *nameWalker) Visit(n *ast.Node) {
 		}
 		switch {
 		case isTask(n.Node) != "" && !taskFields[field.Value]:
-			w.err = fmt.Errorf("tasks.%s.%s: a task has output, status and error", isTask(n.Node), field.Value)
+			w.err = fmt.Errorf("tasks.%s has no field %s: a task has output, status and error", isTask(n.Node), field.Value)
 		case isIdent(n.Node, "invocation") && field.Value != "id" && field.Value != "workflow":
-			w.err = fmt.Errorf("invocation.%s: an invocation has id and workflow", field.Value)
+			w.err = fmt.Errorf("invocation has no field %s: it has id and workflow", field.Value)
 		}
 	}
 }
