@@ -26,7 +26,7 @@ func (s *state) describe() string {
 		fmt.Fprintf(&b, "inv %s wf=%s rev=%s owner=%s parent=%s status=%s in=%s out=%s err=%q ft=%s created=%s fin=%s seqs=%d-%d cancel=%q order=%v root=%s spawned=%d live=%d done=%v bytes=%d\n",
 			inv.id, inv.workflow, inv.revision, inv.owner, inv.parent, inv.status, inv.input, inv.output, inv.err, inv.failedTask,
 			inv.created.Format(time.RFC3339Nano), inv.finishedAt.Format(time.RFC3339Nano), inv.firstSeq, inv.lastSeq, inv.cancel, inv.order,
-			inv.root, inv.spawned, inv.live, ids2(inv.doneKids), inv.bytes)
+			inv.root, inv.spawned, s.live[inv.id], ids2(inv.doneKids), inv.bytes)
 		tids := sortedKeys(inv.tasks)
 		sort.Strings(tids)
 		for _, tid := range tids {

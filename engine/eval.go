@@ -111,8 +111,9 @@ func (v *view) env() env {
 }
 
 // evaluate returns the result of an invocation's decision key once it is
-// ready; until then it starts run (once) on a view taken now, and returns
-// nil. The invocation is reconciled when the result is ready.
+// ready, and forgets it (the decision is made); until then it starts run
+// (once) on a view taken now, and returns nil. The invocation is
+// reconciled when the result is ready.
 func (e *Engine) evaluate(inv *invState, key string, viewNow func() *view, run func(v *view, b *budget) *evaluation) *evaluation {
 	l := e.localOf(inv.id)
 	if res := l.evals[key]; res != nil {
@@ -122,13 +123,23 @@ func (e *Engine) evaluate(inv *invState, key string, viewNow func() *view, run f
 		delete(l.evals, key)
 		return res
 	}
+	e.prepare(inv, key, viewNow, run)
+	return nil
+}
+
+// prepare starts the evaluation of a decision that will be made later (a
+// foreach's next iterations), unless it is started already.
+func (e *Engine) prepare(inv *invState, key string, viewNow func() *view, run func(v *view, b *budget) *evaluation) {
+	l := e.localOf(inv.id)
+	if l.evals[key] != nil {
+		return
+	}
 	pending := &evaluation{}
 	l.evals[key] = pending
 	e.evalMu.Lock()
 	e.evalQueue = append(e.evalQueue, &evalJob{id: inv.id, workflow: inv.workflow, key: key, view: viewNow(), run: run, pending: pending})
 	e.evalMu.Unlock()
 	e.evalCond.Signal()
-	return nil
 }
 
 // evalJob is an evaluation waiting for a worker.

@@ -109,9 +109,15 @@ func FuzzFold(f *testing.F) {
 		if sum != live.finishedBytes || len(live.finished) > live.retain {
 			t.Fatalf("finished: %d of them, %d bytes counted, %d summed", len(live.finished), live.finishedBytes, sum)
 		}
-		for _, inv := range live.invs {
-			if inv.live < 0 || inv.spawned < inv.live {
-				t.Fatalf("invocation %s: spawned %d, live %d", inv.id, inv.spawned, inv.live)
+		for root, n := range live.live {
+			running := 0
+			for _, inv := range live.invs {
+				if inv.root == root && inv.id != root && inv.status == StatusRunning {
+					running++
+				}
+			}
+			if n != running {
+				t.Fatalf("root %s: %d counted running under it, %d are", root, n, running)
 			}
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -252,6 +253,14 @@ func TestForgedEvents(t *testing.T) {
 	}
 	after := r.run("fine", "2")
 	wantStatus(t, after, StatusSucceeded)
+	// The forged events are before its first one in the log: once it is
+	// read back, they have been.
+	testutil.Eventually(t, 10*time.Second, "the engine to read its events back", func() bool {
+		r.e.mu.Lock()
+		defer r.e.mu.Unlock()
+		inv := r.e.st.invs[after.ID]
+		return inv != nil && inv.firstSeq != 0
+	})
 	got, err := r.e.Get(live.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -260,9 +269,9 @@ func TestForgedEvents(t *testing.T) {
 		t.Fatalf("forged events changed an invocation: %+v", got)
 	}
 	for _, want := range []string{"skipping a workflow event that is not JSON", "skipping a workflow event without a type or an invocation"} {
-		if !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), "seq=") {
-			t.Errorf("log lacks %q with its sequence:\n%s", want, logs.String())
-		}
+		testutil.Eventually(t, 10*time.Second, "the warning "+want, func() bool {
+			return regexp.MustCompile(want + `.* seq=\d+`).MatchString(logs.String())
+		})
 	}
 }
 

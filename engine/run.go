@@ -100,7 +100,7 @@ func (e *Engine) quarantine(inv *invState, r any) {
 		}
 	}()
 	if p := e.st.parentOf(inv); p != nil && p.status == StatusRunning {
-		e.queue = append(e.queue, p.id) // reconciled after, if a drain runs
+		e.reconcile(p)
 	}
 }
 
@@ -647,9 +647,9 @@ func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, 
 			e.fail(inv, t, fmt.Sprintf("workflow %s: invocation %s has started %d child workflows in all (theirs included), the limit of one invocation (does a workflow run itself in a loop?)",
 				workflow, r.id, r.spawned))
 			return
-		case r.live >= maxRunningChildWorkflows:
+		case e.st.live[r.id] >= maxRunningChildWorkflows:
 			e.fail(inv, t, fmt.Sprintf("workflow %s: invocation %s runs %d child workflows at once (theirs included), the limit of one invocation: bound the foreach that starts them with parallel:",
-				workflow, r.id, r.live))
+				workflow, r.id, e.st.live[r.id]))
 			return
 		}
 	}
@@ -783,9 +783,10 @@ func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
 		if e.schedule(inv, do, kidID(t.id, i), vars(i)) {
 			continue
 		}
-		for j := i + 1; j < n && j <= i+maxPrefetch && active < in.Parallel; j++ {
+		for j := i + 1; j < n && j <= i+maxPrefetch && active < in.Parallel && do.fixed == nil; j++ {
 			active++
-			e.inputOf(inv, do, kidID(t.id, j), vars(j))
+			id, add := kidID(t.id, j), vars(j)
+			e.prepare(inv, "schedule "+id, func() *view { return e.viewOf(inv, id, add) }, inputOf(do))
 		}
 		return
 	}

@@ -40,6 +40,10 @@ type state struct {
 	finishedBytes int64
 	retain        int
 	retainBytes   int64
+	// live counts, by root invocation, the child workflows running under
+	// it at any depth: kept with each child's own changes, so that it
+	// stays right when an invocation is rebuilt from the log (replace).
+	live map[string]int
 }
 
 // invState is one invocation.
@@ -59,9 +63,9 @@ type invState struct {
 	order []string
 	// root is the invocation at the top of its parents (itself if it has
 	// none). On a root, spawned counts the child workflows started under
-	// it in all, at any depth, and live those still running.
-	root          string
-	spawned, live int
+	// it in all, at any depth (state.live those running).
+	root    string
+	spawned int
 	// doneKids are the child workflows that ended while this one runs.
 	doneKids []*invState
 	// bytes is the footprint of a finished invocation (retainBytes).
@@ -118,7 +122,7 @@ type taskState struct {
 // newState makes an empty state that keeps at most retain finished
 // invocations and retainBytes of their footprints (0: no limit).
 func newState(retain int, retainBytes int64) *state {
-	return &state{invs: map[string]*invState{}, retain: retain, retainBytes: retainBytes}
+	return &state{invs: map[string]*invState{}, retain: retain, retainBytes: retainBytes, live: map[string]int{}}
 }
 
 // parentID is the id of the task a dynamic task belongs to ("" for a
@@ -161,10 +165,10 @@ func (s *state) apply(ev *Event) error {
 			inv.root = p.root
 			if r := s.invs[inv.root]; r != nil {
 				r.spawned++
-				r.live++
 			}
 		}
 		s.invs[inv.id] = inv
+		s.running(inv, 1)
 		return nil
 	}
 	if inv == nil {
@@ -191,7 +195,24 @@ func (s *state) apply(ev *Event) error {
 	if inv.status != StatusRunning && isInvocationEnd(ev.Type) {
 		s.ended(inv)
 	}
+	if t := inv.tasks[ev.Task]; t != nil && t.run == builtinWorkflow &&
+		(ev.Type == EventTaskSucceeded || ev.Type == EventTaskFailed || ev.Type == EventTaskRetrying) {
+		s.observed(inv, childID(inv.id, t.id, t.attempts))
+	}
 	return nil
+}
+
+// observed files a child workflow its parent has recorded the end of (its
+// workflow task ended or retries): the parent no longer reads it.
+func (s *state) observed(p *invState, cid string) {
+	for i, k := range p.doneKids {
+		if k.id != cid {
+			continue
+		}
+		p.doneKids = append(p.doneKids[:i:i], p.doneKids[i+1:]...)
+		s.retire(k)
+		return
+	}
 }
 
 // parentOf returns an invocation's parent if it is known.
@@ -204,29 +225,38 @@ func (s *state) parentOf(inv *invState) *invState {
 }
 
 // ended files an invocation that has just ended: with its running parent,
-// which may still read it, or among the finished, with the children that
-// waited for it.
+// which may still read it, or among the finished; the children that waited
+// for it join the finished (it has read them, or never will).
 func (s *state) ended(inv *invState) {
 	inv.in, inv.view = nil, nil
 	for _, t := range inv.tasks {
 		t.out, t.items = nil, nil
 	}
 	inv.bytes = inv.footprint()
-	if inv.root != inv.id {
-		if r := s.invs[inv.root]; r != nil && r.live > 0 {
-			r.live--
-		}
-	}
+	s.running(inv, -1)
 	kids := inv.doneKids
 	inv.doneKids = nil
-	if p := s.parentOf(inv); p != nil && p.status == StatusRunning {
-		p.doneKids = append(append(p.doneKids, kids...), inv)
-		return
-	}
 	for _, k := range kids {
 		s.retire(k)
 	}
+	if p := s.parentOf(inv); p != nil && p.status == StatusRunning {
+		p.doneKids = append(p.doneKids, inv)
+		return
+	}
 	s.retire(inv)
+}
+
+// running counts a child workflow that starts (1) or stops (-1) running
+// under its root.
+func (s *state) running(inv *invState, d int) {
+	if inv.root == inv.id {
+		return
+	}
+	if n := s.live[inv.root] + d; n > 0 {
+		s.live[inv.root] = n
+	} else {
+		delete(s.live, inv.root)
+	}
 }
 
 // replace puts an invocation rebuilt from the log (resync) in place of the
@@ -235,6 +265,15 @@ func (s *state) ended(inv *invState) {
 func (s *state) replace(inv *invState) {
 	old := s.invs[inv.id]
 	s.invs[inv.id] = inv
+	if old != nil {
+		inv.spawned = max(inv.spawned, old.spawned)
+		if old.status == StatusRunning {
+			s.running(old, -1)
+		}
+	}
+	if inv.status == StatusRunning {
+		s.running(inv, 1)
+	}
 	var kids []*invState
 	for _, k := range inv.doneKids {
 		if mine := s.invs[k.id]; mine != nil && mine != inv {
@@ -264,12 +303,12 @@ func (s *state) replace(inv *invState) {
 		return
 	}
 	kids, inv.doneKids = inv.doneKids, nil
-	if p := s.parentOf(inv); p != nil && p.status == StatusRunning {
-		p.doneKids = append(append(p.doneKids, kids...), inv)
-		return
-	}
 	for _, k := range kids {
 		s.retire(k)
+	}
+	if p := s.parentOf(inv); p != nil && p.status == StatusRunning {
+		p.doneKids = append(p.doneKids, inv)
+		return
 	}
 	s.retire(inv)
 }
