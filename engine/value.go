@@ -492,6 +492,9 @@ func fromJSON(raw json.RawMessage) any {
 }
 
 // ints turns the whole float64s of a decoded JSON value into ints.
+// It writes only what it changes: a value already converted may be read by
+// evaluations meanwhile (a loop's prev is the previous output's decoded
+// value), and is left as it is.
 func ints(x any) any {
 	switch v := x.(type) {
 	case float64:
@@ -500,14 +503,25 @@ func ints(x any) any {
 		}
 	case map[string]any:
 		for k, el := range v {
-			v[k] = ints(el)
+			if y := ints(el); changed(el, y) {
+				v[k] = y
+			}
 		}
 	case []any:
 		for i, el := range v {
-			v[i] = ints(el)
+			if y := ints(el); changed(el, y) {
+				v[i] = y
+			}
 		}
 	}
 	return x
+}
+
+// changed tells whether ints made a new value of x (an int of a float).
+func changed(x, y any) bool {
+	_, wasFloat := x.(float64)
+	_, isInt := y.(int)
+	return wasFloat && isInt
 }
 
 // MaxDepth bounds how deep the JSON values of an invocation nest: its
