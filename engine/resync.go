@@ -110,6 +110,7 @@ func (e *Engine) resync(id string) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.guard(id)
 	if e.closed {
 		return nil
 	}

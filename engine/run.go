@@ -48,6 +48,9 @@ const (
 // tree of child workflows is walked by a loop, not by recursion, however
 // wide it is.
 func (e *Engine) reconcile(inv *invState) {
+	if inv == nil {
+		return
+	}
 	if !e.queued[inv.id] {
 		e.queued[inv.id] = true
 		e.queue = append(e.queue, inv.id)
