@@ -38,7 +38,7 @@ const (
 	// DefaultRetainBytes bounds the memory those finished invocations hold
 	// (their footprint, see state.footprint), whatever their count: 10,000
 	// invocations of a few small values fit; 3,000 carrying 10 KB through
-	// a few tasks (779 MB before this bound) keep their newest ~1,200.
+	// two tasks (779 MB before this bound) keep their newest ~1,000.
 	DefaultRetainBytes = 64 << 20
 	// MaxData bounds an invocation's input and a task's input or output:
 	// each travels inside one event, and NATS's default payload limit is

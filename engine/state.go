@@ -34,8 +34,9 @@ type state struct {
 	// finished lists finished invocations in the order they finished:
 	// beyond retain of them, or retainBytes of their footprints in all,
 	// the oldest are forgotten (the newest is always kept). A child
-	// workflow that ends while its parent runs joins the list only when
-	// the parent ends: the parent may still need to read it.
+	// workflow that ends while its parent runs joins the list once the
+	// parent has recorded its end (or ended): until then the parent reads
+	// it.
 	finished      []*invState
 	finishedBytes int64
 	retain        int
