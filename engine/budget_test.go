@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/expr-lang/expr"
+
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -172,4 +174,51 @@ func TestEvaluationOutsideTheLock(t *testing.T) {
 	wantStatus(t, done, StatusSucceeded)
 	wantJSON(t, done.Output, "2")
 	_ = testutil.Eventually
+}
+
+// TestSandboxKeepsExpressions: the sandboxed program of a valid expression
+// computes what expr computes of it as written.
+func TestSandboxKeepsExpressions(t *testing.T) {
+	in := map[string]any{"name": "Ada", "n": 3, "items": []any{map[string]any{"price": 2.5, "on": true}, map[string]any{"price": 4, "on": false}},
+		"tags": []any{"a", "b", "a"}, "nested": map[string]any{"deep": map[string]any{"x": 1}}}
+	for _, src := range []string{
+		`input.name + "!"`, `"Hello " + input.name + ", " + string(input.n)`, `input.n * 2 + 1`, `input.n / 2`, `input.n ** 2`,
+		`sum(map(input.items, .price))`, `filter(input.items, .on) | map(.price)`, `count(input.items, .price > 3)`,
+		`reduce(input.items, #acc + #.price, 0)`, `let p = input.items[0].price; p * 2`, `input.items[-1].price`,
+		`input?.missing ?? "x"`, `input.missing ?? "y"`, `input.nested.deep.x`, `input.nested?.deep?.x`, `input["name"]`,
+		`"a" in input.tags`, `"name" in input`, `uniq(input.tags)`, `join(input.tags, "-")`, `repeat("ab", 3)`,
+		`replace(input.name, "d", "D")`, `upper(input.name)`, `split("a,b", ",")`, `toJSON(input.nested)`, `fromJSON("[1, 2]")`,
+		`keys(input.nested)`, `len(input.tags) > 2 ? "many" : "few"`, `sortBy(input.items, .price, "desc")[0].price`,
+		`groupBy(input.tags, #)["a"]`, `{"a": input.n, "b": [input.name]}`, `1..5`, `map(1..3, # * index)`, `all(input.items, .price > 1)`,
+		`first(input.tags)`, `last(input.tags)`, `take(input.tags, 2)`, `max(1, input.n)`, `abs(-input.n)`, `trim("  x ")`,
+		`findIndex(input.items, .on)`, `input.n == 3 && input.name != "Bob"`, `input.items[0]?.price`, `concat(input.tags, ["c"])`,
+		`tasks.a.output.v + index`, `item.k ?? prev`,
+	} {
+		t.Run(src, func(t *testing.T) {
+			en := func() map[string]any {
+				return map[string]any{"input": in, "tasks": map[string]any{"a": map[string]any{"output": map[string]any{"v": 1}, "status": "succeeded", "error": ""}},
+					"invocation": map[string]any{"id": "i", "workflow": "w"}, "item": map[string]any{"k": "v"}, "index": 2, "prev": nil}
+			}
+			plain, err := expr.Compile(src, exprOptions...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := expr.Run(plain, en())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := compiler{refs: map[string]int{}}
+			prog, _, err := c.compile(src, scope{item: true, index: true, prev: true}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := (&value{kind: kindExpr, prog: prog, src: src, line: 1}).eval(en(), newBudget(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("sandboxed: %v, as written: %v", got, want)
+			}
+		})
+	}
 }
