@@ -132,6 +132,19 @@ var budgetFuncs = map[string]func(b *budget, args []any) (any, error){
 	"step": func(b *budget, args []any) (any, error) {
 		return args[0], b.step(1)
 	},
+	// a step of groupBy, which files each element in a map of lists
+	// that expr does not count
+	"stepFiled": func(b *budget, args []any) (any, error) {
+		if err := b.alloc(filedBytes); err != nil {
+			return nil, err
+		}
+		return args[0], b.step(1)
+	},
+	// a map or list literal: expr counts its entries, not their bytes
+	"made": func(b *budget, args []any) (any, error) {
+		n, _ := args[1].(int)
+		return args[0], b.alloc(n)
+	},
 	"+":          budgetAdd,
 	"in":         budgetIn,
 	"repeat":     budgetRepeat,
@@ -175,20 +188,36 @@ func sandboxOptions() []expr.Option {
 	return append(opts, expr.Function(getName, member))
 }
 
+// The bytes a map or list literal, and an element filed by groupBy, are
+// counted for (expr counts entries): what Go allocates for them, about.
+const (
+	mapBytes   = 320 // a map of up to 8 entries: its header and one group
+	entryBytes = 40  // each entry beyond
+	listBytes  = 24  // a slice header
+	elemBytes  = 16  // each element
+	filedBytes = 96  // groupBy: a key, a list header, an element, map growth
+)
+
 // members notes, before the sandbox patches anything, how each member
-// access is written (for messages) and which ones a missing field may end
-// without an error: the left side of ??, as in input.name ?? "Ada".
+// access is written (for messages), which ones a missing field may end
+// without an error (the left side of ??, as in input.name ?? "Ada"), and
+// the predicates of groupBy.
 type members struct {
 	lenient map[ast.Node]bool
 	path    map[ast.Node]string
+	filed   map[ast.Node]bool
 }
 
 func newMembers() *members {
-	return &members{lenient: map[ast.Node]bool{}, path: map[ast.Node]string{}}
+	return &members{lenient: map[ast.Node]bool{}, path: map[ast.Node]string{}, filed: map[ast.Node]bool{}}
 }
 
 func (l *members) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
+	case *ast.BuiltinNode:
+		if n.Name == "groupBy" && len(n.Arguments) == 2 {
+			l.filed[n.Arguments[1]] = true
+		}
 	case *ast.MemberNode:
 		l.path[n] = clipPath(n.Node.String())
 	case *ast.BinaryNode:
@@ -218,7 +247,16 @@ func sandboxCall(name string, args ...ast.Node) *ast.CallNode {
 func (s sandbox) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.PredicateNode:
-		n.Node = sandboxCall("step", n.Node)
+		if s.m.filed[n] {
+			n.Node = sandboxCall("stepFiled", n.Node)
+		} else {
+			n.Node = sandboxCall("step", n.Node)
+		}
+	case *ast.MapNode:
+		size := mapBytes + entryBytes*max(0, len(n.Pairs)-8)
+		ast.Patch(node, sandboxCall("made", n, &ast.IntegerNode{Value: size}))
+	case *ast.ArrayNode:
+		ast.Patch(node, sandboxCall("made", n, &ast.IntegerNode{Value: listBytes + elemBytes*len(n.Nodes)}))
 	case *ast.BinaryNode:
 		switch {
 		case n.Operator == "+" && !(isNumber(n.Left) && isNumber(n.Right)):
@@ -250,6 +288,15 @@ func clipPath(s string) string {
 	return s
 }
 
+// isNumeric tells whether x is a number expr reads as a count.
+func isNumeric(x any) bool {
+	switch x.(type) {
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return true
+	}
+	return false
+}
+
 func isNumber(n ast.Node) bool {
 	t := n.Type()
 	if t == nil {
@@ -269,7 +316,12 @@ func isKind(n ast.Node, k reflect.Kind) bool {
 	return t != nil && t.Kind() == k
 }
 
+// isLiteralList tells whether n is a list written out (the sandbox may
+// have wrapped it already): in on it is a lookup, after expr's optimizer.
 func isLiteralList(n ast.Node) bool {
+	if c, ok := n.(*ast.CallNode); ok && isIdent(c.Callee, sandboxName("made")) && len(c.Arguments) == 3 {
+		n = c.Arguments[1]
+	}
 	_, ok := n.(*ast.ArrayNode)
 	return ok
 }
@@ -363,8 +415,11 @@ func budgetIn(b *budget, args []any) (any, error) {
 
 func budgetRepeat(b *budget, args []any) (any, error) {
 	s, ok := args[0].(string)
-	n, isInt := args[1].(int)
-	if !ok || !isInt || n < 0 {
+	if !ok || len(args) != 2 || !isNumeric(args[1]) {
+		return callBuiltin("repeat", args)
+	}
+	n := runtime.ToInt(args[1]) // as expr's repeat reads it: 1e9 is a float
+	if n < 0 {
 		return callBuiltin("repeat", args)
 	}
 	if len(s) > 0 && n > b.left()/len(s) {

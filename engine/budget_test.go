@@ -20,7 +20,7 @@ import (
 // engine's lock for as long as it ran.
 func TestExpressionBudgets(t *testing.T) {
 	r := newRig(t, false)
-	big := fmt.Sprintf(`{"s": %q}`, strings.Repeat("x", 100<<10))
+	big := fmt.Sprintf(`{"s": %q, "f": 999999.5}`, strings.Repeat("x", 100<<10))
 	// Loops stop at their step count, or on a slow machine at the time
 	// limit first: both name the expression and the limit.
 	const loopLimit = "more than 1000000 iterations|ran for more than"
@@ -29,6 +29,7 @@ func TestExpressionBudgets(t *testing.T) {
 	}{
 		{"doubling", `reduce(1..40, #acc + #acc, "xxxxxxxxxxxxxxxx")`, "more than 32 MiB of strings and lists"},
 		{"repeat", `repeat(input.s, 100000)`, "repeat would make 10240000000 bytes"},
+		{"repeat-float", `repeat(input.s, input.f)`, "repeat would make 102399897600 bytes"},
 		{"loops", `let xs = 1..2000; reduce(xs, reduce(xs, #acc + 1, 0) + #acc, 0)`, loopLimit},
 		{"elements", `len(1..2000000)`, "more than 1000000 elements"},
 		{"references", `map(1..100000, input.s)`, "more than 512 KiB"},
@@ -38,6 +39,8 @@ func TestExpressionBudgets(t *testing.T) {
 		{"replace", `replace(input.s, "", input.s)`, "more than 32 MiB of strings and lists"},
 		{"split", `map(1..1000, split(input.s, ""))`, "more than 32 MiB of strings and lists"},
 		{"in", `let xs = 1..100000; reduce(1..1000, #acc + (0 in xs ? 1 : 0), 0)`, loopLimit},
+		{"map-literals", `map(1..500000, let m = {"a": #}; m)`, "more than 32 MiB of strings and lists"},
+		{"group-by", `groupBy(1..999999, #)`, "more than 32 MiB of strings and lists"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
