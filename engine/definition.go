@@ -244,6 +244,9 @@ func (t *taskSpec) passes() bool {
 // static tells whether what a task's TaskScheduled records holds no
 // expression.
 func (t *taskSpec) static() bool {
+	if t.run == builtinWhile {
+		return true // it records its limit; its condition is evaluated per iteration
+	}
 	for _, v := range append([]*value{t.inputs, t.cond, t.parallel}, t.cases...) {
 		if v != nil && !v.static {
 			return false
