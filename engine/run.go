@@ -879,7 +879,7 @@ func failMessage(raw json.RawMessage) string {
 	if x == nil {
 		return "failed by a fail task"
 	}
-	return clip(stringify(x))
+	return stringify(x)
 }
 
 func asList(x any) ([]any, bool) {
