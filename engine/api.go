@@ -2,22 +2,10 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/broker"
-)
-
-// Errors of the engine's operations.
-var (
-	// ErrNotFound: no such invocation or workflow.
-	ErrNotFound = errors.New("not found")
-	// ErrInvalid: a definition or an input that cannot be used.
-	ErrInvalid = errors.New("invalid")
-	// ErrConflict: the operation does not fit the invocation's state
-	// (cancelling a finished one).
-	ErrConflict = errors.New("conflict")
 )
 
 // Functions is how the engine calls functions: by name, bytes in, bytes
@@ -56,6 +44,9 @@ type Options struct {
 	// Retain is how many finished invocations are kept for wf status and
 	// replayed at start (0: DefaultRetain).
 	Retain int
+	// RetainBytes bounds the memory those hold, whatever their count (0:
+	// DefaultRetainBytes).
+	RetainBytes int64
 	// NodeTimeout is how long a node may stay silent before another takes
 	// over its invocations (0: DefaultNodeTimeout).
 	NodeTimeout time.Duration

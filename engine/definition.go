@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/vm"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/internal/catalog"
@@ -73,6 +71,9 @@ type Definition struct {
 	// functions and workflows are the functions and child workflows the
 	// definition names, static and dynamic tasks alike, sorted.
 	functions, workflows []string
+	// fixedOutput is output: evaluated at parse time, if it holds no
+	// expression.
+	fixedOutput *evaluation
 }
 
 // Uses returns the functions and the child workflows the definition names
@@ -120,6 +121,10 @@ type taskSpec struct {
 	limit    int
 	// workflow is the child workflow's name (workflow built-in).
 	workflow string
+	// fixed is the task's input and fixedCond a while's condition,
+	// evaluated at parse time when they hold no expression: running the
+	// task then needs no evaluation.
+	fixed, fixedCond *evaluation
 }
 
 type retryPolicy struct {
@@ -140,6 +145,8 @@ func (r retryPolicy) delay(n int) time.Duration {
 type branch struct {
 	spec *taskSpec
 	val  *value
+	// fixed is val, evaluated at parse time if it holds no expression.
+	fixed *evaluation
 }
 
 // isFunction tells whether the task calls a function.
@@ -189,7 +196,63 @@ func ParseDefinition(name string, source []byte, known Known) (*Definition, erro
 	if len(p.errs) > 0 {
 		return nil, p.err(d)
 	}
+	d.fix()
 	return d, nil
+}
+
+// fix evaluates, once, what holds no expression.
+func (d *Definition) fix() {
+	if d.output != nil && d.output.static {
+		d.fixedOutput = fixed(valueOf(d.output))
+	}
+	var walk func(t *taskSpec)
+	walk = func(t *taskSpec) {
+		if t.static() {
+			t.fixed = fixed(inputOf(t))
+		}
+		if t.run == builtinWhile && t.cond != nil && t.cond.static {
+			t.fixedCond = fixed(conditionOf(t.cond))
+		}
+		for _, b := range t.branches {
+			if b == nil {
+				continue
+			}
+			if b.val != nil && b.val.static {
+				b.fixed = fixed(valueOf(b.val))
+			}
+			if b.spec != nil {
+				walk(b.spec)
+			}
+		}
+	}
+	for _, t := range d.tasks {
+		walk(t)
+	}
+}
+
+// passes tells whether a task's TaskScheduled records its inputs as they
+// are (not the parts of a built-in's), so that inputs passing a stored
+// value on need no evaluation.
+func (t *taskSpec) passes() bool {
+	switch t.run {
+	case builtinIf, builtinSwitch, builtinForeach, builtinWhile, builtinRepeat, builtinWorkflow, builtinSleep:
+		return false
+	}
+	return t.inputs != nil && t.inputs.pass != ""
+}
+
+// static tells whether what a task's TaskScheduled records holds no
+// expression.
+func (t *taskSpec) static() bool {
+	if t.run == builtinWhile {
+		return true // it records its limit; its condition is evaluated per iteration
+	}
+	for _, v := range append([]*value{t.inputs, t.cond, t.parallel}, t.cases...) {
+		if v != nil && !v.static {
+			return false
+		}
+	}
+	return true
 }
 
 type parser struct {
@@ -270,6 +333,10 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 func (p *parser) parse(name string, source []byte) *Definition {
 	d := &Definition{Name: name, tasks: map[string]*taskSpec{}}
+	if len(source) > MaxDefinition {
+		p.errorf(0, "the definition is %d KiB, over the limit of %d KiB", len(source)>>10, MaxDefinition>>10)
+		return d
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(source))
 	if err := dec.Decode(&doc); err != nil {
@@ -294,7 +361,11 @@ func (p *parser) parse(name string, source []byte) *Definition {
 	if err := dec.Decode(&extra); err == nil {
 		p.errorf(extra.Line, "a second YAML document: a workflow file holds one workflow (sluice apply takes several documents)")
 	}
-	root := &doc
+	root, lerr := expandYAML(&doc)
+	if lerr != nil {
+		p.errs = append(p.errs, *lerr)
+		return d
+	}
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
@@ -733,8 +804,6 @@ func (p *parser) stringList(n *yaml.Node, what string) []string {
 func (p *parser) value(n *yaml.Node, sc scope) *value {
 	v := &value{line: n.Line, static: true}
 	switch n.Kind {
-	case yaml.AliasNode:
-		return p.value(n.Alias, sc)
 	case yaml.ScalarNode:
 		if n.Tag == "!!str" || n.Tag == "" {
 			parts, whole, err := splitInterp(n.Value)
@@ -750,11 +819,12 @@ func (p *parser) value(n *yaml.Node, sc scope) *value {
 			v.static = false
 			if whole {
 				v.kind, v.src = kindExpr, strings.TrimSpace(parts[0].src)
-				prog, err := p.c.compile(parts[0].src, sc, n.Line)
+				prog, refs, err := p.c.compile(parts[0].src, sc, n.Line)
 				if err != nil {
 					p.errorf(n.Line, "%v", err)
 				}
-				v.prog = prog
+				v.prog, v.refs = prog, refs
+				v.pass = passOf(prog)
 				return v
 			}
 			v.kind = kindInterp
@@ -762,11 +832,11 @@ func (p *parser) value(n *yaml.Node, sc scope) *value {
 				if !parts[i].isExpr {
 					continue
 				}
-				prog, err := p.c.compile(parts[i].src, sc, n.Line)
+				prog, refs, err := p.c.compile(parts[i].src, sc, n.Line)
 				if err != nil {
 					p.errorf(n.Line, "%v", err)
 				}
-				parts[i].prog = prog
+				parts[i].prog, parts[i].refs = prog, refs
 				parts[i].src = strings.TrimSpace(parts[i].src)
 			}
 			v.parts = parts
@@ -900,12 +970,19 @@ func collectRefs(t *taskSpec, refs map[string]int) {
 		if v == nil {
 			return
 		}
+		add := func(names []string) {
+			for _, ref := range names {
+				if _, seen := refs[ref]; !seen {
+					refs[ref] = v.line
+				}
+			}
+		}
 		switch v.kind {
 		case kindExpr:
-			exprRefs(v.prog, v.line, refs)
+			add(v.refs)
 		case kindInterp:
 			for _, pt := range v.parts {
-				exprRefs(pt.prog, v.line, refs)
+				add(pt.refs)
 			}
 		case kindMap, kindList:
 			for _, el := range v.elems {
@@ -927,24 +1004,6 @@ func collectRefs(t *taskSpec, refs map[string]int) {
 		if b.spec != nil {
 			collectRefs(b.spec, refs)
 		}
-	}
-}
-
-func exprRefs(prog *vm.Program, line int, refs map[string]int) {
-	if prog == nil {
-		return
-	}
-	node := prog.Node()
-	w := &nameWalker{allowed: map[string]bool{}, refs: refs, line: line}
-	ast.Walk(&node, refVisitor{w})
-}
-
-// refVisitor records task references without checking names.
-type refVisitor struct{ w *nameWalker }
-
-func (r refVisitor) Visit(n *ast.Node) {
-	if _, ok := (*n).(*ast.MemberNode); ok {
-		r.w.Visit(n)
 	}
 }
 
@@ -1026,11 +1085,11 @@ func sleepDuration(x any) (time.Duration, error) {
 	}
 	s, ok := x.(string)
 	if !ok {
-		return 0, fmt.Errorf("sleep: want a duration like 10s or 5m, got %s", stringify(x))
+		return 0, fmt.Errorf("sleep: want a duration like 10s or 5m, got %s", brief(x))
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("sleep: %q is not a duration like 10s or 5m", s)
+		return 0, fmt.Errorf("sleep: %q is not a duration like 10s or 5m", clip(s))
 	}
 	return d, nil
 }

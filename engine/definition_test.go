@@ -138,7 +138,11 @@ tasks:
 }
 
 // FuzzParseDefinition: no input makes the parser panic, and whatever it
-// accepts has a topological order covering every task.
+// accepts has a topological order covering every task. Its seeds are the
+// golden bad definitions (an alias inside its own value, an alias bomb,
+// nesting too deep among them) and a few good ones.
+//
+//	go test -run '^$' -fuzz '^FuzzParseDefinition$' -fuzztime 10s ./engine/
 func FuzzParseDefinition(f *testing.F) {
 	files, _ := filepath.Glob("testdata/invalid/*.yaml")
 	for _, file := range files {
@@ -146,6 +150,8 @@ func FuzzParseDefinition(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("apiVersion: sluice/v1\nkind: Workflow\nname: x\ntasks:\n  a: { run: foreach, inputs: { foreach: \"${ input }\", do: { run: if, inputs: { if: \"${ item > 1 }\", then: { run: noop } } } } }\n"))
+	f.Add([]byte("apiVersion: sluice/v1\nkind: Workflow\nname: x\nbase: &b { run: noop, inputs: \"${ input?.a ?? 1 }\" }\ntasks:\n  a: *b\n  b: { <<: *b, requires: [a] }\n"))
+	f.Add([]byte("apiVersion: sluice/v1\nkind: Workflow\nname: x\ntasks:\n  a: { run: noop, inputs: " + strings.Repeat("{a: ", 120) + "1" + strings.Repeat("}", 120) + " }\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		d, err := ParseDefinition("", src, Known{})
 		if err != nil {

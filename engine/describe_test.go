@@ -13,12 +13,20 @@ import (
 func (s *state) describe() string {
 	var b strings.Builder
 	ids := sortedKeys(s.invs)
-	fmt.Fprintf(&b, "seq=%d finished=%v\n", s.seq, s.finished)
+	ids2 := func(l []*invState) []string {
+		var out []string
+		for _, inv := range l {
+			out = append(out, inv.id)
+		}
+		return out
+	}
+	fmt.Fprintf(&b, "seq=%d finished=%v bytes=%d\n", s.seq, ids2(s.finished), s.finishedBytes)
 	for _, id := range ids {
 		inv := s.invs[id]
-		fmt.Fprintf(&b, "inv %s wf=%s rev=%s owner=%s parent=%s status=%s in=%s out=%s err=%q ft=%s created=%s fin=%s seqs=%d-%d cancel=%q order=%v\n",
+		fmt.Fprintf(&b, "inv %s wf=%s rev=%s owner=%s parent=%s status=%s in=%s out=%s err=%q ft=%s created=%s fin=%s seqs=%d-%d cancel=%q order=%v root=%s spawned=%d live=%d done=%v bytes=%d\n",
 			inv.id, inv.workflow, inv.revision, inv.owner, inv.parent, inv.status, inv.input, inv.output, inv.err, inv.failedTask,
-			inv.created.Format(time.RFC3339Nano), inv.finishedAt.Format(time.RFC3339Nano), inv.firstSeq, inv.lastSeq, inv.cancel, inv.order)
+			inv.created.Format(time.RFC3339Nano), inv.finishedAt.Format(time.RFC3339Nano), inv.firstSeq, inv.lastSeq, inv.cancel, inv.order,
+			inv.root, inv.spawned, s.live[inv.id], ids2(inv.doneKids), inv.bytes)
 		tids := sortedKeys(inv.tasks)
 		sort.Strings(tids)
 		for _, tid := range tids {

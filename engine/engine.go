@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -34,6 +35,11 @@ const (
 	// DefaultRetain is how many finished invocations stay in memory (and
 	// in replay at start) for wf status; older ones are forgotten.
 	DefaultRetain = 10000
+	// DefaultRetainBytes bounds the memory those finished invocations hold
+	// (their footprint, see state.footprint), whatever their count: 10,000
+	// invocations of a few small values fit; 3,000 carrying 10 KB through
+	// two tasks (779 MB before this bound) keep their newest ~1,000.
+	DefaultRetainBytes = 64 << 20
 	// MaxData bounds an invocation's input and a task's input or output:
 	// each travels inside one event, and NATS's default payload limit is
 	// 1 MiB.
@@ -65,9 +71,9 @@ type Engine struct {
 
 	mu        sync.Mutex
 	st        *state
-	defs      map[string]*Definition // parsed definitions, by revision
-	local     map[string]*local      // per owned invocation: running calls and timers
-	waiters   map[string][]chan struct{}
+	defs      map[string]*defEntry // parsed definitions, by revision
+	local     map[string]*local    // per owned invocation: running calls and timers
+	waiters   map[string][]chan *Invocation
 	replaying bool
 	syncID    string
 	synced    chan struct{}
@@ -75,6 +81,18 @@ type Engine struct {
 	sinceCkpt int
 	emitted   int // events written, to tell whether a pass did anything
 	lastCkpt  uint64
+	// The invocations to reconcile (reconcile), and those stopped after an
+	// internal error (quarantine).
+	queue       []string
+	queued      map[string]bool
+	draining    bool
+	quarantined map[string]bool
+	// The evaluations waiting for one of the maxEvaluations workers
+	// (eval.go), under evalMu, taken inside mu or alone.
+	evalMu      sync.Mutex
+	evalCond    *sync.Cond
+	evalQueue   []*evalJob
+	evalStopped bool
 
 	// ackMu guards pendingEnd and stale; it is taken inside mu, never the
 	// reverse (publish acknowledgements arrive on the client's goroutine).
@@ -106,6 +124,9 @@ type Engine struct {
 type local struct {
 	runs   map[string]*run
 	timers map[string]*time.Timer
+	// evals are the evaluations of its decisions, running or done and
+	// not yet taken (eval.go), by decision.
+	evals map[string]*evaluation
 }
 
 // run is a function call of this process, in flight or ended, with its
@@ -137,18 +158,23 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if o.Retain <= 0 {
 		o.Retain = DefaultRetain
 	}
+	if o.RetainBytes <= 0 {
+		o.RetainBytes = DefaultRetainBytes
+	}
 	if o.NodeTimeout <= 0 {
 		o.NodeTimeout = DefaultNodeTimeout
 	}
 	e := &Engine{
 		o: o, log: o.Logger, now: func() time.Time { return time.Now().UTC() },
-		st: newState(o.Retain), defs: map[string]*Definition{}, local: map[string]*local{},
-		waiters: map[string][]chan struct{}{}, pendingEnd: map[string]chan struct{}{},
+		st: newState(o.Retain, o.RetainBytes), defs: map[string]*defEntry{}, local: map[string]*local{},
+		waiters: map[string][]chan *Invocation{}, pendingEnd: map[string]chan struct{}{},
+		queued: map[string]bool{}, quarantined: map[string]bool{},
 		stale: map[string]bool{}, staleWake: make(chan struct{}, 1), stop: make(chan struct{}),
 		staleBuf: map[string][]*Event{},
 		nodes:    map[string]nodeSeen{}, claimed: map[string]time.Time{},
 		replaying: true, syncID: nuid.Next(), synced: make(chan struct{}),
 	}
+	e.evalCond = sync.NewCond(&e.evalMu)
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	start := time.Now()
@@ -173,13 +199,25 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		e.sub.Close()
 		return nil, fmt.Errorf("replay %s: %w", EventsChannel, ctx.Err())
 	}
+	for i := 0; i < maxEvaluations; i++ {
+		e.calls.Add(1)
+		go e.evalWorker()
+	}
 	e.mu.Lock()
 	e.replaying = false
 	e.started = e.now()
-	resumed := 0
+	// Resuming one invocation may end it, and an end may push retained
+	// invocations out of memory: list what to resume first, and look each
+	// up again when its turn comes.
+	var resume []string
 	for _, id := range sortedKeys(e.st.invs) {
-		inv := e.st.invs[id]
-		if inv.owner == o.Node && inv.status == StatusRunning {
+		if inv := e.st.invs[id]; inv.owner == o.Node && inv.status == StatusRunning {
+			resume = append(resume, id)
+		}
+	}
+	resumed := 0
+	for _, id := range resume {
+		if inv := e.st.invs[id]; inv != nil && inv.status == StatusRunning {
 			resumed++
 			e.reconcile(inv)
 		}
@@ -251,16 +289,32 @@ func (e *Engine) scan(ctx context.Context, channel string, start broker.Start, m
 	}
 }
 
-// receive applies one message of the event log.
+// receive applies one message of the event log. A message that is not an
+// event (not JSON, no type, no invocation: forged, or from a bug) is
+// skipped with a warning naming its sequence; so is one whose handling
+// panics, and the invocation it names is stopped (quarantine).
 func (e *Engine) receive(m *broker.Msg) {
 	ev := new(Event)
 	if err := json.Unmarshal(m.Data, ev); err != nil {
-		e.log.Error("skipping a workflow event that is not JSON", "seq", m.Sequence, "err", err)
+		e.log.Warn("skipping a workflow event that is not JSON", "seq", m.Sequence, "err", err)
+		return
+	}
+	if ev.Type == "" || (ev.Invocation == "" && ev.Type != eventSync) {
+		e.log.Warn("skipping a workflow event without a type or an invocation", "seq", m.Sequence, "type", ev.Type)
 		return
 	}
 	ev.Seq = m.Sequence
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Warn("skipping a workflow event the engine could not apply", "seq", m.Sequence, "type", ev.Type,
+				"invocation", ev.Invocation, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			if inv := e.st.invs[ev.Invocation]; inv != nil && !e.replaying {
+				e.quarantine(inv, r)
+			}
+		}
+	}()
 	if ev.Type == eventSync {
 		e.st.seq = max(e.st.seq, ev.Seq)
 		if ev.Marker == e.syncID {
@@ -316,11 +370,8 @@ func (e *Engine) receive(m *broker.Msg) {
 	if inv.status != StatusRunning {
 		e.notify(inv.id)
 		// A child finished on another node: its parent goes on here.
-		if inv.parent != "" {
-			pid, _, _ := strings.Cut(inv.parent, "/")
-			if p := e.st.invs[pid]; p != nil && p.owner == e.o.Node && p.status == StatusRunning {
-				e.reconcile(p)
-			}
+		if p := e.st.parentOf(inv); p != nil && p.owner == e.o.Node && p.status == StatusRunning {
+			e.reconcile(p)
 		}
 	}
 }
@@ -375,7 +426,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 			e.log.Error("engine: an event it wrote does not apply", "type", ev.Type, "invocation", inv.id, "task", ev.Task)
 			continue
 		}
-		data, err := json.Marshal(ev)
+		data, err := encodeEvent(ev)
 		if err != nil {
 			e.log.Error("engine: encoding an event", "type", ev.Type, "err", err)
 			continue
@@ -438,35 +489,28 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 	}
 }
 
-// notify wakes the waiters of a finished invocation.
+// notify wakes the waiters of an invocation: with its snapshot if it has
+// finished (it may be forgotten by the time they look), nil to have them
+// look again.
 func (e *Engine) notify(id string) {
-	for _, ch := range e.waiters[id] {
-		close(ch)
+	chs := e.waiters[id]
+	if len(chs) == 0 {
+		return
+	}
+	var snap *Invocation
+	if inv := e.st.invs[id]; inv != nil && inv.status != StatusRunning && !e.isStale(id) {
+		snap = inv.snapshot(true)
+	}
+	for _, ch := range chs {
+		ch <- snap
 	}
 	delete(e.waiters, id)
-}
-
-// definition returns a revision's parsed definition.
-func (e *Engine) definition(rev string) (*Definition, error) {
-	if d, ok := e.defs[rev]; ok {
-		return d, nil
-	}
-	r, ok := e.o.Definitions.Revision(rev)
-	if !ok {
-		return nil, fmt.Errorf("workflow revision %s is not in the catalog", short(rev))
-	}
-	d, err := ParseDefinition(r.Name, []byte(r.Source), Known{})
-	if err != nil {
-		return nil, err
-	}
-	e.defs[rev] = d
-	return d, nil
 }
 
 func (e *Engine) localOf(id string) *local {
 	l := e.local[id]
 	if l == nil {
-		l = &local{runs: map[string]*run{}, timers: map[string]*time.Timer{}}
+		l = &local{runs: map[string]*run{}, timers: map[string]*time.Timer{}, evals: map[string]*evaluation{}}
 		e.local[id] = l
 	}
 	return l
@@ -518,6 +562,7 @@ func (e *Engine) trimLocal(id string, keep func(task string, r *run) bool) {
 			delete(l.runs, task)
 		}
 	}
+	clear(l.evals) // those running are dropped when they end
 	if len(l.runs) == 0 {
 		delete(e.local, id)
 	}
@@ -557,6 +602,7 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 			return nil, fmt.Errorf("storing the invocation: %w", err)
 		}
 	}
+	e.preparse(rev.Revision)
 	acked := make(chan error, 1)
 	e.mu.Lock()
 	if e.closed {
@@ -601,10 +647,17 @@ func inputValue(b []byte, f InputFormat) (json.RawMessage, error) {
 		s, _ := json.Marshal(string(b))
 		return s, nil
 	case InputAuto:
-		return dataJSON(b), nil
+		raw := dataJSON(b)
+		if !jsonDepthOK(raw, MaxDepth) {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, errTooDeep("the input"))
+		}
+		return raw, nil
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return json.RawMessage("null"), nil
+	}
+	if !jsonDepthOK(b, MaxDepth) {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, errTooDeep("the input"))
 	}
 	var x any
 	if err := json.Unmarshal(b, &x); err != nil {
@@ -614,7 +667,8 @@ func inputValue(b []byte, f InputFormat) (json.RawMessage, error) {
 		}
 		return nil, fmt.Errorf("%w: the input is not JSON: %v; send text as a string instead", ErrInvalid, err)
 	}
-	return append(json.RawMessage(nil), b...), nil
+	raw, _ := compactJSON(b) // it parsed
+	return raw, nil
 }
 
 func validInvocationID(id string) bool {
@@ -649,32 +703,39 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Invocation, error) {
 			e.mu.Unlock()
 			return nil, fmt.Errorf("%w: no invocation %q", ErrNotFound, id)
 		}
+		var snap *Invocation
+		var ch chan *Invocation
 		if inv.status != StatusRunning && !e.isStale(id) {
-			snap := inv.snapshot(true)
-			e.ackMu.Lock()
-			end := e.pendingEnd[id]
-			e.ackMu.Unlock()
-			e.mu.Unlock()
-			if end != nil {
-				select {
-				case <-end:
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				}
-			}
-			if e.isStale(id) {
-				continue // its end was not stored: wait for the invocation rebuilt from the log
-			}
-			return snap, nil
+			snap = inv.snapshot(true)
+		} else {
+			ch = make(chan *Invocation, 1)
+			e.waiters[id] = append(e.waiters[id], ch)
 		}
-		ch := make(chan struct{})
-		e.waiters[id] = append(e.waiters[id], ch)
 		e.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if ch != nil {
+			select {
+			case snap = <-ch:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if snap == nil {
+				continue // rebuilt from the log: look again
+			}
 		}
+		e.ackMu.Lock()
+		end := e.pendingEnd[id]
+		e.ackMu.Unlock()
+		if end != nil {
+			select {
+			case <-end:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if e.isStale(id) {
+			continue // its end was not stored: wait for the invocation rebuilt from the log
+		}
+		return snap, nil
 	}
 }
 
@@ -697,7 +758,8 @@ func (e *Engine) Get(id string) (*Invocation, error) {
 	defer e.mu.Unlock()
 	inv := e.st.invs[id]
 	if inv == nil {
-		return nil, fmt.Errorf("%w: no invocation %q (finished invocations are kept for the last %d)", ErrNotFound, id, e.st.retain)
+		return nil, fmt.Errorf("%w: no invocation %q (the last %d finished invocations are kept, up to %d MiB of them)",
+			ErrNotFound, id, e.st.retain, e.st.retainBytes>>20)
 	}
 	return inv.snapshot(true), nil
 }
@@ -725,15 +787,16 @@ func (e *Engine) List(workflow string) []*Invocation {
 // Events returns an invocation's events in log order, read back from the
 // log.
 func (e *Engine) Events(ctx context.Context, id string) ([]*Event, error) {
-	evs, _, err := e.readEvents(ctx, id, false)
+	evs, _, err := e.readEvents(ctx, id, false, false)
 	return evs, err
 }
 
 // readEvents reads an invocation's events from the log, from its first
 // event (or, if that is not known, from where replay starts) up to a
 // marker written now, whose sequence it returns too. unknownOK reads even
-// an invocation not in memory.
-func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK bool) ([]*Event, uint64, error) {
+// an invocation not in memory; tree reads the events of its child
+// workflows too, at any depth (they count under their root).
+func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK, tree bool) ([]*Event, uint64, error) {
 	e.mu.Lock()
 	inv := e.st.invs[invID]
 	from := e.lastCkpt
@@ -750,6 +813,7 @@ func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK bool) (
 	id := nuid.Next()
 	marker, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: id, Time: e.now()})
 	var out []*Event
+	members := map[string]bool{invID: true}
 	seq, err := e.scan(ctx, EventsChannel, broker.StartAt(from), marker, func(m *broker.Msg) bool {
 		ev := new(Event)
 		if json.Unmarshal(m.Data, ev) != nil {
@@ -759,7 +823,12 @@ func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK bool) (
 		if ev.Type == eventSync {
 			return ev.Marker == id
 		}
-		if ev.Invocation == invID {
+		if tree && ev.Type == EventInvocationCreated && ev.Parent != "" {
+			if pid, _, _ := strings.Cut(ev.Parent, "/"); members[pid] {
+				members[ev.Invocation] = true
+			}
+		}
+		if members[ev.Invocation] {
 			out = append(out, ev)
 		}
 		return false
@@ -815,6 +884,7 @@ func (e *Engine) halt() {
 		e.stopLocal(id)
 	}
 	e.mu.Unlock()
+	e.stopEvaluations()
 	if e.sub != nil {
 		e.sub.Close()
 	}

@@ -32,6 +32,7 @@ type functions struct {
 	calls   map[string]int // by function
 	missing map[string]bool
 	gates   map[string]chan struct{} // by task: its calls return once the gate is closed
+	panics  map[string]bool          // by task: its calls panic (a bug in the registry)
 }
 
 // gate holds the calls of a workflow task, once they have run, until the
@@ -65,7 +66,7 @@ func loadFunctions(t testing.TB) *functions {
 	if hostErr != nil {
 		t.Fatal(hostErr)
 	}
-	return &functions{calls: map[string]int{}, missing: map[string]bool{}, gates: map[string]chan struct{}{}}
+	return &functions{calls: map[string]int{}, missing: map[string]bool{}, gates: map[string]chan struct{}{}, panics: map[string]bool{}}
 }
 
 func (f *functions) Invoke(ctx context.Context, name string, input []byte, meta map[string]string) ([]byte, error) {
@@ -73,7 +74,11 @@ func (f *functions) Invoke(ctx context.Context, name string, input []byte, meta 
 	f.calls[name]++
 	missing := f.missing[name]
 	gate := f.gates[meta[abi.MetaWorkflowTask]]
+	panics := f.panics[meta[abi.MetaWorkflowTask]]
 	f.mu.Unlock()
+	if panics {
+		panic("the registry broke")
+	}
 	fn := testFns[name]
 	if fn == nil || missing {
 		return nil, fmt.Errorf("no function %q", name)
@@ -96,9 +101,24 @@ type defs struct {
 	mu      sync.Mutex
 	current map[string]Revision
 	revs    map[string]Revision
+	// panics names workflows whose lookup panics (a bug in the catalog).
+	panics map[string]bool
 }
 
-func newDefs() *defs { return &defs{current: map[string]Revision{}, revs: map[string]Revision{}} }
+func newDefs() *defs {
+	return &defs{current: map[string]Revision{}, revs: map[string]Revision{}, panics: map[string]bool{}}
+}
+
+// putRaw stores a definition as a catalog might hold it, unchecked (a
+// forged event, a definition stored before a fix).
+func (d *defs) putRaw(name, src string) Revision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := Revision{Name: name, Revision: fmt.Sprintf("rev-%s-%d", name, len(d.revs)), Source: src}
+	d.current[name] = r
+	d.revs[r.Revision] = r
+	return r
+}
 
 func (d *defs) put(t testing.TB, src string) Revision {
 	t.Helper()
@@ -117,6 +137,9 @@ func (d *defs) put(t testing.TB, src string) Revision {
 func (d *defs) Current(name string) (Revision, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.panics[name] {
+		panic("the catalog broke")
+	}
 	r, ok := d.current[name]
 	return r, ok
 }

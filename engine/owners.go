@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"sort"
 	"strings"
@@ -105,6 +106,11 @@ func (e *Engine) sendHeartbeat(leaving bool) {
 func (e *Engine) takeover() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("looking for invocations to take over failed with an internal error; the engine carries on", "panic", fmt.Sprint(r))
+		}
+	}()
 	if e.closed || !e.o.Conn.Connected() {
 		return
 	}

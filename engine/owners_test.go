@@ -165,7 +165,7 @@ func TestTakeoverOfACutOffNode(t *testing.T) {
 func describeInv(t *testing.T, e *Engine, id string) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := &state{invs: map[string]*invState{id: e.st.invs[id]}}
+	s := &state{invs: map[string]*invState{id: e.st.invs[id]}, live: e.st.live}
 	if s.invs[id] == nil {
 		return ""
 	}

@@ -104,19 +104,20 @@ func (e *Engine) resync(id string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 	defer cancel()
-	evs, upTo, err := e.readEvents(ctx, id, true)
+	evs, upTo, err := e.readEvents(ctx, id, true, true)
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.guard(id)
 	if e.closed {
 		return nil
 	}
 	e.ackMu.Lock()
 	delete(e.stale, id)
 	e.ackMu.Unlock()
-	fresh := newState(0)
+	fresh := newState(0, 0)
 	for _, ev := range evs {
 		_ = fresh.apply(ev)
 	}
@@ -138,11 +139,14 @@ func (e *Engine) resync(id string) error {
 		e.log.Warn("an invocation whose creation was not stored is dropped", "invocation", id)
 		return nil
 	}
-	e.st.invs[id] = inv
+	e.st.replace(inv)
 	e.log.Info("invocation rebuilt from the log", "invocation", id, "events", len(evs), "status", inv.status)
 	if e.log.Enabled(ctx, slog.LevelDebug) {
 		var trace []string
 		for _, ev := range evs {
+			if ev.Invocation != id {
+				continue
+			}
 			trace = append(trace, fmt.Sprintf("%d:%s:%s:%s:%d", ev.Seq, ev.Type, ev.Task, ev.Node, ev.Attempt))
 		}
 		e.log.Debug("rebuilt from", "invocation", id, "events", strings.Join(trace, " "))

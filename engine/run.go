@@ -8,11 +8,32 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+)
+
+// Limits of the child workflows under one invocation (its root), at any
+// depth: what stops a workflow whose foreach runs itself from growing
+// without bound (depth alone is capped at maxDepth: 10 items a level
+// make 10^16 invocations).
+const (
+	// maxChildWorkflows bounds the child workflows one invocation starts
+	// in all, counting theirs and every retry's. Beyond ten thousand the
+	// history of one invocation is more than anyone reads.
+	maxChildWorkflows = 10000
+	// maxRunningChildWorkflows bounds those running at once: each holds
+	// its state in memory. A foreach starting a child per item stays
+	// under it with parallel: (at most this many items at once).
+	maxRunningChildWorkflows = 1000
+	// maxPasses bounds the passes of one reconcile: a pass that writes
+	// something (a noop ends at once) may let another task start.
+	maxPasses = 10000
+	// maxPrefetch bounds the foreach iterations whose inputs are
+	// evaluated ahead of the one being scheduled.
+	maxPrefetch = 16
 )
 
 // reconcile drives an invocation this node owns. It runs, with e.mu held,
@@ -20,17 +41,94 @@ import (
 // what comes next and writes it; running it again when nothing changed
 // decides nothing. This is what makes resuming after a crash the same
 // code path as running.
+//
+// Reconciling one invocation may make another's turn come (a child ends:
+// its parent goes on; a parent ends: its children are canceled). Those are
+// queued and reconciled after it, in the same call, never inside it: a
+// tree of child workflows is walked by a loop, not by recursion, however
+// wide it is.
 func (e *Engine) reconcile(inv *invState) {
-	if e.closed || e.replaying || inv.owner != e.o.Node || e.isStale(inv.id) {
+	if inv == nil {
+		return
+	}
+	if !e.queued[inv.id] {
+		e.queued[inv.id] = true
+		e.queue = append(e.queue, inv.id)
+	}
+	if e.draining {
+		return
+	}
+	e.draining = true
+	defer func() { e.draining = false }()
+	for len(e.queue) > 0 {
+		id := e.queue[0]
+		e.queue[0] = ""
+		e.queue = e.queue[1:]
+		delete(e.queued, id)
+		if inv := e.st.invs[id]; inv != nil {
+			e.reconcileSafe(inv)
+		}
+	}
+}
+
+// reconcileSafe reconciles one invocation; a panic (a bug, a state no
+// event should make) stops that invocation, not the engine.
+func (e *Engine) reconcileSafe(inv *invState) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.quarantine(inv, r)
+		}
+	}()
+	e.reconcileOne(inv)
+}
+
+// quarantine stops driving an invocation after a panic, and fails it
+// visibly if this node owns it: its end is in the log, so a restart does
+// not meet the same panic again. The engine and the other invocations
+// carry on.
+func (e *Engine) quarantine(inv *invState, r any) {
+	e.log.Error("an invocation is stopped after an internal error; the engine carries on",
+		"invocation", inv.id, "workflow", inv.workflow, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	e.quarantined[inv.id] = true
+	func() {
+		defer func() {
+			if r2 := recover(); r2 != nil {
+				e.log.Error("failing a stopped invocation failed", "invocation", inv.id, "panic", fmt.Sprint(r2))
+			}
+		}()
+		e.stopLocal(inv.id)
+		if inv.owner == e.o.Node && inv.status == StatusRunning && !e.isStale(inv.id) && !e.closed {
+			e.emit(inv, nil, &Event{Type: EventInvocationFailed,
+				Error: fmt.Sprintf("the workflow engine stopped this invocation after an internal error (%v); the daemon and other invocations carry on", r)})
+		}
+	}()
+	if p := e.st.parentOf(inv); p != nil && p.status == StatusRunning {
+		e.reconcile(p)
+	}
+}
+
+// guard recovers a panic of code working on an invocation outside
+// reconcile (a call's or a timer's end), quarantining it.
+func (e *Engine) guard(id string) {
+	if r := recover(); r != nil {
+		if inv := e.st.invs[id]; inv != nil {
+			e.quarantine(inv, r)
+			return
+		}
+		e.log.Error("internal error in the workflow engine; it carries on", "invocation", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	}
+}
+
+// reconcileOne is one invocation's turn.
+func (e *Engine) reconcileOne(inv *invState) {
+	if e.closed || e.replaying || inv.owner != e.o.Node || e.isStale(inv.id) || e.quarantined[inv.id] {
 		return
 	}
 	if obs := e.o.Observer; obs != nil {
 		start := time.Now()
 		defer func() { obs.Step(time.Since(start)) }()
 	}
-	// A pass may finish tasks at once (noop, a branch value), which lets
-	// others start: loop until a pass writes nothing.
-	for pass := 0; inv.status == StatusRunning && pass < 10000; pass++ {
+	for pass := 0; inv.status == StatusRunning && pass < maxPasses; pass++ {
 		n := e.emitted
 		e.step(inv)
 		if e.emitted == n {
@@ -51,11 +149,8 @@ func (e *Engine) reconcile(inv *invState) {
 			e.reconcile(c)
 		}
 	}
-	if inv.parent != "" {
-		pid, _, _ := strings.Cut(inv.parent, "/")
-		if p := e.st.invs[pid]; p != nil && p.status == StatusRunning {
-			e.reconcile(p)
-		}
+	if p := e.st.parentOf(inv); p != nil && p.status == StatusRunning {
+		e.reconcile(p)
 	}
 }
 
@@ -91,15 +186,17 @@ func (e *Engine) step(inv *invState) {
 			e.drive(inv, spec, t)
 		}
 	}
-	if !done {
+	if !done || inv.status != StatusRunning {
 		return
 	}
-	out, err := e.output(inv, def)
-	if err != nil {
+	out, err, ready := e.output(inv, def)
+	switch {
+	case !ready:
+	case err != nil:
 		e.emit(inv, nil, &Event{Type: EventInvocationFailed, Error: "output: " + err.Error()})
-		return
+	default:
+		e.emit(inv, nil, &Event{Type: EventInvocationSucceeded, Output: out})
 	}
-	e.emit(inv, nil, &Event{Type: EventInvocationSucceeded, Output: out})
 }
 
 func requiresMet(inv *invState, spec *taskSpec) bool {
@@ -111,168 +208,164 @@ func requiresMet(inv *invState, spec *taskSpec) bool {
 	return true
 }
 
-// output evaluates the workflow's output: output:, or the output of its
-// only last task, or a map of its last tasks' outputs.
-func (e *Engine) output(inv *invState, def *Definition) (json.RawMessage, error) {
+// output is the workflow's output: output:, or the output of its only
+// last task, or a map of its last tasks' outputs. ready is false while
+// output: is being evaluated.
+func (e *Engine) output(inv *invState, def *Definition) (out json.RawMessage, err error, ready bool) {
 	if def.output != nil {
-		x, err := def.output.eval(e.env(inv, "", nil))
-		if err != nil {
-			return nil, err
+		if raw, ok := def.output.passed(inv); ok {
+			return raw, nil, true
 		}
-		return e.checkData(x)
+		res := def.fixedOutput
+		if res == nil {
+			res = e.evaluate(inv, "output", func() *view { return e.viewOf(inv, "", nil) }, valueOf(def.output))
+		}
+		if res == nil {
+			return nil, nil, false
+		}
+		return res.raw, res.err, true
 	}
 	if len(def.sinks) == 1 {
-		return inv.tasks[def.sinks[0]].output, nil
+		return inv.tasks[def.sinks[0]].output, nil, true
 	}
 	m := map[string]json.RawMessage{}
 	for _, s := range def.sinks {
 		m[s] = inv.tasks[s].output
 	}
-	return json.Marshal(m)
+	out, err = json.Marshal(m)
+	return out, err, true
 }
 
-func (e *Engine) checkData(x any) (json.RawMessage, error) {
-	raw, err := toJSON(x)
-	if err != nil {
-		return nil, err
+// schedule writes TaskScheduled with the task's evaluated input, then
+// starts the task; add holds the loop variables a dynamic task adds (JSON
+// values: what a replay decodes from the event). It returns false while
+// the input is being evaluated.
+func (e *Engine) schedule(inv *invState, spec *taskSpec, id string, add map[string]any) bool {
+	res := e.inputOf(inv, spec, id, add)
+	if res == nil {
+		return false
 	}
-	if len(raw) > MaxData {
-		return nil, fmt.Errorf("a value of %d bytes is over the %d KiB a workflow event holds", len(raw), MaxData>>10)
-	}
-	return raw, nil
-}
-
-// env is the environment of the expressions of task id (any task for
-// ""): the globals, the loop variables of the tasks it sits in, and add.
-func (e *Engine) env(inv *invState, id string, add map[string]any) env {
-	m := env{"input": inv.inputValue(), "tasks": inv.tasksEnv(), "invocation": map[string]any{"id": inv.id, "workflow": inv.workflow}}
-	var chain []string
-	for p := id; p != ""; p = parentID(p) {
-		chain = append(chain, p)
-	}
-	for i := len(chain) - 1; i >= 0; i-- {
-		if t := inv.tasks[chain[i]]; t != nil {
-			for k, v := range t.scope {
-				m[k] = v
-			}
-		}
-	}
-	for k, v := range add {
-		m[k] = v
-	}
-	return m
-}
-
-// schedule evaluates a task's input and writes TaskScheduled, then starts
-// the task. add holds the loop variables a dynamic task adds.
-func (e *Engine) schedule(inv *invState, spec *taskSpec, id string, add map[string]any) {
-	add = normalize(add)
-	input, err := e.evalInput(inv, spec, id, add)
-	ev := &Event{Type: EventTaskScheduled, Task: id, Run: spec.run, Scope: add, Input: input}
-	if err != nil {
-		e.emit(inv, nil, ev, &Event{Type: EventTaskFailed, Task: id, Error: err.Error()})
-		return
+	ev := &Event{Type: EventTaskScheduled, Task: id, Run: spec.run, Scope: add, Input: res.raw}
+	if res.err != nil {
+		e.emit(inv, nil, ev, &Event{Type: EventTaskFailed, Task: id, Error: res.err.Error()})
+		return true
 	}
 	e.emit(inv, nil, ev)
 	if t := inv.tasks[id]; t != nil {
 		e.drive(inv, spec, t)
 	}
+	return true
 }
 
-// normalize gives loop variables the types they have after a JSON round
-// trip, so that a resumed invocation computes what a live one does.
-func normalize(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
+// inputOf returns a task's evaluated input, or nil while it is being
+// evaluated (started now if it is not yet).
+func (e *Engine) inputOf(inv *invState, spec *taskSpec, id string, add map[string]any) *evaluation {
+	if spec.fixed != nil {
+		return spec.fixed
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return m
+	if spec.passes() {
+		if raw, ok := spec.inputs.passed(inv); ok {
+			return &evaluation{done: true, raw: raw}
+		}
 	}
-	out, ok := fromJSON(b).(map[string]any)
-	if !ok {
-		return m
-	}
-	return out
+	return e.evaluate(inv, "schedule "+id, func() *view { return e.viewOf(inv, id, add) }, inputOf(spec))
 }
 
 // evalInput evaluates what a task's TaskScheduled records: a function's
 // input, or the parts of a built-in's inputs that decide what it does.
-func (e *Engine) evalInput(inv *invState, spec *taskSpec, id string, add map[string]any) (json.RawMessage, error) {
-	en := e.env(inv, id, add)
+func evalInput(spec *taskSpec, en env, b *budget) (json.RawMessage, error) {
+	x, err := evalInputValue(spec, en, b)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := storable(x)
+	if err != nil {
+		main := spec.inputs
+		if spec.run == builtinForeach {
+			main = spec.cond
+		}
+		return nil, main.failed(err)
+	}
+	return raw, nil
+}
+
+func evalInputValue(spec *taskSpec, en env, b *budget) (any, error) {
 	var x any
 	var err error
 	switch spec.run {
 	case builtinIf:
-		c, err := spec.cond.eval(en)
+		c, err := spec.cond.eval(en, b)
 		if err != nil {
 			return nil, err
 		}
-		b, ok := c.(bool)
+		v, ok := c.(bool)
 		if !ok {
-			return nil, fmt.Errorf("if: the condition is %s, not true or false", stringify(c))
+			return nil, fmt.Errorf("if: the condition is %s, not true or false", brief(c))
 		}
-		x = map[string]any{"if": b}
+		x = map[string]any{"if": v}
 	case builtinSwitch:
-		subject, err := spec.cond.eval(en)
+		subject, err := spec.cond.eval(en, b)
 		if err != nil {
 			return nil, err
 		}
 		chosen := -1
 		for i, c := range spec.cases {
-			cv, err := c.eval(en)
+			cv, err := c.eval(en, b)
 			if err != nil {
 				return nil, err
 			}
-			if jsonEqual(subject, cv) {
+			same, err := jsonEqual(subject, cv, b)
+			if err != nil {
+				return nil, fmt.Errorf("switch: %w", err)
+			}
+			if same {
 				chosen = i
 				break
 			}
 		}
 		x = map[string]any{"switch": subject, "case": chosen}
 	case builtinForeach:
-		items, err := spec.cond.eval(en)
+		items, err := spec.cond.eval(en, b)
 		if err != nil {
 			return nil, err
 		}
 		list, ok := asList(items)
 		if !ok {
-			b, _ := json.Marshal(items)
-			return nil, fmt.Errorf("foreach: want a list, got %s", clip(string(b)))
+			return nil, fmt.Errorf("foreach: want a list, got %s", brief(items))
 		}
 		par := len(list)
 		if spec.parallel != nil {
-			p, err := spec.parallel.eval(en)
+			p, err := spec.parallel.eval(en, b)
 			if err != nil {
 				return nil, err
 			}
 			n, ok := asInt(p)
 			if !ok || n < 1 {
-				return nil, fmt.Errorf("foreach: parallel is %s, want 1 or more", stringify(p))
+				return nil, fmt.Errorf("foreach: parallel is %s, want 1 or more", brief(p))
 			}
 			par = n
 		}
 		x = map[string]any{"foreach": list, "parallel": par}
 	case builtinRepeat:
-		c, err := spec.cond.eval(en)
+		c, err := spec.cond.eval(en, b)
 		if err != nil {
 			return nil, err
 		}
 		n, ok := asInt(c)
 		if !ok || n < 0 || n > maxWhileLimit {
-			return nil, fmt.Errorf("repeat: times is %s, want 0 to %d", stringify(c), maxWhileLimit)
+			return nil, fmt.Errorf("repeat: times is %s, want 0 to %d", brief(c), maxWhileLimit)
 		}
 		x = map[string]any{"times": n}
 	case builtinWhile:
 		x = map[string]any{"limit": spec.limit}
 	case builtinWorkflow:
-		in, err := spec.inputs.eval(en)
+		in, err := spec.inputs.eval(en, b)
 		if err != nil {
 			return nil, err
 		}
 		x = map[string]any{"workflow": spec.workflow, "input": in}
 	default:
-		x, err = spec.inputs.eval(en)
+		x, err = spec.inputs.eval(en, b)
 		if err != nil {
 			return nil, err
 		}
@@ -282,7 +375,7 @@ func (e *Engine) evalInput(inv *invState, spec *taskSpec, id string, add map[str
 			}
 		}
 	}
-	return e.checkData(x)
+	return x, nil
 }
 
 // drive moves a task that is not finished one step on.
@@ -385,13 +478,27 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 	e.calls.Add(1)
 	go func() {
 		defer e.calls.Done()
-		out, err := e.o.Functions.Invoke(ctx, fn, input, meta)
+		out, err := e.invokeFunction(ctx, fn, input, meta)
 		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		defer e.guard(invID)
 		e.called(invID, taskID, rn, out, err, timedOut)
 	}()
+}
+
+// invokeFunction calls a function; a panic in the call (the registry's
+// bug, not the guest's: guests trap) fails the attempt.
+func (e *Engine) invokeFunction(ctx context.Context, fn string, input []byte, meta map[string]string) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("calling a function for a workflow task panicked; the attempt fails", "function", fn,
+				"invocation", meta[abi.MetaWorkflowInvocation], "task", meta[abi.MetaWorkflowTask], "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			out, err = nil, fmt.Errorf("calling %s failed with an internal error: %v", fn, r)
+		}
+	}()
+	return e.o.Functions.Invoke(ctx, fn, input, meta)
 }
 
 // called records the outcome of a function call, rn.
@@ -420,9 +527,12 @@ func (e *Engine) called(invID, taskID string, rn *run, out []byte, err error, ti
 	}
 	if err == nil {
 		raw := dataJSON(out)
-		if len(raw) > MaxData {
+		switch {
+		case len(raw) > MaxData:
 			err = fmt.Errorf("output of %d bytes is over the %d KiB a workflow event holds", len(out), MaxData>>10)
-		} else {
+		case !jsonDepthOK(raw, MaxDepth):
+			err = errTooDeep("the output")
+		default:
 			e.emit(inv, nil, &Event{Type: EventTaskSucceeded, Task: taskID, Attempt: attempt, Output: raw})
 		}
 	}
@@ -466,6 +576,7 @@ func (e *Engine) timer(inv *invState, taskID string, at time.Time) {
 	tm = time.AfterFunc(at.Sub(e.now()), func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		defer e.guard(invID)
 		if e.closed {
 			return
 		}
@@ -488,10 +599,10 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 	_ = json.Unmarshal(t.input, &in)
 	switch t.status {
 	case TaskScheduled:
-		e.startChild(inv, spec, t, in.Workflow, in.Input)
+		e.startChild(inv, t, in.Workflow, in.Input)
 	case TaskRetrying:
 		if !e.now().Before(t.wake) {
-			e.startChild(inv, spec, t, in.Workflow, in.Input)
+			e.startChild(inv, t, in.Workflow, in.Input)
 		} else if e.localOf(inv.id).timers[t.id] == nil {
 			e.timer(inv, t.id, t.wake)
 		}
@@ -517,20 +628,33 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 	}
 }
 
-func (e *Engine) startChild(inv *invState, spec *taskSpec, t *taskState, workflow string, input json.RawMessage) {
+func (e *Engine) startChild(inv *invState, t *taskState, workflow string, input json.RawMessage) {
 	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: t.attempts + 1})
 	e.createChild(inv, t, childID(inv.id, t.id, t.attempts), workflow, input)
 }
 
+// createChild starts a child invocation, within the limits of its depth
+// and of the child workflows under its root.
 func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, input json.RawMessage) {
 	depth := 1
-	for p := inv; p != nil && p.parent != ""; depth++ {
-		pid, _, _ := strings.Cut(p.parent, "/")
-		p = e.st.invs[pid]
+	for p := e.st.parentOf(inv); p != nil && depth <= maxDepth; p = e.st.parentOf(p) {
+		depth++
 	}
 	if depth > maxDepth {
 		e.fail(inv, t, fmt.Sprintf("workflow %s: child workflows nest deeper than %d (does a workflow call itself?)", workflow, maxDepth))
 		return
+	}
+	if r := e.st.invs[inv.root]; r != nil {
+		switch {
+		case r.spawned >= maxChildWorkflows:
+			e.fail(inv, t, fmt.Sprintf("workflow %s: invocation %s has started %d child workflows in all (theirs included), the limit of one invocation (does a workflow run itself in a loop?)",
+				workflow, r.id, r.spawned))
+			return
+		case e.st.live[r.id] >= maxRunningChildWorkflows:
+			e.fail(inv, t, fmt.Sprintf("workflow %s: invocation %s runs %d child workflows at once (theirs included), the limit of one invocation: bound the foreach that starts them with parallel:",
+				workflow, r.id, e.st.live[r.id]))
+			return
+		}
 	}
 	rev, ok := e.o.Definitions.Current(workflow)
 	if !ok {
@@ -569,17 +693,20 @@ func (e *Engine) driveBranch(inv *invState, spec *taskSpec, t *taskState) {
 	case b == nil:
 		e.succeed(inv, t, nil)
 	case b.val != nil:
-		x, err := b.val.eval(e.env(inv, t.id, nil))
-		if err != nil {
-			e.fail(inv, t, err.Error())
-			return
+		res := b.fixed
+		if raw, ok := b.val.passed(inv); ok {
+			res = &evaluation{done: true, raw: raw}
 		}
-		raw, err := e.checkData(x)
-		if err != nil {
-			e.fail(inv, t, err.Error())
-			return
+		if res == nil {
+			res = e.evaluate(inv, "branch "+t.id, func() *view { return e.viewOf(inv, t.id, nil) }, valueOf(b.val))
 		}
-		e.succeed(inv, t, raw)
+		switch {
+		case res == nil:
+		case res.err != nil:
+			e.fail(inv, t, res.err.Error())
+		default:
+			e.succeed(inv, t, res.raw)
+		}
 	default:
 		e.driveKid(inv, t, b.spec, t.id+"/"+key, nil, func(c *taskState) { e.succeed(inv, t, c.output) })
 	}
@@ -600,19 +727,27 @@ func (e *Engine) driveKid(inv *invState, t *taskState, spec *taskSpec, id string
 	}
 }
 
+// foreachInput is a foreach's recorded input, read once.
+type foreachInput struct {
+	Foreach  []json.RawMessage `json:"foreach"`
+	Parallel int               `json:"parallel"`
+}
+
 // driveForeach runs a foreach: do once per item, up to parallel at once;
-// the output is the list of outputs, in the items' order.
+// the output is the list of outputs, in the items' order. Iterations are
+// scheduled in order (their ids count them); while one's input is being
+// evaluated, the next ones' are evaluated too, and wait.
 func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
-	var in struct {
-		Foreach  []json.RawMessage `json:"foreach"`
-		Parallel int               `json:"parallel"`
+	if t.items == nil {
+		t.items = &foreachInput{}
+		_ = json.Unmarshal(t.input, t.items)
 	}
-	_ = json.Unmarshal(t.input, &in)
+	in := t.items
 	do := spec.branches["do"].spec
 	n := len(in.Foreach)
 	active, done := 0, 0
 	for i := 0; i < n && i < t.kids; i++ {
-		c := inv.tasks[fmt.Sprintf("%s/%d", t.id, i)]
+		c := inv.tasks[kidID(t.id, i)]
 		switch {
 		case c == nil:
 		case c.status == TaskSucceeded:
@@ -623,6 +758,9 @@ func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
 		default:
 			active++
 			e.drive(inv, do, c)
+			if inv.status != StatusRunning || t.status != TaskRunning {
+				return
+			}
 		}
 	}
 	if done == n {
@@ -632,7 +770,7 @@ func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.Write(inv.tasks[fmt.Sprintf("%s/%d", t.id, i)].output)
+			b.Write(inv.tasks[kidID(t.id, i)].output)
 		}
 		b.WriteByte(']')
 		if b.Len() > MaxData {
@@ -642,11 +780,22 @@ func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
 		e.succeed(inv, t, b.Bytes())
 		return
 	}
-	for i := t.kids; i < n && active < in.Parallel && inv.status == StatusRunning; i++ {
+	vars := func(i int) map[string]any { return map[string]any{"item": fromJSON(in.Foreach[i]), "index": i} }
+	for i := t.kids; i < n && active < in.Parallel && inv.status == StatusRunning && t.status == TaskRunning; i++ {
 		active++
-		e.schedule(inv, do, fmt.Sprintf("%s/%d", t.id, i), map[string]any{"item": fromJSON(in.Foreach[i]), "index": i})
+		if e.schedule(inv, do, kidID(t.id, i), vars(i)) {
+			continue
+		}
+		for j := i + 1; j < n && j <= i+maxPrefetch && active < in.Parallel && do.fixed == nil; j++ {
+			active++
+			id, add := kidID(t.id, j), vars(j)
+			e.prepare(inv, "schedule "+id, func() *view { return e.viewOf(inv, id, add) }, inputOf(do))
+		}
+		return
 	}
 }
+
+func kidID(task string, i int) string { return task + "/" + strconv.Itoa(i) }
 
 // driveLoop runs while and repeat: do again and again, one at a time,
 // with the previous output as prev; the output is the last one.
@@ -656,7 +805,7 @@ func (e *Engine) driveLoop(inv *invState, spec *taskSpec, t *taskState) {
 	var prev any
 	var prevRaw json.RawMessage = json.RawMessage("null")
 	if k > 0 {
-		last := inv.tasks[fmt.Sprintf("%s/%d", t.id, k-1)]
+		last := inv.tasks[kidID(t.id, k-1)]
 		switch {
 		case last == nil:
 			return
@@ -680,26 +829,25 @@ func (e *Engine) driveLoop(inv *invState, spec *taskSpec, t *taskState) {
 			return
 		}
 	} else {
-		c, err := spec.cond.eval(e.env(inv, t.id, add))
-		if err != nil {
-			e.fail(inv, t, err.Error())
-			return
+		res := spec.fixedCond
+		if res == nil {
+			res = e.evaluate(inv, fmt.Sprintf("while %s/%d", t.id, k), func() *view { return e.viewOf(inv, t.id, add) }, conditionOf(spec.cond))
 		}
-		more, ok := c.(bool)
-		if !ok {
-			e.fail(inv, t, fmt.Sprintf("while: the condition is %s, not true or false", stringify(c)))
+		switch {
+		case res == nil:
 			return
-		}
-		if !more {
+		case res.err != nil:
+			e.fail(inv, t, res.err.Error())
+			return
+		case !res.cond:
 			e.succeed(inv, t, prevRaw)
 			return
-		}
-		if k >= spec.limit {
+		case k >= spec.limit:
 			e.fail(inv, t, fmt.Sprintf("while: the condition is still true after limit %d iterations", spec.limit))
 			return
 		}
 	}
-	e.schedule(inv, do, fmt.Sprintf("%s/%d", t.id, k), add)
+	e.schedule(inv, do, kidID(t.id, k), add)
 }
 
 // compose merges its inputs: a list of maps into one map (later keys
@@ -766,12 +914,16 @@ func asInt(x any) (int, bool) {
 	return 0, false
 }
 
-// jsonEqual compares two values as JSON values (1 == 1.0).
-func jsonEqual(a, b any) bool {
-	ja, err1 := json.Marshal(a)
-	jb, err2 := json.Marshal(b)
-	if err1 != nil || err2 != nil {
-		return reflect.DeepEqual(a, b)
+// jsonEqual compares two values as JSON values (1 == 1.0), within a
+// budget.
+func jsonEqual(a, b any, bud *budget) (bool, error) {
+	ja, err1 := bud.encode(a, false)
+	jb, err2 := bud.encode(b, false)
+	if errors.Is(err1, ErrLimit) || errors.Is(err2, ErrLimit) {
+		return false, errors.Join(err1, err2)
 	}
-	return reflect.DeepEqual(fromJSON(ja), fromJSON(jb))
+	if err1 != nil || err2 != nil {
+		return reflect.DeepEqual(a, b), nil
+	}
+	return reflect.DeepEqual(fromJSON(ja), fromJSON(jb)), nil
 }

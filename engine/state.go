@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -31,9 +32,19 @@ type state struct {
 	seq  uint64
 	invs map[string]*invState
 	// finished lists finished invocations in the order they finished:
-	// beyond retain, the oldest are forgotten.
-	finished []string
-	retain   int
+	// beyond retain of them, or retainBytes of their footprints in all,
+	// the oldest are forgotten (the newest is always kept). A child
+	// workflow that ends while its parent runs joins the list once the
+	// parent has recorded its end (or ended): until then the parent reads
+	// it.
+	finished      []*invState
+	finishedBytes int64
+	retain        int
+	retainBytes   int64
+	// live counts, by root invocation, the child workflows running under
+	// it at any depth: kept with each child's own changes, so that it
+	// stays right when an invocation is rebuilt from the log (replace).
+	live map[string]int
 }
 
 // invState is one invocation.
@@ -51,28 +62,38 @@ type invState struct {
 	tasks  map[string]*taskState
 	// order lists task ids in the order they were scheduled.
 	order []string
-	// Caches for expressions, rebuilt after a change.
-	inputVal     any
-	inputDecoded bool
-	envTasks     map[string]any
+	// root is the invocation at the top of its parents (itself if it has
+	// none). On a root, spawned counts the child workflows started under
+	// it in all, at any depth (state.live those running).
+	root    string
+	spawned int
+	// doneKids are the child workflows that ended while this one runs.
+	doneKids []*invState
+	// bytes is the footprint of a finished invocation (retainBytes).
+	bytes int64
+	// in decodes input for expressions, once (nil once finished).
+	in *lazyJSON
+	// view lists the tasks for expressions (eval.go), until they change.
+	view []taskView
 }
 
-func (inv *invState) inputValue() any {
-	if !inv.inputDecoded {
-		inv.inputVal, inv.inputDecoded = fromJSON(inv.input), true
-	}
-	return inv.inputVal
+// lazyJSON is a JSON value decoded for expressions on first use, once,
+// from whichever goroutine needs it first: expressions are evaluated
+// outside the engine's lock, on snapshots that share these.
+type lazyJSON struct {
+	raw  json.RawMessage
+	once sync.Once
+	v    any
 }
 
-// tasksEnv is the tasks map of expressions: tasks.ID.output|status|error.
-func (inv *invState) tasksEnv() map[string]any {
-	if inv.envTasks == nil {
-		inv.envTasks = make(map[string]any, len(inv.tasks))
-		for id, t := range inv.tasks {
-			inv.envTasks[id] = t.view()
-		}
+func newLazy(raw json.RawMessage) *lazyJSON { return &lazyJSON{raw: raw} }
+
+func (l *lazyJSON) value() any {
+	if l == nil {
+		return nil
 	}
-	return inv.envTasks
+	l.once.Do(func() { l.v = fromJSON(l.raw) })
+	return l.v
 }
 
 // taskState is one task of an invocation.
@@ -93,13 +114,16 @@ type taskState struct {
 	// kids counts the dynamic tasks scheduled under this one, kidsDone
 	// those that succeeded.
 	kids, kidsDone int
-	// out caches output decoded for expressions.
-	out     any
-	decoded bool
+	// out decodes output for expressions, once (nil once finished).
+	out *lazyJSON
+	// items is a foreach's input, read once.
+	items *foreachInput
 }
 
-func newState(retain int) *state {
-	return &state{invs: map[string]*invState{}, retain: retain}
+// newState makes an empty state that keeps at most retain finished
+// invocations and retainBytes of their footprints (0: no limit).
+func newState(retain int, retainBytes int64) *state {
+	return &state{invs: map[string]*invState{}, retain: retain, retainBytes: retainBytes, live: map[string]int{}}
 }
 
 // parentID is the id of the task a dynamic task belongs to ("" for a
@@ -129,12 +153,23 @@ func (s *state) apply(ev *Event) error {
 		if inv != nil {
 			return errIgnored
 		}
+		if ev.Invocation == "" {
+			return errIgnored
+		}
 		inv = &invState{
 			id: ev.Invocation, workflow: ev.Workflow, revision: ev.Revision, owner: ev.Owner,
 			parent: ev.Parent, input: ev.Input, status: StatusRunning, created: ev.Time,
-			firstSeq: ev.Seq, lastSeq: ev.Seq, tasks: map[string]*taskState{},
+			firstSeq: ev.Seq, lastSeq: ev.Seq, tasks: map[string]*taskState{}, root: ev.Invocation,
+			in: newLazy(ev.Input),
+		}
+		if p := s.parentOf(inv); p != nil {
+			inv.root = p.root
+			if r := s.invs[inv.root]; r != nil {
+				r.spawned++
+			}
 		}
 		s.invs[inv.id] = inv
+		s.running(inv, 1)
 		return nil
 	}
 	if inv == nil {
@@ -158,14 +193,142 @@ func (s *state) apply(ev *Event) error {
 		return err
 	}
 	inv.lastSeq = max(inv.lastSeq, ev.Seq)
-	if inv.status != StatusRunning && ev.Type != eventCancelRequested && isInvocationEnd(ev.Type) {
-		s.finished = append(s.finished, inv.id)
-		for s.retain > 0 && len(s.finished) > s.retain {
-			delete(s.invs, s.finished[0])
-			s.finished = s.finished[1:]
-		}
+	if inv.status != StatusRunning && isInvocationEnd(ev.Type) {
+		s.ended(inv)
+	}
+	if t := inv.tasks[ev.Task]; t != nil && t.run == builtinWorkflow &&
+		(ev.Type == EventTaskSucceeded || ev.Type == EventTaskFailed || ev.Type == EventTaskRetrying) {
+		s.observed(inv, childID(inv.id, t.id, t.attempts))
 	}
 	return nil
+}
+
+// observed files a child workflow its parent has recorded the end of (its
+// workflow task ended or retries): the parent no longer reads it.
+func (s *state) observed(p *invState, cid string) {
+	for i, k := range p.doneKids {
+		if k.id != cid {
+			continue
+		}
+		p.doneKids = append(p.doneKids[:i:i], p.doneKids[i+1:]...)
+		s.retire(k)
+		return
+	}
+}
+
+// parentOf returns an invocation's parent if it is known.
+func (s *state) parentOf(inv *invState) *invState {
+	if inv.parent == "" {
+		return nil
+	}
+	pid, _, _ := strings.Cut(inv.parent, "/")
+	return s.invs[pid]
+}
+
+// ended files an invocation that has just ended: with its running parent,
+// which may still read it, or among the finished; the children that waited
+// for it join the finished (it has read them, or never will).
+func (s *state) ended(inv *invState) {
+	inv.in, inv.view = nil, nil
+	for _, t := range inv.tasks {
+		t.out, t.items = nil, nil
+	}
+	inv.bytes = inv.footprint()
+	s.running(inv, -1)
+	kids := inv.doneKids
+	inv.doneKids = nil
+	for _, k := range kids {
+		s.retire(k)
+	}
+	if p := s.parentOf(inv); p != nil && p.status == StatusRunning {
+		p.doneKids = append(p.doneKids, inv)
+		return
+	}
+	s.retire(inv)
+}
+
+// running counts a child workflow that starts (1) or stops (-1) running
+// under its root.
+func (s *state) running(inv *invState, d int) {
+	if inv.root == inv.id {
+		return
+	}
+	if n := s.live[inv.root] + d; n > 0 {
+		s.live[inv.root] = n
+	} else {
+		delete(s.live, inv.root)
+	}
+}
+
+// replace puts an invocation rebuilt from the log (resync) in place of the
+// one the state has, keeping what spans invocations (the finished list,
+// the children a parent keeps) pointing at the state's own.
+func (s *state) replace(inv *invState) {
+	old := s.invs[inv.id]
+	s.invs[inv.id] = inv
+	if old != nil {
+		inv.spawned = max(inv.spawned, old.spawned)
+		if old.status == StatusRunning {
+			s.running(old, -1)
+		}
+	}
+	if inv.status == StatusRunning {
+		s.running(inv, 1)
+	}
+	var kids []*invState
+	for _, k := range inv.doneKids {
+		if mine := s.invs[k.id]; mine != nil && mine != inv {
+			kids = append(kids, mine)
+		}
+	}
+	inv.doneKids = kids
+	if inv.status == StatusRunning {
+		return
+	}
+	if old != nil && old.status != StatusRunning {
+		for i := len(s.finished) - 1; i >= 0; i-- {
+			if s.finished[i] == old {
+				s.finished[i] = inv
+				s.finishedBytes += inv.bytes - old.bytes
+				return
+			}
+		}
+		if p := s.parentOf(old); p != nil {
+			for i, k := range p.doneKids {
+				if k == old {
+					p.doneKids[i] = inv
+					return
+				}
+			}
+		}
+		return
+	}
+	kids, inv.doneKids = inv.doneKids, nil
+	for _, k := range kids {
+		s.retire(k)
+	}
+	if p := s.parentOf(inv); p != nil && p.status == StatusRunning {
+		p.doneKids = append(p.doneKids, inv)
+		return
+	}
+	s.retire(inv)
+}
+
+// retire adds an invocation to the finished ones, and forgets the oldest
+// beyond the limits, but the one just added.
+func (s *state) retire(inv *invState) {
+	s.finished = append(s.finished, inv)
+	s.finishedBytes += inv.bytes
+	for len(s.finished) > 1 && (s.retain > 0 && len(s.finished) > s.retain ||
+		s.retainBytes > 0 && s.finishedBytes > s.retainBytes) {
+		old := s.finished[0]
+		s.finished[0] = nil
+		s.finished = s.finished[1:]
+		s.finishedBytes -= old.bytes
+		if s.invs[old.id] == old {
+			delete(s.invs, old.id)
+		}
+	}
 }
 
 func isInvocationEnd(t string) bool {
@@ -196,7 +359,6 @@ func (inv *invState) apply(ev *Event) error {
 				t.status, t.finished, t.wake = TaskCanceled, ev.Time, time.Time{}
 			}
 		}
-		inv.envTasks = nil
 		switch ev.Type {
 		case EventInvocationSucceeded:
 			inv.status, inv.output = StatusSucceeded, ev.Output
@@ -208,11 +370,16 @@ func (inv *invState) apply(ev *Event) error {
 		return nil
 	}
 	t := inv.tasks[ev.Task]
-	inv.envTasks = nil
+	inv.view = nil
 	switch ev.Type {
 	case EventTaskScheduled:
 		if !running || t != nil || ev.Task == "" {
 			return errIgnored
+		}
+		// Loop variables as expressions see them live: whole numbers are
+		// ints (json gives float64s).
+		if ev.Scope != nil {
+			ints(map[string]any(ev.Scope))
 		}
 		t = &taskState{id: ev.Task, run: ev.Run, status: TaskScheduled, input: ev.Input, scope: ev.Scope}
 		inv.tasks[ev.Task] = t
@@ -248,7 +415,7 @@ func (inv *invState) apply(ev *Event) error {
 			return errIgnored
 		}
 		t.status, t.output, t.err, t.finished = TaskSucceeded, ev.Output, "", ev.Time
-		t.wake, t.out, t.decoded = time.Time{}, nil, false
+		t.wake, t.out = time.Time{}, newLazy(ev.Output)
 		if p := inv.tasks[parentID(ev.Task)]; p != nil {
 			p.kidsDone++
 		}
@@ -264,17 +431,12 @@ func (inv *invState) apply(ev *Event) error {
 	return errIgnored
 }
 
-// output decodes a task's output for expressions, once.
+// value is a task's output decoded for expressions.
 func (t *taskState) value() any {
-	if !t.decoded {
-		t.out, t.decoded = fromJSON(t.output), true
+	if t.out == nil {
+		return fromJSON(t.output)
 	}
-	return t.out
-}
-
-// view is a task as expressions see it: tasks.ID.output|status|error.
-func (t *taskState) view() map[string]any {
-	return map[string]any{"output": t.value(), "status": t.status, "error": t.err}
+	return t.out.value()
 }
 
 // snapshot copies an invocation for readers outside the engine's lock.
@@ -315,4 +477,45 @@ func (inv *invState) snapshot(withTasks bool) *Invocation {
 		out.Tasks[id] = v
 	}
 	return out
+}
+
+// What a finished invocation holds in memory beyond the bytes of its
+// values: its structs, maps, strings and times, measured as a replay
+// builds them (TestFootprint; go test ./engine -run Footprint -v): about
+// 540 bytes, and 370 more per task.
+const (
+	invOverhead  = 500
+	taskOverhead = 350
+)
+
+// footprint estimates the memory a finished invocation holds, from what
+// its events put in it: what retainBytes counts.
+func (inv *invState) footprint() int64 {
+	n := invOverhead + len(inv.id) + len(inv.workflow) + len(inv.revision) + len(inv.owner) + len(inv.parent) +
+		len(inv.input) + len(inv.output) + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
+	for id, t := range inv.tasks {
+		n += taskOverhead + 2*len(id) + len(t.run) + len(t.input) + len(t.output) + len(t.err) + valueSize(t.scope)
+	}
+	return int64(n)
+}
+
+// valueSize estimates the memory of a decoded JSON value.
+func valueSize(x any) int {
+	switch v := x.(type) {
+	case string:
+		return 16 + len(v)
+	case map[string]any:
+		n := 48
+		for k, el := range v {
+			n += 32 + len(k) + valueSize(el)
+		}
+		return n
+	case []any:
+		n := 24
+		for _, el := range v {
+			n += 16 + valueSize(el)
+		}
+		return n
+	}
+	return 16
 }

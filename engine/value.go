@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -20,11 +21,16 @@ type value struct {
 	kind  valueKind
 	line  int
 	lit   any         // kindLiteral
-	prog  *vm.Program // kindExpr
+	prog  *vm.Program // kindExpr: the sandboxed program
 	src   string      // kindExpr: the expression's text
+	refs  []string    // kindExpr: the tasks it names as tasks.ID
 	parts []part      // kindInterp
 	keys  []string    // kindMap, in the definition's order
 	elems []*value    // kindMap (by keys) and kindList
+	// pass is, for an expression that passes a value on as it is (${ input
+	// }, ${ tasks.ID.output }), "input" or "tasks.ID": its value is the
+	// stored one, byte for byte, with nothing to evaluate.
+	pass string
 	// static tells whether the value holds no expression: it evaluates to
 	// lit without an environment.
 	static bool
@@ -46,6 +52,7 @@ type part struct {
 	isExpr bool
 	prog   *vm.Program
 	src    string
+	refs   []string
 }
 
 // scope is what an expression may name, beyond the globals: loop
@@ -76,11 +83,22 @@ var compileEnv = map[string]any{
 	"invocation": map[string]any{},
 }
 
-// exprOptions are the options every expression is compiled with.
+// exprOptions are the options every expression is compiled with: as it is
+// written, to check it; then sandboxed, to run it (budget.go).
 var exprOptions = []expr.Option{
 	expr.Env(compileEnv),
-	expr.AllowUndefinedVariables(), // names are checked by checkNames, per scope
+	expr.AllowUndefinedVariables(), // names are checked by nameWalker, per scope
 	expr.Function("uid", func(...any) (any, error) { return nuid.Next(), nil }, new(func() string)),
+	expr.MaxNodes(evalMaxNodes),
+}
+
+// sandboxed compiles an expression to run it: with the sandbox's functions
+// and patches, on a fresh visitor (it holds per-expression state).
+func sandboxed(src string) (*vm.Program, error) {
+	m := newMembers()
+	opts := append(append(append([]expr.Option(nil), exprOptions...), sandboxOptions()...),
+		expr.Patch(m), expr.Patch(sandbox{m: m}))
+	return expr.Compile(src, opts...)
 }
 
 // compiler compiles the expressions of one definition, collecting the
@@ -91,18 +109,20 @@ type compiler struct {
 	refs map[string]int
 }
 
-// compile compiles one expression in a scope.
-func (c *compiler) compile(src string, sc scope, line int) (*vm.Program, error) {
+// compile compiles one expression in a scope, checking the names it uses,
+// and returns the program to run and the tasks it names.
+func (c *compiler) compile(src string, sc scope, line int) (*vm.Program, []string, error) {
 	src = strings.TrimSpace(src)
 	if src == "" {
-		return nil, fmt.Errorf("empty expression ${ }")
+		return nil, nil, fmt.Errorf("empty expression ${ }")
 	}
 	prog, err := expr.Compile(src, exprOptions...)
 	if err != nil {
-		return nil, fmt.Errorf("expression %q does not compile: %s", src, oneLine(err.Error()))
+		return nil, nil, fmt.Errorf("expression %q does not compile: %s", clip(src), oneLine(err.Error()))
 	}
 	node := prog.Node()
-	w := &nameWalker{allowed: map[string]bool{}, refs: c.refs, line: line}
+	refs := map[string]int{}
+	w := &nameWalker{allowed: map[string]bool{}, refs: refs, line: line}
 	for _, n := range sc.names() {
 		w.allowed[n] = true
 	}
@@ -110,9 +130,70 @@ func (c *compiler) compile(src string, sc scope, line int) (*vm.Program, error) 
 	ast.Walk(&node, declared(w.allowed)) // let names, wherever they are
 	ast.Walk(&node, w)
 	if w.err != nil {
-		return nil, fmt.Errorf("expression %q: %w", src, w.err)
+		return nil, nil, fmt.Errorf("expression %q: %w", clip(src), w.err)
 	}
-	return prog, nil
+	for ref := range refs {
+		if _, seen := c.refs[ref]; !seen && c.refs != nil {
+			c.refs[ref] = line
+		}
+	}
+	run, err := sandboxed(src)
+	if err != nil {
+		return nil, nil, fmt.Errorf("expression %q: cannot be made safe to run: %s", clip(src), oneLine(err.Error()))
+	}
+	return run, sortedKeys(refs), nil
+}
+
+// passOf tells whether a program only reads input or tasks.ID.output
+// (see value.pass).
+func passOf(prog *vm.Program) string {
+	if prog == nil {
+		return ""
+	}
+	switch n := prog.Node().(type) {
+	case *ast.IdentifierNode:
+		if n.Value == "input" {
+			return "input"
+		}
+	case *ast.CallNode: // the sandbox's member access
+		id, ok := n.Callee.(*ast.IdentifierNode)
+		if !ok || id.Value != getName || len(n.Arguments) != 3 {
+			return ""
+		}
+		if f, ok := n.Arguments[1].(*ast.StringNode); !ok || f.Value != "output" {
+			return ""
+		}
+		inner, ok := n.Arguments[0].(*ast.CallNode)
+		if !ok || len(inner.Arguments) != 3 || !isIdent(inner.Callee, getName) || !isIdent(inner.Arguments[0], "tasks") {
+			return ""
+		}
+		if task, ok := inner.Arguments[1].(*ast.StringNode); ok {
+			return "tasks." + task.Value
+		}
+	}
+	return ""
+}
+
+// passed returns the stored value a pass value names in an invocation,
+// if it is there.
+func (v *value) passed(inv *invState) (json.RawMessage, bool) {
+	switch {
+	case v == nil || v.kind != kindExpr || v.pass == "":
+		return nil, false
+	case v.pass == "input":
+		if inv.input == nil {
+			return json.RawMessage("null"), true
+		}
+		return inv.input, true
+	}
+	t := inv.tasks[strings.TrimPrefix(v.pass, "tasks.")]
+	if t == nil || t.status != TaskSucceeded {
+		return nil, false
+	}
+	if t.output == nil {
+		return json.RawMessage("null"), true
+	}
+	return t.output, true
 }
 
 // oneLine keeps the first line of expr's multi-line error (the rest draws
@@ -165,7 +246,37 @@ func (w *nameWalker) Visit(n *ast.Node) {
 				}
 			}
 		}
+		field, ok := n.Property.(*ast.StringNode)
+		if !ok || w.err != nil {
+			return
+		}
+		switch {
+		case isTask(n.Node) != "" && !taskFields[field.Value]:
+			w.err = fmt.Errorf("tasks.%s has no field %s: a task has output, status and error", isTask(n.Node), field.Value)
+		case isIdent(n.Node, "invocation") && field.Value != "id" && field.Value != "workflow":
+			w.err = fmt.Errorf("invocation has no field %s: it has id and workflow", field.Value)
+		}
 	}
+}
+
+// taskFields are what expressions read of a task: tasks.ID.FIELD.
+var taskFields = map[string]bool{"output": true, "status": true, "error": true}
+
+// isTask returns ID if n is tasks.ID.
+func isTask(n ast.Node) string {
+	m, ok := n.(*ast.MemberNode)
+	if !ok || !isIdent(m.Node, "tasks") {
+		return ""
+	}
+	if s, ok := m.Property.(*ast.StringNode); ok {
+		return s.Value
+	}
+	return ""
+}
+
+func isIdent(n ast.Node, name string) bool {
+	id, ok := n.(*ast.IdentifierNode)
+	return ok && id.Value == name
 }
 
 func (w *nameWalker) namesSorted() []string {
@@ -235,11 +346,12 @@ func exprEnd(s string) (int, error) {
 	return 0, fmt.Errorf("${ without its closing }: %q", "${"+s)
 }
 
-// env is the environment an expression runs in.
+// env is the environment an expression runs in (with its budget under
+// budgetKey).
 type env map[string]any
 
-// eval evaluates a value.
-func (v *value) eval(e env) (any, error) {
+// eval evaluates a value within a budget.
+func (v *value) eval(e env, b *budget) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -247,29 +359,38 @@ func (v *value) eval(e env) (any, error) {
 	case kindLiteral:
 		return v.lit, nil
 	case kindExpr:
-		out, err := expr.Run(v.prog, map[string]any(e))
-		if err != nil {
-			return nil, fmt.Errorf("line %d: ${ %s }: %s", v.line, v.src, oneLine(err.Error()))
-		}
-		return out, nil
+		return runExpr(v.prog, v.src, v.line, e, b)
 	case kindInterp:
-		var b strings.Builder
+		var s strings.Builder
 		for _, p := range v.parts {
 			if !p.isExpr {
-				b.WriteString(p.text)
+				if err := b.alloc(len(p.text)); err != nil {
+					return nil, err
+				}
+				s.WriteString(p.text)
 				continue
 			}
-			out, err := expr.Run(p.prog, map[string]any(e))
+			out, err := runExpr(p.prog, p.src, v.line, e, b)
 			if err != nil {
-				return nil, fmt.Errorf("line %d: ${ %s }: %s", v.line, p.src, oneLine(err.Error()))
+				return nil, err
 			}
-			b.WriteString(stringify(out))
+			str, ok := out.(string)
+			if !ok {
+				text, err := b.encode(out, false)
+				if err != nil {
+					return nil, exprError(v.line, p.src, err)
+				}
+				str = string(text)
+			} else if err := b.alloc(len(str)); err != nil {
+				return nil, exprError(v.line, p.src, err)
+			}
+			s.WriteString(str)
 		}
-		return b.String(), nil
+		return s.String(), nil
 	case kindMap:
 		m := make(map[string]any, len(v.keys))
 		for i, k := range v.keys {
-			x, err := v.elems[i].eval(e)
+			x, err := v.elems[i].eval(e, b)
 			if err != nil {
 				return nil, err
 			}
@@ -279,7 +400,7 @@ func (v *value) eval(e env) (any, error) {
 	case kindList:
 		l := make([]any, len(v.elems))
 		for i, el := range v.elems {
-			x, err := el.eval(e)
+			x, err := el.eval(e, b)
 			if err != nil {
 				return nil, err
 			}
@@ -290,8 +411,53 @@ func (v *value) eval(e env) (any, error) {
 	return nil, fmt.Errorf("unknown value kind %d", v.kind)
 }
 
-// stringify renders an interpolated value: strings as they are, anything
-// else as JSON.
+// runExpr runs one expression's program within the budget.
+func runExpr(prog *vm.Program, src string, line int, e env, b *budget) (any, error) {
+	if err := b.live(); err != nil {
+		return nil, exprError(line, src, err)
+	}
+	e[budgetKey] = b
+	m := vm.VM{MemoryBudget: evalMaxElements}
+	out, err := m.Run(prog, map[string]any(e))
+	if err != nil {
+		return nil, exprError(line, src, err)
+	}
+	return out, nil
+}
+
+// failed names the value whose evaluated result is refused.
+func (v *value) failed(err error) error {
+	switch {
+	case v == nil:
+		return err
+	case v.kind == kindExpr:
+		return exprError(v.line, v.src, err)
+	}
+	return fmt.Errorf("line %d: %w", v.line, err)
+}
+
+// exprError names the expression that failed, and says which limit expr's
+// own memory budget is.
+func exprError(line int, src string, err error) error {
+	msg := oneLine(err.Error())
+	if strings.HasPrefix(msg, "memory budget exceeded") {
+		msg = fmt.Sprintf("%v: it makes lists, maps and ranges of more than %d elements in all, the limit of one evaluation%s",
+			ErrLimit, evalMaxElements, strings.TrimPrefix(msg, "memory budget exceeded"))
+	}
+	return fmt.Errorf("line %d: ${ %s }: %s", line, clip(src), msg)
+}
+
+// brief renders a value for a message: as JSON, cut short; a value too
+// large to render is named by its type.
+func brief(x any) string {
+	if _, err := measure(x, measureFloor, 4<<10, false); err != nil {
+		return fmt.Sprintf("a %T of more than 4 KiB", x)
+	}
+	return clip(stringify(x))
+}
+
+// stringify renders a value decoded from an event (bounded by MaxData):
+// strings as they are, anything else as JSON.
 func stringify(x any) string {
 	if s, ok := x.(string); ok {
 		return s
@@ -326,6 +492,9 @@ func fromJSON(raw json.RawMessage) any {
 }
 
 // ints turns the whole float64s of a decoded JSON value into ints.
+// It writes only what it changes: a value already converted may be read by
+// evaluations meanwhile (a loop's prev is the previous output's decoded
+// value), and is left as it is.
 func ints(x any) any {
 	switch v := x.(type) {
 	case float64:
@@ -334,28 +503,106 @@ func ints(x any) any {
 		}
 	case map[string]any:
 		for k, el := range v {
-			v[k] = ints(el)
+			if y := ints(el); changed(el, y) {
+				v[k] = y
+			}
 		}
 	case []any:
 		for i, el := range v {
-			v[i] = ints(el)
+			if y := ints(el); changed(el, y) {
+				v[i] = y
+			}
 		}
 	}
 	return x
 }
 
+// changed tells whether ints made a new value of x (an int of a float).
+func changed(x, y any) bool {
+	_, wasFloat := x.(float64)
+	_, isInt := y.(int)
+	return wasFloat && isInt
+}
+
+// MaxDepth bounds how deep the JSON values of an invocation nest: its
+// input, the outputs of its functions and the values of its expressions.
+// Go's decoder refuses documents nested over 10,000 levels, and an event
+// wraps a value in a level or two more: a value accepted just under that
+// would be stored and then unreadable by every engine, the invocation lost.
+// Real documents nest a few dozen levels; 1,000 leaves them all the room
+// they need, and keeps the recursive walks over values (decoding,
+// expressions, encoding) shallow.
+const MaxDepth = 1000
+
+// jsonDepthOK tells whether the JSON text b nests at most max levels. It
+// does not check that b is JSON.
+func jsonDepthOK(b []byte, max int) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			if depth++; depth > max {
+				return false
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return true
+}
+
+// errTooDeep says a value nests deeper than MaxDepth.
+func errTooDeep(what string) error {
+	return fmt.Errorf("%s nests deeper than %d levels of lists and maps, the limit of a workflow value", what, MaxDepth)
+}
+
 // dataJSON turns bytes given as data (an invocation's input, a function's
-// output) into a JSON value: JSON if they parse, else a string; no bytes
-// at all are null.
+// output) into a JSON value: JSON if they parse (compacted: as an event
+// stores it), else a string; no bytes at all are null.
 func dataJSON(b []byte) json.RawMessage {
 	if len(b) == 0 {
 		return json.RawMessage("null")
 	}
-	if json.Valid(b) {
-		return append(json.RawMessage(nil), b...)
+	if raw, ok := compactJSON(b); ok {
+		return raw
 	}
 	s, _ := json.Marshal(string(b))
 	return s
+}
+
+// compactJSON returns JSON text without its insignificant spaces, as it is
+// stored in an event: what the engine holds of a value is then what a
+// replay reads of it, byte for byte. ok is false if b is not JSON.
+func compactJSON(b []byte) (json.RawMessage, bool) {
+	var out bytes.Buffer
+	if json.Compact(&out, b) != nil {
+		return nil, false
+	}
+	return out.Bytes(), true
+}
+
+// encodeEvent encodes an event as it is stored: values as they are (no
+// HTML escaping, which json.Marshal would apply to the values it copies).
+func encodeEvent(ev *Event) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // functionInput is what a function task receives: a string's raw bytes,

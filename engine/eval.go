@@ -1,0 +1,341 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+)
+
+// Expressions are evaluated outside the engine's lock, so that one slow
+// expression (bounded by its budget, but seconds long) stops nothing but
+// its own invocation. The owner still decides alone and in order:
+//
+//   - reconcile, under the lock, finds a decision that needs an expression
+//     (a task's input, a branch's value, a while's condition, the output),
+//     takes a snapshot of what the expression may read, and starts an
+//     evaluation on its own goroutine (evaluate returns nil: not yet);
+//   - the evaluation runs on the snapshot, with its budget, on one of
+//     maxEvaluations slots;
+//   - its result is kept with the invocation (local.evals, by decision)
+//     and the invocation is reconciled again: the decision, if it is
+//     still to be made, takes the result and writes its event.
+//
+// An expression reads the invocation's input, the tasks its task requires
+// (finished: they do not change) and the loop variables of its task, so
+// its value does not depend on when it runs; what a snapshot may see
+// differently (the status of a task still running, read by name) is the
+// state of the moment it was taken, as if evaluated then. The result is
+// recorded in the event (TaskScheduled carries the evaluated input), so a
+// replay never evaluates anything. Results are dropped with the
+// invocation's local state: when it ends, when it goes stale, when another
+// node takes it over.
+
+// evaluation is the result of evaluating the expressions of one decision.
+type evaluation struct {
+	done bool
+	// raw is the value, as stored: a task's input, a branch's value, the
+	// workflow's output.
+	raw json.RawMessage
+	// cond is a while's condition.
+	cond bool
+	err  error
+}
+
+// view is what an evaluation sees of an invocation: taken under the lock,
+// read outside it. Its parts are never changed once taken.
+type view struct {
+	id, workflow string
+	input        *lazyJSON
+	tasks        []taskView
+	// vars are the loop variables in scope (item, index, prev).
+	vars map[string]any
+}
+
+type taskView struct {
+	id, status, err string
+	out             *lazyJSON
+}
+
+// tasksView lists the tasks for expressions, once per change of the
+// invocation's tasks.
+func (inv *invState) tasksView() []taskView {
+	if inv.view == nil {
+		inv.view = make([]taskView, 0, len(inv.tasks))
+		for _, id := range inv.order {
+			t := inv.tasks[id]
+			inv.view = append(inv.view, taskView{id: id, status: t.status, err: t.err, out: t.out})
+		}
+	}
+	return inv.view
+}
+
+// viewOf takes what the expressions of task id (any task for "") see:
+// the globals, the loop variables of the tasks it sits in, and add.
+func (e *Engine) viewOf(inv *invState, id string, add map[string]any) *view {
+	v := &view{id: inv.id, workflow: inv.workflow, input: inv.in, tasks: inv.tasksView()}
+	var chain []string
+	for p := id; p != ""; p = parentID(p) {
+		chain = append(chain, p)
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		if t := inv.tasks[chain[i]]; t != nil && len(t.scope) > 0 {
+			if v.vars == nil {
+				v.vars = map[string]any{}
+			}
+			for k, x := range t.scope {
+				v.vars[k] = x
+			}
+		}
+	}
+	if len(add) > 0 && v.vars == nil {
+		v.vars = map[string]any{}
+	}
+	for k, x := range add {
+		v.vars[k] = x
+	}
+	return v
+}
+
+// env builds the environment of an evaluation from a view (decoding, once,
+// the values its expressions may read).
+func (v *view) env() env {
+	tasks := make(map[string]any, len(v.tasks))
+	for _, t := range v.tasks {
+		tasks[t.id] = map[string]any{"output": t.out.value(), "status": t.status, "error": t.err}
+	}
+	m := env{"input": v.input.value(), "tasks": tasks, "invocation": map[string]any{"id": v.id, "workflow": v.workflow}}
+	for k, x := range v.vars {
+		m[k] = x
+	}
+	return m
+}
+
+// evaluate returns the result of an invocation's decision key once it is
+// ready, and forgets it (the decision is made); until then it starts run
+// (once) on a view taken now, and returns nil. The invocation is
+// reconciled when the result is ready.
+func (e *Engine) evaluate(inv *invState, key string, viewNow func() *view, run func(v *view, b *budget) *evaluation) *evaluation {
+	l := e.localOf(inv.id)
+	if res := l.evals[key]; res != nil {
+		if !res.done {
+			return nil
+		}
+		delete(l.evals, key)
+		return res
+	}
+	e.prepare(inv, key, viewNow, run)
+	return nil
+}
+
+// prepare starts the evaluation of a decision that will be made later (a
+// foreach's next iterations), unless it is started already.
+func (e *Engine) prepare(inv *invState, key string, viewNow func() *view, run func(v *view, b *budget) *evaluation) {
+	l := e.localOf(inv.id)
+	if l.evals[key] != nil {
+		return
+	}
+	pending := &evaluation{}
+	l.evals[key] = pending
+	e.evalMu.Lock()
+	e.evalQueue = append(e.evalQueue, &evalJob{id: inv.id, workflow: inv.workflow, key: key, view: viewNow(), run: run, pending: pending})
+	e.evalMu.Unlock()
+	e.evalCond.Signal()
+}
+
+// evalJob is an evaluation waiting for a worker.
+type evalJob struct {
+	id, workflow, key string
+	view              *view
+	run               func(v *view, b *budget) *evaluation
+	pending           *evaluation
+}
+
+// evalWorker runs evaluations until the engine stops: maxEvaluations of
+// them run at once, on goroutines whose stacks have grown once.
+func (e *Engine) evalWorker() {
+	defer e.calls.Done()
+	for {
+		e.evalMu.Lock()
+		for len(e.evalQueue) == 0 && !e.evalStopped {
+			e.evalCond.Wait()
+		}
+		if e.evalStopped {
+			e.evalMu.Unlock()
+			return
+		}
+		job := e.evalQueue[0]
+		e.evalQueue[0] = nil
+		e.evalQueue = e.evalQueue[1:]
+		e.evalMu.Unlock()
+		res := e.runEvaluation(job.id, job.workflow, job.view, job.run)
+		res.done = true
+		e.deliver(job, res)
+	}
+}
+
+// deliver keeps an evaluation's result with its invocation and reconciles
+// it, unless the evaluation was dropped meanwhile (the invocation ended,
+// went stale, moved).
+func (e *Engine) deliver(job *evalJob, res *evaluation) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	defer e.guard(job.id)
+	if e.closed {
+		return
+	}
+	if l := e.local[job.id]; l == nil || l.evals[job.key] != job.pending {
+		return
+	}
+	e.local[job.id].evals[job.key] = res
+	if inv := e.st.invs[job.id]; inv != nil {
+		e.reconcile(inv)
+	}
+}
+
+// stopEvaluations ends the workers; evaluations not started are dropped.
+func (e *Engine) stopEvaluations() {
+	e.evalMu.Lock()
+	e.evalStopped = true
+	e.evalQueue = nil
+	e.evalMu.Unlock()
+	e.evalCond.Broadcast()
+}
+
+// testEvaluating, if set (tests), is called as each evaluation starts, with
+// the invocation's workflow, outside the engine's lock.
+var testEvaluating func(workflow string)
+
+// runEvaluation runs one evaluation within a fresh budget. A panic (a bug
+// in a built-in) fails the evaluation, not the daemon.
+func (e *Engine) runEvaluation(id, workflow string, v *view, run func(v *view, b *budget) *evaluation) (res *evaluation) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("an expression's evaluation panicked; its task fails", "invocation", id, "workflow", workflow,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			res = &evaluation{err: fmt.Errorf("internal error while evaluating: %v", r)}
+		}
+	}()
+	if testEvaluating != nil {
+		testEvaluating(workflow)
+	}
+	return run(v, newBudget(e.stop))
+}
+
+// The evaluations of the decisions. Each is a pure function of the view,
+// the definition and the budget: it may run on any goroutine.
+
+// inputOf evaluates what a task's TaskScheduled records.
+func inputOf(spec *taskSpec) func(v *view, b *budget) *evaluation {
+	return func(v *view, b *budget) *evaluation {
+		raw, err := evalInput(spec, v.env(), b)
+		return &evaluation{raw: raw, err: err}
+	}
+}
+
+// valueOf evaluates a value to store: a branch's value, the output.
+func valueOf(val *value) func(v *view, b *budget) *evaluation {
+	return func(v *view, b *budget) *evaluation {
+		x, err := val.eval(v.env(), b)
+		if err != nil {
+			return &evaluation{err: err}
+		}
+		raw, err := storable(x)
+		if err != nil {
+			err = val.failed(err)
+		}
+		return &evaluation{raw: raw, err: err}
+	}
+}
+
+// conditionOf evaluates a while's condition.
+func conditionOf(cond *value) func(v *view, b *budget) *evaluation {
+	return func(v *view, b *budget) *evaluation {
+		c, err := cond.eval(v.env(), b)
+		if err != nil {
+			return &evaluation{err: err}
+		}
+		more, ok := c.(bool)
+		if !ok {
+			return &evaluation{err: fmt.Errorf("while: the condition is %s, not true or false", brief(c))}
+		}
+		return &evaluation{cond: more}
+	}
+}
+
+// fixed evaluates at parse time what holds no expression, so that
+// running it needs no evaluation at all.
+func fixed(run func(v *view, b *budget) *evaluation) *evaluation {
+	res := run(&view{}, newBudget(nil))
+	res.done = true
+	return res
+}
+
+// storable encodes an evaluated value for an event: JSON, at most MaxData
+// bytes, nested at most MaxDepth levels. Its size is bounded from below
+// before it is encoded, so that a value made of many references to one
+// large string is refused without being written out.
+func storable(x any) (json.RawMessage, error) {
+	if _, err := measure(x, measureFloor, MaxData, false); err != nil {
+		return nil, err
+	}
+	raw, err := toJSON(x)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > MaxData {
+		return nil, fmt.Errorf("a value of %d bytes is over the %d KiB a workflow event holds", len(raw), MaxData>>10)
+	}
+	return raw, nil
+}
+
+// defEntry is a revision's definition, parsed once (or why it cannot be).
+type defEntry struct {
+	def *Definition
+	err error
+}
+
+// definition returns a revision's parsed definition. Parsing is bounded
+// (its size, its YAML, its expressions): it runs under the lock the first
+// time a revision is needed and never again.
+func (e *Engine) definition(rev string) (*Definition, error) {
+	if d, ok := e.defs[rev]; ok {
+		return d.def, d.err
+	}
+	d := e.parseRevision(rev)
+	e.defs[rev] = d
+	return d.def, d.err
+}
+
+// preparse parses a revision outside the lock, if it is not yet.
+func (e *Engine) preparse(rev string) {
+	e.mu.Lock()
+	_, ok := e.defs[rev]
+	e.mu.Unlock()
+	if ok {
+		return
+	}
+	d := e.parseRevision(rev)
+	e.mu.Lock()
+	if _, ok := e.defs[rev]; !ok {
+		e.defs[rev] = d
+	}
+	e.mu.Unlock()
+}
+
+// parseRevision reads a revision from the catalog and parses it: what a
+// forged event or a definition stored before a fix may hold is an error
+// here, never a panic.
+func (e *Engine) parseRevision(rev string) (d *defEntry) {
+	defer func() {
+		if r := recover(); r != nil {
+			d = &defEntry{err: fmt.Errorf("workflow revision %s cannot be read: internal error: %v", short(rev), r)}
+			e.log.Error("parsing a workflow definition panicked", "revision", rev, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	r, ok := e.o.Definitions.Revision(rev)
+	if !ok {
+		return &defEntry{err: fmt.Errorf("workflow revision %s is not in the catalog", short(rev))}
+	}
+	def, err := ParseDefinition(r.Name, []byte(r.Source), Known{})
+	return &defEntry{def: def, err: err}
+}

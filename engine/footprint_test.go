@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFootprint measures the memory finished invocations hold, as a
+// replay builds them, against what state.footprint counts for them (what
+// RetainBytes bounds): the estimate must be within a factor of two of the
+// measure, for small values and for values of 10 KB.
+//
+//	go test ./engine -run TestFootprint -v
+func TestFootprint(t *testing.T) {
+	for _, size := range []int{10, 10 << 10} {
+		t.Run(fmt.Sprintf("values=%dB", size), func(t *testing.T) {
+			const n = 2000
+			value := json.RawMessage(fmt.Sprintf("%q", strings.Repeat("x", size)))
+			at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			before := heap()
+			s := newState(0, 0)
+			seq := uint64(0)
+			for i := 0; i < n; i++ {
+				id := fmt.Sprintf("inv-%06d", i)
+				for _, ev := range []*Event{
+					{Type: EventInvocationCreated, Workflow: "carry", Revision: strings.Repeat("r", 64), Owner: "node-a", Input: value},
+					{Type: EventTaskScheduled, Task: "a", Run: "noop", Input: value},
+					{Type: EventTaskStarted, Task: "a", Attempt: 1},
+					{Type: EventTaskSucceeded, Task: "a", Attempt: 1, Output: value},
+					{Type: EventTaskScheduled, Task: "b", Run: "work", Input: value},
+					{Type: EventTaskStarted, Task: "b", Attempt: 1},
+					{Type: EventTaskSucceeded, Task: "b", Attempt: 1, Output: value},
+					{Type: EventInvocationSucceeded, Output: value},
+				} {
+					ev.Invocation, ev.Node, ev.Time = id, "node-a", at
+					b, _ := encodeEvent(ev)
+					// as a replay reads it
+					back := new(Event)
+					if err := json.Unmarshal(b, back); err != nil {
+						t.Fatal(err)
+					}
+					seq++
+					back.Seq = seq
+					s.apply(back)
+				}
+			}
+			measured := heap() - before
+			runtime.KeepAlive(s)
+			per := float64(measured) / n
+			est := float64(s.finishedBytes) / n
+			t.Logf("%d invocations of 2 tasks carrying %d B values: %.0f B each in memory, %.0f B counted (%.2f)", n, size, per, est, per/est)
+			if per > 2*est || per < est/2 {
+				t.Fatalf("footprint %.0f B is not within a factor of 2 of the %.0f B measured", est, per)
+			}
+		})
+	}
+}
+
+func heap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
