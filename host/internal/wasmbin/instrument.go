@@ -88,7 +88,20 @@
 // With Options.MaxMemoryPages, the maximum of every memory the module
 // defines is clamped to that many pages.
 //
-// Instrument never panics, whatever its input, and is deterministic.
+// # Limits
+//
+// Check reads a module once, allocating nothing in proportion to the
+// counts it declares, and refuses one over its Limits: too many
+// functions, locals, types, globals, elements, ...; a body too large; or
+// nesting and branch tables that would make wazero's compiler take
+// seconds per function (its time grows with the square of nesting depth).
+// The host runs it before Instrument and before wazero sees the module:
+// wazero's decoder allocates every vector by its declared length, so 94
+// bytes declaring 2^32-2 locals were enough to end the process.
+// DefaultLimits documents each limit with the measurements behind it.
+//
+// Instrument and Check never panic, whatever their input, and are
+// deterministic.
 package wasmbin
 
 import "math"
