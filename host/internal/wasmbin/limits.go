@@ -310,7 +310,7 @@ func (c *checker) section(s section) error {
 		for i := uint32(0); i < n && r.err == nil; i++ {
 			r.valType("global type")
 			r.byte1("global mutability")
-			c.constExpr(r, "global initializer")
+			r.constExpr("global initializer")
 		}
 		c.st.Globals += n
 	case secExport:
@@ -475,7 +475,7 @@ func (c *checker) tables(r *parser) {
 		}
 		c.st.TableElements += l.min
 		if withInit {
-			c.constExpr(r, "table initializer")
+			r.constExpr("table initializer")
 		}
 	}
 }
@@ -500,7 +500,7 @@ func (c *checker) elements(r *parser) {
 			if flags&2 != 0 {
 				r.u32("element segment table index")
 			}
-			c.constExpr(r, "element segment offset")
+			r.constExpr("element segment offset")
 		}
 		exprs := flags&4 != 0
 		if flags&3 != 0 {
@@ -520,7 +520,7 @@ func (c *checker) elements(r *parser) {
 		}
 		for j := uint32(0); j < elems && r.err == nil; j++ {
 			if exprs {
-				c.constExpr(r, "element expression")
+				r.constExpr("element expression")
 			} else {
 				r.u32("element function index")
 			}
@@ -537,11 +537,11 @@ func (c *checker) data(r *parser) {
 		case r.err != nil:
 			return
 		case flags == 0:
-			c.constExpr(r, "data segment offset")
+			r.constExpr("data segment offset")
 		case flags == 1:
 		case flags == 2:
 			r.u32("data segment memory index")
-			c.constExpr(r, "data segment offset")
+			r.constExpr("data segment offset")
 		default:
 			r.fail("data segment %d: unknown flags %d", i, flags)
 			return
@@ -596,36 +596,6 @@ func (c *checker) names(r *parser) {
 		}
 		r.p = end
 	}
-}
-
-// constExpr skips a constant expression: instructions up to the end that
-// closes it.
-func (c *checker) constExpr(r *parser, what string) {
-	if r.err != nil {
-		return
-	}
-	at := r.p
-	depth := 0
-	for r.p < len(r.b) {
-		op := r.b[r.p]
-		p, err := skipInstr(r.b, r.p+1, op)
-		if err != "" {
-			r.fail("%s: %s", what, err)
-			return
-		}
-		r.p = p
-		switch op {
-		case opEnd:
-			if depth == 0 {
-				return
-			}
-			depth--
-		case 0x02, 0x03, 0x04, 0x06, 0x1F:
-			depth++
-		}
-	}
-	r.p = at
-	r.fail("%s has no end", what)
 }
 
 // code checks the function bodies: their number, size, locals, and what
