@@ -297,9 +297,7 @@ func (b *Backend) view(ctx context.Context, fn *catalog.Function, stats bool) Fu
 		}
 	}
 	if stats {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
-		defer cancel()
-		if f, cur, err := b.Registry.Get(ctx, fn.Name); err == nil && cur.Version == fn.Version {
+		if f, cur, ok := b.Registry.Loaded(fn.Name); ok && cur.Version == fn.Version {
 			st := f.Stats()
 			v.Stats = &st
 		}
