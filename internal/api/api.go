@@ -250,6 +250,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "not connected to NATS Streaming (reconnecting)"))
 	case b.Catalog.Err() != nil:
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", b.Catalog.Err().Error()))
+	case b.Host.Health() != nil:
+		httperr.Write(w, b.Host.Health())
 	default:
 		httperr.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "catalog_seq": b.Catalog.Seq()})
 	}

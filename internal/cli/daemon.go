@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/daemon"
 )
 
@@ -22,10 +23,19 @@ func runDaemon(e *env, args []string) error {
 	insecure, _ := strconv.ParseBool(os.Getenv("SLUICE_INSECURE"))
 	fs.BoolVar(&o.Insecure, "insecure", insecure, "allow a non-loopback --listen without --token")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long calls in flight may run on after SIGTERM")
+	budget := fs.String("memory-budget", envOr("SLUICE_MEMORY_BUDGET", host.FormatBytes(o.MemoryBudget)), "memory for compiled code and instances, all functions together; the least recently used are released to make room (default: half the memory available) (env SLUICE_MEMORY_BUDGET)")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "release instances and compiled code unused for this long (0: only when the memory budget needs the room)")
 	logFormat := fs.String("log-format", envOr("SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	var err error
+	if o.MemoryBudget, err = host.ParseBytes(*budget); err != nil {
+		return usagef("--memory-budget: %v", err)
+	}
+	if o.IdleTimeout < 0 {
+		return usagef("--idle-timeout %s is negative", o.IdleTimeout)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

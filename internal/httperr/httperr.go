@@ -48,6 +48,10 @@ var codes = []struct {
 	{host.ErrFunctionFailed, http.StatusBadGateway, "function_error"},
 	{host.ErrOutputTooLarge, http.StatusBadGateway, "output_too_large"},
 	{host.ErrInputTooLarge, http.StatusRequestEntityTooLarge, "input_too_large"},
+	{host.ErrBusy, http.StatusServiceUnavailable, "busy"},
+	{host.ErrMemoryBudget, http.StatusServiceUnavailable, "memory_budget"},
+	{host.ErrOutOfFiles, http.StatusServiceUnavailable, "out_of_files"},
+	{host.ErrInvalidConfig, http.StatusBadRequest, "invalid_argument"},
 	{host.ErrInvalidModule, http.StatusUnprocessableEntity, "invalid_module"},
 	{host.ErrNoABI, http.StatusUnprocessableEntity, "no_abi"},
 	{host.ErrMemoryTooSmall, http.StatusUnprocessableEntity, "memory_too_small"},
@@ -75,9 +79,17 @@ func Classify(err error) (int, string) {
 	return http.StatusInternalServerError, "internal"
 }
 
+// retryAfter is the Retry-After, in seconds, of a refusal that a retry
+// soon may get past: a busy function, a full memory budget, no file
+// descriptor left. A second lets calls end and instances be released.
+const retryAfter = "1"
+
 // Write writes err as a JSON error response.
 func Write(w http.ResponseWriter, err error) {
 	status, code := Classify(err)
+	if errors.Is(err, host.ErrBusy) || errors.Is(err, host.ErrMemoryBudget) || errors.Is(err, host.ErrOutOfFiles) {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	WriteJSON(w, status, Body{Error: err.Error(), Code: code})
 }
 
