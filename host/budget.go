@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -92,11 +93,13 @@ func (h *Host) charge(n int64) error {
 	h.evictMu.Lock()
 	defer h.evictMu.Unlock()
 	for !h.tryCharge(n) {
-		if h.evictInstance(time.Time{}) {
-			h.evictedInstances.Add(1)
+		if n, ok := h.evictInstance(time.Time{}); ok {
+			if n > 0 {
+				h.evictedInstances.Add(1)
+			}
 			continue
 		}
-		if h.evictModule(time.Time{}) {
+		if _, ok := h.evictModule(time.Time{}); ok {
 			h.evictedModules.Add(1)
 			continue
 		}
@@ -139,10 +142,11 @@ func (h *Host) adjust(delta int64) {
 
 // evictInstance closes the idle instance that has waited longest, of any
 // function, if it went idle before cutoff (the zero time: any). It
-// reports whether it closed one.
-func (h *Host) evictInstance(cutoff time.Time) bool {
+// reports whether it closed one (or should be called again: an instance
+// was taken by a call meanwhile), and what it was charged.
+func (h *Host) evictInstance(cutoff time.Time) (int64, bool) {
 	if h.idle.Load() == 0 {
-		return false
+		return 0, false
 	}
 	h.mu.Lock()
 	funcs := make([]*Function, 0, len(h.funcs))
@@ -158,20 +162,21 @@ func (h *Host) evictInstance(cutoff time.Time) bool {
 		}
 	}
 	if oldest == nil || (!cutoff.IsZero() && !since.Before(cutoff)) {
-		return false
+		return 0, false
 	}
 	inst := oldest.takeIdle(since)
 	if inst == nil {
-		return true // taken by a call meanwhile: look again
+		return 0, true // taken by a call meanwhile: look again
 	}
+	cost := inst.cost
 	inst.close()
-	return true
+	return cost, true
 }
 
 // evictModule frees the compiled module no call or instance has held for
 // longest, if that was before cutoff (the zero time: any). It reports
-// whether it freed one.
-func (h *Host) evictModule(cutoff time.Time) bool {
+// whether it freed one, and what it was charged.
+func (h *Host) evictModule(cutoff time.Time) (int64, bool) {
 	h.mu.Lock()
 	var lru *moduleEntry
 	for _, e := range h.modules {
@@ -192,11 +197,11 @@ func (h *Host) evictModule(cutoff time.Time) bool {
 	}
 	h.mu.Unlock()
 	if lru == nil {
-		return false
+		return 0, false
 	}
 	lru.mod.compiled.Close(h.ctx)
 	h.uncharge(lru.cost)
-	return true
+	return lru.cost, true
 }
 
 // sweepInterval is how often the janitor looks for what has been idle
@@ -205,6 +210,14 @@ func (h *Host) evictModule(cutoff time.Time) bool {
 func sweepInterval(timeout time.Duration) time.Duration {
 	return min(max(timeout/4, 10*time.Millisecond), 30*time.Second)
 }
+
+// freeOSMemoryAfter is how much a sweep must release before the host
+// asks the Go runtime to return free memory to the OS at once (a
+// collection, then giving back every free page): without it the runtime
+// gives it back over minutes, and a daemon that ran 50 Go functions keeps
+// their memory long after they stopped. Below it the collection is not
+// worth it.
+const freeOSMemoryAfter = 64 << 20
 
 // sweep releases, until Close, idle instances and unused compiled modules
 // once they have been idle for timeout.
@@ -218,11 +231,27 @@ func (h *Host) sweep(timeout time.Duration) {
 			return
 		case now := <-t.C:
 			cutoff := now.Add(-timeout)
-			for h.evictInstance(cutoff) {
-				h.expiredInstances.Add(1)
+			var freed int64
+			for {
+				n, ok := h.evictInstance(cutoff)
+				if !ok {
+					break
+				}
+				freed += n
+				if n > 0 {
+					h.expiredInstances.Add(1)
+				}
 			}
-			for h.evictModule(cutoff) {
+			for {
+				n, ok := h.evictModule(cutoff)
+				if !ok {
+					break
+				}
+				freed += n
 				h.expiredModules.Add(1)
+			}
+			if freed >= freeOSMemoryAfter {
+				debug.FreeOSMemory()
 			}
 		}
 	}
