@@ -65,7 +65,7 @@ func newCacheGuard(root string, log *slog.Logger) (*cacheGuard, wazero.Compilati
 	g := &cacheGuard{dir: filepath.Join(abs, wazeroCacheDir()), seals: filepath.Join(abs, "sluice-seals"), log: log, learn: make(chan struct{}, 1)}
 	if st, err := os.Stat(g.dir); err != nil || !st.IsDir() {
 		cache.Close(context.Background())
-		return nil, nil, fmt.Errorf("wazero's cache directory %s is not where expected (wazero changed how it names it?): %v", g.dir, err)
+		return nil, nil, fmt.Errorf("wazero's cache directory %s is not where expected (wazero changed how it names it?)", g.dir)
 	}
 	if err := os.MkdirAll(g.seals, 0o700); err != nil {
 		cache.Close(context.Background())

@@ -44,6 +44,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -111,10 +112,12 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.cacheDir != "" {
 		g, cache, err := newCacheGuard(cfg.cacheDir, cfg.logger)
 		if err != nil {
-			return nil, fmt.Errorf("compilation cache in %s: %w", cfg.cacheDir, err)
+			// never an unchecked cache: compiled code stays in memory
+			cfg.logger.Warn("compiled code is not cached on disk: restarts compile again", "dir", cfg.cacheDir, "err", err)
 		}
 		h.guard, h.cache = g, cache
-	} else {
+	}
+	if h.cache == nil {
 		h.cache = wazero.NewCompilationCache()
 	}
 	var err error
@@ -386,7 +389,7 @@ func checkModule(wasm []byte) (wasmbin.Stats, error) {
 		return st, fmt.Errorf("%w: over a limit of sluice: %v", ErrInvalidModule, err)
 	}
 	if err != nil {
-		return st, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+		return st, fmt.Errorf("%w: %s", ErrInvalidModule, strings.TrimPrefix(err.Error(), "wasmbin: "))
 	}
 	return st, nil
 }
