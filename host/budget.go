@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/sluicehq/sluice/host/internal/wasmbin"
 )
 
@@ -72,15 +70,6 @@ func estimateModule(st wasmbin.Stats) int64 {
 func estimateInstance(st wasmbin.Stats, memBytes uint64) int64 {
 	return int64(memBytes) + int64(st.TableElements)*tableElementSize +
 		int64(st.Functions+st.ImportedFuncs)*instanceHeapPerFunction + int64(st.Globals)*instanceHeapPerGlobal + instanceOverhead
-}
-
-// instanceCostNow is what an instance holds now, from its memory's size.
-func instanceCostNow(st wasmbin.Stats, mem api.Memory) int64 {
-	var size uint64
-	if mem != nil {
-		size = uint64(mem.Size())
-	}
-	return estimateInstance(st, size)
 }
 
 // charge takes n bytes of the budget, releasing idle instances, then
@@ -145,9 +134,6 @@ func (h *Host) adjust(delta int64) {
 // reports whether it closed one (or should be called again: an instance
 // was taken by a call meanwhile), and what it was charged.
 func (h *Host) evictInstance(cutoff time.Time) (int64, bool) {
-	if h.idle.Load() == 0 {
-		return 0, false
-	}
 	h.mu.Lock()
 	funcs := make([]*Function, 0, len(h.funcs))
 	for f := range h.funcs {

@@ -238,12 +238,13 @@ func (f *Function) newInstance(ctx context.Context, c *Call) (*instance, error) 
 		}
 		return nil, err
 	}
-	cost := estimateInstance(e.mod.stats, e.mod.stats.MemoryPages*pageSize)
+	fixed := estimateInstance(e.mod.stats, 0)
+	cost := fixed + int64(e.mod.stats.MemoryPages*pageSize)
 	if err := f.host.charge(cost); err != nil {
 		f.host.release(e)
 		return nil, f.callError(ErrMemoryBudget, "", f.host.limit)
 	}
-	i := &instance{fn: f, entry: e, m: e.mod, cost: cost}
+	i := &instance{fn: f, entry: e, m: e.mod, cost: cost, fixed: fixed}
 	i.init()
 	f.host.instances.Add(1)
 	if f.spec.ABI == abi.Reactor {
@@ -313,7 +314,6 @@ func (f *Function) popIdleLocked(fresh bool) *instance {
 	inst := f.idle[n-1]
 	f.idle[n-1] = nil
 	f.idle = f.idle[:n-1]
-	f.host.idle.Add(-1)
 	return inst
 }
 
@@ -338,7 +338,6 @@ func (f *Function) takeIdle(since time.Time) *instance {
 	inst := f.idle[0]
 	f.idle[0] = nil
 	f.idle = f.idle[1:]
-	f.host.idle.Add(-1)
 	return inst
 }
 
@@ -346,15 +345,17 @@ func (f *Function) takeIdle(since time.Time) *instance {
 // instance if it may be reused, charging the budget for what it holds now.
 func (f *Function) release(inst *instance, reusable bool, now time.Time) {
 	if inst != nil && reusable {
-		cost := instanceCostNow(inst.m.stats, inst.mem)
-		f.host.adjust(cost - inst.cost)
-		inst.cost = cost
+		// charge what it holds now; a memory that did not change (most
+		// calls) touches nothing shared
+		if cost := inst.fixed + inst.memSize(); cost != inst.cost {
+			f.host.adjust(cost - inst.cost)
+			inst.cost = cost
+		}
 		inst.idleSince = now
 	}
 	f.mu.Lock()
 	if inst != nil && reusable && !f.closed && len(f.idle) < f.spec.Limits.Concurrency {
 		f.idle = append(f.idle, inst)
-		f.host.idle.Add(1)
 		inst = nil
 	}
 	if len(f.waiters) > 0 {
@@ -407,7 +408,6 @@ func (f *Function) Close(ctx context.Context) error {
 	f.mu.Lock()
 	idle := f.idle
 	f.idle = nil
-	f.host.idle.Add(-int64(len(idle)))
 	f.mu.Unlock()
 	for _, inst := range idle {
 		inst.close()

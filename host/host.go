@@ -641,7 +641,7 @@ type HostStats struct {
 // Stats returns the host's counters.
 func (h *Host) Stats() HostStats {
 	st := HostStats{
-		Instances: int(h.instances.Load()), Idle: int(h.idle.Load()),
+		Instances:  int(h.instances.Load()),
 		MemoryUsed: uint64(max(h.used.Load(), 0)), MemoryBudget: uint64(h.budget.limit),
 		EvictedInstances: h.evictedInstances.Load(), EvictedModules: h.evictedModules.Load(),
 		ExpiredInstances: h.expiredInstances.Load(), ExpiredModules: h.expiredModules.Load(),
@@ -657,12 +657,21 @@ func (h *Host) Stats() HostStats {
 			st.Compiling++
 		}
 	}
+	funcs := make([]*Function, 0, len(h.funcs))
+	for f := range h.funcs {
+		funcs = append(funcs, f)
+	}
 	h.mu.Unlock()
+	for _, f := range funcs {
+		f.mu.Lock()
+		st.Idle += len(f.idle)
+		f.mu.Unlock()
+	}
 	return st
 }
 
 // counters the budget keeps, atomically.
 type counters struct {
-	instances, idle                                                    atomic.Int64
+	instances                                                          atomic.Int64
 	evictedInstances, evictedModules, expiredInstances, expiredModules atomic.Uint64
 }

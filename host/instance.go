@@ -39,6 +39,7 @@ type instance struct {
 	entry *moduleEntry // the compiled module it holds
 	m     *module
 	cost  int64           // its charge to the memory budget
+	fixed int64           // what it holds besides its linear memory
 	ctx   context.Context // carries the instance to the host functions
 	mod   api.Module
 
@@ -421,6 +422,14 @@ func (i *instance) emitLogs() {
 		i.fn.host.cfg.sink.Emit(recs)
 	}
 	i.log.records = i.log.records[:0]
+}
+
+// memSize is the size of the instance's linear memory (0 without one).
+func (i *instance) memSize() int64 {
+	if i.mem == nil {
+		return 0
+	}
+	return int64(i.mem.Size())
 }
 
 // close frees the instance, its share of the budget and its hold of the

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
@@ -50,6 +51,8 @@ type Registry struct {
 // or refused for good.
 type entry struct {
 	fn *catalog.Function
+	// loaded is f once loaded, read without the lock by every call.
+	loaded atomic.Pointer[host.Function]
 
 	mu      sync.Mutex
 	loading chan struct{} // set while a load runs; closed when it ends
@@ -146,6 +149,9 @@ func permanent(err error) bool {
 
 // get returns the loaded function, loading it if no call has yet.
 func (e *entry) get(ctx context.Context, r *Registry) (*host.Function, error) {
+	if f := e.loaded.Load(); f != nil {
+		return f, nil
+	}
 	e.mu.Lock()
 	if e.f != nil || e.err != nil {
 		defer e.mu.Unlock()
@@ -200,6 +206,7 @@ func (e *entry) load(r *Registry, done chan struct{}) {
 		r.free(e, f)
 	case err == nil:
 		e.f = f
+		e.loaded.Store(f)
 	case permanent(err):
 		e.err = err
 	default:
