@@ -93,7 +93,7 @@ func (h *Host) charge(n int64) error {
 			continue
 		}
 		h.full.Store(true)
-		return fmt.Errorf("%w: %s more is needed but %s of the daemon's %s (--memory-budget) is in use by compiled code and instances of calls in progress",
+		return fmt.Errorf("%w: %s more is needed, %s of %s in use by compiled code and instances of calls in progress (--memory-budget)",
 			ErrMemoryBudget, FormatBytes(uint64(n)), FormatBytes(uint64(max(h.used.Load(), 0))), FormatBytes(uint64(h.limit)))
 	}
 	return nil

@@ -105,7 +105,7 @@ func (e *CallError) Error() string {
 	case ErrBusy:
 		msg = fmt.Sprintf("%s is busy: all its %v slots (--concurrency) are taken and its queue is full; retry shortly, or raise --concurrency", name, e.Limit)
 	case ErrMemoryBudget:
-		msg = fmt.Sprintf("%s cannot start an instance: the daemon's memory budget of %s (--memory-budget) is taken by calls in progress; retry shortly, or raise --memory-budget", name, formatLimit(e.Limit))
+		msg = fmt.Sprintf("%s cannot start: the daemon's memory budget is full of calls in progress; retry shortly, or raise --memory-budget", name)
 	default:
 		msg = fmt.Sprintf("%s: %v", name, e.Kind)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,13 +172,16 @@ func (f *Function) InvokeCold(ctx context.Context, c Call) (Result, error) {
 
 func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error) {
 	if len(c.Input) > f.spec.Limits.MaxInput {
-		return Result{}, f.failed(&c, f.callError(ErrInputTooLarge, fmt.Sprintf("got %s", FormatBytes(uint64(len(c.Input)))), f.spec.Limits.MaxInput))
+		f.calls.Add(1)
+		f.errs.Add(1)
+		return Result{}, f.callError(ErrInputTooLarge, fmt.Sprintf("got %s", FormatBytes(uint64(len(c.Input)))), f.spec.Limits.MaxInput)
 	}
 	inst, err := f.acquire(ctx, cold || f.spec.ABI != abi.Reactor, len(c.Input))
 	if err != nil {
-		var ce *CallError
-		if errors.As(err, &ce) {
-			return Result{}, f.failed(&c, err)
+		if errors.Is(err, ErrBusy) {
+			// counted, not logged: a flood of refusals would flood the logs
+			f.calls.Add(1)
+			f.errs.Add(1)
 		}
 		return Result{}, err
 	}
@@ -234,7 +238,7 @@ func (f *Function) newInstance(ctx context.Context, c *Call) (*instance, error) 
 	e, err := f.host.acquire(ctx, f, nil)
 	if err != nil {
 		if errors.Is(err, ErrMemoryBudget) {
-			return nil, f.callError(ErrMemoryBudget, "compiling its module: "+err.Error(), f.host.limit)
+			return nil, f.callError(ErrMemoryBudget, "its compiled code: "+strings.TrimPrefix(err.Error(), ErrMemoryBudget.Error()+": "), nil)
 		}
 		return nil, err
 	}
@@ -242,7 +246,7 @@ func (f *Function) newInstance(ctx context.Context, c *Call) (*instance, error) 
 	cost := fixed + int64(e.mod.stats.MemoryPages*pageSize)
 	if err := f.host.charge(cost); err != nil {
 		f.host.release(e)
-		return nil, f.callError(ErrMemoryBudget, "", f.host.limit)
+		return nil, f.callError(ErrMemoryBudget, "an instance: "+strings.TrimPrefix(err.Error(), ErrMemoryBudget.Error()+": "), nil)
 	}
 	i := &instance{fn: f, entry: e, m: e.mod, cost: cost, fixed: fixed}
 	i.init()

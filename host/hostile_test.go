@@ -326,7 +326,7 @@ func TestMemoryBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = spin.Invoke(context.Background(), Call{Input: []byte("ok")})
-	wantCallError(t, err, ErrMemoryBudget, `function "spin" cannot start an instance: the daemon's memory budget`, "(--memory-budget)")
+	wantCallError(t, err, ErrMemoryBudget, `function "spin" cannot start: the daemon's memory budget is full of calls in progress; retry shortly, or raise --memory-budget: an instance:`, "more is needed", "(--memory-budget)")
 	if err := small.Health(); !errors.Is(err, ErrMemoryBudget) {
 		t.Fatalf("health with the budget full: %v", err)
 	}
