@@ -135,6 +135,16 @@ var (
 	memDataFunctions int
 )
 
+// cleanMemory removes what BenchmarkMemory made once per process.
+func cleanMemory() {
+	if memBin != "" {
+		os.RemoveAll(filepath.Dir(memBin))
+	}
+	if memData != "" {
+		os.RemoveAll(memData)
+	}
+}
+
 // memBinary is SLUICE_BENCH_BINARY, or sluice built once per process.
 func memBinary(b *testing.B) string {
 	if bin := os.Getenv("SLUICE_BENCH_BINARY"); bin != "" {
