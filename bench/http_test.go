@@ -102,5 +102,7 @@ func BenchmarkHTTP(b *testing.B) {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(m.Run())
+	code := m.Run()
+	cleanMemory()
+	os.Exit(code)
 }

@@ -33,8 +33,23 @@ const (
 	// MaxMemory is the largest memory limit a function may ask for: all of
 	// a 32-bit linear memory.
 	MaxMemory = 4 << 30
+	// MaxTimeout is the longest timeout a function may ask for: AWS
+	// Lambda's, which users already design for. A longer job is a workflow
+	// of shorter calls, which survives a restart of the daemon.
+	MaxTimeout = 15 * time.Minute
+	// MaxConcurrency bounds the calls of one function that may run at once
+	// (and so its instances): AWS Lambda's default for a whole account.
+	// Calls are CPU-bound and guests have no network, so beyond a few per
+	// core more only queue; each may hold an instance of --memory.
+	MaxConcurrency = 1000
+	// MaxIOSize bounds a call's input and output limits: a call holds its
+	// input and output in memory, several times over between HTTP, NATS
+	// and the guest.
+	MaxIOSize = 1 << 30
 	// pageSize is the WebAssembly page size.
 	pageSize = 64 << 10
+	// tableElementSize is what wazero holds per table element.
+	tableElementSize = 8
 )
 
 // Limits bound what one function may use. The zero value of a field means
@@ -47,7 +62,8 @@ type Limits struct {
 	// running then is interrupted, even in an endless loop.
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// Concurrency is how many calls may run at once. Further calls wait for
-	// a free slot until their context ends.
+	// a free slot until their context ends, up to waitersPerSlot of them
+	// per slot; calls beyond those are refused with ErrBusy.
 	Concurrency int `json:"concurrency,omitempty"`
 	// MaxInput and MaxOutput bound the bytes of a call's input and output.
 	MaxInput  int `json:"max_input,omitempty"`
@@ -74,21 +90,29 @@ func (l Limits) WithDefaults() Limits {
 	return l
 }
 
-// Validate reports a limit out of range, saying which and why.
+// Validate reports a limit out of range, saying which, its range and the
+// flag that sets it. The error wraps ErrInvalidConfig.
 func (l Limits) Validate() error {
+	var msg string
 	switch {
 	case l.Memory > MaxMemory:
-		return fmt.Errorf("memory limit %s is over the maximum of 4 GiB", FormatBytes(l.Memory))
+		msg = fmt.Sprintf("memory limit %s is over the maximum of %s (--memory)", FormatBytes(l.Memory), FormatBytes(MaxMemory))
 	case l.Memory != 0 && l.Memory < pageSize:
-		return fmt.Errorf("memory limit %s is under one 64 KiB page", FormatBytes(l.Memory))
+		msg = fmt.Sprintf("memory limit %s is under one 64 KiB page (--memory)", FormatBytes(l.Memory))
 	case l.Timeout < 0:
-		return fmt.Errorf("timeout %s is negative", l.Timeout)
-	case l.Concurrency < 0:
-		return fmt.Errorf("concurrency %d is negative", l.Concurrency)
-	case l.MaxInput < 0 || l.MaxOutput < 0:
-		return fmt.Errorf("max input and output sizes must not be negative")
+		msg = fmt.Sprintf("timeout %s is negative (--timeout)", l.Timeout)
+	case l.Timeout > MaxTimeout:
+		msg = fmt.Sprintf("timeout %s is over the maximum of %s (--timeout): make a long job a workflow of shorter calls", l.Timeout, MaxTimeout)
+	case l.Concurrency < 0 || l.Concurrency > MaxConcurrency:
+		msg = fmt.Sprintf("concurrency %d is out of range: 1 to %d (--concurrency)", l.Concurrency, MaxConcurrency)
+	case l.MaxInput < 0 || l.MaxInput > MaxIOSize:
+		msg = fmt.Sprintf("max input %d is out of range: 1 B to %s (--max-input)", l.MaxInput, FormatBytes(MaxIOSize))
+	case l.MaxOutput < 0 || l.MaxOutput > MaxIOSize:
+		msg = fmt.Sprintf("max output %d is out of range: 1 B to %s (--max-output)", l.MaxOutput, FormatBytes(MaxIOSize))
+	default:
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, msg)
 }
 
 // pages is the memory limit in 64 KiB pages.
@@ -96,23 +120,52 @@ func (l Limits) pages() uint32 {
 	return uint32((l.Memory + pageSize - 1) / pageSize)
 }
 
+// Defaults of a Host's Config.
+const (
+	// DefaultIdleTimeout is how long an idle instance, and compiled code no
+	// call uses, are kept for the next call. A warm call saves an
+	// instantiation (2 ms for a Go guest) and a load from the disk cache
+	// (25 ms and 80 ms of CPU for a Go guest); after five minutes without
+	// a call the memory (3-5 MB per Go instance, 17 MB per Go module) is
+	// worth more to other functions.
+	DefaultIdleTimeout = 5 * time.Minute
+	// DefaultCompileTimeout bounds one compilation. wazero compiles real
+	// code at about 0.7 µs per byte on one core of a 2-core VM: a 20 MB Go
+	// guest in 14 s, a module of the largest size (MaxModuleSize) in about
+	// 25 s. Compilation stops between two functions, at most a second or
+	// two after the deadline (see wasmbin.DefaultLimits).
+	DefaultCompileTimeout = 2 * time.Minute
+	// MaxModuleSize bounds a module's size: Go guests are 2-4 MB, one
+	// importing net/http, go/types, html/template and crypto/tls 20 MB.
+	// Compiling holds about 8 bytes of heap per byte of module, and the
+	// compiled module 6 (most of it machine code): 32 MiB is at most about
+	// 250 MB while compiling, 200 MB compiled.
+	MaxModuleSize = 32 << 20
+)
+
 // Config configures a Host. It is immutable: each With method returns a
 // copy. The zero value is not valid; start from NewConfig.
 type Config struct {
-	cacheDir string
-	sink     LogSink
-	logger   *slog.Logger
-	idleTTL  time.Duration
+	cacheDir       string
+	sink           LogSink
+	logger         *slog.Logger
+	idleTimeout    time.Duration
+	budget         uint64
+	compileTimeout time.Duration
 }
 
 // NewConfig returns the default configuration: compiled code cached in
-// memory only, guest logs discarded.
+// memory only, guest logs discarded, no memory budget.
 func NewConfig() Config {
-	return Config{sink: discardSink{}, logger: slog.New(slog.DiscardHandler), idleTTL: time.Minute}
+	return Config{sink: discardSink{}, logger: slog.New(slog.DiscardHandler),
+		idleTimeout: DefaultIdleTimeout, compileTimeout: DefaultCompileTimeout}
 }
 
 // WithCacheDir keeps compiled code in dir, so that a restarted host loads
-// it instead of compiling again. "" keeps it in memory only.
+// it instead of compiling again. "" keeps it in memory only. Every entry
+// is checked against a checksum the host wrote when it compiled it, before
+// wazero reads it: an entry that does not match is removed and its module
+// compiled again.
 func (c Config) WithCacheDir(dir string) Config {
 	c.cacheDir = dir
 	return c
@@ -138,10 +191,32 @@ func (c Config) WithLogger(l *slog.Logger) Config {
 	return c
 }
 
-// WithCompiledTTL sets how long compiled code no function uses any more is
-// kept, so that redeploying or reloading the same module is instant.
-func (c Config) WithCompiledTTL(d time.Duration) Config {
-	c.idleTTL = d
+// WithIdleTimeout sets how long an instance waits in its function's pool
+// for a call, and compiled code no call uses is kept, before they are
+// released. 0 keeps them until the memory budget needs the room.
+func (c Config) WithIdleTimeout(d time.Duration) Config {
+	c.idleTimeout = d
+	return c
+}
+
+// WithMemoryBudget bounds the memory the host's compiled code and
+// instances may use, in bytes (0: no bound). When loading code or making
+// an instance would exceed it, the host first releases idle instances,
+// then compiled code no call uses, least recently used first; if that is
+// not enough, the load or call fails with ErrMemoryBudget. Costs are
+// estimates (see estimateModule and estimateInstance); an instance's
+// memory growing during a call is counted when the call ends.
+func (c Config) WithMemoryBudget(bytes uint64) Config {
+	c.budget = bytes
+	return c
+}
+
+// WithCompileTimeout bounds one compilation (0: DefaultCompileTimeout).
+func (c Config) WithCompileTimeout(d time.Duration) Config {
+	if d <= 0 {
+		d = DefaultCompileTimeout
+	}
+	c.compileTimeout = d
 	return c
 }
 
@@ -158,7 +233,7 @@ func FormatBytes(n uint64) string {
 		exp++
 	}
 	v := float64(n) / float64(div)
-	suffix := []string{"KiB", "MiB", "GiB", "TiB"}[exp]
+	suffix := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}[exp]
 	if v == float64(int64(v)) {
 		return fmt.Sprintf("%d %s", int64(v), suffix)
 	}
@@ -190,5 +265,9 @@ func ParseBytes(s string) (uint64, error) {
 	if mult == 0 {
 		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB or GiB)", s, unit)
 	}
-	return uint64(v * mult), nil
+	b := v * mult
+	if b >= 1<<64 {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return uint64(b), nil
 }

@@ -21,6 +21,22 @@ var (
 	// ErrClosed means the function or host was closed; a caller retries on
 	// the function's current version.
 	ErrClosed = errors.New("function closed")
+	// ErrInvalidConfig means a Spec the host cannot run: a limit out of
+	// range, an environment variable it cannot pass.
+	ErrInvalidConfig = errors.New("invalid function configuration")
+)
+
+// Errors of the host's resources: a load or call refused because the host
+// has run out of something. They are retryable: the same request may
+// succeed once calls end, instances are released, or the operator raised
+// the limit.
+var (
+	// ErrMemoryBudget means the daemon-wide memory budget (compiled code
+	// and instances, see Config.WithMemoryBudget) is full of what is in
+	// use, with nothing idle left to release.
+	ErrMemoryBudget = errors.New("memory budget full")
+	// ErrOutOfFiles means the process ran out of file descriptors.
+	ErrOutOfFiles = errors.New("out of file descriptors (raise the limit: ulimit -n, LimitNOFILE)")
 )
 
 // Errors of a call. A failed call returns a *CallError whose Unwrap gives
@@ -41,6 +57,9 @@ var (
 	// ErrInputTooLarge and ErrOutputTooLarge: over the function's limits.
 	ErrInputTooLarge  = errors.New("input too large")
 	ErrOutputTooLarge = errors.New("output too large")
+	// ErrBusy: every slot of the function was taken and its queue of
+	// waiting calls full; the call was refused at once, to be retried.
+	ErrBusy = errors.New("busy")
 )
 
 // CallError is the error of a failed call. Its message is one line that
@@ -83,6 +102,10 @@ func (e *CallError) Error() string {
 		msg = fmt.Sprintf("input too large for %s: the limit is %s (--max-input)", name, formatLimit(e.Limit))
 	case ErrOutputTooLarge:
 		msg = fmt.Sprintf("%s returned too much output: the limit is %s (--max-output)", name, formatLimit(e.Limit))
+	case ErrBusy:
+		msg = fmt.Sprintf("%s is busy: all its %v slots (--concurrency) are taken and its queue is full; retry shortly, or raise --concurrency", name, e.Limit)
+	case ErrMemoryBudget:
+		msg = fmt.Sprintf("%s cannot start: the daemon's memory budget is full of calls in progress; retry shortly, or raise --memory-budget", name)
 	default:
 		msg = fmt.Sprintf("%s: %v", name, e.Kind)
 	}
@@ -100,6 +123,8 @@ func formatLimit(v any) string {
 	case uint64:
 		return FormatBytes(l)
 	case int:
+		return FormatBytes(uint64(l))
+	case int64:
 		return FormatBytes(uint64(l))
 	case time.Duration:
 		return l.String()

@@ -3,11 +3,13 @@ package host
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,31 +53,57 @@ type Stats struct {
 	Active, Idle int
 }
 
+// Per-function queue bounds: calls waiting for a slot hold their input,
+// so a burst against a busy function must not queue without end (2,000
+// calls of 1 MiB against --concurrency 2 held 2.8 GB).
+const (
+	// waitersPerSlot bounds the calls waiting for a slot to this many per
+	// slot: the last one waits about as long as that many calls take, so
+	// beyond that a caller is better told to retry (elsewhere, or later).
+	waitersPerSlot = 4
+	// maxWaitingInput bounds the input bytes that waiting calls of one
+	// function hold together; a call is admitted to an empty queue
+	// whatever its size.
+	maxWaitingInput = 64 << 20
+)
+
 // Function is a loaded module with its spec: what Invoke runs. It is safe
-// for concurrent use; calls beyond the concurrency limit wait for a slot.
+// for concurrent use; calls beyond the concurrency limit wait for a slot,
+// a bounded number of them.
 type Function struct {
-	host *Host
-	mod  *module
-	spec Spec
+	host  *Host
+	spec  Spec
+	key   string            // of its compiled module in the host's table
+	sum   [sha256.Size]byte // of its module
+	pages uint32            // its memory limit
+	bytes []byte            // the module, kept when spec.Source is nil
 
 	base wazero.ModuleConfig
 
 	// mu guards the pool and the slots. A call takes it twice: to get a
 	// slot (and an idle instance), and to give them back.
-	mu      sync.Mutex
-	idle    []*instance     // pooled reactor instances, most recently used last
-	running int             // calls holding one of the Concurrency slots
-	waiters []chan struct{} // calls waiting for a slot, first come first served
-	inside  int             // calls between acquire and release
-	closed  bool
-	drained chan struct{} // closed once closed and no call is inside
+	mu           sync.Mutex
+	idle         []*instance // pooled reactor instances, most recently used last
+	running      int         // calls holding one of the Concurrency slots
+	waiters      []waiter    // calls waiting for a slot, first come first served
+	waitingInput int         // the input bytes the waiters hold
+	inside       int         // calls between acquire and release
+	closed       bool
+	drained      chan struct{} // closed once closed and no call is inside
 
 	calls, errs, colds atomic.Uint64
 	active             atomic.Int64
 }
 
-func newFunction(h *Host, mod *module, spec Spec) *Function {
-	f := &Function{host: h, mod: mod, spec: spec, drained: make(chan struct{})}
+// waiter is a call waiting for a slot.
+type waiter struct {
+	ch    chan struct{} // closed when the slot is handed over
+	input int
+}
+
+func newFunction(h *Host, spec Spec, sum [sha256.Size]byte) *Function {
+	f := &Function{host: h, spec: spec, sum: sum, pages: spec.Limits.pages(), drained: make(chan struct{})}
+	f.key = moduleKey(sum, f.pages)
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous, so that many instances can live at once
 		WithStartFunctions().
@@ -95,6 +123,22 @@ func newFunction(h *Host, mod *module, spec Spec) *Function {
 	return f
 }
 
+// fetch returns the function's module bytes: those it keeps, or those
+// spec.Source gives, checked against the ones it was loaded with.
+func (f *Function) fetch(ctx context.Context) ([]byte, error) {
+	if f.spec.Source == nil {
+		return f.bytes, nil
+	}
+	wasm, err := f.spec.Source(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("function %q: fetching its module again: %w", f.spec.Name, err)
+	}
+	if sha256.Sum256(wasm) != f.sum {
+		return nil, fmt.Errorf("function %q: its module's source gave other bytes than it was loaded with", f.spec.Name)
+	}
+	return wasm, nil
+}
+
 // Spec returns the function's spec, with its ABI resolved and its limits
 // defaulted.
 func (f *Function) Spec() Spec { return f.spec }
@@ -111,8 +155,9 @@ func (f *Function) Stats() Stats {
 }
 
 // Invoke runs one call. It waits for a free slot while the function is at
-// its concurrency limit, until ctx ends. Canceling ctx also stops a guest
-// that is running. A failed call returns a *CallError (or ctx's error, or
+// its concurrency limit, until ctx ends, or fails at once with ErrBusy if
+// too many calls already wait. Canceling ctx also stops a guest that is
+// running. A failed call returns a *CallError (or ctx's error, or
 // ErrClosed if the function was closed); the function stays usable.
 func (f *Function) Invoke(ctx context.Context, c Call) (Result, error) {
 	return f.invoke(ctx, c, false)
@@ -131,78 +176,124 @@ func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error
 		f.errs.Add(1)
 		return Result{}, f.callError(ErrInputTooLarge, fmt.Sprintf("got %s", FormatBytes(uint64(len(c.Input)))), f.spec.Limits.MaxInput)
 	}
-	inst, err := f.acquire(ctx, cold || f.spec.ABI != abi.Reactor)
+	inst, err := f.acquire(ctx, cold || f.spec.ABI != abi.Reactor, len(c.Input))
 	if err != nil {
+		if errors.Is(err, ErrBusy) {
+			// counted, not logged: a flood of refusals would flood the logs
+			f.calls.Add(1)
+			f.errs.Add(1)
+		}
 		return Result{}, err
 	}
 	f.active.Add(1)
 	start := time.Now()
 	var res Result
 	reusable := false
-	if f.spec.ABI == abi.Reactor {
-		if inst == nil {
-			res.Cold = true
-			inst, err = f.newReactor(ctx, &c)
-		}
-		if err == nil {
-			res.Output, reusable, err = inst.handle(ctx, &c)
-		}
-		reusable = reusable && !cold
-	} else {
+	if inst == nil {
 		res.Cold = true
-		res.Output, err = f.runCommand(ctx, &c)
+		inst, err = f.newInstance(ctx, &c)
 	}
-	res.Duration = time.Since(start)
+	if err == nil {
+		if f.spec.ABI == abi.Reactor {
+			res.Output, reusable, err = inst.handle(ctx, &c)
+			reusable = reusable && !cold
+		} else {
+			res.Output, err = inst.runCommand(ctx, &c)
+		}
+	}
+	end := time.Now()
+	res.Duration = end.Sub(start)
 	f.active.Add(-1)
-	f.release(inst, reusable)
+	f.release(inst, reusable, end)
 
-	f.calls.Add(1)
 	if res.Cold {
 		f.colds.Add(1)
 	}
 	if err != nil {
-		f.errs.Add(1)
-		if c.ID == "" {
-			c.ID = NewID()
-		}
-		f.host.cfg.sink.Emit([]Record{{
-			Time: time.Now(), Function: f.spec.Name, Version: f.spec.Version, Invocation: c.ID,
-			Origin: originMap(c.Origin), Stream: "sluice", Level: "error", Message: err.Error(),
-		}})
+		return res, f.failed(&c, err)
 	}
-	return res, err
+	f.calls.Add(1)
+	return res, nil
+}
+
+// failed counts a failed call and logs its error to the function's logs.
+func (f *Function) failed(c *Call, err error) error {
+	f.calls.Add(1)
+	f.errs.Add(1)
+	if c.ID == "" {
+		c.ID = NewID()
+	}
+	f.host.cfg.sink.Emit([]Record{{
+		Time: time.Now(), Function: f.spec.Name, Version: f.spec.Version, Invocation: c.ID,
+		Origin: originMap(c.Origin), Stream: "sluice", Level: "error", Message: err.Error(),
+	}})
+	return err
+}
+
+// newInstance makes an instance for a call: it holds the function's
+// compiled module (compiling it again if it was released) and its share
+// of the memory budget, and is initialised (a reactor) or ready to run (a
+// command).
+func (f *Function) newInstance(ctx context.Context, c *Call) (*instance, error) {
+	e, err := f.host.acquire(ctx, f, nil)
+	if err != nil {
+		if errors.Is(err, ErrMemoryBudget) {
+			return nil, f.callError(ErrMemoryBudget, "its compiled code: "+strings.TrimPrefix(err.Error(), ErrMemoryBudget.Error()+": "), nil)
+		}
+		return nil, err
+	}
+	fixed := estimateInstance(e.mod.stats, 0)
+	cost := fixed + int64(e.mod.stats.MemoryPages*pageSize)
+	if err := f.host.charge(cost); err != nil {
+		f.host.release(e)
+		return nil, f.callError(ErrMemoryBudget, "an instance: "+strings.TrimPrefix(err.Error(), ErrMemoryBudget.Error()+": "), nil)
+	}
+	i := &instance{fn: f, entry: e, m: e.mod, cost: cost, fixed: fixed}
+	i.init()
+	f.host.instances.Add(1)
+	if f.spec.ABI == abi.Reactor {
+		if err := i.initReactor(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	return i, nil
 }
 
 // acquire waits for a slot and returns an idle instance, if there is one
-// and fresh is false.
-func (f *Function) acquire(ctx context.Context, fresh bool) (*instance, error) {
+// and fresh is false. A call that would have to wait behind a full queue
+// fails at once with ErrBusy.
+func (f *Function) acquire(ctx context.Context, fresh bool, input int) (*instance, error) {
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
 		return nil, ErrClosed
 	}
-	f.inside++
 	if f.running < f.spec.Limits.Concurrency {
 		f.running++
+		f.inside++
 		inst := f.popIdleLocked(fresh)
 		f.mu.Unlock()
 		return inst, nil
 	}
-	wait := make(chan struct{})
-	f.waiters = append(f.waiters, wait)
+	if n := len(f.waiters); n >= waitersPerSlot*f.spec.Limits.Concurrency || (n > 0 && f.waitingInput+input > maxWaitingInput) {
+		f.mu.Unlock()
+		return nil, f.callError(ErrBusy, fmt.Sprintf("%d calls are waiting", n), f.spec.Limits.Concurrency)
+	}
+	f.inside++
+	w := waiter{ch: make(chan struct{}), input: input}
+	f.waiters = append(f.waiters, w)
+	f.waitingInput += input
 	f.mu.Unlock()
 	select {
-	case <-wait: // the slot of a call that ended is ours
-		f.mu.Lock()
-		inst := f.popIdleLocked(fresh)
-		f.mu.Unlock()
-		return inst, nil
+	case <-w.ch: // the slot of a call that ended is ours
+		return f.popIdle(fresh), nil
 	case <-ctx.Done():
 	}
 	f.mu.Lock()
-	for i, w := range f.waiters {
-		if w == wait {
+	for i, x := range f.waiters {
+		if x.ch == w.ch {
 			f.waiters = append(f.waiters[:i], f.waiters[i+1:]...)
+			f.waitingInput -= input
 			f.leaveLocked()
 			f.mu.Unlock()
 			return nil, fmt.Errorf("function %q: waiting for a free slot (all %d busy): %w", f.spec.Name, f.spec.Limits.Concurrency, ctx.Err())
@@ -230,17 +321,52 @@ func (f *Function) popIdleLocked(fresh bool) *instance {
 	return inst
 }
 
+// oldestIdle returns when the instance idle longest went idle.
+func (f *Function) oldestIdle() (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.idle) == 0 {
+		return time.Time{}, false
+	}
+	return f.idle[0].idleSince, true
+}
+
+// takeIdle removes the instance idle longest from the pool, if it went
+// idle at since, and returns it.
+func (f *Function) takeIdle(since time.Time) *instance {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.idle) == 0 || !f.idle[0].idleSince.Equal(since) {
+		return nil
+	}
+	inst := f.idle[0]
+	f.idle[0] = nil
+	f.idle = f.idle[1:]
+	return inst
+}
+
 // release gives the slot back (to the first waiter, if any) and pools the
-// instance if it may be reused.
-func (f *Function) release(inst *instance, reusable bool) {
+// instance if it may be reused, charging the budget for what it holds now.
+func (f *Function) release(inst *instance, reusable bool, now time.Time) {
+	if inst != nil && reusable {
+		// charge what it holds now; a memory that did not change (most
+		// calls) touches nothing shared
+		if cost := inst.fixed + inst.memSize(); cost != inst.cost {
+			f.host.adjust(cost - inst.cost)
+			inst.cost = cost
+		}
+		inst.idleSince = now
+	}
 	f.mu.Lock()
 	if inst != nil && reusable && !f.closed && len(f.idle) < f.spec.Limits.Concurrency {
 		f.idle = append(f.idle, inst)
 		inst = nil
 	}
 	if len(f.waiters) > 0 {
-		close(f.waiters[0])
+		w := f.waiters[0]
 		f.waiters = f.waiters[1:]
+		f.waitingInput -= w.input
+		close(w.ch)
 	} else {
 		f.running--
 	}
@@ -260,14 +386,6 @@ func (f *Function) leaveLocked() {
 
 func (f *Function) callError(kind error, detail string, limit any) *CallError {
 	return &CallError{Function: f.spec.Name, Version: f.spec.Version, Kind: kind, Detail: detail, Limit: limit}
-}
-
-// runCommand runs a WASI command on a fresh instance.
-func (f *Function) runCommand(ctx context.Context, c *Call) ([]byte, error) {
-	inst := &instance{fn: f}
-	inst.init()
-	defer inst.close()
-	return inst.runCommand(ctx, c)
 }
 
 // Close stops new calls, waits for the calls in flight to finish (or ctx

@@ -501,14 +501,14 @@ func TestSingleFlightCompile(t *testing.T) {
 		t.Fatalf("%d compiled modules for one module, want 1", n)
 	}
 	for _, f := range funcs {
-		if f == nil || f.mod != funcs[0].mod {
+		if f == nil || f.key != funcs[0].key {
 			t.Fatal("functions do not share the compiled module")
 		}
 	}
 	// a different memory limit is different compiled code
 	g := load(t, h, "upper-go", Spec{Limits: Limits{Memory: 32 << 20}})
-	if g.mod == funcs[0].mod {
-		t.Fatal("different memory limits share compiled code")
+	if g.key == funcs[0].key || h.Stats().Modules != 2 {
+		t.Fatalf("different memory limits share compiled code (%d modules)", h.Stats().Modules)
 	}
 }
 

@@ -73,6 +73,7 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	msg := guestBytes(mod, abi.ImportLog, uint32(stack[1]), uint32(stack[2]))
 	if len(msg) > maxLineBytes {
+		inst.log.cut += len(msg) - maxLineBytes
 		msg = msg[:maxLineBytes]
 	}
 	inst.log.add("log", abi.Level(int32(stack[0])), string(msg))

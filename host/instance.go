@@ -35,9 +35,15 @@ type instance struct {
 	// interruptMu serializes interrupt: two goroutines may raise the flag.
 	interruptMu sync.Mutex
 
-	fn  *Function
-	ctx context.Context // carries the instance to the host functions
-	mod api.Module
+	fn    *Function
+	entry *moduleEntry // the compiled module it holds
+	m     *module
+	cost  int64           // its charge to the memory budget
+	fixed int64           // what it holds besides its linear memory
+	ctx   context.Context // carries the instance to the host functions
+	mod   api.Module
+
+	idleSince time.Time // when it last went back to the pool
 
 	handleFn, allocFn, freeFn api.Function
 	mem                       api.Memory
@@ -90,37 +96,36 @@ func (i *instance) instantiate(stdin []byte, env []string) error {
 	for k := 0; k+1 < len(env); k += 2 {
 		cfg = cfg.WithEnv(env[k], env[k+1])
 	}
-	mod, err := f.mod.runtime.InstantiateModule(i.ctx, f.mod.compiled, cfg)
+	mod, err := i.m.runtime.InstantiateModule(i.ctx, i.m.compiled, cfg)
 	if err != nil {
 		return err
 	}
 	i.mod = mod
 	i.mem = mod.Memory()
-	if f.mod.interrupt != "" {
-		g, ok := mod.ExportedGlobal(f.mod.interrupt).(api.MutableGlobal)
+	if i.m.interrupt != "" {
+		g, ok := mod.ExportedGlobal(i.m.interrupt).(api.MutableGlobal)
 		if !ok {
-			mod.Close(context.Background())
-			return fmt.Errorf("instrumented module lacks its interrupt flag %q", f.mod.interrupt)
+			return fmt.Errorf("instrumented module lacks its interrupt flag %q", i.m.interrupt)
 		}
 		i.flag = g
 	}
 	return nil
 }
 
-// newReactor creates and initialises a reactor instance. Initialisation
-// (the start function, _initialize) runs under the call's limits.
-func (f *Function) newReactor(ctx context.Context, c *Call) (*instance, error) {
-	i := &instance{fn: f}
-	i.init()
+// initReactor instantiates and initialises a reactor instance.
+// Initialisation (the start function, _initialize) runs under the call's
+// limits. On failure the instance is closed.
+func (i *instance) initReactor(ctx context.Context, c *Call) error {
+	f := i.fn
 	i.beginCall(c)
 	if err := i.instantiate(nil, nil); err != nil {
-		i.timer.Stop()
-		return nil, f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
+		i.close()
+		return f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
 	}
 	i.handleFn = i.mod.ExportedFunction(abi.ExportHandle)
 	i.allocFn = i.mod.ExportedFunction(abi.ExportAlloc)
 	i.freeFn = i.mod.ExportedFunction(abi.ExportFree)
-	for _, name := range []string{f.mod.start, abi.ExportInitialize} {
+	for _, name := range []string{i.m.start, abi.ExportInitialize} {
 		if name == "" {
 			continue
 		}
@@ -141,10 +146,10 @@ func (f *Function) newReactor(ctx context.Context, c *Call) (*instance, error) {
 			if errors.As(err, &ce) {
 				ce.Detail = strings.TrimSuffix("initialising the instance: "+ce.Detail, ": ")
 			}
-			return nil, err
+			return err
 		}
 	}
-	return i, nil
+	return nil
 }
 
 // beginCall resets the per-call state.
@@ -246,7 +251,7 @@ func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
 	if err := i.instantiate(c.Input, env); err != nil {
 		return nil, f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
 	}
-	for _, name := range []string{f.mod.start, abi.ExportStart} {
+	for _, name := range []string{i.m.start, abi.ExportStart} {
 		fn := i.mod.ExportedFunction(name)
 		if name == "" || fn == nil {
 			continue
@@ -342,8 +347,8 @@ func (i *instance) classify(err error) error {
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
-		if exit.ExitCode() == 0 {
-			return nil
+		if exit.ExitCode() == 0 && i.stdout != nil {
+			return nil // a command that exited 0 succeeded
 		}
 		detail := stderrSummary(i.log.head, i.log.tail)
 		if i.atMemoryLimit() {
@@ -353,6 +358,11 @@ func (i *instance) classify(err error) error {
 			}
 			e.ExitCode = exit.ExitCode()
 			return e
+		}
+		if i.stdout == nil {
+			// a reactor that exits is gone, whatever its code: it was to
+			// return from the call
+			detail = strings.TrimSuffix("it called proc_exit instead of returning (its instance is gone): "+detail, ": ")
 		}
 		e := f.callError(ErrExit, detail, nil)
 		e.ExitCode = exit.ExitCode()
@@ -414,11 +424,25 @@ func (i *instance) emitLogs() {
 	i.log.records = i.log.records[:0]
 }
 
+// memSize is the size of the instance's linear memory (0 without one).
+func (i *instance) memSize() int64 {
+	if i.mem == nil {
+		return 0
+	}
+	return int64(i.mem.Size())
+}
+
+// close frees the instance, its share of the budget and its hold of the
+// compiled module.
 func (i *instance) close() {
 	i.timer.Stop()
 	if i.mod != nil {
 		_ = i.mod.Close(context.Background())
 	}
+	h := i.fn.host
+	h.uncharge(i.cost)
+	h.release(i.entry)
+	h.instances.Add(-1)
 }
 
 // limitedBuffer collects a WASI command's stdout up to the output limit.

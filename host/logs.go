@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -40,26 +41,34 @@ type discardSink struct{}
 func (discardSink) Emit([]Record) {}
 
 // Per-call log bounds: a guest that writes without end must not cost the
-// host memory without end.
+// host memory without end. Every record counts recordCost bytes besides
+// its text against maxLogBytesPerCall, so that empty lines are not free
+// (a guest writing only "\n" to stderr got the daemon OOM-killed in 12 s).
 const (
 	maxLogBytesPerCall = 64 << 10
 	maxLineBytes       = 4 << 10
 	stderrTailBytes    = 2 << 10
+	// recordCost is what a record costs besides its text: a Record in
+	// memory (about 150 bytes with its strings' headers) and its JSON line
+	// in the log channel (about as much). At most 512 empty lines per call.
+	recordCost = 128
 )
 
 // callLog collects one call's log records and keeps the tail of its stderr
 // for error messages.
 type callLog struct {
 	records []Record
-	bytes   int
-	dropped int
-	partial map[string]*bytes.Buffer // unfinished line per stream
-	head    []byte                   // first stderrTailBytes of stderr
-	tail    []byte                   // last stderrTailBytes of stderr
-	meta    Record                   // the fields every record of the call shares
-	id      func() string            // the call's id, made on first use
-	origin  []slog.Attr              // the call's origin, a map on first use
-	used    bool                     // anything written since reset
+	bytes   int // the cost of the records kept
+	// dropped and droppedBytes count the records over the limit and their
+	// text; cut the bytes of lines over maxLineBytes.
+	dropped, droppedBytes, cut int
+	partial                    map[string]*bytes.Buffer // unfinished line per stream
+	head                       []byte                   // first stderrTailBytes of stderr
+	tail                       []byte                   // last stderrTailBytes of stderr
+	meta                       Record                   // the fields every record of the call shares
+	id                         func() string            // the call's id, made on first use
+	origin                     []slog.Attr              // the call's origin, a map on first use
+	used                       bool                     // anything written since reset
 }
 
 func (l *callLog) reset(fn string, version int, id func() string, origin []slog.Attr) {
@@ -70,7 +79,7 @@ func (l *callLog) reset(fn string, version int, id func() string, origin []slog.
 	}
 	l.used = false
 	l.records = l.records[:0]
-	l.bytes, l.dropped = 0, 0
+	l.bytes, l.dropped, l.droppedBytes, l.cut = 0, 0, 0, 0
 	for _, b := range l.partial {
 		b.Reset()
 	}
@@ -80,11 +89,13 @@ func (l *callLog) reset(fn string, version int, id func() string, origin []slog.
 func (l *callLog) add(stream string, level abi.Level, msg string) {
 	l.used = true
 	l.fillMeta()
-	if l.bytes+len(msg) > maxLogBytesPerCall {
-		l.dropped += len(msg)
+	cost := recordCost + len(msg)
+	if l.bytes+cost > maxLogBytesPerCall {
+		l.dropped++
+		l.droppedBytes += len(msg)
 		return
 	}
-	l.bytes += len(msg)
+	l.bytes += cost
 	r := l.meta
 	r.Time, r.Stream, r.Level, r.Message = time.Now(), stream, level.String(), msg
 	l.records = append(l.records, r)
@@ -133,13 +144,17 @@ func (l *callLog) write(stream string, p []byte) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			if buf.Len()+len(p) > maxLineBytes {
-				p = p[:maxLineBytes-buf.Len()]
+			if room := maxLineBytes - buf.Len(); len(p) > room {
+				l.cut += len(p) - room
+				p = p[:room]
 			}
 			buf.Write(p)
 			return
 		}
-		if buf.Len()+i <= maxLineBytes {
+		if room := maxLineBytes - buf.Len(); i > room {
+			l.cut += i - room
+			buf.Write(p[:room])
+		} else {
 			buf.Write(p[:i])
 		}
 		l.add(stream, level, strings.TrimRight(buf.String(), "\r"))
@@ -174,13 +189,21 @@ func (l *callLog) flush() []Record {
 			buf.Reset()
 		}
 	}
-	if l.dropped > 0 {
+	if l.dropped > 0 || l.cut > 0 {
 		l.fillMeta()
 		r := l.meta
 		r.Time, r.Stream, r.Level = time.Now(), "sluice", "warn"
-		r.Message = "log output over " + FormatBytes(maxLogBytesPerCall) + " in one call: " + FormatBytes(uint64(l.dropped)) + " dropped"
+		var parts []string
+		if l.dropped > 0 {
+			parts = append(parts, fmt.Sprintf("log output over %s in one call (each line counts %d bytes besides its text): %d lines (%s) dropped",
+				FormatBytes(maxLogBytesPerCall), recordCost, l.dropped, FormatBytes(uint64(l.droppedBytes))))
+		}
+		if l.cut > 0 {
+			parts = append(parts, fmt.Sprintf("%s cut from lines over %s", FormatBytes(uint64(l.cut)), FormatBytes(maxLineBytes)))
+		}
+		r.Message = strings.Join(parts, "; ")
 		l.records = append(l.records, r)
-		l.dropped = 0
+		l.dropped, l.droppedBytes, l.cut = 0, 0, 0
 	}
 	return l.records
 }

@@ -262,6 +262,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "not connected to NATS Streaming (reconnecting)"))
 	case b.Catalog.Err() != nil:
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", b.Catalog.Err().Error()))
+	case b.Host.Health() != nil:
+		httperr.Write(w, b.Host.Health())
 	default:
 		httperr.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "catalog_seq": b.Catalog.Seq()})
 	}
@@ -346,9 +348,7 @@ func (b *Backend) view(ctx context.Context, fn *catalog.Function, stats, reveal 
 		}
 	}
 	if stats {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
-		defer cancel()
-		if f, cur, err := b.Registry.Get(ctx, fn.Name); err == nil && cur.Version == fn.Version {
+		if f, cur, ok := b.Registry.Loaded(fn.Name); ok && cur.Version == fn.Version {
 			st := f.Stats()
 			v.Stats = &st
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/daemon"
 )
@@ -57,7 +58,7 @@ unless --insecure is given.
 // daemonCLI holds the daemon's settings that the command line resolves
 // itself once the flags are parsed: the logger and the token file.
 type daemonCLI struct {
-	logFormat, logLevel, tokenFile string
+	logFormat, logLevel, tokenFile, memoryBudget string
 }
 
 // daemonFlags defines every flag of sluice daemon on fs, filling o, each
@@ -76,18 +77,27 @@ func daemonFlags(fs *pflag.FlagSet, o *daemon.Options) *daemonCLI {
 	insecure, _ := strconv.ParseBool(os.Getenv("SLUICE_INSECURE"))
 	fs.BoolVar(&o.Insecure, "insecure", insecure, "allow a non-loopback --listen without a token (env SLUICE_INSECURE)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long calls in flight may run on after SIGTERM")
+	fs.StringVar(&d.memoryBudget, "memory-budget", envOr("SLUICE_MEMORY_BUDGET", host.FormatBytes(o.MemoryBudget)), "memory for compiled code and instances, all functions together; the least recently used are released to make room (default: half the memory available) (env SLUICE_MEMORY_BUDGET)")
+	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "release instances and compiled code unused for this long (0: only when the memory budget needs the room)")
 	fs.StringVar(&d.logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	fs.StringVar(&d.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	return &d
 }
 
-// finish resolves what the flags name: the token, the logger.
+// finish resolves what the flags name: the token, the memory budget, the
+// logger.
 func (d *daemonCLI) finish(fs *pflag.FlagSet, o *daemon.Options, logs io.Writer) error {
 	tok, err := resolveToken(fs, o.Token, d.tokenFile)
 	if err != nil {
 		return err
 	}
 	o.Token = tok
+	if o.MemoryBudget, err = host.ParseBytes(d.memoryBudget); err != nil {
+		return usagef("--memory-budget: %v", err)
+	}
+	if o.IdleTimeout < 0 {
+		return usagef("--idle-timeout %s is negative", o.IdleTimeout)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(d.logLevel)); err != nil {
 		return usagef("--log-level %q: use debug, info, warn or error", d.logLevel)

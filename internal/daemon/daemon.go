@@ -81,6 +81,13 @@ type Options struct {
 	// NodeID names this daemon as the owner of the workflow invocations
 	// it starts; "" reads it from (or makes it in) DataDir/node-id.
 	NodeID string
+	// MemoryBudget bounds the memory of compiled code and instances
+	// (host.Config.WithMemoryBudget); 0 means none.
+	MemoryBudget uint64
+	// IdleTimeout is how long an idle instance, and compiled code no call
+	// uses, are kept (host.Config.WithIdleTimeout); 0 keeps them until the
+	// budget needs the room.
+	IdleTimeout time.Duration
 	// Logger is the daemon's logger. Start wraps its handler with
 	// logctx.NewHandler, so that lines logged with a context carry the
 	// ids it holds.
@@ -101,11 +108,13 @@ const (
 	DefaultStartTimeout = time.Minute
 )
 
-// DefaultOptions returns the options of `sluice daemon` with no flags.
+// DefaultOptions returns the options of `sluice daemon` with no flags:
+// a memory budget of half the memory available (host.SystemMemoryBudget).
 func DefaultOptions() Options {
 	return Options{
 		Listen: DefaultListen, DataDir: DefaultDataDir, NATSListen: DefaultNATSListen,
 		ClusterID: DefaultClusterID, ShutdownTimeout: DefaultShutdownTimeout, StartTimeout: DefaultStartTimeout,
+		MemoryBudget: host.SystemMemoryBudget(), IdleTimeout: host.DefaultIdleTimeout,
 	}
 }
 
@@ -255,7 +264,9 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	d.host, err = host.New(ctx, host.NewConfig().
 		WithCacheDir(cacheDir).
 		WithLogSink(pub).
-		WithLogger(d.log.With("component", "host")))
+		WithLogger(d.log.With("component", "host")).
+		WithMemoryBudget(o.MemoryBudget).
+		WithIdleTimeout(o.IdleTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -275,6 +286,8 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 			}
 			return d.engine.Running()
 		},
+		Host:   d.host.Stats,
+		Loaded: d.reg.Counts,
 	})
 	d.reg.SetObserver(d.metrics.Call)
 	d.api.SetMetrics(d.metrics.Handler(), d.metrics.HTTP)

@@ -64,7 +64,8 @@ var Statuses = map[string]int{
 	"canceled": 499, "internal": http.StatusInternalServerError,
 	"trap": http.StatusBadGateway, "exit": http.StatusBadGateway, "function_error": http.StatusBadGateway,
 	"memory_limit": http.StatusBadGateway, "output_too_large": http.StatusBadGateway,
-	"unavailable": http.StatusServiceUnavailable, "overloaded": http.StatusServiceUnavailable, "timeout": http.StatusGatewayTimeout,
+	"unavailable": http.StatusServiceUnavailable, "overloaded": http.StatusServiceUnavailable, "busy": http.StatusServiceUnavailable,
+	"memory_budget": http.StatusServiceUnavailable, "out_of_files": http.StatusServiceUnavailable, "timeout": http.StatusGatewayTimeout,
 }
 
 // Codes, by the error they stand for.
@@ -81,6 +82,10 @@ var codes = []struct {
 	{host.ErrFunctionFailed, http.StatusBadGateway, "function_error"},
 	{host.ErrOutputTooLarge, http.StatusBadGateway, "output_too_large"},
 	{host.ErrInputTooLarge, http.StatusRequestEntityTooLarge, "input_too_large"},
+	{host.ErrBusy, http.StatusServiceUnavailable, "busy"},
+	{host.ErrMemoryBudget, http.StatusServiceUnavailable, "memory_budget"},
+	{host.ErrOutOfFiles, http.StatusServiceUnavailable, "out_of_files"},
+	{host.ErrInvalidConfig, http.StatusBadRequest, "invalid_argument"},
 	{host.ErrInvalidModule, http.StatusUnprocessableEntity, "invalid_module"},
 	{host.ErrNoABI, http.StatusUnprocessableEntity, "no_abi"},
 	{host.ErrMemoryTooSmall, http.StatusUnprocessableEntity, "memory_too_small"},
@@ -108,8 +113,14 @@ func Classify(err error) (int, string) {
 	return http.StatusInternalServerError, "internal"
 }
 
+// retryAfter is the Retry-After of a refusal that a retry soon may get
+// past: a busy function, a full memory budget, no file descriptor left. A
+// second lets calls end and instances be released.
+const retryAfter = time.Second
+
 // Write writes err as a JSON error response, with the dependents of an
-// *catalog.InUseError and the Retry-After of an *Error that has one.
+// *catalog.InUseError and the Retry-After of an *Error that has one or of
+// a host refusal that a retry may get past.
 func Write(w http.ResponseWriter, err error) {
 	status, code := Classify(err)
 	body := Body{Error: err.Error(), Code: code}
@@ -117,9 +128,15 @@ func Write(w http.ResponseWriter, err error) {
 	if errors.As(err, &inUse) {
 		body.Dependents = inUse.Dependents
 	}
+	var wait time.Duration
 	var e *Error
 	if errors.As(err, &e) && e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+		wait = e.RetryAfter
+	} else if errors.Is(err, host.ErrBusy) || errors.Is(err, host.ErrMemoryBudget) || errors.Is(err, host.ErrOutOfFiles) {
+		wait = retryAfter
+	}
+	if wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 	}
 	WriteJSON(w, status, body)
 }

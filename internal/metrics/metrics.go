@@ -28,6 +28,12 @@ type Sources struct {
 	// Invocations returns the number of running workflow invocations this
 	// daemon drives, by workflow.
 	Invocations func() map[string]int
+	// Host returns the host's counters: compiled modules, instances,
+	// memory budget.
+	Host func() host.HostStats
+	// Loaded returns how many functions are deployed and how many this
+	// daemon has loaded (functions load on their first call).
+	Loaded func() (deployed, loaded int)
 }
 
 // Metrics is one daemon's metrics.
@@ -170,7 +176,16 @@ var (
 	descDead        = prometheus.NewDesc("sluice_trigger_dead_letters_total", "Messages given up on after every retry.", []string{"trigger"}, nil)
 	descInflight    = prometheus.NewDesc("sluice_trigger_inflight", "Messages being processed now.", []string{"trigger"}, nil)
 	descWfRunning   = prometheus.NewDesc("sluice_workflow_invocations_running", "Running invocations this daemon drives.", []string{"workflow"}, nil)
-	allScrapedDescs = []*prometheus.Desc{descIdle, descActive, descDelivered, descRedelivered, descSucceeded, descFailed, descDead, descInflight, descWfRunning}
+	descDeployed    = prometheus.NewDesc("sluice_functions_deployed", "Functions in the catalog.", nil, nil)
+	descLoaded      = prometheus.NewDesc("sluice_functions_loaded", "Functions this daemon has loaded: a function loads on its first call.", nil, nil)
+	descModules     = prometheus.NewDesc("sluice_host_modules_loaded", "Compiled modules in memory (one per module and memory limit).", nil, nil)
+	descCompiling   = prometheus.NewDesc("sluice_host_modules_compiling", "Modules being compiled or loaded from the compile cache.", nil, nil)
+	descInstances   = prometheus.NewDesc("sluice_host_instances", "Live instances, by state: running a call, or idle in a pool.", []string{"state"}, nil)
+	descMemUsed     = prometheus.NewDesc("sluice_host_memory_used_bytes", "Estimated memory of compiled modules and instances, counted against the memory budget.", nil, nil)
+	descMemBudget   = prometheus.NewDesc("sluice_host_memory_budget_bytes", "The memory budget (--memory-budget); 0 if none.", nil, nil)
+	descReleased    = prometheus.NewDesc("sluice_host_released_total", "Instances and compiled modules released, by kind and reason: budget (to make room), idle (after --idle-timeout).", []string{"kind", "reason"}, nil)
+	allScrapedDescs = []*prometheus.Desc{descIdle, descActive, descDelivered, descRedelivered, descSucceeded, descFailed, descDead, descInflight, descWfRunning,
+		descDeployed, descLoaded, descModules, descCompiling, descInstances, descMemUsed, descMemBudget, descReleased}
 )
 
 func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
@@ -199,6 +214,32 @@ func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 	if c.s.Invocations != nil {
 		for wf, n := range c.s.Invocations() {
 			ch <- prometheus.MustNewConstMetric(descWfRunning, prometheus.GaugeValue, float64(n), wf)
+		}
+	}
+	if c.s.Loaded != nil {
+		deployed, loaded := c.s.Loaded()
+		ch <- prometheus.MustNewConstMetric(descDeployed, prometheus.GaugeValue, float64(deployed))
+		ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, float64(loaded))
+	}
+	if c.s.Host != nil {
+		st := c.s.Host()
+		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		}
+		gauge(descModules, float64(st.Modules))
+		gauge(descCompiling, float64(st.Compiling))
+		gauge(descInstances, float64(st.Instances-st.Idle), "running")
+		gauge(descInstances, float64(st.Idle), "idle")
+		gauge(descMemUsed, float64(st.MemoryUsed))
+		gauge(descMemBudget, float64(st.MemoryBudget))
+		for _, r := range []struct {
+			kind, reason string
+			n            uint64
+		}{
+			{"instance", "budget", st.EvictedInstances}, {"module", "budget", st.EvictedModules},
+			{"instance", "idle", st.ExpiredInstances}, {"module", "idle", st.ExpiredModules},
+		} {
+			ch <- prometheus.MustNewConstMetric(descReleased, prometheus.CounterValue, float64(r.n), r.kind, r.reason)
 		}
 	}
 }

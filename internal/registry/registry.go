@@ -1,8 +1,11 @@
-// Package registry keeps the functions of the catalog loaded in the host:
-// it follows the catalog, loads each new version in the background (fetch
-// the module, compile it once), swaps it in, and lets the calls in flight
-// on the old version finish before freeing it. Triggers, the API and the
-// workflow engine invoke functions by name through it.
+// Package registry keeps the functions of the catalog runnable in the
+// host: it follows the catalog, loads a function's current version when
+// it is first called (fetch the module, compile it, or load it from the
+// compile cache), swaps a new version in when one is deployed, and lets
+// the calls in flight on the old version finish before freeing it.
+// Nothing is loaded at start: a daemon holds the code of what is called,
+// not of what is deployed. Triggers, the API and the workflow engine
+// invoke functions by name through it.
 package registry
 
 import (
@@ -11,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
@@ -22,22 +26,19 @@ import (
 // ErrNotFound means no function of that name is deployed.
 var ErrNotFound = errors.New("function not found")
 
-// loadParallelism bounds how many modules compile at once in the
-// background, so that a daemon starting with many functions stays
-// responsive. The first call of a function does not wait behind others:
-// it compiles that one at once (the host single-flights it).
-const loadParallelism = 2
-
 // closeGrace bounds how long an old version's calls in flight may run on
 // after a new version replaced it, before it is freed anyway.
 const closeGrace = 10 * time.Minute
 
-// Registry maps function names to loaded functions.
+// Registry maps function names to their current versions, loaded on
+// first call.
 type Registry struct {
 	host *host.Host
 	cat  *catalog.Catalog
 	log  *slog.Logger
-	sem  chan struct{}
+	// ctx ends at Close: loads under way stop.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	entries  map[string]*entry
@@ -46,18 +47,25 @@ type Registry struct {
 	wg       sync.WaitGroup
 }
 
-// entry is one version of a function, being loaded or loaded.
+// entry is one version of a function: not loaded, being loaded, loaded,
+// or refused for good.
 type entry struct {
-	fn    *catalog.Function
-	ready chan struct{}
-	f     *host.Function
-	err   error
-	once  sync.Once
+	fn *catalog.Function
+	// loaded is f once loaded, read without the lock by every call.
+	loaded atomic.Pointer[host.Function]
+
+	mu      sync.Mutex
+	loading chan struct{} // set while a load runs; closed when it ends
+	f       *host.Function
+	err     error // the version cannot run here: every call fails with it
+	last    error // why the last load failed, if it may succeed later
+	retired bool  // replaced or deleted: the loader frees what it loads
 }
 
-// New creates a registry that follows the catalog.
+// New creates a registry that follows the catalog. It loads nothing.
 func New(h *host.Host, cat *catalog.Catalog, log *slog.Logger) *Registry {
-	r := &Registry{host: h, cat: cat, log: log, sem: make(chan struct{}, loadParallelism), entries: map[string]*entry{}}
+	r := &Registry{host: h, cat: cat, log: log, entries: map[string]*entry{}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	fns, _ := cat.Watch(r.onChange)
 	for _, f := range fns {
 		r.install(f)
@@ -77,9 +85,9 @@ func (r *Registry) onChange(ch catalog.Change) {
 	}
 }
 
-// install makes fn the current version of its name and starts loading it.
+// install makes fn the current version of its name.
 func (r *Registry) install(fn *catalog.Function) {
-	e := &entry{fn: fn, ready: make(chan struct{})}
+	e := &entry{fn: fn}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -87,14 +95,7 @@ func (r *Registry) install(fn *catalog.Function) {
 	}
 	old := r.entries[fn.Name]
 	r.entries[fn.Name] = e
-	r.wg.Add(1)
 	r.mu.Unlock()
-	go func() {
-		defer r.wg.Done()
-		r.sem <- struct{}{}
-		defer func() { <-r.sem }()
-		e.load(r)
-	}()
 	if old != nil {
 		r.retire(old)
 	}
@@ -110,44 +111,115 @@ func (r *Registry) remove(name string) {
 	}
 }
 
-// retire frees an old version once its calls in flight are done.
+// retire frees an old version once its calls in flight are done; one
+// being loaded is freed by its loader.
 func (r *Registry) retire(e *entry) {
+	e.mu.Lock()
+	e.retired = true
+	f := e.f
+	e.mu.Unlock()
+	if f != nil {
+		r.free(e, f)
+	}
+}
+
+// free closes a function version, letting its calls finish first.
+func (r *Registry) free(e *entry, f *host.Function) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		<-e.ready
-		if e.f == nil {
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
 		defer cancel()
-		if err := e.f.Close(ctx); err != nil {
+		if err := f.Close(ctx); err != nil {
 			r.log.Warn("old function version still busy", "function", e.fn.Name, "version", e.fn.Version, "err", err)
 		}
 	}()
 }
 
-// load fetches and compiles the entry's module; it runs once, whoever
-// asks first (the background loader or a call).
-func (e *entry) load(r *Registry) {
-	e.once.Do(func() {
-		defer close(e.ready)
-		start := time.Now()
-		ctx := context.Background()
-		wasm, err := r.cat.Module(ctx, e.fn)
+// permanent tells whether a load error holds for good: the version cannot
+// run on this daemon, whatever happens meanwhile.
+func permanent(err error) bool {
+	for _, p := range []error{host.ErrInvalidModule, host.ErrNoABI, host.ErrMemoryTooSmall, host.ErrInvalidConfig} {
+		if errors.Is(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// get returns the loaded function, loading it if no call has yet.
+func (e *entry) get(ctx context.Context, r *Registry) (*host.Function, error) {
+	if f := e.loaded.Load(); f != nil {
+		return f, nil
+	}
+	e.mu.Lock()
+	if e.f != nil || e.err != nil {
+		defer e.mu.Unlock()
+		return e.f, e.err
+	}
+	if e.retired {
+		e.mu.Unlock()
+		return nil, host.ErrClosed // the caller retries on the current version
+	}
+	if e.loading == nil {
+		e.loading = make(chan struct{})
+		r.wg.Add(1)
+		go e.load(r, e.loading)
+	}
+	loading := e.loading
+	e.mu.Unlock()
+	select {
+	case <-loading:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("function %q is still loading: %w", e.fn.Name, ctx.Err())
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.f != nil || e.err != nil {
+		return e.f, e.err
+	}
+	return nil, e.last
+}
+
+// load fetches and compiles the entry's module, on its own goroutine so
+// that a caller giving up does not abandon a load others wait for.
+func (e *entry) load(r *Registry, done chan struct{}) {
+	defer r.wg.Done()
+	start := time.Now()
+	fn := e.fn
+	f, err := func() (*host.Function, error) {
+		wasm, err := r.cat.Module(r.ctx, fn)
 		if err != nil {
-			e.err = fmt.Errorf("function %q version %d: %w", e.fn.Name, e.fn.Version, err)
-			r.log.Error("cannot fetch module", "function", e.fn.Name, "version", e.fn.Version, "err", err)
-			return
+			return nil, fmt.Errorf("function %q version %d: %w", fn.Name, fn.Version, err)
 		}
-		e.f, e.err = r.host.Load(ctx, Spec(e.fn), wasm)
-		if e.err != nil {
-			e.err = fmt.Errorf("function %q version %d cannot run on this daemon: %w", e.fn.Name, e.fn.Version, e.err)
-			r.log.Error("cannot load function", "function", e.fn.Name, "version", e.fn.Version, "err", e.err)
-			return
+		spec := Spec(fn)
+		spec.Source = func(ctx context.Context) ([]byte, error) { return r.cat.Module(ctx, fn) }
+		f, err := r.host.Load(r.ctx, spec, wasm)
+		if err != nil {
+			return nil, fmt.Errorf("function %q version %d cannot run on this daemon: %w", fn.Name, fn.Version, err)
 		}
-		r.log.Debug("function loaded", "function", e.fn.Name, "version", e.fn.Version, "took", time.Since(start).Round(time.Microsecond))
-	})
+		return f, nil
+	}()
+	e.mu.Lock()
+	switch {
+	case err == nil && e.retired:
+		r.free(e, f)
+	case err == nil:
+		e.f = f
+		e.loaded.Store(f)
+	case permanent(err):
+		e.err = err
+	default:
+		e.last = err
+	}
+	e.loading = nil
+	e.mu.Unlock()
+	close(done)
+	if err != nil {
+		r.log.Error("cannot load function", "function", fn.Name, "version", fn.Version, "err", err)
+		return
+	}
+	r.log.Debug("function loaded", "function", fn.Name, "version", fn.Version, "took", time.Since(start).Round(time.Microsecond))
 }
 
 // Spec turns a catalog function into the host's spec.
@@ -162,8 +234,8 @@ func Spec(fn *catalog.Function) host.Spec {
 	}
 }
 
-// Get returns the loaded current version of a function, loading it now if
-// the background loader has not yet.
+// Get returns the current version of a function, loading it if no call
+// has yet.
 func (r *Registry) Get(ctx context.Context, name string) (*host.Function, *catalog.Function, error) {
 	r.mu.Lock()
 	e := r.entries[name]
@@ -171,17 +243,22 @@ func (r *Registry) Get(ctx context.Context, name string) (*host.Function, *catal
 	if e == nil {
 		return nil, nil, fmt.Errorf("%w: no function %q is deployed", ErrNotFound, name)
 	}
-	select {
-	case <-e.ready:
-	default:
-		go e.load(r) // do not wait behind the background queue
-		select {
-		case <-e.ready:
-		case <-ctx.Done():
-			return nil, e.fn, fmt.Errorf("function %q is still loading: %w", name, ctx.Err())
-		}
+	f, err := e.get(ctx, r)
+	return f, e.fn, err
+}
+
+// Loaded returns the current version of a function if a call has loaded
+// it, without loading it.
+func (r *Registry) Loaded(name string) (*host.Function, *catalog.Function, bool) {
+	r.mu.Lock()
+	e := r.entries[name]
+	r.mu.Unlock()
+	if e == nil {
+		return nil, nil, false
 	}
-	return e.f, e.fn, e.err
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.f, e.fn, e.f != nil
 }
 
 // Invoke calls the current version of a function. A call that races with
@@ -222,22 +299,42 @@ func (r *Registry) observe(name string, res host.Result, err error, took time.Du
 // Stats returns the counters of the loaded functions, by name.
 func (r *Registry) Stats() map[string]host.Stats {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string]host.Stats, len(r.entries))
-	for name, e := range r.entries {
-		select {
-		case <-e.ready:
-			if e.f != nil {
-				out[name] = e.f.Stats()
-			}
-		default:
+	entries := make([]*entry, 0, len(r.entries))
+	for _, e := range r.entries {
+		entries = append(entries, e)
+	}
+	r.mu.Unlock()
+	out := make(map[string]host.Stats, len(entries))
+	for _, e := range entries {
+		e.mu.Lock()
+		f := e.f
+		e.mu.Unlock()
+		if f != nil {
+			out[e.fn.Name] = f.Stats()
 		}
 	}
 	return out
 }
 
-// Close stops following the catalog and frees every function.
+// Counts says how many functions are deployed and how many of them this
+// daemon has loaded.
+func (r *Registry) Counts() (deployed, loaded int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.entries {
+		e.mu.Lock()
+		if e.f != nil {
+			loaded++
+		}
+		e.mu.Unlock()
+	}
+	return len(r.entries), loaded
+}
+
+// Close stops following the catalog and frees every function; loads
+// under way stop.
 func (r *Registry) Close(ctx context.Context) {
+	r.cancel()
 	r.mu.Lock()
 	r.closed = true
 	entries := r.entries

@@ -393,69 +393,86 @@ func (c *codeRewriter) rewriteExpr(out, b []byte, p int, fn uint64, counter bool
 				last = at
 			}
 		}
-		kind := opKinds[op]
-		if kind == immNone {
+		switch opKinds[op] {
+		case immNone:
 			continue
-		}
-		ok := true
-		switch kind {
-		case immU32:
-			p, ok = skipU32(b, p)
-		case immU32x2:
-			if p, ok = skipU32(b, p); ok {
-				p, ok = skipU32(b, p)
-			}
-		case immBlock:
-			p, ok = skipBlockType(b, p)
 		case immLoop:
-			if p, ok = skipBlockType(b, p); ok {
-				check := c.check
-				if counter {
-					check = c.loopCheck
-					if c.loopHasParams(b, at+1) {
-						check = c.paramLoopCheck
-					}
+			var ok bool
+			if p, ok = skipBlockType(b, p); !ok {
+				return out, codeErr(ErrMalformed, fn, at, "invalid or truncated immediate of opcode %#02x", op)
+			}
+			check := c.check
+			if counter {
+				check = c.loopCheck
+				if c.loopHasParams(b, at+1) {
+					check = c.paramLoopCheck
 				}
-				out = append(out, b[last:p]...)
-				out = append(out, check...)
-				c.checks++
-				c.loops++
-				last = p
 			}
-		case immBrTable:
-			p, ok = skipBrTable(b, p)
-		case immMemarg:
-			p, ok = skipMemarg(b, p)
-		case immI32:
-			p, ok = skipLEB(b, p, 5)
-		case immI64:
-			p, ok = skipLEB(b, p, 10)
-		case immF32:
-			p, ok = skipN(b, p, 4)
-		case immF64:
-			p, ok = skipN(b, p, 8)
-		case immHeapType:
-			p, ok = skipHeapType(b, p)
-		case immSelectT:
-			p, ok = skipSelectTypes(b, p)
-		case immTryTable:
-			p, ok = skipTryTable(b, p)
-		case immPrefixFC, immPrefixFD, immPrefixFE:
-			var known bool
-			p, ok, known = skipPrefixed(b, p, op)
-			if ok && !known {
-				return out, codeErr(ErrMalformed, fn, at, "unknown opcode %#02x %d", op, subOpcode(b, at+1))
-			}
+			out = append(out, b[last:p]...)
+			out = append(out, check...)
+			c.checks++
+			c.loops++
+			last = p
 		case immPrefixFB:
 			return out, codeErr(ErrUnsupported, fn, at, "GC instruction (prefix 0xfb) is not supported")
 		default:
-			return out, codeErr(ErrMalformed, fn, at, "unknown opcode %#02x", op)
-		}
-		if !ok {
-			return out, codeErr(ErrMalformed, fn, at, "invalid or truncated immediate of opcode %#02x", op)
+			var msg string
+			if p, msg = skipInstr(b, p, op); msg != "" {
+				return out, codeErr(ErrMalformed, fn, at, "%s", msg)
+			}
 		}
 	}
 	return append(out, b[last:]...), nil
+}
+
+// skipInstr skips the immediates of opcode op, which start at b[p], and
+// returns the offset of the next instruction, or a message saying why it
+// cannot ("" when it can).
+func skipInstr(b []byte, p int, op byte) (int, string) {
+	ok := true
+	switch opKinds[op] {
+	case immNone:
+	case immU32:
+		p, ok = skipU32(b, p)
+	case immU32x2:
+		if p, ok = skipU32(b, p); ok {
+			p, ok = skipU32(b, p)
+		}
+	case immBlock, immLoop:
+		p, ok = skipBlockType(b, p)
+	case immBrTable:
+		p, ok = skipBrTable(b, p)
+	case immMemarg:
+		p, ok = skipMemarg(b, p)
+	case immI32:
+		p, ok = skipLEB(b, p, 5)
+	case immI64:
+		p, ok = skipLEB(b, p, 10)
+	case immF32:
+		p, ok = skipN(b, p, 4)
+	case immF64:
+		p, ok = skipN(b, p, 8)
+	case immHeapType:
+		p, ok = skipHeapType(b, p)
+	case immSelectT:
+		p, ok = skipSelectTypes(b, p)
+	case immTryTable:
+		p, ok = skipTryTable(b, p)
+	case immPrefixFC, immPrefixFD, immPrefixFE:
+		var known bool
+		at := p - 1
+		if p, ok, known = skipPrefixed(b, p, op); ok && !known {
+			return p, fmt.Sprintf("unknown opcode %#02x %d", op, subOpcode(b, at+1))
+		}
+	case immPrefixFB:
+		return p, "GC instruction (prefix 0xfb) is not supported"
+	default:
+		return p, fmt.Sprintf("unknown opcode %#02x", op)
+	}
+	if !ok {
+		return p, fmt.Sprintf("invalid or truncated immediate of opcode %#02x", op)
+	}
+	return p, ""
 }
 
 // What an opcode means to the flushes (see flushBefore).

@@ -40,6 +40,19 @@ func (e *MemoryTooSmallError) Error() string {
 		pagesToMiB(e.NeededPages), pagesToMiB(e.LimitPages), e.NeededPages, e.LimitPages)
 }
 
+// TablesTooLargeError is returned by Instrument when the tables a module
+// defines start with more elements than Options.MaxTableElements.
+type TablesTooLargeError struct {
+	// Elements is what the tables hold at start, together; Limit is
+	// Options.MaxTableElements.
+	Elements, Limit uint64
+}
+
+// Error implements error.
+func (e *TablesTooLargeError) Error() string {
+	return fmt.Sprintf("module's tables start with %d elements but the limit is %d", e.Elements, e.Limit)
+}
+
 // pagesToMiB formats a number of 64 KiB pages as MiB, without a fraction
 // when the number is whole.
 func pagesToMiB(pages uint32) string {

@@ -535,3 +535,42 @@ func TestGoldenCounterLocal(t *testing.T) {
 		})
 	}
 }
+
+// TestTables checks the table clamp: tables that start over the bound are
+// refused, and every table's maximum becomes its minimum, whatever form
+// its entry takes; without a bound the section is copied as it is.
+func TestTables(t *testing.T) {
+	plain := b(0x70, 0x00, 0x05)                                   // funcref, min 5, no max
+	withMax := b(0x70, 0x01, 0x05, 0x80, 0x01)                     // funcref, min 5, max 128
+	withInit := b(0x40, 0x00, 0x70, 0x00, 0x03, 0xD0, 0x70, opEnd) // funcref, min 3, init ref.null func
+	in := mod(sec(secTable, vec(plain, withMax, withInit)))
+	res := mustInstrument(t, in, Options{MaxTableElements: 13})
+	want := mod(sec(secTable, vec(b(0x70, 0x01, 0x05, 0x05), b(0x70, 0x01, 0x05, 0x05), b(0x40, 0x00, 0x70, 0x01, 0x03, 0x03, 0xD0, 0x70, opEnd))))
+	if !bytes.Equal(res.Wasm, want) {
+		t.Fatalf("got  % x\nwant % x", res.Wasm, want)
+	}
+	if res := mustInstrument(t, in, Options{}); !bytes.Equal(res.Wasm, in) {
+		t.Fatalf("without a bound the tables changed: % x", res.Wasm)
+	}
+	_, err := Instrument(in, Options{MaxTableElements: 12})
+	var tooLarge *TablesTooLargeError
+	if !errors.As(err, &tooLarge) || tooLarge.Elements != 13 || tooLarge.Limit != 12 {
+		t.Fatalf("error %v, want a *TablesTooLargeError of 13 elements over 12", err)
+	}
+	if _, err := Instrument(mod(sec(secTable, vec(b(0x70, 0x04, 0x01)))), Options{}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("64-bit table: error %v", err)
+	}
+
+	// table.grow fails once the maximum is the minimum.
+	grow := wat(t, `(module (table 2 funcref)
+	  (func (export "grow") (result i32) (table.grow 0 (ref.null func) (i32.const 1))))`)
+	for _, tc := range []struct {
+		opts Options
+		want uint64
+	}{{Options{}, 2}, {Options{MaxTableElements: 100}, 1<<32 - 1}} {
+		mod := instantiate(t, mustInstrument(t, grow, tc.opts).Wasm)
+		if got := call(t, mod, "grow")[0]; got != tc.want {
+			t.Errorf("%+v: table.grow returned %d, want %d", tc.opts, got, tc.want)
+		}
+	}
+}

@@ -88,7 +88,29 @@
 // With Options.MaxMemoryPages, the maximum of every memory the module
 // defines is clamped to that many pages.
 //
-// Instrument never panics, whatever its input, and is deterministic.
+// With Options.MaxTableElements, the tables the module defines may hold
+// that many elements together: a module whose tables start larger is
+// refused, and the maximum of every table is clamped to its minimum, so
+// that table.grow fails (returns -1, as the spec allows) rather than take
+// memory the limit does not cover. wazero holds 8 bytes per element: a
+// 128-byte module declaring a table of 2^27 elements took 1 GiB of heap
+// per instance.
+// Toolchains size their tables at link time and never grow them.
+//
+// # Limits
+//
+// Check reads a module once, allocating nothing in proportion to the
+// counts it declares, and refuses one over its Limits: too many
+// functions, locals, types, globals, elements, ...; a body too large; or
+// nesting and branch tables that would make wazero's compiler take
+// seconds per function (its time grows with the square of nesting depth).
+// The host runs it before Instrument and before wazero sees the module:
+// wazero's decoder allocates every vector by its declared length, so 94
+// bytes declaring 2^32-2 locals were enough to end the process.
+// DefaultLimits documents each limit with the measurements behind it.
+//
+// Instrument and Check never panic, whatever their input, and are
+// deterministic.
 package wasmbin
 
 import "math"
@@ -108,6 +130,12 @@ type Options struct {
 	// *MemoryTooSmallError. An imported memory is left alone: its limits are
 	// the host's business when it provides the memory.
 	MaxMemoryPages uint32
+	// MaxTableElements bounds the elements of the tables the module
+	// defines, together: 0 means no bound. A module whose tables start
+	// with more is refused with *TablesTooLargeError; with a bound, every
+	// table's maximum is clamped to its minimum. An imported table is left
+	// alone.
+	MaxTableElements uint64
 	// Interrupt adds the interrupt flag global, exports it as
 	// InterruptExport, and inserts a check of it (and of the yield countdown,
 	// see the package documentation) at every function entry and every loop
@@ -181,7 +209,11 @@ func instrument(wasm []byte, opts Options, localLimit uint64) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	w := &writer{m: m, opts: opts, mems: mems, memChanged: memChanged}
+	tables, tablesChanged, err := clampTables(m.tables, opts.MaxTableElements)
+	if err != nil {
+		return Result{}, err
+	}
+	w := &writer{m: m, opts: opts, mems: mems, memChanged: memChanged, tables: tables, tablesChanged: tablesChanged}
 	if opts.Interrupt {
 		w.flag = m.importedGlobals + m.definedGlobals
 		w.code.check = checkSeq(w.flag, w.flag+1)
@@ -232,6 +264,33 @@ func clampMemories(mems []memory, limit uint32) ([]memory, bool, error) {
 			changed = true
 		}
 		out[i] = mem
+	}
+	return out, changed, nil
+}
+
+// clampTables returns the defined tables with their maximum clamped to
+// their minimum, and whether any changed, or an error if together they
+// start with more than limit elements (0: no limit, nothing clamped).
+func clampTables(tables []table, limit uint64) ([]table, bool, error) {
+	if limit == 0 || len(tables) == 0 {
+		return tables, false, nil
+	}
+	var total uint64
+	for _, t := range tables {
+		total += t.min
+	}
+	if total > limit {
+		return nil, false, &TablesTooLargeError{Elements: total, Limit: limit}
+	}
+	changed := false
+	out := make([]table, len(tables))
+	for i, t := range tables {
+		if !t.hasMax || t.max != t.min {
+			t.hasMax, t.max = true, t.min
+			t.flags |= limitsHasMax
+			changed = true
+		}
+		out[i] = t
 	}
 	return out, changed, nil
 }

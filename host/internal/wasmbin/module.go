@@ -82,6 +82,17 @@ type module struct {
 
 	memoryCount uint32
 	memories    []memory
+
+	tables []table
+}
+
+// table is a table defined in the table section.
+type table struct {
+	limits
+	at     int // offset of the entry
+	limAt  int // offset of its limits
+	limEnd int // offset just past its limits
+	end    int // offset just past the entry
 }
 
 // sectionByID returns the section with that id, if present.
@@ -118,6 +129,7 @@ func parseModule(in []byte) (*module, error) {
 		fn func(section) error
 	}{
 		{secImport, m.parseImports},
+		{secTable, m.parseTables},
 		{secMemory, m.parseMemories},
 		{secGlobal, m.parseGlobals},
 		{secExport, m.parseExports},
@@ -225,6 +237,36 @@ func (m *module) parseMemories(s section) error {
 			r.failUnsupported(at, "memory %d: memory64 is not supported", i)
 		}
 		m.memories = append(m.memories, memory{limits: l, at: at})
+	}
+	return r.done()
+}
+
+// parseTables decodes the limits of every defined table and where they
+// are; it refuses 64-bit tables.
+func (m *module) parseTables(s section) error {
+	r := newParser(m.in, s)
+	n := r.u32("table count")
+	if r.err == nil && uint64(n) > uint64(len(r.b)-r.p) {
+		r.fail("%d tables declared in %d bytes", n, len(r.b)-r.p)
+	}
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		t := table{at: r.p}
+		withInit := r.p+1 < len(r.b) && r.b[r.p] == 0x40 && r.b[r.p+1] == 0x00
+		if withInit {
+			r.p += 2
+		}
+		r.valType("table element type")
+		t.limAt = r.p
+		t.limits = r.limits("table limits")
+		t.limEnd = r.p
+		if t.is64 && r.err == nil {
+			r.failUnsupported(t.limAt, "table %d: 64-bit tables are not supported", i)
+		}
+		if withInit {
+			r.constExpr("table initializer")
+		}
+		t.end = r.p
+		m.tables = append(m.tables, t)
 	}
 	return r.done()
 }

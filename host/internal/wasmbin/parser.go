@@ -146,6 +146,36 @@ func (r *parser) limits(what string) limits {
 	return l
 }
 
+// constExpr skips a constant expression: instructions up to the end that
+// closes it.
+func (r *parser) constExpr(what string) {
+	if r.err != nil {
+		return
+	}
+	at := r.p
+	depth := 0
+	for r.p < len(r.b) {
+		op := r.b[r.p]
+		p, msg := skipInstr(r.b, r.p+1, op)
+		if msg != "" {
+			r.fail("%s: %s", what, msg)
+			return
+		}
+		r.p = p
+		switch op {
+		case opEnd:
+			if depth == 0 {
+				return
+			}
+			depth--
+		case 0x02, 0x03, 0x04, 0x06, 0x1F:
+			depth++
+		}
+	}
+	r.p = at
+	r.fail("%s has no end", what)
+}
+
 // done fails unless the whole section was consumed.
 func (r *parser) done() error {
 	if r.err == nil && r.p != len(r.b) {

@@ -8,8 +8,11 @@ type writer struct {
 	opts       Options
 	mems       []memory // defined memories, clamped
 	memChanged bool
-	flag       uint32 // index of the interrupt flag global (if opts.Interrupt); the counter follows
-	code       codeRewriter
+	// tables are the defined tables, clamped
+	tables        []table
+	tablesChanged bool
+	flag          uint32 // index of the interrupt flag global (if opts.Interrupt); the counter follows
+	code          codeRewriter
 
 	out           []byte
 	memoryPending bool // a memory section has to be created
@@ -106,6 +109,11 @@ func (w *writer) section(s section) (empty bool, err error) {
 		}
 		// wazero reads the name section its own way; see write.
 		empty = r == s.end && string(name) != "name"
+	case secTable:
+		if w.tablesChanged {
+			w.writeTables()
+			return false, nil
+		}
 	case secMemory:
 		if w.memoryPending { // a memory section that declares no memory
 			w.writeEmptyMemory()
@@ -211,6 +219,42 @@ func (w *writer) writeExports(s section, exists bool) {
 		w.out = append(w.out, e.kind)
 		w.out = appendU32(w.out, e.index)
 	}
+}
+
+// writeTables writes the table section with the clamped limits, each
+// entry otherwise copied as it is.
+func (w *writer) writeTables() {
+	in := w.m.in
+	size := sizeU32(uint32(len(w.tables)))
+	for _, t := range w.tables {
+		size += (t.limAt - t.at) + limitsSize(t.limits) + (t.end - t.limEnd)
+	}
+	w.writeSection(secTable, size)
+	w.out = appendU32(w.out, uint32(len(w.tables)))
+	for _, t := range w.tables {
+		w.out = append(w.out, in[t.at:t.limAt]...)
+		w.out = appendLimits(w.out, t.limits)
+		w.out = append(w.out, in[t.limEnd:t.end]...)
+	}
+}
+
+// limitsSize is the encoded size of 32-bit limits l.
+func limitsSize(l limits) int {
+	n := 1 + sizeU32(uint32(l.min))
+	if l.hasMax {
+		n += sizeU32(uint32(l.max))
+	}
+	return n
+}
+
+// appendLimits appends 32-bit limits l.
+func appendLimits(out []byte, l limits) []byte {
+	out = append(out, l.flags)
+	out = appendU32(out, uint32(l.min))
+	if l.hasMax {
+		out = appendU32(out, uint32(l.max))
+	}
+	return out
 }
 
 // writeMemories writes the memory section with the clamped limits.
