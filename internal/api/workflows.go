@@ -15,9 +15,9 @@ import (
 
 // Limits of the workflow routes' bodies.
 const (
-	// MaxWorkflowSource bounds a definition: it is stored in one catalog
-	// event, and NATS's default max_payload is 1 MiB.
-	MaxWorkflowSource = 512 << 10
+	// MaxWorkflowSource bounds a definition: the engine's own bound (it is
+	// stored in one catalog event, and NATS's default max_payload is 1 MiB).
+	MaxWorkflowSource = engine.MaxDefinition
 	// MaxWorkflowInput bounds an invocation's input: it is stored in the
 	// InvocationCreated event.
 	MaxWorkflowInput = engine.MaxData
