@@ -66,7 +66,7 @@ func newHost(t *testing.T) (*Host, *memorySink) {
 	return h, sink
 }
 
-func load(t *testing.T, h *Host, guest string, spec Spec) *Function {
+func load(t testing.TB, h *Host, guest string, spec Spec) *Function {
 	t.Helper()
 	if spec.Name == "" {
 		spec.Name = guest
