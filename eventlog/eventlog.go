@@ -22,9 +22,13 @@
 // # Streams
 //
 // A stream is named by a string of letters, digits and ".", "-", "_"
-// (no spaces, no wildcards): "sluice.catalog", "sluice.wf.events", a
-// user's topic "orders". Sequences start at 1 and grow by one per message
-// of the stream. A stream comes into being with its first message.
+// (no spaces, no wildcards; see ValidName): "sluice.catalog",
+// "sluice.wf.events", a user's topic "orders". A stream comes into being
+// with its first message. Each message gets a sequence, from 1, that
+// grows with every message of the stream; an implementation that keeps
+// several streams in one store (JetStream keeps them as subjects of one
+// JetStream stream) numbers them in that store, so a stream's sequences
+// may have gaps: never compute with them beyond comparing.
 //
 // # Delivery
 //
