@@ -369,7 +369,8 @@ var (
 	badStream = regexp.MustCompile(`Error recreating stream "([^"]+)": (.*)$`)
 	// "  Missing stream metafile for "…/streams/NAME/meta.inf"", checksum
 	// and unmarshalling errors of a stream's or a consumer's files.
-	badStreamFile = regexp.MustCompile(`(?i)(missing|error|checksums do not match|corrupt).*streams[/\\]([^/\\"]+)`)
+	streamFile = regexp.MustCompile(`streams[/\\]([^/\\"]+)`)
+	badFile    = regexp.MustCompile(`(?i)missing|error|checksums do not match|corrupt`)
 )
 
 // report takes one warning or error line of the server's log.
@@ -377,8 +378,8 @@ func (r *recovery) report(line string) {
 	var se *StoreError
 	if m := badStream.FindStringSubmatch(line); m != nil {
 		se = &StoreError{Dir: r.dir, Stream: m[1], Err: errors.New(strings.TrimSpace(m[2]))}
-	} else if m := badStreamFile.FindStringSubmatch(line); m != nil {
-		se = &StoreError{Dir: r.dir, Stream: m[2], Err: errors.New(strings.TrimSpace(line))}
+	} else if m := streamFile.FindStringSubmatch(line); m != nil && badFile.MatchString(line) {
+		se = &StoreError{Dir: r.dir, Stream: m[1], Err: errors.New(strings.TrimSpace(line))}
 	} else {
 		return
 	}
