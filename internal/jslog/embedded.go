@@ -48,6 +48,10 @@ type EmbeddedOptions struct {
 	// Cluster, with a Name, makes the server a member of a JetStream
 	// cluster of daemons.
 	Cluster ClusterOptions
+	// NoSync turns off the fsync of every message that a server outside
+	// a cluster does (benchmarks): the store is then synced every two
+	// minutes, JetStream's default.
+	NoSync bool
 }
 
 // ClusterOptions make the embedded server a member of a cluster: the
@@ -134,6 +138,11 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		NoSigs:     true,
 		JetStream:  true,
 		StoreDir:   storeDir,
+		// One server alone fsyncs every message, as NATS Streaming's file
+		// store does: JetStream's default (every 2 minutes) would let a
+		// machine crash lose acknowledged messages. In a cluster a message
+		// is acknowledged once a majority of machines hold it.
+		SyncAlways: o.Cluster.Name == "" && !o.NoSync,
 		Username:   o.Auth.User, Password: o.Auth.Password, Authorization: o.Auth.Token,
 	}
 	replicas := 1
