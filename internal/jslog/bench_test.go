@@ -1,0 +1,83 @@
+package jslog
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/eventlog"
+)
+
+// BenchmarkPublish measures publishing 1 KiB messages to the embedded
+// server's file store (with an fsync per message, the default of a
+// server outside a cluster, and without), waiting for each ack (sync) or not (async, acks
+// awaited at the end), and a queue consuming them with manual acks.
+func BenchmarkPublish(b *testing.B) {
+	for _, fsync := range []bool{true, false} {
+		b.Run("fsync="+strconv.FormatBool(fsync), func(b *testing.B) { benchPublish(b, !fsync) })
+	}
+}
+
+func benchPublish(b *testing.B, noSync bool) {
+	e, err := StartEmbedded(EmbeddedOptions{Dir: b.TempDir(), Listen: "127.0.0.1:0", Auth: testAuth, NoSync: noSync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	l, err := Connect(ctx, Options{URL: e.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	m := eventlog.Message{Data: make([]byte, 1024)}
+	b.Run("sync", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := l.Publish(ctx, "bench", m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+	b.Run("async", func(b *testing.B) {
+		var wg sync.WaitGroup
+		for range b.N { // not b.Loop: the timer must cover waiting for the acks
+			wg.Add(1)
+			if err := l.PublishAsync("bench", m, func(_ uint64, err error) {
+				if err != nil {
+					b.Error(err)
+				}
+				wg.Done()
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		wg.Wait()
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+	b.Run("queue", func(b *testing.B) {
+		for range b.N {
+			l.PublishAsync("bench.q", m, func(uint64, error) {})
+		}
+		done := make(chan struct{})
+		n := 0
+		b.ResetTimer()
+		s, err := l.Subscribe("bench.q", eventlog.SubOptions{Queue: "q", Start: eventlog.First, ManualAck: true, MaxInflight: 256}, func(m *eventlog.Msg) {
+			m.Ack()
+			if n++; n == b.N {
+				close(done)
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		b.StopTimer()
+		s.Unsubscribe()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	})
+}

@@ -1,0 +1,416 @@
+package jslog
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/eventlog"
+)
+
+// Delivery tunables.
+const (
+	// DefaultAckWait is a queue's AckWait when SubOptions leave it 0 (the
+	// contract's 30 s).
+	DefaultAckWait = 30 * time.Second
+	// DefaultMaxInflight bounds a queue's unacked messages, and a plain
+	// subscription's buffer, when SubOptions leave it 0: NATS
+	// Streaming's default, so both brokers behave alike.
+	DefaultMaxInflight = 1024
+	// queueBatch bounds the messages a queue subscriber pulls ahead of
+	// its handler: they count against AckWait while they wait in the
+	// client, and they are kept from the queue's other subscribers. 16
+	// keeps both small and costs one pull request per 8 messages.
+	queueBatch = 16
+	// pullExpiry and pullHeartbeat: a pull request lives pullExpiry, and
+	// the server sends a heartbeat every pullHeartbeat while it has
+	// nothing to deliver; two missed heartbeats (a server gone, a consumer
+	// lost with its server) re-issue the request, or re-create an ordered
+	// consumer after the last message delivered. nats.go's defaults (30
+	// s, 15 s) would take 30 s to notice.
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+	// recreateWait is the pause between attempts at re-creating a queue
+	// consumer that the server lost.
+	recreateWait = 500 * time.Millisecond
+)
+
+// sub is a running subscription.
+type sub struct {
+	l       *Log
+	stream  string
+	queue   string
+	kind    *kind
+	subj    string
+	o       eventlog.SubOptions
+	handler func(*eventlog.Msg)
+	name    string // the durable consumer's, for a queue
+
+	closed  atomic.Bool
+	mu      sync.Mutex
+	cc      jetstream.ConsumeContext
+	lost    chan struct{} // the consumer is gone: re-create it
+	stopped chan struct{} // closed by Close
+}
+
+// Subscribe starts delivering a stream's messages to handler, on one
+// goroutine, in sequence order. Without SubOptions.Queue it is an
+// ordered consumer; with it, a durable pull consumer shared by every
+// subscriber of that queue.
+func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*eventlog.Msg)) (eventlog.Subscription, error) {
+	if !eventlog.ValidName(stream) {
+		return nil, fmt.Errorf("subscribe to %q: %w", stream, eventlog.ErrInvalidName)
+	}
+	if o.Queue != "" && !eventlog.ValidName(o.Queue) {
+		return nil, fmt.Errorf("subscribe to %s: queue %q: %w", stream, o.Queue, eventlog.ErrInvalidName)
+	}
+	if l.isClosed() {
+		return nil, eventlog.ErrClosed
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = DefaultMaxInflight
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = DefaultAckWait
+	}
+	s := &sub{
+		l: l, stream: stream, queue: o.Queue, kind: kindOf(stream), subj: subject(stream),
+		o: o, handler: handler, lost: make(chan struct{}, 1), stopped: make(chan struct{}),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	var err error
+	if o.Queue == "" {
+		err = s.startOrdered(ctx)
+	} else {
+		s.name = consumerName(stream, o.Queue)
+		err = l.retry(ctx, s.startQueue)
+		if err == nil {
+			go s.supervise()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", stream, err)
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		s.Close()
+		return nil, eventlog.ErrClosed
+	}
+	l.subs[s] = struct{}{}
+	l.mu.Unlock()
+	return s, nil
+}
+
+// consumerName names a queue's durable consumer: readable, and unique
+// per stream and queue (JetStream names allow no '.').
+func consumerName(stream, queue string) string {
+	h := sha256.Sum256([]byte(stream + "\x00" + queue))
+	readable := strings.ReplaceAll(queue, ".", "_")
+	if len(readable) > 40 {
+		readable = readable[:40]
+	}
+	return "sluice_" + readable + "_" + hex.EncodeToString(h[:6])
+}
+
+// startOrdered starts a plain subscription: an ordered consumer. StartNew
+// and StartLast are turned into a sequence now, so that the consumer,
+// which nats.go re-creates after a fault from the start it was given
+// until it delivered a message, does not skip what was published
+// meanwhile.
+func (s *sub) startOrdered(ctx context.Context) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.subj}}
+	switch s.o.Start.Kind {
+	case eventlog.StartFirst:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case eventlog.StartSeq:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = max(s.o.Start.Seq, 1)
+	case eventlog.StartTime:
+		t := s.o.Start.Time
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &t
+	case eventlog.StartNew, eventlog.StartLast:
+		var next uint64
+		err := s.l.retry(ctx, func(ctx context.Context) error {
+			st, err := s.l.js.Stream(ctx, s.kind.stream)
+			if err != nil {
+				return err
+			}
+			next = st.CachedInfo().State.LastSeq + 1
+			if s.o.Start.Kind == eventlog.StartLast {
+				m, err := st.GetLastMsgForSubject(ctx, s.subj)
+				switch {
+				case err == nil:
+					next = m.Sequence
+				case !errors.Is(err, jetstream.ErrMsgNotFound):
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = next
+	default:
+		return fmt.Errorf("unknown start kind %d", s.o.Start.Kind)
+	}
+	return s.l.retry(ctx, func(ctx context.Context) error {
+		c, err := s.l.js.OrderedConsumer(ctx, s.kind.stream, cfg)
+		if err != nil {
+			return err
+		}
+		cc, err := c.Consume(s.plain,
+			jetstream.PullMaxMessages(s.o.MaxInflight),
+			jetstream.PullExpiry(pullExpiry),
+			jetstream.PullHeartbeat(pullHeartbeat),
+			jetstream.ConsumeErrHandler(s.consumeErr))
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.cc = cc
+		s.mu.Unlock()
+		return nil
+	})
+}
+
+// plain hands a plain subscription's message to the handler.
+func (s *sub) plain(m jetstream.Msg) {
+	if s.closed.Load() {
+		return
+	}
+	em, _ := s.convert(m)
+	s.handler(eventlog.NewMsg(em, nil))
+}
+
+// convert turns a JetStream message into the contract's.
+func (s *sub) convert(m jetstream.Msg) (eventlog.Msg, *jetstream.MsgMetadata) {
+	em := eventlog.Msg{Stream: s.stream, Data: m.Data(), Deliveries: 1}
+	md, err := m.Metadata()
+	if err == nil {
+		em.Sequence = md.Sequence.Stream
+		em.Time = md.Timestamp
+	}
+	if h := m.Headers(); len(h) > 0 {
+		for k, vs := range h {
+			if k == jetstream.MsgIDHeader {
+				em.ID = h.Get(k)
+				continue
+			}
+			if len(vs) > 0 {
+				if em.Header == nil {
+					em.Header = make(map[string]string, len(h))
+				}
+				em.Header[k] = vs[0]
+			}
+		}
+	}
+	return em, md
+}
+
+// queueConfig is the durable consumer of a queue, as it is created.
+func (s *sub) queueConfig() jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       s.name,
+		Description:   fmt.Sprintf("sluice queue %s on stream %s", s.queue, s.stream),
+		FilterSubject: s.subj,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.o.AckWait,
+		MaxAckPending: s.o.MaxInflight,
+		// sluice counts deliveries itself and sends a message that failed
+		// too often to the error topic: the server never gives up on one.
+		MaxDeliver: -1,
+		Replicas:   s.l.opts.Replicas,
+	}
+	switch s.o.Start.Kind {
+	case eventlog.StartFirst:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case eventlog.StartLast:
+		cfg.DeliverPolicy = jetstream.DeliverLastPerSubjectPolicy
+	case eventlog.StartSeq:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = max(s.o.Start.Seq, 1)
+	case eventlog.StartTime:
+		t := s.o.Start.Time
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &t
+	default:
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	return cfg
+}
+
+// startQueue finds or creates the queue's durable consumer and starts
+// pulling from it. An existing consumer keeps where it is; its AckWait
+// and MaxAckPending follow this subscriber's.
+func (s *sub) startQueue(ctx context.Context) error {
+	c, err := s.l.js.Consumer(ctx, s.kind.stream, s.name)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		c, err = s.l.js.CreateConsumer(ctx, s.kind.stream, s.queueConfig())
+		if errors.Is(err, jetstream.ErrConsumerExists) { // another subscriber was first
+			c, err = s.l.js.Consumer(ctx, s.kind.stream, s.name)
+		}
+		if err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		cfg := c.CachedInfo().Config
+		if cfg.AckWait != s.o.AckWait || cfg.MaxAckPending != s.o.MaxInflight {
+			cfg.AckWait, cfg.MaxAckPending = s.o.AckWait, s.o.MaxInflight
+			if u, err := s.l.js.UpdateConsumer(ctx, s.kind.stream, cfg); err != nil {
+				s.l.log.Warn("queue keeps its AckWait and MaxInflight", "stream", s.stream, "queue", s.queue, "err", err)
+			} else {
+				c = u
+			}
+		}
+	}
+	cc, err := c.Consume(s.queued,
+		jetstream.PullMaxMessages(min(s.o.MaxInflight, queueBatch)),
+		jetstream.PullExpiry(pullExpiry),
+		jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.ConsumeErrHandler(s.consumeErr))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cc = cc
+	s.mu.Unlock()
+	return nil
+}
+
+// queued hands a queue subscription's message to the handler, and acks
+// it when the handler returns unless ManualAck.
+func (s *sub) queued(m jetstream.Msg) {
+	if s.closed.Load() {
+		return
+	}
+	em, md := s.convert(m)
+	if md != nil {
+		em.Deliveries = int(md.NumDelivered)
+	}
+	a := acker{m: m}
+	s.handler(eventlog.NewMsg(em, a))
+	if !s.o.ManualAck {
+		if err := a.Ack(); err != nil {
+			s.l.log.Debug("ack failed; the message will be delivered again", "stream", s.stream, "queue", s.queue, "seq", em.Sequence, "err", err)
+		}
+	}
+}
+
+// acker settles a queue subscription's message.
+type acker struct{ m jetstream.Msg }
+
+func (a acker) Ack() error { return a.m.Ack() }
+
+func (a acker) Nak(delay time.Duration) error {
+	if delay <= 0 {
+		return a.m.Nak()
+	}
+	return a.m.NakWithDelay(delay)
+}
+
+// consumeErr takes what nats.go reports about a consumer. A queue
+// consumer that the server lost is re-created; nats.go deals with the
+// rest (re-issuing pull requests, re-creating ordered consumers).
+func (s *sub) consumeErr(_ jetstream.ConsumeContext, err error) {
+	if s.closed.Load() {
+		return
+	}
+	if s.queue != "" && (errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound)) {
+		select {
+		case s.lost <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return
+	}
+	s.l.log.Debug("consumer error", "stream", s.stream, "queue", s.queue, "err", err)
+}
+
+// supervise re-creates a queue's consumer when the server lost it, and
+// resumes pulling.
+func (s *sub) supervise() {
+	for {
+		select {
+		case <-s.stopped:
+			return
+		case <-s.lost:
+		}
+		s.l.log.Warn("queue consumer lost on the server; re-creating it", "stream", s.stream, "queue", s.queue)
+		s.mu.Lock()
+		if s.cc != nil {
+			s.cc.Stop()
+		}
+		s.mu.Unlock()
+		for !s.closed.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+			err := s.l.retry(ctx, s.startQueue)
+			cancel()
+			if err == nil || errors.Is(err, eventlog.ErrClosed) {
+				break
+			}
+			s.l.log.Debug("re-create queue consumer failed; retrying", "stream", s.stream, "queue", s.queue, "err", err)
+			select {
+			case <-s.stopped:
+				return
+			case <-time.After(recreateWait):
+			}
+		}
+	}
+}
+
+// Close stops delivery; a queue's consumer stays on the server.
+func (s *sub) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	close(s.stopped)
+	s.mu.Lock()
+	if s.cc != nil {
+		s.cc.Stop()
+	}
+	s.mu.Unlock()
+	s.l.mu.Lock()
+	delete(s.l.subs, s)
+	s.l.mu.Unlock()
+	return nil
+}
+
+// Unsubscribe stops delivery and deletes a queue's consumer.
+func (s *sub) Unsubscribe() error {
+	s.Close()
+	if s.queue == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	err := s.l.retry(ctx, func(ctx context.Context) error {
+		err := s.l.js.DeleteConsumer(ctx, s.kind.stream, s.name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("unsubscribe queue %s of %s: %w", s.queue, s.stream, err)
+	}
+	return nil
+}
