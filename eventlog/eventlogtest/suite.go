@@ -360,3 +360,12 @@ func (f *flag) isSet() bool {
 
 // counter is an atomic count, shared with handlers.
 type counter = atomic.Int64
+
+// expectSame fails unless the messages are those of want (by sequence),
+// in order.
+func expectSame(t *testing.T, what string, ms, want []*eventlog.Msg) {
+	t.Helper()
+	if fmt.Sprint(seqsOf(ms)) != fmt.Sprint(seqsOf(want)) {
+		t.Fatalf("%s: received %q (sequences %v), want %q (sequences %v)", what, datas(ms), seqsOf(ms), datas(want), seqsOf(want))
+	}
+}

@@ -24,6 +24,7 @@
 package memlog
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -40,8 +41,8 @@ const (
 	// JetStream's default duplicate window.
 	DefaultDedupWindow = 2 * time.Minute
 	// DefaultReconnectDelay is how long a connection stays down after
-	// Restart: long enough that a test can see it down, short enough not
-	// to slow a suite that restarts often.
+	// Restart, at least (at most twice that): long enough that a test can
+	// see it down, short enough not to slow a suite that restarts often.
 	DefaultReconnectDelay = 20 * time.Millisecond
 	// DefaultAckWait is how long a queue waits for an ack when
 	// SubOptions.AckWait is zero (the contract's default).
@@ -74,7 +75,8 @@ func WithDedupWindow(d time.Duration) Option {
 	}
 }
 
-// WithReconnectDelay sets how long connections stay down after Restart.
+// WithReconnectDelay sets how long connections stay down after Restart
+// (one to two times d, each its own).
 // d <= 0 keeps DefaultReconnectDelay.
 func WithReconnectDelay(d time.Duration) Option {
 	return func(b *Broker) {
@@ -132,15 +134,18 @@ func (b *Broker) Features() eventlog.Features {
 }
 
 // Restart simulates a restart of the server: every open connection loses
-// its link at once and re-establishes it by itself after the reconnect
-// delay (WithReconnectDelay). What the broker holds is kept: messages,
+// its link at once and re-establishes it by itself after one to two
+// reconnect delays (WithReconnectDelay). What the broker holds is kept: messages,
 // queues with their acks and delivery counts, blobs. Messages delivered to
 // a queue and not acked are delivered again after their AckWait.
 func (b *Broker) Restart() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for c := range b.conns {
-		c.dropLocked(b.reconnectDelay)
+		// with jitter, as clients of a real broker: the connections come
+		// back one after the other, and one may publish before another
+		// has resumed its subscriptions
+		c.dropLocked(b.reconnectDelay + rand.N(b.reconnectDelay))
 	}
 }
 
