@@ -108,7 +108,9 @@ func (s *suite) testQueueRedeliver(t *testing.T) {
 		}
 	}
 	publishN(t, l, st, "m", 0, 3)
-	subscribe(t, l, st, eventlog.SubOptions{Queue: "q", Start: eventlog.First, ManualAck: true, AckWait: ackWait}, handler)
+	// MaxInflight 1: a message held unacked comes back to its subscriber
+	// although it holds as many as it may
+	subscribe(t, l, st, eventlog.SubOptions{Queue: "q", Start: eventlog.First, ManualAck: true, AckWait: ackWait, MaxInflight: 1}, handler)
 	testutil.Eventually(t, waitFor, "m1 delivered again after its AckWait", func() bool {
 		_, max := y.get("m1")
 		return max >= 2

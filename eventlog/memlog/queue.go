@@ -69,18 +69,23 @@ func (q *queue) removeLocked() {
 }
 
 // takeLocked picks the next message of the queue for subscriber s: the
-// oldest one due again, else the next new one. With nothing to deliver it
-// returns nil and when something falls due (zero: only a change of the
-// stream will tell).
+// oldest one due again, else the next new one. A subscriber holding
+// MaxInflight messages gets only those of them that fall due again. With
+// nothing to deliver it returns nil and when something falls due (zero:
+// only a change of the stream will tell).
 func (q *queue) takeLocked(s *sub, now time.Time) (*pending, time.Time) {
 	if q.removed {
 		return nil, time.Time{}
 	}
+	full := s.inflight >= s.maxInflight
 	var (
 		due  *pending
 		wake time.Time
 	)
 	for _, p := range q.pending {
+		if full && p.holder != s {
+			continue // an ack or a nak frees a slot, and notifies
+		}
 		if !p.due.After(now) {
 			if due == nil || p.msg.seq < due.msg.seq {
 				due = p
@@ -89,12 +94,11 @@ func (q *queue) takeLocked(s *sub, now time.Time) (*pending, time.Time) {
 			wake = p.due
 		}
 	}
-	if s.inflight >= s.maxInflight {
-		// an ack or a nak frees a slot, and notifies
-		return nil, time.Time{}
-	}
 	p := due
 	if p == nil {
+		if full {
+			return nil, wake
+		}
 		m := q.stream.fromLocked(q.next)
 		if m == nil {
 			return nil, wake
