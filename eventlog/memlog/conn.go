@@ -129,6 +129,9 @@ func (c *conn) PublishAsync(stream string, m eventlog.Message, done func(uint64,
 	if err := c.check(stream, m); err != nil {
 		return err
 	}
+	if done == nil {
+		done = func(uint64, error) {}
+	}
 	c.b.mu.Lock()
 	if c.closed {
 		c.b.mu.Unlock()
