@@ -23,7 +23,13 @@ func (l *Log) natsMsg(stream string, m eventlog.Message) (*nats.Msg, error) {
 		nm.Header.Set(k, v)
 	}
 	if m.ID != "" {
-		nm.Header.Set(jetstream.MsgIDHeader, m.ID)
+		// JetStream de-duplicates per JetStream stream, which holds many
+		// of sluice's streams: the ID is made unique to the sluice stream.
+		nm.Header.Set(jetstream.MsgIDHeader, msgID(stream, m.ID))
+	}
+	if len(m.Data) > l.maxPayload-headerReserve {
+		return nil, fmt.Errorf("publish to %s: %d bytes: %w (at most %d bytes: the server's max_payload less %d for headers)",
+			stream, len(m.Data), eventlog.ErrTooLarge, l.maxPayload-headerReserve, headerReserve)
 	}
 	size := len(m.Data)
 	if len(nm.Header) > 0 {
@@ -34,6 +40,10 @@ func (l *Log) natsMsg(stream string, m eventlog.Message) (*nats.Msg, error) {
 	}
 	return nm, nil
 }
+
+// msgID is the Nats-Msg-Id of a message published to a stream with an
+// ID: stream names hold no ':', so the stream is told apart from the ID.
+func msgID(stream, id string) string { return stream + ":" + id }
 
 // headerSize is the size of the headers on the wire (NATS/1.0 line, "K:
 // V" lines, blank line).

@@ -26,6 +26,12 @@ const (
 	// subscription's buffer, when SubOptions leave it 0: NATS
 	// Streaming's default, so both brokers behave alike.
 	DefaultMaxInflight = 1024
+	// queueAckPending bounds a queue consumer's unacked messages, over
+	// all its subscribers (MaxAckPending). Each subscriber holds at most
+	// its own MaxInflight (a slot per message until it is settled or its
+	// AckWait passes); the consumer's bound is only a backstop, wide
+	// enough for many subscribers, at least 16 times one subscriber's.
+	queueAckPending = 4096
 	// queueBatch bounds the messages a queue subscriber pulls ahead of
 	// its handler: they count against AckWait while they wait in the
 	// client, and they are kept from the queue's other subscribers. 16
@@ -60,6 +66,9 @@ type sub struct {
 	cc      jetstream.ConsumeContext
 	lost    chan struct{} // the consumer is gone: re-create it
 	stopped chan struct{} // closed by Close
+	// slots holds a token per message of a queue delivered to the handler
+	// and not yet settled (acked, nakked, or past its AckWait).
+	slots chan struct{}
 }
 
 // Subscribe starts delivering a stream's messages to handler, on one
@@ -85,6 +94,7 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 	s := &sub{
 		l: l, stream: stream, queue: o.Queue, kind: kindOf(stream), subj: subject(stream),
 		o: o, handler: handler, lost: make(chan struct{}, 1), stopped: make(chan struct{}),
+		slots: make(chan struct{}, o.MaxInflight),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
@@ -207,7 +217,7 @@ func (s *sub) convert(m jetstream.Msg) (eventlog.Msg, *jetstream.MsgMetadata) {
 	if h := m.Headers(); len(h) > 0 {
 		for k, vs := range h {
 			if k == jetstream.MsgIDHeader {
-				em.ID = h.Get(k)
+				em.ID = strings.TrimPrefix(h.Get(k), s.stream+":")
 				continue
 			}
 			if len(vs) > 0 {
@@ -229,7 +239,7 @@ func (s *sub) queueConfig() jetstream.ConsumerConfig {
 		FilterSubject: s.subj,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.o.AckWait,
-		MaxAckPending: s.o.MaxInflight,
+		MaxAckPending: s.ackPending(),
 		// sluice counts deliveries itself and sends a message that failed
 		// too often to the error topic: the server never gives up on one.
 		MaxDeliver: -1,
@@ -271,8 +281,8 @@ func (s *sub) startQueue(ctx context.Context) error {
 		return err
 	default:
 		cfg := c.CachedInfo().Config
-		if cfg.AckWait != s.o.AckWait || cfg.MaxAckPending != s.o.MaxInflight {
-			cfg.AckWait, cfg.MaxAckPending = s.o.AckWait, s.o.MaxInflight
+		if cfg.AckWait != s.o.AckWait || cfg.MaxAckPending < s.ackPending() {
+			cfg.AckWait, cfg.MaxAckPending = s.o.AckWait, s.ackPending()
 			if u, err := s.l.js.UpdateConsumer(ctx, s.kind.stream, cfg); err != nil {
 				s.l.log.Warn("queue keeps its AckWait and MaxInflight", "stream", s.stream, "queue", s.queue, "err", err)
 			} else {
@@ -294,17 +304,32 @@ func (s *sub) startQueue(ctx context.Context) error {
 	return nil
 }
 
-// queued hands a queue subscription's message to the handler, and acks
-// it when the handler returns unless ManualAck.
+// ackPending is the MaxAckPending of the queue's consumer.
+func (s *sub) ackPending() int { return max(queueAckPending, 16*s.o.MaxInflight) }
+
+// queued hands a queue subscription's message to the handler once the
+// subscriber has a free slot (MaxInflight), and acks it when the
+// handler returns unless ManualAck.
 func (s *sub) queued(m jetstream.Msg) {
 	if s.closed.Load() {
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+	case <-s.stopped:
 		return
 	}
 	em, md := s.convert(m)
 	if md != nil {
 		em.Deliveries = int(md.NumDelivered)
 	}
-	a := acker{m: m}
+	// The slot is freed when the message is settled, or when its AckWait
+	// passes unsettled: the server then delivers it again, and this
+	// subscriber must have room to take it.
+	a := &acker{m: m, free: func() { <-s.slots }}
+	a.mu.Lock()
+	a.timer = time.AfterFunc(s.o.AckWait, a.release)
+	a.mu.Unlock()
 	s.handler(eventlog.NewMsg(em, a))
 	if !s.o.ManualAck {
 		if err := a.Ack(); err != nil {
@@ -313,12 +338,34 @@ func (s *sub) queued(m jetstream.Msg) {
 	}
 }
 
-// acker settles a queue subscription's message.
-type acker struct{ m jetstream.Msg }
+// acker settles a queue subscription's message and frees its slot.
+type acker struct {
+	m    jetstream.Msg
+	free func()
 
-func (a acker) Ack() error { return a.m.Ack() }
+	mu    sync.Mutex
+	timer *time.Timer
+	done  bool
+}
 
-func (a acker) Nak(delay time.Duration) error {
+func (a *acker) release() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done {
+		return
+	}
+	a.done = true
+	a.timer.Stop()
+	a.free()
+}
+
+func (a *acker) Ack() error {
+	defer a.release()
+	return a.m.Ack()
+}
+
+func (a *acker) Nak(delay time.Duration) error {
+	defer a.release()
 	if delay <= 0 {
 		return a.m.Nak()
 	}
