@@ -33,6 +33,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
 )
@@ -44,7 +46,8 @@ const (
 	// payloadOverhead is what a publication adds around Data in NATS
 	// Streaming's protocol (client id, a GUID, the channel name up to 255
 	// bytes, the connection id, field tags): under 600 bytes, rounded up
-	// so that Features.MaxPayload is a size that always goes through.
+	// so that Features.MaxPayload is a size that always goes through. The
+	// NATS client itself refuses what is over the server's max_payload.
 	payloadOverhead = 1024
 	// emptyWait is how long Last waits for a stream's last message before
 	// answering that the stream is empty. The server sends it right after
@@ -82,32 +85,33 @@ func checkName(what, name string) error {
 	return nil
 }
 
-func (l *Log) checkPublish(stream string, m eventlog.Message) error {
-	if err := checkName("stream", stream); err != nil {
+// tooLarge marks the NATS client's refusal of a message over the
+// server's max_payload (Data and the protocol around it) as
+// eventlog.ErrTooLarge. Features.MaxPayload leaves room for the protocol,
+// so a message of that size always goes through; a little more may too.
+func (l *Log) tooLarge(stream string, size int, err error) error {
+	if !errors.Is(err, nats.ErrMaxPayload) {
 		return err
 	}
-	if max := l.maxPayload(); len(m.Data) > max {
-		return fmt.Errorf("publish to %s: %w: %d bytes, over the %d the NATS server accepts (its max_payload, less %d bytes of protocol)",
-			stream, eventlog.ErrTooLarge, len(m.Data), max, payloadOverhead)
-	}
-	return nil
+	return fmt.Errorf("publish to %s: %w: %d bytes and the protocol around them are over the %d the NATS server accepts (its max_payload)",
+		stream, eventlog.ErrTooLarge, size, l.c.MaxPayload())
 }
 
 // Publish implements eventlog.Log. The sequence it returns is 0: NATS
 // Streaming's acknowledgement does not carry it.
 func (l *Log) Publish(ctx context.Context, stream string, m eventlog.Message) (uint64, error) {
-	if err := l.checkPublish(stream, m); err != nil {
+	if err := checkName("stream", stream); err != nil {
 		return 0, err
 	}
-	return 0, l.c.Publish(ctx, stream, m.Data)
+	return 0, l.tooLarge(stream, len(m.Data), l.c.Publish(ctx, stream, m.Data))
 }
 
 // PublishAsync implements eventlog.Log; done is given sequence 0.
 func (l *Log) PublishAsync(stream string, m eventlog.Message, done func(seq uint64, err error)) error {
-	if err := l.checkPublish(stream, m); err != nil {
+	if err := checkName("stream", stream); err != nil {
 		return err
 	}
-	return l.c.PublishAsync(stream, m.Data, func(err error) { done(0, err) })
+	return l.tooLarge(stream, len(m.Data), l.c.PublishAsync(stream, m.Data, func(err error) { done(0, err) }))
 }
 
 // Subscribe implements eventlog.Log. A queue subscription is a durable

@@ -216,11 +216,12 @@ func TestPublishErrors(t *testing.T) {
 	if _, err := l.Publish(ctx, "big", eventlog.Message{Data: make([]byte, max)}); err != nil {
 		t.Fatalf("a message of MaxPayload bytes: %v", err)
 	}
-	if _, err := l.Publish(ctx, "big", eventlog.Message{Data: make([]byte, max+1)}); !errors.Is(err, eventlog.ErrTooLarge) {
-		t.Fatalf("a message over MaxPayload: %v, want ErrTooLarge", err)
+	over := int(l.c.MaxPayload()) + 1 // the server's max_payload
+	if _, err := l.Publish(ctx, "big", eventlog.Message{Data: make([]byte, over)}); !errors.Is(err, eventlog.ErrTooLarge) {
+		t.Fatalf("a message over the server's max_payload: %v, want ErrTooLarge", err)
 	}
-	if err := l.PublishAsync("big", eventlog.Message{Data: make([]byte, max+1)}, func(uint64, error) {}); !errors.Is(err, eventlog.ErrTooLarge) {
-		t.Fatalf("an async message over MaxPayload: %v, want ErrTooLarge", err)
+	if err := l.PublishAsync("big", eventlog.Message{Data: make([]byte, over)}, func(uint64, error) {}); !errors.Is(err, eventlog.ErrTooLarge) {
+		t.Fatalf("an async message over the server's max_payload: %v, want ErrTooLarge", err)
 	}
 	for _, name := range []string{"", "a b", "a.>", "*", ".a", "a.", "a..b"} {
 		if _, err := l.Publish(ctx, name, eventlog.Message{Data: []byte("x")}); !errors.Is(err, eventlog.ErrInvalidName) {
