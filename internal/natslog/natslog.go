@@ -14,9 +14,9 @@
 //     API's publish does), and the engine and the function logs publish a
 //     marker and read up to it.
 //   - Last has no query to ask: it subscribes from the last message and
-//     takes that message's sequence, a subscription's round trip (about a
-//     millisecond on loopback). On an empty stream nothing comes, and Last
-//     answers 0 after emptyWait.
+//     takes that message's sequence, a subscription's round trip (0.2 ms
+//     on loopback: BenchmarkLast). On an empty stream nothing comes, and
+//     Last answers 0 after emptyWait.
 //   - No negative ack: Nak does nothing, and the message comes again
 //     after the queue's AckWait, as it always did.
 //   - Delivery counts are the server's RedeliveryCount, kept in its memory

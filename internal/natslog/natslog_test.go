@@ -437,3 +437,54 @@ func TestPlainSubscriptionResumesAfterRestart(t *testing.T) {
 		t.Fatalf("sequences %v, want [1 2 3]", got)
 	}
 }
+
+// BenchmarkLast: what Last costs on a stream that holds messages (a
+// subscription's round trip); on an empty one it is emptyWait.
+func BenchmarkLast(b *testing.B) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ctx := context.Background()
+	l, err := Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Publish(ctx, "s", eventlog.Message{Data: []byte("x")}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if seq, err := l.Last(ctx, "s"); err != nil || seq != 1 {
+			b.Fatal(seq, err)
+		}
+	}
+}
+
+// BenchmarkBlobGet: fetching a 3 MiB module (6 chunks), Last included.
+func BenchmarkBlobGet(b *testing.B) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ctx := context.Background()
+	l, err := Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	data := make([]byte, 3<<20)
+	if err := l.Blobs().Put(ctx, "m", data); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if got, err := l.Blobs().Get(ctx, "m"); err != nil || len(got) != len(data) {
+			b.Fatal(len(got), err)
+		}
+	}
+}
