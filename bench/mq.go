@@ -10,9 +10,11 @@ import (
 
 	"github.com/nats-io/nuid"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/natslog"
 )
 
 // Defaults of MQ.
@@ -91,7 +93,7 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 	res = &MQResult{Trigger: "sluice-bench-" + id, Topic: "sluice-bench." + id + ".in", RespTopic: "sluice-bench." + id + ".out", Messages: o.Messages}
 
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := broker.Connect(cctx, broker.Options{URL: o.NATSURL, ClusterID: o.ClusterID, Name: "sluice-bench",
+	conn, err := natslog.Connect(cctx, broker.Options{URL: o.NATSURL, ClusterID: o.ClusterID, Name: "sluice-bench",
 		MaxPubAcksInflight: max(o.Messages, broker.DefaultMaxPubAcksInflight)})
 	cancel()
 	if err != nil {
@@ -101,7 +103,7 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 
 	results := make(chan time.Time, o.Messages+o.Latency+1024)
 	var got atomic.Int64
-	sub, err := conn.Subscribe(res.RespTopic, broker.SubOptions{Start: broker.StartNew}, func(*broker.Msg) {
+	sub, err := conn.Subscribe(res.RespTopic, eventlog.SubOptions{Start: eventlog.New}, func(*eventlog.Msg) {
 		got.Add(1)
 		select {
 		case results <- time.Now():
@@ -154,7 +156,7 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 	publishBurst := func(n int) (time.Time, error) {
 		start := time.Now()
 		for i := 0; i < n; i++ {
-			err := conn.PublishAsync(res.Topic, o.Payload, func(err error) {
+			err := conn.PublishAsync(res.Topic, eventlog.Message{Data: o.Payload}, func(_ uint64, err error) {
 				if err != nil {
 					ackErr.CompareAndSwap(nil, &err)
 				}
@@ -191,7 +193,7 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 			}
 		}
 		start := time.Now()
-		if err := conn.Publish(ctx, res.Topic, o.Payload); err != nil {
+		if _, err := conn.Publish(ctx, res.Topic, eventlog.Message{Data: o.Payload}); err != nil {
 			return nil, err
 		}
 		var last time.Time

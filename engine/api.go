@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/eventlog"
 )
 
 // Functions is how the engine calls functions: by name, bytes in, bytes
@@ -35,7 +35,9 @@ type Definitions interface {
 
 // Options configure an Engine.
 type Options struct {
-	Conn        *broker.Conn
+	// Log is where the engine keeps its events (EventsChannel), its
+	// checkpoints (CheckpointChannel) and its heartbeats (NodesChannel).
+	Log         eventlog.Log
 	Functions   Functions
 	Definitions Definitions
 	// Node is this daemon's stable id: it owns (runs) the invocations it

@@ -149,7 +149,7 @@ func BenchmarkReplay(b *testing.B) {
 		b.Run(fmt.Sprintf("retain=%d", retain), func(b *testing.B) {
 			if retain == 100 {
 				// Let a checkpoint be written by an engine that retains 100.
-				e, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: "ckpt", Retain: retain})
+				e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: "ckpt", Retain: retain})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -161,7 +161,7 @@ func BenchmarkReplay(b *testing.B) {
 			}
 			for i := 0; i < b.N; i++ {
 				start := time.Now()
-				e, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: fmt.Sprintf("replayer-%d", i), Retain: retain})
+				e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: fmt.Sprintf("replayer-%d", i), Retain: retain})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -17,17 +17,19 @@ import (
 
 	"github.com/nats-io/nuid"
 
-	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/eventlog"
 )
 
 // Channels of the engine.
 const (
 	// EventsChannel is the workflow event log: every invocation's events,
-	// JSON, in one NATS Streaming channel (unlimited: it is the state).
+	// JSON, in one stream (unlimited: it is the state).
 	EventsChannel = "sluice.wf.events"
 	// CheckpointChannel holds replay checkpoints: the sequence of
-	// EventsChannel below which no event needs replaying.
-	CheckpointChannel = broker.CheckpointChannel
+	// EventsChannel below which no event needs replaying. Readers take the
+	// highest, so the store may keep only the last ones (NATS Streaming's
+	// embedded server keeps a thousand).
+	CheckpointChannel = "sluice.wf.checkpoints"
 )
 
 // Defaults and limits.
@@ -108,14 +110,14 @@ type Engine struct {
 	staleBuf map[string][]*Event
 	stop     chan struct{}
 
-	sub   *broker.Sub
+	sub   eventlog.Subscription
 	calls sync.WaitGroup
 
 	// Ownership (owners.go), under mu.
 	nodes    map[string]nodeSeen
 	claimed  map[string]time.Time
 	started  time.Time
-	nodesSub *broker.Sub
+	nodesSub eventlog.Subscription
 	// silent stops the heartbeats (tests: a node cut off from the others).
 	silent atomic.Bool
 }
@@ -184,12 +186,12 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	}
 	e.lastCkpt = from
 	e.st.seq = from - 1
-	e.sub, err = o.Conn.Subscribe(EventsChannel, broker.SubOptions{Start: broker.StartAt(from)}, e.receive)
+	e.sub, err = o.Log.Subscribe(EventsChannel, eventlog.SubOptions{Start: eventlog.At(from)}, e.receive)
 	if err != nil {
 		return nil, fmt.Errorf("follow %s: %w", EventsChannel, err)
 	}
 	marker, _ := json.Marshal(&Event{Type: eventSync, Node: o.Node, Marker: e.syncID, Time: e.now()})
-	if err := o.Conn.Publish(ctx, EventsChannel, marker); err != nil {
+	if _, err := o.Log.Publish(ctx, EventsChannel, eventlog.Message{Data: marker}); err != nil {
 		e.sub.Close()
 		return nil, fmt.Errorf("replay %s: %w", EventsChannel, err)
 	}
@@ -249,7 +251,7 @@ func (e *Engine) readCheckpoint(ctx context.Context) (uint64, error) {
 	best := uint64(1)
 	id := nuid.Next()
 	marker, _ := json.Marshal(&checkpoint{Marker: id, Node: e.o.Node})
-	_, err := e.scan(ctx, CheckpointChannel, broker.StartAll, marker, func(m *broker.Msg) bool {
+	_, err := e.scan(ctx, CheckpointChannel, eventlog.First, marker, func(m *eventlog.Msg) bool {
 		var c checkpoint
 		if json.Unmarshal(m.Data, &c) != nil {
 			return false
@@ -264,9 +266,9 @@ func (e *Engine) readCheckpoint(ctx context.Context) (uint64, error) {
 // message goes to visit, on the subscription's goroutine, until visit says
 // it is the marker. It returns the marker's sequence. Everything stored
 // before the call has been visited when it returns.
-func (e *Engine) scan(ctx context.Context, channel string, start broker.Start, marker []byte, visit func(*broker.Msg) (isMarker bool)) (uint64, error) {
+func (e *Engine) scan(ctx context.Context, channel string, start eventlog.Start, marker []byte, visit func(*eventlog.Msg) (isMarker bool)) (uint64, error) {
 	done := make(chan uint64, 1)
-	sub, err := e.o.Conn.Subscribe(channel, broker.SubOptions{Start: start}, func(m *broker.Msg) {
+	sub, err := e.o.Log.Subscribe(channel, eventlog.SubOptions{Start: start}, func(m *eventlog.Msg) {
 		if visit(m) {
 			select {
 			case done <- m.Sequence:
@@ -278,7 +280,7 @@ func (e *Engine) scan(ctx context.Context, channel string, start broker.Start, m
 		return 0, fmt.Errorf("read %s: %w", channel, err)
 	}
 	defer sub.Close()
-	if err := e.o.Conn.Publish(ctx, channel, marker); err != nil {
+	if _, err := e.o.Log.Publish(ctx, channel, eventlog.Message{Data: marker}); err != nil {
 		return 0, fmt.Errorf("read %s: %w", channel, err)
 	}
 	select {
@@ -293,7 +295,7 @@ func (e *Engine) scan(ctx context.Context, channel string, start broker.Start, m
 // event (not JSON, no type, no invocation: forged, or from a bug) is
 // skipped with a warning naming its sequence; so is one whose handling
 // panics, and the invocation it names is stopped (quarantine).
-func (e *Engine) receive(m *broker.Msg) {
+func (e *Engine) receive(m *eventlog.Msg) {
 	ev := new(Event)
 	if err := json.Unmarshal(m.Data, ev); err != nil {
 		e.log.Warn("skipping a workflow event that is not JSON", "seq", m.Sequence, "err", err)
@@ -389,7 +391,7 @@ func (e *Engine) maybeCheckpoint() {
 	}
 	e.lastCkpt = seq
 	data, _ := json.Marshal(&checkpoint{Seq: seq, Node: e.o.Node})
-	if err := e.o.Conn.PublishAsync(CheckpointChannel, data, func(err error) {
+	if err := e.o.Log.PublishAsync(CheckpointChannel, eventlog.Message{Data: data}, func(_ uint64, err error) {
 		if err != nil {
 			e.log.Warn("storing a workflow checkpoint failed", "seq", seq, "err", err)
 		}
@@ -475,7 +477,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 			}
 		}
 		sent := time.Now()
-		if err := e.o.Conn.PublishAsync(EventsChannel, data, func(err error) {
+		if err := e.o.Log.PublishAsync(EventsChannel, eventlog.Message{Data: data}, func(_ uint64, err error) {
 			if obs := e.o.Observer; obs != nil {
 				obs.Appended(time.Since(sent), err)
 			}
@@ -596,7 +598,7 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 	e.mu.Unlock()
 	if !known {
 		wctx, cancel := context.WithTimeout(ctx, invokeConnectWait)
-		err := e.o.Conn.WaitUp(wctx)
+		err := e.o.Log.WaitUp(wctx)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("storing the invocation: %w", err)
@@ -607,7 +609,7 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return nil, fmt.Errorf("the workflow engine is shutting down: %w", broker.ErrClosed)
+		return nil, fmt.Errorf("the workflow engine is shutting down: %w", eventlog.ErrClosed)
 	}
 	if _, err := e.definition(rev.Revision); err != nil {
 		e.mu.Unlock()
@@ -617,7 +619,7 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		if e.isStale(id) {
 			// its creation may not be stored: resync will tell
 			e.mu.Unlock()
-			return nil, fmt.Errorf("storing the invocation: %w: invocation %s is being rebuilt from the log", broker.ErrNotConnected, id)
+			return nil, fmt.Errorf("storing the invocation: %w: invocation %s is being rebuilt from the log", eventlog.ErrNotConnected, id)
 		}
 		snap := inv.snapshot(false)
 		e.mu.Unlock()
@@ -814,7 +816,7 @@ func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK, tree b
 	marker, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: id, Time: e.now()})
 	var out []*Event
 	members := map[string]bool{invID: true}
-	seq, err := e.scan(ctx, EventsChannel, broker.StartAt(from), marker, func(m *broker.Msg) bool {
+	seq, err := e.scan(ctx, EventsChannel, eventlog.At(from), marker, func(m *eventlog.Msg) bool {
 		ev := new(Event)
 		if json.Unmarshal(m.Data, ev) != nil {
 			return false
@@ -862,7 +864,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Invocation, error) {
 	} else {
 		e.mu.Unlock()
 		data, _ := json.Marshal(&Event{Type: eventCancelRequested, Invocation: id, Node: e.o.Node, Time: e.now(), Error: "canceled by request"})
-		if err := e.o.Conn.Publish(ctx, EventsChannel, data); err != nil {
+		if _, err := e.o.Log.Publish(ctx, EventsChannel, eventlog.Message{Data: data}); err != nil {
 			return nil, err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -156,7 +157,7 @@ type rig struct {
 	t    testing.TB
 	dir  string
 	srv  *broker.Embedded
-	conn *broker.Conn
+	conn *natslog.Log
 	fns  *functions
 	defs *defs
 	e    *Engine
@@ -181,7 +182,7 @@ func (r *rig) startServer(listen string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var err error
-	r.conn, err = broker.Connect(ctx, broker.Options{URL: r.srv.URL(), ClusterID: "test", Name: "engine-test"})
+	r.conn, err = natslog.Connect(ctx, broker.Options{URL: r.srv.URL(), ClusterID: "test", Name: "engine-test"})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func (r *rig) open() {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	e, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node})
+	e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -30,7 +31,7 @@ func (r *rig) replayed(id string) *Invocation {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	other, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: "replayer"})
+	other, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: "replayer"})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestOpenEvictsWhileResuming(t *testing.T) {
 	ctx := context.Background()
 	const retain = 3
 	open := func() *Engine {
-		e, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: "resumer", Retain: retain})
+		e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: "resumer", Retain: retain})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +229,7 @@ func TestForgedEvents(t *testing.T) {
 	r.e.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	e, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node,
+	e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
@@ -247,7 +248,7 @@ func TestForgedEvents(t *testing.T) {
 		`{"type": "OwnerChanged", "inv": "` + live.ID + `", "from": "someone", "owner": "me"}`,
 	}
 	for _, f := range forged {
-		if err := r.conn.Publish(ctx, EventsChannel, []byte(f)); err != nil {
+		if _, err := r.conn.Publish(ctx, EventsChannel, eventlog.Message{Data: []byte(f)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -302,7 +303,7 @@ func TestHistoryRetainedByBytes(t *testing.T) {
 	ctx := context.Background()
 	const limit = 200 << 10
 	open := func(node string) *Engine {
-		e, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: node, RetainBytes: limit})
+		e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: node, RetainBytes: limit})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,7 +366,7 @@ func TestPoisonDefinition(t *testing.T) {
 	// An invocation of it this node created in an earlier life.
 	created, _ := encodeEvent(&Event{Type: EventInvocationCreated, Invocation: "before-the-fix", Node: r.node, Owner: r.node,
 		Workflow: "poison", Revision: rev.Revision, Input: json.RawMessage("null"), Time: time.Now()})
-	if err := r.conn.Publish(ctx, EventsChannel, created); err != nil {
+	if _, err := r.conn.Publish(ctx, EventsChannel, eventlog.Message{Data: created}); err != nil {
 		t.Fatal(err)
 	}
 	r.restart()

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/eventlog"
 )
 
 // Ownership across daemons.
@@ -28,8 +28,10 @@ import (
 // events ignored by every fold (they are not the owner's), stops, and
 // rebuilds the invocation from the log.
 
-// NodesChannel carries the engines' heartbeats.
-const NodesChannel = broker.NodesChannel
+// NodesChannel carries the engines' heartbeats; only the last seconds
+// matter, so the store may age them out (NATS Streaming's embedded server
+// keeps an hour).
+const NodesChannel = "sluice.wf.nodes"
 
 // DefaultNodeTimeout is how long a node may stay silent before its
 // invocations are taken over: long enough for a GC pause or a slow
@@ -49,12 +51,12 @@ type nodeSeen struct {
 
 // startOwnership follows the heartbeats and starts beating.
 func (e *Engine) startOwnership() error {
-	sub, err := e.o.Conn.Subscribe(NodesChannel, broker.SubOptions{Start: broker.StartSince(3 * e.o.NodeTimeout)}, func(m *broker.Msg) {
+	sub, err := e.o.Log.Subscribe(NodesChannel, eventlog.SubOptions{Start: eventlog.Since(time.Now().Add(-3 * e.o.NodeTimeout))}, func(m *eventlog.Msg) {
 		var hb heartbeat
 		if json.Unmarshal(m.Data, &hb) != nil || hb.Node == "" {
 			return
 		}
-		at := time.Unix(0, m.Timestamp)
+		at := m.Time
 		e.mu.Lock()
 		s := e.nodes[hb.Node]
 		if at.After(s.last) {
@@ -95,10 +97,10 @@ func (e *Engine) sendHeartbeat(leaving bool) {
 	if leaving {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = e.o.Conn.Publish(ctx, NodesChannel, data)
+		_, _ = e.o.Log.Publish(ctx, NodesChannel, eventlog.Message{Data: data})
 		return
 	}
-	_ = e.o.Conn.PublishAsync(NodesChannel, data, func(error) {})
+	_ = e.o.Log.PublishAsync(NodesChannel, eventlog.Message{Data: data}, func(uint64, error) {})
 }
 
 // takeover claims the running invocations of dead nodes that fall to this
@@ -111,14 +113,14 @@ func (e *Engine) takeover() {
 			e.log.Error("looking for invocations to take over failed with an internal error; the engine carries on", "panic", fmt.Sprint(r))
 		}
 	}()
-	if e.closed || !e.o.Conn.Connected() {
+	if e.closed || !e.o.Log.Connected() {
 		return
 	}
 	now := e.now()
 	// While this node was cut off from NATS Streaming (the leader of a
 	// cluster died, the server restarted) it heard nobody: a node is dead
 	// only once silent for a whole timeout this node listened through.
-	if up := e.o.Conn.UpSince(); up.IsZero() || time.Since(up) < e.o.NodeTimeout {
+	if up := e.o.Log.UpSince(); up.IsZero() || time.Since(up) < e.o.NodeTimeout {
 		return
 	}
 	alive := []string{e.o.Node}
@@ -155,7 +157,7 @@ func (e *Engine) takeover() {
 		ev := &Event{Type: eventOwnerChanged, Invocation: inv.id, Node: e.o.Node, Time: now, From: inv.owner, Owner: e.o.Node}
 		data, _ := json.Marshal(ev)
 		id, from := inv.id, inv.owner
-		if err := e.o.Conn.PublishAsync(EventsChannel, data, func(err error) {
+		if err := e.o.Log.PublishAsync(EventsChannel, eventlog.Message{Data: data}, func(_ uint64, err error) {
 			if err != nil {
 				e.log.Warn("claiming an invocation failed", "invocation", id, "from", from, "err", err)
 			}

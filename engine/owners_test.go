@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -35,11 +36,11 @@ func (r *rig) engineAt(node string, timeout time.Duration, url string) *Engine {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := broker.Connect(ctx, broker.Options{URL: url, ClusterID: "test", Name: node, ConnectWait: time.Second})
+	conn, err := natslog.Connect(ctx, broker.Options{URL: url, ClusterID: "test", Name: node, ConnectWait: time.Second})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	o := Options{Conn: conn, Functions: r.fns, Definitions: r.defs, Node: node, NodeTimeout: timeout}
+	o := Options{Log: conn, Functions: r.fns, Definitions: r.defs, Node: node, NodeTimeout: timeout}
 	if os.Getenv("ENGINE_DEBUG") != "" {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", node)
 	}
@@ -206,11 +207,11 @@ func TestNoTakeoverAfterOutage(t *testing.T) {
 	restart := r.stopServer()
 	time.Sleep(timeout) // everybody silent for a whole timeout
 	restart()
-	testutil.Eventually(t, 20*time.Second, "node-2 to reconnect", func() bool { return b.o.Conn.Connected() })
+	testutil.Eventually(t, 20*time.Second, "node-2 to reconnect", func() bool { return b.o.Log.Connected() })
 	time.Sleep(timeout / 4) // node-1 silent for longer still, back within a timeout of node-2
 	proxy.block(false)
-	testutil.Eventually(t, 20*time.Second, "node-1 to reconnect", func() bool { return a.o.Conn.Connected() })
-	t.Logf("node-1 reconnected %.1fs after node-2 (the timeout is %s)", a.o.Conn.UpSince().Sub(b.o.Conn.UpSince()).Seconds(), timeout)
+	testutil.Eventually(t, 20*time.Second, "node-1 to reconnect", func() bool { return a.o.Log.Connected() })
+	t.Logf("node-1 reconnected %.1fs after node-2 (the timeout is %s)", a.o.Log.UpSince().Sub(b.o.Log.UpSince()).Seconds(), timeout)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	done, err := b.Wait(wctx, inv.ID)

@@ -97,7 +97,7 @@ func TestReplayRebuildsLiveState(t *testing.T) {
 	t.Logf("statuses: %v", statuses)
 
 	// A second engine, another node, replays everything.
-	other, err := Open(ctx, Options{Conn: r.conn, Functions: r.fns, Definitions: r.defs, Node: "node-b"})
+	other, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: "node-b"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/eventlog"
 )
 
 // When an event fails to be stored (the connection to NATS Streaming was
@@ -71,7 +71,7 @@ func (e *Engine) resyncLoop() {
 			}
 			failed, n := error(nil), 0
 			for _, id := range ids {
-				if e.o.Conn.WaitUp(ctx) != nil {
+				if e.o.Log.WaitUp(ctx) != nil {
 					return // stopping
 				}
 				if err := e.resync(id); err != nil {
@@ -99,8 +99,8 @@ func (e *Engine) resyncLoop() {
 // resync replaces an invocation's state with the fold of its events read
 // back from the log, then drives it again.
 func (e *Engine) resync(id string) error {
-	if !e.o.Conn.Connected() {
-		return broker.ErrNotConnected
+	if !e.o.Log.Connected() {
+		return eventlog.ErrNotConnected
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 	defer cancel()

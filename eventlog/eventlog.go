@@ -54,7 +54,10 @@ import (
 // use.
 type Log interface {
 	// Publish appends a message to a stream and waits until the broker has
-	// stored it; it returns the message's sequence. While the connection
+	// stored it; it returns the message's sequence, or 0 where the
+	// broker's acknowledgement does not carry it (NATS Streaming's does
+	// not: a caller that needs it reads the message back, from a
+	// subscription made before publishing). While the connection
 	// is down it waits for it, until ctx ends (the error then wraps
 	// ErrNotConnected). With Message.ID set and Features.Dedup, a message
 	// whose ID was published to the stream within the de-duplication
@@ -62,7 +65,8 @@ type Log interface {
 	// first and a nil error.
 	Publish(ctx context.Context, stream string, m Message) (uint64, error)
 	// PublishAsync appends a message without waiting: done is called, on
-	// another goroutine, with the outcome. While the connection is down it
+	// another goroutine, with the outcome (the sequence as Publish returns
+	// it). While the connection is down it
 	// returns ErrNotConnected at once and done is not called. Messages
 	// published asynchronously from one goroutine are stored in the order
 	// of the calls.
@@ -263,7 +267,8 @@ type Features struct {
 	DurableDeliveries bool
 	// Headers: Message.ID and Message.Header are delivered.
 	Headers bool
-	// Delete: Log.Delete removes a stream and reclaims its storage.
+	// Delete: Log.Delete removes a stream and reclaims its storage, and
+	// Blobs.Delete a value.
 	Delete bool
 	// MaxPayload is the largest Message.Data the broker accepts.
 	MaxPayload int
@@ -277,5 +282,7 @@ type Blobs interface {
 	// Get returns a value. A name with no value is ErrNotFound.
 	Get(ctx context.Context, name string) ([]byte, error)
 	// Delete removes a value; a name with no value is not an error.
+	// Without Features.Delete it returns ErrUnsupported and the value
+	// stays.
 	Delete(ctx context.Context, name string) error
 }

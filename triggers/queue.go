@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/httperr"
 	"github.com/sluicehq/sluice/internal/logctx"
 )
@@ -34,7 +34,7 @@ type QueueTrigger struct {
 
 	// input, when set, turns a message into the function's input; run
 	// false acks the message without a call (timer claims that lost).
-	input func(m *broker.Msg) (in []byte, run bool, err error)
+	input func(m *eventlog.Msg) (in []byte, run bool, err error)
 }
 
 // DeadLetter is what a message-queue trigger publishes to its error topic
@@ -61,7 +61,7 @@ type QueueStats struct {
 
 // Queue runs this daemon's message-queue triggers.
 type Queue struct {
-	conn *broker.Conn
+	conn eventlog.Log
 	inv  Invoker
 	log  *slog.Logger
 
@@ -76,15 +76,15 @@ type Queue struct {
 func (q *Queue) ObserveLag(fn func(trigger string, lag time.Duration)) { q.lag = fn }
 
 // NewQueue returns a runner of message-queue triggers.
-func NewQueue(conn *broker.Conn, inv Invoker, log *slog.Logger) *Queue {
+func NewQueue(conn eventlog.Log, inv Invoker, log *slog.Logger) *Queue {
 	return &Queue{conn: conn, inv: inv, log: log, running: map[string]*queueRun{}}
 }
 
 type queueRun struct {
 	q     *Queue
 	t     QueueTrigger
-	sub   *broker.Sub
-	work  chan *broker.Msg
+	sub   eventlog.Subscription
+	work  chan *eventlog.Msg
 	quit  chan struct{}  // stops the workers
 	wg    sync.WaitGroup // workers
 	inner sync.WaitGroup // messages between delivery and their ack (or giving up)
@@ -108,7 +108,7 @@ func (q *Queue) Start(t QueueTrigger) error {
 		q.mu.Unlock()
 		return nil
 	}
-	r := &queueRun{q: q, t: t, work: make(chan *broker.Msg, t.MaxInflight), quit: make(chan struct{})}
+	r := &queueRun{q: q, t: t, work: make(chan *eventlog.Msg, t.MaxInflight), quit: make(chan struct{})}
 	q.running[t.Name] = r
 	q.mu.Unlock()
 
@@ -117,8 +117,8 @@ func (q *Queue) Start(t QueueTrigger) error {
 		r.wg.Add(1)
 		go r.worker()
 	}
-	sub, err := q.conn.Subscribe(t.Topic, broker.SubOptions{
-		Queue: t.Group, Durable: t.Group, Start: broker.StartAll, ManualAck: true,
+	sub, err := q.conn.Subscribe(t.Topic, eventlog.SubOptions{
+		Queue: t.Group, Start: eventlog.First, ManualAck: true,
 		AckWait: t.AckWait, MaxInflight: t.MaxInflight,
 	}, r.deliver)
 	if err != nil {
@@ -212,7 +212,7 @@ func (r *queueRun) shutdown(ctx context.Context, forget bool) {
 // deliver runs on the subscription's goroutine: it hands the message to a
 // worker. The server sends at most MaxInflight unacked messages, so the
 // channel never blocks for long.
-func (r *queueRun) deliver(m *broker.Msg) {
+func (r *queueRun) deliver(m *eventlog.Msg) {
 	r.mu.Lock()
 	if r.stop {
 		r.mu.Unlock()
@@ -221,7 +221,7 @@ func (r *queueRun) deliver(m *broker.Msg) {
 	r.inner.Add(1)
 	r.mu.Unlock()
 	r.stats.delivered.Add(1)
-	if m.Redelivered {
+	if m.Redelivered() {
 		r.stats.redelivered.Add(1)
 	}
 	select {
@@ -249,12 +249,12 @@ func (r *queueRun) worker() {
 // acked once the result is stored on the response topic (or at once
 // without one), left unacked on failure so that the server redelivers it,
 // dead-lettered after MaxRetries redeliveries.
-func (r *queueRun) process(m *broker.Msg) {
+func (r *queueRun) process(m *eventlog.Msg) {
 	t := &r.t
 	// the message's lines and its call's log records say which it is
 	ctx := logctx.With(context.Background(), slog.String(logctx.Trigger, t.Name), slog.Uint64(logctx.Sequence, m.Sequence))
 	if r.q.lag != nil {
-		r.q.lag(t.Name, time.Since(time.Unix(0, m.Timestamp)))
+		r.q.lag(t.Name, time.Since(m.Time))
 	}
 	res, run, err := r.call(ctx, m)
 	if err == nil && !run {
@@ -271,7 +271,7 @@ func (r *queueRun) process(m *broker.Msg) {
 		r.publishThenAck(ctx, m, t.RespTopic, res.Output, "result")
 		return
 	}
-	if errors.Is(err, broker.ErrNotConnected) || errors.Is(err, broker.ErrClosed) {
+	if errors.Is(err, eventlog.ErrNotConnected) || errors.Is(err, eventlog.ErrClosed) {
 		// Not the message's fault: NATS Streaming is out of reach (a
 		// workflow invocation cannot be stored). It comes back after
 		// AckWait; an outage never dead-letters a message.
@@ -281,23 +281,23 @@ func (r *queueRun) process(m *broker.Msg) {
 		return
 	}
 	r.stats.failed.Add(1)
-	if int(m.RedeliveryCount) < t.MaxRetries {
+	if m.Deliveries <= t.MaxRetries {
 		r.q.log.WarnContext(ctx, "message failed; it will be redelivered", "trigger", t.Name, "topic", t.Topic, "sequence", m.Sequence,
-			"attempt", m.RedeliveryCount+1, "of", t.MaxRetries+1, "err", err)
-		r.inner.Done() // not acked: the server redelivers it after AckWait
+			"attempt", m.Deliveries, "of", t.MaxRetries+1, "err", err)
+		r.nak(ctx, m)
 		return
 	}
 	r.stats.dead.Add(1)
 	if t.ErrorTopic == "" {
 		r.q.log.ErrorContext(ctx, "message failed every attempt; dropped (the trigger has no --error-topic)", "trigger", t.Name, "topic", t.Topic,
-			"sequence", m.Sequence, "attempts", m.RedeliveryCount+1, "err", err)
+			"sequence", m.Sequence, "attempts", m.Deliveries, "err", err)
 		r.ack(ctx, m)
 		return
 	}
 	_, code := httperr.Classify(err)
 	dl, _ := json.Marshal(DeadLetter{
 		Error: err.Error(), Code: code, Function: t.Function, Trigger: t.Name, Topic: t.Topic,
-		Sequence: m.Sequence, Redeliveries: m.RedeliveryCount, Time: time.Now().UTC(), Payload: m.Data,
+		Sequence: m.Sequence, Redeliveries: uint32(m.Deliveries - 1), Time: time.Now().UTC(), Payload: m.Data,
 	})
 	r.publishThenAck(ctx, m, t.ErrorTopic, dl, "dead letter")
 }
@@ -307,7 +307,7 @@ func (r *queueRun) process(m *broker.Msg) {
 // lost). A panic in either (a bug a message found) is a failed call: the
 // message is retried and dead-lettered like any failure, and the daemon
 // carries on.
-func (r *queueRun) call(ctx context.Context, m *broker.Msg) (res host.Result, run bool, err error) {
+func (r *queueRun) call(ctx context.Context, m *eventlog.Msg) (res host.Result, run bool, err error) {
 	t := &r.t
 	defer func() {
 		if v := recover(); v != nil {
@@ -328,8 +328,8 @@ func (r *queueRun) call(ctx context.Context, m *broker.Msg) (res host.Result, ru
 			abi.MetaTrigger:      t.Name,
 			abi.MetaTopic:        t.Topic,
 			abi.MetaSequence:     strconv.FormatUint(m.Sequence, 10),
-			abi.MetaRedelivered:  strconv.FormatBool(m.Redelivered),
-			abi.MetaRedeliveries: strconv.FormatUint(uint64(m.RedeliveryCount), 10),
+			abi.MetaRedelivered:  strconv.FormatBool(m.Redelivered()),
+			abi.MetaRedeliveries: strconv.Itoa(m.Deliveries - 1),
 		},
 	})
 	return res, true, err
@@ -338,8 +338,8 @@ func (r *queueRun) call(ctx context.Context, m *broker.Msg) (res host.Result, ru
 // publishThenAck publishes asynchronously and acks the message when the
 // server has stored the publication. If it cannot, the message stays
 // unacked and comes back after AckWait: at least once, never lost.
-func (r *queueRun) publishThenAck(ctx context.Context, m *broker.Msg, topic string, data []byte, what string) {
-	err := r.q.conn.PublishAsync(topic, data, func(err error) {
+func (r *queueRun) publishThenAck(ctx context.Context, m *eventlog.Msg, topic string, data []byte, what string) {
+	err := r.q.conn.PublishAsync(topic, eventlog.Message{Data: data}, func(_ uint64, err error) {
 		if err != nil {
 			r.q.log.WarnContext(ctx, "publish failed; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
 			r.inner.Done()
@@ -353,7 +353,36 @@ func (r *queueRun) publishThenAck(ctx context.Context, m *broker.Msg, topic stri
 	}
 }
 
-func (r *queueRun) ack(ctx context.Context, m *broker.Msg) {
+// retryBase is how long a failed message waits for its first retry
+// where the broker has negative acks (eventlog.Features.Nak): long enough
+// for a dependency's blip to pass, short next to the 30 s AckWait a broker
+// without them waits. Each further retry waits twice as long, up to the
+// trigger's AckWait.
+const retryBase = time.Second
+
+// retryDelay is the wait before the retry of a message that failed its
+// deliveries-th delivery.
+func retryDelay(deliveries int, ackWait time.Duration) time.Duration {
+	if ackWait <= 0 {
+		ackWait = 30 * time.Second // the contract's default AckWait
+	}
+	d := retryBase
+	for i := 1; i < deliveries && d < ackWait; i++ {
+		d *= 2
+	}
+	return min(d, ackWait)
+}
+
+// nak settles a failed message for a retry: redelivered after retryDelay
+// where the broker has negative acks, after AckWait elsewhere.
+func (r *queueRun) nak(ctx context.Context, m *eventlog.Msg) {
+	if err := m.Nak(retryDelay(m.Deliveries, r.t.AckWait)); err != nil {
+		r.q.log.DebugContext(ctx, "nak failed; the message will be redelivered after the ack wait", "trigger", r.t.Name, "sequence", m.Sequence, "err", err)
+	}
+	r.inner.Done()
+}
+
+func (r *queueRun) ack(ctx context.Context, m *eventlog.Msg) {
 	if err := m.Ack(); err != nil {
 		r.q.log.DebugContext(ctx, "ack failed; the message will be redelivered", "trigger", r.t.Name, "sequence", m.Sequence, "err", err)
 	}

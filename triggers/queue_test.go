@@ -3,14 +3,19 @@ package triggers
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -24,7 +29,7 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 	}
 	defer srv.Shutdown()
 	ctx := context.Background()
-	conn, err := broker.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
+	conn, err := natslog.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +49,7 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 	})
 	var out, dead []string
 	for topic, into := range map[string]*[]string{"out": &out, "dead": &dead} {
-		sub, err := conn.Subscribe(topic, broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+		sub, err := conn.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
 			mu.Lock()
 			*into = append(*into, string(m.Data))
 			mu.Unlock()
@@ -61,7 +66,7 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"a", "boom", "b"} {
-		if err := conn.Publish(ctx, "in", []byte(p)); err != nil {
+		if _, err := conn.Publish(ctx, "in", eventlog.Message{Data: []byte(p)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,5 +87,79 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 	}
 	if st, _ := q.Stats("t"); st.Failed != 2 || st.DeadLettered != 1 || st.Succeeded != 2 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// recorder is an eventlog.Acker that notes how a message was settled.
+type recorder struct {
+	mu   sync.Mutex
+	acks int
+	naks []time.Duration
+}
+
+func (r *recorder) Ack() error { r.mu.Lock(); r.acks++; r.mu.Unlock(); return nil }
+func (r *recorder) Nak(d time.Duration) error {
+	r.mu.Lock()
+	r.naks = append(r.naks, d)
+	r.mu.Unlock()
+	return nil
+}
+
+// A failed message is negatively acked with a delay that doubles with
+// each delivery, up to AckWait, until its last attempt, which is settled
+// (dropped without an error topic); a message that succeeds is acked.
+func TestFailedMessageIsNakedWithBackoff(t *testing.T) {
+	fail := InvokerFunc(func(context.Context, string, host.Call) (host.Result, error) {
+		return host.Result{}, errors.New("boom")
+	})
+	q := NewQueue(nil, fail, slog.New(slog.DiscardHandler))
+	r := &queueRun{q: q, t: QueueTrigger{Name: "t", Function: "f", Topic: "in", MaxRetries: 6, AckWait: 10 * time.Second}}
+	rec := &recorder{}
+	for deliveries := 1; deliveries <= 7; deliveries++ {
+		r.inner.Add(1)
+		r.process(eventlog.NewMsg(eventlog.Msg{Stream: "in", Sequence: 1, Data: []byte("x"), Deliveries: deliveries}, rec))
+	}
+	r.inner.Wait()
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+	if fmt.Sprint(rec.naks) != fmt.Sprint(want) || rec.acks != 1 {
+		t.Fatalf("naks %v and %d acks; want naks %v, then 1 ack (the last attempt, dropped)", rec.naks, rec.acks, want)
+	}
+	if got := r.stats.dead.Load(); got != 1 {
+		t.Fatalf("%d dead-lettered, want 1", got)
+	}
+
+	ok := InvokerFunc(func(_ context.Context, _ string, c host.Call) (host.Result, error) {
+		if c.Meta[abi.MetaRedeliveries] != "2" || c.Meta[abi.MetaRedelivered] != "true" {
+			t.Errorf("meta %v: want 2 redeliveries", c.Meta)
+		}
+		return host.Result{}, nil
+	})
+	r = &queueRun{q: NewQueue(nil, ok, slog.New(slog.DiscardHandler)), t: r.t}
+	rec = &recorder{}
+	r.inner.Add(1)
+	r.process(eventlog.NewMsg(eventlog.Msg{Stream: "in", Sequence: 1, Deliveries: 3}, rec))
+	if rec.acks != 1 || len(rec.naks) != 0 {
+		t.Fatalf("a success: %d acks, naks %v; want 1 ack", rec.acks, rec.naks)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	cases := []struct {
+		deliveries int
+		ackWait    time.Duration
+		want       time.Duration
+	}{
+		{1, 30 * time.Second, time.Second},
+		{2, 30 * time.Second, 2 * time.Second},
+		{6, 30 * time.Second, 30 * time.Second},
+		{100, 30 * time.Second, 30 * time.Second},
+		{1, 0, time.Second},
+		{10, 0, 30 * time.Second},
+		{1, 500 * time.Millisecond, 500 * time.Millisecond},
+	}
+	for _, c := range cases {
+		if got := retryDelay(c.deliveries, c.ackWait); got != c.want {
+			t.Errorf("retryDelay(%d, %s) = %s, want %s", c.deliveries, c.ackWait, got, c.want)
+		}
 	}
 }

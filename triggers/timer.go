@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/schedule"
 )
 
@@ -61,7 +61,7 @@ type claim struct {
 
 // Timers runs this daemon's timer triggers.
 type Timers struct {
-	conn   *broker.Conn
+	conn   eventlog.Log
 	queue  *Queue
 	daemon string
 	log    *slog.Logger
@@ -73,7 +73,7 @@ type Timers struct {
 
 // NewTimers returns a runner of timer triggers; the calls go through
 // queue.
-func NewTimers(conn *broker.Conn, queue *Queue, daemon string, log *slog.Logger) *Timers {
+func NewTimers(conn eventlog.Log, queue *Queue, daemon string, log *slog.Logger) *Timers {
 	return &Timers{conn: conn, queue: queue, daemon: daemon, log: log, running: map[string]*timerRun{}}
 }
 
@@ -82,7 +82,7 @@ type timerRun struct {
 	sched schedule.Schedule
 	quit  chan struct{}
 	done  chan struct{}
-	sub   *broker.Sub
+	sub   eventlog.Subscription
 
 	mu      sync.Mutex
 	first   map[int64]uint64 // tick (unix ns) -> sequence of its first claim
@@ -111,7 +111,7 @@ func (ts *Timers) Start(t TimerTrigger) error {
 	ts.mu.Unlock()
 
 	channel := TickChannel(t.Group)
-	r.sub, err = ts.conn.Subscribe(channel, broker.SubOptions{Start: broker.StartSince(claimWindow + time.Minute)}, r.fold)
+	r.sub, err = ts.conn.Subscribe(channel, eventlog.SubOptions{Start: eventlog.Since(time.Now().Add(-claimWindow - time.Minute))}, r.fold)
 	if err == nil {
 		err = ts.queue.Start(QueueTrigger{
 			Name: t.Name, Function: t.Function, Topic: channel, RespTopic: t.RespTopic,
@@ -153,7 +153,7 @@ func (ts *Timers) tick(r *timerRun) {
 		}
 		data, _ := json.Marshal(claim{Tick: next.UTC(), Daemon: ts.daemon})
 		ctx, cancel := context.WithTimeout(context.Background(), claimWindow/2)
-		if err := ts.conn.Publish(ctx, channel, data); err != nil {
+		if _, err := ts.conn.Publish(ctx, channel, eventlog.Message{Data: data}); err != nil {
 			ts.log.Warn("cannot publish a timer tick", "trigger", r.t.Name, "tick", next, "err", err)
 		}
 		cancel()
@@ -162,7 +162,7 @@ func (ts *Timers) tick(r *timerRun) {
 }
 
 // fold applies one claim: the first claim of a tick wins.
-func (r *timerRun) fold(m *broker.Msg) {
+func (r *timerRun) fold(m *eventlog.Msg) {
 	var c claim
 	err := json.Unmarshal(m.Data, &c)
 	r.mu.Lock()
@@ -189,7 +189,7 @@ func (r *timerRun) fold(m *broker.Msg) {
 
 // input decides whether a claim delivered by the queue group is the one
 // to run.
-func (r *timerRun) input(m *broker.Msg) ([]byte, bool, error) {
+func (r *timerRun) input(m *eventlog.Msg) ([]byte, bool, error) {
 	var c claim
 	if err := json.Unmarshal(m.Data, &c); err != nil {
 		return nil, false, nil // not a claim: ack and forget

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -261,7 +263,7 @@ type faultRun struct {
 	nats    *natsCluster
 	daemons []*daemonProc
 	data    []string
-	client  *broker.Conn
+	client  *natslog.Log
 
 	killed map[string]bool // node ids of the daemons killed
 
@@ -391,7 +393,7 @@ func (r *faultRun) publish(topic string, rate int, body func(int) []byte, stop <
 			defer wg.Done()
 			for i := range next {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				err := r.client.Publish(ctx, topic, body(i))
+				_, err := r.client.Publish(ctx, topic, eventlog.Message{Data: body(i)})
 				cancel()
 				if err != nil {
 					failed.Store(err)
@@ -460,12 +462,12 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 	}
 
 	var err error
-	r.client, err = broker.Connect(context.Background(), broker.Options{URL: nc.URLs(), ClusterID: nc.id, Name: "fault-test"})
+	r.client, err = natslog.Connect(context.Background(), broker.Options{URL: nc.URLs(), ClusterID: nc.id, Name: "fault-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.client.Close()
-	sub, err := r.client.Subscribe("out", broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+	sub, err := r.client.Subscribe("out", eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
 		r.mu.Lock()
 		r.results[string(m.Data)]++
 		r.delivered++
@@ -475,7 +477,7 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	wfSub, err := r.client.Subscribe("wfout", broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+	wfSub, err := r.client.Subscribe("wfout", eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
 		var out struct{ N int }
 		if json.Unmarshal(m.Data, &out) != nil {
 			t.Errorf("a workflow output that is not {\"n\": N}: %q", m.Data)
@@ -671,7 +673,7 @@ func (r *faultRun) reread(inTopic, outTopic string, missing []string, inKey, out
 	var mu sync.Mutex
 	out, in := map[string][]uint64{}, map[string][]uint64{}
 	read := func(topic string, key func([]byte) string, into map[string][]uint64) {
-		sub, err := r.client.Subscribe(topic, broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
+		sub, err := r.client.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
 			if k := key(m.Data); want[k] {
 				mu.Lock()
 				into[k] = append(into[k], m.Sequence)

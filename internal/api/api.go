@@ -25,8 +25,8 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/httperr"
 	"github.com/sluicehq/sluice/internal/logctx"
@@ -37,8 +37,9 @@ import (
 
 // Backend is what the API serves once the daemon is ready.
 type Backend struct {
-	Host     *host.Host
-	Conn     *broker.Conn
+	Host *host.Host
+	// Log is the event log: topics, function logs.
+	Log      eventlog.Log
 	Catalog  *catalog.Catalog
 	Registry *registry.Registry
 	HTTP     *triggers.HTTP
@@ -258,7 +259,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "shutting down"))
 	case b == nil:
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "starting: replaying the catalog"))
-	case !b.Conn.Connected():
+	case !b.Log.Connected():
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "not connected to NATS Streaming (reconnecting)"))
 	case b.Catalog.Err() != nil:
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", b.Catalog.Err().Error()))
@@ -566,7 +567,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 		flusher.Flush()
 	}
 	enc := json.NewEncoder(w)
-	err = logstream.Read(r.Context(), b.Conn, name, o, func(rec host.Record) error {
+	err = logstream.Read(r.Context(), b.Log, name, o, func(rec host.Record) error {
 		if err := enc.Encode(rec); err != nil {
 			return err
 		}

@@ -8,9 +8,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/httperr"
 )
@@ -63,7 +64,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, b *Backend) {
 		httperr.Write(w, err)
 		return
 	}
-	seq, err := publishSeq(r.Context(), b.Conn, topic, data)
+	seq, err := publishSeq(r.Context(), b.Log, topic, data)
 	if err != nil {
 		httperr.Write(w, fmt.Errorf("publish to %s: %w", topic, err))
 		return
@@ -75,16 +76,16 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, b *Backend) {
 }
 
 // publishSeq publishes data to a topic and returns the sequence it was
-// stored at. NATS Streaming's publish ack does not carry it, so it reads
-// the message back: the first message with the same bytes stored after a
+// stored at. Where the broker's publish ack does not carry it (NATS
+// Streaming's does not: Publish returns 0), it reads the message back: the first message with the same bytes stored after a
 // subscription made before publishing. That is exact unless another
 // client publishes the same bytes to the topic at the same moment (then
 // it is the sequence of one of those copies). 0 means it was not read
 // back within seqWait (the connection was lost and restored meanwhile);
 // the message is stored all the same.
-func publishSeq(ctx context.Context, conn *broker.Conn, topic string, data []byte) (uint64, error) {
+func publishSeq(ctx context.Context, conn eventlog.Log, topic string, data []byte) (uint64, error) {
 	found := make(chan uint64, 1)
-	sub, err := conn.Subscribe(topic, broker.SubOptions{Start: broker.StartNew, MaxInflight: readInflight}, func(m *broker.Msg) {
+	sub, err := conn.Subscribe(topic, eventlog.SubOptions{Start: eventlog.New, MaxInflight: readInflight}, func(m *eventlog.Msg) {
 		if bytes.Equal(m.Data, data) {
 			select {
 			case found <- m.Sequence:
@@ -96,8 +97,9 @@ func publishSeq(ctx context.Context, conn *broker.Conn, topic string, data []byt
 		return 0, err
 	}
 	defer sub.Close()
-	if err := conn.Publish(ctx, topic, data); err != nil {
-		return 0, err
+	seq, err := conn.Publish(ctx, topic, eventlog.Message{Data: data})
+	if err != nil || seq != 0 {
+		return seq, err
 	}
 	wait := time.NewTimer(seqWait)
 	defer wait.Stop()
@@ -158,16 +160,16 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	start := broker.StartNew
+	start := eventlog.New
 	if fromStart {
-		start = broker.StartAll
+		start = eventlog.First
 	}
-	var lastSub *broker.Sub
+	var lastSub eventlog.Subscription
 	lastSeq := make(chan uint64, 1)
 	if last > 0 {
 		// where the last N start: after the sequence of the last message
 		// (which comes when one is published, if the topic is empty)
-		lastSub, err = b.Conn.Subscribe(topic, broker.SubOptions{Start: broker.StartLast, MaxInflight: 1}, func(m *broker.Msg) {
+		lastSub, err = b.Log.Subscribe(topic, eventlog.SubOptions{Start: eventlog.Last, MaxInflight: 1}, func(m *eventlog.Msg) {
 			select {
 			case lastSeq <- m.Sequence:
 			default:
@@ -180,19 +182,19 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 		defer lastSub.Close()
 	}
 	msgs := make(chan TopicMessage, readInflight/4)
-	subscribe := func(start broker.Start) (*broker.Sub, error) {
-		return b.Conn.Subscribe(topic, broker.SubOptions{Start: start, MaxInflight: readInflight}, func(m *broker.Msg) {
+	subscribe := func(start eventlog.Start) (eventlog.Subscription, error) {
+		return b.Log.Subscribe(topic, eventlog.SubOptions{Start: start, MaxInflight: readInflight}, func(m *eventlog.Msg) {
 			data := m.Data
 			if topic == catalog.Channel {
 				data = maskCatalogEvent(data)
 			}
 			select {
-			case msgs <- TopicMessage{Sequence: m.Sequence, Time: time.Unix(0, m.Timestamp).UTC(), Redelivered: m.Redelivered, Data: data}:
+			case msgs <- TopicMessage{Sequence: m.Sequence, Time: m.Time.UTC(), Redelivered: m.Redelivered(), Data: data}:
 			case <-ctx.Done():
 			}
 		})
 	}
-	var sub *broker.Sub
+	var sub eventlog.Subscription
 	if last == 0 {
 		if sub, err = subscribe(start); err != nil {
 			httperr.Write(w, fmt.Errorf("tail %s: %w", topic, err))
@@ -208,11 +210,18 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 	if last > 0 {
 		select {
 		case seq := <-lastSeq:
-			start = broker.StartAt(seq - min(seq, uint64(last)) + 1)
+			lastSub.Close()
+			from, err := tailStart(ctx, b.Log, topic, seq, last)
+			if err != nil {
+				if ctx.Err() == nil {
+					_ = json.NewEncoder(w).Encode(httperr.Body{Error: fmt.Sprintf("tail %s: %v", topic, err), Code: "unavailable"})
+				}
+				return
+			}
+			start = eventlog.At(from)
 		case <-ctx.Done():
 			return
 		}
-		lastSub.Close()
 		if sub, err = subscribe(start); err != nil {
 			_ = json.NewEncoder(w).Encode(httperr.Body{Error: fmt.Sprintf("tail %s: %v", topic, err), Code: "unavailable"})
 			return
@@ -233,6 +242,71 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 			return
 		}
 	}
+}
+
+// tailStart returns the sequence of the first of the last n messages of a
+// topic, up to sequence last (which is stored), or of its first message
+// if it holds fewer. A topic's sequences may have gaps (eventlog), so it
+// counts the messages back from last in windows of sequences, the first n
+// wide and each further one 4 times wider, rather than computing
+// last-n+1.
+func tailStart(ctx context.Context, conn eventlog.Log, topic string, last uint64, n int) (uint64, error) {
+	var seqs []uint64 // of the messages counted, oldest first
+	hi := last + 1    // the window is [lo, hi)
+	for w := uint64(n); ; w *= 4 {
+		lo := uint64(1)
+		if hi > w {
+			lo = hi - w
+		}
+		got, err := windowSeqs(ctx, conn, topic, lo, hi)
+		if err != nil {
+			return 0, err
+		}
+		seqs = append(got, seqs...)
+		if len(seqs) >= n {
+			return seqs[len(seqs)-n], nil
+		}
+		if lo == 1 {
+			return 1, nil
+		}
+		hi = lo
+	}
+}
+
+// windowSeqs returns the sequences of a topic's messages in [lo, hi),
+// where a message at hi or later is stored.
+func windowSeqs(ctx context.Context, conn eventlog.Log, topic string, lo, hi uint64) ([]uint64, error) {
+	var (
+		mu   sync.Mutex
+		seqs []uint64
+		done = make(chan struct{})
+	)
+	sub, err := conn.Subscribe(topic, eventlog.SubOptions{Start: eventlog.At(lo), MaxInflight: readInflight}, func(m *eventlog.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Sequence < hi {
+			seqs = append(seqs, m.Sequence)
+		}
+		if m.Sequence >= hi-1 {
+			select {
+			case <-done:
+			default:
+				close(done)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return seqs, nil
 }
 
 // maskCatalogEvent masks the env values of a catalog event (a

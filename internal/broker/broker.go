@@ -8,8 +8,11 @@
 // store is a *StoreError that says what to do and what it costs, never a
 // panic: docs/RATIONALE.md has which damage does what.
 //
-// NATS Streaming is deprecated upstream; everything sluice needs from it
-// goes through this package, so that moving to JetStream touches only here.
+// Components do not use this package: they use the event-log contract
+// (package eventlog), which internal/natslog implements on Conn. What
+// stays here is shared by every implementation and the daemon: the
+// embedded server, credentials (Auth), TLS, Redact and the store's
+// channel limits.
 package broker
 
 import (
@@ -464,6 +467,10 @@ func (c *Conn) Close() error {
 	c.nc.Close()
 	return err
 }
+
+// MaxPayload is the largest message the NATS server accepts (its
+// max_payload), as it said when the connection was made.
+func (c *Conn) MaxPayload() int64 { return c.nc.MaxPayload() }
 
 // Connects counts the streaming clients this connection has registered:
 // 1 plus the number of reconnections.

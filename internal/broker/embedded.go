@@ -59,7 +59,9 @@ type Embedded struct {
 // Channel limits of the embedded server. Nothing that sluice stores for
 // good (catalog, modules, workflow events) or that users publish may be
 // dropped silently, so messages are kept without limit; function logs are
-// the exception: recent ones are what `sluice fn logs` shows.
+// the exception: recent ones are what `sluice fn logs` shows. The channel
+// names are those their owners give them (logstream, triggers, engine);
+// a test in the daemon checks that they agree.
 const (
 	LogChannels = "sluice.logs.>"
 	// TickChannels hold timer claims; only the last minutes matter.

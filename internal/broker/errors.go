@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/sluicehq/sluice/eventlog"
 )
 
 // Errors of the broker.
 var (
 	// ErrNotConnected: the connection to NATS Streaming is down (it is
-	// being re-established) and the operation could not wait.
-	ErrNotConnected = errors.New("not connected to NATS Streaming")
-	// ErrClosed: the connection was closed.
-	ErrClosed = errors.New("broker connection closed")
+	// being re-established) and the operation could not wait. It is an
+	// eventlog.ErrNotConnected.
+	ErrNotConnected = fmt.Errorf("%w (NATS Streaming)", eventlog.ErrNotConnected)
+	// ErrClosed: the connection was closed. It is an eventlog.ErrClosed.
+	ErrClosed = fmt.Errorf("broker connection: %w", eventlog.ErrClosed)
 	// ErrCredentials: the NATS credentials given do not go together (a
 	// user without a password, a token and a user...), or a file is
 	// missing.

@@ -1,11 +1,10 @@
 // Package catalog is the event-sourced catalog of functions and triggers.
-// Its source of truth is one NATS Streaming channel, sluice.catalog, of
-// JSON events; module bytes live in one channel per module,
-// sluice.mod.<sha256>, in chunks that fit NATS's payload limit. Every
-// daemon replays the catalog channel at start and then follows it, so all
-// daemons on one NATS Streaming see the same catalog, and a daemon killed
-// at any point loses nothing: an operation is done when its event is
-// stored, and is applied by everyone from there.
+// Its source of truth is one stream of the event log (package eventlog),
+// sluice.catalog, of JSON events; module bytes are the event log's blobs,
+// named by their sha256. Every daemon replays the catalog stream at start
+// and then follows it, so all daemons on one broker see the same catalog,
+// and a daemon killed at any point loses nothing: an operation is done
+// when its event is stored, and is applied by everyone from there.
 package catalog
 
 import (
@@ -23,10 +22,10 @@ import (
 
 	"github.com/nats-io/nuid"
 
-	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/eventlog"
 )
 
-// Channel is the NATS Streaming channel of catalog events.
+// Channel is the stream of catalog events.
 const Channel = "sluice.catalog"
 
 // writeTimeout bounds a catalog write: storing the event and applying it
@@ -45,7 +44,7 @@ type Options struct {
 
 // Catalog follows the catalog channel and writes to it.
 type Catalog struct {
-	conn *broker.Conn
+	conn eventlog.Log
 	opts Options
 	log  *slog.Logger
 
@@ -56,7 +55,7 @@ type Catalog struct {
 	fatal    error
 	first    uint64 // the sequence of the first message received
 
-	sub     *broker.Sub
+	sub     eventlog.Subscription
 	fetchMu sync.Mutex
 	fetches map[string]*fetch
 }
@@ -69,7 +68,7 @@ type applied struct {
 // Open replays the catalog and keeps following it. It returns once every
 // event stored before the call has been applied, so what it shows is at
 // least as new as the moment it was opened.
-func Open(ctx context.Context, conn *broker.Conn, opts Options) (*Catalog, error) {
+func Open(ctx context.Context, conn eventlog.Log, opts Options) (*Catalog, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -77,7 +76,7 @@ func Open(ctx context.Context, conn *broker.Conn, opts Options) (*Catalog, error
 		conn: conn, opts: opts, log: opts.Logger,
 		state: NewState(), waiters: map[string]chan applied{}, fetches: map[string]*fetch{},
 	}
-	sub, err := conn.Subscribe(Channel, broker.SubOptions{Start: broker.StartAll}, c.receive)
+	sub, err := conn.Subscribe(Channel, eventlog.SubOptions{Start: eventlog.First}, c.receive)
 	if err != nil {
 		return nil, fmt.Errorf("follow %s: %w", Channel, err)
 	}
@@ -101,7 +100,7 @@ func (c *Catalog) Close() error { return c.sub.Close() }
 // stop the follower: a message that is not an event, an event that breaks
 // a rule, or one that makes the fold or a watcher panic is skipped (the
 // fold is left as it was), with a warning naming its sequence and why.
-func (c *Catalog) receive(m *broker.Msg) {
+func (c *Catalog) receive(m *eventlog.Msg) {
 	c.mu.Lock()
 	if c.first == 0 {
 		c.first = m.Sequence
@@ -198,7 +197,7 @@ func (c *Catalog) append(ctx context.Context, ev *Event) (Change, error) {
 		delete(c.waiters, ev.ID)
 		c.mu.Unlock()
 	}()
-	if err := c.conn.Publish(ctx, Channel, data); err != nil {
+	if _, err := c.conn.Publish(ctx, Channel, eventlog.Message{Data: data}); err != nil {
 		return Change{}, err
 	}
 	select {

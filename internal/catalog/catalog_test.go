@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -31,7 +33,7 @@ func embedded(t *testing.T) string {
 func open(t *testing.T, url, dir string) *Catalog {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := broker.Connect(ctx, broker.Options{URL: url, ClusterID: "test"})
+	conn, err := natslog.Connect(ctx, broker.Options{URL: url, ClusterID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func (s *syncBuffer) String() string {
 func TestForgedEventsAreSkipped(t *testing.T) {
 	url := embedded(t)
 	ctx := context.Background()
-	conn, err := broker.Connect(ctx, broker.Options{URL: url, ClusterID: "test"})
+	conn, err := natslog.Connect(ctx, broker.Options{URL: url, ClusterID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +161,7 @@ func TestForgedEventsAreSkipped(t *testing.T) {
 		`{"type":"Rewind","to":0}`,
 	}
 	for _, ev := range forged {
-		if err := conn.Publish(ctx, Channel, []byte(ev)); err != nil {
+		if _, err := conn.Publish(ctx, Channel, eventlog.Message{Data: []byte(ev)}); err != nil {
 			t.Fatal(err)
 		}
 	}

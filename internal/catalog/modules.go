@@ -3,21 +3,18 @@ package catalog
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
-
-	"github.com/sluicehq/sluice/internal/broker"
 )
 
-// ChunkSize is the payload of one module chunk: half of NATS's default
-// 1 MB max_payload, leaving room for the header and for servers with a
-// smaller limit.
+// ChunkSize is the size of the pieces a module's Chunks counts (an
+// event's field, checked when it is applied): modules were stored in
+// chunks of this size before the event log had blobs, and NATS
+// Streaming's blobs still are.
 const ChunkSize = 512 << 10
 
 // MaxModuleSize bounds a module's size, as the host does
@@ -25,15 +22,6 @@ const ChunkSize = 512 << 10
 // go/types, html/template and crypto/tls 20 MB. Compiling a module holds
 // about 8 bytes of heap per byte of it; 32 MiB keeps that near 250 MB.
 const MaxModuleSize = 32 << 20
-
-// chunk header: magic, index, total chunks, total size.
-const (
-	chunkMagic  = "SLM1"
-	chunkHeader = 4 + 4 + 4 + 8
-)
-
-// ModuleChannel is the channel holding a module's chunks.
-func ModuleChannel(sha string) string { return "sluice.mod." + sha }
 
 type moduleRef struct {
 	ModuleRef
@@ -59,33 +47,8 @@ func (c *Catalog) putModule(ctx context.Context, wasm []byte) (moduleRef, error)
 	if total == 0 {
 		total = 1
 	}
-	channel := ModuleChannel(sha)
-	acks := make(chan error, total)
-	for i := 0; i < total; i++ {
-		lo, hi := i*ChunkSize, min((i+1)*ChunkSize, len(wasm))
-		msg := make([]byte, chunkHeader+hi-lo)
-		copy(msg, chunkMagic)
-		binary.BigEndian.PutUint32(msg[4:], uint32(i))
-		binary.BigEndian.PutUint32(msg[8:], uint32(total))
-		binary.BigEndian.PutUint64(msg[12:], uint64(len(wasm)))
-		copy(msg[chunkHeader:], wasm[lo:hi])
-		if err := c.conn.PublishAsync(channel, msg, func(err error) { acks <- err }); err != nil {
-			// not connected: fall back to a synchronous publish, which waits
-			if err := c.conn.Publish(ctx, channel, msg); err != nil {
-				return moduleRef{}, fmt.Errorf("store module chunk %d/%d: %w", i+1, total, err)
-			}
-			acks <- nil
-		}
-	}
-	for i := 0; i < total; i++ {
-		select {
-		case err := <-acks:
-			if err != nil {
-				return moduleRef{}, fmt.Errorf("store module: %w", err)
-			}
-		case <-ctx.Done():
-			return moduleRef{}, fmt.Errorf("store module: %w", ctx.Err())
-		}
+	if err := c.conn.Blobs().Put(ctx, sha, wasm); err != nil {
+		return moduleRef{}, fmt.Errorf("store module: %w", err)
 	}
 	c.cacheModule(sha, wasm)
 	return moduleRef{ModuleRef: ModuleRef{Size: len(wasm), Chunks: total}, sha: sha}, nil
@@ -134,7 +97,7 @@ type fetch struct {
 }
 
 // Module returns a function's module bytes: from the local cache, or
-// fetched from NATS Streaming (once, however many callers ask), checked
+// fetched from the event log's blobs (once, however many callers ask), checked
 // against their sha256.
 func (c *Catalog) Module(ctx context.Context, f *Function) ([]byte, error) {
 	if c.opts.Dir != "" {
@@ -171,8 +134,8 @@ func (c *Catalog) Module(ctx context.Context, f *Function) ([]byte, error) {
 	}
 }
 
-// downloadTimeout bounds fetching one module: replaying a few MB from NATS
-// Streaming takes milliseconds, so this only trips when chunks are missing.
+// downloadTimeout bounds fetching one module: reading a few MB from the
+// broker takes milliseconds, so this only trips when it is out of reach.
 const downloadTimeout = 30 * time.Second
 
 func (c *Catalog) download(ctx context.Context, f *Function) ([]byte, error) {
@@ -182,69 +145,12 @@ func (c *Catalog) download(ctx context.Context, f *Function) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, downloadTimeout)
 	defer cancel()
-	var (
-		mu     sync.Mutex
-		buf    []byte
-		have   = map[uint32]bool{}
-		done   = make(chan struct{})
-		badErr error
-	)
-	finish := func(err error) {
-		if badErr == nil && err != nil {
-			badErr = err
-		}
-		select {
-		case <-done:
-		default:
-			close(done)
-		}
-	}
-	sub, err := c.conn.Subscribe(ModuleChannel(f.Module), broker.SubOptions{Start: broker.StartAll}, func(m *broker.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
-		d := m.Data
-		if len(d) < chunkHeader || string(d[:4]) != chunkMagic {
-			finish(fmt.Errorf("module %s: message %d is not a module chunk", f.Module, m.Sequence))
-			return
-		}
-		idx, total, size := binary.BigEndian.Uint32(d[4:]), binary.BigEndian.Uint32(d[8:]), binary.BigEndian.Uint64(d[12:])
-		if int(total) != f.Chunks || int(size) != f.Size || idx >= total {
-			finish(fmt.Errorf("module %s: chunk %d/%d of size %d does not match the catalog (%d chunks, %d bytes)", f.Module, idx, total, size, f.Chunks, f.Size))
-			return
-		}
-		if buf == nil {
-			buf = make([]byte, size)
-		}
-		if have[idx] {
-			return // a retried upload stored it twice
-		}
-		lo := int(idx) * ChunkSize
-		if lo+len(d)-chunkHeader > len(buf) {
-			finish(fmt.Errorf("module %s: chunk %d overflows the module", f.Module, idx))
-			return
-		}
-		copy(buf[lo:], d[chunkHeader:])
-		have[idx] = true
-		if len(have) == int(total) {
-			finish(nil)
-		}
-	})
+	buf, err := c.conn.Blobs().Get(ctx, f.Module)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fetch module %s of %q: %w", f.Module, f.Name, err)
 	}
-	defer sub.Close()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		mu.Lock()
-		got := len(have)
-		mu.Unlock()
-		return nil, fmt.Errorf("fetch module %s of %q from NATS Streaming: got %d of %d chunks: %w", f.Module, f.Name, got, f.Chunks, ctx.Err())
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if badErr != nil {
-		return nil, badErr
+	if len(buf) != f.Size {
+		return nil, fmt.Errorf("module %s of %q: fetched %d bytes, the catalog says %d", f.Module, f.Name, len(buf), f.Size)
 	}
 	if sum := sha256.Sum256(buf); hex.EncodeToString(sum[:]) != f.Module {
 		return nil, errors.New("module " + f.Module + ": fetched bytes do not match their sha256")

@@ -26,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/metrics"
+	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/registry"
 	"github.com/sluicehq/sluice/triggers"
 )
@@ -165,7 +166,7 @@ type Daemon struct {
 	id       string
 	lock     *dirLock
 	embedded *broker.Embedded
-	conn     *broker.Conn
+	events   *natslog.Log
 	host     *host.Host
 	cat      *catalog.Catalog
 	engine   *engine.Engine
@@ -245,7 +246,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		conn.TLS = broker.TLS{CAFile: o.NATSCAFile, CertFile: o.NATSCertFile, KeyFile: o.NATSKeyFile}
 		d.natsURL = broker.URLWithAuth(o.NATSURL, conn.Auth)
 	}
-	d.conn, err = broker.Connect(startCtx, conn)
+	d.events, err = natslog.Connect(startCtx, conn)
 	if err != nil {
 		switch {
 		case errors.Is(err, broker.ErrRefused):
@@ -255,7 +256,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		}
 		return nil, d.startError(startCtx, err)
 	}
-	pub := logstream.NewPublisher(d.conn, d.id, d.log.With("component", "guest"))
+	pub := logstream.NewPublisher(d.events, d.id, d.log.With("component", "guest"))
 	cacheDir := o.CompileCacheDir
 	if cacheDir == "" {
 		cacheDir = filepath.Join(o.DataDir, "cache", "compiled")
@@ -270,7 +271,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.cat, err = catalog.Open(startCtx, d.conn, catalog.Options{
+	d.cat, err = catalog.Open(startCtx, d.events, catalog.Options{
 		Dir: filepath.Join(o.DataDir, "cache", "modules"), Daemon: d.id, Logger: d.log.With("component", "catalog"),
 	})
 	if err != nil {
@@ -298,23 +299,23 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		}
 	}
 	d.engine, err = engine.Open(startCtx, engine.Options{
-		Conn: d.conn, Functions: wfFunctions{d}, Definitions: wfDefinitions{d.cat}, Node: d.node,
+		Log: d.events, Functions: wfFunctions{d}, Definitions: wfDefinitions{d.cat}, Node: d.node,
 		Observer: d.metrics, Logger: d.log.With("component", "engine"),
 	})
 	if err != nil {
 		return nil, d.startError(startCtx, err)
 	}
 	httpTriggers := triggers.NewHTTP(triggers.InvokerFunc(d.Invoke), d.maxInput)
-	queue := triggers.NewQueue(d.conn, triggers.InvokerFunc(d.Invoke), d.log.With("component", "queue"))
+	queue := triggers.NewQueue(d.events, triggers.InvokerFunc(d.Invoke), d.log.With("component", "queue"))
 	queue.ObserveLag(d.metrics.Lag)
 	d.queue = queue
 	d.triggers = newTriggerSet(httpTriggers, queue,
-		triggers.NewTimers(d.conn, queue, d.id, d.log.With("component", "timer")), d.log.With("component", "triggers"))
+		triggers.NewTimers(d.events, queue, d.id, d.log.With("component", "timer")), d.log.With("component", "triggers"))
 	_, trigs := d.cat.Watch(d.triggers.onChange)
 	for _, t := range trigs {
 		d.triggers.add(change{t: t})
 	}
-	d.api.SetBackend(&api.Backend{Host: d.host, Conn: d.conn, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine})
+	d.api.SetBackend(&api.Backend{Host: d.host, Log: d.events, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine})
 	ok = true
 	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", broker.Redact(d.natsURL), "daemon", d.id, "node", d.node,
 		"functions", len(d.cat.Functions()), "triggers", len(trigs))
@@ -534,8 +535,8 @@ func (d *Daemon) stop(ctx context.Context) error {
 	if d.cat != nil {
 		d.cat.Close()
 	}
-	if d.conn != nil {
-		d.conn.Close()
+	if d.events != nil {
+		d.events.Close()
 	}
 	if d.embedded != nil {
 		d.embedded.Shutdown()

@@ -30,6 +30,7 @@ import (
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/client"
 	"github.com/sluicehq/sluice/internal/logstream"
+	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/triggers"
 )
@@ -284,17 +285,38 @@ func TestDamagedCatalogStopsTheStart(t *testing.T) {
 // the names their owners give them.
 func TestWhatMovingAChannelAsideLoses(t *testing.T) {
 	for ch, says := range map[string]string{
-		catalog.Channel:               "function, trigger and workflow",
-		catalog.ModuleChannel("ab12"): "module",
-		engine.EventsChannel:          "workflow invocation",
-		broker.CheckpointChannel:      "nothing that matters",
-		engine.NodesChannel:           "nothing that matters",
-		triggers.TickChannel("t"):     "timer claims",
-		logstream.Channel("resize"):   "logs of function resize",
-		"orders":                      "messages of topic orders",
+		catalog.Channel:             "function, trigger and workflow",
+		natslog.BlobStream("ab12"):  "module",
+		engine.EventsChannel:        "workflow invocation",
+		engine.CheckpointChannel:    "nothing that matters",
+		engine.NodesChannel:         "nothing that matters",
+		triggers.TickChannel("t"):   "timer claims",
+		logstream.Channel("resize"): "logs of function resize",
+		"orders":                    "messages of topic orders",
 	} {
 		if got := broker.Loses(ch); !strings.Contains(got, says) {
 			t.Errorf("Loses(%q) = %q, want it to say %q", ch, got, says)
+		}
+	}
+}
+
+// TestStoreLimitsNameTheComponentsChannels: the embedded server's channel
+// limits (broker.StoreLimits) are keyed by the names the channels' owners
+// give them: a limit under another name would keep every heartbeat,
+// checkpoint, tick and log line for ever.
+func TestStoreLimitsNameTheComponentsChannels(t *testing.T) {
+	limits := broker.StoreLimits().PerChannel
+	for _, c := range []struct{ owner, limit string }{
+		{engine.CheckpointChannel, broker.CheckpointChannel},
+		{engine.NodesChannel, broker.NodesChannel},
+		{strings.TrimSuffix(logstream.Channel("x"), "x") + ">", broker.LogChannels},
+		{strings.TrimSuffix(triggers.TickChannel("x"), "x") + ">", broker.TickChannels},
+	} {
+		if c.owner != c.limit {
+			t.Errorf("the store limits %q, its owner names it %q", c.limit, c.owner)
+		}
+		if l := limits[c.limit]; l == nil || (l.MaxMsgs == 0 && l.MaxAge == 0) {
+			t.Errorf("no limit on %s", c.limit)
 		}
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/registry"
 )
@@ -93,8 +93,10 @@ var codes = []struct {
 	{catalog.ErrNotFound, http.StatusNotFound, "not_found"},
 	{catalog.ErrConflict, http.StatusConflict, "conflict"},
 	{catalog.ErrInvalid, http.StatusBadRequest, "invalid_argument"},
-	{broker.ErrNotConnected, http.StatusServiceUnavailable, "unavailable"},
-	{broker.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
+	{eventlog.ErrNotConnected, http.StatusServiceUnavailable, "unavailable"},
+	{eventlog.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
+	{eventlog.ErrTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large"},
+	{eventlog.ErrInvalidName, http.StatusBadRequest, "invalid_argument"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "unavailable"},
 	{context.Canceled, 499, "canceled"},
 }

@@ -1,7 +1,9 @@
-// Package logstream carries function logs through NATS Streaming, one
-// channel per function (sluice.logs.NAME), so that `sluice fn logs` shows
-// the logs of every daemon, not only of the one it asks. The channels are
-// bounded (see broker.LogChannels): logs are recent history, not an archive.
+// Package logstream carries function logs through the event log, one
+// stream per function (sluice.logs.NAME), so that `sluice fn logs` shows
+// the logs of every daemon, not only of the one it asks. The streams are
+// bounded by the store (NATS Streaming's embedded server keeps the last
+// 10,000 messages of each, for a day): logs are recent history, not an
+// archive.
 package logstream
 
 import (
@@ -18,8 +20,8 @@ import (
 
 	"github.com/nats-io/nuid"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/broker"
 )
 
 // Channel is the log channel of a function.
@@ -40,7 +42,7 @@ type message struct {
 // is unreachable, or the buffer is full, records are dropped and counted:
 // logs never slow down or fail a call.
 type Publisher struct {
-	conn   *broker.Conn
+	conn   eventlog.Log
 	daemon string
 	log    *slog.Logger
 
@@ -62,7 +64,7 @@ const (
 
 // NewPublisher starts a publisher for this daemon's function logs. Every
 // record also goes to log at debug level. Close flushes and stops it.
-func NewPublisher(conn *broker.Conn, daemon string, log *slog.Logger) *Publisher {
+func NewPublisher(conn eventlog.Log, daemon string, log *slog.Logger) *Publisher {
 	p := &Publisher{
 		conn: conn, daemon: daemon, log: log, pending: map[string][]host.Record{},
 		kick: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
@@ -175,7 +177,7 @@ func (p *Publisher) publish(fn string, recs []host.Record) {
 		return
 	}
 	n := uint64(len(recs))
-	if err := p.conn.PublishAsync(Channel(fn), data, func(err error) {
+	if err := p.conn.PublishAsync(Channel(fn), eventlog.Message{Data: data}, func(_ uint64, err error) {
 		if err != nil {
 			p.dropped.Add(n)
 		}
@@ -235,7 +237,7 @@ const (
 // few messages at a time, whatever the channel holds: it finds where the
 // tail starts by counting records backwards from the end, in windows,
 // then streams from there.
-func Read(ctx context.Context, conn *broker.Conn, function string, o ReadOptions, out func(host.Record) error) error {
+func Read(ctx context.Context, conn eventlog.Log, function string, o ReadOptions, out func(host.Record) error) error {
 	if o.Tail < 0 || o.Tail > MaxTail {
 		return fmt.Errorf("tail %d: want 0 to %d", o.Tail, MaxTail)
 	}
@@ -262,10 +264,10 @@ func Read(ctx context.Context, conn *broker.Conn, function string, o ReadOptions
 
 // mark stores a marker at the end of a channel and returns its sequence:
 // what was stored before it is the past.
-func mark(ctx context.Context, conn *broker.Conn, channel string) (uint64, error) {
+func mark(ctx context.Context, conn eventlog.Log, channel string) (uint64, error) {
 	marker := nuid.Next()
 	found := make(chan uint64, 1)
-	sub, err := conn.Subscribe(channel, broker.SubOptions{Start: broker.StartNew, MaxInflight: countInflight}, func(m *broker.Msg) {
+	sub, err := conn.Subscribe(channel, eventlog.SubOptions{Start: eventlog.New, MaxInflight: countInflight}, func(m *eventlog.Msg) {
 		var msg message
 		if bytes.Contains(m.Data, []byte(marker)) && json.Unmarshal(m.Data, &msg) == nil && msg.Marker == marker {
 			select {
@@ -279,7 +281,7 @@ func mark(ctx context.Context, conn *broker.Conn, channel string) (uint64, error
 	}
 	defer sub.Close()
 	data, _ := json.Marshal(message{Marker: marker})
-	if err := conn.Publish(ctx, channel, data); err != nil {
+	if _, err := conn.Publish(ctx, channel, eventlog.Message{Data: data}); err != nil {
 		return 0, err
 	}
 	select {
@@ -292,9 +294,13 @@ func mark(ctx context.Context, conn *broker.Conn, channel string) (uint64, error
 
 // findTail returns where the last tail records before sequence end (of
 // messages stored since cutoff) start: the message's sequence and how
-// many of its records to skip.
-func findTail(ctx context.Context, conn *broker.Conn, channel string, end uint64, tail int, cutoff int64) (from uint64, skip int, err error) {
-	var counts []int // records per message, from end-1 backwards
+// many of its records to skip. It counts backwards from end in windows of
+// sequences; a stream's sequences may have gaps (eventlog), so a window
+// may hold fewer messages than it spans, and each message counted is
+// known by its own sequence.
+func findTail(ctx context.Context, conn eventlog.Log, channel string, end uint64, tail int, cutoff int64) (from uint64, skip int, err error) {
+	var counts []counted // from end-1 backwards
+	var start uint64     // the stream's first sequence, once known
 	total := 0
 	hi := end // the window is [lo, hi)
 	for w := uint64(firstWindow); hi > 1; w *= 4 {
@@ -302,13 +308,23 @@ func findTail(ctx context.Context, conn *broker.Conn, channel string, end uint64
 		if hi > w {
 			lo = hi - w
 		}
-		got, horizon, err := countWindow(ctx, conn, channel, lo, hi, cutoff)
+		got, first, horizon, err := countWindow(ctx, conn, channel, lo, hi, cutoff)
 		if err != nil {
 			return 0, 0, err
 		}
+		if first > lo && !horizon {
+			// Nothing at lo: the stream starts after it, or its sequences
+			// have a gap there. Its first sequence tells which.
+			if start == 0 {
+				if start, err = firstSeq(ctx, conn, channel); err != nil {
+					return 0, 0, err
+				}
+			}
+			horizon = start >= lo
+		}
 		for i := len(got) - 1; i >= 0; i-- {
 			counts = append(counts, got[i])
-			total += got[i]
+			total += got[i].records
 		}
 		hi = lo
 		if total >= tail || horizon {
@@ -316,44 +332,70 @@ func findTail(ctx context.Context, conn *broker.Conn, channel string, end uint64
 		}
 	}
 	acc := 0
-	for i, n := range counts {
-		acc += n
+	for _, c := range counts {
+		acc += c.records
 		if acc >= tail {
-			return end - 1 - uint64(i), acc - tail, nil
+			return c.seq, acc - tail, nil
 		}
 	}
 	return hi, 0, nil // fewer than tail: all of them
 }
 
+// counted is a message's sequence and the number of records it holds.
+type counted struct {
+	seq     uint64
+	records int
+}
+
+// firstSeq returns the sequence of the first message a stream holds (it
+// holds one).
+func firstSeq(ctx context.Context, conn eventlog.Log, channel string) (uint64, error) {
+	found := make(chan uint64, 1)
+	sub, err := conn.Subscribe(channel, eventlog.SubOptions{Start: eventlog.First, MaxInflight: 1}, func(m *eventlog.Msg) {
+		select {
+		case found <- m.Sequence:
+		default:
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Close()
+	select {
+	case seq := <-found:
+		return seq, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
 // countWindow counts the records of the messages in [lo, hi), of those
-// stored since cutoff; horizon tells that nothing before lo is wanted
-// (the channel starts after lo, or messages there are older than cutoff).
-func countWindow(ctx context.Context, conn *broker.Conn, channel string, lo, hi uint64, cutoff int64) (counts []int, horizon bool, err error) {
-	counts = make([]int, hi-lo)
+// stored since cutoff, in sequence order. first is the sequence of the
+// first message delivered (at lo or after); horizon tells that nothing
+// before lo is wanted (messages there are older than cutoff, or lo is 1).
+func countWindow(ctx context.Context, conn eventlog.Log, channel string, lo, hi uint64, cutoff int64) (counts []counted, first uint64, horizon bool, err error) {
 	var (
-		mu    sync.Mutex
-		first uint64
-		done  = make(chan struct{})
+		mu   sync.Mutex
+		done = make(chan struct{})
 	)
-	sub, err := conn.Subscribe(channel, broker.SubOptions{Start: broker.StartAt(lo), MaxInflight: countInflight}, func(m *broker.Msg) {
+	sub, err := conn.Subscribe(channel, eventlog.SubOptions{Start: eventlog.At(lo), MaxInflight: countInflight}, func(m *eventlog.Msg) {
 		mu.Lock()
 		defer mu.Unlock()
 		if first == 0 {
 			first = m.Sequence
-			if first > lo {
-				horizon = true // the channel starts after lo
-			}
 		}
 		if m.Sequence >= lo && m.Sequence < hi {
-			if m.Timestamp < cutoff {
+			if m.Time.UnixNano() < cutoff {
 				horizon = true
 			} else {
 				var msg struct{ Records []struct{} } // counted, not kept
-				if json.Unmarshal(m.Data, &msg) == nil {
-					counts[m.Sequence-lo] = len(msg.Records)
+				if json.Unmarshal(m.Data, &msg) == nil && len(msg.Records) > 0 {
+					counts = append(counts, counted{m.Sequence, len(msg.Records)})
 				}
 			}
 		}
+		// hi is end (the marker, stored) or the start of the window
+		// counted before: a message at or past it is always delivered
 		if m.Sequence >= hi-1 {
 			select {
 			case <-done:
@@ -363,23 +405,23 @@ func countWindow(ctx context.Context, conn *broker.Conn, channel string, lo, hi 
 		}
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	defer sub.Close()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, false, ctx.Err()
+		return nil, 0, false, ctx.Err()
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return counts, horizon || lo == 1, nil
+	return counts, first, horizon || lo == 1, nil
 }
 
 // stream sends the records of the messages from sequence from on (less
 // the first skip of that message, and those of messages stored before
 // cutoff), until the marker at end, or with follow until ctx ends.
-func stream(ctx context.Context, conn *broker.Conn, channel string, from uint64, skip int, end uint64, cutoff int64, follow bool, out func(host.Record) error) error {
+func stream(ctx context.Context, conn eventlog.Log, channel string, from uint64, skip int, end uint64, cutoff int64, follow bool, out func(host.Record) error) error {
 	type delivered struct {
 		seq  uint64
 		at   int64
@@ -387,9 +429,9 @@ func stream(ctx context.Context, conn *broker.Conn, channel string, from uint64,
 	}
 	msgs := make(chan delivered, readInflight/4)
 	stop := make(chan struct{})
-	sub, err := conn.Subscribe(channel, broker.SubOptions{Start: broker.StartAt(from), MaxInflight: readInflight}, func(m *broker.Msg) {
+	sub, err := conn.Subscribe(channel, eventlog.SubOptions{Start: eventlog.At(from), MaxInflight: readInflight}, func(m *eventlog.Msg) {
 		select {
-		case msgs <- delivered{m.Sequence, m.Timestamp, m.Data}:
+		case msgs <- delivered{m.Sequence, m.Time.UnixNano(), m.Data}:
 		case <-stop:
 		}
 	})

@@ -10,22 +10,51 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/natslog"
 )
 
-func TestPublishAndRead(t *testing.T) {
+// connect starts an embedded NATS Streaming server and connects to it.
+func connect(t *testing.T) *natslog.Log {
+	t.Helper()
 	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown()
-	ctx := context.Background()
-	conn, err := broker.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
+	t.Cleanup(srv.Shutdown)
+	conn, err := natslog.Connect(context.Background(), broker.Options{URL: srv.URL(), ClusterID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// gaps shows a log's sequence s as 3s: a stream's sequences with gaps, as
+// a store that numbers several streams together has them (eventlog).
+type gaps struct{ eventlog.Log }
+
+func (g gaps) Subscribe(stream string, o eventlog.SubOptions, h func(*eventlog.Msg)) (eventlog.Subscription, error) {
+	if o.Start.Kind == eventlog.StartSeq {
+		o.Start.Seq = (o.Start.Seq + 2) / 3
+	}
+	return g.Log.Subscribe(stream, o, func(m *eventlog.Msg) {
+		c := *m
+		c.Sequence *= 3
+		h(&c)
+	})
+}
+
+func (g gaps) Last(ctx context.Context, stream string) (uint64, error) {
+	seq, err := g.Log.Last(ctx, stream)
+	return 3 * seq, err
+}
+
+func TestPublishAndRead(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t)
 	p := NewPublisher(conn, "d1", slog.New(slog.DiscardHandler))
 	// 5000 records of 300 bytes: over the batch split size several times
 	const n = 5000
@@ -39,7 +68,7 @@ func TestPublishAndRead(t *testing.T) {
 	}
 	p.Close() // flushes
 	var got []string
-	err = Read(ctx, conn, "f", ReadOptions{Tail: MaxTail, Since: time.Hour}, func(r host.Record) error {
+	err := Read(ctx, conn, "f", ReadOptions{Tail: MaxTail, Since: time.Hour}, func(r host.Record) error {
 		got = append(got, r.Invocation)
 		return nil
 	})
@@ -59,19 +88,15 @@ func TestPublishAndRead(t *testing.T) {
 // TestReadTail reads the last N records of a channel whose messages hold
 // 1 to 5 records each (and markers of other readers): exactly the last N,
 // in order, whichever message they start in, across several counting
-// windows; then, following, the new ones.
+// windows; then, following, the new ones. The same holds where the
+// stream's sequences have gaps.
 func TestReadTail(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	t.Run("nats-streaming", func(t *testing.T) { readTail(t, connect(t)) })
+	t.Run("sequences with gaps", func(t *testing.T) { readTail(t, gaps{connect(t)}) })
+}
+
+func readTail(t *testing.T, conn eventlog.Log) {
 	ctx := context.Background()
-	conn, err := broker.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	n := 0
 	publish := func(records int) {
 		recs := make([]host.Record, records)
@@ -80,7 +105,7 @@ func TestReadTail(t *testing.T) {
 			n++
 		}
 		data, _ := json.Marshal(message{Daemon: "d", Records: recs})
-		if err := conn.Publish(ctx, Channel("f"), data); err != nil {
+		if _, err := conn.Publish(ctx, Channel("f"), eventlog.Message{Data: data}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,7 +113,7 @@ func TestReadTail(t *testing.T) {
 		publish(i%5 + 1)
 		if i%50 == 0 {
 			data, _ := json.Marshal(message{Marker: "someone else's"})
-			conn.Publish(ctx, Channel("f"), data)
+			conn.Publish(ctx, Channel("f"), eventlog.Message{Data: data})
 		}
 	}
 	read := func(o ReadOptions) []string {

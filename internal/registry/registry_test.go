@@ -10,6 +10,7 @@ import (
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -40,7 +41,7 @@ func newRig(t *testing.T, cfg host.Config) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Shutdown)
-	conn, err := broker.Connect(ctx, broker.Options{URL: e.URL(), ClusterID: "test"})
+	conn, err := natslog.Connect(ctx, broker.Options{URL: e.URL(), ClusterID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
