@@ -32,6 +32,13 @@ const (
 	CheckpointChannel = "sluice.wf.checkpoints"
 )
 
+// EventStream names the stream that holds an invocation's events on a
+// log with the given features: where a tool other than the engine (a
+// migration) writes them.
+func EventStream(f eventlog.Features, invocation string) string {
+	return EventsChannel
+}
+
 // Defaults and limits.
 const (
 	// DefaultRetain is how many finished invocations stay in memory (and

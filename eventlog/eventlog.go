@@ -54,9 +54,9 @@ import (
 // use.
 type Log interface {
 	// Publish appends a message to a stream and waits until the broker has
-	// stored it; it returns the message's sequence, or 0 where the
-	// broker's acknowledgement does not carry it (NATS Streaming's does
-	// not: a caller that needs it reads the message back, from a
+	// stored it; it returns the message's sequence where
+	// Features.Sequences, else 0 (NATS Streaming's acknowledgement does
+	// not carry it: a caller that needs it reads the message back, from a
 	// subscription made before publishing). While the connection
 	// is down it waits for it, until ctx ends (the error then wraps
 	// ErrNotConnected). With Message.ID set and Features.Dedup, a message
@@ -255,6 +255,9 @@ type Features struct {
 	// Name names the implementation ("nats-streaming", "jetstream",
 	// "memory").
 	Name string
+	// Sequences: Publish and PublishAsync return the stored message's
+	// sequence (else 0).
+	Sequences bool
 	// Dedup: a message published with the ID of one published in the
 	// last DedupWindow is not stored twice.
 	Dedup       bool

@@ -167,6 +167,15 @@ func (s *suite) testBlobs(t *testing.T) {
 	if _, err := b1.Get(ctx(t), s.name(t, "missing")); !errors.Is(err, eventlog.ErrNotFound) {
 		t.Fatalf("get a missing value: %v, want ErrNotFound", err)
 	}
+	if !s.f.Delete {
+		if err := b1.Delete(ctx(t), name); !errors.Is(err, eventlog.ErrUnsupported) {
+			t.Fatalf("delete a blob without Features.Delete: %v, want ErrUnsupported", err)
+		}
+		if got, err := b2.Get(ctx(t), name); err != nil || string(got) != "new" {
+			t.Fatalf("get after an unsupported delete: %q, %v; want the value kept", got, err)
+		}
+		return
+	}
 	if err := b1.Delete(ctx(t), name); err != nil {
 		t.Fatalf("delete: %v", err)
 	}

@@ -171,12 +171,22 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// publish publishes data and returns its sequence.
+// publish publishes data and returns its sequence: as Publish returns
+// it where Features.Sequences, else as Last reads it (the cases publish
+// to a stream from one goroutine at a time).
 func publish(t *testing.T, l eventlog.Log, stream string, m eventlog.Message) uint64 {
 	t.Helper()
 	seq, err := l.Publish(ctx(t), stream, m)
 	if err != nil {
 		t.Fatalf("publish %q to %s: %v", m.Data, stream, err)
+	}
+	if !l.Features().Sequences {
+		if seq != 0 {
+			t.Fatalf("publish %q to %s: sequence %d without Features.Sequences", m.Data, stream, seq)
+		}
+		if seq, err = l.Last(ctx(t), stream); err != nil {
+			t.Fatalf("the sequence of %q in %s: %v", m.Data, stream, err)
+		}
 	}
 	if seq == 0 {
 		t.Fatalf("publish %q to %s: sequence 0 (sequences start at 1)", m.Data, stream)

@@ -122,6 +122,7 @@ func NewBroker(opts ...Option) *Broker {
 // Features returns what the broker's connections claim.
 func (b *Broker) Features() eventlog.Features {
 	return eventlog.Features{
+		Sequences:         true,
 		Name:              "memory",
 		Dedup:             true,
 		DedupWindow:       b.dedupWindow,

@@ -383,6 +383,7 @@ func (l *Log) UpSince() time.Time {
 // Features says what JetStream guarantees beyond the contract.
 func (l *Log) Features() eventlog.Features {
 	return eventlog.Features{
+		Sequences:         true,
 		Name:              "jetstream",
 		Dedup:             true,
 		DedupWindow:       DedupWindow,

@@ -88,7 +88,7 @@ func checkName(what, name string) error {
 // tooLarge marks the NATS client's refusal of a message over the
 // server's max_payload (Data and the protocol around it) as
 // eventlog.ErrTooLarge. Features.MaxPayload leaves room for the protocol,
-// so a message of that size always goes through; a little more may too.
+// so a message of that size always goes through (checkSize refuses more).
 func (l *Log) tooLarge(stream string, size int, err error) error {
 	if !errors.Is(err, nats.ErrMaxPayload) {
 		return err
@@ -103,12 +103,28 @@ func (l *Log) Publish(ctx context.Context, stream string, m eventlog.Message) (u
 	if err := checkName("stream", stream); err != nil {
 		return 0, err
 	}
+	if err := l.checkSize(stream, m.Data); err != nil {
+		return 0, err
+	}
 	return 0, l.tooLarge(stream, len(m.Data), l.c.Publish(ctx, stream, m.Data))
+}
+
+// checkSize refuses Data over Features.MaxPayload, as the contract says,
+// though the server might take a little more.
+func (l *Log) checkSize(stream string, data []byte) error {
+	if max := l.maxPayload(); len(data) > max {
+		return fmt.Errorf("publish to %s: %w: %d bytes, over the %d a message may hold (the NATS server's max_payload less %d for the protocol)",
+			stream, eventlog.ErrTooLarge, len(data), max, payloadOverhead)
+	}
+	return nil
 }
 
 // PublishAsync implements eventlog.Log; done is given sequence 0.
 func (l *Log) PublishAsync(stream string, m eventlog.Message, done func(seq uint64, err error)) error {
 	if err := checkName("stream", stream); err != nil {
+		return err
+	}
+	if err := l.checkSize(stream, m.Data); err != nil {
 		return err
 	}
 	return l.tooLarge(stream, len(m.Data), l.c.PublishAsync(stream, m.Data, func(err error) { done(0, err) }))
