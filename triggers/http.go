@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/httperr"
 )
 
 // Invoker calls a function by name: the narrow view of the host that
@@ -132,22 +132,22 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			httperr.Write(w, httperr.New(http.StatusMethodNotAllowed, "method_not_allowed",
+			errcode.Write(w, errcode.New(errcode.MethodNotAllowed,
 				fmt.Sprintf("%s %s%s: method not allowed (allowed: %s)", r.Method, HTTPPrefix, path, strings.Join(allowed, ", "))))
 			return
 		}
-		httperr.Write(w, httperr.New(http.StatusNotFound, "not_found", fmt.Sprintf("no HTTP trigger at %s%s", HTTPPrefix, path)))
+		errcode.Write(w, errcode.New(errcode.NotFound, fmt.Sprintf("no HTTP trigger at %s%s", HTTPPrefix, path)))
 		return
 	}
 	limit := h.maxInput(route.Function)
 	if r.ContentLength > int64(limit) {
-		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "input_too_large",
+		errcode.Write(w, errcode.New(errcode.InputTooLarge,
 			fmt.Sprintf("request body of %d bytes is over the input limit of function %q (%s)", r.ContentLength, route.Function, host.FormatBytes(uint64(limit)))))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+maxBodyGrace))
 	if err != nil {
-		httperr.Write(w, httperr.ReadError("request body", err))
+		errcode.Write(w, errcode.ReadError("request body", err))
 		return
 	}
 	id := host.NewID()
@@ -163,7 +163,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", http.DetectContentType(res.Output))

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/httperr"
 	"github.com/sluicehq/sluice/internal/logctx"
 )
 
@@ -294,7 +294,7 @@ func (r *queueRun) process(m *eventlog.Msg) {
 		r.ack(ctx, m)
 		return
 	}
-	_, code := httperr.Classify(err)
+	code := string(errcode.Of(err))
 	dl, _ := json.Marshal(DeadLetter{
 		Error: err.Error(), Code: code, Function: t.Function, Trigger: t.Name, Topic: t.Topic,
 		Sequence: m.Sequence, Redeliveries: uint32(m.Deliveries - 1), Time: time.Now().UTC(), Payload: m.Data,
