@@ -4,7 +4,6 @@
 package triggers
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,30 +14,17 @@ import (
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/errcode"
-	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/fn"
+	"github.com/sluicehq/sluice/internal/units"
 )
 
-// Invoker calls a function by name: the narrow view of the host that
-// triggers need.
-type Invoker interface {
-	Invoke(ctx context.Context, function string, c host.Call) (host.Result, error)
-}
-
-// InvokerFunc adapts a function to Invoker.
-type InvokerFunc func(ctx context.Context, function string, c host.Call) (host.Result, error)
-
-// Invoke implements Invoker.
-func (f InvokerFunc) Invoke(ctx context.Context, function string, c host.Call) (host.Result, error) {
-	return f(ctx, function, c)
-}
-
 // HTTPRoute is an HTTP trigger: requests to Prefix + Path with Method (any
-// method if "") call Function.
+// method if "") run Target.
 type HTTPRoute struct {
-	Trigger  string
-	Function string
-	Path     string
-	Method   string
+	Trigger string
+	Target  fn.Target
+	Path    string
+	Method  string
 }
 
 // HTTPPrefix is where HTTP trigger routes live.
@@ -50,8 +36,8 @@ const maxBodyGrace = 1
 
 // HTTP serves the HTTP triggers. Routes change while it serves.
 type HTTP struct {
-	inv      Invoker
-	maxInput func(function string) int
+	inv      fn.Invoker
+	maxInput func(fn.Target) int
 
 	mu     sync.RWMutex
 	routes map[string][]HTTPRoute // by path
@@ -59,7 +45,7 @@ type HTTP struct {
 
 // NewHTTP returns an HTTP trigger server. maxInput tells a function's
 // input limit, so that a body over it is refused before it is read whole.
-func NewHTTP(inv Invoker, maxInput func(function string) int) *HTTP {
+func NewHTTP(inv fn.Invoker, maxInput func(fn.Target) int) *HTTP {
 	return &HTTP{inv: inv, maxInput: maxInput, routes: map[string][]HTTPRoute{}}
 }
 
@@ -139,10 +125,10 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.NotFound, fmt.Sprintf("no HTTP trigger at %s%s", HTTPPrefix, path)))
 		return
 	}
-	limit := h.maxInput(route.Function)
+	limit := h.maxInput(route.Target)
 	if r.ContentLength > int64(limit) {
 		errcode.Write(w, errcode.New(errcode.InputTooLarge,
-			fmt.Sprintf("request body of %d bytes is over the input limit of function %q (%s)", r.ContentLength, route.Function, host.FormatBytes(uint64(limit)))))
+			fmt.Sprintf("request body of %d bytes is over the input limit of %s (%s)", r.ContentLength, route.Target, units.Bytes(uint64(limit)))))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+maxBodyGrace))
@@ -150,9 +136,9 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.ReadError("request body", err))
 		return
 	}
-	id := host.NewID()
+	id := fn.NewID()
 	w.Header().Set("X-Sluice-Invocation", id)
-	res, err := h.inv.Invoke(r.Context(), route.Function, host.Call{
+	res, err := h.inv.Invoke(r.Context(), route.Target, fn.Call{
 		ID:    id,
 		Input: body,
 		Meta: map[string]string{
