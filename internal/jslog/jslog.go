@@ -235,10 +235,16 @@ func Connect(ctx context.Context, opts Options) (*Log, error) {
 		l.nc.Close()
 		return nil, fmt.Errorf("JetStream on %s: %w", shown, err)
 	}
+	// The link may have dropped and come back during setup: the
+	// reconnect handler then marked the Log up already.
 	l.mu.Lock()
 	if l.nc.IsConnected() {
-		close(l.up)
-		l.upSince = time.Now()
+		select {
+		case <-l.up:
+		default:
+			close(l.up)
+			l.upSince = time.Now()
+		}
 	}
 	l.mu.Unlock()
 	go l.settleAsync()
