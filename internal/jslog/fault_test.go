@@ -9,75 +9,116 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
-// cutProxy forwards connections to target; the first client connection
-// is cut as soon as the client sends something containing trigger, and
-// the connections after it are forwarded whole.
-func cutProxy(t *testing.T, target, trigger string) string {
+// proxy forwards connections to a server, and cuts them when a test says.
+type proxy struct {
+	addr    string
+	target  string
+	trigger string // the first connection is cut when the client sends it
+
+	mu    sync.Mutex
+	conns []net.Conn
+	held  bool // connections are refused
+	first bool
+	wg    sync.WaitGroup
+}
+
+// newProxy forwards to target; if trigger is not empty, the first client
+// connection is cut as soon as the client sends something containing it.
+func newProxy(t *testing.T, target, trigger string) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
+	p := &proxy{addr: ln.Addr().String(), target: target, trigger: trigger, first: trigger != ""}
 	t.Cleanup(func() {
 		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+		p.cut()
+		p.wg.Wait()
 	})
-	first := true
-	wg.Add(1)
+	p.wg.Add(1)
 	go func() {
-		defer wg.Done()
+		defer p.wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, s)
-			mu.Unlock()
-			cut := first
-			first = false
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(c, s); c.Close() }()
-			go func() {
-				defer wg.Done()
-				defer s.Close()
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					k, err := c.Read(buf)
-					if k > 0 {
-						if cut && bytes.Contains(buf[:k], []byte(trigger)) {
-							return
-						}
-						if _, err := s.Write(buf[:k]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
+			p.serve(c)
 		}
 	}()
-	return ln.Addr().String()
+	return p
+}
+
+// url is a server URL with the proxy's address in place of the server's.
+func (p *proxy) url(serverURL string) string { return strings.Replace(serverURL, p.target, p.addr, 1) }
+
+func (p *proxy) serve(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held {
+		c.Close()
+		return
+	}
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.conns = append(p.conns, c, s)
+	cut := p.first
+	p.first = false
+	p.wg.Add(2)
+	go func() { defer p.wg.Done(); io.Copy(c, s); c.Close() }()
+	go func() {
+		defer p.wg.Done()
+		defer s.Close()
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		for {
+			k, err := c.Read(buf)
+			if k > 0 {
+				if cut && bytes.Contains(buf[:k], []byte(p.trigger)) {
+					return
+				}
+				if _, err := s.Write(buf[:k]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// cut drops every connection through the proxy.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// hold cuts every connection and refuses new ones until release.
+func (p *proxy) hold() {
+	p.mu.Lock()
+	p.held = true
+	p.mu.Unlock()
+	p.cut()
+}
+
+func (p *proxy) release() {
+	p.mu.Lock()
+	p.held = false
+	p.mu.Unlock()
 }
 
 // TestConnectSurvivesReconnectDuringSetup: a link lost and re-established
@@ -85,10 +126,10 @@ func cutProxy(t *testing.T, target, trigger string) string {
 // handler had already marked it up: Connect must not do it twice).
 func TestConnectSurvivesReconnectDuringSetup(t *testing.T) {
 	e := startServer(t, t.TempDir(), "127.0.0.1:0")
-	addr := cutProxy(t, e.Addr(), "$JS.API.STREAM.")
+	p := newProxy(t, e.Addr(), "$JS.API.STREAM.")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := Connect(ctx, Options{URL: strings.Replace(e.URL(), e.Addr(), addr, 1), Name: t.Name()})
+	l, err := Connect(ctx, Options{URL: p.url(e.URL()), Name: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,5 +137,87 @@ func TestConnectSurvivesReconnectDuringSetup(t *testing.T) {
 	publish(t, l, "orders", "after the reconnect")
 	if !l.Connected() || l.UpSince().IsZero() {
 		t.Fatalf("Connected() = %v, UpSince() = %s after Connect", l.Connected(), l.UpSince())
+	}
+}
+
+// subscribed tells whether a Log still runs a subscription.
+func subscribed(l *Log, s eventlog.Subscription) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.subs[s.(*sub)]
+	return ok
+}
+
+// TestQueueDeletedElsewhereEndsSubscription: a queue whose consumer is
+// deleted by another connection (Log.Delete there) ends here rather than
+// being created again from its Start, which replayed the stream.
+func TestQueueDeletedElsewhereEndsSubscription(t *testing.T) {
+	e := startServer(t, t.TempDir(), "127.0.0.1:0")
+	l1, l2 := connect(t, e.URL(), 1), connect(t, e.URL(), 1)
+	publish(t, l1, "jobs", "m0", "m1", "m2")
+	var c collector
+	s, err := l2.Subscribe("jobs", eventlog.SubOptions{Queue: "q", Start: eventlog.First}, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	testutil.Eventually(t, 30*time.Second, "3 messages", func() bool { return c.len() >= 3 })
+	if err := l1.Delete(ctxT(t), "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "the subscription of the deleted queue to end", func() bool { return !subscribed(l2, s) })
+	publish(t, l1, "jobs", "after")
+	var other collector
+	o, err := l2.Subscribe("jobs", eventlog.SubOptions{Queue: "q", Start: eventlog.First}, other.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	testutil.Eventually(t, 30*time.Second, "the new queue's message", func() bool { return other.len() >= 1 })
+	if got := c.data(); len(got) != 3 {
+		t.Fatalf("the subscription of a deleted queue received %v", got)
+	}
+}
+
+// TestQueueDeletedWhileDisconnected: a queue unsubscribed elsewhere while
+// this connection was down ends here when the link is back, even though a
+// new queue of the same name was created meanwhile: this subscriber does
+// not join it.
+func TestQueueDeletedWhileDisconnected(t *testing.T) {
+	e := startServer(t, t.TempDir(), "127.0.0.1:0")
+	p := newProxy(t, e.Addr(), "")
+	l1, l2 := connect(t, e.URL(), 1), connect(t, p.url(e.URL()), 1)
+	publish(t, l1, "jobs", "m0", "m1", "m2")
+	o := eventlog.SubOptions{Queue: "q", Start: eventlog.First}
+	var c1, c2 collector
+	s1, err := l1.Subscribe("jobs", o, c1.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := l2.Subscribe("jobs", o, c2.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	testutil.Eventually(t, 30*time.Second, "3 messages", func() bool { return c1.len()+c2.len() >= 3 })
+	p.hold()
+	testutil.Eventually(t, 30*time.Second, "the second connection to notice the cut", func() bool { return !l2.Connected() })
+	if err := s1.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	var c3 collector
+	s3, err := l1.Subscribe("jobs", o, c3.handle) // a new queue, from First
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	testutil.Eventually(t, 30*time.Second, "the new queue's replay", func() bool { return c3.len() >= 3 })
+	before := c2.len()
+	p.release()
+	testutil.Eventually(t, 30*time.Second, "the removed queue's subscription to end", func() bool { return !subscribed(l2, s2) })
+	publish(t, l1, "jobs", "m3", "m4", "m5", "m6")
+	testutil.Eventually(t, 30*time.Second, "the new queue's messages", func() bool { return c3.len() >= 7 })
+	if got := c2.data()[before:]; len(got) > 0 {
+		t.Fatalf("the subscriber of the removed queue received %v from the new one", got)
 	}
 }

@@ -33,7 +33,11 @@
 // server restart or a leader change, starting after the last sequence it
 // handed to the handler. A durable queue subscription is a durable pull
 // consumer named after the queue and the stream; each subscriber runs its
-// own pull loop on it, so subscribers share the messages. Delivery counts
+// own pull loop on it, so subscribers share the messages. Unsubscribe (or
+// Delete) deletes the consumer: the queue's other subscribers, on any
+// connection, then end (told by the server, or, if their link was down,
+// by looking the consumer up when it is back: a consumer of the same name
+// created meanwhile is a new queue, which they do not join). Delivery counts
 // are the consumer's, kept by the server across restarts and failovers;
 // Nak(d) is a negative ack with delay d.
 //
@@ -325,7 +329,8 @@ func (l *Log) down(err error) {
 
 // reconnected runs when the connection is back. nats.go resumes the
 // consumers' pull requests and re-creates ordered consumers by itself;
-// a queue consumer that is gone is re-created by its subscription.
+// each queue subscription checks that its consumer was not deleted
+// meanwhile (it then ends).
 func (l *Log) reconnected(nc *nats.Conn) {
 	l.mu.Lock()
 	if !l.closed {
@@ -335,6 +340,11 @@ func (l *Log) reconnected(nc *nats.Conn) {
 			close(l.up)
 		}
 		l.upSince = time.Now()
+		for s := range l.subs {
+			if s.queue != "" {
+				s.poke()
+			}
+		}
 	}
 	l.mu.Unlock()
 	l.log.Info("NATS connection re-established", "url", nc.ConnectedUrlRedacted())
@@ -398,6 +408,8 @@ func (l *Log) Features() eventlog.Features {
 		Headers:           true,
 		Delete:            true,
 		MaxPayload:        l.maxPayload - headerReserve,
+
+		UnsubscribeEndsQueue: true,
 	}
 }
 

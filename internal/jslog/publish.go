@@ -198,7 +198,7 @@ func (l *Log) Delete(ctx context.Context, stream string) error {
 	}
 	l.mu.Unlock()
 	for _, s := range local {
-		s.Close() // not to re-create the consumer deleted below
+		s.Close() // ended now, not when the server tells of the deletion
 	}
 	err := l.retry(ctx, func(ctx context.Context) error {
 		s, err := l.js.Stream(ctx, k.stream)

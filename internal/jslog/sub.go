@@ -40,14 +40,15 @@ const (
 	// pullExpiry and pullHeartbeat: a pull request lives pullExpiry, and
 	// the server sends a heartbeat every pullHeartbeat while it has
 	// nothing to deliver; two missed heartbeats (a server gone, a consumer
-	// lost with its server) re-issue the request, or re-create an ordered
-	// consumer after the last message delivered. nats.go's defaults (30
-	// s, 15 s) would take 30 s to notice.
+	// deleted while the link was down) re-issue the request, or re-create
+	// an ordered consumer after the last message delivered, and have a
+	// queue's consumer looked up. nats.go's defaults (30 s, 15 s) would
+	// take 30 s to notice.
 	pullExpiry    = 10 * time.Second
 	pullHeartbeat = 2 * time.Second
-	// recreateWait is the pause between attempts at re-creating a queue
-	// consumer that the server lost.
-	recreateWait = 500 * time.Millisecond
+	// checkTimeout bounds a look-up of a queue's consumer, to tell
+	// whether it is still the one joined.
+	checkTimeout = 10 * time.Second
 )
 
 // sub is a running subscription.
@@ -64,7 +65,11 @@ type sub struct {
 	closed  atomic.Bool
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
-	lost    chan struct{} // the consumer is gone: re-create it
+	created time.Time // the queue consumer's, when this subscriber joined it
+	// deleted: the server said the queue's consumer was deleted; check:
+	// look it up (the link came back, heartbeats were missed).
+	deleted atomic.Bool
+	check   chan struct{}
 	stopped chan struct{} // closed by Close
 	// slots holds a token per message of a queue delivered to the handler
 	// and not yet settled (acked, nakked, or past its AckWait).
@@ -93,7 +98,7 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 	}
 	s := &sub{
 		l: l, stream: stream, queue: o.Queue, kind: kindOf(stream), subj: subject(stream),
-		o: o, handler: handler, lost: make(chan struct{}, 1), stopped: make(chan struct{}),
+		o: o, handler: handler, check: make(chan struct{}, 1), stopped: make(chan struct{}),
 		slots: make(chan struct{}, o.MaxInflight),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
@@ -300,6 +305,7 @@ func (s *sub) startQueue(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.cc = cc
+	s.created = c.CachedInfo().Created
 	s.mu.Unlock()
 	return nil
 }
@@ -372,56 +378,75 @@ func (a *acker) Nak(delay time.Duration) error {
 	return a.m.NakWithDelay(delay)
 }
 
-// consumeErr takes what nats.go reports about a consumer. A queue
-// consumer that the server lost is re-created; nats.go deals with the
-// rest (re-issuing pull requests, re-creating ordered consumers).
+// consumeErr takes what nats.go reports about a consumer; nats.go deals
+// with the link (re-issuing pull requests, re-creating ordered
+// consumers). A queue's consumer deleted on the server (another
+// subscriber's Unsubscribe, a Log.Delete) ends the subscription: the queue
+// is gone, and re-creating it would start it afresh, from Start. Other
+// errors (missed heartbeats among them) have the consumer looked up, for
+// one deleted while the link was down: nats.go cannot tell that.
 func (s *sub) consumeErr(_ jetstream.ConsumeContext, err error) {
-	if s.closed.Load() {
+	if s.closed.Load() || errors.Is(err, nats.ErrConnectionClosed) {
 		return
 	}
-	if s.queue != "" && (errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound)) {
-		select {
-		case s.lost <- struct{}{}:
-		default:
+	if s.queue != "" {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			s.deleted.Store(true)
 		}
-		return
-	}
-	if errors.Is(err, nats.ErrConnectionClosed) {
-		return
+		s.poke()
 	}
 	s.l.log.Debug("consumer error", "stream", s.stream, "queue", s.queue, "err", err)
 }
 
-// supervise re-creates a queue's consumer when the server lost it, and
-// resumes pulling.
+// poke has a queue subscription check that its consumer is still there.
+func (s *sub) poke() {
+	select {
+	case s.check <- struct{}{}:
+	default:
+	}
+}
+
+// supervise ends a queue subscription whose consumer is gone from the
+// server, or was replaced by a new queue of the same name (created after
+// a deletion this subscriber missed).
 func (s *sub) supervise() {
 	for {
 		select {
 		case <-s.stopped:
 			return
-		case <-s.lost:
+		case <-s.check:
 		}
-		s.l.log.Warn("queue consumer lost on the server; re-creating it", "stream", s.stream, "queue", s.queue)
+		if s.deleted.Load() {
+			s.removed("its consumer was deleted on the server")
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		c, err := s.l.js.Consumer(ctx, s.kind.stream, s.name)
+		cancel()
 		s.mu.Lock()
-		if s.cc != nil {
-			s.cc.Stop()
-		}
+		joined := s.created
 		s.mu.Unlock()
-		for !s.closed.Load() {
-			ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-			err := s.l.retry(ctx, s.startQueue)
-			cancel()
-			if err == nil || errors.Is(err, eventlog.ErrClosed) {
-				break
-			}
-			s.l.log.Debug("re-create queue consumer failed; retrying", "stream", s.stream, "queue", s.queue, "err", err)
-			select {
-			case <-s.stopped:
-				return
-			case <-time.After(recreateWait):
-			}
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			s.removed("its consumer is gone from the server")
+			return
+		case err != nil: // the next missed heartbeat or reconnect asks again
+			s.l.log.Debug("queue consumer look-up failed", "stream", s.stream, "queue", s.queue, "err", err)
+		case !c.CachedInfo().Created.Equal(joined):
+			s.removed("its consumer was deleted and a new queue of the same name created")
+			return
 		}
 	}
+}
+
+// removed ends a subscription whose queue was removed on the server.
+func (s *sub) removed(why string) {
+	if s.closed.Load() {
+		return
+	}
+	s.l.log.Warn("queue removed by another subscriber's Unsubscribe or a Delete; this subscription ends",
+		"stream", s.stream, "queue", s.queue, "consumer", s.name, "why", why)
+	s.Close()
 }
 
 // Close stops delivery; a queue's consumer stays on the server.

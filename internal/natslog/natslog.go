@@ -21,6 +21,11 @@
 //     after the queue's AckWait, as it always did.
 //   - Delivery counts are the server's RedeliveryCount, kept in its memory
 //     only: a server restart or a leader change starts them again.
+//   - A durable queue is a durable queue group, which lives while it has
+//     members: one subscriber's Unsubscribe removes only that member, and
+//     the others, on other connections, go on where the queue was; the
+//     last one's removes the queue (Features.UnsubscribeEndsQueue is
+//     false: NATS Streaming tells the others nothing).
 //   - No headers, no de-duplication, no deletion (Delete and Blobs.Delete
 //     return eventlog.ErrUnsupported): channels stay until the store's
 //     limits age them out (broker.StoreLimits).
