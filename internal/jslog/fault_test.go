@@ -5,8 +5,10 @@ import (
 	"context"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,4 +222,73 @@ func TestQueueDeletedWhileDisconnected(t *testing.T) {
 	if got := c2.data()[before:]; len(got) > 0 {
 		t.Fatalf("the subscriber of the removed queue received %v from the new one", got)
 	}
+}
+
+// TestPublishWithoutIDStoredOnce: a Publish without an ID whose
+// acknowledgement a reconnect loses is sent again, and stored once: each
+// Publish call de-duplicates its own retries.
+func TestPublishWithoutIDStoredOnce(t *testing.T) {
+	l, _ := newLog(t)
+	stop := make(chan struct{})
+	var n atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_, err := l.Publish(ctx, "dups", eventlog.Message{Data: []byte(strconv.Itoa(i))})
+			cancel()
+			if err != nil {
+				done <- err
+				return
+			}
+			n.Add(1)
+		}
+	}()
+	for range 10 {
+		at := n.Load()
+		testutil.Eventually(t, 30*time.Second, "publishes to go on", func() bool { return n.Load() >= at+20 })
+		if err := l.nc.ForceReconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	last, err := l.Last(ctxT(t), "dups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	s, err := l.Subscribe("dups", eventlog.SubOptions{Start: eventlog.First}, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	testutil.Eventually(t, 30*time.Second, "every message stored", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.msgs) > 0 && c.msgs[len(c.msgs)-1].Sequence >= last
+	})
+	seen := map[string]int{}
+	for _, d := range c.data() {
+		seen[d]++
+	}
+	for d, k := range seen {
+		if k > 1 {
+			t.Errorf("message %s, published once without an ID, stored %d times", d, k)
+		}
+	}
+	for _, m := range c.msgs {
+		if m.ID != "" {
+			t.Fatalf("message %s published without an ID delivered with ID %q", m.Data, m.ID)
+		}
+	}
+	t.Logf("%d publishes, %d messages stored", n.Load(), c.len())
 }

@@ -48,7 +48,8 @@
 // with one server, a machine crash can lose the last seconds that the
 // operating system had not written (a process crash loses nothing); with
 // 3 replicas a message survives any one server. A publish that times out
-// is retried with the same ID, so a message with an ID is stored once.
+// is retried with the same ID, so it is stored once (Publish gives a
+// message without an ID one of its own for its retries).
 // Plain subscriptions neither skip nor repeat across faults; queue
 // subscriptions redeliver what was not acked (at least once).
 package jslog

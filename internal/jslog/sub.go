@@ -222,7 +222,12 @@ func (s *sub) convert(m jetstream.Msg) (eventlog.Msg, *jetstream.MsgMetadata) {
 	if h := m.Headers(); len(h) > 0 {
 		for k, vs := range h {
 			if k == jetstream.MsgIDHeader {
-				em.ID = strings.TrimPrefix(h.Get(k), s.stream+":")
+				v := h.Get(k)
+				if id, ok := strings.CutPrefix(v, s.stream+":"); ok {
+					em.ID = id
+				} else if !strings.HasPrefix(v, "!") { // not one of Publish's own (ownID)
+					em.ID = v
+				}
 				continue
 			}
 			if len(vs) > 0 {
