@@ -3,6 +3,7 @@ package jslog
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -291,4 +292,60 @@ func TestPublishWithoutIDStoredOnce(t *testing.T) {
 		}
 	}
 	t.Logf("%d publishes, %d messages stored", n.Load(), c.len())
+}
+
+// TestPublishAcrossReconnects: publishes racing a reconnect wait for the
+// link (Publish) or fail with ErrNotConnected (PublishAsync), never with
+// another error: with no reconnect buffer, nats.go refuses what is sent
+// while the link is down with ErrReconnectBufExceeded.
+func TestPublishAcrossReconnects(t *testing.T) {
+	l, _ := newLog(t)
+	stop := make(chan struct{})
+	var (
+		mu  sync.Mutex
+		bad = map[string]int{}
+		n   atomic.Int64
+		wg  sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				what := "Publish"
+				if w%2 == 0 {
+					what = "PublishAsync"
+					err = l.PublishAsync("rc", eventlog.Message{Data: []byte("x")}, func(uint64, error) {})
+				} else {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					_, err = l.Publish(ctx, "rc", eventlog.Message{Data: []byte("x")})
+					cancel()
+				}
+				n.Add(1)
+				if err != nil && (w%2 == 1 || !errors.Is(err, eventlog.ErrNotConnected)) {
+					mu.Lock()
+					bad[what+": "+err.Error()]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for range 20 {
+		at := n.Load()
+		testutil.Eventually(t, 30*time.Second, "publishes to go on", func() bool { return n.Load() >= at+50 })
+		if err := l.nc.ForceReconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for k, v := range bad {
+		t.Errorf("%d times: %s", v, k)
+	}
 }

@@ -484,10 +484,13 @@ func (l *Log) retry(ctx context.Context, op func(ctx context.Context) error) err
 }
 
 // transient tells whether an error is one of a server out of reach, not
-// ready, or electing a leader: trying again is the cure.
+// ready, or electing a leader: trying again is the cure. With no
+// reconnect buffer (nats.ReconnectBufSize(-1)), what is sent while the
+// link is down fails with ErrReconnectBufExceeded.
 func transient(err error) bool {
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoServers) {
 		return true
 	}
