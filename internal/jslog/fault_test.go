@@ -349,3 +349,67 @@ func TestPublishAcrossReconnects(t *testing.T) {
 		t.Errorf("%d times: %s", v, k)
 	}
 }
+
+// TestQueueCloseReturnsPrefetched: messages a queue subscriber had pulled
+// ahead of its handler when it closed go back to the queue at once, not
+// after their AckWait.
+func TestQueueCloseReturnsPrefetched(t *testing.T) {
+	l, _ := newLog(t)
+	publish(t, l, "jobs", "m0", "m1", "m2", "m3", "m4")
+	o := eventlog.SubOptions{Queue: "q", Start: eventlog.First, ManualAck: true, AckWait: 10 * time.Minute, MaxInflight: 2}
+	var held collector // never acked: they come back after AckWait only
+	s, err := l.Subscribe("jobs", o, held.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.js.Consumer(ctxT(t), kindOf("jobs").stream, consumerName("jobs", "q"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "messages pulled beyond the two held", func() bool {
+		ci, err := c.Info(ctxT(t))
+		return err == nil && ci.NumAckPending > 2
+	})
+	s.Close()
+	var next collector
+	s2, err := l.Subscribe("jobs", o, next.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	testutil.Eventually(t, 30*time.Second, "the messages prefetched and dropped at Close, long before their AckWait", func() bool {
+		return next.len() >= 2
+	})
+	for _, d := range next.data() {
+		if d == "m0" || d == "m1" {
+			t.Errorf("%s, held by the closed subscriber's handler, delivered again before its AckWait", d)
+		}
+	}
+	if got := held.data(); len(got) != 2 {
+		t.Errorf("the closed subscriber's handler received %v, want 2 messages (its MaxInflight)", got)
+	}
+}
+
+// TestQueueStartAfterCloseStops: a consumer loop started while the
+// subscription closes (a background start or restart losing the race
+// with Close) is stopped, not left pulling and dropping messages.
+func TestQueueStartAfterCloseStops(t *testing.T) {
+	l, _ := newLog(t)
+	o := eventlog.SubOptions{Queue: "q", Start: eventlog.First}
+	s, err := l.Subscribe("jobs", o, func(*eventlog.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.(*sub).startQueue(ctxT(t)); !errors.Is(err, eventlog.ErrClosed) {
+		t.Fatalf("start of a closed subscription's consumer: %v, want ErrClosed", err)
+	}
+	var c collector
+	s2, err := l.Subscribe("jobs", o, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	publish(t, l, "jobs", "m0", "m1", "m2", "m3")
+	testutil.Eventually(t, 30*time.Second, "every message to the open subscriber", func() bool { return c.len() >= 4 })
+}

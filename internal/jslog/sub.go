@@ -195,11 +195,21 @@ func (s *sub) startOrdered(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.mu.Lock()
-		s.cc = cc
-		s.mu.Unlock()
-		return nil
+		return s.running(cc)
 	})
+}
+
+// running keeps the consumer loop just started, or stops it if the
+// subscription was closed meanwhile (it would pull and drop messages).
+func (s *sub) running(cc jetstream.ConsumeContext) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		cc.Stop()
+		return eventlog.ErrClosed
+	}
+	s.cc = cc
+	return nil
 }
 
 // plain hands a plain subscription's message to the handler.
@@ -309,10 +319,9 @@ func (s *sub) startQueue(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	s.cc = cc
 	s.created = c.CachedInfo().Created
 	s.mu.Unlock()
-	return nil
+	return s.running(cc)
 }
 
 // ackPending is the MaxAckPending of the queue's consumer.
@@ -323,11 +332,13 @@ func (s *sub) ackPending() int { return max(queueAckPending, 16*s.o.MaxInflight)
 // handler returns unless ManualAck.
 func (s *sub) queued(m jetstream.Msg) {
 	if s.closed.Load() {
+		s.giveBack(m)
 		return
 	}
 	select {
 	case s.slots <- struct{}{}:
 	case <-s.stopped:
+		s.giveBack(m)
 		return
 	}
 	em, md := s.convert(m)
@@ -346,6 +357,15 @@ func (s *sub) queued(m jetstream.Msg) {
 		if err := a.Ack(); err != nil {
 			s.l.log.Debug("ack failed; the message will be delivered again", "stream", s.stream, "queue", s.queue, "seq", em.Sequence, "err", err)
 		}
+	}
+}
+
+// giveBack returns to the queue at once a message pulled ahead of the
+// handler of a subscription closed meanwhile, rather than after its
+// AckWait.
+func (s *sub) giveBack(m jetstream.Msg) {
+	if err := m.Nak(); err != nil {
+		s.l.log.Debug("nak of a message dropped at close failed; it comes back after its AckWait", "stream", s.stream, "queue", s.queue, "err", err)
 	}
 }
 
@@ -456,11 +476,13 @@ func (s *sub) removed(why string) {
 
 // Close stops delivery; a queue's consumer stays on the server.
 func (s *sub) Close() error {
+	// under mu: a consumer loop started meanwhile (running) sees it
+	s.mu.Lock()
 	if s.closed.Swap(true) {
+		s.mu.Unlock()
 		return nil
 	}
 	close(s.stopped)
-	s.mu.Lock()
 	if s.cc != nil {
 		s.cc.Stop()
 	}
