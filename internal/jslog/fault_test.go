@@ -413,3 +413,38 @@ func TestQueueStartAfterCloseStops(t *testing.T) {
 	publish(t, l, "jobs", "m0", "m1", "m2", "m3")
 	testutil.Eventually(t, 30*time.Second, "every message to the open subscriber", func() bool { return c.len() >= 4 })
 }
+
+// TestPublishAsyncRacingClose: every PublishAsync that returned nil has
+// its done called by the time Close returns, however the two race.
+func TestPublishAsyncRacingClose(t *testing.T) {
+	e := startServer(t, t.TempDir(), "127.0.0.1:0")
+	for i := range 40 {
+		l := connect(t, e.URL(), 1)
+		var ok, done atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go publishUntilClosed(t, l, &wg, &ok, &done)
+		}
+		testutil.Eventually(t, 30*time.Second, "some publishes", func() bool { return ok.Load() >= int64(i%5*20) })
+		l.Close()
+		wg.Wait()
+		if ok.Load() != done.Load() {
+			t.Fatalf("round %d: PublishAsync returned nil %d times, done was called %d times by the end of Close", i, ok.Load(), done.Load())
+		}
+	}
+}
+
+func publishUntilClosed(t *testing.T, l *Log, wg *sync.WaitGroup, ok, done *atomic.Int64) {
+	defer wg.Done()
+	for {
+		err := l.PublishAsync("race", eventlog.Message{Data: []byte("x")}, func(uint64, error) { done.Add(1) })
+		if err != nil {
+			if !errors.Is(err, eventlog.ErrClosed) {
+				t.Errorf("PublishAsync: %v, want ErrClosed", err)
+			}
+			return
+		}
+		ok.Add(1)
+	}
+}

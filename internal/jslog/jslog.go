@@ -437,7 +437,9 @@ func (l *Log) Close() error {
 		subs = append(subs, s)
 	}
 	l.mu.Unlock()
+	l.asyncMu.Lock() // no PublishAsync is sending (see there)
 	close(l.done)
+	l.asyncMu.Unlock()
 	for _, s := range subs {
 		s.Close()
 	}

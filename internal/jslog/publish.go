@@ -119,18 +119,21 @@ func (l *Log) PublishAsync(stream string, m eventlog.Message, done func(seq uint
 		return fmt.Errorf("publish to %s: %w", stream, eventlog.ErrNotConnected)
 	}
 	// One goroutine at a time sends, so that the futures queue in the
-	// order the messages were sent.
+	// order the messages were sent. Close closes done under asyncMu: a
+	// message sent before is queued, and settleAsync settles it before
+	// Close returns (it drains the queue after done); none is sent after.
 	l.asyncMu.Lock()
 	defer l.asyncMu.Unlock()
+	select {
+	case <-l.done:
+		return eventlog.ErrClosed
+	default:
+	}
 	f, err := l.js.PublishMsgAsync(nm, jetstream.WithStallWait(l.opts.PubAckWait))
 	if err != nil {
 		return fmt.Errorf("publish to %s: %w", stream, outage(err))
 	}
-	select {
-	case l.async <- asyncPub{f: f, done: done}:
-	case <-l.done:
-		return eventlog.ErrClosed
-	}
+	l.async <- asyncPub{f: f, done: done} // settleAsync takes it until done is closed
 	return nil
 }
 
