@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -446,5 +447,50 @@ func publishUntilClosed(t *testing.T, l *Log, wg *sync.WaitGroup, ok, done *atom
 			return
 		}
 		ok.Add(1)
+	}
+}
+
+// TestPublishAsyncNotRetried: an asynchronous publish that finds no
+// stream to answer (a stream not ready, a leader being elected) fails
+// with ErrNotConnected rather than being retried later by nats.go, which
+// stored it after messages published after it.
+func TestPublishAsyncNotRetried(t *testing.T) {
+	l, _ := newLog(t)
+	publish(t, l, "orders", "m0")
+	if err := l.js.DeleteStream(ctxT(t), kindTopic.stream); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan error, 2)
+	if err := l.PublishAsync("orders", eventlog.Message{Data: []byte("m1")}, func(_ uint64, err error) { results <- err }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.js.CreateStream(ctxT(t), kindTopic.config(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.PublishAsync("orders", eventlog.Message{Data: []byte("m2")}, func(_ uint64, err error) { results <- err }); err != nil {
+		t.Fatal(err)
+	}
+	first, second := <-results, <-results
+	if first != nil && !errors.Is(first, eventlog.ErrNotConnected) {
+		t.Errorf("m1, published with no stream to answer: %v, want ErrNotConnected", first)
+	}
+	if second != nil {
+		t.Fatalf("m2: %v", second)
+	}
+	var c collector
+	s, err := l.Subscribe("orders", eventlog.SubOptions{Start: eventlog.First}, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	testutil.Eventually(t, 30*time.Second, "m2", func() bool { return slices.Contains(c.data(), "m2") })
+	publish(t, l, "orders", "end")
+	testutil.Eventually(t, 30*time.Second, "the message published last", func() bool { return slices.Contains(c.data(), "end") })
+	want := []string{"m2", "end"}
+	if first == nil {
+		want = []string{"m1", "m2", "end"}
+	}
+	if got := c.data(); !slices.Equal(got, want) {
+		t.Fatalf("stored %v, want %v: in the order of the calls", got, want)
 	}
 }

@@ -129,7 +129,9 @@ func (l *Log) PublishAsync(stream string, m eventlog.Message, done func(seq uint
 		return eventlog.ErrClosed
 	default:
 	}
-	f, err := l.js.PublishMsgAsync(nm, jetstream.WithStallWait(l.opts.PubAckWait))
+	// No retry after "no responders": nats.go would send the message
+	// again later, after ones sent since (outage makes it ErrNotConnected).
+	f, err := l.js.PublishMsgAsync(nm, jetstream.WithStallWait(l.opts.PubAckWait), jetstream.WithRetryAttempts(0))
 	if err != nil {
 		return fmt.Errorf("publish to %s: %w", stream, outage(err))
 	}
