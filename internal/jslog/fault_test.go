@@ -494,3 +494,38 @@ func TestPublishAsyncNotRetried(t *testing.T) {
 		t.Fatalf("stored %v, want %v: in the order of the calls", got, want)
 	}
 }
+
+// TestSubscribeWhileDisconnected: a subscription made while the server is
+// down is returned at once and delivers once the server is back, plain
+// and queue alike (as on NATS Streaming and in memory).
+func TestSubscribeWhileDisconnected(t *testing.T) {
+	dir := t.TempDir()
+	e := startServer(t, dir, "127.0.0.1:0")
+	addr := e.Addr()
+	l := connect(t, e.URL(), 1)
+	publish(t, l, "orders", "m0")
+	e.Shutdown()
+	testutil.Eventually(t, 10*time.Second, "the Log to notice", func() bool { return !l.Connected() })
+	var plain, queue collector
+	for _, c := range []struct {
+		o eventlog.SubOptions
+		c *collector
+	}{
+		{eventlog.SubOptions{Start: eventlog.First}, &plain},
+		{eventlog.SubOptions{Queue: "q", Start: eventlog.First}, &queue},
+	} {
+		s, err := l.Subscribe("orders", c.o, c.c.handle)
+		if err != nil {
+			t.Fatalf("subscribe while the server is down (queue %q): %v", c.o.Queue, err)
+		}
+		defer s.Close()
+	}
+	startServer(t, dir, addr)
+	publish(t, l, "orders", "m1")
+	for _, c := range []*collector{&plain, &queue} {
+		testutil.Eventually(t, 30*time.Second, "both messages", func() bool { return c.len() >= 2 })
+		if got := c.data(); !slices.Equal(got, []string{"m0", "m1"}) {
+			t.Fatalf("delivered %v, want [m0 m1]", got)
+		}
+	}
+}

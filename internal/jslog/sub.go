@@ -49,6 +49,10 @@ const (
 	// checkTimeout bounds a look-up of a queue's consumer, to tell
 	// whether it is still the one joined.
 	checkTimeout = 10 * time.Second
+	// startRetryWait is the pause between attempts at starting, in the
+	// background, a subscription made while the link was down, after one
+	// failed for another reason than the link (each is logged).
+	startRetryWait = time.Second
 )
 
 // sub is a running subscription.
@@ -79,7 +83,9 @@ type sub struct {
 // Subscribe starts delivering a stream's messages to handler, on one
 // goroutine, in sequence order. Without SubOptions.Queue it is an
 // ordered consumer; with it, a durable pull consumer shared by every
-// subscriber of that queue.
+// subscriber of that queue. While the link is down it returns the
+// subscription at once and starts it when the link is back (a start
+// position New or Last is then taken at that time).
 func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*eventlog.Msg)) (eventlog.Subscription, error) {
 	if !eventlog.ValidName(stream) {
 		return nil, fmt.Errorf("subscribe to %q: %w", stream, eventlog.ErrInvalidName)
@@ -101,20 +107,19 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 		o: o, handler: handler, check: make(chan struct{}, 1), stopped: make(chan struct{}),
 		slots: make(chan struct{}, o.MaxInflight),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-	defer cancel()
-	var err error
-	if o.Queue == "" {
-		err = s.startOrdered(ctx)
-	} else {
+	if o.Queue != "" {
 		s.name = consumerName(stream, o.Queue)
-		err = l.retry(ctx, s.startQueue)
-		if err == nil {
-			go s.supervise()
-		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to %s: %w", stream, err)
+	later := !l.Connected()
+	if !later {
+		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+		err := s.start(ctx)
+		cancel()
+		if err != nil && !errors.Is(err, eventlog.ErrNotConnected) {
+			s.Close()
+			return nil, fmt.Errorf("subscribe to %s: %w", stream, err)
+		}
+		later = err != nil // the link went down meanwhile
 	}
 	l.mu.Lock()
 	if l.closed {
@@ -124,7 +129,49 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 	}
 	l.subs[s] = struct{}{}
 	l.mu.Unlock()
+	if o.Queue != "" {
+		go s.supervise()
+	}
+	if later {
+		go s.startLater()
+	}
 	return s, nil
+}
+
+// start starts delivery: an ordered consumer, or the pull loop of a
+// queue's consumer.
+func (s *sub) start(ctx context.Context) error {
+	if s.queue == "" {
+		return s.startOrdered(ctx)
+	}
+	return s.l.retry(ctx, s.startQueue)
+}
+
+// startLater starts a subscription made while the link was down, once it
+// is back, until the subscription is closed.
+func (s *sub) startLater() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s.l.log.Info("subscribing when the link is back", "stream", s.stream, "queue", s.queue)
+	for {
+		err := s.start(ctx)
+		if err == nil || errors.Is(err, eventlog.ErrClosed) || ctx.Err() != nil {
+			return
+		}
+		s.l.log.Warn("subscription not started; retrying", "stream", s.stream, "queue", s.queue, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(startRetryWait):
+		}
+	}
 }
 
 // consumerName names a queue's durable consumer: readable, and unique
@@ -445,12 +492,15 @@ func (s *sub) supervise() {
 			s.removed("its consumer was deleted on the server")
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
-		c, err := s.l.js.Consumer(ctx, s.kind.stream, s.name)
-		cancel()
 		s.mu.Lock()
 		joined := s.created
 		s.mu.Unlock()
+		if joined.IsZero() {
+			continue // not started yet (see startLater)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		c, err := s.l.js.Consumer(ctx, s.kind.stream, s.name)
+		cancel()
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound):
 			s.removed("its consumer is gone from the server")
