@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	natsd "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
@@ -526,6 +528,34 @@ func TestSubscribeWhileDisconnected(t *testing.T) {
 		testutil.Eventually(t, 30*time.Second, "both messages", func() bool { return c.len() >= 2 })
 		if got := c.data(); !slices.Equal(got, []string{"m0", "m1"}) {
 			t.Fatalf("delivered %v, want [m0 m1]", got)
+		}
+	}
+}
+
+// TestClusterCountsMembersOnce: a member is counted once however the
+// peers spell it, this member among them: two members named three ways
+// are no cluster of three.
+func TestClusterCountsMembersOnce(t *testing.T) {
+	cases := []struct {
+		listen string
+		peers  []string
+		ok     bool
+	}{
+		{"127.0.0.1:6222", []string{"127.0.0.1:6222", "127.0.0.1:6223", "127.0.0.1:6224"}, true},
+		{"127.0.0.1:6222", []string{"127.0.0.1:6223", "127.0.0.1:6224"}, true},
+		{"127.0.0.1:6222", []string{"localhost:6222", "127.0.0.1:6223"}, false}, // itself by name
+		{"0.0.0.0:6222", []string{"127.0.0.1:6222", "127.0.0.1:6223"}, false},   // itself on every interface
+		{"127.0.0.1:6222", []string{"127.0.0.1:6223", "localhost:6223"}, false}, // one peer twice
+		{"127.0.0.1:6222", []string{"127.0.0.1:6223", "localhost:6224"}, true},
+	}
+	for _, c := range cases {
+		var nopts natsd.Options
+		_, err := cluster(&nopts, ClusterOptions{Name: "c", Listen: c.listen, Peers: c.peers, Password: "secret"})
+		if c.ok && err != nil {
+			t.Errorf("listen %s, peers %v: %v", c.listen, c.peers, err)
+		}
+		if !c.ok && !errors.Is(err, ErrCluster) {
+			t.Errorf("listen %s, peers %v: %v, want ErrCluster (two members)", c.listen, c.peers, err)
 		}
 	}
 }
