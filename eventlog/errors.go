@@ -1,10 +1,6 @@
 package eventlog
 
-import (
-	"errors"
-
-	"github.com/sluicehq/sluice/errcode"
-)
+import "github.com/sluicehq/sluice/errcode"
 
 // Errors of the contract. Implementations wrap them with what was being
 // done; test with errors.Is.
@@ -15,15 +11,16 @@ var (
 	// ErrClosed: the Log was closed.
 	ErrClosed = errcode.Sentinel(errcode.Unavailable, "event log closed")
 	// ErrNotFound: a blob with that name does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errcode.Sentinel(errcode.NotFound, "not found")
 	// ErrTooLarge: a message over Features.MaxPayload.
 	ErrTooLarge = errcode.Sentinel(errcode.PayloadTooLarge, "message too large for the broker")
 	// ErrInvalidName: a stream, queue or blob name the contract does not
 	// allow (see ValidName).
 	ErrInvalidName = errcode.Sentinel(errcode.InvalidArgument, "invalid stream name")
 	// ErrUnsupported: the implementation does not offer the operation
-	// (see Features).
-	ErrUnsupported = errors.New("not supported by this broker")
+	// (see Features). Asking again will not help: a bad request for
+	// this broker.
+	ErrUnsupported = errcode.Sentinel(errcode.BadRequest, "not supported by this broker")
 )
 
 // ValidName tells whether a name may name a stream, a queue or a blob:

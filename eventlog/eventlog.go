@@ -245,7 +245,12 @@ type Subscription interface {
 	// resumes where it was when subscribed again.
 	Close() error
 	// Unsubscribe stops delivery and removes a durable queue from the
-	// broker (its unacked messages are not delivered again to it).
+	// broker (its unacked messages are not delivered again to it). Where
+	// Features.UnsubscribeEndsQueue, the queue's other subscribers, on
+	// any connection, stop receiving too (their subscriptions end; a
+	// subscriber of the same name makes a new queue). Otherwise the queue
+	// lives on while it has subscribers, who go on receiving where it
+	// was, and the last one's Unsubscribe removes it.
 	Unsubscribe() error
 }
 
@@ -273,6 +278,9 @@ type Features struct {
 	// Delete: Log.Delete removes a stream and reclaims its storage, and
 	// Blobs.Delete a value.
 	Delete bool
+	// UnsubscribeEndsQueue: one subscriber's Unsubscribe removes a durable
+	// queue for all its subscribers (see Subscription.Unsubscribe).
+	UnsubscribeEndsQueue bool
 	// MaxPayload is the largest Message.Data the broker accepts.
 	MaxPayload int
 }

@@ -110,6 +110,7 @@ func Run(t *testing.T, h Harness) {
 		{"QueueMaxInflight", s.testQueueMaxInflight},
 		{"QueueCloseKeepsPosition", s.testQueueClose},
 		{"QueueUnsubscribe", s.testQueueUnsubscribe},
+		{"QueueUnsubscribeShared", s.testQueueUnsubscribeShared},
 		{"Dedup", s.testDedup},
 		{"Headers", s.testHeaders},
 		{"Delete", s.testDelete},

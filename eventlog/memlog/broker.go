@@ -131,6 +131,8 @@ func (b *Broker) Features() eventlog.Features {
 		Headers:           true,
 		Delete:            true,
 		MaxPayload:        b.maxPayload,
+
+		UnsubscribeEndsQueue: true,
 	}
 }
 

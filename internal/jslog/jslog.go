@@ -33,7 +33,11 @@
 // server restart or a leader change, starting after the last sequence it
 // handed to the handler. A durable queue subscription is a durable pull
 // consumer named after the queue and the stream; each subscriber runs its
-// own pull loop on it, so subscribers share the messages. Delivery counts
+// own pull loop on it, so subscribers share the messages. Unsubscribe (or
+// Delete) deletes the consumer: the queue's other subscribers, on any
+// connection, then end (told by the server, or, if their link was down,
+// by looking the consumer up when it is back: a consumer of the same name
+// created meanwhile is a new queue, which they do not join). Delivery counts
 // are the consumer's, kept by the server across restarts and failovers;
 // Nak(d) is a negative ack with delay d.
 //
@@ -44,7 +48,8 @@
 // with one server, a machine crash can lose the last seconds that the
 // operating system had not written (a process crash loses nothing); with
 // 3 replicas a message survives any one server. A publish that times out
-// is retried with the same ID, so a message with an ID is stored once.
+// is retried with the same ID, so it is stored once (Publish gives a
+// message without an ID one of its own for its retries).
 // Plain subscriptions neither skip nor repeat across faults; queue
 // subscriptions redeliver what was not acked (at least once).
 package jslog
@@ -235,10 +240,16 @@ func Connect(ctx context.Context, opts Options) (*Log, error) {
 		l.nc.Close()
 		return nil, fmt.Errorf("JetStream on %s: %w", shown, err)
 	}
+	// The link may have dropped and come back during setup: the
+	// reconnect handler then marked the Log up already.
 	l.mu.Lock()
 	if l.nc.IsConnected() {
-		close(l.up)
-		l.upSince = time.Now()
+		select {
+		case <-l.up:
+		default:
+			close(l.up)
+			l.upSince = time.Now()
+		}
 	}
 	l.mu.Unlock()
 	go l.settleAsync()
@@ -319,7 +330,8 @@ func (l *Log) down(err error) {
 
 // reconnected runs when the connection is back. nats.go resumes the
 // consumers' pull requests and re-creates ordered consumers by itself;
-// a queue consumer that is gone is re-created by its subscription.
+// each queue subscription checks that its consumer was not deleted
+// meanwhile (it then ends).
 func (l *Log) reconnected(nc *nats.Conn) {
 	l.mu.Lock()
 	if !l.closed {
@@ -329,6 +341,11 @@ func (l *Log) reconnected(nc *nats.Conn) {
 			close(l.up)
 		}
 		l.upSince = time.Now()
+		for s := range l.subs {
+			if s.queue != "" {
+				s.poke()
+			}
+		}
 	}
 	l.mu.Unlock()
 	l.log.Info("NATS connection re-established", "url", nc.ConnectedUrlRedacted())
@@ -392,6 +409,8 @@ func (l *Log) Features() eventlog.Features {
 		Headers:           true,
 		Delete:            true,
 		MaxPayload:        l.maxPayload - headerReserve,
+
+		UnsubscribeEndsQueue: true,
 	}
 }
 
@@ -418,7 +437,9 @@ func (l *Log) Close() error {
 		subs = append(subs, s)
 	}
 	l.mu.Unlock()
+	l.asyncMu.Lock() // no PublishAsync is sending (see there)
 	close(l.done)
+	l.asyncMu.Unlock()
 	for _, s := range subs {
 		s.Close()
 	}
@@ -465,10 +486,13 @@ func (l *Log) retry(ctx context.Context, op func(ctx context.Context) error) err
 }
 
 // transient tells whether an error is one of a server out of reach, not
-// ready, or electing a leader: trying again is the cure.
+// ready, or electing a leader: trying again is the cure. With no
+// reconnect buffer (nats.ReconnectBufSize(-1)), what is sent while the
+// link is down fails with ErrReconnectBufExceeded.
 func transient(err error) bool {
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoServers) {
 		return true
 	}
