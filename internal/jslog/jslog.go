@@ -391,6 +391,7 @@ func (l *Log) Features() eventlog.Features {
 		DurableDeliveries: true,
 		Headers:           true,
 		Delete:            true,
+		Families:          true,
 		MaxPayload:        l.maxPayload - headerReserve,
 	}
 }
