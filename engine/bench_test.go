@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -42,14 +43,34 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // stream per invocation) side by side. The invocation's own cost
 // (InvocationCreated stored before Invoke returns, InvocationSucceeded
 // stored before Wait returns) is included, spread over the N tasks.
+//
+// log=jetstream-one-stream is JetStream with every event in one stream
+// (the engine told the log has no families): what the stream per
+// invocation costs or saves, apart from the broker.
 func BenchmarkTaskOverhead(b *testing.B) {
-	for _, backend := range []string{natsStreaming, jetStream} {
+	for _, backend := range []string{natsStreaming, jetStream, jetStream + "-one-stream"} {
 		for _, n := range []int{1, 10, 50} {
 			b.Run(fmt.Sprintf("log=%s/chain=%d", backend, n), func(b *testing.B) {
-				measureTaskOverhead(b, newRigOn(b, backend, true), n)
+				one := strings.HasSuffix(backend, "-one-stream")
+				r := newRigOn(b, strings.TrimSuffix(backend, "-one-stream"), true)
+				if one {
+					r.e.Close(context.Background())
+					r.conn = noFamilies{r.conn}
+					r.open()
+				}
+				measureTaskOverhead(b, r, n)
 			})
 		}
 	}
+}
+
+// noFamilies is a log that says it has no families.
+type noFamilies struct{ eventlog.Log }
+
+func (n noFamilies) Features() eventlog.Features {
+	f := n.Log.Features()
+	f.Families = false
+	return f
 }
 
 func measureTaskOverhead(b *testing.B, r *rig, n int) {
