@@ -35,7 +35,11 @@
 // consumer named after the queue and the stream; each subscriber runs its
 // own pull loop on it, so subscribers share the messages. Delivery counts
 // are the consumer's, kept by the server across restarts and failovers;
-// Nak(d) is a negative ack with delay d.
+// Nak(d) is a negative ack with delay d. A family subscription
+// (eventlog.Families) is an ordered consumer on two subjects, the prefix's
+// and the prefix's ".>", in its kind's JetStream stream, so it delivers in
+// that stream's order: the workflow engine's invocation streams
+// sluice.wf.inv.<id> are subjects of SLUICE_WF.
 //
 // # What a fault costs
 //
