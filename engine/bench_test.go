@@ -51,17 +51,22 @@ func BenchmarkTaskOverhead(b *testing.B) {
 	for _, backend := range []string{natsStreaming, jetStream, jetStream + "-one-stream"} {
 		for _, n := range []int{1, 10, 50} {
 			b.Run(fmt.Sprintf("log=%s/chain=%d", backend, n), func(b *testing.B) {
-				one := strings.HasSuffix(backend, "-one-stream")
-				r := newRigOn(b, strings.TrimSuffix(backend, "-one-stream"), true)
-				if one {
-					r.e.Close(context.Background())
-					r.conn = noFamilies{r.conn}
-					r.open()
-				}
-				measureTaskOverhead(b, r, n)
+				measureTaskOverhead(b, benchRig(b, backend), n)
 			})
 		}
 	}
+}
+
+// benchRig makes a rig on a file store; a backend named "X-one-stream" is
+// log X with the engine told it has no families.
+func benchRig(b *testing.B, backend string) *rig {
+	r := newRigOn(b, strings.TrimSuffix(backend, "-one-stream"), true)
+	if strings.HasSuffix(backend, "-one-stream") {
+		r.e.Close(context.Background())
+		r.conn = noFamilies{r.conn}
+		r.open()
+	}
+	return r
 }
 
 // noFamilies is a log that says it has no families.
@@ -111,9 +116,14 @@ func measureTaskOverhead(b *testing.B, r *rig, n int) {
 
 // BenchmarkInvocations measures invocations per second of a 5-task
 // workflow (a diamond of echo-wat tasks) with many invocations in flight,
-// on the file store.
+// on the file store, on each log (see BenchmarkTaskOverhead).
 func BenchmarkInvocations(b *testing.B) {
-	r := newRig(b, true)
+	for _, backend := range []string{natsStreaming, jetStream, jetStream + "-one-stream"} {
+		b.Run("log="+backend, func(b *testing.B) { invocations(b, benchRig(b, backend)) })
+	}
+}
+
+func invocations(b *testing.B, r *rig) {
 	r.defs.put(b, `
 apiVersion: sluice/v1
 kind: Workflow
