@@ -430,6 +430,13 @@ func (e *Engine) receive(m *eventlog.Msg) {
 		e.log.Warn("skipping a workflow event without a type or an invocation", "seq", m.Sequence, "type", ev.Type)
 		return
 	}
+	if e.perInv && m.Stream != e.stream(ev.Invocation) {
+		// Replay and deletion go by stream: an event about another
+		// invocation would outlive it, or vanish with the wrong one.
+		e.log.Warn("skipping a workflow event stored in another invocation's stream", "seq", m.Sequence, "type", ev.Type,
+			"invocation", ev.Invocation, "stream", m.Stream)
+		return
+	}
 	ev.Seq = m.Sequence
 	e.mu.Lock()
 	defer e.mu.Unlock()

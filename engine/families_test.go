@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -383,5 +384,45 @@ tasks:
 				t.Fatalf("TaskStarted per task: %v, nap wakes %v", starts, wakes)
 			}
 		})
+	}
+}
+
+// TestEventInAnotherStream: an event about one invocation stored in
+// another's stream (forged, or written by a bug) changes nothing: replay
+// and deletion go by stream.
+func TestEventInAnotherStream(t *testing.T) {
+	r := newRigOn(t, memory, false)
+	r.defs.put(t, sleeper)
+	ctx := context.Background()
+	a, err := r.e.Invoke(ctx, "sleeper", nil, InvokeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.e.Invoke(ctx, "sleeper", nil, InvokeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := json.Marshal(&Event{Type: eventCancelRequested, Invocation: a.ID, Node: "node-x", Error: "forged"})
+	f := r.conn.Features()
+	if _, err := r.conn.Publish(ctx, EventStream(f, b.ID), eventlog.Message{Data: forged}); err != nil {
+		t.Fatal(err)
+	}
+	// a cancel in the right stream, after it, is applied: the forged one
+	// was read (and skipped) before it
+	real, _ := json.Marshal(&Event{Type: eventCancelRequested, Invocation: b.ID, Node: "node-x", Error: "asked"})
+	if _, err := r.conn.Publish(ctx, EventStream(f, b.ID), eventlog.Message{Data: real}); err != nil {
+		t.Fatal(err)
+	}
+	done, err := r.e.Wait(ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, done, StatusCanceled)
+	if got, _ := r.e.Get(a.ID); got.Status != StatusRunning {
+		t.Fatalf("%s was canceled by an event in %s's stream: %s", a.ID, b.ID, got.Status)
+	}
+	r.restart()
+	if got, _ := r.e.Get(a.ID); got.Status != StatusRunning {
+		t.Fatalf("after a restart, %s was canceled by an event in %s's stream: %s", a.ID, b.ID, got.Status)
 	}
 }
