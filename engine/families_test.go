@@ -426,3 +426,42 @@ func TestEventInAnotherStream(t *testing.T) {
 		t.Fatalf("after a restart, %s was canceled by an event in %s's stream: %s", a.ID, b.ID, got.Status)
 	}
 }
+
+// TestOutageOnFamilies: the connection is lost while an invocation with a
+// child workflow sleeps; the events that end the sleeps cannot be stored,
+// the invocation goes stale, and once the connection is back it is
+// rebuilt from its family of streams (it and its child) and finishes.
+func TestOutageOnFamilies(t *testing.T) {
+	r := newRigOn(t, memory, false)
+	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: napper\ntasks:\n  z: { run: sleep, inputs: 300ms }\n  y: { run: noop, requires: [z], inputs: \"${ input }\" }\n")
+	r.defs.put(t, `
+apiVersion: sluice/v1
+kind: Workflow
+name: outage
+output: ${ [tasks.after.output.n, tasks.sub.output] }
+tasks:
+  nap: { run: sleep, inputs: 300ms }
+  sub: { run: workflow, inputs: { workflow: napper, input: 7 } }
+  after: { run: wfguest, requires: [nap, sub], inputs: { op: add, n: 41 } }
+`)
+	ctx := context.Background()
+	inv, err := r.e.Invoke(ctx, "outage", nil, InvokeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mem.Cut(r.conn, 2*time.Second)
+	testutil.Eventually(t, 10*time.Second, "the invocation to go stale", func() bool { return r.e.isStale(inv.ID) })
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	done, err := r.e.Wait(wctx, inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, done, StatusSucceeded)
+	wantJSON(t, done.Output, `[42, 7]`)
+	for _, task := range []string{"nap", "sub", "after"} {
+		if a := done.Tasks[task].Attempts; a != 1 {
+			t.Errorf("task %s: %d attempts, want 1", task, a)
+		}
+	}
+}
