@@ -114,6 +114,7 @@ func Run(t *testing.T, h Harness) {
 		{"Dedup", s.testDedup},
 		{"Headers", s.testHeaders},
 		{"Delete", s.testDelete},
+		{"Family", s.testFamily},
 		{"Blobs", s.testBlobs},
 		{"TooLarge", s.testTooLarge},
 		{"InvalidNames", s.testInvalidNames},

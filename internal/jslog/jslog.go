@@ -39,7 +39,11 @@
 // by looking the consumer up when it is back: a consumer of the same name
 // created meanwhile is a new queue, which they do not join). Delivery counts
 // are the consumer's, kept by the server across restarts and failovers;
-// Nak(d) is a negative ack with delay d.
+// Nak(d) is a negative ack with delay d. A family subscription
+// (eventlog.Families) is an ordered consumer on two subjects, the prefix's
+// and the prefix's ".>", in its kind's JetStream stream, so it delivers in
+// that stream's order: the workflow engine's invocation streams
+// sluice.wf.inv.<id> are subjects of SLUICE_WF.
 //
 // # What a fault costs
 //
@@ -408,6 +412,7 @@ func (l *Log) Features() eventlog.Features {
 		DurableDeliveries: true,
 		Headers:           true,
 		Delete:            true,
+		Families:          true,
 		MaxPayload:        l.maxPayload - headerReserve,
 
 		UnsubscribeEndsQueue: true,

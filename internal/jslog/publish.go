@@ -200,6 +200,45 @@ func (l *Log) Last(ctx context.Context, stream string) (uint64, error) {
 	return seq, nil
 }
 
+// LastOfFamily returns the sequence of the last message of a family
+// (0 if it holds none), read from the leader of its JetStream stream.
+func (l *Log) LastOfFamily(ctx context.Context, prefix string) (uint64, error) {
+	if !eventlog.ValidName(prefix) {
+		return 0, fmt.Errorf("last of the family %q: %w", prefix, eventlog.ErrInvalidName)
+	}
+	k := kindOf(prefix)
+	var seq uint64
+	err := l.retry(ctx, func(ctx context.Context) error {
+		s, err := l.js.Stream(ctx, k.stream)
+		if err != nil {
+			return err
+		}
+		seq, err = l.lastOf(ctx, s, familySubjects(prefix)...)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("last of the family %s: %w", prefix, err)
+	}
+	return seq, nil
+}
+
+// lastOf returns the highest sequence of the last messages of subjects
+// (wildcards allowed), 0 if they hold none.
+func (l *Log) lastOf(ctx context.Context, s jetstream.Stream, subjects ...string) (uint64, error) {
+	var last uint64
+	for _, subj := range subjects {
+		m, err := s.GetLastMsgForSubject(ctx, subj)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return 0, err
+		default:
+			last = max(last, m.Sequence)
+		}
+	}
+	return last, nil
+}
+
 // Delete purges a stream's subject (its storage is reclaimed) and deletes
 // the durable queue consumers on it.
 func (l *Log) Delete(ctx context.Context, stream string) error {

@@ -93,6 +93,9 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 	if o.Queue != "" && !eventlog.ValidName(o.Queue) {
 		return nil, fmt.Errorf("subscribe to %s: queue %q: %w", stream, o.Queue, eventlog.ErrInvalidName)
 	}
+	if o.Family && o.Queue != "" {
+		return nil, fmt.Errorf("subscribe to the family %s with queue %s: a family has plain subscriptions only: %w", stream, o.Queue, eventlog.ErrUnsupported)
+	}
 	if l.isClosed() {
 		return nil, eventlog.ErrClosed
 	}
@@ -192,6 +195,9 @@ func consumerName(stream, queue string) string {
 // meanwhile.
 func (s *sub) startOrdered(ctx context.Context) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.subj}}
+	if s.o.Family {
+		cfg.FilterSubjects = familySubjects(s.stream)
+	}
 	switch s.o.Start.Kind {
 	case eventlog.StartFirst:
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
@@ -210,7 +216,13 @@ func (s *sub) startOrdered(ctx context.Context) error {
 				return err
 			}
 			next = st.CachedInfo().State.LastSeq + 1
-			if s.o.Start.Kind == eventlog.StartLast {
+			if s.o.Start.Kind == eventlog.StartLast && s.o.Family {
+				last, err := s.l.lastOf(ctx, st, familySubjects(s.stream)...)
+				if err != nil {
+					return err
+				}
+				next = max(last, 1)
+			} else if s.o.Start.Kind == eventlog.StartLast {
 				m, err := st.GetLastMsgForSubject(ctx, s.subj)
 				switch {
 				case err == nil:
@@ -271,6 +283,9 @@ func (s *sub) plain(m jetstream.Msg) {
 // convert turns a JetStream message into the contract's.
 func (s *sub) convert(m jetstream.Msg) (eventlog.Msg, *jetstream.MsgMetadata) {
 	em := eventlog.Msg{Stream: s.stream, Data: m.Data(), Deliveries: 1}
+	if s.o.Family {
+		em.Stream = streamOf(m.Subject())
+	}
 	md, err := m.Metadata()
 	if err == nil {
 		em.Sequence = md.Sequence.Stream
@@ -280,7 +295,7 @@ func (s *sub) convert(m jetstream.Msg) (eventlog.Msg, *jetstream.MsgMetadata) {
 		for k, vs := range h {
 			if k == jetstream.MsgIDHeader {
 				v := h.Get(k)
-				if id, ok := strings.CutPrefix(v, s.stream+":"); ok {
+				if id, ok := strings.CutPrefix(v, em.Stream+":"); ok {
 					em.ID = id
 				} else if !strings.HasPrefix(v, "!") { // not one of Publish's own (ownID)
 					em.ID = v

@@ -151,6 +151,9 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 	if err := checkName("stream", stream); err != nil {
 		return nil, err
 	}
+	if o.Family {
+		return nil, fmt.Errorf("subscribe to the family %s: NATS Streaming reads one channel at a time: %w", stream, eventlog.ErrUnsupported)
+	}
 	so := broker.SubOptions{Start: start(o.Start), AckWait: o.AckWait, MaxInflight: o.MaxInflight}
 	var cb func(*broker.Msg)
 	if o.Queue != "" {
@@ -218,6 +221,12 @@ func (a acker) Ack() error { return a.m.Ack() }
 // Nak does nothing: NATS Streaming has no negative ack, and the message
 // comes again after the queue's AckWait.
 func (a acker) Nak(time.Duration) error { return nil }
+
+// LastOfFamily is not offered: NATS Streaming reads one channel at a
+// time (Features.Families is false).
+func (l *Log) LastOfFamily(ctx context.Context, prefix string) (uint64, error) {
+	return 0, fmt.Errorf("last of the family %s: NATS Streaming reads one channel at a time: %w", prefix, eventlog.ErrUnsupported)
+}
 
 // Last implements eventlog.Log: the sequence of the message a
 // subscription starting at the last one receives first, or 0 if none
