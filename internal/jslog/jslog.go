@@ -64,6 +64,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -292,19 +293,23 @@ func (l *Log) setupOnce(ctx context.Context) error {
 	}
 	for _, k := range kinds {
 		cfg := k.config(l.opts.Replicas)
-		if _, err := l.js.CreateOrUpdateStream(actx, cfg); err != nil {
+		if err := l.ensureStream(actx, cfg); err != nil {
 			if transient(err) {
 				return err
 			}
 			return fmt.Errorf("%w: stream %s (subjects %v): %w", ErrLayout, cfg.Name, cfg.Subjects, err)
 		}
 	}
-	obs, err := l.js.CreateOrUpdateObjectStore(actx, jetstream.ObjectStoreConfig{
-		Bucket:      blobBucket,
-		Description: "sluice: function modules",
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.opts.Replicas,
-	})
+	// An existing bucket is left as it is (see ensureStream).
+	obs, err := l.js.ObjectStore(actx, blobBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obs, err = l.js.CreateOrUpdateObjectStore(actx, jetstream.ObjectStoreConfig{
+			Bucket:      blobBucket,
+			Description: "sluice: function modules",
+			Storage:     jetstream.FileStorage,
+			Replicas:    l.opts.Replicas,
+		})
+	}
 	if err != nil {
 		if transient(err) {
 			return err
@@ -313,6 +318,40 @@ func (l *Log) setupOnce(ctx context.Context) error {
 	}
 	l.blobs = &blobs{l: l, obs: obs}
 	return nil
+}
+
+// ensureStream creates a stream, or updates it if its configuration is
+// not what sluice wants; a stream already as wanted is left alone. An
+// update is not free: nats-server v2.15 updating a stream's store while
+// another client creates a consumer on it is a data race inside the
+// server, and every daemon connects at start.
+func (l *Log) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	st, err := l.js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = l.js.CreateStream(ctx, cfg)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return err
+		}
+		st, err = l.js.Stream(ctx, cfg.Name) // another daemon was first
+	}
+	if err != nil {
+		return err
+	}
+	if streamAsWanted(st.CachedInfo().Config, cfg) {
+		return nil
+	}
+	_, err = l.js.UpdateStream(ctx, cfg)
+	return err
+}
+
+// streamAsWanted tells whether a stream's configuration has every setting
+// sluice gives it.
+func streamAsWanted(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		have.MaxAge == want.MaxAge && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.MaxBytes == want.MaxBytes && have.MaxMsgs == want.MaxMsgs && have.Discard == want.Discard &&
+		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
 }
 
 // down runs when the connection is lost.
