@@ -1,19 +1,18 @@
 package engine
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/fn"
 )
 
-// Functions is how the engine calls functions: by name, bytes in, bytes
-// out. It is the daemon's registry.
+// Functions is how the engine calls functions: an fn.Invoker, asked
+// only for function targets, with the call's metadata (workflow,
+// invocation, task, attempt). It is the daemon.
 type Functions interface {
-	// Invoke calls a function; meta is the call's metadata (workflow,
-	// invocation, task, attempt).
-	Invoke(ctx context.Context, function string, input []byte, meta map[string]string) ([]byte, error)
+	fn.Invoker
 	// Exists tells whether a function is deployed now.
 	Exists(function string) bool
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -86,7 +87,7 @@ func measureTaskOverhead(b *testing.B, r *rig, n int) {
 	direct := make([]time.Duration, 0, 1000)
 	for i := 0; i < 1000; i++ {
 		start := time.Now()
-		if _, err := r.fns.Invoke(ctx, "echo-wat", input, nil); err != nil {
+		if _, err := r.fns.Invoke(ctx, fn.Function("echo-wat"), fn.Call{Input: input}); err != nil {
 			b.Fatal(err)
 		}
 		direct = append(direct, time.Since(start))

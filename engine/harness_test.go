@@ -13,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/eventlog/memlog"
+	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/jslog"
@@ -86,7 +87,8 @@ func loadFunctions(t testing.TB) *functions {
 	return &functions{calls: map[string]int{}, missing: map[string]bool{}, gates: map[string]chan struct{}{}, panics: map[string]bool{}}
 }
 
-func (f *functions) Invoke(ctx context.Context, name string, input []byte, meta map[string]string) ([]byte, error) {
+func (f *functions) Invoke(ctx context.Context, t fn.Target, c fn.Call) (fn.Result, error) {
+	name, input, meta := t.Name, c.Input, c.Meta
 	f.mu.Lock()
 	f.calls[name]++
 	missing := f.missing[name]
@@ -96,19 +98,19 @@ func (f *functions) Invoke(ctx context.Context, name string, input []byte, meta 
 	if panics {
 		panic("the registry broke")
 	}
-	fn := testFns[name]
-	if fn == nil || missing {
-		return nil, fmt.Errorf("no function %q", name)
+	f0 := testFns[name]
+	if f0 == nil || missing {
+		return fn.Result{}, fmt.Errorf("no function %q", name)
 	}
-	res, err := fn.Invoke(ctx, host.Call{Input: input, Meta: meta})
+	res, err := f0.Invoke(ctx, host.Call{Input: input, Meta: meta})
 	if gate != nil {
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return fn.Result{}, ctx.Err()
 		}
 	}
-	return res.Output, err
+	return res, err
 }
 
 func (f *functions) Exists(name string) bool { return testFns[name] != nil }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/fn"
 )
 
 // Limits of the child workflows under one invocation (its root), at any
@@ -490,15 +491,16 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 
 // invokeFunction calls a function; a panic in the call (the registry's
 // bug, not the guest's: guests trap) fails the attempt.
-func (e *Engine) invokeFunction(ctx context.Context, fn string, input []byte, meta map[string]string) (out []byte, err error) {
+func (e *Engine) invokeFunction(ctx context.Context, function string, input []byte, meta map[string]string) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			e.log.Error("calling a function for a workflow task panicked; the attempt fails", "function", fn,
+			e.log.Error("calling a function for a workflow task panicked; the attempt fails", "function", function,
 				"invocation", meta[abi.MetaWorkflowInvocation], "task", meta[abi.MetaWorkflowTask], "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			out, err = nil, fmt.Errorf("calling %s failed with an internal error: %v", fn, r)
+			out, err = nil, fmt.Errorf("calling %s failed with an internal error: %v", function, r)
 		}
 	}()
-	return e.o.Functions.Invoke(ctx, fn, input, meta)
+	res, err := e.o.Functions.Invoke(ctx, fn.Function(function), fn.Call{Input: input, Meta: meta})
+	return res.Output, err
 }
 
 // called records the outcome of a function call, rn.

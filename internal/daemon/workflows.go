@@ -15,7 +15,6 @@ import (
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/fn"
-	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/logctx"
 )
@@ -56,10 +55,9 @@ type wfFunctions struct{ d *Daemon }
 
 // Invoke calls a function for a workflow task. The call's log lines and
 // records name the workflow invocation and the task.
-func (f wfFunctions) Invoke(ctx context.Context, name string, input []byte, meta map[string]string) ([]byte, error) {
-	ctx = logctx.With(ctx, slog.String(logctx.Invocation, meta[abi.MetaWorkflowInvocation]), slog.String(logctx.Task, meta[abi.MetaWorkflowTask]))
-	res, _, err := f.d.reg.Invoke(ctx, name, host.Call{Input: input, Meta: meta})
-	return res.Output, err
+func (f wfFunctions) Invoke(ctx context.Context, t fn.Target, c fn.Call) (fn.Result, error) {
+	ctx = logctx.With(ctx, slog.String(logctx.Invocation, c.Meta[abi.MetaWorkflowInvocation]), slog.String(logctx.Task, c.Meta[abi.MetaWorkflowTask]))
+	return f.d.Invoke(ctx, t, c)
 }
 
 func (f wfFunctions) Exists(name string) bool {
