@@ -39,7 +39,10 @@ import (
 type Backend struct {
 	Host *host.Host
 	// Log is the event log: topics, function logs.
-	Log      eventlog.Log
+	Log eventlog.Log
+	// Broker, if set, describes the broker for /readyz (shown as
+	// "broker"); an error makes the daemon not ready, with that message.
+	Broker   func() (any, error)
 	Catalog  *catalog.Catalog
 	Registry *registry.Registry
 	HTTP     *triggers.HTTP
@@ -259,14 +262,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "shutting down"))
 	case b == nil:
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "starting: replaying the catalog"))
-	case !b.Log.Connected():
+	case b.Broker == nil && !b.Log.Connected():
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "not connected to NATS Streaming (reconnecting)"))
 	case b.Catalog.Err() != nil:
 		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", b.Catalog.Err().Error()))
 	case b.Host.Health() != nil:
 		httperr.Write(w, b.Host.Health())
 	default:
-		httperr.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "catalog_seq": b.Catalog.Seq()})
+		ready := map[string]any{"status": "ready", "catalog_seq": b.Catalog.Seq()}
+		if b.Broker != nil {
+			st, err := b.Broker()
+			if err != nil {
+				httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", err.Error()))
+				return
+			}
+			ready["broker"] = st
+		}
+		httperr.WriteJSON(w, http.StatusOK, ready)
 	}
 }
 

@@ -44,6 +44,7 @@ type hostRecord = host.Record
 // testOptions runs a daemon on free loopback ports with its own data dir.
 func testOptions(t *testing.T) Options {
 	o := DefaultOptions()
+	o.Broker = testBroker()
 	o.Listen = "127.0.0.1:0"
 	o.NATSListen = "127.0.0.1:0"
 	o.DataDir = t.TempDir()
