@@ -11,13 +11,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nuid"
-	"github.com/nats-io/stan.go"
 
 	"github.com/sluicehq/sluice/internal/testutil"
 )
@@ -70,6 +66,7 @@ func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
 func launchDaemon(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
+	cmd.Env = brokerEnv(args)
 	dieWithTest(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -306,68 +303,25 @@ func TestKill9MidStreamLosesNoMessage(t *testing.T) {
 	const n = 5000
 	pub := publishN(t, p.nats, "in", "m%05d", n)
 	// kill -9 in the middle: some results are out, not all
-	seen := map[string]int{}
-	var mu sync.Mutex
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
-	sub, err := pub.Subscribe("out", func(m *stan.Msg) { mu.Lock(); seen[string(m.Data)]++; mu.Unlock() }, stan.DeliverAllAvailable())
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 60*time.Second, "the stream to be under way", func() bool { return count() >= n/10 })
+	seen, sub := countTopic(t, pub, "out")
+	testutil.Eventually(t, 60*time.Second, "the stream to be under way", func() bool { return seen.distinct() >= n/10 })
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()
 	sub.Close()
 	pub.Close()
-	before := count()
+	before := seen.distinct()
 	if before >= n {
 		t.Fatalf("all %d results were out before the kill: the test did not kill mid-stream", n)
 	}
 
 	q := startDaemon(t, data)
-	sc, err := stan.Connect("sluice", "reader-"+nuid.Next(), stan.NatsURL(q.nats))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	mu.Lock()
-	seen = map[string]int{}
-	mu.Unlock()
-	total := 0
-	sub, err = sc.Subscribe("out", func(m *stan.Msg) { mu.Lock(); seen[string(m.Data)]++; total++; mu.Unlock() }, stan.DeliverAllAvailable())
-	if err != nil {
-		t.Fatal(err)
-	}
+	seen, sub = countTopic(t, connectLog(t, testBroker(), q.nats, 1), "out")
 	defer sub.Close()
-	testutil.Eventually(t, 120*time.Second, "a result for every message", func() bool { return count() == n })
-	mu.Lock()
-	defer mu.Unlock()
+	testutil.Eventually(t, 120*time.Second, "a result for every message", func() bool { return seen.distinct() == n })
 	for i := 0; i < n; i++ {
-		if seen[fmt.Sprintf("m%05d", i)] == 0 {
+		if seen.count(fmt.Sprintf("m%05d", i)) == 0 {
 			t.Fatalf("message m%05d has no result", i)
 		}
 	}
-	t.Logf("%d messages: %d results before the kill, %d results in all after the restart (%d duplicates)", n, before, total, total-n)
-}
-
-// publishN publishes n messages formatted with format and their index, as
-// an ordinary NATS Streaming client, and waits for every ack. The
-// connection is the caller's to close.
-func publishN(t *testing.T, natsURL, topic, format string, n int) stan.Conn {
-	t.Helper()
-	pub, err := stan.Connect("sluice", "publisher-"+nuid.Next(), stan.NatsURL(natsURL), stan.MaxPubAcksInflight(n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acks := make(chan error, n)
-	for i := 0; i < n; i++ {
-		if _, err := pub.PublishAsync(topic, []byte(fmt.Sprintf(format, i)), func(_ string, err error) { acks <- err }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < n; i++ {
-		if err := <-acks; err != nil {
-			t.Fatal(err)
-		}
-	}
-	return pub
+	t.Logf("%d messages: %d results before the kill, %d results in all after the restart (%d duplicates)", n, before, seen.all(), seen.all()-n)
 }

@@ -4,13 +4,9 @@ package main
 
 import (
 	"fmt"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nuid"
-	"github.com/nats-io/stan.go"
 
 	"github.com/sluicehq/sluice/internal/testutil"
 )
@@ -33,27 +29,15 @@ func TestSoakRepeatedKill9(t *testing.T) {
 		t.Logf("kill -9 #%d", kill)
 		p = startDaemon(t, data)
 	}
-	sc, err := stan.Connect("sluice", "reader-"+nuid.Next(), stan.NatsURL(p.nats))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	var mu sync.Mutex
-	seen, total := map[string]bool{}, 0
-	sub, err := sc.Subscribe("out", func(m *stan.Msg) { mu.Lock(); seen[string(m.Data)] = true; total++; mu.Unlock() }, stan.DeliverAllAvailable())
-	if err != nil {
-		t.Fatal(err)
-	}
+	seen, sub := countTopic(t, connectLog(t, testBroker(), p.nats, 1), "out")
 	defer sub.Close()
-	testutil.Eventually(t, 10*time.Minute, "a result for every message", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == n })
-	mu.Lock()
-	defer mu.Unlock()
+	testutil.Eventually(t, 10*time.Minute, "a result for every message", func() bool { return seen.distinct() == n })
 	for i := 0; i < n; i++ {
-		if !seen[fmt.Sprintf("M%06d", i)] {
+		if seen.count(fmt.Sprintf("M%06d", i)) == 0 {
 			t.Fatalf("message m%06d has no result", i)
 		}
 	}
-	t.Logf("%d messages, 5 kills: %d results (%d duplicates)", n, total, total-n)
+	t.Logf("%d messages, 5 kills: %d results (%d duplicates)", n, seen.all(), seen.all()-n)
 }
 
 // TestSoakClusterFaults is the long fault run on a three-node NATS
