@@ -102,7 +102,12 @@ func TestBrokerOptions(t *testing.T) {
 		{"unknown broker", js(func(o *Options) { o.Broker = "kafka" }), `--broker "kafka"`},
 		{"cluster id with JetStream", js(func(o *Options) { o.ClusterID = "prod" }), "--cluster-id prod is NATS Streaming's"},
 		{"cluster with NATS Streaming", js(func(o *Options) { o.Broker = BrokerNATSStreaming; o.Cluster = "c" }), "add --broker jetstream"},
-		{"cluster with --nats", js(func(o *Options) { o.NATSURL = "nats://x:4222"; o.Cluster = "c"; o.ClusterListen = "127.0.0.1:6222"; o.Peers = []string{"a:1"} }), "with --nats there is none"},
+		{"cluster with --nats", js(func(o *Options) {
+			o.NATSURL = "nats://x:4222"
+			o.Cluster = "c"
+			o.ClusterListen = "127.0.0.1:6222"
+			o.Peers = []string{"a:1"}
+		}), "with --nats there is none"},
 		{"peers without cluster", js(func(o *Options) { o.Peers = []string{"a:1"} }), "need --cluster NAME"},
 		{"cluster without listen", js(func(o *Options) { o.Cluster = "c"; o.Peers = []string{"a:1"} }), "needs --cluster-listen"},
 		{"cluster without peers", js(func(o *Options) { o.Cluster = "c"; o.ClusterListen = "127.0.0.1:6222" }), "needs --peers"},
@@ -116,7 +121,11 @@ func TestBrokerOptions(t *testing.T) {
 			}
 		})
 	}
-	ok := js(func(o *Options) { o.Cluster = "c"; o.ClusterListen = "127.0.0.1:6222"; o.Peers = []string{"127.0.0.1:6222", "127.0.0.1:6223"} })
+	ok := js(func(o *Options) {
+		o.Cluster = "c"
+		o.ClusterListen = "127.0.0.1:6222"
+		o.Peers = []string{"127.0.0.1:6222", "127.0.0.1:6223"}
+	})
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("a good cluster: %v", err)
 	}
