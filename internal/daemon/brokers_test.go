@@ -1,11 +1,18 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/eventlog"
+	brokerpkg "github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/jslog"
+	"github.com/sluicehq/sluice/internal/natslog"
 )
 
 // testBroker is the broker the package's tests run on: SLUICE_TEST_BROKER
@@ -129,4 +136,46 @@ func TestBrokerOptions(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("a good cluster: %v", err)
 	}
+}
+
+// connectApp connects to a daemon's broker at natsURL as another
+// application would, with the broker's event log.
+func connectApp(t *testing.T, broker, natsURL string) eventlog.Log {
+	t.Helper()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var (
+		l   eventlog.Log
+		err error
+	)
+	if broker == BrokerJetStream {
+		l, err = jslog.Connect(cctx, jslog.Options{URL: natsURL, Name: "test-app"})
+	} else {
+		l, err = natslog.Connect(cctx, brokerpkg.Options{URL: natsURL, ClusterID: DefaultClusterID, Name: "test-app"})
+	}
+	if err != nil {
+		t.Fatalf("connect to the daemon's %s: %v", broker, err)
+	}
+	return l
+}
+
+// startBroker starts an embedded server of the tests' broker, without
+// credentials, on its own: what a daemon with --nats uses. It is stopped
+// at the end of the test, or by stop.
+func startBroker(t *testing.T, dir, listen string) (natsURL string, stop func()) {
+	t.Helper()
+	if testBroker() == BrokerJetStream {
+		srv, err := jslog.StartEmbedded(jslog.EmbeddedOptions{Dir: dir, Listen: listen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		return srv.URL(), srv.Shutdown
+	}
+	srv, err := brokerpkg.StartEmbedded(brokerpkg.EmbeddedOptions{Dir: dir, Listen: listen, ClusterID: DefaultClusterID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv.URL(), srv.Shutdown
 }
