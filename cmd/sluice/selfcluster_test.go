@@ -19,7 +19,7 @@ import (
 
 // member is one daemon of the trio.
 type member struct {
-	data, clusterListen string
+	data, clusterListen, natsListen string
 	proc                *proc
 	// server is its JetStream server's name, kept in its data dir.
 	server string
@@ -42,7 +42,7 @@ func startSelfCluster(t *testing.T) *selfCluster {
 	c := &selfCluster{t: t}
 	var peers []string
 	for range 3 {
-		m := &member{data: t.TempDir(), clusterListen: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+		m := &member{data: t.TempDir(), clusterListen: "127.0.0.1:" + strconv.Itoa(freePort(t)), natsListen: "127.0.0.1:" + strconv.Itoa(freePort(t))}
 		c.members = append(c.members, m)
 		peers = append(peers, m.clusterListen)
 	}
@@ -69,7 +69,7 @@ const (
 // and cluster address), without waiting for it.
 func (c *selfCluster) launch(m *member) {
 	m.d = nil
-	m.proc = launch(c.t, "daemon", "--broker", "jetstream", "--data", m.data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
+	m.proc = launch(c.t, "daemon", "--broker", "jetstream", "--data", m.data, "--listen", "127.0.0.1:0", "--nats-listen", m.natsListen,
 		"--cluster", "sluice-test", "--cluster-listen", m.clusterListen, "--peers", c.peers, "--cluster-password", clusterPassword, "--nats-password", natsPassword)
 }
 
@@ -87,6 +87,16 @@ func (c *selfCluster) waitReady(m *member) {
 		c.t.Fatalf("no server name in the log:\n%s", m.proc.logText())
 	}
 	m.server = sm[1]
+}
+
+// url is every member's NATS server, with the credentials: a client of it
+// moves to another member when its own dies.
+func (c *selfCluster) url() string {
+	var urls []string
+	for _, m := range c.members {
+		urls = append(urls, "nats://sluice:"+natsPassword+"@"+m.natsListen)
+	}
+	return strings.Join(urls, ",")
 }
 
 // kill kills a member's daemon with SIGKILL, and its JetStream server
@@ -194,7 +204,7 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 
 	const n = 3000
 	victim := c.members[2]
-	pub := publishTo(t, connectLog(t, "jetstream", c.members[0].d.nats, 3), "in", "m%05d", n)
+	pub := publishTo(t, connectLog(t, "jetstream", c.url(), 3), "in", "m%05d", n)
 	seen, sub := countTopic(t, pub, "out")
 	defer sub.Close()
 	testutil.Eventually(t, 60*time.Second, "the stream to be under way", func() bool { return seen.distinct() >= n/10 })
