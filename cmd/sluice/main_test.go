@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,19 +45,23 @@ type daemonProc struct {
 	server string
 	nats   string
 	node   string // the workflow engine's node id
+	broker string // the broker it says it runs on
 	log    *bytes.Buffer
 	// token, if set, is the API's token: sluice gives it to the CLI in
 	// SLUICE_TOKEN.
 	token string
 }
 
-var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=(\S+) daemon=\S+ node=(\S+)`)
+var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=(\S+) daemon=\S+ node=(\S+)(?: broker=(\S+))?`)
 
 // startDaemon runs `sluice daemon` on free ports with the data dir and
 // waits for it to be ready.
 func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
 	t.Helper()
 	p := launchDaemon(t, append([]string{"daemon", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)...)
+	if !slices.Contains(extra, "--broker") && p.broker != testBroker() {
+		t.Fatalf("the daemon runs on %q, not on %s (SLUICE_TEST_BROKER)", p.broker, testBroker())
+	}
 	p.nats = brokerURL(t, data, p.nats) // the log shows it redacted
 	return p
 }
@@ -96,7 +101,7 @@ func launchDaemon(t *testing.T, args ...string) *daemonProc {
 	}()
 	select {
 	case addr := <-ready:
-		p.server, p.nats, p.node = "http://"+addr[0], addr[1], addr[2]
+		p.server, p.nats, p.node, p.broker = "http://"+addr[0], addr[1], addr[2], addr[3]
 	case <-time.After(60 * time.Second):
 		t.Fatalf("daemon not ready after 60s")
 	}

@@ -20,7 +20,7 @@ import (
 // member is one daemon of the trio.
 type member struct {
 	data, clusterListen, natsListen string
-	proc                *proc
+	proc                            *proc
 	// server is its JetStream server's name, kept in its data dir.
 	server string
 	// d is its API and broker URLs, set when it is ready.
