@@ -144,6 +144,8 @@ func clusterFlags(fs *pflag.FlagSet, o *daemon.Options, d *daemonCLI) {
 	}
 	fs.StringSliceVar(&o.Peers, "peers", peers, "the members' --cluster-listen addresses, `host:port,...` (this daemon's may be in the list) (env SLUICE_PEERS)")
 	fs.Var(secretFlag{&o.ClusterPassword}.init("SLUICE_CLUSTER_PASSWORD"), "cluster-password", "the password the members present to each other, the same on each (env SLUICE_CLUSTER_PASSWORD); visible in ps: prefer --cluster-password-file or the variable")
+	replicas, _ := strconv.Atoi(os.Getenv("SLUICE_REPLICAS"))
+	fs.IntVar(&o.Replicas, "replicas", replicas, "with --broker jetstream and --nats: the replicas of sluice's streams on that JetStream cluster (3 on a cluster of 3; the same on every daemon) (env SLUICE_REPLICAS)")
 	fs.StringVar(&d.clusterPasswordFile, "cluster-password-file", os.Getenv("SLUICE_CLUSTER_PASSWORD_FILE"), "read the cluster password from this `file` (env SLUICE_CLUSTER_PASSWORD_FILE)")
 }
 

@@ -137,7 +137,7 @@ func (d *Daemon) connectJetStream(ctx context.Context) error {
 		}
 		d.natsURL = jo.URL
 	} else {
-		jo.URL = o.NATSURL
+		jo.URL, jo.Replicas = o.NATSURL, o.Replicas
 		jo.Auth = broker.Auth{User: o.NATSUser, Password: o.NATSPassword, Token: o.NATSToken, CredsFile: o.NATSCredsFile}
 		jo.TLS = broker.TLS{CAFile: o.NATSCAFile, CertFile: o.NATSCertFile, KeyFile: o.NATSKeyFile}
 		d.natsURL = broker.URLWithAuth(o.NATSURL, jo.Auth)
@@ -204,6 +204,9 @@ func (o Options) validateBroker() error {
 		if o.ClusterID == "" {
 			return fmt.Errorf("%w: --cluster-id is empty", ErrOptions)
 		}
+		if o.Replicas != 0 {
+			return fmt.Errorf("%w: --replicas is JetStream's: add --broker %s, or drop it (NATS Streaming's cluster replicates everything)", ErrOptions, BrokerJetStream)
+		}
 		if clustered {
 			return fmt.Errorf("%w: --cluster, --cluster-listen, --peers and --cluster-password make daemons a JetStream cluster: add --broker %s (a NATS Streaming cluster is run as its own servers, given to --nats)", ErrOptions, BrokerJetStream)
 		}
@@ -211,6 +214,12 @@ func (o Options) validateBroker() error {
 	case BrokerJetStream:
 	default:
 		return fmt.Errorf("%w: --broker %q: use %s or %s", ErrOptions, o.Broker, BrokerNATSStreaming, BrokerJetStream)
+	}
+	if o.Replicas != 0 && o.NATSURL == "" {
+		return fmt.Errorf("%w: --replicas is for a JetStream cluster at --nats; embedded, sluice's streams keep 3 replicas with --cluster, else 1", ErrOptions)
+	}
+	if o.Replicas < 0 || o.Replicas > 5 {
+		return fmt.Errorf("%w: --replicas %d: JetStream keeps 1 to 5 (3 on a cluster of 3)", ErrOptions, o.Replicas)
 	}
 	if o.ClusterID != "" && o.ClusterID != DefaultClusterID {
 		return fmt.Errorf("%w: --cluster-id %s is NATS Streaming's; JetStream has no cluster id: drop it (or SLUICE_CLUSTER_ID), or use --broker %s", ErrOptions, o.ClusterID, BrokerNATSStreaming)

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,6 +120,9 @@ func TestBrokerOptions(t *testing.T) {
 		{"peers without cluster", js(func(o *Options) { o.Peers = []string{"a:1"} }), "need --cluster NAME"},
 		{"cluster without listen", js(func(o *Options) { o.Cluster = "c"; o.Peers = []string{"a:1"} }), "needs --cluster-listen"},
 		{"cluster without peers", js(func(o *Options) { o.Cluster = "c"; o.ClusterListen = "127.0.0.1:6222" }), "needs --peers"},
+		{"replicas embedded", js(func(o *Options) { o.Replicas = 3 }), "--replicas is for a JetStream cluster at --nats"},
+		{"replicas with NATS Streaming", js(func(o *Options) { o.Broker = BrokerNATSStreaming; o.NATSURL = "nats://x:4222"; o.Replicas = 3 }), "--replicas is JetStream's"},
+		{"too many replicas", js(func(o *Options) { o.NATSURL = "nats://x:4222"; o.Replicas = 7 }), "1 to 5"},
 		{"bad cluster listen", js(func(o *Options) { o.Cluster = "c"; o.ClusterListen = "6222"; o.Peers = []string{"a:1"} }), "want host:port"},
 	}
 	for _, tt := range tests {
@@ -178,4 +183,26 @@ func startBroker(t *testing.T, dir, listen string) (natsURL string, stop func())
 	}
 	t.Cleanup(srv.Shutdown)
 	return srv.URL(), srv.Shutdown
+}
+
+// TestReadyzShowsTheBroker: /readyz names the broker and says the daemon
+// is connected to it; a daemon on its own shows no cluster.
+func TestReadyzShowsTheBroker(t *testing.T) {
+	o := testOptions(t)
+	d, _ := start(t, o)
+	resp, err := http.Get("http://" + d.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string        `json:"status"`
+		Broker *BrokerStatus `json:"broker"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("readyz: %s %v", resp.Status, err)
+	}
+	if body.Status != "ready" || body.Broker == nil || body.Broker.Broker != o.Broker || !body.Broker.Connected || body.Broker.Cluster != nil {
+		t.Fatalf("readyz: %+v, broker %+v", body, body.Broker)
+	}
 }

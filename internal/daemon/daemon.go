@@ -63,6 +63,11 @@ type Options struct {
 	Cluster, ClusterListen string
 	Peers                  []string
 	ClusterPassword        string
+	// Replicas, with JetStream at NATSURL, is how many replicas sluice's
+	// streams keep on that server's cluster (3 on a cluster of 3); 0 is
+	// 1. Every daemon of the cluster must be given the same: connecting
+	// sets the streams to it. Embedded, the cluster decides (1 or 3).
+	Replicas int
 	// NATSUser and NATSPassword, or NATSToken, are the NATS credentials:
 	// with NATSURL, what the daemon presents to that server; without,
 	// what the embedded server requires of every client. The embedded
