@@ -72,7 +72,7 @@ unless --insecure is given.
 // itself once the flags are parsed: the logger and the token file.
 type daemonCLI struct {
 	logFormat, logLevel, tokenFile, memoryBudget string
-	clusterPasswordFile                          string
+	clusterPasswordFile, replicas                string
 }
 
 // daemonFlags defines every flag of sluice daemon on fs, filling o, each
@@ -108,6 +108,9 @@ func (d *daemonCLI) finish(fs *pflag.FlagSet, o *daemon.Options, logs io.Writer)
 		return err
 	}
 	o.Token = tok
+	if o.Replicas, err = strconv.Atoi(d.replicas); err != nil {
+		return usagef("--replicas %q: want a number of replicas, 1 to 5", d.replicas)
+	}
 	if o.ClusterPassword, err = resolveSecret(fs, "cluster-password", o.ClusterPassword, "SLUICE_CLUSTER_PASSWORD", d.clusterPasswordFile); err != nil {
 		return err
 	}
@@ -144,8 +147,7 @@ func clusterFlags(fs *pflag.FlagSet, o *daemon.Options, d *daemonCLI) {
 	}
 	fs.StringSliceVar(&o.Peers, "peers", peers, "the members' --cluster-listen addresses, `host:port,...` (this daemon's may be in the list) (env SLUICE_PEERS)")
 	fs.Var(secretFlag{&o.ClusterPassword}.init("SLUICE_CLUSTER_PASSWORD"), "cluster-password", "the password the members present to each other, the same on each (env SLUICE_CLUSTER_PASSWORD); visible in ps: prefer --cluster-password-file or the variable")
-	replicas, _ := strconv.Atoi(os.Getenv("SLUICE_REPLICAS"))
-	fs.IntVar(&o.Replicas, "replicas", replicas, "with --broker jetstream and --nats: the replicas of sluice's streams on that JetStream cluster (3 on a cluster of 3; the same on every daemon) (env SLUICE_REPLICAS)")
+	fs.StringVar(&d.replicas, "replicas", envOr("SLUICE_REPLICAS", "0"), "with --broker jetstream and --nats: the replicas of sluice's streams on that JetStream cluster (3 on a cluster of 3; the same on every daemon) (env SLUICE_REPLICAS)")
 	fs.StringVar(&d.clusterPasswordFile, "cluster-password-file", os.Getenv("SLUICE_CLUSTER_PASSWORD_FILE"), "read the cluster password from this `file` (env SLUICE_CLUSTER_PASSWORD_FILE)")
 }
 
