@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/internal/natslog"
+	"github.com/sluicehq/sluice/internal/testutil"
 )
 
 // testBroker is the broker the daemons of these tests run on:
@@ -39,7 +40,7 @@ func brokerEnv(args []string) []string {
 // at natsURL as another application would. It is closed at the end of the
 // test. A JetStream client is given the daemons' replicas: jslog.Connect
 // sets the streams to the replicas it is given.
-func connectLog(t *testing.T, brokerName, natsURL string, replicas int) eventlog.Log {
+func connectLog(t testing.TB, brokerName, natsURL string, replicas int) eventlog.Log {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -69,7 +70,7 @@ func publishN(t *testing.T, natsURL, topic, format string, n int) eventlog.Log {
 }
 
 // publishTo is publishN on a connected log.
-func publishTo(t *testing.T, l eventlog.Log, topic, format string, n int) eventlog.Log {
+func publishTo(t testing.TB, l eventlog.Log, topic, format string, n int) eventlog.Log {
 	t.Helper()
 	acks := make(chan error, n)
 	for i := 0; i < n; i++ {
@@ -94,7 +95,7 @@ type counter struct {
 	total int
 }
 
-func countTopic(t *testing.T, l eventlog.Log, topic string) (*counter, eventlog.Subscription) {
+func countTopic(t testing.TB, l eventlog.Log, topic string) (*counter, eventlog.Subscription) {
 	t.Helper()
 	c := &counter{seen: map[string]int{}}
 	sub, err := l.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
@@ -128,4 +129,33 @@ func (c *counter) all() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.total
+}
+
+// BenchmarkQueueTrigger is a daemon on the tests' broker (embedded, file
+// store) working through a burst of messages with a queue trigger: an
+// echo function, results to another topic, 64 in flight. It reports the
+// publish rate and the end-to-end rate (the first publish to the last
+// result), to compare the brokers:
+//
+//	SLUICE_TEST_BROKER=jetstream go test -run '^$' -bench QueueTrigger -benchtime 1x -count 3 ./cmd/sluice/
+func BenchmarkQueueTrigger(b *testing.B) {
+	const n = 20000
+	for range b.N {
+		b.StopTimer()
+		p := startDaemon(b, b.TempDir())
+		p.mustSluice(b, "", "fn", "deploy", "echo", testutil.WasmPath(b, "echo-wat"))
+		p.mustSluice(b, "", "trigger", "create", "q", "--fn", "echo", "--topic", "in", "--resp-topic", "out", "--max-inflight", "64")
+		l := connectLog(b, testBroker(), p.nats, 1)
+		seen, sub := countTopic(b, l, "out")
+		b.StartTimer()
+		start := time.Now()
+		publishTo(b, l, "in", "m%06d", n)
+		published := time.Since(start)
+		testutil.Eventually(b, 5*time.Minute, "a result for every message", func() bool { return seen.distinct() == n })
+		took := time.Since(start)
+		b.StopTimer()
+		sub.Close()
+		b.ReportMetric(n/published.Seconds(), "published/s")
+		b.ReportMetric(n/took.Seconds(), "msgs/s")
+	}
 }

@@ -30,7 +30,7 @@ import (
 // brokerURL returns the daemon's NATS URL, which its log shows redacted,
 // with the credentials an operator finds in the data dir: what another
 // application on the machine connects with.
-func brokerURL(t *testing.T, data, shown string) string {
+func brokerURL(t testing.TB, data, shown string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(data, "nats-password"))
 	if errors.Is(err, os.ErrNotExist) {

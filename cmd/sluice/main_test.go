@@ -56,7 +56,7 @@ var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=
 
 // startDaemon runs `sluice daemon` on free ports with the data dir and
 // waits for it to be ready.
-func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
+func startDaemon(t testing.TB, data string, extra ...string) *daemonProc {
 	t.Helper()
 	p := launchDaemon(t, append([]string{"daemon", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)...)
 	if !slices.Contains(extra, "--broker") && p.broker != testBroker() {
@@ -68,7 +68,7 @@ func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
 
 // launchDaemon runs the binary with args and waits for the daemon to say
 // it is ready.
-func launchDaemon(t *testing.T, args ...string) *daemonProc {
+func launchDaemon(t testing.TB, args ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = brokerEnv(args)
@@ -114,7 +114,7 @@ type result struct {
 }
 
 // sluice runs the CLI against the daemon.
-func (p *daemonProc) sluice(t *testing.T, stdin string, args ...string) result {
+func (p *daemonProc) sluice(t testing.TB, stdin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "SLUICE_SERVER="+p.server)
@@ -134,7 +134,7 @@ func (p *daemonProc) sluice(t *testing.T, stdin string, args ...string) result {
 	return result{out.String(), errb.String(), code}
 }
 
-func (p *daemonProc) mustSluice(t *testing.T, stdin string, args ...string) string {
+func (p *daemonProc) mustSluice(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
 	r := p.sluice(t, stdin, args...)
 	if r.code != 0 {
