@@ -87,8 +87,12 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
+# The daemon package's tests share compiled guests across both runs
+# (compiling the Go guests under the race detector is most of their time).
+TEST_CACHE := $(CURDIR)/build/test-cache
+
 unit: wasm
-	$(GO) test $(TEST_FLAGS) ./...
+	SLUICE_TEST_CACHE=$(TEST_CACHE) $(GO) test $(TEST_FLAGS) ./...
 
 # The packages that start daemons run a second time on JetStream
 # (SLUICE_TEST_BROKER; unit runs them on NATS Streaming, the default).
@@ -105,7 +109,7 @@ unit: wasm
 JS_PACKAGES := ./internal/daemon/ ./cmd/sluice/
 JS_SKIP     := ^(TestClusterFaults|TestDamagedCatalogStopsTheStart|TestWhatMovingAChannelAsideLoses|TestStoreLimitsNameTheComponentsChannels|TestSelfCluster.*|TestBrokerOptions|TestDataDirWithoutBrokerFile|TestBench.*|TestQueueRetriesThenDeadLetters|TestQueueTwoDaemonsShareTheWork)$$
 unit-jetstream: wasm
-	SLUICE_TEST_BROKER=jetstream $(GO) test $(TEST_FLAGS) -skip '$(JS_SKIP)' $(JS_PACKAGES)
+	SLUICE_TEST_BROKER=jetstream SLUICE_TEST_CACHE=$(TEST_CACHE) $(GO) test $(TEST_FLAGS) -skip '$(JS_SKIP)' $(JS_PACKAGES)
 
 # Every fuzz target (scripts/fuzz finds them), FUZZTIME each: briefly in
 # make test, longer in make soak. Their seed corpora also run as ordinary

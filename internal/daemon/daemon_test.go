@@ -25,10 +25,19 @@ import (
 var ctx = context.Background()
 
 // compileCache is shared by the tests' daemons, as by daemons on one node:
-// each Go guest compiles once per test run, not once per daemon.
+// each Go guest compiles once per test run, not once per daemon; with
+// SLUICE_TEST_CACHE (make test sets it), once for the runs on both
+// brokers.
 var compileCache string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("SLUICE_TEST_CACHE"); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			panic(err)
+		}
+		compileCache = dir
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "sluice-daemon-test-cache-")
 	if err != nil {
 		panic(err)
