@@ -35,8 +35,10 @@ type Definitions interface {
 
 // Options configure an Engine.
 type Options struct {
-	// Log is where the engine keeps its events (EventsChannel), its
-	// checkpoints (CheckpointChannel) and its heartbeats (NodesChannel).
+	// Log is where the engine keeps its events (a stream per invocation
+	// under InvocationStreams where the log has families and Delete, else
+	// EventsChannel with checkpoints in CheckpointChannel) and its
+	// heartbeats (NodesChannel).
 	Log         eventlog.Log
 	Functions   Functions
 	Definitions Definitions

@@ -32,12 +32,28 @@ const (
 	CheckpointChannel = "sluice.wf.checkpoints"
 )
 
+// InvocationStreams names the family of streams (eventlog.Families) that
+// holds the workflow events where the log offers families and Delete: each
+// invocation's events in a stream of its own, InvocationStreams + "." +
+// its id (a child's id starts with its parent's, so a tree of
+// invocations is a family too). A forgotten invocation's stream is
+// deleted, and a start replays only what is still kept.
+const InvocationStreams = "sluice.wf.inv"
+
 // EventStream names the stream that holds an invocation's events on a
-// log with the given features: where a tool other than the engine (a
-// migration) writes them.
+// log with the given features: its own stream under InvocationStreams
+// where the log offers families and Delete, else EventsChannel. A tool
+// other than the engine (a migration) writes them there.
 func EventStream(f eventlog.Features, invocation string) string {
+	if perInvocation(f) {
+		return InvocationStreams + "." + invocation
+	}
 	return EventsChannel
 }
+
+// perInvocation tells whether the engine keeps each invocation's events
+// in a stream of its own on a log with these features.
+func perInvocation(f eventlog.Features) bool { return f.Families && f.Delete }
 
 // Defaults and limits.
 const (
@@ -65,6 +81,14 @@ const (
 	invokeConnectWait = 15 * time.Second
 	// cancelWait is how long Cancel waits for the owner to act.
 	cancelWait = 10 * time.Second
+	// readRecheck is how often a read up to the end of a stream (or
+	// family) asks again where that end is, in case the stream holding
+	// the last message was deleted meanwhile (a forgotten invocation):
+	// rare, so a second costs nothing in the common case.
+	readRecheck = time.Second
+	// deleteTimeout bounds deleting a forgotten invocation's stream; one
+	// that fails stays until a start forgets the invocation again.
+	deleteTimeout = 30 * time.Second
 )
 
 // eventSync is a marker: a reader that sees its own marker has read
@@ -119,6 +143,18 @@ type Engine struct {
 
 	sub   eventlog.Subscription
 	calls sync.WaitGroup
+
+	// perInv: each invocation's events are in a stream of its own
+	// (EventStream); replay reads the family, and forgotten invocations'
+	// streams are deleted (deleter), under mu.
+	perInv   bool
+	seen     uint64 // the highest sequence received (perInv)
+	target   uint64 // replay is done once seen reaches it (perInv)
+	replayed int    // events received while replaying
+	deleting map[string]chan struct{}
+	delQueue []string
+	delWake  chan struct{}
+	deleted  int
 
 	// Ownership (owners.go), under mu.
 	nodes    map[string]nodeSeen
@@ -182,31 +218,22 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		staleBuf: map[string][]*Event{},
 		nodes:    map[string]nodeSeen{}, claimed: map[string]time.Time{},
 		replaying: true, syncID: nuid.Next(), synced: make(chan struct{}),
+		perInv: perInvocation(o.Log.Features()), deleting: map[string]chan struct{}{}, delWake: make(chan struct{}, 1),
 	}
 	e.evalCond = sync.NewCond(&e.evalMu)
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	start := time.Now()
-	from, err := e.readCheckpoint(ctx)
-	if err != nil {
-		return nil, err
-	}
-	e.lastCkpt = from
-	e.st.seq = from - 1
-	e.sub, err = o.Log.Subscribe(EventsChannel, eventlog.SubOptions{Start: eventlog.At(from)}, e.receive)
-	if err != nil {
-		return nil, fmt.Errorf("follow %s: %w", EventsChannel, err)
-	}
-	marker, _ := json.Marshal(&Event{Type: eventSync, Node: o.Node, Marker: e.syncID, Time: e.now()})
-	if _, err := o.Log.Publish(ctx, EventsChannel, eventlog.Message{Data: marker}); err != nil {
-		e.sub.Close()
-		return nil, fmt.Errorf("replay %s: %w", EventsChannel, err)
-	}
-	select {
-	case <-e.synced:
-	case <-ctx.Done():
-		e.sub.Close()
-		return nil, fmt.Errorf("replay %s: %w", EventsChannel, ctx.Err())
+	from := uint64(1)
+	if e.perInv {
+		if err := e.replayFamily(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if from, err = e.replayChannel(ctx); err != nil {
+			return nil, err
+		}
 	}
 	for i := 0; i < maxEvaluations; i++ {
 		e.calls.Add(1)
@@ -231,16 +258,107 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 			e.reconcile(inv)
 		}
 	}
-	n, seq := len(e.st.invs), e.st.seq
+	n, seq, replayed := len(e.st.invs), e.st.seq, e.replayed
 	e.mu.Unlock()
 	go e.resyncLoop()
+	if e.perInv {
+		e.calls.Add(1)
+		go e.deleter()
+	}
 	if err := e.startOwnership(); err != nil {
 		e.Close(ctx)
 		return nil, fmt.Errorf("follow %s: %w", NodesChannel, err)
 	}
-	e.log.Info("workflow events replayed", "from", from, "to", seq, "invocations", n, "resumed", resumed,
+	e.log.Info("workflow events replayed", "from", from, "to", seq, "events", replayed, "invocations", n, "resumed", resumed,
 		"took", time.Since(start).Round(time.Millisecond))
 	return e, nil
+}
+
+// replayChannel replays EventsChannel from the last checkpoint up to a
+// marker it writes, and follows it; it returns where it started.
+func (e *Engine) replayChannel(ctx context.Context) (uint64, error) {
+	from, err := e.readCheckpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	e.lastCkpt = from
+	e.st.seq = from - 1
+	e.sub, err = e.o.Log.Subscribe(EventsChannel, eventlog.SubOptions{Start: eventlog.At(from)}, e.receive)
+	if err != nil {
+		return 0, fmt.Errorf("follow %s: %w", EventsChannel, err)
+	}
+	marker, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: e.syncID, Time: e.now()})
+	if _, err := e.o.Log.Publish(ctx, EventsChannel, eventlog.Message{Data: marker}); err != nil {
+		e.sub.Close()
+		return 0, fmt.Errorf("replay %s: %w", EventsChannel, err)
+	}
+	select {
+	case <-e.synced:
+	case <-ctx.Done():
+		e.sub.Close()
+		return 0, fmt.Errorf("replay %s: %w", EventsChannel, ctx.Err())
+	}
+	return from, nil
+}
+
+// replayFamily replays every invocation stream still kept (running and
+// retained invocations: the others were deleted when forgotten), in the
+// order the log holds them, up to the last event stored when it ends, and
+// follows them.
+func (e *Engine) replayFamily(ctx context.Context) error {
+	var err error
+	e.sub, err = e.o.Log.Subscribe(InvocationStreams, eventlog.SubOptions{Family: true, Start: eventlog.First}, e.receiveFamily)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", InvocationStreams, err)
+	}
+	tick := time.NewTicker(readRecheck)
+	defer tick.Stop()
+	for {
+		last, err := e.o.Log.LastOfFamily(ctx, InvocationStreams)
+		if err != nil {
+			e.sub.Close()
+			return fmt.Errorf("replay %s: %w", InvocationStreams, err)
+		}
+		e.mu.Lock()
+		if e.seen >= last {
+			e.mu.Unlock()
+			return nil
+		}
+		e.target = last
+		e.mu.Unlock()
+		select {
+		case <-e.synced:
+			return nil
+		case <-tick.C: // the last event's stream may have been deleted: ask again
+		case <-ctx.Done():
+			e.sub.Close()
+			return fmt.Errorf("replay %s: %w", InvocationStreams, ctx.Err())
+		}
+	}
+}
+
+// receiveFamily receives a message of the invocation streams and notes
+// how far replay has read.
+func (e *Engine) receiveFamily(m *eventlog.Msg) {
+	e.receive(m)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seen = max(e.seen, m.Sequence)
+	if e.replaying && e.target != 0 && e.seen >= e.target {
+		e.target = 0
+		close(e.synced)
+	}
+}
+
+// ReplayedEvents is how many events the engine read from the log to
+// rebuild its state when it opened.
+func (e *Engine) ReplayedEvents() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.replaying {
+		return 0
+	}
+	return e.replayed
 }
 
 // checkpoint is a message of CheckpointChannel.
@@ -312,9 +430,20 @@ func (e *Engine) receive(m *eventlog.Msg) {
 		e.log.Warn("skipping a workflow event without a type or an invocation", "seq", m.Sequence, "type", ev.Type)
 		return
 	}
+	if e.perInv && m.Stream != e.stream(ev.Invocation) {
+		// Replay and deletion go by stream: an event about another
+		// invocation would outlive it, or vanish with the wrong one.
+		e.log.Warn("skipping a workflow event stored in another invocation's stream", "seq", m.Sequence, "type", ev.Type,
+			"invocation", ev.Invocation, "stream", m.Stream)
+		return
+	}
 	ev.Seq = m.Sequence
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.replaying {
+		e.replayed++
+	}
+	defer e.reap()
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.Warn("skipping a workflow event the engine could not apply", "seq", m.Sequence, "type", ev.Type,
@@ -388,7 +517,7 @@ func (e *Engine) receive(m *eventlog.Msg) {
 // maybeCheckpoint stores a checkpoint now and then.
 func (e *Engine) maybeCheckpoint() {
 	e.sinceCkpt++
-	if e.sinceCkpt < checkpointEvery || e.replaying {
+	if e.sinceCkpt < checkpointEvery || e.replaying || e.perInv {
 		return
 	}
 	e.sinceCkpt = 0
@@ -428,6 +557,8 @@ func (s *state) replayStart() uint64 {
 // is a prefix of what happened here, and replaying it resumes from a
 // consistent point. ack, if given, gets the outcome of the last event.
 func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
+	defer e.reap()
+	stream := e.stream(inv.id)
 	for i, ev := range evs {
 		ev.Invocation, ev.Node, ev.Time = inv.id, e.o.Node, e.now()
 		e.emitted++
@@ -484,7 +615,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 			}
 		}
 		sent := time.Now()
-		if err := e.o.Log.PublishAsync(EventsChannel, eventlog.Message{Data: data}, func(_ uint64, err error) {
+		if err := e.o.Log.PublishAsync(stream, eventlog.Message{Data: data}, func(_ uint64, err error) {
 			if obs := e.o.Observer; obs != nil {
 				obs.Appended(time.Since(sent), err)
 			}
@@ -602,7 +733,17 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 	// invocation this node knows needs none.
 	e.mu.Lock()
 	_, known := e.st.invs[id]
+	deleting := e.deleting[id]
 	e.mu.Unlock()
+	if deleting != nil {
+		// A finished invocation of that id was just forgotten and its
+		// stream is being deleted: the new one is written after.
+		select {
+		case <-deleting:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if !known {
 		wctx, cancel := context.WithTimeout(ctx, invokeConnectWait)
 		err := e.o.Log.WaitUp(wctx)
@@ -800,11 +941,10 @@ func (e *Engine) Events(ctx context.Context, id string) ([]*Event, error) {
 	return evs, err
 }
 
-// readEvents reads an invocation's events from the log, from its first
-// event (or, if that is not known, from where replay starts) up to a
-// marker written now, whose sequence it returns too. unknownOK reads even
-// an invocation not in memory; tree reads the events of its child
-// workflows too, at any depth (they count under their root).
+// readEvents reads an invocation's events from the log up to its end now,
+// and returns the sequence read up to. unknownOK reads even an invocation
+// not in memory; tree reads the events of its child workflows too, at any
+// depth (they count under their root).
 func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK, tree bool) ([]*Event, uint64, error) {
 	e.mu.Lock()
 	inv := e.st.invs[invID]
@@ -816,21 +956,18 @@ func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK, tree b
 	if inv == nil && !unknownOK {
 		return nil, 0, fmt.Errorf("%w: no invocation %q", ErrNotFound, invID)
 	}
-	from = max(from, 1)
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
-	id := nuid.Next()
-	marker, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: id, Time: e.now()})
 	var out []*Event
 	members := map[string]bool{invID: true}
-	seq, err := e.scan(ctx, EventsChannel, eventlog.At(from), marker, func(m *eventlog.Msg) bool {
-		ev := new(Event)
+	visit := func(m *eventlog.Msg) (ev *Event) {
+		ev = new(Event)
 		if json.Unmarshal(m.Data, ev) != nil {
-			return false
+			return nil
 		}
 		ev.Seq = m.Sequence
 		if ev.Type == eventSync {
-			return ev.Marker == id
+			return ev
 		}
 		if tree && ev.Type == EventInvocationCreated && ev.Parent != "" {
 			if pid, _, _ := strings.Cut(ev.Parent, "/"); members[pid] {
@@ -840,12 +977,165 @@ func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK, tree b
 		if members[ev.Invocation] {
 			out = append(out, ev)
 		}
-		return false
+		return ev
+	}
+	if e.perInv {
+		// The invocation's own stream (and its children's, a family),
+		// from its first event.
+		seq, err := e.readToEnd(ctx, e.stream(invID), tree, func(m *eventlog.Msg) { visit(m) })
+		if err != nil {
+			return nil, 0, err
+		}
+		return out, seq, nil
+	}
+	id := nuid.Next()
+	marker, _ := json.Marshal(&Event{Type: eventSync, Node: e.o.Node, Marker: id, Time: e.now()})
+	seq, err := e.scan(ctx, EventsChannel, eventlog.At(max(from, 1)), marker, func(m *eventlog.Msg) bool {
+		ev := visit(m)
+		return ev != nil && ev.Type == eventSync && ev.Marker == id
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	return out, seq, nil
+}
+
+// readToEnd reads a stream (or the family it names) from its first
+// message up to its last one stored now: each message goes to visit, on
+// this goroutine. It returns the sequence of the last message visited.
+func (e *Engine) readToEnd(ctx context.Context, stream string, family bool, visit func(*eventlog.Msg)) (uint64, error) {
+	last := func() (uint64, error) {
+		if family {
+			return e.o.Log.LastOfFamily(ctx, stream)
+		}
+		return e.o.Log.Last(ctx, stream)
+	}
+	msgs := make(chan *eventlog.Msg, 64)
+	stop := make(chan struct{})
+	defer close(stop)
+	sub, err := e.o.Log.Subscribe(stream, eventlog.SubOptions{Family: family, Start: eventlog.First}, func(m *eventlog.Msg) {
+		select {
+		case msgs <- m:
+		case <-stop:
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	defer sub.Close()
+	end, err := last()
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	tick := time.NewTicker(readRecheck)
+	defer tick.Stop()
+	var seen uint64
+	for seen < end {
+		select {
+		case m := <-msgs:
+			seen = max(seen, m.Sequence)
+			visit(m)
+		case <-tick.C: // the stream may have been deleted: ask again
+			if end, err = last(); err != nil {
+				return 0, fmt.Errorf("read %s: %w", stream, err)
+			}
+		case <-ctx.Done():
+			return 0, fmt.Errorf("read %s: %w", stream, ctx.Err())
+		}
+	}
+	return max(seen, end), nil
+}
+
+// stream is the stream that holds an invocation's events.
+func (e *Engine) stream(id string) string {
+	if e.perInv {
+		return InvocationStreams + "." + id
+	}
+	return EventsChannel
+}
+
+// reap deletes, where each invocation has a stream of its own, the streams
+// of the invocations the state has just forgotten: the owner deletes its
+// own, any node those of a node gone, and a node replaying at start every
+// one it forgets (a deletion its owner did not make before it stopped).
+// Under e.mu.
+func (e *Engine) reap() {
+	gone := e.st.takeForgotten()
+	if !e.perInv {
+		return
+	}
+	for _, inv := range gone {
+		if !e.replaying && inv.owner != e.o.Node && !e.nodeGone(inv.owner) {
+			continue
+		}
+		if e.deleting[inv.id] != nil {
+			continue
+		}
+		e.deleting[inv.id] = make(chan struct{})
+		e.delQueue = append(e.delQueue, inv.id)
+	}
+	if len(e.delQueue) > 0 {
+		select {
+		case e.delWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// nodeGone tells whether a node has said it is leaving or has not been
+// heard from for NodeTimeout. Under e.mu.
+func (e *Engine) nodeGone(node string) bool {
+	s, ok := e.nodes[node]
+	return ok && (s.leaving || e.now().Sub(s.last) >= e.o.NodeTimeout)
+}
+
+// deleter deletes the streams reap queued, oldest first, until the
+// engine stops. A deletion that fails is left: the stream is deleted when
+// a start forgets the invocation again.
+func (e *Engine) deleter() {
+	defer e.calls.Done()
+	defer func() {
+		// Stopping: Invoke waits no more for what is left (a restart
+		// deletes it).
+		e.mu.Lock()
+		for id, ch := range e.deleting {
+			close(ch)
+			delete(e.deleting, id)
+		}
+		e.delQueue = nil
+		e.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-e.delWake:
+		}
+		for {
+			e.mu.Lock()
+			if len(e.delQueue) == 0 || e.closed {
+				e.mu.Unlock()
+				break
+			}
+			id := e.delQueue[0]
+			e.delQueue[0] = ""
+			e.delQueue = e.delQueue[1:]
+			e.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+			err := e.o.Log.Delete(ctx, e.stream(id))
+			cancel()
+			if err != nil {
+				e.log.Warn("deleting the events of a forgotten invocation failed; a restart deletes them", "invocation", id, "err", err)
+			}
+			e.mu.Lock()
+			if err == nil {
+				e.deleted++
+			}
+			close(e.deleting[id])
+			delete(e.deleting, id)
+			e.mu.Unlock()
+		}
+	}
 }
 
 // Cancel cancels a running invocation (ErrConflict if it has finished).
@@ -871,7 +1161,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) (*Invocation, error) {
 	} else {
 		e.mu.Unlock()
 		data, _ := json.Marshal(&Event{Type: eventCancelRequested, Invocation: id, Node: e.o.Node, Time: e.now(), Error: "canceled by request"})
-		if _, err := e.o.Log.Publish(ctx, EventsChannel, eventlog.Message{Data: data}); err != nil {
+		if _, err := e.o.Log.Publish(ctx, e.stream(id), eventlog.Message{Data: data}); err != nil {
 			return nil, err
 		}
 	}

@@ -11,14 +11,30 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/eventlog/memlog"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
-// The tests run the engine on a real embedded NATS Streaming server and
-// real wasm guests: wfguest (engine/testdata/wfguest) and echo-wat.
+// The tests run the engine on a real embedded NATS Streaming server (one
+// stream of events, checkpoints) and real wasm guests: wfguest
+// (engine/testdata/wfguest) and echo-wat. Those about a stream per
+// invocation run on memlog (fast) and on a real embedded JetStream server.
+
+// The logs a rig runs on.
+const (
+	natsStreaming = "nats-streaming"
+	memory        = "memory"
+	jetStream     = "jetstream"
+)
+
+// familyLogs are the logs with families and Delete: each invocation has a
+// stream of its own.
+var familyLogs = []string{memory, jetStream}
 
 var (
 	hostOnce sync.Once
@@ -152,28 +168,86 @@ func (d *defs) Revision(rev string) (Revision, bool) {
 	return r, ok
 }
 
-// rig is one test's NATS Streaming server, connection and engine.
+// rig is one test's broker, connection and engine.
 type rig struct {
-	t    testing.TB
-	dir  string
-	srv  *broker.Embedded
-	conn *natslog.Log
-	fns  *functions
-	defs *defs
-	e    *Engine
-	node string
+	t       testing.TB
+	dir     string
+	backend string
+	srv     *broker.Embedded // NATS Streaming
+	js      *jslog.Embedded
+	mem     *memlog.Broker
+	conn    eventlog.Log
+	fns     *functions
+	defs    *defs
+	e       *Engine
+	node    string
+	// retain is Options.Retain of the engines open opens.
+	retain int
 }
 
 func newRig(t testing.TB, fileStore bool) *rig {
 	t.Helper()
-	r := &rig{t: t, fns: loadFunctions(t), defs: newDefs(), node: "node-a"}
-	if fileStore {
+	return newRigOn(t, natsStreaming, fileStore)
+}
+
+// newRigOn makes a rig on one of the logs (the JetStream server always
+// has a file store).
+func newRigOn(t testing.TB, backend string, fileStore bool) *rig {
+	t.Helper()
+	r := &rig{t: t, fns: loadFunctions(t), defs: newDefs(), node: "node-a", backend: backend}
+	if fileStore || backend == jetStream {
 		r.dir = t.TempDir()
 	}
-	r.startServer("127.0.0.1:0")
+	switch backend {
+	case natsStreaming:
+		r.startServer("127.0.0.1:0")
+	case memory:
+		r.mem = memlog.NewBroker()
+		r.conn = r.mem.Connect()
+	case jetStream:
+		js, err := jslog.StartEmbedded(jslog.EmbeddedOptions{Dir: r.dir, Listen: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.js = js
+		r.conn = r.connect()
+	default:
+		t.Fatalf("no log %q", backend)
+	}
 	r.open()
 	t.Cleanup(r.close)
 	return r
+}
+
+// connect makes another connection to the rig's broker (another process).
+func (r *rig) connect() eventlog.Log {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var l eventlog.Log
+	var err error
+	switch r.backend {
+	case memory:
+		return r.mem.Connect()
+	case jetStream:
+		l, err = jslog.Connect(ctx, jslog.Options{URL: r.js.URL(), Name: "engine-test"})
+	default:
+		l, err = natslog.Connect(ctx, broker.Options{URL: r.srv.URL(), ClusterID: "test", Name: "engine-test"})
+	}
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return l
+}
+
+// crash stops the engine as kill -9 would: no goodbye to the other
+// nodes, its connection dropped; a new connection replaces it.
+func (r *rig) crash() {
+	r.t.Helper()
+	r.e.halt()
+	r.e = nil
+	r.conn.Close()
+	r.conn = r.connect()
 }
 
 func (r *rig) startServer(listen string) {
@@ -210,7 +284,7 @@ func (r *rig) open() {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node})
+	e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node, Retain: r.retain})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -233,6 +307,9 @@ func (r *rig) close() {
 	}
 	if r.srv != nil {
 		r.srv.Shutdown()
+	}
+	if r.js != nil {
+		r.js.Shutdown()
 	}
 }
 

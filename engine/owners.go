@@ -157,7 +157,7 @@ func (e *Engine) takeover() {
 		ev := &Event{Type: eventOwnerChanged, Invocation: inv.id, Node: e.o.Node, Time: now, From: inv.owner, Owner: e.o.Node}
 		data, _ := json.Marshal(ev)
 		id, from := inv.id, inv.owner
-		if err := e.o.Log.PublishAsync(EventsChannel, eventlog.Message{Data: data}, func(_ uint64, err error) {
+		if err := e.o.Log.PublishAsync(e.stream(id), eventlog.Message{Data: data}, func(_ uint64, err error) {
 			if err != nil {
 				e.log.Warn("claiming an invocation failed", "invocation", id, "from", from, "err", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
@@ -28,6 +29,9 @@ func (r *rig) engine(node string) *Engine {
 // engineWith opens an engine with its own connection and a node timeout.
 func (r *rig) engineWith(node string, timeout time.Duration) *Engine {
 	r.t.Helper()
+	if r.backend != natsStreaming {
+		return r.engineOn(node, timeout, r.connect())
+	}
 	return r.engineAt(node, timeout, r.srv.URL())
 }
 
@@ -40,6 +44,14 @@ func (r *rig) engineAt(node string, timeout time.Duration, url string) *Engine {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	return r.engineOn(node, timeout, conn)
+}
+
+// engineOn opens an engine on a connection of its own.
+func (r *rig) engineOn(node string, timeout time.Duration, conn eventlog.Log) *Engine {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	o := Options{Log: conn, Functions: r.fns, Definitions: r.defs, Node: node, NodeTimeout: timeout}
 	if os.Getenv("ENGINE_DEBUG") != "" {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", node)
@@ -126,6 +138,21 @@ func TestTakeoverAfterCrash(t *testing.T) {
 	ids := startTakeoverRun(t, r, a, 8)
 	a.crash()
 	checkTakenOver(t, b, ids, "node-1")
+}
+
+// TestTakeoverAfterCrashOnFamilies is TestTakeoverAfterCrash where each
+// invocation has a stream of its own: the claim goes to the invocation's
+// stream.
+func TestTakeoverAfterCrashOnFamilies(t *testing.T) {
+	for _, backend := range familyLogs {
+		t.Run(backend, func(t *testing.T) {
+			r := newRigOn(t, backend, false)
+			a, b := r.engine("node-1"), r.engine("node-2")
+			ids := startTakeoverRun(t, r, a, 8)
+			a.crash()
+			checkTakenOver(t, b, ids, "node-1")
+		})
+	}
 }
 
 // TestTakeoverOfACutOffNode: node a stops answering heartbeats but keeps

@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 )
 
-// When an event fails to be stored (the connection to NATS Streaming was
+// When an event fails to be stored (the connection to the broker was
 // lost, an acknowledgement timed out), the owner's state of that
 // invocation may be ahead of the log, and events stored after the lost
 // one would leave a hole. The invocation is marked stale: it is not
@@ -140,6 +140,7 @@ func (e *Engine) resync(id string) error {
 		return nil
 	}
 	e.st.replace(inv)
+	e.reap()
 	e.log.Info("invocation rebuilt from the log", "invocation", id, "events", len(evs), "status", inv.status)
 	if e.log.Enabled(ctx, slog.LevelDebug) {
 		var trace []string

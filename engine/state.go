@@ -45,6 +45,9 @@ type state struct {
 	// it at any depth: kept with each child's own changes, so that it
 	// stays right when an invocation is rebuilt from the log (replace).
 	live map[string]int
+	// forgotten lists the invocations forgotten since the engine last
+	// took them (takeForgotten): whose events the log need no longer keep.
+	forgotten []*invState
 }
 
 // invState is one invocation.
@@ -327,8 +330,16 @@ func (s *state) retire(inv *invState) {
 		s.finishedBytes -= old.bytes
 		if s.invs[old.id] == old {
 			delete(s.invs, old.id)
+			s.forgotten = append(s.forgotten, old)
 		}
 	}
+}
+
+// takeForgotten returns the invocations forgotten since the last call.
+func (s *state) takeForgotten() []*invState {
+	f := s.forgotten
+	s.forgotten = nil
+	return f
 }
 
 func isInvocationEnd(t string) bool {

@@ -1,25 +1,26 @@
 package eventlog
 
-import "errors"
+import "github.com/sluicehq/sluice/errcode"
 
 // Errors of the contract. Implementations wrap them with what was being
 // done; test with errors.Is.
 var (
 	// ErrNotConnected: the connection to the broker is down (it is being
 	// re-established) and the operation could not wait.
-	ErrNotConnected = errors.New("not connected to the broker")
+	ErrNotConnected = errcode.Sentinel(errcode.Unavailable, "not connected to the broker")
 	// ErrClosed: the Log was closed.
-	ErrClosed = errors.New("event log closed")
+	ErrClosed = errcode.Sentinel(errcode.Unavailable, "event log closed")
 	// ErrNotFound: a blob with that name does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errcode.Sentinel(errcode.NotFound, "not found")
 	// ErrTooLarge: a message over Features.MaxPayload.
-	ErrTooLarge = errors.New("message too large for the broker")
+	ErrTooLarge = errcode.Sentinel(errcode.PayloadTooLarge, "message too large for the broker")
 	// ErrInvalidName: a stream, queue or blob name the contract does not
 	// allow (see ValidName).
-	ErrInvalidName = errors.New("invalid stream name")
+	ErrInvalidName = errcode.Sentinel(errcode.InvalidArgument, "invalid stream name")
 	// ErrUnsupported: the implementation does not offer the operation
-	// (see Features).
-	ErrUnsupported = errors.New("not supported by this broker")
+	// (see Features). Asking again will not help: a bad request for
+	// this broker.
+	ErrUnsupported = errcode.Sentinel(errcode.BadRequest, "not supported by this broker")
 )
 
 // ValidName tells whether a name may name a stream, a queue or a blob:

@@ -41,6 +41,19 @@
 // to one of them, and is delivered again (to any of them) until one acks
 // it. The number of deliveries is counted by the server and, where
 // Features.DurableDeliveries, survives server restarts and failovers.
+//
+// # Families
+//
+// Where Features.Families, the streams named by a prefix form a family:
+// the stream named prefix itself and every stream whose name begins with
+// prefix + "." ("sluice.wf.inv" holds "sluice.wf.inv.a" and
+// "sluice.wf.inv.a.b.1"). A plain subscription with SubOptions.Family
+// delivers the messages of the whole family in the order the store holds
+// them, their sequences growing across it, each with Msg.Stream naming its
+// own stream; Log.LastOfFamily says where that order ends now. A family
+// lets a writer give each of many short-lived things (a workflow
+// invocation) a stream of its own, read alone or all together, and
+// deleted when it is no longer needed.
 package eventlog
 
 import (
@@ -79,6 +92,11 @@ type Log interface {
 	// every message published before the call returned has a sequence at
 	// most this.
 	Last(ctx context.Context, stream string) (uint64, error)
+	// LastOfFamily is Last for a family (see Families): the highest
+	// sequence stored in any stream of the family named by prefix (0 if
+	// they hold nothing). Without Features.Families it returns
+	// ErrUnsupported.
+	LastOfFamily(ctx context.Context, prefix string) (uint64, error)
 	// Delete removes a stream with every message in it, and every
 	// durable queue subscription on it. Deleting a stream that does not
 	// exist is not an error. Without Features.Delete it returns
@@ -192,6 +210,13 @@ type SubOptions struct {
 	// AckWait is how long the broker waits for an ack before delivering
 	// a message again (queue subscriptions; 0: 30 s).
 	AckWait time.Duration
+	// Family makes the subscription deliver the messages of every stream
+	// of the family named by the stream (see Families), in the order the
+	// store holds them, from Start (StartFirst, StartSeq, StartTime or
+	// StartNew; StartLast is the family's last message). Plain
+	// subscriptions only (with Queue it is ErrUnsupported); without
+	// Features.Families it is ErrUnsupported.
+	Family bool
 	// MaxInflight bounds the messages delivered to this subscriber and not
 	// yet acked (queue subscriptions), or buffered ahead of the handler
 	// (plain ones). 0: the implementation's default.
@@ -245,7 +270,12 @@ type Subscription interface {
 	// resumes where it was when subscribed again.
 	Close() error
 	// Unsubscribe stops delivery and removes a durable queue from the
-	// broker (its unacked messages are not delivered again to it).
+	// broker (its unacked messages are not delivered again to it). Where
+	// Features.UnsubscribeEndsQueue, the queue's other subscribers, on
+	// any connection, stop receiving too (their subscriptions end; a
+	// subscriber of the same name makes a new queue). Otherwise the queue
+	// lives on while it has subscribers, who go on receiving where it
+	// was, and the last one's Unsubscribe removes it.
 	Unsubscribe() error
 }
 
@@ -273,6 +303,12 @@ type Features struct {
 	// Delete: Log.Delete removes a stream and reclaims its storage, and
 	// Blobs.Delete a value.
 	Delete bool
+	// UnsubscribeEndsQueue: one subscriber's Unsubscribe removes a durable
+	// queue for all its subscribers (see Subscription.Unsubscribe).
+	UnsubscribeEndsQueue bool
+	// Families: SubOptions.Family and LastOfFamily read a family of
+	// streams in the order the store holds them (see Families).
+	Families bool
 	// MaxPayload is the largest Message.Data the broker accepts.
 	MaxPayload int
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/units"
 )
 
 // Defaults for a function's limits. Each one is what a user gets when they
@@ -222,23 +224,7 @@ func (c Config) WithCompileTimeout(d time.Duration) Config {
 
 // FormatBytes formats a byte count the way limits are written on the
 // command line: "64 MiB", "1.5 GiB", "512 B".
-func FormatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	suffix := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}[exp]
-	if v == float64(int64(v)) {
-		return fmt.Sprintf("%d %s", int64(v), suffix)
-	}
-	return fmt.Sprintf("%.1f %s", v, suffix)
-}
+func FormatBytes(n uint64) string { return units.Bytes(n) }
 
 // ParseBytes parses a size as written on the command line: "64MiB",
 // "64Mi", "64M" (all binary: 64 x 2^20), "512KiB", "1GiB", or plain bytes.

@@ -4,26 +4,28 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sluicehq/sluice/errcode"
 )
 
 // Errors of loading a module. They are wrapped with the details; test with
 // errors.Is.
 var (
 	// ErrInvalidModule means the bytes are not a valid WebAssembly module.
-	ErrInvalidModule = errors.New("invalid WebAssembly module")
+	ErrInvalidModule = errcode.Sentinel(errcode.InvalidModule, "invalid WebAssembly module")
 	// ErrNoABI means the module implements neither sluice ABI, or not the
 	// one asked for (it wraps abi.ErrNoABI, abi.ErrImport or
 	// abi.ErrSignature).
-	ErrNoABI = errors.New("module does not fit the sluice ABI")
+	ErrNoABI = errcode.Sentinel(errcode.NoABI, "module does not fit the sluice ABI")
 	// ErrMemoryTooSmall means the module needs more memory at start than
 	// the function's memory limit allows.
-	ErrMemoryTooSmall = errors.New("memory limit below the module's initial memory")
+	ErrMemoryTooSmall = errcode.Sentinel(errcode.MemoryTooSmall, "memory limit below the module's initial memory")
 	// ErrClosed means the function or host was closed; a caller retries on
 	// the function's current version.
 	ErrClosed = errors.New("function closed")
 	// ErrInvalidConfig means a Spec the host cannot run: a limit out of
 	// range, an environment variable it cannot pass.
-	ErrInvalidConfig = errors.New("invalid function configuration")
+	ErrInvalidConfig = errcode.Sentinel(errcode.InvalidArgument, "invalid function configuration")
 )
 
 // Errors of the host's resources: a load or call refused because the host
@@ -34,32 +36,32 @@ var (
 	// ErrMemoryBudget means the daemon-wide memory budget (compiled code
 	// and instances, see Config.WithMemoryBudget) is full of what is in
 	// use, with nothing idle left to release.
-	ErrMemoryBudget = errors.New("memory budget full")
+	ErrMemoryBudget = errcode.Sentinel(errcode.MemoryBudget, "memory budget full")
 	// ErrOutOfFiles means the process ran out of file descriptors.
-	ErrOutOfFiles = errors.New("out of file descriptors (raise the limit: ulimit -n, LimitNOFILE)")
+	ErrOutOfFiles = errcode.Sentinel(errcode.OutOfFiles, "out of file descriptors (raise the limit: ulimit -n, LimitNOFILE)")
 )
 
 // Errors of a call. A failed call returns a *CallError whose Unwrap gives
 // one of these, so callers map them to statuses with errors.Is.
 var (
 	// ErrTimeout: the call ran past the function's timeout and was stopped.
-	ErrTimeout = errors.New("timeout")
+	ErrTimeout = errcode.Sentinel(errcode.Timeout, "timeout")
 	// ErrCanceled: the caller canceled the call and the guest was stopped.
-	ErrCanceled = errors.New("canceled")
+	ErrCanceled = errcode.Sentinel(errcode.Canceled, "canceled")
 	// ErrMemoryLimit: the guest failed after its memory reached the limit.
-	ErrMemoryLimit = errors.New("memory limit reached")
+	ErrMemoryLimit = errcode.Sentinel(errcode.MemoryLimit, "memory limit reached")
 	// ErrTrap: the guest trapped (unreachable, out-of-bounds access, ...).
-	ErrTrap = errors.New("trap")
+	ErrTrap = errcode.Sentinel(errcode.Trap, "trap")
 	// ErrExit: the guest exited with a non-zero code.
-	ErrExit = errors.New("non-zero exit")
+	ErrExit = errcode.Sentinel(errcode.Exit, "non-zero exit")
 	// ErrFunctionFailed: a reactor guest reported failure.
-	ErrFunctionFailed = errors.New("function failed")
+	ErrFunctionFailed = errcode.Sentinel(errcode.FunctionError, "function failed")
 	// ErrInputTooLarge and ErrOutputTooLarge: over the function's limits.
-	ErrInputTooLarge  = errors.New("input too large")
-	ErrOutputTooLarge = errors.New("output too large")
+	ErrInputTooLarge  = errcode.Sentinel(errcode.InputTooLarge, "input too large")
+	ErrOutputTooLarge = errcode.Sentinel(errcode.OutputTooLarge, "output too large")
 	// ErrBusy: every slot of the function was taken and its queue of
 	// waiting calls full; the call was refused at once, to be retried.
-	ErrBusy = errors.New("busy")
+	ErrBusy = errcode.Sentinel(errcode.Busy, "busy")
 )
 
 // CallError is the error of a failed call. Its message is one line that

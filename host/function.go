@@ -6,9 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,33 +15,17 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/fn"
 )
 
-// Call is one invocation of a function.
-type Call struct {
-	// ID identifies the call in logs and metadata; one is made up if empty.
-	ID string
-	// Input is the call's input bytes.
-	Input []byte
-	// Meta is call metadata from the trigger (see abi/README.md): a WASI
-	// guest sees it as SLUICE_* environment variables, a reactor through
-	// sluice.meta_get.
-	Meta map[string]string
-	// Origin names what made the call, e.g. request_id=ID for an HTTP
-	// request (see internal/logctx): every log record of the call carries
-	// it (Record.Origin), so that its lines can be told from other calls'.
-	Origin []slog.Attr
-}
+// Call is one call's input and metadata (fn.Call): ID, Input, Meta (the
+// metadata a guest sees, see abi/README.md) and Origin (what made the call,
+// carried by every log record of it).
+type Call = fn.Call
 
-// Result is the outcome of a successful call.
-type Result struct {
-	// Output is the guest's output. It belongs to the caller.
-	Output []byte
-	// Cold tells whether the call had to create an instance first.
-	Cold bool
-	// Duration is the time spent in the guest, instantiation included.
-	Duration time.Duration
-}
+// Result is the outcome of a successful call (fn.Result): the guest's
+// Output, whether the call was Cold, and its Duration in the guest.
+type Result = fn.Result
 
 // Stats are a function's counters since it was loaded.
 type Stats struct {
@@ -422,18 +404,9 @@ func (f *Function) Close(ctx context.Context) error {
 	return err
 }
 
-var idCounter atomic.Uint64
-var idPrefix = func() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x", b)
-}()
-
 // NewID makes a call id unique within this process and very likely across
-// processes: a random per-process prefix and a counter.
-func NewID() string {
-	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
-}
+// processes (fn.NewID).
+func NewID() string { return fn.NewID() }
 
 // isCtxErr tells whether err is the context's own error.
 func isCtxErr(err error) bool {

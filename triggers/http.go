@@ -4,7 +4,6 @@
 package triggers
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,31 +13,18 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
-	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/httperr"
+	"github.com/sluicehq/sluice/errcode"
+	"github.com/sluicehq/sluice/fn"
+	"github.com/sluicehq/sluice/internal/units"
 )
 
-// Invoker calls a function by name: the narrow view of the host that
-// triggers need.
-type Invoker interface {
-	Invoke(ctx context.Context, function string, c host.Call) (host.Result, error)
-}
-
-// InvokerFunc adapts a function to Invoker.
-type InvokerFunc func(ctx context.Context, function string, c host.Call) (host.Result, error)
-
-// Invoke implements Invoker.
-func (f InvokerFunc) Invoke(ctx context.Context, function string, c host.Call) (host.Result, error) {
-	return f(ctx, function, c)
-}
-
 // HTTPRoute is an HTTP trigger: requests to Prefix + Path with Method (any
-// method if "") call Function.
+// method if "") run Target.
 type HTTPRoute struct {
-	Trigger  string
-	Function string
-	Path     string
-	Method   string
+	Trigger string
+	Target  fn.Target
+	Path    string
+	Method  string
 }
 
 // HTTPPrefix is where HTTP trigger routes live.
@@ -50,8 +36,8 @@ const maxBodyGrace = 1
 
 // HTTP serves the HTTP triggers. Routes change while it serves.
 type HTTP struct {
-	inv      Invoker
-	maxInput func(function string) int
+	inv      fn.Invoker
+	maxInput func(fn.Target) int
 
 	mu     sync.RWMutex
 	routes map[string][]HTTPRoute // by path
@@ -59,7 +45,7 @@ type HTTP struct {
 
 // NewHTTP returns an HTTP trigger server. maxInput tells a function's
 // input limit, so that a body over it is refused before it is read whole.
-func NewHTTP(inv Invoker, maxInput func(function string) int) *HTTP {
+func NewHTTP(inv fn.Invoker, maxInput func(fn.Target) int) *HTTP {
 	return &HTTP{inv: inv, maxInput: maxInput, routes: map[string][]HTTPRoute{}}
 }
 
@@ -132,27 +118,27 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			httperr.Write(w, httperr.New(http.StatusMethodNotAllowed, "method_not_allowed",
+			errcode.Write(w, errcode.New(errcode.MethodNotAllowed,
 				fmt.Sprintf("%s %s%s: method not allowed (allowed: %s)", r.Method, HTTPPrefix, path, strings.Join(allowed, ", "))))
 			return
 		}
-		httperr.Write(w, httperr.New(http.StatusNotFound, "not_found", fmt.Sprintf("no HTTP trigger at %s%s", HTTPPrefix, path)))
+		errcode.Write(w, errcode.New(errcode.NotFound, fmt.Sprintf("no HTTP trigger at %s%s", HTTPPrefix, path)))
 		return
 	}
-	limit := h.maxInput(route.Function)
+	limit := h.maxInput(route.Target)
 	if r.ContentLength > int64(limit) {
-		httperr.Write(w, httperr.New(http.StatusRequestEntityTooLarge, "input_too_large",
-			fmt.Sprintf("request body of %d bytes is over the input limit of function %q (%s)", r.ContentLength, route.Function, host.FormatBytes(uint64(limit)))))
+		errcode.Write(w, errcode.New(errcode.InputTooLarge,
+			fmt.Sprintf("request body of %d bytes is over the input limit of %s (%s)", r.ContentLength, route.Target, units.Bytes(uint64(limit)))))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+maxBodyGrace))
 	if err != nil {
-		httperr.Write(w, httperr.ReadError("request body", err))
+		errcode.Write(w, errcode.ReadError("request body", err))
 		return
 	}
-	id := host.NewID()
+	id := fn.NewID()
 	w.Header().Set("X-Sluice-Invocation", id)
-	res, err := h.inv.Invoke(r.Context(), route.Function, host.Call{
+	res, err := h.inv.Invoke(r.Context(), route.Target, fn.Call{
 		ID:    id,
 		Input: body,
 		Meta: map[string]string{
@@ -163,7 +149,7 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	})
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", http.DetectContentType(res.Output))

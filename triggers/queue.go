@@ -13,15 +13,17 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/eventlog"
-	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/httperr"
+	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // QueueTrigger is a message-queue trigger as this daemon runs it.
 type QueueTrigger struct {
-	Name, Function string
+	Name string
+	// Target is what each message runs.
+	Target fn.Target
 	// Topic is consumed; RespTopic (optional) receives each output;
 	// ErrorTopic (optional) receives a DeadLetter for each message that
 	// failed MaxRetries redeliveries.
@@ -43,8 +45,10 @@ type QueueTrigger struct {
 type DeadLetter struct {
 	Error string `json:"error"`
 	// Code is the API's error code for the failure (timeout, trap, ...).
-	Code         string    `json:"code"`
-	Function     string    `json:"function"`
+	Code string `json:"code"`
+	// Function or Workflow is what the message ran.
+	Function     string    `json:"function,omitempty"`
+	Workflow     string    `json:"workflow,omitempty"`
 	Trigger      string    `json:"trigger"`
 	Topic        string    `json:"topic"`
 	Sequence     uint64    `json:"sequence"`
@@ -62,7 +66,7 @@ type QueueStats struct {
 // Queue runs this daemon's message-queue triggers.
 type Queue struct {
 	conn eventlog.Log
-	inv  Invoker
+	inv  fn.Invoker
 	log  *slog.Logger
 
 	mu       sync.Mutex
@@ -76,7 +80,7 @@ type Queue struct {
 func (q *Queue) ObserveLag(fn func(trigger string, lag time.Duration)) { q.lag = fn }
 
 // NewQueue returns a runner of message-queue triggers.
-func NewQueue(conn eventlog.Log, inv Invoker, log *slog.Logger) *Queue {
+func NewQueue(conn eventlog.Log, inv fn.Invoker, log *slog.Logger) *Queue {
 	return &Queue{conn: conn, inv: inv, log: log, running: map[string]*queueRun{}}
 }
 
@@ -130,7 +134,7 @@ func (q *Queue) Start(t QueueTrigger) error {
 		return fmt.Errorf("trigger %q: %w", t.Name, err)
 	}
 	r.sub = sub
-	q.log.Info("message-queue trigger running", "trigger", t.Name, "topic", t.Topic, "function", t.Function, "group", t.Group)
+	q.log.Info("message-queue trigger running", "trigger", t.Name, "topic", t.Topic, "target", t.Target.String(), "group", t.Group)
 	return nil
 }
 
@@ -294,9 +298,9 @@ func (r *queueRun) process(m *eventlog.Msg) {
 		r.ack(ctx, m)
 		return
 	}
-	_, code := httperr.Classify(err)
+	code := string(errcode.Of(err))
 	dl, _ := json.Marshal(DeadLetter{
-		Error: err.Error(), Code: code, Function: t.Function, Trigger: t.Name, Topic: t.Topic,
+		Error: err.Error(), Code: code, Function: nameIf(t.Target, fn.KindFunction), Workflow: nameIf(t.Target, fn.KindWorkflow), Trigger: t.Name, Topic: t.Topic,
 		Sequence: m.Sequence, Redeliveries: uint32(m.Deliveries - 1), Time: time.Now().UTC(), Payload: m.Data,
 	})
 	r.publishThenAck(ctx, m, t.ErrorTopic, dl, "dead letter")
@@ -307,22 +311,22 @@ func (r *queueRun) process(m *eventlog.Msg) {
 // lost). A panic in either (a bug a message found) is a failed call: the
 // message is retried and dead-lettered like any failure, and the daemon
 // carries on.
-func (r *queueRun) call(ctx context.Context, m *eventlog.Msg) (res host.Result, run bool, err error) {
+func (r *queueRun) call(ctx context.Context, m *eventlog.Msg) (res fn.Result, run bool, err error) {
 	t := &r.t
 	defer func() {
 		if v := recover(); v != nil {
 			r.q.log.ErrorContext(ctx, "panic processing a message; it counts as a failed call", "trigger", t.Name, "topic", t.Topic,
 				"sequence", m.Sequence, "panic", v, "stack", string(debug.Stack()))
-			res, run, err = host.Result{}, true, fmt.Errorf("trigger %q: processing message %d failed inside sluice (a bug; the daemon's log has the details): %v", t.Name, m.Sequence, v)
+			res, run, err = fn.Result{}, true, fmt.Errorf("trigger %q: processing message %d failed inside sluice (a bug; the daemon's log has the details): %v", t.Name, m.Sequence, v)
 		}
 	}()
 	in := m.Data
 	if t.input != nil {
 		if in, run, err = t.input(m); err != nil || !run {
-			return host.Result{}, run, err
+			return fn.Result{}, run, err
 		}
 	}
-	res, err = r.q.inv.Invoke(ctx, t.Function, host.Call{
+	res, err = r.q.inv.Invoke(ctx, t.Target, fn.Call{
 		Input: in,
 		Meta: map[string]string{
 			abi.MetaTrigger:      t.Name,
@@ -387,4 +391,12 @@ func (r *queueRun) ack(ctx context.Context, m *eventlog.Msg) {
 		r.q.log.DebugContext(ctx, "ack failed; the message will be redelivered", "trigger", r.t.Name, "sequence", m.Sequence, "err", err)
 	}
 	r.inner.Done()
+}
+
+// nameIf is the target's name if it is of kind k.
+func nameIf(t fn.Target, k fn.Kind) string {
+	if t.Kind == k {
+		return t.Name
+	}
+	return ""
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/eventlog"
-	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"
@@ -37,7 +37,7 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 
 	var mu sync.Mutex
 	calls := map[string]int{}
-	inv := InvokerFunc(func(_ context.Context, _ string, c host.Call) (host.Result, error) {
+	inv := fn.InvokerFunc(func(_ context.Context, _ fn.Target, c fn.Call) (fn.Result, error) {
 		mu.Lock()
 		calls[string(c.Input)]++
 		mu.Unlock()
@@ -45,7 +45,7 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 			var m map[string]int
 			m["x"]++ // assignment to entry in nil map
 		}
-		return host.Result{Output: c.Input}, nil
+		return fn.Result{Output: c.Input}, nil
 	})
 	var out, dead []string
 	for topic, into := range map[string]*[]string{"out": &out, "dead": &dead} {
@@ -61,7 +61,7 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 	}
 	q := NewQueue(conn, inv, slog.New(slog.DiscardHandler))
 	defer q.Close(ctx)
-	if err := q.Start(QueueTrigger{Name: "t", Function: "f", Topic: "in", RespTopic: "out", ErrorTopic: "dead",
+	if err := q.Start(QueueTrigger{Name: "t", Target: fn.Function("f"), Topic: "in", RespTopic: "out", ErrorTopic: "dead",
 		MaxRetries: 1, MaxInflight: 4, AckWait: time.Second, Group: "t-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +109,11 @@ func (r *recorder) Nak(d time.Duration) error {
 // each delivery, up to AckWait, until its last attempt, which is settled
 // (dropped without an error topic); a message that succeeds is acked.
 func TestFailedMessageIsNakedWithBackoff(t *testing.T) {
-	fail := InvokerFunc(func(context.Context, string, host.Call) (host.Result, error) {
-		return host.Result{}, errors.New("boom")
+	fail := fn.InvokerFunc(func(context.Context, fn.Target, fn.Call) (fn.Result, error) {
+		return fn.Result{}, errors.New("boom")
 	})
 	q := NewQueue(nil, fail, slog.New(slog.DiscardHandler))
-	r := &queueRun{q: q, t: QueueTrigger{Name: "t", Function: "f", Topic: "in", MaxRetries: 6, AckWait: 10 * time.Second}}
+	r := &queueRun{q: q, t: QueueTrigger{Name: "t", Target: fn.Function("f"), Topic: "in", MaxRetries: 6, AckWait: 10 * time.Second}}
 	rec := &recorder{}
 	for deliveries := 1; deliveries <= 7; deliveries++ {
 		r.inner.Add(1)
@@ -128,11 +128,11 @@ func TestFailedMessageIsNakedWithBackoff(t *testing.T) {
 		t.Fatalf("%d dead-lettered, want 1", got)
 	}
 
-	ok := InvokerFunc(func(_ context.Context, _ string, c host.Call) (host.Result, error) {
+	ok := fn.InvokerFunc(func(_ context.Context, _ fn.Target, c fn.Call) (fn.Result, error) {
 		if c.Meta[abi.MetaRedeliveries] != "2" || c.Meta[abi.MetaRedelivered] != "true" {
 			t.Errorf("meta %v: want 2 redeliveries", c.Meta)
 		}
-		return host.Result{}, nil
+		return fn.Result{}, nil
 	})
 	r = &queueRun{q: NewQueue(nil, ok, slog.New(slog.DiscardHandler)), t: r.t}
 	rec = &recorder{}

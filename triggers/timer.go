@@ -9,15 +9,18 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/schedule"
 )
 
 // TimerTrigger is a timer trigger as this daemon runs it.
 type TimerTrigger struct {
-	Name, Function string
-	Schedule       string
-	RespTopic      string
-	Group          string
+	Name string
+	// Target is what each tick runs.
+	Target    fn.Target
+	Schedule  string
+	RespTopic string
+	Group     string
 }
 
 // How a tick fires once with several daemons, without a leader:
@@ -114,7 +117,7 @@ func (ts *Timers) Start(t TimerTrigger) error {
 	r.sub, err = ts.conn.Subscribe(channel, eventlog.SubOptions{Start: eventlog.Since(time.Now().Add(-claimWindow - time.Minute))}, r.fold)
 	if err == nil {
 		err = ts.queue.Start(QueueTrigger{
-			Name: t.Name, Function: t.Function, Topic: channel, RespTopic: t.RespTopic,
+			Name: t.Name, Target: t.Target, Topic: channel, RespTopic: t.RespTopic,
 			MaxRetries: tickRetries, MaxInflight: 4, AckWait: tickAckWait, Group: t.Group, input: r.input,
 		})
 	}
@@ -128,7 +131,7 @@ func (ts *Timers) Start(t TimerTrigger) error {
 		return fmt.Errorf("trigger %q: %w", t.Name, err)
 	}
 	go ts.tick(r)
-	ts.log.Info("timer trigger running", "trigger", t.Name, "schedule", t.Schedule, "function", t.Function)
+	ts.log.Info("timer trigger running", "trigger", t.Name, "schedule", t.Schedule, "target", t.Target.String())
 	return nil
 }
 

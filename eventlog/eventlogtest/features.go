@@ -312,3 +312,76 @@ func (s *suite) testClosed(t *testing.T) {
 		t.Errorf("a subscription of a closed Log received %d messages", n)
 	}
 }
+
+// testFamily: where Features.Families, a family subscription delivers the
+// messages of the prefix's stream and of every stream below it, in store
+// order with growing sequences, naming each one's stream, and not those of
+// a stream that only shares the prefix's first letters; LastOfFamily says
+// where that order ends, and a deleted member drops out of both.
+// Elsewhere both are ErrUnsupported.
+func (s *suite) testFamily(t *testing.T) {
+	l := s.connect(t)
+	fam := s.name(t, "fam")
+	if !s.f.Families {
+		if _, err := l.Subscribe(fam, eventlog.SubOptions{Family: true, Start: eventlog.First}, func(*eventlog.Msg) {}); !errors.Is(err, eventlog.ErrUnsupported) {
+			t.Errorf("a family subscription without Features.Families: %v, want ErrUnsupported", err)
+		}
+		if _, err := l.LastOfFamily(ctx(t), fam); !errors.Is(err, eventlog.ErrUnsupported) {
+			t.Errorf("LastOfFamily without Features.Families: %v, want ErrUnsupported", err)
+		}
+		return
+	}
+	if _, err := l.Subscribe(fam, eventlog.SubOptions{Family: true, Queue: "q"}, func(*eventlog.Msg) {}); !errors.Is(err, eventlog.ErrUnsupported) {
+		t.Errorf("a family queue subscription: %v, want ErrUnsupported", err)
+	}
+	if last, err := l.LastOfFamily(ctx(t), fam); err != nil || last != 0 {
+		t.Errorf("LastOfFamily of an empty family = %d, %v; want 0", last, err)
+	}
+	a, bc, sibling := fam+".a", fam+".b.c", s.name(t, "famx")
+	publish(t, l, a, eventlog.Message{Data: []byte("1")})
+	publish(t, l, fam, eventlog.Message{Data: []byte("2")})
+	publish(t, l, sibling, eventlog.Message{Data: []byte("not of the family")})
+	third := publish(t, l, bc, eventlog.Message{Data: []byte("3")})
+	fourth := publish(t, l, a, eventlog.Message{Data: []byte("4")})
+	if last, err := l.LastOfFamily(ctx(t), fam); err != nil || last != fourth {
+		t.Errorf("LastOfFamily = %d, %v; want %d", last, err, fourth)
+	}
+	var all collector
+	subscribe(t, l, fam, eventlog.SubOptions{Family: true, Start: eventlog.First}, all.handle)
+	got := all.waitData(t, "4", "published last")
+	expectData(t, "a family from First", got, []string{"1", "2", "3", "4"})
+	expectIncreasing(t, "a family from First", got)
+	for i, want := range []string{a, fam, bc, a} {
+		if got[i].Stream != want {
+			t.Errorf("message %q of the family came with Stream %q, want %q", got[i].Data, got[i].Stream, want)
+		}
+	}
+	// A stream of the family created after subscribing is delivered too.
+	fifth := publish(t, s.connect(t), fam+".new", eventlog.Message{Data: []byte("5")})
+	if m := all.waitData(t, "5", "published to a new stream of the family"); m[len(m)-1].Stream != fam+".new" {
+		t.Errorf("message 5 came with Stream %q, want %q", m[len(m)-1].Stream, fam+".new")
+	}
+	var from collector
+	subscribe(t, l, fam, eventlog.SubOptions{Family: true, Start: eventlog.At(third)}, from.handle)
+	expectData(t, "a family from the third message", from.waitData(t, "5", "published last"), []string{"3", "4", "5"})
+
+	if !s.f.Delete {
+		return
+	}
+	if err := l.Delete(ctx(t), a); err != nil {
+		t.Fatalf("delete %s: %v", a, err)
+	}
+	if err := l.Delete(ctx(t), fam+".new"); err != nil {
+		t.Fatalf("delete %s: %v", fam+".new", err)
+	}
+	if last, err := l.LastOfFamily(ctx(t), fam); err != nil || last != third {
+		t.Errorf("LastOfFamily after deleting the streams of 4 and 5 = %d, %v; want %d (of 3)", last, err, third)
+	}
+	publish(t, l, bc, eventlog.Message{Data: []byte("6")})
+	var after collector
+	subscribe(t, l, fam, eventlog.SubOptions{Family: true, Start: eventlog.First}, after.handle)
+	expectData(t, "a family with deleted members", after.waitData(t, "6", "published last"), []string{"2", "3", "6"})
+	if fifth <= fourth {
+		t.Errorf("sequences of the family: %d after %d", fifth, fourth)
+	}
+}

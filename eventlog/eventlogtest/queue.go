@@ -338,3 +338,36 @@ func (s *suite) testQueueUnsubscribe(t *testing.T) {
 		}
 	}
 }
+
+// testQueueUnsubscribeShared: when one of a queue's subscribers, on two
+// connections, unsubscribes, the other stops receiving where
+// Features.UnsubscribeEndsQueue (a new queue of the same name starts from
+// its own Start, without it); otherwise it keeps the queue where it was:
+// it gets what comes next, and nothing again.
+func (s *suite) testQueueUnsubscribeShared(t *testing.T) {
+	l1, l2 := s.connect(t), s.connect(t)
+	st := s.name(t, "jobs")
+	publishN(t, l1, st, "m", 0, 4)
+	var a, b collector
+	o := eventlog.SubOptions{Queue: "q", Start: eventlog.First}
+	subA := subscribe(t, l1, st, o, a.handle)
+	subscribe(t, l2, st, o, b.handle)
+	testutil.Eventually(t, waitFor, "4 messages shared by two subscribers", func() bool { return a.count()+b.count() >= 4 })
+	if err := subA.Unsubscribe(); err != nil {
+		t.Fatalf("unsubscribe: %v", err)
+	}
+	before := b.count()
+	if !s.f.UnsubscribeEndsQueue {
+		publish(t, l1, st, eventlog.Message{Data: []byte("end")})
+		ms := b.waitData(t, "end", "by the queue's remaining subscriber")
+		expectData(t, "the remaining subscriber of a queue after another's Unsubscribe", ms[before:], []string{"end"})
+		return
+	}
+	var c collector
+	subscribe(t, l1, st, o, c.handle)
+	publish(t, l1, st, eventlog.Message{Data: []byte("end")})
+	expectData(t, "a new queue of the same name, from First", c.waitData(t, "end", "from First"), append(names("m", 0, 4), "end"))
+	if got := b.all()[before:]; len(got) > 0 {
+		t.Errorf("the other subscriber of a queue removed by Unsubscribe received %q after", datas(got))
+	}
+}

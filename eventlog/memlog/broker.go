@@ -11,10 +11,11 @@
 //
 // It claims every feature of the contract (de-duplication within a window,
 // negative acks with a delay, delivery counts that survive a restart,
-// headers, Delete) and passes the conformance suite in
+// headers, Delete, families) and passes the conformance suite in
 // eventlog/eventlogtest. Like JetStream, it numbers the messages of every
 // stream in one sequence, so a stream's sequences have gaps: code that
-// assumes consecutive sequences fails on it as it would on JetStream.
+// assumes consecutive sequences fails on it as it would on JetStream; and
+// like JetStream it reads a family of streams in that one order.
 //
 // Restart and Cut take connections down and let them come back by
 // themselves, so that code can be tested against a lost connection:
@@ -24,7 +25,9 @@
 package memlog
 
 import (
+	"cmp"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -99,6 +102,14 @@ type Broker struct {
 	mu      sync.Mutex
 	seq     uint64 // the last sequence given, to any stream
 	streams map[string]*stream
+	// all holds every message of every stream in sequence order, for
+	// family subscriptions; a deleted stream's messages are marked gone
+	// and dropped once they are half of it.
+	all  []*stored
+	gone int
+	// changed is closed (and replaced) when any stream changes: family
+	// subscriptions wait on it.
+	changed chan struct{}
 	blobs   map[string][]byte
 	conns   map[*conn]struct{}
 }
@@ -112,6 +123,7 @@ func NewBroker(opts ...Option) *Broker {
 		streams:        map[string]*stream{},
 		blobs:          map[string][]byte{},
 		conns:          map[*conn]struct{}{},
+		changed:        make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(b)
@@ -130,7 +142,10 @@ func (b *Broker) Features() eventlog.Features {
 		DurableDeliveries: true,
 		Headers:           true,
 		Delete:            true,
+		Families:          true,
 		MaxPayload:        b.maxPayload,
+
+		UnsubscribeEndsQueue: true,
 	}
 }
 
@@ -187,6 +202,8 @@ type stream struct {
 
 // stored is a message as the broker keeps it.
 type stored struct {
+	stream *stream
+	gone   bool // its stream was deleted
 	seq    uint64
 	time   time.Time
 	data   []byte
@@ -209,6 +226,40 @@ func (b *Broker) streamLocked(name string) *stream {
 func (s *stream) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// notifyFamiliesLocked wakes every family subscriber.
+func (b *Broker) notifyFamiliesLocked() {
+	close(b.changed)
+	b.changed = make(chan struct{})
+}
+
+// inFamily tells whether a stream belongs to the family named prefix.
+func inFamily(name, prefix string) bool {
+	return name == prefix || len(name) > len(prefix) && name[len(prefix)] == '.' && name[:len(prefix)] == prefix
+}
+
+// familyFromLocked returns the first message of the family named prefix
+// with a sequence at least seq, nil if there is none.
+func (b *Broker) familyFromLocked(prefix string, seq uint64) *stored {
+	i, _ := slices.BinarySearchFunc(b.all, seq, func(m *stored, seq uint64) int { return cmp.Compare(m.seq, seq) })
+	for ; i < len(b.all); i++ {
+		if m := b.all[i]; !m.gone && inFamily(m.stream.name, prefix) {
+			return m
+		}
+	}
+	return nil
+}
+
+// familyLastLocked returns the sequence of the family's last message, 0
+// if it holds none.
+func (b *Broker) familyLastLocked(prefix string) uint64 {
+	for i := len(b.all) - 1; i >= 0; i-- {
+		if m := b.all[i]; !m.gone && inFamily(m.stream.name, prefix) {
+			return m.seq
+		}
+	}
+	return 0
 }
 
 // lastLocked returns the sequence of the stream's last message, 0 if it
@@ -258,7 +309,7 @@ func (b *Broker) appendLocked(name string, m eventlog.Message) uint64 {
 		}
 	}
 	b.seq++
-	st := &stored{seq: b.seq, time: now, data: clone(m.Data), id: m.ID}
+	st := &stored{stream: s, seq: b.seq, time: now, data: clone(m.Data), id: m.ID}
 	if len(m.Header) > 0 {
 		st.header = make(map[string]string, len(m.Header))
 		for k, v := range m.Header {
@@ -266,11 +317,13 @@ func (b *Broker) appendLocked(name string, m eventlog.Message) uint64 {
 		}
 	}
 	s.msgs = append(s.msgs, st)
+	b.all = append(b.all, st)
 	if m.ID != "" {
 		s.ids[m.ID] = st
 		s.window = append(s.window, st)
 	}
 	s.notifyLocked()
+	b.notifyFamiliesLocked()
 	return st.seq
 }
 
@@ -296,6 +349,28 @@ func (b *Broker) startLocked(s *stream, st eventlog.Start) uint64 {
 	}
 }
 
+// familyStartLocked resolves a start position in a family to the first
+// sequence to deliver.
+func (b *Broker) familyStartLocked(prefix string, st eventlog.Start) uint64 {
+	switch st.Kind {
+	case eventlog.StartFirst:
+		return 0
+	case eventlog.StartLast:
+		return b.familyLastLocked(prefix)
+	case eventlog.StartSeq:
+		return st.Seq
+	case eventlog.StartTime:
+		for _, m := range b.all {
+			if !m.time.Before(st.Time) {
+				return m.seq
+			}
+		}
+		return b.seq + 1
+	default: // StartNew
+		return b.seq + 1
+	}
+}
+
 // deleteLocked removes a stream's messages, IDs and queues. The stream
 // itself stays as an empty one: subscriptions on it keep their place.
 func (b *Broker) deleteLocked(name string) {
@@ -306,10 +381,19 @@ func (b *Broker) deleteLocked(name string) {
 	for _, q := range s.queues {
 		q.removeLocked()
 	}
+	for _, m := range s.msgs {
+		m.gone = true
+	}
+	b.gone += len(s.msgs)
+	if b.gone > len(b.all)/2 {
+		b.all = slices.DeleteFunc(b.all, func(m *stored) bool { return m.gone })
+		b.gone = 0
+	}
 	s.msgs, s.window = nil, nil
 	s.ids = map[string]*stored{}
 	s.queues = map[string]*queue{}
 	s.notifyLocked()
+	b.notifyFamiliesLocked()
 }
 
 func clone(b []byte) []byte {

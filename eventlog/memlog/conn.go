@@ -197,6 +197,18 @@ func (c *conn) Last(ctx context.Context, stream string) (uint64, error) {
 	return 0, nil
 }
 
+// LastOfFamily returns the sequence of the last message of a family.
+func (c *conn) LastOfFamily(ctx context.Context, prefix string) (uint64, error) {
+	if !eventlog.ValidName(prefix) {
+		return 0, fmt.Errorf("last of the family %q: %w", prefix, eventlog.ErrInvalidName)
+	}
+	if err := c.waitUp(ctx); err != nil {
+		return 0, fmt.Errorf("last of the family %s: %w", prefix, err)
+	}
+	defer c.b.mu.Unlock()
+	return c.b.familyLastLocked(prefix), nil
+}
+
 // Delete removes a stream's messages and queues.
 func (c *conn) Delete(ctx context.Context, stream string) error {
 	if !eventlog.ValidName(stream) {

@@ -14,6 +14,7 @@ type sub struct {
 	c       *conn
 	stream  *stream
 	queue   *queue // nil for a plain subscription
+	family  bool   // a plain subscription to stream's family
 	handler func(*eventlog.Msg)
 
 	manualAck   bool
@@ -38,7 +39,10 @@ func (c *conn) Subscribe(stream string, o eventlog.SubOptions, handler func(*eve
 	if handler == nil {
 		return nil, fmt.Errorf("subscribe to %s: no handler", stream)
 	}
-	s := &sub{c: c, handler: handler, manualAck: o.ManualAck, ackWait: o.AckWait, maxInflight: o.MaxInflight, stop: make(chan struct{})}
+	if o.Family && o.Queue != "" {
+		return nil, fmt.Errorf("subscribe to the family %s with queue %s: a family has plain subscriptions only: %w", stream, o.Queue, eventlog.ErrUnsupported)
+	}
+	s := &sub{c: c, handler: handler, family: o.Family, manualAck: o.ManualAck, ackWait: o.AckWait, maxInflight: o.MaxInflight, stop: make(chan struct{})}
 	if s.ackWait <= 0 {
 		s.ackWait = DefaultAckWait
 	}
@@ -52,9 +56,12 @@ func (c *conn) Subscribe(stream string, o eventlog.SubOptions, handler func(*eve
 		return nil, fmt.Errorf("subscribe to %s: %w", stream, eventlog.ErrClosed)
 	}
 	s.stream = b.streamLocked(stream)
-	if o.Queue != "" {
+	switch {
+	case o.Queue != "":
 		s.queue = b.queueLocked(s.stream, o.Queue, o.Start)
-	} else {
+	case o.Family:
+		s.next = b.familyStartLocked(stream, o.Start)
+	default:
 		s.next = b.startLocked(s.stream, o.Start)
 	}
 	c.subs[s] = struct{}{}
@@ -89,6 +96,9 @@ func (s *sub) run() {
 		}
 		m, wake := s.takeLocked()
 		changed := s.stream.changed
+		if s.family {
+			changed = b.changed
+		}
 		b.mu.Unlock()
 		if m != nil {
 			s.handler(m)
@@ -120,6 +130,14 @@ func (s *sub) run() {
 // takeLocked returns the next message to hand to the handler, or nil and
 // when to look again (zero: when the stream changes).
 func (s *sub) takeLocked() (*eventlog.Msg, time.Time) {
+	if s.family {
+		st := s.c.b.familyFromLocked(s.stream.name, s.next)
+		if st == nil {
+			return nil, time.Time{}
+		}
+		s.next = st.seq + 1
+		return eventlog.NewMsg(s.msg(st, 1), nil), time.Time{}
+	}
 	if s.queue == nil {
 		st := s.stream.fromLocked(s.next)
 		if st == nil {
@@ -139,7 +157,7 @@ func (s *sub) takeLocked() (*eventlog.Msg, time.Time) {
 // handler may change.
 func (s *sub) msg(st *stored, deliveries int) eventlog.Msg {
 	m := eventlog.Msg{
-		Stream: s.stream.name, Sequence: st.seq, Time: st.time,
+		Stream: st.stream.name, Sequence: st.seq, Time: st.time,
 		Data: clone(st.data), ID: st.id, Deliveries: deliveries,
 	}
 	if st.header != nil {

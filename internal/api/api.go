@@ -25,10 +25,10 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/httperr"
 	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/registry"
@@ -85,13 +85,13 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		httperr.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		errcode.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		m := s.metrics.Load()
 		if m == nil {
-			httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "the daemon is starting"))
+			errcode.Write(w, errcode.New(errcode.Unavailable, "the daemon is starting"))
 			return
 		}
 		m.handler.ServeHTTP(w, r)
@@ -126,20 +126,20 @@ func (s *Server) routes() {
 		b.HTTP.ServeHTTP(w, r)
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httperr.Write(w, httperr.New(http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
+		errcode.Write(w, errcode.New(errcode.NotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)))
 	})
 }
 
 // readBody reads a request body of at most limit bytes. A longer one is
 // refused with 413 and code, saying over; what names the body in a read
 // error.
-func readBody(r *http.Request, limit int, what, code, over string) ([]byte, error) {
+func readBody(r *http.Request, limit int, what string, code errcode.Code, over string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
-		return nil, httperr.ReadError(what, err)
+		return nil, errcode.ReadError(what, err)
 	}
 	if len(b) > limit {
-		return nil, httperr.New(http.StatusRequestEntityTooLarge, code, over)
+		return nil, errcode.New(code, over)
 	}
 	return b, nil
 }
@@ -156,7 +156,7 @@ func (s *Server) handle(pattern string, fn func(http.ResponseWriter, *http.Reque
 func (s *Server) ready(w http.ResponseWriter) *Backend {
 	b := s.backend.Load()
 	if b == nil {
-		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "the daemon is starting: replaying the catalog"))
+		errcode.Write(w, errcode.New(errcode.Unavailable, "the daemon is starting: replaying the catalog"))
 	}
 	return b
 }
@@ -211,7 +211,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		if s.token != "" && !public(r.URL.Path) && !s.authorized(r) {
 			rec.Header().Set("WWW-Authenticate", `Bearer realm="sluice"`)
-			httperr.Write(rec, httperr.New(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token (--token-file, --token, SLUICE_TOKEN_FILE or SLUICE_TOKEN)"))
+			errcode.Write(rec, errcode.New(errcode.Unauthorized, "missing or wrong bearer token (--token-file, --token, SLUICE_TOKEN_FILE or SLUICE_TOKEN)"))
 			return
 		}
 		s.mux.ServeHTTP(rec, r)
@@ -259,26 +259,26 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	b := s.backend.Load()
 	switch {
 	case s.draining.Load():
-		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "shutting down"))
+		errcode.Write(w, errcode.New(errcode.Unavailable, "shutting down"))
 	case b == nil:
-		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "starting: replaying the catalog"))
+		errcode.Write(w, errcode.New(errcode.Unavailable, "starting: replaying the catalog"))
 	case b.Broker == nil && !b.Log.Connected():
-		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "not connected to NATS Streaming (reconnecting)"))
+		errcode.Write(w, errcode.New(errcode.Unavailable, "not connected to NATS Streaming (reconnecting)"))
 	case b.Catalog.Err() != nil:
-		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", b.Catalog.Err().Error()))
+		errcode.Write(w, errcode.New(errcode.Unavailable, b.Catalog.Err().Error()))
 	case b.Host.Health() != nil:
-		httperr.Write(w, b.Host.Health())
+		errcode.Write(w, b.Host.Health())
 	default:
 		ready := map[string]any{"status": "ready", "catalog_seq": b.Catalog.Seq()}
 		if b.Broker != nil {
 			st, err := b.Broker()
 			if err != nil {
-				httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", err.Error()))
+				errcode.Write(w, errcode.New(errcode.Unavailable, err.Error()))
 				return
 			}
 			ready["broker"] = st
 		}
-		httperr.WriteJSON(w, http.StatusOK, ready)
+		errcode.WriteJSON(w, http.StatusOK, ready)
 	}
 }
 
@@ -372,18 +372,18 @@ func (b *Backend) view(ctx context.Context, fn *catalog.Function, stats, reveal 
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	if err := catalog.ValidateName("function", name); err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	cfg, err := ParseConfig(r.URL.Query())
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
-	wasm, err := readBody(r, catalog.MaxModuleSize, "module", "module_too_large",
+	wasm, err := readBody(r, catalog.MaxModuleSize, "module", errcode.ModuleTooLarge,
 		fmt.Sprintf("module is over the limit of %d MiB", catalog.MaxModuleSize>>20))
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	// Compile and check it here, so that a module that cannot run is
@@ -391,18 +391,18 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, b *Backend) {
 	fn := &catalog.Function{Name: name, Config: cfg}
 	f, err := b.Host.Load(r.Context(), registry.Spec(fn), wasm)
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("deploy %q: %w", name, err))
+		errcode.Write(w, fmt.Errorf("deploy %q: %w", name, err))
 		return
 	}
 	cfg.ABI = string(f.Spec().ABI)
 	f.Close(r.Context())
 	fn, err = b.Catalog.Deploy(r.Context(), catalog.Function{Name: name, Config: cfg}, wasm)
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("deploy %q: %w", name, err))
+		errcode.Write(w, fmt.Errorf("deploy %q: %w", name, err))
 		return
 	}
 	s.log.InfoContext(r.Context(), "function deployed", "function", name, "version", fn.Version, "abi", cfg.ABI, "module", fn.Module[:12], "size", fn.Size)
-	httperr.WriteJSON(w, http.StatusCreated, b.view(r.Context(), fn, false, false))
+	errcode.WriteJSON(w, http.StatusCreated, b.view(r.Context(), fn, false, false))
 }
 
 // update makes a new version of a function with its module and a changed
@@ -413,43 +413,43 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	fn, ok := b.Catalog.Function(name)
 	if !ok {
-		httperr.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, name))
+		errcode.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, name))
 		return
 	}
 	cfg, err := PatchConfig(fn.Config, r.URL.Query())
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("update %q: %w", name, err))
+		errcode.Write(w, fmt.Errorf("update %q: %w", name, err))
 		return
 	}
 	wasm, err := b.Catalog.Module(r.Context(), fn)
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("update %q: %w", name, err))
+		errcode.Write(w, fmt.Errorf("update %q: %w", name, err))
 		return
 	}
 	f, err := b.Host.Load(r.Context(), registry.Spec(&catalog.Function{Name: name, Config: cfg}), wasm)
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("update %q: %w", name, err))
+		errcode.Write(w, fmt.Errorf("update %q: %w", name, err))
 		return
 	}
 	cfg.ABI = string(f.Spec().ABI)
 	f.Close(r.Context())
 	if sameConfig(cfg, fn.Config) {
-		httperr.WriteJSON(w, http.StatusOK, b.view(r.Context(), fn, false, false))
+		errcode.WriteJSON(w, http.StatusOK, b.view(r.Context(), fn, false, false))
 		return
 	}
 	nf, err := b.Catalog.Update(r.Context(), fn, cfg)
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("update %q: %w", name, err))
+		errcode.Write(w, fmt.Errorf("update %q: %w", name, err))
 		return
 	}
 	s.log.InfoContext(r.Context(), "function updated", "function", name, "version", nf.Version, "from", fn.Version)
-	httperr.WriteJSON(w, http.StatusCreated, b.view(r.Context(), nf, false, false))
+	errcode.WriteJSON(w, http.StatusCreated, b.view(r.Context(), nf, false, false))
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, b *Backend) {
 	reveal, err := revealEnv(r)
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	fns := b.Catalog.Functions()
@@ -457,32 +457,32 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request, b *Backen
 	for _, fn := range fns {
 		out = append(out, b.view(r.Context(), fn, false, reveal))
 	}
-	httperr.WriteJSON(w, http.StatusOK, out)
+	errcode.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getFunction(w http.ResponseWriter, r *http.Request, b *Backend) {
 	reveal, err := revealEnv(r)
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	fn, ok := b.Catalog.Function(r.PathValue("name"))
 	if !ok {
-		httperr.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, r.PathValue("name")))
+		errcode.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, r.PathValue("name")))
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, b.view(r.Context(), fn, true, reveal))
+	errcode.WriteJSON(w, http.StatusOK, b.view(r.Context(), fn, true, reveal))
 }
 
 func (s *Server) deleteFunction(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	force, err := boolParam(r, "force")
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	if err := b.Catalog.DeleteFunction(r.Context(), name, force); err != nil {
-		httperr.Write(w, deleteError(fmt.Sprintf("delete %q", name), err))
+		errcode.Write(w, deleteError(fmt.Sprintf("delete %q", name), err))
 		return
 	}
 	s.log.InfoContext(r.Context(), "function deleted", "function", name, "force", force)
@@ -516,13 +516,13 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	fn, ok := b.Catalog.Function(name)
 	if !ok {
-		httperr.Write(w, fmt.Errorf("%w: no function %q is deployed", registry.ErrNotFound, name))
+		errcode.Write(w, fmt.Errorf("%w: no function %q is deployed", registry.ErrNotFound, name))
 		return
 	}
 	limit := registry.Spec(fn).Limits.WithDefaults().MaxInput
 	in, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
-		httperr.Write(w, httperr.ReadError("input", err))
+		errcode.Write(w, errcode.ReadError("input", err))
 		return
 	}
 	id := host.NewID()
@@ -532,7 +532,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, b *Backend) {
 		w.Header().Set("X-Sluice-Version", strconv.Itoa(cur.Version))
 	}
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -550,7 +550,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	if _, ok := b.Catalog.Function(name); !ok {
 		// reading would create the log channel of a name that never was
-		httperr.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, name))
+		errcode.Write(w, fmt.Errorf("%w: no function %q", catalog.ErrNotFound, name))
 		return
 	}
 	q := r.URL.Query()
@@ -558,18 +558,18 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 	if v := q.Get("since"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			httperr.Write(w, fmt.Errorf("%w: since: want a duration like 10m, got %q", catalog.ErrInvalid, v))
+			errcode.Write(w, fmt.Errorf("%w: since: want a duration like 10m, got %q", catalog.ErrInvalid, v))
 			return
 		}
 		o.Since = d
 	}
 	var err error
 	if o.Tail, err = tailParam(r, logstream.DefaultTail); err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	if o.Follow, err = boolParam(r, "follow"); err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -589,7 +589,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 		return nil
 	})
 	if err != nil && r.Context().Err() == nil {
-		_ = enc.Encode(httperr.Body{Error: err.Error(), Code: "unavailable"})
+		_ = enc.Encode(errcode.Body{Error: err.Error(), Code: errcode.Unavailable})
 	}
 }
 
@@ -676,30 +676,30 @@ func (s *Server) createTrigger(w http.ResponseWriter, r *http.Request, b *Backen
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		var refused *httperr.Error // the body came too slowly, or could not be held
+		var refused *errcode.Error // the body came too slowly, or could not be held
 		if errors.As(err, &refused) {
-			httperr.Write(w, refused)
+			errcode.Write(w, refused)
 			return
 		}
-		httperr.Write(w, fmt.Errorf("%w: trigger: %v", catalog.ErrInvalid, err))
+		errcode.Write(w, fmt.Errorf("%w: trigger: %v", catalog.ErrInvalid, err))
 		return
 	}
 	t, err := req.Trigger()
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	created, err := b.Catalog.CreateTrigger(r.Context(), t)
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("create trigger %q: %w", req.Name, err))
+		errcode.Write(w, fmt.Errorf("create trigger %q: %w", req.Name, err))
 		return
 	}
 	s.log.InfoContext(r.Context(), "trigger created", "trigger", created.Name, "kind", created.Kind(), "function", created.Function, "workflow", created.Workflow)
-	httperr.WriteJSON(w, http.StatusCreated, created)
+	errcode.WriteJSON(w, http.StatusCreated, created)
 }
 
 func (s *Server) listTriggers(w http.ResponseWriter, r *http.Request, b *Backend) {
-	httperr.WriteJSON(w, http.StatusOK, b.Catalog.Triggers())
+	errcode.WriteJSON(w, http.StatusOK, b.Catalog.Triggers())
 }
 
 // TriggerView is a trigger as GET /v1/triggers/NAME shows it, with this
@@ -712,20 +712,20 @@ type TriggerView struct {
 func (s *Server) getTrigger(w http.ResponseWriter, r *http.Request, b *Backend) {
 	t, ok := b.Catalog.Trigger(r.PathValue("name"))
 	if !ok {
-		httperr.Write(w, fmt.Errorf("%w: no trigger %q", catalog.ErrNotFound, r.PathValue("name")))
+		errcode.Write(w, fmt.Errorf("%w: no trigger %q", catalog.ErrNotFound, r.PathValue("name")))
 		return
 	}
 	v := TriggerView{Trigger: *t}
 	if st, ok := b.Queue.Stats(t.Name); ok {
 		v.Stats = &st
 	}
-	httperr.WriteJSON(w, http.StatusOK, v)
+	errcode.WriteJSON(w, http.StatusOK, v)
 }
 
 func (s *Server) deleteTrigger(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	if err := b.Catalog.DeleteTrigger(r.Context(), name); err != nil {
-		httperr.Write(w, fmt.Errorf("delete trigger %q: %w", name, err))
+		errcode.Write(w, fmt.Errorf("delete trigger %q: %w", name, err))
 		return
 	}
 	s.log.InfoContext(r.Context(), "trigger deleted", "trigger", name)

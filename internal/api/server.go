@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/httperr"
 )
 
 // Limits bound what the HTTP server gives its clients: connections, time
@@ -145,8 +146,11 @@ type connLimiter struct {
 }
 
 func newConnLimiter(ln net.Listener, max int, log *slog.Logger) *connLimiter {
-	body := fmt.Sprintf(`{"error": "the daemon has %d connections open, its limit: close idle ones or try again shortly", "code": "overloaded"}`+"\n", max)
-	answer := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	body, _ := json.Marshal(errcode.Body{Code: errcode.Overloaded,
+		Error: fmt.Sprintf("the daemon has %d connections open, its limit: close idle ones or try again shortly", max)})
+	body = append(body, '\n')
+	answer := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		errcode.Overloaded.Status(), http.StatusText(errcode.Overloaded.Status()), len(body), body)
 	return &connLimiter{
 		Listener: ln, slots: make(chan struct{}, max), refusing: make(chan struct{}, maxRefusing),
 		log: log, max: max, answer: []byte(answer),
@@ -282,11 +286,11 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	}
 	if want := b.n + int64(len(p)) - b.held; want > 0 {
 		if b.n+int64(len(p)) > b.budget.max {
-			return 0, &httperr.Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
+			return 0, &errcode.Error{Code: errcode.PayloadTooLarge,
 				Msg: fmt.Sprintf("request body over the %s the daemon holds for all requests at once", host.FormatBytes(uint64(b.budget.max)))}
 		}
 		if !b.budget.take(want) {
-			return 0, &httperr.Error{Status: http.StatusServiceUnavailable, Code: "overloaded", RetryAfter: time.Second,
+			return 0, &errcode.Error{Code: errcode.Overloaded, RetryAfter: time.Second,
 				Msg: fmt.Sprintf("the daemon holds %s of request bodies, its limit, for requests in progress: send this one again shortly", host.FormatBytes(uint64(b.budget.max)))}
 		}
 		b.held += want
@@ -300,7 +304,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		// which would cancel a long call's context when it passed
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case errors.As(err, &ne) && ne.Timeout():
-		return n, &httperr.Error{Status: http.StatusRequestTimeout, Code: "request_timeout",
+		return n, &errcode.Error{Code: errcode.RequestTimeout,
 			Msg: fmt.Sprintf("the request body came too slowly: after %s it must arrive at %s/s at least (%d bytes came in %s)",
 				b.limits.BodyTimeout, host.FormatBytes(uint64(b.limits.MinBodyRate)), b.n, time.Since(b.start).Round(time.Millisecond))}
 	case n > 0 && b.limits.MinBodyRate > 0:
@@ -374,7 +378,7 @@ func (s *Server) recovered(w *response, r *http.Request, v any) (abort bool) {
 	if w.wrote {
 		return true
 	}
-	httperr.Write(w, httperr.New(http.StatusInternalServerError, "internal",
+	errcode.Write(w, errcode.New(errcode.Internal,
 		fmt.Sprintf("the daemon failed on %s %s (a bug; its log has the details): it goes on serving", r.Method, r.URL.Path)))
 	return false
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/httperr"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -48,9 +48,9 @@ func serve(t *testing.T, l Limits, routes map[string]http.HandlerFunc) string {
 
 // echo reads the body as the API's routes do and answers its length.
 func echo(w http.ResponseWriter, r *http.Request) {
-	b, err := readBody(r, 1<<20, "body", "payload_too_large", "too large")
+	b, err := readBody(r, 1<<20, "body", errcode.PayloadTooLarge, "too large")
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	fmt.Fprint(w, len(b))
@@ -70,11 +70,11 @@ func answer(t *testing.T, c net.Conn) (*http.Response, string) {
 
 func code(t *testing.T, body string) string {
 	t.Helper()
-	var e httperr.Body
+	var e errcode.Body
 	if err := json.Unmarshal([]byte(body), &e); err != nil {
 		t.Fatalf("not an error body: %q", body)
 	}
-	return e.Code
+	return string(e.Code)
 }
 
 // A client that sends its body too slowly is answered 408 and its
@@ -114,7 +114,7 @@ func TestSteadyBodyAndLongCall(t *testing.T) {
 	addr := serve(t, l, map[string]http.HandlerFunc{"POST /call": func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
-			httperr.Write(w, httperr.ReadError("body", err))
+			errcode.Write(w, errcode.ReadError("body", err))
 			return
 		}
 		select { // a call that runs past every deadline of the request

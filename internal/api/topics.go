@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/httperr"
 )
 
 // maxPublish is the largest message the API publishes: NATS's default
@@ -56,23 +56,23 @@ const seqWait = 5 * time.Second
 func (s *Server) publish(w http.ResponseWriter, r *http.Request, b *Backend) {
 	topic, err := topicName(r, true)
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
-	data, err := readBody(r, maxPublish, "message", "payload_too_large", "message over NATS's 1 MiB max payload")
+	data, err := readBody(r, maxPublish, "message", errcode.PayloadTooLarge, "message over NATS's 1 MiB max payload")
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	seq, err := publishSeq(r.Context(), b.Log, topic, data)
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("publish to %s: %w", topic, err))
+		errcode.Write(w, fmt.Errorf("publish to %s: %w", topic, err))
 		return
 	}
 	if seq == 0 {
 		s.log.WarnContext(r.Context(), "message published, but its sequence could not be read back", "topic", topic)
 	}
-	httperr.WriteJSON(w, http.StatusCreated, Published{Topic: topic, Sequence: seq, Bytes: len(data)})
+	errcode.WriteJSON(w, http.StatusCreated, Published{Topic: topic, Sequence: seq, Bytes: len(data)})
 }
 
 // publishSeq publishes data to a topic and returns the sequence it was
@@ -124,36 +124,36 @@ const readInflight = 16
 func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 	topic, err := topicName(r, false)
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	q := r.URL.Query()
 	count := 0
 	if v := q.Get("count"); v != "" {
 		if count, err = strconv.Atoi(v); err != nil || count < 0 {
-			httperr.Write(w, fmt.Errorf("%w: count %q: want a number", catalog.ErrInvalid, v))
+			errcode.Write(w, fmt.Errorf("%w: count %q: want a number", catalog.ErrInvalid, v))
 			return
 		}
 	}
 	last, err := tailParam(r, 0)
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	fromStart, err := boolParam(r, "from_start")
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	if fromStart && last > 0 {
-		httperr.Write(w, fmt.Errorf("%w: give from_start or tail, not both", catalog.ErrInvalid))
+		errcode.Write(w, fmt.Errorf("%w: give from_start or tail, not both", catalog.ErrInvalid))
 		return
 	}
 	ctx := r.Context()
 	if v := q.Get("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			httperr.Write(w, fmt.Errorf("%w: timeout %q: want a duration like 10s", catalog.ErrInvalid, v))
+			errcode.Write(w, fmt.Errorf("%w: timeout %q: want a duration like 10s", catalog.ErrInvalid, v))
 			return
 		}
 		var cancel context.CancelFunc
@@ -176,7 +176,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 			}
 		})
 		if err != nil {
-			httperr.Write(w, fmt.Errorf("tail %s: %w", topic, err))
+			errcode.Write(w, fmt.Errorf("tail %s: %w", topic, err))
 			return
 		}
 		defer lastSub.Close()
@@ -197,7 +197,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 	var sub eventlog.Subscription
 	if last == 0 {
 		if sub, err = subscribe(start); err != nil {
-			httperr.Write(w, fmt.Errorf("tail %s: %w", topic, err))
+			errcode.Write(w, fmt.Errorf("tail %s: %w", topic, err))
 			return
 		}
 	}
@@ -214,7 +214,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 			from, err := tailStart(ctx, b.Log, topic, seq, last)
 			if err != nil {
 				if ctx.Err() == nil {
-					_ = json.NewEncoder(w).Encode(httperr.Body{Error: fmt.Sprintf("tail %s: %v", topic, err), Code: "unavailable"})
+					_ = json.NewEncoder(w).Encode(errcode.Body{Error: fmt.Sprintf("tail %s: %v", topic, err), Code: errcode.Unavailable})
 				}
 				return
 			}
@@ -223,7 +223,7 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 			return
 		}
 		if sub, err = subscribe(start); err != nil {
-			_ = json.NewEncoder(w).Encode(httperr.Body{Error: fmt.Sprintf("tail %s: %v", topic, err), Code: "unavailable"})
+			_ = json.NewEncoder(w).Encode(errcode.Body{Error: fmt.Sprintf("tail %s: %v", topic, err), Code: errcode.Unavailable})
 			return
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/httperr"
 )
 
 // Limits of the workflow routes' bodies.
@@ -64,17 +64,17 @@ func inputFormat(r *http.Request) engine.InputFormat {
 	return engine.InputJSON
 }
 
-// engineError gives the engine's errors the API's status codes, the way
-// httperr does for the catalog's.
+// engineError gives the engine's errors their codes (the engine's
+// sentinels do not carry them yet).
 func engineError(err error) error {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, engine.ErrNotFound):
-		return httperr.New(http.StatusNotFound, "not_found", msg)
+		return errcode.New(errcode.NotFound, msg)
 	case errors.Is(err, engine.ErrInvalid):
-		return httperr.New(http.StatusBadRequest, "invalid_argument", msg)
+		return errcode.New(errcode.InvalidArgument, msg)
 	case errors.Is(err, engine.ErrConflict):
-		return httperr.New(http.StatusConflict, "conflict", msg)
+		return errcode.New(errcode.Conflict, msg)
 	}
 	return err
 }
@@ -82,7 +82,7 @@ func engineError(err error) error {
 // engineOf returns the backend's engine, or writes why there is none.
 func engineOf(w http.ResponseWriter, b *Backend) *engine.Engine {
 	if b.Engine == nil {
-		httperr.Write(w, httperr.New(http.StatusServiceUnavailable, "unavailable", "the workflow engine is not running on this daemon"))
+		errcode.Write(w, errcode.New(errcode.Unavailable, "the workflow engine is not running on this daemon"))
 	}
 	return b.Engine
 }
@@ -90,13 +90,13 @@ func engineOf(w http.ResponseWriter, b *Backend) *engine.Engine {
 func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	if err := catalog.ValidateName("workflow", name); err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
-	src, err := readBody(r, MaxWorkflowSource, "definition", "payload_too_large",
+	src, err := readBody(r, MaxWorkflowSource, "definition", errcode.PayloadTooLarge,
 		fmt.Sprintf("workflow definition is over the limit of %d KiB", MaxWorkflowSource>>10))
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	known := engine.Known{
@@ -106,14 +106,14 @@ func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 	def, err := engine.ParseDefinition(name, src, known)
 	if err != nil {
 		// the engine's message names the workflow and every problem's line
-		httperr.Write(w, httperr.New(http.StatusBadRequest, "invalid_workflow", strings.TrimPrefix(err.Error(), "invalid: ")))
+		errcode.Write(w, errcode.New(errcode.InvalidWorkflow, strings.TrimPrefix(err.Error(), "invalid: ")))
 		return
 	}
 	prev, had := b.Catalog.Workflow(def.Name)
 	fns, wfs := def.Uses()
 	wf, err := b.Catalog.CreateWorkflow(r.Context(), def.Name, string(src), fns, wfs)
 	if err != nil {
-		httperr.Write(w, fmt.Errorf("create workflow %q: %w", def.Name, err))
+		errcode.Write(w, fmt.Errorf("create workflow %q: %w", def.Name, err))
 		return
 	}
 	status := http.StatusCreated
@@ -122,7 +122,7 @@ func (s *Server) createWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 	} else {
 		s.log.InfoContext(r.Context(), "workflow created", "workflow", wf.Name, "version", wf.Version, "revision", wf.Revision[:12])
 	}
-	httperr.WriteJSON(w, status, b.workflowView(wf, false))
+	errcode.WriteJSON(w, status, b.workflowView(wf, false))
 }
 
 func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request, b *Backend) {
@@ -131,27 +131,27 @@ func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request, b *Backen
 	for _, wf := range wfs {
 		out = append(out, b.workflowView(wf, false))
 	}
-	httperr.WriteJSON(w, http.StatusOK, out)
+	errcode.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request, b *Backend) {
 	wf, ok := b.Catalog.Workflow(r.PathValue("name"))
 	if !ok {
-		httperr.Write(w, fmt.Errorf("%w: no workflow %q", catalog.ErrNotFound, r.PathValue("name")))
+		errcode.Write(w, fmt.Errorf("%w: no workflow %q", catalog.ErrNotFound, r.PathValue("name")))
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, b.workflowView(wf, true))
+	errcode.WriteJSON(w, http.StatusOK, b.workflowView(wf, true))
 }
 
 func (s *Server) deleteWorkflow(w http.ResponseWriter, r *http.Request, b *Backend) {
 	name := r.PathValue("name")
 	force, err := boolParam(r, "force")
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	if err := b.Catalog.DeleteWorkflow(r.Context(), name, force); err != nil {
-		httperr.Write(w, deleteError(fmt.Sprintf("delete workflow %q", name), err))
+		errcode.Write(w, deleteError(fmt.Sprintf("delete workflow %q", name), err))
 		return
 	}
 	s.log.InfoContext(r.Context(), "workflow deleted", "workflow", name, "force", force)
@@ -171,32 +171,32 @@ func (s *Server) invokeWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 	if v := r.URL.Query().Get("wait"); v != "" {
 		var err error
 		if wait, err = strconv.ParseBool(v); err != nil {
-			httperr.Write(w, fmt.Errorf("%w: wait=%q: want true or false", catalog.ErrInvalid, v))
+			errcode.Write(w, fmt.Errorf("%w: wait=%q: want true or false", catalog.ErrInvalid, v))
 			return
 		}
 	}
-	in, err := readBody(r, MaxWorkflowInput, "input", "input_too_large",
+	in, err := readBody(r, MaxWorkflowInput, "input", errcode.InputTooLarge,
 		fmt.Sprintf("workflow input is over the limit of %d KiB", MaxWorkflowInput>>10))
 	if err != nil {
-		httperr.Write(w, err)
+		errcode.Write(w, err)
 		return
 	}
 	inv, err := e.Invoke(r.Context(), name, in, engine.InvokeOptions{ID: r.Header.Get(IdempotencyKeyHeader), Input: inputFormat(r)})
 	if err != nil {
-		httperr.Write(w, engineError(err))
+		errcode.Write(w, engineError(err))
 		return
 	}
 	w.Header().Set("X-Sluice-Invocation", inv.ID)
 	if !wait {
-		httperr.WriteJSON(w, http.StatusAccepted, inv)
+		errcode.WriteJSON(w, http.StatusAccepted, inv)
 		return
 	}
 	done, err := e.Wait(r.Context(), inv.ID)
 	if err != nil {
-		httperr.Write(w, engineError(err))
+		errcode.Write(w, engineError(err))
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, done)
+	errcode.WriteJSON(w, http.StatusOK, done)
 }
 
 // Limits of GET /v1/invocations.
@@ -221,7 +221,7 @@ func (s *Server) listInvocations(w http.ResponseWriter, r *http.Request, b *Back
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxInvocations {
-			httperr.Write(w, fmt.Errorf("%w: limit=%q: want a number from 1 to %d", catalog.ErrInvalid, v, MaxInvocations))
+			errcode.Write(w, fmt.Errorf("%w: limit=%q: want a number from 1 to %d", catalog.ErrInvalid, v, MaxInvocations))
 			return
 		}
 		limit = n
@@ -230,7 +230,7 @@ func (s *Server) listInvocations(w http.ResponseWriter, r *http.Request, b *Back
 	switch status {
 	case "", engine.StatusRunning, engine.StatusSucceeded, engine.StatusFailed, engine.StatusCanceled:
 	default:
-		httperr.Write(w, fmt.Errorf("%w: status=%q: want %s, %s, %s or %s", catalog.ErrInvalid, status,
+		errcode.Write(w, fmt.Errorf("%w: status=%q: want %s, %s, %s or %s", catalog.ErrInvalid, status,
 			engine.StatusRunning, engine.StatusSucceeded, engine.StatusFailed, engine.StatusCanceled))
 		return
 	}
@@ -243,7 +243,7 @@ func (s *Server) listInvocations(w http.ResponseWriter, r *http.Request, b *Back
 			out = append(out, inv)
 		}
 	}
-	httperr.WriteJSON(w, http.StatusOK, out)
+	errcode.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {
@@ -253,10 +253,10 @@ func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request, b *Backen
 	}
 	inv, err := e.Get(r.PathValue("id"))
 	if err != nil {
-		httperr.Write(w, engineError(err))
+		errcode.Write(w, engineError(err))
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, inv)
+	errcode.WriteJSON(w, http.StatusOK, inv)
 }
 
 func (s *Server) invocationEvents(w http.ResponseWriter, r *http.Request, b *Backend) {
@@ -266,13 +266,13 @@ func (s *Server) invocationEvents(w http.ResponseWriter, r *http.Request, b *Bac
 	}
 	evs, err := e.Events(r.Context(), r.PathValue("id"))
 	if err != nil {
-		httperr.Write(w, engineError(err))
+		errcode.Write(w, engineError(err))
 		return
 	}
 	if evs == nil {
 		evs = []*engine.Event{}
 	}
-	httperr.WriteJSON(w, http.StatusOK, evs)
+	errcode.WriteJSON(w, http.StatusOK, evs)
 }
 
 func (s *Server) cancelInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {
@@ -283,9 +283,9 @@ func (s *Server) cancelInvocation(w http.ResponseWriter, r *http.Request, b *Bac
 	id := r.PathValue("id")
 	inv, err := e.Cancel(r.Context(), id)
 	if err != nil {
-		httperr.Write(w, engineError(err))
+		errcode.Write(w, engineError(err))
 		return
 	}
 	s.log.InfoContext(r.Context(), "invocation canceled", "invocation", id, "workflow", inv.Workflow)
-	httperr.WriteJSON(w, http.StatusOK, inv)
+	errcode.WriteJSON(w, http.StatusOK, inv)
 }

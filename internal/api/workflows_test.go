@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/httperr"
 )
 
 func TestWorkflowEngineErrors(t *testing.T) {
@@ -24,8 +24,9 @@ func TestWorkflowEngineErrors(t *testing.T) {
 		{errors.New("the workflow engine is shutting down"), http.StatusInternalServerError, "internal"},
 	} {
 		err := engineError(tc.err)
-		status, code := httperr.Classify(err)
-		if status != tc.status || code != tc.code || err.Error() != tc.err.Error() {
+		code := errcode.Of(err)
+		status := code.Status()
+		if status != tc.status || string(code) != tc.code || err.Error() != tc.err.Error() {
 			t.Errorf("%v: %d %s %q, want %d %s", tc.err, status, code, err, tc.status, tc.code)
 		}
 	}

@@ -1,23 +1,24 @@
 package catalog
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/sluicehq/sluice/errcode"
 )
 
 // Errors of the catalog's operations. Applying an event returns them to
 // the writer of the event, which gives them to its user.
 var (
 	// ErrNotFound: the function, trigger or workflow does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = errcode.Sentinel(errcode.NotFound, "not found")
 	// ErrConflict: the operation contradicts the catalog's state (a name
 	// or route taken, a function changed meanwhile, something in use).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = errcode.Sentinel(errcode.Conflict, "conflict")
 	// ErrInvalid: the operation or event is malformed (a bad name, spec
 	// or configuration). An event from the channel that is invalid was not
 	// written by a sluice daemon's API: it is skipped with a warning.
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = errcode.Sentinel(errcode.InvalidArgument, "invalid")
 )
 
 // Dependent is something that uses what a delete would delete: a
@@ -53,6 +54,9 @@ func (e *InUseError) Error() string {
 	}
 	return fmt.Sprintf("%s %q is used by %s: delete %s first, or delete with --force", e.Kind, e.Name, list, them)
 }
+
+// ErrorDependents gives the API's 409 body its dependents.
+func (e *InUseError) ErrorDependents() any { return e.Dependents }
 
 // Unwrap makes an InUseError an ErrConflict.
 func (e *InUseError) Unwrap() error { return ErrConflict }

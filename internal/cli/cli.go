@@ -77,6 +77,9 @@ Usage:
                                              list invocations, newest first
   sluice apply -f SPEC.yaml [--dry-run] [--prune]
                                              make functions, workflows and triggers match a spec
+  sluice migrate --from-nats-streaming URL [--cluster-id ID] (--to URL | --data DIR) [--dry-run]
+                                             copy functions, triggers, workflows and unfinished
+                                             invocations from NATS Streaming into JetStream
   sluice bench coldstart FILE.wasm... [--abi auto|wasi|reactor] [-n N] [--svg FILE]
                                              cold starts and warm calls vs bare wazero and a
                                              process per call, in this process (no daemon)
@@ -164,6 +167,7 @@ func newRoot(e *env) *cobra.Command {
 		group("topic", "publish to and read NATS Streaming topics", topicCommands(e)...),
 		group("wf", "create, invoke and inspect workflows", wfCommands(e)...),
 		applyCommand(e),
+		migrateCommand(e),
 		group("bench", "measure cold starts, throughput and latency", benchCommands(e)...),
 		&cobra.Command{
 			Use:     "version",

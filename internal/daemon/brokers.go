@@ -76,6 +76,25 @@ func claimDataDir(dir, want string) error {
 	return nil
 }
 
+// MarkDataDir records that the data dir holds the broker's store (its
+// BrokerFile): what sluice migrate does once it has copied a NATS
+// Streaming deployment into the data dir's JetStream store, so that a
+// daemon with --broker jetstream starts on it and one with NATS
+// Streaming is refused.
+func MarkDataDir(dir, broker string) error {
+	if broker != BrokerNATSStreaming && broker != BrokerJetStream {
+		return fmt.Errorf("%w: broker %q: use %s or %s", ErrOptions, broker, BrokerNATSStreaming, BrokerJetStream)
+	}
+	tmp := filepath.Join(dir, BrokerFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(broker+"\n"), 0o600); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, BrokerFile)); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	return nil
+}
+
 // startJetStream starts the embedded JetStream server, alone or as a
 // member of the daemons' cluster, and waits for the cluster to elect its
 // meta leader. It returns how to connect to it.

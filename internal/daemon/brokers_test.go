@@ -206,3 +206,26 @@ func TestReadyzShowsTheBroker(t *testing.T) {
 		t.Fatalf("readyz: %+v, broker %+v", body, body.Broker)
 	}
 }
+
+// TestMarkDataDir: once sluice migrate marks a NATS Streaming data dir as
+// JetStream's, JetStream takes it and NATS Streaming is refused.
+func TestMarkDataDir(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "nats"), 0o700)
+	if err := claimDataDir(dir, BrokerNATSStreaming); err != nil {
+		t.Fatal(err)
+	}
+	if err := MarkDataDir(dir, BrokerJetStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := claimDataDir(dir, BrokerJetStream); err != nil {
+		t.Fatalf("JetStream on a data dir migrated to it: %v", err)
+	}
+	var mm *BrokerMismatchError
+	if err := claimDataDir(dir, BrokerNATSStreaming); !errors.As(err, &mm) || mm.Made != BrokerJetStream {
+		t.Fatalf("NATS Streaming on a migrated data dir: %v", err)
+	}
+	if err := MarkDataDir(dir, "kafka"); !errors.Is(err, ErrOptions) {
+		t.Fatalf("MarkDataDir(kafka): %v", err)
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/broker"
@@ -319,8 +320,8 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, d.startError(startCtx, err)
 	}
-	httpTriggers := triggers.NewHTTP(triggers.InvokerFunc(d.Invoke), d.maxInput)
-	queue := triggers.NewQueue(d.events, triggers.InvokerFunc(d.Invoke), d.log.With("component", "queue"))
+	httpTriggers := triggers.NewHTTP(d, d.maxInput)
+	queue := triggers.NewQueue(d.events, d, d.log.With("component", "queue"))
 	queue.ObserveLag(d.metrics.Lag)
 	d.queue = queue
 	d.triggers = newTriggerSet(httpTriggers, queue,
@@ -479,24 +480,25 @@ func sanitize(s string) string {
 	return s
 }
 
-// Invoke calls a function by name: what triggers use.
-func (d *Daemon) Invoke(ctx context.Context, name string, c host.Call) (host.Result, error) {
-	if wf, ok := strings.CutPrefix(name, workflowTarget); ok {
-		return d.invokeWorkflow(ctx, wf, c)
+// Invoke runs a function or a workflow (fn.Invoker): what triggers use.
+func (d *Daemon) Invoke(ctx context.Context, t fn.Target, c fn.Call) (fn.Result, error) {
+	if t.Kind == fn.KindWorkflow {
+		return d.invokeWorkflow(ctx, t.Name, c)
 	}
-	res, _, err := d.reg.Invoke(ctx, name, c)
+	res, _, err := d.reg.Invoke(ctx, t.Name, c)
 	return res, err
 }
 
-func (d *Daemon) maxInput(name string) int {
-	if strings.HasPrefix(name, workflowTarget) {
+// maxInput is the largest input a target takes.
+func (d *Daemon) maxInput(t fn.Target) int {
+	if t.Kind == fn.KindWorkflow {
 		return engine.MaxData
 	}
-	fn, ok := d.cat.Function(name)
+	f, ok := d.cat.Function(t.Name)
 	if !ok {
 		return host.DefaultMaxInput
 	}
-	return registry.Spec(fn).Limits.WithDefaults().MaxInput
+	return registry.Spec(f).Limits.WithDefaults().MaxInput
 }
 
 // Addr is the API's address.

@@ -73,3 +73,17 @@ func (l *dirLock) release() {
 		l.f = nil
 	}
 }
+
+// LockDataDir takes a data dir's lock as a daemon does, for a command
+// that must not run beside a daemon on the same dir (sluice migrate
+// --data): a daemon holding it is a *LockedError naming its pid, and a
+// daemon started meanwhile is refused. release lets the next one in. On
+// a platform without flock it returns ErrLockUnsupported and a release
+// that does nothing.
+func LockDataDir(dir string) (release func(), err error) {
+	l, err := lockDir(dir)
+	if l == nil {
+		return nil, err
+	}
+	return l.release, err
+}

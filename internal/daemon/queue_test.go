@@ -156,8 +156,11 @@ func TestQueueRetriesThenDeadLetters(t *testing.T) {
 		}
 	}
 	v, _ := c.Trigger(ctx, "jobs")
-	if v.Stats.Failed != 15 || v.Stats.DeadLettered != 5 || v.Stats.Succeeded != 15 {
-		t.Fatalf("stats %+v: want 15 failures (5 messages x 3 attempts), 5 dead letters, 15 successes", v.Stats)
+	// Successes are at least once: on a loaded machine a call may end
+	// after its 1 s AckWait and its message come again. Failures are what
+	// the retries count: 3 attempts of each failing message, no more.
+	if v.Stats.Failed != 15 || v.Stats.DeadLettered != 5 || v.Stats.Succeeded < 15 {
+		t.Fatalf("stats %+v: want 15 failures (5 messages x 3 attempts), 5 dead letters, at least 15 successes", v.Stats)
 	}
 }
 

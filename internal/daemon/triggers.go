@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/triggers"
 )
@@ -51,7 +52,7 @@ func (s *triggerSet) add(c change) {
 		if c.deleted {
 			s.http.Remove(c.t.Name)
 		} else {
-			s.http.Set(triggers.HTTPRoute{Trigger: c.t.Name, Function: target(c.t), Path: c.t.HTTP.Path, Method: c.t.HTTP.Method})
+			s.http.Set(triggers.HTTPRoute{Trigger: c.t.Name, Target: target(c.t), Path: c.t.HTTP.Path, Method: c.t.HTTP.Method})
 		}
 		return
 	}
@@ -103,12 +104,12 @@ func (s *triggerSet) apply(c change) {
 	case t.Queue != nil:
 		q := t.Queue
 		err = s.queue.Start(triggers.QueueTrigger{
-			Name: t.Name, Function: target(t), Topic: q.Topic, RespTopic: q.RespTopic, ErrorTopic: q.ErrorTopic,
+			Name: t.Name, Target: target(t), Topic: q.Topic, RespTopic: q.RespTopic, ErrorTopic: q.ErrorTopic,
 			MaxRetries: q.MaxRetries, MaxInflight: q.MaxInflight, AckWait: time.Duration(q.AckWait), Group: t.Group,
 		})
 	case t.Cron != nil:
 		err = s.timers.Start(triggers.TimerTrigger{
-			Name: t.Name, Function: target(t), Schedule: t.Cron.Schedule, RespTopic: t.Cron.RespTopic, Group: t.Group,
+			Name: t.Name, Target: target(t), Schedule: t.Cron.Schedule, RespTopic: t.Cron.RespTopic, Group: t.Group,
 		})
 	}
 	if err != nil {
@@ -131,14 +132,10 @@ func (s *triggerSet) close(ctx context.Context) {
 	s.queue.Close(ctx)
 }
 
-// workflowTarget prefixes the target of a trigger that runs a workflow:
-// triggers call targets by name, and no function name holds a '/'.
-const workflowTarget = "workflow/"
-
-// target is what a trigger calls: its function, or its workflow.
-func target(t *catalog.Trigger) string {
+// target is what a trigger runs: its function, or its workflow.
+func target(t *catalog.Trigger) fn.Target {
 	if t.Workflow != "" {
-		return workflowTarget + t.Workflow
+		return fn.Workflow(t.Workflow)
 	}
-	return t.Function
+	return fn.Function(t.Function)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/logctx"
@@ -89,7 +90,7 @@ func (w wfDefinitions) Revision(rev string) (engine.Revision, bool) {
 // message-queue delivery names its invocation after the trigger and the
 // message's sequence, so that a redelivered message finds the invocation
 // it started instead of starting another.
-func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c host.Call) (host.Result, error) {
+func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c fn.Call) (fn.Result, error) {
 	// a body or message sluice did not write: JSON if it parses, else a
 	// string
 	opts := engine.InvokeOptions{Input: engine.InputAuto}
@@ -100,22 +101,22 @@ func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c host.Call) (
 	}
 	inv, err := d.engine.Invoke(ctx, name, c.Input, opts)
 	if err != nil {
-		return host.Result{}, err
+		return fn.Result{}, err
 	}
 	inv, err = d.engine.Wait(ctx, inv.ID)
 	if err != nil {
-		return host.Result{}, err
+		return fn.Result{}, err
 	}
 	switch inv.Status {
 	case engine.StatusSucceeded:
-		return host.Result{Output: outputBytes(inv.Output)}, nil
+		return fn.Result{Output: outputBytes(inv.Output)}, nil
 	case engine.StatusFailed:
 		if inv.FailedTask != "" {
-			return host.Result{}, fmt.Errorf("workflow %s invocation %s failed: task %s: %s", name, inv.ID, inv.FailedTask, inv.Error)
+			return fn.Result{}, fmt.Errorf("workflow %s invocation %s failed: task %s: %s", name, inv.ID, inv.FailedTask, inv.Error)
 		}
-		return host.Result{}, fmt.Errorf("workflow %s invocation %s failed: %s", name, inv.ID, inv.Error)
+		return fn.Result{}, fmt.Errorf("workflow %s invocation %s failed: %s", name, inv.ID, inv.Error)
 	default:
-		return host.Result{}, fmt.Errorf("workflow %s invocation %s was %s: %s", name, inv.ID, inv.Status, inv.Error)
+		return fn.Result{}, fmt.Errorf("workflow %s invocation %s was %s: %s", name, inv.ID, inv.Status, inv.Error)
 	}
 }
 

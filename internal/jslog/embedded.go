@@ -222,6 +222,8 @@ func cluster(nopts *natsd.Options, c ClusterOptions) (int, error) {
 		nopts.Cluster.Username, nopts.Cluster.Password = c.User, c.Password
 	}
 	members := 1
+	self := endpoints(c.Listen)
+	seen := map[string]bool{}
 	for _, p := range c.Peers {
 		p = strings.TrimSpace(p)
 		if p == "" {
@@ -235,7 +237,17 @@ func cluster(nopts *natsd.Options, c ClusterOptions) (int, error) {
 			u.User = url.UserPassword(c.User, c.Password)
 		}
 		nopts.Routes = append(nopts.Routes, u)
-		if p != c.Listen {
+		// a member is counted once, however it is spelled (a name, an
+		// address, this member itself among its peers)
+		ends := endpoints(p)
+		known := false
+		for e := range ends {
+			known = known || seen[e] || self[e]
+		}
+		for e := range ends {
+			seen[e] = true
+		}
+		if !known {
 			members++
 		}
 	}
@@ -246,6 +258,54 @@ func cluster(nopts *natsd.Options, c ClusterOptions) (int, error) {
 	}
 	return min(members, 3), nil
 }
+
+// endpoints returns the addresses host:port stands for, as "ip:port": its
+// host resolved (a host that does not resolve stands for itself). Every
+// loopback address is one ("loopback:port"), and a listen on every
+// interface (0.0.0.0, ::) is every address of this machine.
+func endpoints(hostport string) map[string]bool {
+	out := map[string]bool{hostport: true}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return out
+	}
+	var ips []net.IP
+	if ip := net.ParseIP(host); ip != nil {
+		ips = []net.IP{ip}
+	} else if host != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		cancel()
+		if err != nil {
+			return out
+		}
+		for _, a := range addrs {
+			ips = append(ips, a.IP)
+		}
+	}
+	if host == "" || len(ips) == 1 && ips[0].IsUnspecified() {
+		ips = []net.IP{net.IPv4(127, 0, 0, 1)}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok {
+					ips = append(ips, n.IP)
+				}
+			}
+		}
+	}
+	for _, ip := range ips {
+		if ip.IsLoopback() {
+			out["loopback:"+port] = true
+		} else {
+			out[net.JoinHostPort(ip.String(), port)] = true
+		}
+	}
+	return out
+}
+
+// resolveTimeout bounds the look-up of a peer's name when counting the
+// cluster's members.
+const resolveTimeout = 5 * time.Second
 
 // serverName returns the server name kept in dir, making one at the
 // first start.

@@ -33,9 +33,17 @@
 // server restart or a leader change, starting after the last sequence it
 // handed to the handler. A durable queue subscription is a durable pull
 // consumer named after the queue and the stream; each subscriber runs its
-// own pull loop on it, so subscribers share the messages. Delivery counts
+// own pull loop on it, so subscribers share the messages. Unsubscribe (or
+// Delete) deletes the consumer: the queue's other subscribers, on any
+// connection, then end (told by the server, or, if their link was down,
+// by looking the consumer up when it is back: a consumer of the same name
+// created meanwhile is a new queue, which they do not join). Delivery counts
 // are the consumer's, kept by the server across restarts and failovers;
-// Nak(d) is a negative ack with delay d.
+// Nak(d) is a negative ack with delay d. A family subscription
+// (eventlog.Families) is an ordered consumer on two subjects, the prefix's
+// and the prefix's ".>", in its kind's JetStream stream, so it delivers in
+// that stream's order: the workflow engine's invocation streams
+// sluice.wf.inv.<id> are subjects of SLUICE_WF.
 //
 // # What a fault costs
 //
@@ -44,7 +52,8 @@
 // with one server, a machine crash can lose the last seconds that the
 // operating system had not written (a process crash loses nothing); with
 // 3 replicas a message survives any one server. A publish that times out
-// is retried with the same ID, so a message with an ID is stored once.
+// is retried with the same ID, so it is stored once (Publish gives a
+// message without an ID one of its own for its retries).
 // Plain subscriptions neither skip nor repeat across faults; queue
 // subscriptions redeliver what was not acked (at least once).
 package jslog
@@ -55,6 +64,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -242,10 +252,16 @@ func Connect(ctx context.Context, opts Options) (*Log, error) {
 		l.nc.Close()
 		return nil, fmt.Errorf("JetStream on %s: %w", shown, err)
 	}
+	// The link may have dropped and come back during setup: the
+	// reconnect handler then marked the Log up already.
 	l.mu.Lock()
 	if l.nc.IsConnected() {
-		close(l.up)
-		l.upSince = time.Now()
+		select {
+		case <-l.up:
+		default:
+			close(l.up)
+			l.upSince = time.Now()
+		}
 	}
 	l.mu.Unlock()
 	go l.settleAsync()
@@ -285,7 +301,7 @@ func (l *Log) setupOnce(ctx context.Context) error {
 	for _, k := range kinds {
 		cfg := k.config(l.opts.Replicas)
 		rctx, cancel := context.WithTimeout(actx, layoutRequestTimeout)
-		_, err := l.js.CreateOrUpdateStream(rctx, cfg)
+		err := l.ensureStream(rctx, cfg)
 		cancel()
 		if err != nil {
 			if transient(err) {
@@ -294,12 +310,16 @@ func (l *Log) setupOnce(ctx context.Context) error {
 			return fmt.Errorf("%w: stream %s (subjects %v): %w", ErrLayout, cfg.Name, cfg.Subjects, err)
 		}
 	}
-	obs, err := l.js.CreateOrUpdateObjectStore(actx, jetstream.ObjectStoreConfig{
-		Bucket:      blobBucket,
-		Description: "sluice: function modules",
-		Storage:     jetstream.FileStorage,
-		Replicas:    l.opts.Replicas,
-	})
+	// An existing bucket is left as it is (see ensureStream).
+	obs, err := l.js.ObjectStore(actx, blobBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obs, err = l.js.CreateOrUpdateObjectStore(actx, jetstream.ObjectStoreConfig{
+			Bucket:      blobBucket,
+			Description: "sluice: function modules",
+			Storage:     jetstream.FileStorage,
+			Replicas:    l.opts.Replicas,
+		})
+	}
 	if err != nil {
 		if transient(err) {
 			return err
@@ -308,6 +328,40 @@ func (l *Log) setupOnce(ctx context.Context) error {
 	}
 	l.blobs = &blobs{l: l, obs: obs}
 	return nil
+}
+
+// ensureStream creates a stream, or updates it if its configuration is
+// not what sluice wants; a stream already as wanted is left alone. An
+// update is not free: nats-server v2.15 updating a stream's store while
+// another client creates a consumer on it is a data race inside the
+// server, and every daemon connects at start.
+func (l *Log) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	st, err := l.js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = l.js.CreateStream(ctx, cfg)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return err
+		}
+		st, err = l.js.Stream(ctx, cfg.Name) // another daemon was first
+	}
+	if err != nil {
+		return err
+	}
+	if streamAsWanted(st.CachedInfo().Config, cfg) {
+		return nil
+	}
+	_, err = l.js.UpdateStream(ctx, cfg)
+	return err
+}
+
+// streamAsWanted tells whether a stream's configuration has every setting
+// sluice gives it.
+func streamAsWanted(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+		have.MaxAge == want.MaxAge && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.MaxBytes == want.MaxBytes && have.MaxMsgs == want.MaxMsgs && have.Discard == want.Discard &&
+		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
 }
 
 // down runs when the connection is lost.
@@ -329,7 +383,8 @@ func (l *Log) down(err error) {
 
 // reconnected runs when the connection is back. nats.go resumes the
 // consumers' pull requests and re-creates ordered consumers by itself;
-// a queue consumer that is gone is re-created by its subscription.
+// each queue subscription checks that its consumer was not deleted
+// meanwhile (it then ends).
 func (l *Log) reconnected(nc *nats.Conn) {
 	l.mu.Lock()
 	if !l.closed {
@@ -339,6 +394,11 @@ func (l *Log) reconnected(nc *nats.Conn) {
 			close(l.up)
 		}
 		l.upSince = time.Now()
+		for s := range l.subs {
+			if s.queue != "" {
+				s.poke()
+			}
+		}
 	}
 	l.mu.Unlock()
 	l.log.Info("NATS connection re-established", "url", nc.ConnectedUrlRedacted())
@@ -401,7 +461,10 @@ func (l *Log) Features() eventlog.Features {
 		DurableDeliveries: true,
 		Headers:           true,
 		Delete:            true,
+		Families:          true,
 		MaxPayload:        l.maxPayload - headerReserve,
+
+		UnsubscribeEndsQueue: true,
 	}
 }
 
@@ -428,7 +491,9 @@ func (l *Log) Close() error {
 		subs = append(subs, s)
 	}
 	l.mu.Unlock()
+	l.asyncMu.Lock() // no PublishAsync is sending (see there)
 	close(l.done)
+	l.asyncMu.Unlock()
 	for _, s := range subs {
 		s.Close()
 	}
@@ -475,10 +540,13 @@ func (l *Log) retry(ctx context.Context, op func(ctx context.Context) error) err
 }
 
 // transient tells whether an error is one of a server out of reach, not
-// ready, or electing a leader: trying again is the cure.
+// ready, or electing a leader: trying again is the cure. With no
+// reconnect buffer (nats.ReconnectBufSize(-1)), what is sent while the
+// link is down fails with ErrReconnectBufExceeded.
 func transient(err error) bool {
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoServers) {
 		return true
 	}

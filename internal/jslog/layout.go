@@ -113,6 +113,30 @@ func subject(name string) string {
 	return subjectRoot + "." + k.token + "." + strings.TrimPrefix(name, subjectRoot+".")
 }
 
+// streamOf returns the stream name a subject of the layout maps from
+// (the inverse of subject).
+func streamOf(subj string) string {
+	rest, ok := strings.CutPrefix(subj, subjectRoot+".")
+	if !ok {
+		return subj
+	}
+	token, name, _ := strings.Cut(rest, ".")
+	if token == kindTopic.token {
+		return name
+	}
+	return subjectRoot + "." + name
+}
+
+// familySubjects returns the subjects of a family (eventlog.Families):
+// the prefix's own and those below it. A family is read in the JetStream
+// stream of its prefix's kind: the names under it are of that kind too
+// but where a more specific kind claims them ("sluice" holds
+// "sluice.catalog", kept apart), which sluice's families never do.
+func familySubjects(prefix string) []string {
+	subj := subject(prefix)
+	return []string{subj, subj + ".>"}
+}
+
 // config returns the kind's JetStream stream configuration.
 func (k *kind) config(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{

@@ -40,14 +40,19 @@ const (
 	// pullExpiry and pullHeartbeat: a pull request lives pullExpiry, and
 	// the server sends a heartbeat every pullHeartbeat while it has
 	// nothing to deliver; two missed heartbeats (a server gone, a consumer
-	// lost with its server) re-issue the request, or re-create an ordered
-	// consumer after the last message delivered. nats.go's defaults (30
-	// s, 15 s) would take 30 s to notice.
+	// deleted while the link was down) re-issue the request, or re-create
+	// an ordered consumer after the last message delivered, and have a
+	// queue's consumer looked up. nats.go's defaults (30 s, 15 s) would
+	// take 30 s to notice.
 	pullExpiry    = 10 * time.Second
 	pullHeartbeat = 2 * time.Second
-	// recreateWait is the pause between attempts at re-creating a queue
-	// consumer that the server lost.
-	recreateWait = 500 * time.Millisecond
+	// checkTimeout bounds a look-up of a queue's consumer, to tell
+	// whether it is still the one joined.
+	checkTimeout = 10 * time.Second
+	// startRetryWait is the pause between attempts at starting, in the
+	// background, a subscription made while the link was down, after one
+	// failed for another reason than the link (each is logged).
+	startRetryWait = time.Second
 )
 
 // sub is a running subscription.
@@ -64,7 +69,11 @@ type sub struct {
 	closed  atomic.Bool
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
-	lost    chan struct{} // the consumer is gone: re-create it
+	created time.Time // the queue consumer's, when this subscriber joined it
+	// deleted: the server said the queue's consumer was deleted; check:
+	// look it up (the link came back, heartbeats were missed).
+	deleted atomic.Bool
+	check   chan struct{}
 	stopped chan struct{} // closed by Close
 	// slots holds a token per message of a queue delivered to the handler
 	// and not yet settled (acked, nakked, or past its AckWait).
@@ -74,13 +83,18 @@ type sub struct {
 // Subscribe starts delivering a stream's messages to handler, on one
 // goroutine, in sequence order. Without SubOptions.Queue it is an
 // ordered consumer; with it, a durable pull consumer shared by every
-// subscriber of that queue.
+// subscriber of that queue. While the link is down it returns the
+// subscription at once and starts it when the link is back (a start
+// position New or Last is then taken at that time).
 func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*eventlog.Msg)) (eventlog.Subscription, error) {
 	if !eventlog.ValidName(stream) {
 		return nil, fmt.Errorf("subscribe to %q: %w", stream, eventlog.ErrInvalidName)
 	}
 	if o.Queue != "" && !eventlog.ValidName(o.Queue) {
 		return nil, fmt.Errorf("subscribe to %s: queue %q: %w", stream, o.Queue, eventlog.ErrInvalidName)
+	}
+	if o.Family && o.Queue != "" {
+		return nil, fmt.Errorf("subscribe to the family %s with queue %s: a family has plain subscriptions only: %w", stream, o.Queue, eventlog.ErrUnsupported)
 	}
 	if l.isClosed() {
 		return nil, eventlog.ErrClosed
@@ -93,23 +107,22 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 	}
 	s := &sub{
 		l: l, stream: stream, queue: o.Queue, kind: kindOf(stream), subj: subject(stream),
-		o: o, handler: handler, lost: make(chan struct{}, 1), stopped: make(chan struct{}),
+		o: o, handler: handler, check: make(chan struct{}, 1), stopped: make(chan struct{}),
 		slots: make(chan struct{}, o.MaxInflight),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-	defer cancel()
-	var err error
-	if o.Queue == "" {
-		err = s.startOrdered(ctx)
-	} else {
+	if o.Queue != "" {
 		s.name = consumerName(stream, o.Queue)
-		err = l.retry(ctx, s.startQueue)
-		if err == nil {
-			go s.supervise()
-		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to %s: %w", stream, err)
+	later := !l.Connected()
+	if !later {
+		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+		err := s.start(ctx)
+		cancel()
+		if err != nil && !errors.Is(err, eventlog.ErrNotConnected) {
+			s.Close()
+			return nil, fmt.Errorf("subscribe to %s: %w", stream, err)
+		}
+		later = err != nil // the link went down meanwhile
 	}
 	l.mu.Lock()
 	if l.closed {
@@ -119,7 +132,49 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 	}
 	l.subs[s] = struct{}{}
 	l.mu.Unlock()
+	if o.Queue != "" {
+		go s.supervise()
+	}
+	if later {
+		go s.startLater()
+	}
 	return s, nil
+}
+
+// start starts delivery: an ordered consumer, or the pull loop of a
+// queue's consumer.
+func (s *sub) start(ctx context.Context) error {
+	if s.queue == "" {
+		return s.startOrdered(ctx)
+	}
+	return s.l.retry(ctx, s.startQueue)
+}
+
+// startLater starts a subscription made while the link was down, once it
+// is back, until the subscription is closed.
+func (s *sub) startLater() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s.l.log.Info("subscribing when the link is back", "stream", s.stream, "queue", s.queue)
+	for {
+		err := s.start(ctx)
+		if err == nil || errors.Is(err, eventlog.ErrClosed) || ctx.Err() != nil {
+			return
+		}
+		s.l.log.Warn("subscription not started; retrying", "stream", s.stream, "queue", s.queue, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(startRetryWait):
+		}
+	}
 }
 
 // consumerName names a queue's durable consumer: readable, and unique
@@ -140,6 +195,9 @@ func consumerName(stream, queue string) string {
 // meanwhile.
 func (s *sub) startOrdered(ctx context.Context) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.subj}}
+	if s.o.Family {
+		cfg.FilterSubjects = familySubjects(s.stream)
+	}
 	switch s.o.Start.Kind {
 	case eventlog.StartFirst:
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
@@ -158,7 +216,13 @@ func (s *sub) startOrdered(ctx context.Context) error {
 				return err
 			}
 			next = st.CachedInfo().State.LastSeq + 1
-			if s.o.Start.Kind == eventlog.StartLast {
+			if s.o.Start.Kind == eventlog.StartLast && s.o.Family {
+				last, err := s.l.lastOf(ctx, st, familySubjects(s.stream)...)
+				if err != nil {
+					return err
+				}
+				next = max(last, 1)
+			} else if s.o.Start.Kind == eventlog.StartLast {
 				m, err := st.GetLastMsgForSubject(ctx, s.subj)
 				switch {
 				case err == nil:
@@ -190,11 +254,21 @@ func (s *sub) startOrdered(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.mu.Lock()
-		s.cc = cc
-		s.mu.Unlock()
-		return nil
+		return s.running(cc)
 	})
+}
+
+// running keeps the consumer loop just started, or stops it if the
+// subscription was closed meanwhile (it would pull and drop messages).
+func (s *sub) running(cc jetstream.ConsumeContext) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		cc.Stop()
+		return eventlog.ErrClosed
+	}
+	s.cc = cc
+	return nil
 }
 
 // plain hands a plain subscription's message to the handler.
@@ -209,6 +283,9 @@ func (s *sub) plain(m jetstream.Msg) {
 // convert turns a JetStream message into the contract's.
 func (s *sub) convert(m jetstream.Msg) (eventlog.Msg, *jetstream.MsgMetadata) {
 	em := eventlog.Msg{Stream: s.stream, Data: m.Data(), Deliveries: 1}
+	if s.o.Family {
+		em.Stream = streamOf(m.Subject())
+	}
 	md, err := m.Metadata()
 	if err == nil {
 		em.Sequence = md.Sequence.Stream
@@ -217,7 +294,12 @@ func (s *sub) convert(m jetstream.Msg) (eventlog.Msg, *jetstream.MsgMetadata) {
 	if h := m.Headers(); len(h) > 0 {
 		for k, vs := range h {
 			if k == jetstream.MsgIDHeader {
-				em.ID = strings.TrimPrefix(h.Get(k), s.stream+":")
+				v := h.Get(k)
+				if id, ok := strings.CutPrefix(v, em.Stream+":"); ok {
+					em.ID = id
+				} else if !strings.HasPrefix(v, "!") { // not one of Publish's own (ownID)
+					em.ID = v
+				}
 				continue
 			}
 			if len(vs) > 0 {
@@ -299,9 +381,9 @@ func (s *sub) startQueue(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	s.cc = cc
+	s.created = c.CachedInfo().Created
 	s.mu.Unlock()
-	return nil
+	return s.running(cc)
 }
 
 // ackPending is the MaxAckPending of the queue's consumer.
@@ -312,11 +394,13 @@ func (s *sub) ackPending() int { return max(queueAckPending, 16*s.o.MaxInflight)
 // handler returns unless ManualAck.
 func (s *sub) queued(m jetstream.Msg) {
 	if s.closed.Load() {
+		s.giveBack(m)
 		return
 	}
 	select {
 	case s.slots <- struct{}{}:
 	case <-s.stopped:
+		s.giveBack(m)
 		return
 	}
 	em, md := s.convert(m)
@@ -335,6 +419,15 @@ func (s *sub) queued(m jetstream.Msg) {
 		if err := a.Ack(); err != nil {
 			s.l.log.Debug("ack failed; the message will be delivered again", "stream", s.stream, "queue", s.queue, "seq", em.Sequence, "err", err)
 		}
+	}
+}
+
+// giveBack returns to the queue at once a message pulled ahead of the
+// handler of a subscription closed meanwhile, rather than after its
+// AckWait.
+func (s *sub) giveBack(m jetstream.Msg) {
+	if err := m.Nak(); err != nil {
+		s.l.log.Debug("nak of a message dropped at close failed; it comes back after its AckWait", "stream", s.stream, "queue", s.queue, "err", err)
 	}
 }
 
@@ -372,65 +465,89 @@ func (a *acker) Nak(delay time.Duration) error {
 	return a.m.NakWithDelay(delay)
 }
 
-// consumeErr takes what nats.go reports about a consumer. A queue
-// consumer that the server lost is re-created; nats.go deals with the
-// rest (re-issuing pull requests, re-creating ordered consumers).
+// consumeErr takes what nats.go reports about a consumer; nats.go deals
+// with the link (re-issuing pull requests, re-creating ordered
+// consumers). A queue's consumer deleted on the server (another
+// subscriber's Unsubscribe, a Log.Delete) ends the subscription: the queue
+// is gone, and re-creating it would start it afresh, from Start. Other
+// errors (missed heartbeats among them) have the consumer looked up, for
+// one deleted while the link was down: nats.go cannot tell that.
 func (s *sub) consumeErr(_ jetstream.ConsumeContext, err error) {
-	if s.closed.Load() {
+	if s.closed.Load() || errors.Is(err, nats.ErrConnectionClosed) {
 		return
 	}
-	if s.queue != "" && (errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound)) {
-		select {
-		case s.lost <- struct{}{}:
-		default:
+	if s.queue != "" {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			s.deleted.Store(true)
 		}
-		return
-	}
-	if errors.Is(err, nats.ErrConnectionClosed) {
-		return
+		s.poke()
 	}
 	s.l.log.Debug("consumer error", "stream", s.stream, "queue", s.queue, "err", err)
 }
 
-// supervise re-creates a queue's consumer when the server lost it, and
-// resumes pulling.
+// poke has a queue subscription check that its consumer is still there.
+func (s *sub) poke() {
+	select {
+	case s.check <- struct{}{}:
+	default:
+	}
+}
+
+// supervise ends a queue subscription whose consumer is gone from the
+// server, or was replaced by a new queue of the same name (created after
+// a deletion this subscriber missed).
 func (s *sub) supervise() {
 	for {
 		select {
 		case <-s.stopped:
 			return
-		case <-s.lost:
+		case <-s.check:
 		}
-		s.l.log.Warn("queue consumer lost on the server; re-creating it", "stream", s.stream, "queue", s.queue)
+		if s.deleted.Load() {
+			s.removed("its consumer was deleted on the server")
+			return
+		}
 		s.mu.Lock()
-		if s.cc != nil {
-			s.cc.Stop()
-		}
+		joined := s.created
 		s.mu.Unlock()
-		for !s.closed.Load() {
-			ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-			err := s.l.retry(ctx, s.startQueue)
-			cancel()
-			if err == nil || errors.Is(err, eventlog.ErrClosed) {
-				break
-			}
-			s.l.log.Debug("re-create queue consumer failed; retrying", "stream", s.stream, "queue", s.queue, "err", err)
-			select {
-			case <-s.stopped:
-				return
-			case <-time.After(recreateWait):
-			}
+		if joined.IsZero() {
+			continue // not started yet (see startLater)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+		c, err := s.l.js.Consumer(ctx, s.kind.stream, s.name)
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			s.removed("its consumer is gone from the server")
+			return
+		case err != nil: // the next missed heartbeat or reconnect asks again
+			s.l.log.Debug("queue consumer look-up failed", "stream", s.stream, "queue", s.queue, "err", err)
+		case !c.CachedInfo().Created.Equal(joined):
+			s.removed("its consumer was deleted and a new queue of the same name created")
+			return
 		}
 	}
 }
 
+// removed ends a subscription whose queue was removed on the server.
+func (s *sub) removed(why string) {
+	if s.closed.Load() {
+		return
+	}
+	s.l.log.Warn("queue removed by another subscriber's Unsubscribe or a Delete; this subscription ends",
+		"stream", s.stream, "queue", s.queue, "consumer", s.name, "why", why)
+	s.Close()
+}
+
 // Close stops delivery; a queue's consumer stays on the server.
 func (s *sub) Close() error {
+	// under mu: a consumer loop started meanwhile (running) sees it
+	s.mu.Lock()
 	if s.closed.Swap(true) {
+		s.mu.Unlock()
 		return nil
 	}
 	close(s.stopped)
-	s.mu.Lock()
 	if s.cc != nil {
 		s.cc.Stop()
 	}

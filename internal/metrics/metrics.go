@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/httperr"
 	"github.com/sluicehq/sluice/triggers"
 )
 
@@ -126,8 +126,7 @@ func (m *Metrics) Call(function string, res host.Result, err error, took time.Du
 
 // errorKind is the API's error code for err: timeout, trap, ...
 func errorKind(err error) string {
-	_, code := httperr.Classify(err)
-	return code
+	return string(errcode.Of(err))
 }
 
 // Lag observes a queue trigger's message lag (Queue.ObserveLag).

@@ -86,7 +86,8 @@ func (b blobs) Put(ctx context.Context, name string, data []byte) error {
 }
 
 // Get implements eventlog.Blobs: it reads the channel up to its last
-// message (see Log.Last: a missing blob costs emptyWait) and returns the
+// message (see Log.Last: a missing blob costs emptyWait, then
+// notFoundWait looking again) and returns the
 // last whole value in it, its size checked against every chunk's header.
 func (b blobs) Get(ctx context.Context, name string) ([]byte, error) {
 	stream, err := b.check(name)
@@ -94,6 +95,9 @@ func (b blobs) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, err
 	}
 	last, err := b.l.Last(ctx, stream)
+	if err == nil && last == 0 { // empty, or slow once: look longer
+		last, err = b.l.last(ctx, stream, notFoundWait)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch blob %s: %w", name, err)
 	}

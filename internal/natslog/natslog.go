@@ -16,11 +16,18 @@
 //   - Last has no query to ask: it subscribes from the last message and
 //     takes that message's sequence, a subscription's round trip (0.2 ms
 //     on loopback: BenchmarkLast). On an empty stream nothing comes, and
-//     Last answers 0 after emptyWait.
+//     Last answers 0 after emptyWait, if the connection stayed up
+//     meanwhile (else ErrNotConnected); Blobs.Get looks a second time,
+//     longer, before it says a blob is missing.
 //   - No negative ack: Nak does nothing, and the message comes again
 //     after the queue's AckWait, as it always did.
 //   - Delivery counts are the server's RedeliveryCount, kept in its memory
 //     only: a server restart or a leader change starts them again.
+//   - A durable queue is a durable queue group, which lives while it has
+//     members: one subscriber's Unsubscribe removes only that member, and
+//     the others, on other connections, go on where the queue was; the
+//     last one's removes the queue (Features.UnsubscribeEndsQueue is
+//     false: NATS Streaming tells the others nothing).
 //   - No headers, no de-duplication, no deletion (Delete and Blobs.Delete
 //     return eventlog.ErrUnsupported): channels stay until the store's
 //     limits age them out (broker.StoreLimits).
@@ -34,6 +41,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/stan.go"
 
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
@@ -53,8 +61,14 @@ const (
 	// answering that the stream is empty. The server sends it right after
 	// the subscription's reply, within a millisecond on loopback; a
 	// second covers a loaded machine and a remote server, and is what
-	// Last costs on an empty stream (and Blobs.Get on a missing blob).
+	// Last costs on an empty stream.
 	emptyWait = time.Second
+	// notFoundWait is how long Blobs.Get waits a second time before it
+	// calls a blob missing: a module that exists must not be reported
+	// gone because a loaded machine was slow once. A missing blob costs
+	// emptyWait and this, 4 s; a Get of one is rare (a race with a
+	// removal).
+	notFoundWait = 3 * time.Second
 )
 
 // Log is an eventlog.Log on NATS Streaming.
@@ -137,6 +151,9 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 	if err := checkName("stream", stream); err != nil {
 		return nil, err
 	}
+	if o.Family {
+		return nil, fmt.Errorf("subscribe to the family %s: NATS Streaming reads one channel at a time: %w", stream, eventlog.ErrUnsupported)
+	}
 	so := broker.SubOptions{Start: start(o.Start), AckWait: o.AckWait, MaxInflight: o.MaxInflight}
 	var cb func(*broker.Msg)
 	if o.Queue != "" {
@@ -205,16 +222,29 @@ func (a acker) Ack() error { return a.m.Ack() }
 // comes again after the queue's AckWait.
 func (a acker) Nak(time.Duration) error { return nil }
 
+// LastOfFamily is not offered: NATS Streaming reads one channel at a
+// time (Features.Families is false).
+func (l *Log) LastOfFamily(ctx context.Context, prefix string) (uint64, error) {
+	return 0, fmt.Errorf("last of the family %s: NATS Streaming reads one channel at a time: %w", prefix, eventlog.ErrUnsupported)
+}
+
 // Last implements eventlog.Log: the sequence of the message a
 // subscription starting at the last one receives first, or 0 if none
-// comes within emptyWait (the stream is empty).
+// comes within emptyWait (the stream is empty). The connection must stay
+// up the whole wait: otherwise the subscription may not have reached the
+// server, and Last fails with ErrNotConnected rather than say "empty".
 func (l *Log) Last(ctx context.Context, stream string) (uint64, error) {
+	return l.last(ctx, stream, emptyWait)
+}
+
+func (l *Log) last(ctx context.Context, stream string, wait time.Duration) (uint64, error) {
 	if err := checkName("stream", stream); err != nil {
 		return 0, err
 	}
 	if err := l.c.WaitUp(ctx); err != nil {
 		return 0, fmt.Errorf("last of %s: %w", stream, err)
 	}
+	up := l.c.UpSince()
 	got := make(chan uint64, 1)
 	sub, err := l.c.Subscribe(stream, broker.SubOptions{Start: broker.StartLast, MaxInflight: 1}, func(m *broker.Msg) {
 		select {
@@ -223,15 +253,21 @@ func (l *Log) Last(ctx context.Context, stream string) (uint64, error) {
 		}
 	})
 	if err != nil {
+		if errors.Is(err, stan.ErrSubReqTimeout) { // the server did not answer
+			err = fmt.Errorf("%w: %w", eventlog.ErrNotConnected, err)
+		}
 		return 0, fmt.Errorf("last of %s: %w", stream, err)
 	}
 	defer sub.Close()
-	empty := time.NewTimer(emptyWait)
+	empty := time.NewTimer(wait)
 	defer empty.Stop()
 	select {
 	case seq := <-got:
 		return seq, nil
 	case <-empty.C:
+		if up.IsZero() || !l.c.Connected() || !l.c.UpSince().Equal(up) {
+			return 0, fmt.Errorf("last of %s: %w: the connection was lost while waiting for the last message", stream, eventlog.ErrNotConnected)
+		}
 		return 0, nil
 	case <-ctx.Done():
 		return 0, fmt.Errorf("last of %s: %w", stream, ctx.Err())

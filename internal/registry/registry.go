@@ -18,13 +18,14 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // ErrNotFound means no function of that name is deployed.
-var ErrNotFound = errors.New("function not found")
+var ErrNotFound = errcode.Sentinel(errcode.NotFound, "function not found")
 
 // closeGrace bounds how long an old version's calls in flight may run on
 // after a new version replaced it, before it is freed anyway.

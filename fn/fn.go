@@ -1,0 +1,117 @@
+// Package fn is the one shape in which sluice runs something by name: a
+// Target (a function or a workflow), a Call (input bytes and metadata)
+// and a Result. Triggers, the workflow engine and the API ask an Invoker
+// to run a Target; the daemon is the Invoker, and sends a function to the
+// host and a workflow to the engine. A workflow is a kind of target, not a
+// name with a prefix.
+//
+// It is a leaf: it imports nothing of sluice.
+package fn
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Kind is what a Target runs.
+type Kind uint8
+
+// Kinds of target.
+const (
+	// KindFunction runs a deployed function: one call of its module.
+	KindFunction Kind = iota + 1
+	// KindWorkflow starts an invocation of a workflow and waits for its
+	// end; the Result's Output is the invocation's output, JSON.
+	KindWorkflow
+)
+
+// String returns "function" or "workflow".
+func (k Kind) String() string {
+	switch k {
+	case KindFunction:
+		return "function"
+	case KindWorkflow:
+		return "workflow"
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Target names what to run.
+type Target struct {
+	Kind Kind
+	Name string
+}
+
+// Function is the target of a function.
+func Function(name string) Target { return Target{Kind: KindFunction, Name: name} }
+
+// Workflow is the target of a workflow.
+func Workflow(name string) Target { return Target{Kind: KindWorkflow, Name: name} }
+
+// String says what the target is, as messages name it: `function "price"`.
+func (t Target) String() string { return fmt.Sprintf("%s %q", t.Kind, t.Name) }
+
+// IsZero tells whether the target names nothing.
+func (t Target) IsZero() bool { return t.Name == "" }
+
+// Call is one call's input and metadata.
+type Call struct {
+	// ID identifies the call in logs and metadata; one is made up if
+	// empty (see NewID).
+	ID string
+	// Input is the call's input bytes.
+	Input []byte
+	// Meta is call metadata from the trigger (see abi/README.md): a WASI
+	// guest sees it as SLUICE_* environment variables, a reactor through
+	// sluice.meta_get.
+	Meta map[string]string
+	// Origin names what made the call, e.g. request_id=ID for an HTTP
+	// request: every log record of the call carries it, so that its lines
+	// can be told from other calls'.
+	Origin []slog.Attr
+}
+
+// Result is the outcome of a successful call.
+type Result struct {
+	// Output is the output bytes. It belongs to the caller.
+	Output []byte
+	// Cold tells whether a function's call had to create an instance
+	// first.
+	Cold bool
+	// Duration is the time the call took where it ran (for a function,
+	// in the guest, instantiation included).
+	Duration time.Duration
+}
+
+// Invoker runs a target.
+type Invoker interface {
+	Invoke(ctx context.Context, t Target, c Call) (Result, error)
+}
+
+// InvokerFunc adapts a function to Invoker.
+type InvokerFunc func(ctx context.Context, t Target, c Call) (Result, error)
+
+// Invoke implements Invoker.
+func (f InvokerFunc) Invoke(ctx context.Context, t Target, c Call) (Result, error) {
+	return f(ctx, t, c)
+}
+
+var (
+	idCounter atomic.Uint64
+	idPrefix  = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return fmt.Sprintf("%x", b)
+	}()
+)
+
+// NewID makes a call id unique within this process and very likely across
+// processes: a random per-process prefix and a counter.
+func NewID() string {
+	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
+}
