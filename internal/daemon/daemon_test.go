@@ -152,7 +152,7 @@ func TestDeployAndInvoke(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	_, c := start(t, testOptions(t))
 	deploy(t, c, "echo", "echo-wat", nil)
-	deploy(t, c, "go", "goguest", url.Values{"timeout": {"300ms"}, "memory": {"16MiB"}, "max-input": {"1KiB"}})
+	deploy(t, c, "go", "goguest", url.Values{"timeout": {"2s"}, "memory": {"16MiB"}, "max-input": {"1KiB"}})
 	deploy(t, c, "spin", "spin", url.Values{"timeout": {"100ms"}})
 	deploy(t, c, "exit", "exit", nil)
 	deploy(t, c, "trap", "trap", nil)
@@ -187,9 +187,10 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 	// A first call instantiates the Go guest (its runtime starts) within
-	// the 300 ms timeout: on a loaded machine under the race detector that
-	// alone can take it, and the memory case below would time out instead
-	// of reaching the limit. Warm the pool first.
+	// the timeout, and the memory case grows it to 16 MiB: on a loaded
+	// machine under the race detector each took more than 300 ms, and the
+	// memory case timed out instead of reaching the limit. Warm the pool
+	// first, and give go 2 s.
 	testutil.Eventually(t, 30*time.Second, "a first call of go", func() bool {
 		out, err := c.Invoke(ctx, "go", []byte("echo:warm"))
 		return err == nil && string(out) == "warm"
@@ -209,7 +210,7 @@ func TestBadInput(t *testing.T) {
 			{"memory", "go", "hog", 502, "memory_limit", "limit of 16 MiB"},
 			{"go error", "go", "error", 502, "function_error", "the order has no items"},
 			{"go panic", "go", "panic", 502, "function_error", "panic: assignment to entry in nil map"},
-			{"go sleeps", "go", "sleep", 504, "timeout", "timed out after 300ms"},
+			{"go sleeps", "go", "sleep", 504, "timeout", "timed out after 2s"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
