@@ -1001,8 +1001,14 @@ func TestREADME(t *testing.T) {
 // reads.
 func TestEnvironmentVariables(t *testing.T) {
 	files := []string{"README.md", "Dockerfile", "sluice.service", "sluice.env"}
-	yamls, _ := filepath.Glob(filepath.Join(k8sDir, "*"))
-	files = append(files, yamls...)
+	for _, glob := range []string{"*", "*/*"} {
+		paths, _ := filepath.Glob(filepath.Join(k8sDir, glob))
+		for _, p := range paths {
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				files = append(files, p)
+			}
+		}
+	}
 	seen := map[string]string{}
 	for _, f := range files {
 		for _, name := range regexp.MustCompile(`\bSLUICE_[A-Z0-9_]*[A-Z0-9]\b`).FindAllString(readFile(t, f), -1) {

@@ -553,6 +553,12 @@ func strict(b []byte, v any) error {
 
 func loadManifests(t *testing.T) *manifests {
 	t.Helper()
+	return loadManifestsIn(t, k8sDir)
+}
+
+// loadManifestsIn reads the manifests of the kustomization in dir.
+func loadManifestsIn(t *testing.T, k8sDir string) *manifests {
+	t.Helper()
 	m := &manifests{
 		services: map[string]*service{}, deployments: map[string]*workload{}, statefulSets: map[string]*workload{},
 		secrets: map[string]*secret{}, pdbs: map[string]*pdb{},

@@ -733,6 +733,14 @@ func cliJSONEverywhere(t *testing.T, p *daemonProc) {
 		"bench mq":        nil,
 		"bench workflow":  nil,
 	}
+	// migrate copies from NATS Streaming: a dry run from this daemon's
+	// into a new data dir, where the daemon runs on NATS Streaming (the
+	// first pass of make test); on JetStream there is nothing to copy from
+	if testBroker() == "nats-streaming" {
+		args["migrate"] = []string{"--from-nats-streaming", p.nats, "--cluster-id", "sluice", "--data", t.TempDir(), "--dry-run"}
+	} else {
+		args["migrate"] = nil
+	}
 	listings := []string{"fn list", "trigger list", "wf list", "wf events", "wf invocations"}
 	streams := []string{"fn logs", "topic tail"}
 	found := commandsWithOutput(t)

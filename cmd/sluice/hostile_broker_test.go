@@ -30,7 +30,7 @@ import (
 // brokerURL returns the daemon's NATS URL, which its log shows redacted,
 // with the credentials an operator finds in the data dir: what another
 // application on the machine connects with.
-func brokerURL(t *testing.T, data, shown string) string {
+func brokerURL(t testing.TB, data, shown string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(data, "nats-password"))
 	if errors.Is(err, os.ErrNotExist) {
@@ -60,6 +60,7 @@ type proc struct {
 func launch(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(binary, args...), ready: make(chan []string, 1), eof: make(chan struct{})}
+	p.cmd.Env = brokerEnv(args)
 	dieWithTest(p.cmd)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -207,19 +208,9 @@ func TestForgedBroker(t *testing.T) {
 	// An application with the credentials publishes and reads as before.
 	pub := publishN(t, brokerURL(t, data, shown), "jobs", "job%d", 3)
 	defer pub.Close()
-	results := make(chan string, 3)
-	sub, err := pub.Subscribe("done", func(m *stan.Msg) { results <- string(m.Data) }, stan.DeliverAllAvailable())
-	if err != nil {
-		t.Fatal(err)
-	}
+	results, sub := countTopic(t, pub, "done")
 	defer sub.Close()
-	for i := 0; i < 3; i++ {
-		select {
-		case <-results:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%d of 3 results for the application with the credentials", i)
-		}
-	}
+	testutil.Eventually(t, 30*time.Second, "3 results for the application with the credentials", func() bool { return results.distinct() == 3 })
 
 	// The log says where the password is, never what it is.
 	password := strings.TrimPrefix(brokerURL(t, data, shown), "nats://sluice:")

@@ -10,14 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nuid"
-	"github.com/nats-io/stan.go"
 
 	"github.com/sluicehq/sluice/internal/testutil"
 )
@@ -48,28 +45,33 @@ type daemonProc struct {
 	server string
 	nats   string
 	node   string // the workflow engine's node id
+	broker string // the broker it says it runs on
 	log    *bytes.Buffer
 	// token, if set, is the API's token: sluice gives it to the CLI in
 	// SLUICE_TOKEN.
 	token string
 }
 
-var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=(\S+) daemon=\S+ node=(\S+)`)
+var readyLine = regexp.MustCompile(`msg="sluice daemon ready" listen=(\S+) nats=(\S+) daemon=\S+ node=(\S+)(?: broker=(\S+))?`)
 
 // startDaemon runs `sluice daemon` on free ports with the data dir and
 // waits for it to be ready.
-func startDaemon(t *testing.T, data string, extra ...string) *daemonProc {
+func startDaemon(t testing.TB, data string, extra ...string) *daemonProc {
 	t.Helper()
 	p := launchDaemon(t, append([]string{"daemon", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)...)
+	if !slices.Contains(extra, "--broker") && p.broker != testBroker() {
+		t.Fatalf("the daemon runs on %q, not on %s (SLUICE_TEST_BROKER)", p.broker, testBroker())
+	}
 	p.nats = brokerURL(t, data, p.nats) // the log shows it redacted
 	return p
 }
 
 // launchDaemon runs the binary with args and waits for the daemon to say
 // it is ready.
-func launchDaemon(t *testing.T, args ...string) *daemonProc {
+func launchDaemon(t testing.TB, args ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
+	cmd.Env = brokerEnv(args)
 	dieWithTest(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -99,7 +101,7 @@ func launchDaemon(t *testing.T, args ...string) *daemonProc {
 	}()
 	select {
 	case addr := <-ready:
-		p.server, p.nats, p.node = "http://"+addr[0], addr[1], addr[2]
+		p.server, p.nats, p.node, p.broker = "http://"+addr[0], addr[1], addr[2], addr[3]
 	case <-time.After(60 * time.Second):
 		t.Fatalf("daemon not ready after 60s")
 	}
@@ -112,7 +114,7 @@ type result struct {
 }
 
 // sluice runs the CLI against the daemon.
-func (p *daemonProc) sluice(t *testing.T, stdin string, args ...string) result {
+func (p *daemonProc) sluice(t testing.TB, stdin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "SLUICE_SERVER="+p.server)
@@ -132,7 +134,7 @@ func (p *daemonProc) sluice(t *testing.T, stdin string, args ...string) result {
 	return result{out.String(), errb.String(), code}
 }
 
-func (p *daemonProc) mustSluice(t *testing.T, stdin string, args ...string) string {
+func (p *daemonProc) mustSluice(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
 	r := p.sluice(t, stdin, args...)
 	if r.code != 0 {
@@ -306,68 +308,25 @@ func TestKill9MidStreamLosesNoMessage(t *testing.T) {
 	const n = 5000
 	pub := publishN(t, p.nats, "in", "m%05d", n)
 	// kill -9 in the middle: some results are out, not all
-	seen := map[string]int{}
-	var mu sync.Mutex
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
-	sub, err := pub.Subscribe("out", func(m *stan.Msg) { mu.Lock(); seen[string(m.Data)]++; mu.Unlock() }, stan.DeliverAllAvailable())
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 60*time.Second, "the stream to be under way", func() bool { return count() >= n/10 })
+	seen, sub := countTopic(t, pub, "out")
+	testutil.Eventually(t, 60*time.Second, "the stream to be under way", func() bool { return seen.distinct() >= n/10 })
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.cmd.Wait()
 	sub.Close()
 	pub.Close()
-	before := count()
+	before := seen.distinct()
 	if before >= n {
 		t.Fatalf("all %d results were out before the kill: the test did not kill mid-stream", n)
 	}
 
 	q := startDaemon(t, data)
-	sc, err := stan.Connect("sluice", "reader-"+nuid.Next(), stan.NatsURL(q.nats))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	mu.Lock()
-	seen = map[string]int{}
-	mu.Unlock()
-	total := 0
-	sub, err = sc.Subscribe("out", func(m *stan.Msg) { mu.Lock(); seen[string(m.Data)]++; total++; mu.Unlock() }, stan.DeliverAllAvailable())
-	if err != nil {
-		t.Fatal(err)
-	}
+	seen, sub = countTopic(t, connectLog(t, testBroker(), q.nats, 1), "out")
 	defer sub.Close()
-	testutil.Eventually(t, 120*time.Second, "a result for every message", func() bool { return count() == n })
-	mu.Lock()
-	defer mu.Unlock()
+	testutil.Eventually(t, 120*time.Second, "a result for every message", func() bool { return seen.distinct() == n })
 	for i := 0; i < n; i++ {
-		if seen[fmt.Sprintf("m%05d", i)] == 0 {
+		if seen.count(fmt.Sprintf("m%05d", i)) == 0 {
 			t.Fatalf("message m%05d has no result", i)
 		}
 	}
-	t.Logf("%d messages: %d results before the kill, %d results in all after the restart (%d duplicates)", n, before, total, total-n)
-}
-
-// publishN publishes n messages formatted with format and their index, as
-// an ordinary NATS Streaming client, and waits for every ack. The
-// connection is the caller's to close.
-func publishN(t *testing.T, natsURL, topic, format string, n int) stan.Conn {
-	t.Helper()
-	pub, err := stan.Connect("sluice", "publisher-"+nuid.Next(), stan.NatsURL(natsURL), stan.MaxPubAcksInflight(n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acks := make(chan error, n)
-	for i := 0; i < n; i++ {
-		if _, err := pub.PublishAsync(topic, []byte(fmt.Sprintf(format, i)), func(_ string, err error) { acks <- err }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < n; i++ {
-		if err := <-acks; err != nil {
-			t.Fatal(err)
-		}
-	}
-	return pub
+	t.Logf("%d messages: %d results before the kill, %d results in all after the restart (%d duplicates)", n, before, seen.all(), seen.all()-n)
 }

@@ -39,7 +39,10 @@ import (
 type Backend struct {
 	Host *host.Host
 	// Log is the event log: topics, function logs.
-	Log      eventlog.Log
+	Log eventlog.Log
+	// Broker, if set, describes the broker for /readyz (shown as
+	// "broker"); an error makes the daemon not ready, with that message.
+	Broker   func() (any, error)
 	Catalog  *catalog.Catalog
 	Registry *registry.Registry
 	HTTP     *triggers.HTTP
@@ -259,14 +262,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.Unavailable, "shutting down"))
 	case b == nil:
 		errcode.Write(w, errcode.New(errcode.Unavailable, "starting: replaying the catalog"))
-	case !b.Log.Connected():
+	case b.Broker == nil && !b.Log.Connected():
 		errcode.Write(w, errcode.New(errcode.Unavailable, "not connected to NATS Streaming (reconnecting)"))
 	case b.Catalog.Err() != nil:
 		errcode.Write(w, errcode.New(errcode.Unavailable, b.Catalog.Err().Error()))
 	case b.Host.Health() != nil:
 		errcode.Write(w, b.Host.Health())
 	default:
-		errcode.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "catalog_seq": b.Catalog.Seq()})
+		ready := map[string]any{"status": "ready", "catalog_seq": b.Catalog.Seq()}
+		if b.Broker != nil {
+			st, err := b.Broker()
+			if err != nil {
+				errcode.Write(w, errcode.New(errcode.Unavailable, err.Error()))
+				return
+			}
+			ready["broker"] = st
+		}
+		errcode.WriteJSON(w, http.StatusOK, ready)
 	}
 }
 

@@ -20,11 +20,19 @@ func daemonCommand(e *env) *cobra.Command {
 	o := daemon.DefaultOptions()
 	cmd := withArgs(&cobra.Command{
 		Use:   "daemon",
-		Short: "run the daemon (embedded NATS Streaming by default)",
+		Short: "run the daemon (embedded NATS Streaming by default, or JetStream)",
 		Long: `Run the daemon: the HTTP API, the triggers and the workflow engine. With no
---nats it embeds a NATS Streaming server whose store is under --data; other
+--nats it embeds a NATS server whose store is under --data (NATS Streaming's
+in DATA/nats, or with --broker jetstream JetStream's in DATA/jetstream); other
 applications reach it at --nats-listen. Every flag can be given as the
 variable its help names instead.
+
+With --broker jetstream, three daemons can be their own cluster: each is
+given the same --cluster NAME and --cluster-password, its own
+--cluster-listen, and the members' addresses as --peers; sluice's streams
+then keep 3 replicas and survive the loss of any one daemon. A data dir
+remembers its broker (DATA/broker): starting it with the other is refused
+(sluice migrate copies the data over).
 
 The API listens on loopback by default. On any other address it requires a
 bearer token (--token-file, SLUICE_TOKEN_FILE or SLUICE_TOKEN; --token works
@@ -39,7 +47,12 @@ unless --insecure is given.
   sluice daemon --listen 0.0.0.0:8080 --token-file /etc/sluice/token
 
   # against an external NATS Streaming cluster
-  sluice daemon --nats nats://nats:4222 --cluster-id prod --log-format json`,
+  sluice daemon --nats nats://nats:4222 --cluster-id prod --log-format json
+
+  # one of three daemons that are their own JetStream cluster
+  SLUICE_CLUSTER_PASSWORD_FILE=/etc/sluice/cluster-password sluice daemon \
+    --broker jetstream --cluster sluice --cluster-listen 10.0.0.1:6222 \
+    --peers 10.0.0.1:6222,10.0.0.2:6222,10.0.0.3:6222`,
 	})
 	d := daemonFlags(cmd.Flags(), &o)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -59,6 +72,7 @@ unless --insecure is given.
 // itself once the flags are parsed: the logger and the token file.
 type daemonCLI struct {
 	logFormat, logLevel, tokenFile, memoryBudget string
+	clusterPasswordFile, replicas                string
 }
 
 // daemonFlags defines every flag of sluice daemon on fs, filling o, each
@@ -66,10 +80,12 @@ type daemonCLI struct {
 func daemonFlags(fs *pflag.FlagSet, o *daemon.Options) *daemonCLI {
 	var d daemonCLI
 	fs.StringVar(&o.Listen, "listen", envOr("SLUICE_LISTEN", o.Listen), "the API's `host:port` (env SLUICE_LISTEN)")
-	fs.StringVar(&o.DataDir, "data", envOr("SLUICE_DATA", o.DataDir), "data `dir`: the embedded NATS Streaming store and caches (env SLUICE_DATA)")
-	fs.StringVar(&o.NATSListen, "nats-listen", envOr("SLUICE_NATS_LISTEN", o.NATSListen), "where the embedded NATS Streaming server listens (env SLUICE_NATS_LISTEN)")
-	fs.Var(urlFlag{&o.NATSURL}.init("SLUICE_NATS"), "nats", "use this NATS Streaming server `URL` instead of an embedded one; nats://user:password@host:4222 carries credentials (env SLUICE_NATS)")
-	fs.StringVar(&o.ClusterID, "cluster-id", envOr("SLUICE_CLUSTER_ID", o.ClusterID), "NATS Streaming cluster id (env SLUICE_CLUSTER_ID)")
+	fs.StringVar(&o.Broker, "broker", envOr("SLUICE_BROKER", o.Broker), "the broker: "+daemon.BrokerNATSStreaming+" or "+daemon.BrokerJetStream+"; a data dir stays with the broker it was made for (env SLUICE_BROKER)")
+	fs.StringVar(&o.DataDir, "data", envOr("SLUICE_DATA", o.DataDir), "data `dir`: the embedded broker's store and caches (env SLUICE_DATA)")
+	fs.StringVar(&o.NATSListen, "nats-listen", envOr("SLUICE_NATS_LISTEN", o.NATSListen), "where the embedded NATS server listens (env SLUICE_NATS_LISTEN)")
+	fs.Var(urlFlag{&o.NATSURL}.init("SLUICE_NATS"), "nats", "use this NATS server `URL` (NATS Streaming, or nats-server with JetStream for --broker jetstream) instead of an embedded one; nats://user:password@host:4222 carries credentials (env SLUICE_NATS)")
+	fs.StringVar(&o.ClusterID, "cluster-id", envOr("SLUICE_CLUSTER_ID", o.ClusterID), "NATS Streaming cluster id; NATS Streaming only (env SLUICE_CLUSTER_ID)")
+	clusterFlags(fs, o, &d)
 	fs.StringVar(&o.Token, "token", "", "require this bearer token on every route but /healthz and /readyz (env SLUICE_TOKEN); visible to every user of the machine in ps: prefer --token-file or the variable")
 	showEnvDefault(fs, "token", "SLUICE_TOKEN")
 	fs.StringVar(&d.tokenFile, "token-file", os.Getenv("SLUICE_TOKEN_FILE"), "read the bearer token from this `file` (env SLUICE_TOKEN_FILE)")
@@ -92,6 +108,12 @@ func (d *daemonCLI) finish(fs *pflag.FlagSet, o *daemon.Options, logs io.Writer)
 		return err
 	}
 	o.Token = tok
+	if o.Replicas, err = strconv.Atoi(d.replicas); err != nil {
+		return usagef("--replicas %q: want a number of replicas, 1 to 5", d.replicas)
+	}
+	if o.ClusterPassword, err = resolveSecret(fs, "cluster-password", o.ClusterPassword, "SLUICE_CLUSTER_PASSWORD", d.clusterPasswordFile); err != nil {
+		return err
+	}
 	if o.MemoryBudget, err = host.ParseBytes(d.memoryBudget); err != nil {
 		return usagef("--memory-budget: %v", err)
 	}
@@ -112,6 +134,45 @@ func (d *daemonCLI) finish(fs *pflag.FlagSet, o *daemon.Options, logs io.Writer)
 		return usagef("--log-format %q: use text or json", d.logFormat)
 	}
 	return nil
+}
+
+// clusterFlags adds the flags that make daemons a JetStream cluster of
+// their own.
+func clusterFlags(fs *pflag.FlagSet, o *daemon.Options, d *daemonCLI) {
+	fs.StringVar(&o.Cluster, "cluster", os.Getenv("SLUICE_CLUSTER"), "with --broker jetstream: make this daemon a member of the JetStream cluster of this `name`, with the daemons at --peers (env SLUICE_CLUSTER)")
+	fs.StringVar(&o.ClusterListen, "cluster-listen", os.Getenv("SLUICE_CLUSTER_LISTEN"), "`host:port` where the other members' routes reach this daemon (env SLUICE_CLUSTER_LISTEN)")
+	var peers []string
+	if v := os.Getenv("SLUICE_PEERS"); v != "" {
+		peers = strings.Split(v, ",")
+	}
+	fs.StringSliceVar(&o.Peers, "peers", peers, "the members' --cluster-listen addresses, `host:port,...` (this daemon's may be in the list) (env SLUICE_PEERS)")
+	fs.Var(secretFlag{&o.ClusterPassword}.init("SLUICE_CLUSTER_PASSWORD"), "cluster-password", "the password the members present to each other, the same on each (env SLUICE_CLUSTER_PASSWORD); visible in ps: prefer --cluster-password-file or the variable")
+	fs.StringVar(&d.replicas, "replicas", envOr("SLUICE_REPLICAS", "0"), "with --broker jetstream and --nats: the replicas of sluice's streams on that JetStream cluster (3 on a cluster of 3; the same on every daemon) (env SLUICE_REPLICAS)")
+	fs.StringVar(&d.clusterPasswordFile, "cluster-password-file", os.Getenv("SLUICE_CLUSTER_PASSWORD_FILE"), "read the cluster password from this `file` (env SLUICE_CLUSTER_PASSWORD_FILE)")
+}
+
+// resolveSecret picks a secret as resolveToken picks the token: the flag
+// name, else its file flag (name-file), else the variable env, else the
+// variable env_FILE.
+func resolveSecret(fs *pflag.FlagSet, name, value, env, file string) (string, error) {
+	switch {
+	case fs.Changed(name) && fs.Changed(name+"-file"):
+		return "", usagef("give --%s or --%s-file, not both", name, name)
+	case fs.Changed(name):
+		return value, nil
+	case fs.Changed(name + "-file"):
+		return readTokenFile("--"+name+"-file", file)
+	}
+	envValue, envFile := os.Getenv(env), os.Getenv(env+"_FILE")
+	switch {
+	case envValue != "" && envFile != "":
+		return "", usagef("%s and %s_FILE are both set: unset one", env, env)
+	case envValue != "":
+		return envValue, nil
+	case envFile != "":
+		return readTokenFile(env+"_FILE", envFile)
+	}
+	return "", nil
 }
 
 // brokerHelp tells how other applications reach the embedded server.

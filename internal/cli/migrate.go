@@ -169,6 +169,13 @@ func (f *migrateFlags) run(e *env) error {
 		}
 		return fmt.Errorf("migrate: %w", err)
 	}
+	if f.data != "" && !f.dryRun {
+		// the data dir is now JetStream's: a daemon started on it with
+		// --broker jetstream takes it, one with NATS Streaming refuses
+		if err := daemon.MarkDataDir(f.data, daemon.BrokerJetStream); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
 	if f.output == "json" {
 		return printJSON(e.stdout, rep)
 	}

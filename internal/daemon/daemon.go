@@ -1,5 +1,6 @@
-// Package daemon wires sluice together: the broker (embedded NATS
-// Streaming or an external one), the host, the catalog and its registry of
+// Package daemon wires sluice together: the broker (NATS Streaming or
+// JetStream, embedded or external; embedded JetStream can cluster with
+// other daemons), the host, the catalog and its registry of
 // loaded functions, the triggers and the HTTP API.
 package daemon
 
@@ -19,11 +20,13 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/metrics"
@@ -36,18 +39,36 @@ import (
 type Options struct {
 	// Listen is the API's address.
 	Listen string
-	// DataDir holds the embedded NATS Streaming store and the caches.
+	// Broker is BrokerNATSStreaming or BrokerJetStream; "" is
+	// DefaultBroker.
+	Broker string
+	// DataDir holds the embedded broker's store (DATA/nats or
+	// DATA/jetstream) and the caches.
 	DataDir string
 	// CompileCacheDir holds compiled code; "" means DataDir/cache/compiled.
 	// Daemons may share one.
 	CompileCacheDir string
-	// NATSListen is where the embedded NATS Streaming server listens.
+	// NATSListen is where the embedded NATS server listens.
 	NATSListen string
-	// NATSURL, if set, uses that NATS Streaming server and embeds none.
-	// It may carry credentials (nats://user:password@host:4222).
+	// NATSURL, if set, uses that NATS Streaming server (or nats-server
+	// with JetStream) and embeds none. It may carry credentials
+	// (nats://user:password@host:4222).
 	NATSURL string
-	// ClusterID is the NATS Streaming cluster id.
+	// ClusterID is the NATS Streaming cluster id (NATS Streaming only).
 	ClusterID string
+	// Cluster, with JetStream embedded, makes this daemon a member of the
+	// JetStream cluster of that name, with the daemons at Peers: its
+	// server routes to theirs at ClusterListen, and sluice's streams
+	// have 3 replicas. ClusterPassword is what the members present to
+	// each other (required unless ClusterListen is loopback).
+	Cluster, ClusterListen string
+	Peers                  []string
+	ClusterPassword        string
+	// Replicas, with JetStream at NATSURL, is how many replicas sluice's
+	// streams keep on that server's cluster (3 on a cluster of 3); 0 is
+	// 1. Every daemon of the cluster must be given the same: connecting
+	// sets the streams to it. Embedded, the cluster decides (1 or 3).
+	Replicas int
 	// NATSUser and NATSPassword, or NATSToken, are the NATS credentials:
 	// with NATSURL, what the daemon presents to that server; without,
 	// what the embedded server requires of every client. The embedded
@@ -72,7 +93,8 @@ type Options struct {
 	// Insecure allows a non-loopback Listen without a token.
 	Insecure bool
 	// MemoryStore runs the embedded server on a memory store (tests and
-	// benchmarks only: nothing survives a restart).
+	// benchmarks only: nothing survives a restart). With JetStream it
+	// keeps the file store but does not fsync each message.
 	MemoryStore bool
 	// ShutdownTimeout bounds a graceful shutdown: calls still running then
 	// are abandoned.
@@ -114,7 +136,7 @@ const (
 // a memory budget of half the memory available (host.SystemMemoryBudget).
 func DefaultOptions() Options {
 	return Options{
-		Listen: DefaultListen, DataDir: DefaultDataDir, NATSListen: DefaultNATSListen,
+		Broker: DefaultBroker, Listen: DefaultListen, DataDir: DefaultDataDir, NATSListen: DefaultNATSListen,
 		ClusterID: DefaultClusterID, ShutdownTimeout: DefaultShutdownTimeout, StartTimeout: DefaultStartTimeout,
 		MemoryBudget: host.SystemMemoryBudget(), IdleTimeout: host.DefaultIdleTimeout,
 	}
@@ -130,8 +152,8 @@ func (o Options) Validate() error {
 	if o.Token == "" && !o.Insecure && !broker.IsLoopback(host) {
 		return fmt.Errorf("refusing to listen on %s without --token: anyone who can reach it could deploy and run code; set --token (or SLUICE_TOKEN), or pass --insecure on a trusted network", o.Listen)
 	}
-	if o.ClusterID == "" {
-		return fmt.Errorf("%w: --cluster-id is empty", ErrOptions)
+	if err := o.validateBroker(); err != nil {
+		return err
 	}
 	if o.NATSToken != "" && (o.NATSUser != "" || o.NATSPassword != "") {
 		return fmt.Errorf("%w: give --nats-token or --nats-user and --nats-password, not both", ErrOptions)
@@ -166,8 +188,9 @@ type Daemon struct {
 	log      *slog.Logger
 	id       string
 	lock     *dirLock
-	embedded *broker.Embedded
-	events   *natslog.Log
+	embedded *broker.Embedded // NATS Streaming's
+	js       *jslog.Embedded  // JetStream's
+	events   eventlog.Log
 	host     *host.Host
 	cat      *catalog.Catalog
 	engine   *engine.Engine
@@ -235,26 +258,17 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	defer stopStart(nil)
 	startCtx, cancel := context.WithTimeout(causeCtx, o.StartTimeout)
 	defer cancel()
-	conn := broker.Options{URL: o.NATSURL, ClusterID: o.ClusterID, Name: "sluice-" + d.id, Logger: d.log.With("component", "broker")}
 	if o.NATSURL == "" {
-		if err := d.startEmbedded(stopStart); err != nil {
+		if err := claimDataDir(o.DataDir, o.Broker); err != nil {
 			return nil, err
 		}
-		conn.URL, conn.TLS = d.embedded.URL(), d.embedded.ClientTLS()
-		d.natsURL = conn.URL
-	} else {
-		conn.Auth = broker.Auth{User: o.NATSUser, Password: o.NATSPassword, Token: o.NATSToken, CredsFile: o.NATSCredsFile}
-		conn.TLS = broker.TLS{CAFile: o.NATSCAFile, CertFile: o.NATSCertFile, KeyFile: o.NATSKeyFile}
-		d.natsURL = broker.URLWithAuth(o.NATSURL, conn.Auth)
 	}
-	d.events, err = natslog.Connect(startCtx, conn)
+	if o.Broker == BrokerJetStream {
+		err = d.connectJetStream(startCtx)
+	} else {
+		err = d.connectNATSStreaming(startCtx, stopStart)
+	}
 	if err != nil {
-		switch {
-		case errors.Is(err, broker.ErrRefused):
-			err = fmt.Errorf("%w (check the credentials: --nats-user and --nats-password, --nats-token or --nats-creds, or SLUICE_NATS_USER, SLUICE_NATS_PASSWORD...; and --nats-ca if the server's certificate is not signed by a CA this machine trusts)", err)
-		case o.NATSURL != "":
-			err = fmt.Errorf("%w (is --cluster-id right? nats-streaming-server's default is test-cluster)", err)
-		}
 		return nil, d.startError(startCtx, err)
 	}
 	pub := logstream.NewPublisher(d.events, d.id, d.log.With("component", "guest"))
@@ -316,11 +330,41 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	for _, t := range trigs {
 		d.triggers.add(change{t: t})
 	}
-	d.api.SetBackend(&api.Backend{Host: d.host, Log: d.events, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine})
+	d.api.SetBackend(&api.Backend{Host: d.host, Log: d.events, Broker: d.brokerStatus, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine})
 	ok = true
 	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", broker.Redact(d.natsURL), "daemon", d.id, "node", d.node,
-		"functions", len(d.cat.Functions()), "triggers", len(trigs))
+		"broker", o.Broker, "functions", len(d.cat.Functions()), "triggers", len(trigs))
 	return d, nil
+}
+
+// connectNATSStreaming connects the daemon's event log to NATS
+// Streaming: its embedded server, or --nats.
+func (d *Daemon) connectNATSStreaming(ctx context.Context, stopStart context.CancelCauseFunc) error {
+	o := d.opts
+	conn := broker.Options{URL: o.NATSURL, ClusterID: o.ClusterID, Name: "sluice-" + d.id, Logger: d.log.With("component", "broker")}
+	if o.NATSURL == "" {
+		if err := d.startEmbedded(stopStart); err != nil {
+			return err
+		}
+		conn.URL, conn.TLS = d.embedded.URL(), d.embedded.ClientTLS()
+		d.natsURL = conn.URL
+	} else {
+		conn.Auth = broker.Auth{User: o.NATSUser, Password: o.NATSPassword, Token: o.NATSToken, CredsFile: o.NATSCredsFile}
+		conn.TLS = broker.TLS{CAFile: o.NATSCAFile, CertFile: o.NATSCertFile, KeyFile: o.NATSKeyFile}
+		d.natsURL = broker.URLWithAuth(o.NATSURL, conn.Auth)
+	}
+	l, err := natslog.Connect(ctx, conn)
+	if err != nil {
+		switch {
+		case errors.Is(err, broker.ErrRefused):
+			err = fmt.Errorf("%w (check the credentials: --nats-user and --nats-password, --nats-token or --nats-creds, or SLUICE_NATS_USER, SLUICE_NATS_PASSWORD...; and --nats-ca if the server's certificate is not signed by a CA this machine trusts)", err)
+		case o.NATSURL != "":
+			err = fmt.Errorf("%w (is --cluster-id right? nats-streaming-server's default is test-cluster)", err)
+		}
+		return err
+	}
+	d.events = l
+	return nil
 }
 
 // triggerStats reads this daemon's queue and timer trigger counters.
@@ -468,10 +512,13 @@ func (d *Daemon) NATSURL() string { return d.natsURL }
 // NATSAddr is the host:port of the embedded NATS server, "" with --nats:
 // what a restart on the same data dir listens on again.
 func (d *Daemon) NATSAddr() string {
-	if d.embedded == nil {
-		return ""
+	switch {
+	case d.embedded != nil:
+		return d.embedded.Addr()
+	case d.js != nil:
+		return d.js.Addr()
 	}
-	return d.embedded.Addr()
+	return ""
 }
 
 // ID is the daemon's id in logs and events.
@@ -542,6 +589,9 @@ func (d *Daemon) stop(ctx context.Context) error {
 	}
 	if d.embedded != nil {
 		d.embedded.Shutdown()
+	}
+	if d.js != nil {
+		d.js.Shutdown()
 	}
 	d.lock.release() // last: the next daemon may start on the data dir
 	d.log.Info("sluice daemon stopped", "took", time.Since(start).Round(time.Millisecond))

@@ -34,3 +34,17 @@ func (e *LockedError) Error() string {
 	return fmt.Sprintf("data dir %s is in use by %s (it holds the lock %s): two daemons on one data dir would damage its NATS Streaming store; stop that daemon first, or give this one its own --data",
 		e.Dir, who, e.File)
 }
+
+// BrokerMismatchError: the data dir holds the store of another broker
+// than --broker. Started on it, the daemon would find an empty catalog
+// (no functions, triggers or workflows) beside the store that has them.
+type BrokerMismatchError struct {
+	// Dir is the data dir; Made the broker whose store it holds
+	// (DATA/broker, or what is in it); Want the --broker asked for.
+	Dir, Made, Want string
+}
+
+func (e *BrokerMismatchError) Error() string {
+	return fmt.Sprintf("data dir %s holds a %s store, and this daemon was started with --broker %s: it would start with an empty catalog. Start it with --broker %s, copy the data over to %s with sluice migrate, or give this daemon a new --data",
+		e.Dir, e.Made, e.Want, e.Made, e.Want)
+}

@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nuid"
-	"github.com/nats-io/stan.go"
-
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/api"
-	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/testutil"
 	"github.com/sluicehq/sluice/triggers"
@@ -23,28 +20,29 @@ import (
 // trigger must do, checked with messages published and read by an ordinary
 // stan.go client, as any other application would.
 
-// app is another application on the same NATS Streaming.
+// app is another application on the daemon's broker, with the event log
+// of the tests' broker (testBroker).
 type app struct {
-	t  *testing.T
-	sc stan.Conn
+	t *testing.T
+	l eventlog.Log
 }
 
 func newApp(t *testing.T, natsURL string) *app {
 	t.Helper()
-	sc, err := stan.Connect(DefaultClusterID, "app-"+nuid.Next(), stan.NatsURL(natsURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sc.Close() })
-	return &app{t: t, sc: sc}
+	l := connectApp(t, testBroker(), natsURL)
+	t.Cleanup(func() { l.Close() })
+	return &app{t: t, l: l}
 }
+
+// close disconnects the application.
+func (a *app) close() { a.l.Close() }
 
 // publish publishes the payloads asynchronously and waits for their acks.
 func (a *app) publish(topic string, payloads ...string) {
 	a.t.Helper()
 	acks := make(chan error, len(payloads))
 	for _, p := range payloads {
-		if _, err := a.sc.PublishAsync(topic, []byte(p), func(_ string, err error) { acks <- err }); err != nil {
+		if err := a.l.PublishAsync(topic, eventlog.Message{Data: []byte(p)}, func(_ uint64, err error) { acks <- err }); err != nil {
 			a.t.Fatal(err)
 		}
 	}
@@ -64,11 +62,11 @@ type collector struct {
 func (a *app) collect(topic string) *collector {
 	a.t.Helper()
 	c := &collector{}
-	sub, err := a.sc.Subscribe(topic, func(m *stan.Msg) {
+	sub, err := a.l.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
 		c.mu.Lock()
 		c.msgs = append(c.msgs, string(m.Data))
 		c.mu.Unlock()
-	}, stan.DeliverAllAvailable())
+	})
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -242,11 +240,7 @@ func TestQueueTwoDaemonsShareTheWork(t *testing.T) {
 
 func TestQueueSurvivesBrokerRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", ClusterID: DefaultClusterID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	natsURL := srv.URL()
+	natsURL, stop := startBroker(t, dir, "127.0.0.1:0")
 	o := testOptions(t)
 	o.NATSURL = natsURL
 	_, c := start(t, o)
@@ -258,16 +252,12 @@ func TestQueueSurvivesBrokerRestart(t *testing.T) {
 	a.publish("in", payloads("before", 100)...)
 	out := a.collect("out")
 	testutil.Eventually(t, 20*time.Second, "results before the cut", func() bool { return len(out.distinct()) == 100 })
-	a.sc.Close()
+	a.close()
 
 	// the connection is cut: the broker goes away and comes back
-	srv.Shutdown()
+	stop()
 	time.Sleep(500 * time.Millisecond)
-	srv2, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: dir, Listen: strings.TrimPrefix(natsURL, "nats://"), ClusterID: DefaultClusterID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv2.Shutdown)
+	startBroker(t, dir, strings.TrimPrefix(natsURL, "nats://"))
 	b := newApp(t, natsURL)
 	b.publish("in", payloads("after", 100)...)
 	out2 := b.collect("out")
@@ -295,7 +285,7 @@ func TestQueueGracefulShutdownAcksWhatCompleted(t *testing.T) {
 		v, err := c.Trigger(ctx, "slow")
 		return err == nil && v.Stats != nil && v.Stats.InFlight == 4
 	})
-	a.sc.Close()
+	a.close()
 	natsListen := d.NATSAddr()
 	if err := d.Shutdown(ctx); err != nil {
 		t.Fatal(err)

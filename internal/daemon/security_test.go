@@ -90,7 +90,7 @@ func TestBrokerCredentials(t *testing.T) {
 	app.publish("in", "from an app")
 	testutil.Eventually(t, 10*time.Second, "the app's result", func() bool { return len(out.all()) == 1 })
 
-	line := logs.waitLine(t, "the embedded server's start", func(l map[string]any) bool { return l["msg"] == "embedded NATS Streaming started" })
+	line := logs.waitLine(t, "the embedded server's start", func(l map[string]any) bool { return l["msg"] == "embedded "+brokerName(o.Broker)+" started" })
 	if line["password"] != filepath.Join(o.DataDir, "nats-password") || line["user"] != "sluice" {
 		t.Fatalf("start line %v: want the user and where the password is", line)
 	}
@@ -241,7 +241,11 @@ func TestDataIsOwnerOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"nats/sluice.catalog/msgs.1.dat", "cache/compiled", "cache/modules", "node-id", "nats-password", "sluice.lock"} {
+	store := "nats/sluice.catalog/msgs.1.dat"
+	if o.Broker == BrokerJetStream {
+		store = filepath.Join("jetstream", "jetstream", "$G", "streams", "SLUICE_CATALOG", "meta.inf")
+	}
+	for _, want := range []string{store, BrokerFile, "cache/compiled", "cache/modules", "node-id", "nats-password", "sluice.lock"} {
 		if _, err := os.Stat(filepath.Join(o.DataDir, want)); err != nil {
 			t.Errorf("the walk did not see %s: %v", want, err)
 		}
@@ -256,6 +260,7 @@ func TestDataIsOwnerOnly(t *testing.T) {
 // that waits for it until the start timeout.
 func TestDamagedCatalogStopsTheStart(t *testing.T) {
 	o := testOptions(t)
+	o.Broker = BrokerNATSStreaming // its store's files (jslog tests JetStream's)
 	d, c := start(t, o)
 	for _, fn := range []string{"a", "b", "c", "d"} {
 		deploy(t, c, fn, "echo-wat", nil)

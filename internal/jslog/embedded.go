@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -401,6 +402,49 @@ func (e *Embedded) IsMetaLeader() bool {
 		return true
 	}
 	return e.srv.JetStreamIsLeader()
+}
+
+// ClusterStatus is what a member knows of its JetStream cluster.
+type ClusterStatus struct {
+	// Name is the cluster's name (--cluster).
+	Name string `json:"name"`
+	// Leader is the server name of the meta leader, "" while none is
+	// known (an election, or a majority of the members lost).
+	Leader string `json:"leader,omitempty"`
+	// Members are the server names of the members this one sees up,
+	// itself included, sorted.
+	Members []string `json:"members"`
+	// Size is how many members the cluster has.
+	Size int `json:"size"`
+}
+
+// Cluster is what the server knows of its cluster; ok is false if it is
+// not clustered.
+func (e *Embedded) Cluster() (st ClusterStatus, ok bool) {
+	if e.replicas == 1 {
+		return ClusterStatus{}, false
+	}
+	st = ClusterStatus{Name: e.srv.ClusterName(), Members: []string{e.srv.Name()}}
+	jsz, err := e.srv.Jsz(&natsd.JSzOptions{})
+	if err != nil || jsz.Meta == nil {
+		return st, true
+	}
+	st.Leader, st.Size = jsz.Meta.Leader, jsz.Meta.Size
+	seen := map[string]bool{e.srv.Name(): true}
+	add := func(name string) {
+		if name != "" && !seen[name] {
+			seen[name] = true
+			st.Members = append(st.Members, name)
+		}
+	}
+	add(st.Leader)
+	for _, p := range jsz.Meta.Replicas {
+		if !p.Offline {
+			add(p.Name)
+		}
+	}
+	slices.Sort(st.Members)
+	return st, true
 }
 
 // WaitClustered waits until the cluster has elected a meta leader and

@@ -126,6 +126,13 @@ const (
 	// setupTimeout bounds one attempt at creating the layout at Connect;
 	// attempts repeat until Connect's context ends.
 	setupTimeout = 10 * time.Second
+	// layoutRequestTimeout bounds one request of the layout's setup at
+	// Connect. When the daemons of a new cluster start at once, they
+	// create the same streams at once, and the meta leader may leave the
+	// second request for a stream unanswered (seen: every daemon but one
+	// waited out a 10 s attempt, some once per stream); the retry finds
+	// the stream made. A request answered takes milliseconds.
+	layoutRequestTimeout = 2 * time.Second
 )
 
 func (o *Options) setDefaults() {
@@ -293,7 +300,10 @@ func (l *Log) setupOnce(ctx context.Context) error {
 	}
 	for _, k := range kinds {
 		cfg := k.config(l.opts.Replicas)
-		if err := l.ensureStream(actx, cfg); err != nil {
+		rctx, cancel := context.WithTimeout(actx, layoutRequestTimeout)
+		err := l.ensureStream(rctx, cfg)
+		cancel()
+		if err != nil {
 			if transient(err) {
 				return err
 			}
