@@ -49,6 +49,10 @@ const (
 	// checkTimeout bounds a look-up of a queue's consumer, to tell
 	// whether it is still the one joined.
 	checkTimeout = 10 * time.Second
+	// removalConfirm is how long a consumer reported not found is given
+	// before it counts as removed: a leader election of its replicas takes
+	// a few seconds.
+	removalConfirm = 10 * time.Second
 	// startRetryWait is the pause between attempts at starting, in the
 	// background, a subscription made while the link was down, after one
 	// failed for another reason than the link (each is logged).
@@ -517,7 +521,7 @@ func (s *sub) supervise() {
 		c, err := s.l.js.Consumer(ctx, s.kind.stream, s.name)
 		cancel()
 		switch {
-		case errors.Is(err, jetstream.ErrConsumerNotFound):
+		case errors.Is(err, jetstream.ErrConsumerNotFound) && s.goneAgain():
 			s.removed("its consumer is gone from the server")
 			return
 		case err != nil: // the next missed heartbeat or reconnect asks again
@@ -527,6 +531,22 @@ func (s *sub) supervise() {
 			return
 		}
 	}
+}
+
+// goneAgain looks the queue's consumer up again after removalConfirm:
+// in a cluster, a consumer whose leader was just lost is reported not
+// found until its replicas elect another (seen: both surviving daemons of
+// three ended their queue subscriptions when the third was killed).
+func (s *sub) goneAgain() bool {
+	select {
+	case <-time.After(removalConfirm):
+	case <-s.stopped:
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	_, err := s.l.js.Consumer(ctx, s.kind.stream, s.name)
+	return errors.Is(err, jetstream.ErrConsumerNotFound)
 }
 
 // removed ends a subscription whose queue was removed on the server.
