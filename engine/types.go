@@ -69,7 +69,7 @@ type Task struct {
 	Finished *time.Time `json:"finished,omitempty"`
 }
 
-// Event types: the contract of DESIGN.md §6, shown by `wf events`.
+// Event types: the contract listed in engine/README.md, shown by `wf events`.
 const (
 	EventInvocationCreated   = "InvocationCreated"
 	EventTaskScheduled       = "TaskScheduled"

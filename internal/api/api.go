@@ -1,4 +1,4 @@
-// Package api is the daemon's HTTP API (DESIGN.md §3): functions,
+// Package api is the daemon's HTTP API (README.md, "HTTP API"): functions,
 // triggers, workflows and their invocations, logs, health. Every error is JSON
 // {"error": "...", "code": "..."} with a fitting status.
 //

@@ -137,7 +137,7 @@ type Trigger struct {
 }
 
 // QueueSpec is a message-queue trigger: each message on Topic calls the
-// function once (at least once); see DESIGN.md §5.
+// function once (at least once); see the README's "Message-queue and timer triggers".
 type QueueSpec struct {
 	Topic       string   `json:"topic"`
 	RespTopic   string   `json:"resp_topic,omitempty"`

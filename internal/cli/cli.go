@@ -1,5 +1,5 @@
 // Package cli is the sluice command line: the daemon and the client
-// commands of DESIGN.md §3, built with cobra (help, usage with arguments
+// commands of the README's "The command line", built with cobra (help, usage with arguments
 // and examples, flags anywhere on the line, shell completion).
 package cli
 
