@@ -160,7 +160,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		l = o.Logger.With("component", "nats-streaming")
 	}
 	sopts.EnableLogging = true
-	sopts.CustomLogger = slogAdapter{l: l, damage: dl}
+	sopts.CustomLogger = ServerLogger{L: l, OnError: dl.report}
 	// Messages that two servers wrote into one store at once are out of
 	// order; the first subscription by time to such a channel panics in
 	// the server, on its own goroutine. Refuse them: those indexed now,
@@ -269,35 +269,52 @@ func (e *Embedded) Damage() []*StoreError { return e.log.all() }
 // Shutdown stops the server.
 func (e *Embedded) Shutdown() { e.srv.Shutdown() }
 
-// slogAdapter routes the server's logger to slog (l may be nil: no log)
-// and tells the damage log of what the server says about its store.
-type slogAdapter struct {
-	l      *slog.Logger
-	damage *damageLog
+// ServerLogger routes a nats-server's logger to slog (L may be nil: no
+// log). The server's warnings and errors also go to OnWarn and OnError, if
+// set: that is how a damaged store is recognised. The server's advice to
+// hash the passwords of its configuration file is a debug line: an
+// embedded server has no such file, and its password is in the data dir.
+type ServerLogger struct {
+	L               *slog.Logger
+	OnWarn, OnError func(line string)
 }
 
-func (a slogAdapter) log(level slog.Level, format string, v []any) {
-	if a.l != nil {
-		a.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
+func (a ServerLogger) log(level slog.Level, format string, v []any) string {
+	line := fmt.Sprintf(format, v...)
+	if a.L != nil {
+		a.L.Log(context.Background(), level, line)
 	}
+	return line
 }
 
-func (a slogAdapter) Noticef(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
-func (a slogAdapter) Warnf(format string, v ...any) {
+// Noticef implements the server's Logger.
+func (a ServerLogger) Noticef(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
+
+// Warnf implements the server's Logger.
+func (a ServerLogger) Warnf(format string, v ...any) {
 	level := slog.LevelWarn
 	if strings.Contains(format, "Plaintext passwords detected") {
-		// The server's advice to hash the passwords in its configuration
-		// file: this server has none, and the password is in the data dir.
 		level = slog.LevelDebug
 	}
-	a.log(level, format, v)
+	line := a.log(level, format, v)
+	if a.OnWarn != nil {
+		a.OnWarn(line)
+	}
 }
-func (a slogAdapter) Errorf(format string, v ...any) {
-	a.log(slog.LevelError, format, v)
-	a.damage.report(fmt.Sprintf(format, v...))
+
+// Errorf implements the server's Logger.
+func (a ServerLogger) Errorf(format string, v ...any) {
+	line := a.log(slog.LevelError, format, v)
+	if a.OnError != nil {
+		a.OnError(line)
+	}
 }
-func (a slogAdapter) Debugf(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
-func (a slogAdapter) Tracef(format string, v ...any) {}
-func (a slogAdapter) Fatalf(format string, v ...any) {
-	a.log(slog.LevelError, format, v)
-}
+
+// Debugf implements the server's Logger.
+func (a ServerLogger) Debugf(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
+
+// Tracef implements the server's Logger: traces are dropped.
+func (a ServerLogger) Tracef(format string, v ...any) {}
+
+// Fatalf implements the server's Logger.
+func (a ServerLogger) Fatalf(format string, v ...any) { a.log(slog.LevelError, format, v) }

@@ -167,7 +167,7 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		l = o.Logger.With("component", "jetstream")
 	}
 	rec := &recovery{dir: storeDir}
-	srv.SetLoggerV2(slogAdapter{l: l, rec: rec}, true, false, false)
+	srv.SetLoggerV2(broker.ServerLogger{L: l, OnWarn: rec.report, OnError: rec.report}, true, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(readyTimeout) {
 		srv.Shutdown()
@@ -514,35 +514,3 @@ func (r *recovery) started() {
 	r.isStarted = true
 	r.mu.Unlock()
 }
-
-// slogAdapter routes the server's logger to slog (l may be nil: no log)
-// and tells the recovery what the server says about its store.
-type slogAdapter struct {
-	l   *slog.Logger
-	rec *recovery
-}
-
-func (a slogAdapter) log(level slog.Level, format string, v []any) {
-	if a.l != nil {
-		a.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
-	}
-}
-
-func (a slogAdapter) Noticef(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
-func (a slogAdapter) Warnf(format string, v ...any) {
-	level := slog.LevelWarn
-	if strings.Contains(format, "Plaintext passwords detected") {
-		// The server's advice to hash the passwords in its configuration
-		// file: this server has none, and the password is in the data dir.
-		level = slog.LevelDebug
-	}
-	a.log(level, format, v)
-	a.rec.report(fmt.Sprintf(format, v...))
-}
-func (a slogAdapter) Errorf(format string, v ...any) {
-	a.log(slog.LevelError, format, v)
-	a.rec.report(fmt.Sprintf(format, v...))
-}
-func (a slogAdapter) Debugf(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
-func (a slogAdapter) Tracef(format string, v ...any) {}
-func (a slogAdapter) Fatalf(format string, v ...any) { a.log(slog.LevelError, format, v) }
