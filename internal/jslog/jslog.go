@@ -111,16 +111,16 @@ type Options struct {
 const (
 	// DefaultPingInterval, DefaultPingMaxOut: a lost server is noticed
 	// within about 3 s, as with NATS Streaming (internal/broker).
-	DefaultPingInterval = time.Second
-	DefaultPingMaxOut   = 3
-	DefaultConnectWait  = 5 * time.Second
+	DefaultPingInterval = broker.DefaultPingInterval
+	DefaultPingMaxOut   = broker.DefaultPingMaxOut
+	DefaultConnectWait  = broker.DefaultConnectWait
 	// DefaultPubAckWait: an acknowledgement waits for a majority of
 	// replicas to store the message; 10 s covers a busy disk and a
 	// leader election (JetStream's default of 5 s gave timeouts on a
 	// loaded 2-core machine during elections).
 	DefaultPubAckWait = 10 * time.Second
 	// DefaultMaxPubAcksInflight: as NATS Streaming's in internal/broker.
-	DefaultMaxPubAcksInflight = 16384
+	DefaultMaxPubAcksInflight = broker.DefaultMaxPubAcksInflight
 	// reconnectWait is the pause between reconnection attempts.
 	reconnectWait = 250 * time.Millisecond
 	// setupTimeout bounds one attempt at creating the layout at Connect;
