@@ -1,14 +1,10 @@
 package jslog
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,122 +16,15 @@ import (
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
-// proxy forwards connections to a server, and cuts them when a test says.
-type proxy struct {
-	addr    string
-	target  string
-	trigger string // the first connection is cut when the client sends it
-
-	mu    sync.Mutex
-	conns []net.Conn
-	held  bool // connections are refused
-	first bool
-	wg    sync.WaitGroup
-}
-
-// newProxy forwards to target; if trigger is not empty, the first client
-// connection is cut as soon as the client sends something containing it.
-func newProxy(t *testing.T, target, trigger string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{addr: ln.Addr().String(), target: target, trigger: trigger, first: trigger != ""}
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.serve(c)
-		}
-	}()
-	return p
-}
-
-// url is a server URL with the proxy's address in place of the server's.
-func (p *proxy) url(serverURL string) string { return strings.Replace(serverURL, p.target, p.addr, 1) }
-
-func (p *proxy) serve(c net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.held {
-		c.Close()
-		return
-	}
-	s, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.conns = append(p.conns, c, s)
-	cut := p.first
-	p.first = false
-	p.wg.Add(2)
-	go func() { defer p.wg.Done(); io.Copy(c, s); c.Close() }()
-	go func() {
-		defer p.wg.Done()
-		defer s.Close()
-		defer c.Close()
-		buf := make([]byte, 64<<10)
-		for {
-			k, err := c.Read(buf)
-			if k > 0 {
-				if cut && bytes.Contains(buf[:k], []byte(p.trigger)) {
-					return
-				}
-				if _, err := s.Write(buf[:k]); err != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-}
-
-// cut drops every connection through the proxy.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-// hold cuts every connection and refuses new ones until release.
-func (p *proxy) hold() {
-	p.mu.Lock()
-	p.held = true
-	p.mu.Unlock()
-	p.cut()
-}
-
-func (p *proxy) release() {
-	p.mu.Lock()
-	p.held = false
-	p.mu.Unlock()
-}
-
 // TestConnectSurvivesReconnectDuringSetup: a link lost and re-established
 // while Connect creates the layout leaves a working Log (the reconnect
 // handler had already marked it up: Connect must not do it twice).
 func TestConnectSurvivesReconnectDuringSetup(t *testing.T) {
 	e := startServer(t, t.TempDir(), "127.0.0.1:0")
-	p := newProxy(t, e.Addr(), "$JS.API.STREAM.")
+	p := testutil.NewProxy(t, e.Addr(), "$JS.API.STREAM.", false)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	l, err := Connect(ctx, Options{URL: p.url(e.URL()), Name: t.Name()})
+	l, err := Connect(ctx, Options{URL: p.URL(e.URL()), Name: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +80,8 @@ func TestQueueDeletedElsewhereEndsSubscription(t *testing.T) {
 // not join it.
 func TestQueueDeletedWhileDisconnected(t *testing.T) {
 	e := startServer(t, t.TempDir(), "127.0.0.1:0")
-	p := newProxy(t, e.Addr(), "")
-	l1, l2 := connect(t, e.URL(), 1), connect(t, p.url(e.URL()), 1)
+	p := testutil.NewProxy(t, e.Addr(), "", false)
+	l1, l2 := connect(t, e.URL(), 1), connect(t, p.URL(e.URL()), 1)
 	publish(t, l1, "jobs", "m0", "m1", "m2")
 	o := eventlog.SubOptions{Queue: "q", Start: eventlog.First}
 	var c1, c2 collector
@@ -206,7 +95,7 @@ func TestQueueDeletedWhileDisconnected(t *testing.T) {
 	}
 	defer s2.Close()
 	testutil.Eventually(t, 30*time.Second, "3 messages", func() bool { return c1.len()+c2.len() >= 3 })
-	p.hold()
+	p.Hold()
 	testutil.Eventually(t, 30*time.Second, "the second connection to notice the cut", func() bool { return !l2.Connected() })
 	if err := s1.Unsubscribe(); err != nil {
 		t.Fatal(err)
@@ -219,7 +108,7 @@ func TestQueueDeletedWhileDisconnected(t *testing.T) {
 	defer s3.Close()
 	testutil.Eventually(t, 30*time.Second, "the new queue's replay", func() bool { return c3.len() >= 3 })
 	before := c2.len()
-	p.release()
+	p.Release()
 	testutil.Eventually(t, 30*time.Second, "the removed queue's subscription to end", func() bool { return !subscribed(l2, s2) })
 	publish(t, l1, "jobs", "m3", "m4", "m5", "m6")
 	testutil.Eventually(t, 30*time.Second, "the new queue's messages", func() bool { return c3.len() >= 7 })
