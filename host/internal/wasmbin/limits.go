@@ -228,48 +228,11 @@ func over(what string, got uint64, limit uint64, fn int64) error {
 }
 
 func (c *checker) run() error {
-	in := c.in
-	if len(in) < 8 {
-		return malformedf("header", 0, "module is %d bytes, shorter than the 8-byte header", len(in))
-	}
-	if string(in[:4]) != string(wasmMagic) {
-		return malformedf("header", 0, "bad magic number % x (want 00 61 73 6d)", in[:4])
-	}
-	if string(in[4:8]) != string(wasmVersion1) {
-		if in[6] != 0 {
-			return unsupportedf("header", 4, "component-model binaries are not supported (version % x)", in[4:8])
-		}
-		return malformedf("header", 4, "unknown binary version % x (want 01 00 00 00)", in[4:8])
-	}
-	lastRank := 0
-	for p := 8; p < len(in); {
-		start := p
-		id := in[p]
-		size, q, ok := readU32(in, p+1)
-		if !ok {
-			return malformedf(sectionName(id), start, "invalid or truncated section size")
-		}
-		if uint64(size) > uint64(len(in)-q) {
-			return malformedf(sectionName(id), start, "section size %d runs past the end of the module (%d bytes left)", size, len(in)-q)
-		}
-		if int(id) >= len(sectionRank) {
-			return malformedf("module", start, "unknown section id %d", id)
-		}
-		s := section{id: id, start: start, payload: q, end: q + int(size)}
-		if id != secCustom {
-			if rank := sectionRank[id]; rank <= lastRank {
-				return malformedf(s.name(), start, "section out of order or repeated")
-			} else {
-				lastRank = rank
-			}
-		}
-		if err := c.section(s); err != nil {
-			return err
-		}
-		p = s.end
+	if err := walkSections(c.in, c.section); err != nil {
+		return err
 	}
 	if !c.codeSeen && len(c.funcTypes) > 0 {
-		return malformedf("code section", len(in), "missing: the function section declares %d functions", len(c.funcTypes))
+		return malformedf("code section", len(c.in), "missing: the function section declares %d functions", len(c.funcTypes))
 	}
 	return nil
 }

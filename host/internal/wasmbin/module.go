@@ -108,18 +108,6 @@ func (m *module) sectionByID(id byte) (section, bool) {
 // sections Instrument needs to know about (imports, memories, globals,
 // exports, start).
 func parseModule(in []byte) (*module, error) {
-	if len(in) < 8 {
-		return nil, malformedf("header", 0, "module is %d bytes, shorter than the 8-byte header", len(in))
-	}
-	if !bytes.Equal(in[:4], wasmMagic) {
-		return nil, malformedf("header", 0, "bad magic number % x (want 00 61 73 6d)", in[:4])
-	}
-	if !bytes.Equal(in[4:8], wasmVersion1) {
-		if in[6] != 0 { // a layer field other than 0: a component, not a core module
-			return nil, unsupportedf("header", 4, "component-model binaries are not supported (version % x)", in[4:8])
-		}
-		return nil, malformedf("header", 4, "unknown binary version % x (want 01 00 00 00)", in[4:8])
-	}
 	m := &module{in: in, sections: make([]section, 0, 16)}
 	if err := m.splitSections(); err != nil {
 		return nil, err
@@ -144,10 +132,33 @@ func parseModule(in []byte) (*module, error) {
 	return m, nil
 }
 
-// splitSections records every section's bounds and checks that known
-// sections appear at most once and in order.
+// splitSections records every section's bounds.
 func (m *module) splitSections() error {
-	in := m.in
+	return walkSections(m.in, func(s section) error {
+		if s.id != secCustom {
+			m.byID[s.id] = len(m.sections) + 1
+		}
+		m.sections = append(m.sections, s)
+		return nil
+	})
+}
+
+// walkSections checks a module's header, then hands visit each section's
+// bounds in order, checking that known sections appear at most once and in
+// order: what every reader of a module does first.
+func walkSections(in []byte, visit func(section) error) error {
+	if len(in) < 8 {
+		return malformedf("header", 0, "module is %d bytes, shorter than the 8-byte header", len(in))
+	}
+	if !bytes.Equal(in[:4], wasmMagic) {
+		return malformedf("header", 0, "bad magic number % x (want 00 61 73 6d)", in[:4])
+	}
+	if !bytes.Equal(in[4:8], wasmVersion1) {
+		if in[6] != 0 { // a layer field other than 0: a component, not a core module
+			return unsupportedf("header", 4, "component-model binaries are not supported (version % x)", in[4:8])
+		}
+		return malformedf("header", 4, "unknown binary version % x (want 01 00 00 00)", in[4:8])
+	}
 	lastRank := 0
 	for p := 8; p < len(in); {
 		start := p
@@ -169,9 +180,10 @@ func (m *module) splitSections() error {
 				return malformedf(s.name(), start, "section out of order or repeated")
 			}
 			lastRank = rank
-			m.byID[id] = len(m.sections) + 1
 		}
-		m.sections = append(m.sections, s)
+		if err := visit(s); err != nil {
+			return err
+		}
 		p = s.end
 	}
 	return nil
