@@ -112,7 +112,7 @@ unit-selfcluster: build
 # TestQueueTwoDaemonsShareTheWork: JetStream's pull consumers share a queue
 # unevenly between two daemons of one process (393 to 7 in three runs of
 # three, once 0 to 400), which that test counts as not shared.
-JS_PACKAGES := ./internal/daemon/ ./cmd/sluice/
+JS_PACKAGES := ./internal/app/daemon/ ./cmd/sluice/
 JS_SKIP     := ^(TestClusterFaults|TestDamagedCatalogStopsTheStart|TestWhatMovingAChannelAsideLoses|TestStoreLimitsNameTheComponentsChannels|TestSelfCluster.*|TestBrokerOptions|TestDataDirWithoutBrokerFile|TestBench.*|TestQueueRetriesThenDeadLetters|TestQueueTwoDaemonsShareTheWork)$$
 unit-jetstream: wasm
 	SLUICE_TEST_BROKER=jetstream SLUICE_TEST_CACHE=$(TEST_CACHE) $(GO) test $(TEST_FLAGS) -skip '$(JS_SKIP)' $(JS_PACKAGES)

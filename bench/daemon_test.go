@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/daemon"
+	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 

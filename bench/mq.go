@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/eventlog"
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
+	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/client"
 	"github.com/sluicehq/sluice/internal/natslog"
 )
 

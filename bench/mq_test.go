@@ -14,10 +14,10 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/nats-io/stan.go"
 
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
+	"github.com/sluicehq/sluice/internal/app/client"
+	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/client"
-	"github.com/sluicehq/sluice/internal/daemon"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 

@@ -20,8 +20,8 @@ import (
 	stand "github.com/nats-io/nats-streaming-server/server"
 	"github.com/nats-io/nats-streaming-server/stores"
 
+	"github.com/sluicehq/sluice/internal/app/cli"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/cli"
 )
 
 // These tests check that the deployment files agree with each other and
@@ -722,8 +722,8 @@ func dockerImage(t *testing.T) image {
 		if ld != nil {
 			_ = cli.Version // what -X sets
 			for _, x := range regexp.MustCompile(`-X (\S+)=`).FindAllStringSubmatch(ld[1], -1) {
-				if x[1] != module+"/internal/cli.Version" {
-					t.Errorf("Dockerfile:%d: -X %s: the version is %s/internal/cli.Version", in.line, x[1], module)
+				if x[1] != module+"/internal/app/cli.Version" {
+					t.Errorf("Dockerfile:%d: -X %s: the version is %s/internal/app/cli.Version", in.line, x[1], module)
 				}
 			}
 		}

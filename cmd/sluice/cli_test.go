@@ -25,7 +25,7 @@ import (
 // deletes that protect, environment values masked, topic sequences,
 // bounded reads, input checks, apply, and guest text kept off the
 // terminal. What the command line decides before it sends a request is
-// tested in internal/cli.
+// tested in internal/app/cli.
 
 // run runs the binary with exactly this environment added to a clean
 // one (PATH and HOME only): no SLUICE_SERVER unless given.

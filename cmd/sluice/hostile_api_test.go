@@ -19,7 +19,7 @@ import (
 
 	"github.com/nats-io/nuid"
 
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 

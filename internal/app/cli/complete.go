@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/app/client"
 )
 
 // Shell completion of names: what the daemon at --server has. The shell

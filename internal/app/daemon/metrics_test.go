@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/api"
-	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/app/api"
+	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 

@@ -16,10 +16,10 @@ import (
 
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/app/daemon"
+	"github.com/sluicehq/sluice/internal/app/migrate"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/daemon"
 	"github.com/sluicehq/sluice/internal/jslog"
-	"github.com/sluicehq/sluice/internal/migrate"
 	"github.com/sluicehq/sluice/internal/natslog"
 )
 

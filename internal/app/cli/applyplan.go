@@ -19,9 +19,9 @@ import (
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
+	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/client"
 )
 
 // apply: read the spec and the daemon, plan every change (what to create,

@@ -25,10 +25,10 @@ import (
 	"github.com/nats-io/stan.go"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
+	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/client"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/testutil"

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/catalog"
 )
 

@@ -19,7 +19,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/app/client"
 )
 
 // The tests here check what the command line does before it sends any

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/triggers"
 )

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluicehq/sluice/internal/api"
-	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/app/api"
+	"github.com/sluicehq/sluice/internal/app/client"
 )
 
 func topicCommands(e *env) []*cobra.Command {

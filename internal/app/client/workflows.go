@@ -9,7 +9,7 @@ import (
 	"strconv"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
 )
 
 // CreateWorkflow creates a workflow from its YAML definition, which the

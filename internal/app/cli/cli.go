@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/app/client"
 )
 
 // Version is the sluice version, set at build time.

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/internal/testutil"
 )

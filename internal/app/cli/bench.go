@@ -20,9 +20,9 @@ import (
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/bench"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/api"
+	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/daemon"
 )
 
 func benchCommands(e *env) []*cobra.Command {
