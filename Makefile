@@ -29,7 +29,7 @@ SDK_SOURCES := $(wildcard guests/go/*.go)
 # acceptable and concurrency lives in most).
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all build wasm run test deps vet fmt-check unit unit-jetstream unit-selfcluster fuzz bench soak clean
+.PHONY: all build wasm run test deps vet fmt-check unit unit-jetstream unit-selfcluster unit-migrate fuzz bench soak clean
 
 all: build
 
@@ -74,7 +74,7 @@ run: bin/sluice $(WASM)/hello-wasi.wasm $(WASM)/upper-go.wasm
 # test installs the guest toolchains it needs first (scripts/deps: Debian
 # packages, only those missing), so that it runs on a fresh machine.
 test: deps
-	$(MAKE) build vet fmt-check unit unit-jetstream unit-selfcluster fuzz
+	$(MAKE) build vet fmt-check unit unit-jetstream unit-selfcluster unit-migrate fuzz
 
 deps:
 	./scripts/deps
@@ -99,6 +99,11 @@ unit: wasm
 # trio's Raft elections and a 2 s AckWait were starved into a stall.
 unit-selfcluster: build
 	$(GO) test $(TEST_FLAGS) -run '^TestSelfCluster' ./cmd/sluice/
+
+# A migration end to end: the built binary, on JetStream, runs what a NATS
+# Streaming daemon left (its sleepers taken over, canceled, new runs).
+unit-migrate: build
+	$(GO) test $(TEST_FLAGS) -tags migrate_e2e -run '^TestJetStreamDaemonRunsWhatWasMigrated$$' ./internal/app/migrate/
 
 # The packages that start daemons run a second time on JetStream
 # (SLUICE_TEST_BROKER; unit runs them on NATS Streaming, the default).

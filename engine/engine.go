@@ -460,7 +460,7 @@ func (e *Engine) receive(m *eventlog.Msg) {
 		}
 		return
 	}
-	if ev.Node == e.o.Node && !e.replaying && ev.Type != eventOwnerChanged {
+	if ev.Node == e.o.Node && !e.replaying && ev.Type != eventOwnerChanged && !e.unappliedRequest(ev) {
 		// Our own event, applied when we wrote it: note where it landed.
 		if inv := e.st.invs[ev.Invocation]; inv != nil {
 			if inv.firstSeq == 0 {
@@ -512,6 +512,19 @@ func (e *Engine) receive(m *eventlog.Msg) {
 			e.reconcile(p)
 		}
 	}
+}
+
+// unappliedRequest tells a cancel request this node published without
+// applying it (it did not own the invocation then) from one its emit
+// applied: the former must be folded when read back, or it is lost to
+// this node, which may own the invocation by the time it acts on it (a
+// takeover from a dead owner, who would have canceled it).
+func (e *Engine) unappliedRequest(ev *Event) bool {
+	if ev.Type != eventCancelRequested {
+		return false
+	}
+	inv := e.st.invs[ev.Invocation]
+	return inv != nil && inv.status == StatusRunning && inv.cancel == ""
 }
 
 // maybeCheckpoint stores a checkpoint now and then.

@@ -294,3 +294,41 @@ func newGate(t *testing.T, target string) *gate {
 
 func (g *gate) addr() string { return g.ln.Addr().String() }
 func (g *gate) block(b bool) { g.blocked.Store(b) }
+
+// TestCancelWhileTheOwnerIsDead: the owner of a sleeping invocation has
+// died; another node is asked to cancel it before it has taken it over.
+// The request is in the log, the node that takes the invocation over
+// must act on it: the invocation ends canceled, it does not sleep on.
+func TestCancelWhileTheOwnerIsDead(t *testing.T) {
+	for _, backend := range append([]string{natsStreaming}, familyLogs...) {
+		t.Run(backend, func(t *testing.T) {
+			r := newRigOn(t, backend, false)
+			r.e.crash() // only node-2 is left to take over
+			r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: nap\ntasks:\n  z: { run: sleep, inputs: 1h }\n")
+			a, b := r.engineWith("node-1", 2*time.Second), r.engineWith("node-2", 2*time.Second)
+			ctx := context.Background()
+			inv, err := a.Invoke(ctx, "nap", nil, InvokeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, 10*time.Second, "node-2 to see the sleep", func() bool {
+				got, err := b.Get(inv.ID)
+				return err == nil && got.Tasks["z"] != nil && got.Tasks["z"].Status == TaskRunning
+			})
+			a.crash()
+			if _, err := b.Cancel(ctx, inv.ID); err != nil {
+				t.Fatal(err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			got, err := b.Wait(wctx, inv.ID)
+			if err != nil {
+				t.Fatalf("the canceled invocation did not end: %v", err)
+			}
+			wantStatus(t, got, StatusCanceled)
+			if got.Owner != "node-2" {
+				t.Fatalf("owner %s, want node-2, the node that took it over", got.Owner)
+			}
+		})
+	}
+}

@@ -3,7 +3,8 @@
 // The end-to-end test of a migration: a JetStream daemon started on a
 // migrated data dir runs what the NATS Streaming daemon left. It needs
 // `sluice daemon --broker jetstream` (make build) and runs with
-// go test -tags migrate_e2e ./internal/migrate.
+// go test -tags migrate_e2e ./internal/app/migrate (make unit-migrate, part
+// of make test).
 
 package migrate
 
