@@ -75,7 +75,24 @@ type ClusterOptions struct {
 	// reads and writes every stream. Required unless Listen is a
 	// loopback address. User "" is "sluice".
 	User, Password string
+	// TLS, with a certificate, key and CA, makes routes mutual TLS: each
+	// member presents its certificate and takes only members whose
+	// certificate the CA signed, and a route dialed to a peer checks that
+	// the peer's certificate names the address in Peers. Without it,
+	// what the members exchange (every stream) crosses the network in
+	// clear.
+	TLS RouteTLS
 }
+
+// RouteTLS are the files of a cluster member's route TLS, all PEM:
+// its certificate (for the names or addresses its peers dial), the key,
+// and the CA that signed every member's certificate.
+type RouteTLS struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// IsZero tells whether routes are plain.
+func (t RouteTLS) IsZero() bool { return t == RouteTLS{} }
 
 // Tunables of the embedded server.
 const (
@@ -214,12 +231,17 @@ func cluster(nopts *natsd.Options, c ClusterOptions) (int, error) {
 	if c.User == "" {
 		c.User = defaultRouteUser
 	}
-	if c.Password == "" && !broker.IsLoopback(host) {
-		return 0, fmt.Errorf("%w: cluster listen %s is reachable from other machines, and a route there is a full member that reads and writes every stream; give every member the same cluster password, or listen on 127.0.0.1", broker.ErrOpenListen, c.Listen)
+	if c.Password == "" && c.TLS.IsZero() && !broker.IsLoopback(host) {
+		return 0, fmt.Errorf("%w: cluster listen %s is reachable from other machines, and a route there is a full member that reads and writes every stream; give every member the same cluster password (and route TLS), or listen on 127.0.0.1", broker.ErrOpenListen, c.Listen)
 	}
 	nopts.Cluster = natsd.ClusterOpts{Name: c.Name, Host: host, Port: port}
 	if c.Password != "" {
 		nopts.Cluster.Username, nopts.Cluster.Password = c.User, c.Password
+	}
+	if !c.TLS.IsZero() {
+		if err := routeTLS(&nopts.Cluster, c.TLS); err != nil {
+			return 0, err
+		}
 	}
 	members := 1
 	self := endpoints(c.Listen)
@@ -340,6 +362,24 @@ func sanitizeName(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// routeTLS makes a cluster's routes mutual TLS: a member presents its
+// certificate and requires one the CA signed, both ways.
+func routeTLS(co *natsd.ClusterOpts, t RouteTLS) error {
+	if t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" {
+		return fmt.Errorf("%w: route TLS needs --cluster-cert, --cluster-key and --cluster-ca together (the CA that signed every member's certificate)", broker.ErrTLS)
+	}
+	cfg, err := natsd.GenTLSConfig(&natsd.TLSConfigOpts{CertFile: t.CertFile, KeyFile: t.KeyFile, CaFile: t.CAFile, Verify: true})
+	if err != nil {
+		return fmt.Errorf("%w: --cluster-cert, --cluster-key, --cluster-ca: %w", broker.ErrTLS, err)
+	}
+	// the CA verifies both sides: the members dialing in (ClientCAs) and
+	// the peers this member dials (RootCAs, which GenTLSConfig leaves to
+	// the system's)
+	cfg.RootCAs = cfg.ClientCAs
+	co.TLSConfig, co.TLSTimeout = cfg, broker.TLSTimeout.Seconds()
+	return nil
 }
 
 // serveTLS configures the server to serve TLS to clients with the

@@ -30,7 +30,9 @@ variable its help names instead.
 With --broker jetstream, three daemons can be their own cluster: each is
 given the same --cluster NAME and --cluster-password, its own
 --cluster-listen, and the members' addresses as --peers; sluice's streams
-then keep 3 replicas and survive the loss of any one daemon. A data dir
+then keep 3 replicas and survive the loss of any one daemon. Across
+machines, make the routes mutual TLS with --cluster-cert, --cluster-key and
+--cluster-ca (a certificate per member, one CA for all). A data dir
 remembers its broker (DATA/broker): starting it with the other is refused
 (sluice migrate copies the data over).
 
@@ -52,7 +54,9 @@ unless --insecure is given.
   # one of three daemons that are their own JetStream cluster
   SLUICE_CLUSTER_PASSWORD_FILE=/etc/sluice/cluster-password sluice daemon \
     --broker jetstream --cluster sluice --cluster-listen 10.0.0.1:6222 \
-    --peers 10.0.0.1:6222,10.0.0.2:6222,10.0.0.3:6222`,
+    --peers 10.0.0.1:6222,10.0.0.2:6222,10.0.0.3:6222 \
+    --cluster-cert /etc/sluice/member.pem --cluster-key /etc/sluice/member-key.pem \
+    --cluster-ca /etc/sluice/cluster-ca.pem`,
 	})
 	d := daemonFlags(cmd.Flags(), &o)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -148,6 +152,9 @@ func clusterFlags(fs *pflag.FlagSet, o *daemon.Options, d *daemonCLI) {
 	fs.StringSliceVar(&o.Peers, "peers", peers, "the members' --cluster-listen addresses, `host:port,...` (this daemon's may be in the list) (env SLUICE_PEERS)")
 	fs.Var(secretFlag{&o.ClusterPassword}.init("SLUICE_CLUSTER_PASSWORD"), "cluster-password", "the password the members present to each other, the same on each (env SLUICE_CLUSTER_PASSWORD); visible in ps: prefer --cluster-password-file or the variable")
 	fs.StringVar(&d.replicas, "replicas", envOr("SLUICE_REPLICAS", "0"), "with --broker jetstream and --nats: the replicas of sluice's streams on that JetStream cluster (3 on a cluster of 3; the same on every daemon) (env SLUICE_REPLICAS)")
+	fs.StringVar(&o.ClusterCertFile, "cluster-cert", os.Getenv("SLUICE_CLUSTER_CERT"), "PEM `file`: this member's certificate; with --cluster-key and --cluster-ca the members' routes are mutual TLS (env SLUICE_CLUSTER_CERT)")
+	fs.StringVar(&o.ClusterKeyFile, "cluster-key", os.Getenv("SLUICE_CLUSTER_KEY"), "PEM `file`: that certificate's key (env SLUICE_CLUSTER_KEY)")
+	fs.StringVar(&o.ClusterCAFile, "cluster-ca", os.Getenv("SLUICE_CLUSTER_CA"), "PEM `file`: the CA that signed every member's certificate; a route from or to a member it did not sign is refused (env SLUICE_CLUSTER_CA)")
 	fs.StringVar(&d.clusterPasswordFile, "cluster-password-file", os.Getenv("SLUICE_CLUSTER_PASSWORD_FILE"), "read the cluster password from this `file` (env SLUICE_CLUSTER_PASSWORD_FILE)")
 }
 

@@ -113,7 +113,8 @@ func (d *Daemon) startJetStream(ctx context.Context) (jslog.Options, error) {
 		NoSync: o.MemoryStore,
 	}
 	if o.Cluster != "" {
-		eo.Cluster = jslog.ClusterOptions{Name: o.Cluster, Listen: o.ClusterListen, Peers: o.Peers, Password: o.ClusterPassword}
+		eo.Cluster = jslog.ClusterOptions{Name: o.Cluster, Listen: o.ClusterListen, Peers: o.Peers, Password: o.ClusterPassword,
+			TLS: jslog.RouteTLS{CertFile: o.ClusterCertFile, KeyFile: o.ClusterKeyFile, CAFile: o.ClusterCAFile}}
 	}
 	d.js, err = jslog.StartEmbedded(eo)
 	if err != nil {
@@ -127,11 +128,14 @@ func (d *Daemon) startJetStream(ctx context.Context) (jslog.Options, error) {
 		attrs = append(attrs, "user", auth.User, "password", source)
 	}
 	if o.Cluster != "" {
-		attrs = append(attrs, "cluster", o.Cluster, "cluster_listen", d.js.ClusterAddr(), "peers", strings.Join(o.Peers, ","))
+		attrs = append(attrs, "cluster", o.Cluster, "cluster_listen", d.js.ClusterAddr(), "peers", strings.Join(o.Peers, ","), "route_tls", o.ClusterCertFile != "")
 	}
 	d.log.Info("embedded JetStream started", attrs...)
 	if !broker.IsLoopback(host) && tls.IsZero() {
 		d.log.Warn("NATS clients from other machines send the password in clear: serve TLS (--nats-listen-cert, --nats-listen-key) or keep --nats-listen on a private network", "nats_listen", o.NATSListen)
+	}
+	if chost, _, _ := net.SplitHostPort(o.ClusterListen); o.Cluster != "" && !broker.IsLoopback(chost) && o.ClusterCertFile == "" {
+		d.log.Warn("the members' routes carry every stream in clear: make them mutual TLS (--cluster-cert, --cluster-key, --cluster-ca) or keep --cluster-listen on a private network", "cluster_listen", o.ClusterListen)
 	}
 	if o.Cluster != "" {
 		d.log.Info("waiting for the JetStream cluster to elect its leader", "cluster", o.Cluster, "peers", strings.Join(o.Peers, ","))
@@ -217,7 +221,8 @@ func brokerName(b string) string {
 // validateBroker checks the broker options: flags of one broker are
 // refused with the other, rather than silently ignored.
 func (o Options) validateBroker() error {
-	clustered := o.Cluster != "" || o.ClusterListen != "" || len(o.Peers) > 0 || o.ClusterPassword != ""
+	routeTLS := o.ClusterCertFile != "" || o.ClusterKeyFile != "" || o.ClusterCAFile != ""
+	clustered := o.Cluster != "" || o.ClusterListen != "" || len(o.Peers) > 0 || o.ClusterPassword != "" || routeTLS
 	switch o.Broker {
 	case BrokerNATSStreaming, "":
 		if o.ClusterID == "" {
@@ -227,7 +232,7 @@ func (o Options) validateBroker() error {
 			return fmt.Errorf("%w: --replicas is JetStream's: add --broker %s, or drop it (NATS Streaming's cluster replicates everything)", ErrOptions, BrokerJetStream)
 		}
 		if clustered {
-			return fmt.Errorf("%w: --cluster, --cluster-listen, --peers and --cluster-password make daemons a JetStream cluster: add --broker %s (a NATS Streaming cluster is run as its own servers, given to --nats)", ErrOptions, BrokerJetStream)
+			return fmt.Errorf("%w: --cluster, --cluster-listen, --peers, --cluster-password and --cluster-cert/-key/-ca make daemons a JetStream cluster: add --broker %s (a NATS Streaming cluster is run as its own servers, given to --nats)", ErrOptions, BrokerJetStream)
 		}
 		return nil
 	case BrokerJetStream:
@@ -251,7 +256,7 @@ func (o Options) validateBroker() error {
 	}
 	switch {
 	case o.Cluster == "":
-		return fmt.Errorf("%w: --cluster-listen, --peers and --cluster-password need --cluster NAME (the same on every member)", ErrOptions)
+		return fmt.Errorf("%w: --cluster-listen, --peers, --cluster-password and --cluster-cert/-key/-ca need --cluster NAME (the same on every member)", ErrOptions)
 	case o.ClusterListen == "":
 		return fmt.Errorf("%w: --cluster %s needs --cluster-listen HOST:PORT, where the other members' routes reach this daemon", ErrOptions, o.Cluster)
 	case len(o.Peers) == 0:
@@ -259,6 +264,9 @@ func (o Options) validateBroker() error {
 	}
 	if _, _, err := net.SplitHostPort(o.ClusterListen); err != nil {
 		return fmt.Errorf("%w: --cluster-listen %q: want host:port: %w", ErrOptions, o.ClusterListen, err)
+	}
+	if routeTLS && (o.ClusterCertFile == "" || o.ClusterKeyFile == "" || o.ClusterCAFile == "") {
+		return fmt.Errorf("%w: --cluster-cert, --cluster-key and --cluster-ca go together: this member's certificate, its key, and the CA that signed every member's", ErrOptions)
 	}
 	return nil
 }

@@ -124,6 +124,14 @@ func TestBrokerOptions(t *testing.T) {
 		{"replicas with NATS Streaming", js(func(o *Options) { o.Broker = BrokerNATSStreaming; o.NATSURL = "nats://x:4222"; o.Replicas = 3 }), "--replicas is JetStream's"},
 		{"too many replicas", js(func(o *Options) { o.NATSURL = "nats://x:4222"; o.Replicas = 7 }), "1 to 5"},
 		{"bad cluster listen", js(func(o *Options) { o.Cluster = "c"; o.ClusterListen = "6222"; o.Peers = []string{"a:1"} }), "want host:port"},
+		{"route TLS without cluster", js(func(o *Options) { o.ClusterCertFile = "m.pem" }), "need --cluster NAME"},
+		{"route TLS with NATS Streaming", js(func(o *Options) { o.Broker = BrokerNATSStreaming; o.ClusterCAFile = "ca.pem" }), "add --broker jetstream"},
+		{"route TLS without its CA", js(func(o *Options) {
+			o.Cluster = "c"
+			o.ClusterListen = "127.0.0.1:6222"
+			o.Peers = []string{"a:1"}
+			o.ClusterCertFile, o.ClusterKeyFile = "m.pem", "m-key.pem"
+		}), "--cluster-cert, --cluster-key and --cluster-ca go together"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

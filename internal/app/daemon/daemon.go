@@ -64,6 +64,10 @@ type Options struct {
 	Cluster, ClusterListen string
 	Peers                  []string
 	ClusterPassword        string
+	// ClusterCertFile, ClusterKeyFile and ClusterCAFile make the
+	// members' routes mutual TLS: this member's certificate and key, and
+	// the CA that signed every member's (all three, or none).
+	ClusterCertFile, ClusterKeyFile, ClusterCAFile string
 	// Replicas, with JetStream at NATSURL, is how many replicas sluice's
 	// streams keep on that server's cluster (3 on a cluster of 3); 0 is
 	// 1. Every daemon of the cluster must be given the same: connecting
