@@ -217,3 +217,17 @@ func FuzzTraceparent(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCallSpan: what tracing adds to a call: its span from the
+// caller's header, carried in the context with its log ids, and the
+// traceparent a guest or a published message gets.
+func BenchmarkCallSpan(b *testing.B) {
+	ctx := With(context.Background(), slog.String(RequestID, "r1"))
+	b.ReportAllocs()
+	for b.Loop() {
+		tc := Continue(specTraceparent, "rojo=00f067aa0ba902b7")
+		c := WithTrace(ctx, tc)
+		got, _ := TraceFrom(c)
+		_ = got.Traceparent()
+	}
+}
