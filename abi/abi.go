@@ -304,6 +304,11 @@ const (
 	MetaSequence     = "sequence"
 	MetaRedelivered  = "redelivered"
 	MetaRedeliveries = "redeliveries"
+	// The call's W3C trace context (its own span, a child of the
+	// caller's), set on every call, and the caller's tracestate, set
+	// when it sent one.
+	MetaTraceparent = "traceparent"
+	MetaTracestate  = "tracestate"
 	// Set on the calls of workflow tasks.
 	MetaWorkflow           = "workflow"
 	MetaWorkflowInvocation = "workflow.invocation"

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // Channels of the engine.
@@ -723,6 +724,9 @@ func (e *Engine) trimLocal(id string, keep func(task string, r *run) bool) {
 
 // Invoke starts an invocation of the current version of a workflow, its
 // input read as o.Input says. It returns once InvocationCreated is stored.
+// The invocation's span is the trace context ctx carries (logctx.WithTrace:
+// the span of the call that starts it), or the first of a new trace; its
+// creation records it, and each task call is a child span of it.
 func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o InvokeOptions) (*Invocation, error) {
 	if len(input) > MaxData {
 		return nil, fmt.Errorf("%w: input of %d bytes is over the %d KiB a workflow event holds", ErrInvalid, len(input), MaxData>>10)
@@ -789,7 +793,11 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		}
 		return snap, nil
 	}
-	inv := e.create(id, rev, in, "", func(err error) { acked <- err })
+	tc, ok := logctx.TraceFrom(ctx)
+	if !ok {
+		tc = logctx.NewTrace()
+	}
+	inv := e.create(id, rev, in, "", tc, func(err error) { acked <- err })
 	snap := inv.snapshot(false)
 	e.mu.Unlock()
 	select {
@@ -846,11 +854,12 @@ func validInvocationID(id string) bool {
 	return true
 }
 
-// create writes InvocationCreated and starts driving the invocation.
-func (e *Engine) create(id string, rev Revision, input json.RawMessage, parent string, ack func(error)) *invState {
+// create writes InvocationCreated and starts driving the invocation,
+// whose span is tc.
+func (e *Engine) create(id string, rev Revision, input json.RawMessage, parent string, tc logctx.Trace, ack func(error)) *invState {
 	inv := &invState{id: id}
 	e.emit(inv, ack, &Event{Type: EventInvocationCreated, Workflow: rev.Name, Revision: rev.Revision,
-		Owner: e.o.Node, Parent: parent, Input: input})
+		Owner: e.o.Node, Parent: parent, Input: input, Traceparent: tc.Traceparent(), Tracestate: tc.State})
 	inv = e.st.invs[id]
 	e.reconcile(inv)
 	return inv

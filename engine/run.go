@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/fn"
+	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // Limits of the child workflows under one invocation (its root), at any
@@ -462,7 +463,7 @@ func (e *Engine) driveFunction(inv *invState, spec *taskSpec, t *taskState) {
 func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 	attempt := t.attempts + 1
 	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: attempt})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(logctx.WithTrace(context.Background(), inv.span()))
 	if spec.timeout > 0 {
 		var c2 context.CancelFunc
 		ctx, c2 = context.WithTimeout(ctx, spec.timeout)
@@ -670,7 +671,7 @@ func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, 
 	if input == nil {
 		input = json.RawMessage("null")
 	}
-	e.create(cid, rev, input, inv.id+"/"+t.id, nil)
+	e.create(cid, rev, input, inv.id+"/"+t.id, inv.span(), nil)
 }
 
 // driveBranch runs if and switch: the branch chosen at scheduling is a
@@ -928,4 +929,14 @@ func jsonEqual(a, b any, bud *budget) (bool, error) {
 		return reflect.DeepEqual(a, b), nil
 	}
 	return reflect.DeepEqual(fromJSON(ja), fromJSON(jb)), nil
+}
+
+// span returns a new span for a call an invocation makes (a task's call,
+// a child workflow): a child of the invocation's span, or the first span
+// of a new trace for an invocation whose creation recorded none.
+func (inv *invState) span() logctx.Trace {
+	if inv.trace.IsZero() {
+		return logctx.NewTrace()
+	}
+	return inv.trace.Child()
 }

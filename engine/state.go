@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // eventCancelRequested asks an invocation's owner to cancel it: any
@@ -74,6 +76,9 @@ type invState struct {
 	doneKids []*invState
 	// bytes is the footprint of a finished invocation (retainBytes).
 	bytes int64
+	// trace is the invocation's span (zero if its creation recorded
+	// none): its task calls are children of it.
+	trace logctx.Trace
 	// in decodes input for expressions, once (nil once finished).
 	in *lazyJSON
 	// view lists the tasks for expressions (eval.go), until they change.
@@ -164,6 +169,10 @@ func (s *state) apply(ev *Event) error {
 			parent: ev.Parent, input: ev.Input, status: StatusRunning, created: ev.Time,
 			firstSeq: ev.Seq, lastSeq: ev.Seq, tasks: map[string]*taskState{}, root: ev.Invocation,
 			in: newLazy(ev.Input),
+		}
+		if tc, ok := logctx.ParseTraceparent(ev.Traceparent); ok {
+			tc.State = logctx.ParseTracestate(ev.Tracestate)
+			inv.trace = tc
 		}
 		if p := s.parentOf(inv); p != nil {
 			inv.root = p.root
@@ -456,6 +465,9 @@ func (inv *invState) snapshot(withTasks bool) *Invocation {
 		ID: inv.id, Workflow: inv.workflow, Revision: inv.revision, Status: inv.status,
 		Input: inv.input, Output: inv.output, Error: inv.err, FailedTask: inv.failedTask,
 		Parent: inv.parent, Owner: inv.owner, Created: inv.created,
+	}
+	if !inv.trace.IsZero() {
+		out.Traceparent = inv.trace.Traceparent()
 	}
 	if !inv.finishedAt.IsZero() {
 		f := inv.finishedAt

@@ -42,10 +42,14 @@ type Invocation struct {
 	// FailedTask names the task whose failure failed the invocation.
 	FailedTask string `json:"failed_task,omitempty"`
 	// Parent is "INVOCATION/TASK" for a child workflow.
-	Parent   string     `json:"parent,omitempty"`
-	Owner    string     `json:"owner,omitempty"`
-	Created  time.Time  `json:"created"`
-	Finished *time.Time `json:"finished,omitempty"`
+	Parent string `json:"parent,omitempty"`
+	// Traceparent is the invocation's W3C trace context: its span, of
+	// which each task call is a child. Absent on invocations created
+	// before sluice recorded it.
+	Traceparent string     `json:"traceparent,omitempty"`
+	Owner       string     `json:"owner,omitempty"`
+	Created     time.Time  `json:"created"`
+	Finished    *time.Time `json:"finished,omitempty"`
 	// Tasks are the tasks that were scheduled, by id; dynamic tasks (a
 	// branch, a loop iteration) have ids under their parent's, like
 	// "route/then" or "each/3".
@@ -106,6 +110,11 @@ type Event struct {
 	Owner    string          `json:"owner,omitempty"`
 	Parent   string          `json:"parent,omitempty"`
 	Input    json.RawMessage `json:"input,omitempty"`
+	// Traceparent and Tracestate are the invocation's trace context (the
+	// span of the call that started it), if it had one; events written
+	// before sluice recorded it have none.
+	Traceparent string `json:"traceparent,omitempty"`
+	Tracestate  string `json:"tracestate,omitempty"`
 
 	// TaskScheduled: the task's kind (a function or a built-in), its
 	// evaluated input (Input), and for a dynamic task the scope it adds.
@@ -139,6 +148,9 @@ func (e *Event) String() string {
 	}
 	if e.Parent != "" {
 		add("parent", e.Parent)
+	}
+	if e.Traceparent != "" {
+		add("traceparent", e.Traceparent)
 	}
 	if e.From != "" {
 		add("from", e.From)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/testutil"
 )
 
@@ -229,6 +230,40 @@ func TestMetadata(t *testing.T) {
 			t.Fatalf("env REGION = %q", got)
 		}
 	})
+}
+
+// A guest reads its call's trace context (the context's, logctx) as the
+// traceparent and tracestate metadata; a pooled instance's next call
+// reads its own, or none.
+func TestTraceMetadata(t *testing.T) {
+	h, _ := newHost(t)
+	f := load(t, h, "goguest", Spec{Name: "traced"})
+	call := func(ctx context.Context, key string, meta map[string]string) string {
+		t.Helper()
+		res, err := f.Invoke(ctx, Call{Input: []byte("meta:" + key), Meta: meta})
+		if err != nil {
+			t.Fatalf("meta %s: %v", key, err)
+		}
+		return string(res.Output)
+	}
+	tr := logctx.Continue("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "rojo=00f067aa0ba902b7")
+	traced := logctx.WithTrace(context.Background(), tr)
+	if got := call(traced, abi.MetaTraceparent, nil); got != tr.Traceparent() {
+		t.Fatalf("traceparent = %q, want the call's %q", got, tr.Traceparent())
+	}
+	if got := call(traced, abi.MetaTracestate, nil); got != "rojo=00f067aa0ba902b7" {
+		t.Fatalf("tracestate = %q, want the caller's", got)
+	}
+	other := logctx.NewTrace()
+	if got := call(logctx.WithTrace(context.Background(), other), abi.MetaTraceparent, map[string]string{abi.MetaTraceparent: tr.Traceparent()}); got != other.Traceparent() {
+		t.Fatalf("the next call's traceparent = %q, want its own %q (the context's wins over Meta)", got, other.Traceparent())
+	}
+	if got := call(logctx.WithTrace(context.Background(), other), abi.MetaTracestate, nil); got != "<absent>" {
+		t.Fatalf("tracestate of a call without one = %q", got)
+	}
+	if got := call(context.Background(), abi.MetaTraceparent, nil); got != "<absent>" {
+		t.Fatalf("traceparent of an untraced call = %q", got)
+	}
 }
 
 func TestReactorLogs(t *testing.T) {

@@ -102,8 +102,23 @@ func hostMetaGet(ctx context.Context, mod api.Module, stack []uint64) {
 	stack[0] = uint64(uint32(len(value)))
 }
 
-// meta looks up a metadata key for the current call.
+// meta looks up a metadata key for the current call: the host's own
+// (hostMeta), else the caller's (Call.Meta).
 func (i *instance) meta(key string) (string, bool) {
+	if v, ok := i.hostMeta(key); ok {
+		return v, true
+	}
+	if i.call == nil {
+		return "", false
+	}
+	v, ok := i.call.Meta[key]
+	return v, ok
+}
+
+// hostMeta looks up a metadata key the host sets: the function, its
+// version, the call's id and the call's trace context (from the call's
+// context, logctx.WithTrace), made only when a guest asks.
+func (i *instance) hostMeta(key string) (string, bool) {
 	switch key {
 	case abi.MetaFunction:
 		return i.fn.spec.Name, true
@@ -113,10 +128,14 @@ func (i *instance) meta(key string) (string, bool) {
 		if i.call != nil {
 			return i.callID(), true
 		}
+	case abi.MetaTraceparent:
+		if i.call != nil && !i.trace.IsZero() {
+			return i.trace.Traceparent(), true
+		}
+	case abi.MetaTracestate:
+		if i.call != nil && i.trace.State != "" {
+			return i.trace.State, true
+		}
 	}
-	if i.call == nil {
-		return "", false
-	}
-	v, ok := i.call.Meta[key]
-	return v, ok
+	return "", false
 }

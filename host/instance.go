@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/sluicehq/sluice/abi"
+	"github.com/sluicehq/sluice/internal/logctx"
 )
 
 // exitInterrupted is the exit code the host closes a module with to stop
@@ -54,6 +54,7 @@ type instance struct {
 
 	// the current call
 	call     *Call
+	trace    logctx.Trace  // the call's, from its context (zero: none)
 	idFn     func() string // i.callID, bound once
 	out      []byte
 	outErr   error
@@ -117,7 +118,7 @@ func (i *instance) instantiate(stdin []byte, env []string) error {
 // limits. On failure the instance is closed.
 func (i *instance) initReactor(ctx context.Context, c *Call) error {
 	f := i.fn
-	i.beginCall(c)
+	i.beginCall(ctx, c)
 	if err := i.instantiate(nil, nil); err != nil {
 		i.close()
 		return f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
@@ -153,8 +154,9 @@ func (i *instance) initReactor(ctx context.Context, c *Call) error {
 }
 
 // beginCall resets the per-call state.
-func (i *instance) beginCall(c *Call) {
+func (i *instance) beginCall(ctx context.Context, c *Call) {
 	i.call = c
+	i.trace, _ = logctx.TraceFrom(ctx)
 	i.out, i.outErr, i.failMsg = nil, nil, ""
 	i.log.reset(i.fn.spec.Name, i.fn.spec.Version, i.idFn, c.Origin)
 }
@@ -172,7 +174,7 @@ func (i *instance) callID() string {
 // back to the pool: not after a trap, an exit, an interruption or a broken
 // limit.
 func (i *instance) handle(ctx context.Context, c *Call) (out []byte, reusable bool, err error) {
-	i.beginCall(c)
+	i.beginCall(ctx, c)
 	n := uint32(len(c.Input))
 	if n > i.inCap {
 		if err := i.growInput(ctx, n); err != nil {
@@ -238,14 +240,17 @@ func (i *instance) growInput(ctx context.Context, n uint32) error {
 // runCommand runs a WASI command once, with the input on stdin.
 func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
 	f := i.fn
-	i.beginCall(c)
+	i.beginCall(ctx, c)
 	i.stdout = &limitedBuffer{limit: f.spec.Limits.MaxOutput}
-	env := make([]string, 0, 2*(len(c.Meta)+3))
-	for _, kv := range [][2]string{{abi.MetaFunction, f.spec.Name}, {abi.MetaVersion, strconv.Itoa(f.spec.Version)}, {abi.MetaInvocation, i.callID()}} {
-		env = append(env, abi.EnvName(kv[0]), kv[1])
-	}
+	env := make([]string, 0, 2*(len(c.Meta)+5))
 	for k, v := range c.Meta {
 		env = append(env, abi.EnvName(k), v)
+	}
+	// the host's keys last: wazero keeps the last of a repeated name
+	for _, k := range []string{abi.MetaFunction, abi.MetaVersion, abi.MetaInvocation, abi.MetaTraceparent, abi.MetaTracestate} {
+		if v, ok := i.hostMeta(k); ok {
+			env = append(env, abi.EnvName(k), v)
+		}
 	}
 	defer i.emitLogs()
 	if err := i.instantiate(c.Input, env); err != nil {

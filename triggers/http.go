@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/fn"
+	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/units"
 )
 
@@ -138,7 +139,9 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id := fn.NewID()
 	w.Header().Set("X-Sluice-Invocation", id)
-	res, err := h.inv.Invoke(r.Context(), route.Target, fn.Call{
+	tc := TraceOf(r.Header)
+	w.Header().Set(logctx.TraceparentHeader, tc.Traceparent())
+	res, err := h.inv.Invoke(logctx.WithTrace(r.Context(), tc), route.Target, fn.Call{
 		ID:    id,
 		Input: body,
 		Meta: map[string]string{
@@ -159,4 +162,17 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(res.Output)
 	}
+}
+
+// TraceOf returns the span of a call an HTTP request makes: a child of
+// the request's traceparent header if it is valid (with its tracestate
+// headers, joined as HTTP joins a repeated header), else the first span of
+// a new trace. A request with more than one traceparent header is a new
+// trace: the spec makes such a request's trace context invalid.
+func TraceOf(h http.Header) logctx.Trace {
+	parents := h.Values(logctx.TraceparentHeader)
+	if len(parents) != 1 {
+		return logctx.NewTrace()
+	}
+	return logctx.Continue(parents[0], strings.Join(h.Values(logctx.TracestateHeader), ","))
 }

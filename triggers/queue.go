@@ -55,6 +55,9 @@ type DeadLetter struct {
 	Redeliveries uint32    `json:"redeliveries"`
 	Time         time.Time `json:"time"`
 	Payload      []byte    `json:"payload"`
+	// Traceparent is the W3C trace context of the last failed call: its
+	// trace_id and span_id find the call's log lines.
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // QueueStats are a trigger's counters on this daemon.
@@ -255,8 +258,12 @@ func (r *queueRun) worker() {
 // dead-lettered after MaxRetries redeliveries.
 func (r *queueRun) process(m *eventlog.Msg) {
 	t := &r.t
-	// the message's lines and its call's log records say which it is
-	ctx := logctx.With(context.Background(), slog.String(logctx.Trigger, t.Name), slog.Uint64(logctx.Sequence, m.Sequence))
+	// the message's lines and its call's log records say which it is,
+	// and its call continues the trace the message's headers carry (a
+	// new one without: NATS Streaming has no headers, a timer's claims
+	// carry none)
+	tc := logctx.Continue(logctx.HeaderValue(m.Header, logctx.TraceparentHeader), logctx.HeaderValue(m.Header, logctx.TracestateHeader))
+	ctx := logctx.WithTrace(logctx.With(context.Background(), slog.String(logctx.Trigger, t.Name), slog.Uint64(logctx.Sequence, m.Sequence)), tc)
 	if r.q.lag != nil {
 		r.q.lag(t.Name, time.Since(m.Time))
 	}
@@ -272,7 +279,7 @@ func (r *queueRun) process(m *eventlog.Msg) {
 			r.ack(ctx, m)
 			return
 		}
-		r.publishThenAck(ctx, m, t.RespTopic, res.Output, "result")
+		r.publishThenAck(ctx, m, t.RespTopic, eventlog.Message{Data: res.Output, Header: tc.Header()}, "result")
 		return
 	}
 	if errors.Is(err, eventlog.ErrNotConnected) || errors.Is(err, eventlog.ErrClosed) {
@@ -302,8 +309,9 @@ func (r *queueRun) process(m *eventlog.Msg) {
 	dl, _ := json.Marshal(DeadLetter{
 		Error: err.Error(), Code: code, Function: nameIf(t.Target, fn.KindFunction), Workflow: nameIf(t.Target, fn.KindWorkflow), Trigger: t.Name, Topic: t.Topic,
 		Sequence: m.Sequence, Redeliveries: uint32(m.Deliveries - 1), Time: time.Now().UTC(), Payload: m.Data,
+		Traceparent: tc.Traceparent(),
 	})
-	r.publishThenAck(ctx, m, t.ErrorTopic, dl, "dead letter")
+	r.publishThenAck(ctx, m, t.ErrorTopic, eventlog.Message{Data: dl, Header: tc.Header()}, "dead letter")
 }
 
 // call turns a message into the function's input and calls it; run false
@@ -339,11 +347,11 @@ func (r *queueRun) call(ctx context.Context, m *eventlog.Msg) (res fn.Result, ru
 	return res, true, err
 }
 
-// publishThenAck publishes asynchronously and acks the message when the
-// server has stored the publication. If it cannot, the message stays
+// publishThenAck publishes out asynchronously and acks the message when
+// the server has stored the publication. If it cannot, the message stays
 // unacked and comes back after AckWait: at least once, never lost.
-func (r *queueRun) publishThenAck(ctx context.Context, m *eventlog.Msg, topic string, data []byte, what string) {
-	err := r.q.conn.PublishAsync(topic, eventlog.Message{Data: data}, func(_ uint64, err error) {
+func (r *queueRun) publishThenAck(ctx context.Context, m *eventlog.Msg, topic string, out eventlog.Message, what string) {
+	err := r.q.conn.PublishAsync(topic, out, func(_ uint64, err error) {
 		if err != nil {
 			r.q.log.WarnContext(ctx, "publish failed; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
 			r.inner.Done()

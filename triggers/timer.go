@@ -36,7 +36,9 @@ type TimerTrigger struct {
 // So a tick runs once while every daemon is healthy, and at least once if
 // the daemon running it dies (its claim is redelivered to another). A tick
 // whose claims are all older than claimWindow (every daemon was down) is
-// skipped, like cron on a machine that was off.
+// skipped, like cron on a machine that was off. Claims carry no trace
+// context: each firing's call is the first span of a new trace, and its
+// result goes to RespTopic with that trace's traceparent.
 const (
 	claimWindow = 10 * time.Minute
 	// followerWait bounds how long a claim waits for the follower to

@@ -5,6 +5,9 @@
 // slog.Logger. Function calls copy them into their log records too
 // (host.Call.Origin), so that `sluice fn logs` says which request or
 // message a guest's line belongs to.
+//
+// It also carries the W3C trace context of a call (trace.go: WithTrace,
+// Continue), whose trace and span ids go on the same lines.
 package logctx
 
 import (

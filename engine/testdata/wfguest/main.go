@@ -6,7 +6,7 @@
 //	{"op":"flaky","fails":K} fails on attempts 1..K, then -> {"attempt":A}
 //	{"op":"sleep","ms":M}   sleeps M ms -> {"slept":M}
 //	{"op":"fail","msg":S}   fails with S
-//	{"op":"meta"}           -> the workflow metadata of the call
+//	{"op":"meta"}           -> the workflow metadata and trace context of the call
 //	{"op":"text","s":S}     -> S as plain text (not JSON)
 //
 // Anything else (not JSON, no op) comes back as it is.
@@ -61,6 +61,7 @@ func handle(in []byte) ([]byte, error) {
 		return json.Marshal(map[string]string{
 			"workflow": meta("workflow"), "invocation": meta("workflow.invocation"),
 			"task": meta("workflow.task"), "attempt": meta("workflow.attempt"),
+			"traceparent": meta("traceparent"), "tracestate": meta("tracestate"),
 		})
 	case "text":
 		return []byte(r.S), nil

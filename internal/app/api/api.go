@@ -11,6 +11,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -225,6 +226,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "took", took.Round(time.Microsecond)}
 	if call := rec.Header().Get("X-Sluice-Invocation"); call != "" {
 		attrs = append(attrs, "call", call) // the function call's id
+	}
+	if tc, ok := logctx.ParseTraceparent(rec.Header().Get(logctx.TraceparentHeader)); ok {
+		// the call's span, which the request's other lines carry too
+		attrs = append(attrs, logctx.TraceID, hex.EncodeToString(tc.TraceID[:]), logctx.SpanID, hex.EncodeToString(tc.SpanID[:]))
 	}
 	s.log.Log(r.Context(), level, "request", attrs...)
 	if m := s.metrics.Load(); m != nil && r.URL.Path != "/metrics" {
@@ -527,7 +532,9 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, b *Backend) {
 	}
 	id := host.NewID()
 	w.Header().Set("X-Sluice-Invocation", id)
-	res, cur, err := b.Registry.Invoke(r.Context(), name, host.Call{ID: id, Input: in})
+	tc := triggers.TraceOf(r.Header)
+	w.Header().Set(logctx.TraceparentHeader, tc.Traceparent())
+	res, cur, err := b.Registry.Invoke(logctx.WithTrace(r.Context(), tc), name, host.Call{ID: id, Input: in})
 	if cur != nil {
 		w.Header().Set("X-Sluice-Version", strconv.Itoa(cur.Version))
 	}

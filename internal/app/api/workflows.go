@@ -11,6 +11,8 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/logctx"
+	"github.com/sluicehq/sluice/triggers"
 )
 
 // Limits of the workflow routes' bodies.
@@ -181,12 +183,19 @@ func (s *Server) invokeWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 		errcode.Write(w, err)
 		return
 	}
-	inv, err := e.Invoke(r.Context(), name, in, engine.InvokeOptions{ID: r.Header.Get(IdempotencyKeyHeader), Input: inputFormat(r)})
+	// the invocation's span: its task calls are children of it
+	ctx := logctx.WithTrace(r.Context(), triggers.TraceOf(r.Header))
+	inv, err := e.Invoke(ctx, name, in, engine.InvokeOptions{ID: r.Header.Get(IdempotencyKeyHeader), Input: inputFormat(r)})
 	if err != nil {
 		errcode.Write(w, engineError(err))
 		return
 	}
 	w.Header().Set("X-Sluice-Invocation", inv.ID)
+	if inv.Traceparent != "" {
+		// the invocation's own (an idempotent invoke finds one that
+		// was started before, in its trace)
+		w.Header().Set(logctx.TraceparentHeader, inv.Traceparent)
+	}
 	if !wait {
 		errcode.WriteJSON(w, http.StatusAccepted, inv)
 		return

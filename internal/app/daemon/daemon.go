@@ -486,6 +486,11 @@ func sanitize(s string) string {
 
 // Invoke runs a function or a workflow (fn.Invoker): what triggers use.
 func (d *Daemon) Invoke(ctx context.Context, t fn.Target, c fn.Call) (fn.Result, error) {
+	if _, ok := logctx.TraceFrom(ctx); !ok {
+		// every caller gives its call a span (triggers, the engine's
+		// tasks); one that did not gets a new trace rather than none
+		ctx = logctx.WithTrace(ctx, logctx.NewTrace())
+	}
 	if t.Kind == fn.KindWorkflow {
 		return d.invokeWorkflow(ctx, t.Name, c)
 	}

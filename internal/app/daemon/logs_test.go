@@ -172,8 +172,8 @@ func TestLogIDs(t *testing.T) {
 		}
 		recs := waitRecords(t, c, "gg", 2, func(r host.Record) bool { return r.Invocation == call })
 		for _, r := range recs {
-			if r.Origin["request_id"] != "abc-124" || len(r.Origin) != 1 {
-				t.Fatalf("fn logs record %+v: want origin request_id abc-124", r)
+			if r.Origin["request_id"] != "abc-124" || r.Origin["trace_id"] == "" || r.Origin["span_id"] == "" || len(r.Origin) != 3 {
+				t.Fatalf("fn logs record %+v: want origin request_id abc-124 and the call's trace_id and span_id", r)
 			}
 		}
 	})
@@ -227,8 +227,8 @@ func TestLogIDs(t *testing.T) {
 		recs := waitRecords(t, c, "gq", 3, func(r host.Record) bool { return r.Origin["trigger"] == "lq" })
 		for _, r := range recs {
 			want := map[string]string{"sluice": "2", "stderr": "1", "log": "1"}[r.Stream]
-			if r.Origin["sequence"] != want || len(r.Origin) != 2 {
-				t.Fatalf("fn logs record %+v: want origin trigger lq, sequence %s", r, want)
+			if r.Origin["sequence"] != want || r.Origin["trace_id"] == "" || r.Origin["span_id"] == "" || len(r.Origin) != 4 {
+				t.Fatalf("fn logs record %+v: want origin trigger lq, sequence %s, and the call's trace_id and span_id", r, want)
 			}
 		}
 	})
