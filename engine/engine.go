@@ -158,10 +158,14 @@ type Engine struct {
 	deleted  int
 
 	// Ownership (owners.go), under mu.
-	nodes    map[string]nodeSeen
-	claimed  map[string]time.Time
-	started  time.Time
-	nodesSub eventlog.Subscription
+	nodes   map[string]nodeSeen
+	claimed map[string]time.Time
+	started time.Time
+	// selfHeard is when this node last heard its own heartbeat back, and
+	// hearingSince when the run of its heartbeats coming back without a
+	// gap began: only silence heard through such a run counts.
+	selfHeard, hearingSince time.Time
+	nodesSub                eventlog.Subscription
 	// silent stops the heartbeats (tests: a node cut off from the others).
 	silent atomic.Bool
 }

@@ -26,7 +26,11 @@ import (
 // new owner reconciles the invocation: tasks that were running run again
 // (at least once). A former owner that was only cut off finds its later
 // events ignored by every fold (they are not the owner's), stops, and
-// rebuilds the invocation from the log.
+// rebuilds the invocation from the log. A node counts another's silence
+// only while it hears its own heartbeats back, and has for a whole
+// timeout: when the log takes no heartbeats for a while (a lost
+// connection, a JetStream stream electing a new leader), every node is
+// silent to every other, and none is dead for it.
 
 // NodesChannel carries the engines' heartbeats; only the last seconds
 // matter, so the store may age them out (NATS Streaming's embedded server
@@ -58,6 +62,9 @@ func (e *Engine) startOwnership() error {
 		}
 		at := m.Time
 		e.mu.Lock()
+		if hb.Node == e.o.Node {
+			e.heardSelf()
+		}
 		s := e.nodes[hb.Node]
 		if at.After(s.last) {
 			s.last = at
@@ -123,6 +130,14 @@ func (e *Engine) takeover() {
 	if up := e.o.Log.UpSince(); up.IsZero() || time.Since(up) < e.o.NodeTimeout {
 		return
 	}
+	// Nor while its own heartbeats do not come back, or since they came
+	// back for less than a timeout, connected or not: the log took no
+	// heartbeats then (on JetStream, the stream's leader died and another
+	// is being elected, for some seconds), so the others' silence says
+	// nothing of them, and a takeover would re-run their calls in flight.
+	if !e.hearing(now) {
+		return
+	}
 	alive := []string{e.o.Node}
 	dead := map[string]bool{}
 	for node, s := range e.nodes {
@@ -166,6 +181,28 @@ func (e *Engine) takeover() {
 		}
 	}
 }
+
+// heardSelf notes that this node's own heartbeat came back: a gap of
+// more than hearingGap since the last starts a new run of hearing.
+// Under e.mu.
+func (e *Engine) heardSelf() {
+	now := e.now()
+	if e.selfHeard.IsZero() || now.Sub(e.selfHeard) > e.hearingGap() {
+		e.hearingSince = now
+	}
+	e.selfHeard = now
+}
+
+// hearing tells whether this node hears its own heartbeats now, and has
+// for a whole timeout. Under e.mu.
+func (e *Engine) hearing(now time.Time) bool {
+	return !e.selfHeard.IsZero() && now.Sub(e.selfHeard) <= e.hearingGap() && now.Sub(e.hearingSince) >= e.o.NodeTimeout
+}
+
+// hearingGap is how long this node's own heartbeats may stay away before
+// it counts as deaf: two and a half beats (one is sent every
+// NodeTimeout/5), so that one late or lost beat is not a gap.
+func (e *Engine) hearingGap() time.Duration { return e.o.NodeTimeout / 2 }
 
 // rootOf is the id of the invocation at the top of inv's parents.
 func (e *Engine) rootOf(inv *invState) string {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -331,4 +332,86 @@ func TestCancelWhileTheOwnerIsDead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deafLog is a log whose heartbeats fail while stalled is set, as a
+// JetStream stream does while it elects a new leader: the connection is
+// up, other streams take writes.
+type deafLog struct {
+	eventlog.Log
+	stalled *atomic.Bool
+}
+
+var errStalled = errors.New("the stream has no leader: publish timed out")
+
+func (l deafLog) Publish(ctx context.Context, stream string, m eventlog.Message) (uint64, error) {
+	if stream == NodesChannel && l.stalled.Load() {
+		return 0, errStalled
+	}
+	return l.Log.Publish(ctx, stream, m)
+}
+
+func (l deafLog) PublishAsync(stream string, m eventlog.Message, done func(uint64, error)) error {
+	if stream == NodesChannel && l.stalled.Load() {
+		go done(0, errStalled)
+		return nil
+	}
+	return l.Log.PublishAsync(stream, m, done)
+}
+
+// TestNoTakeoverWhileHeartbeatsStall: the heartbeats' stream takes no
+// writes for longer than the node timeout while the connections stay up
+// and the invocations' streams take writes. Every node is then silent to
+// every other; none may take the others' invocations over (that re-ran
+// the calls in flight of live daemons in the self-clustered fault run).
+// Once the heartbeats flow again, a node that then dies is still taken
+// over.
+func TestNoTakeoverWhileHeartbeatsStall(t *testing.T) {
+	r := newRigOn(t, memory, false)
+	r.e.crash()
+	const timeout = 2 * time.Second
+	var stalled atomic.Bool
+	a := r.engineOn("node-1", timeout, deafLog{r.connect(), &stalled})
+	b := r.engineOn("node-2", timeout, deafLog{r.connect(), &stalled})
+	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: long\ntasks:\n  z: { run: sleep, inputs: 1h }\n")
+	ctx := context.Background()
+	inv, err := a.Invoke(ctx, "long", nil, InvokeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "node-2 to know node-1 and the sleep", func() bool {
+		got, err := b.Get(inv.ID)
+		b.mu.Lock()
+		_, known := b.nodes["node-1"]
+		b.mu.Unlock()
+		return err == nil && got.Tasks["z"] != nil && known
+	})
+	time.Sleep(timeout) // both heard each other for a whole timeout
+	stalled.Store(true)
+	time.Sleep(3 * timeout)
+	stalled.Store(false)
+	time.Sleep(timeout)
+	for name, e := range map[string]*Engine{"node-1": a, "node-2": b} {
+		got, err := e.Get(inv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Owner != "node-1" {
+			t.Fatalf("%s: the invocation moved to %s while the heartbeats stalled", name, got.Owner)
+		}
+	}
+	evs, err := b.Events(ctx, inv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.Type == eventOwnerChanged {
+			t.Fatalf("an OwnerChanged was written while the heartbeats stalled: %v", types(evs))
+		}
+	}
+	a.crash()
+	testutil.Eventually(t, 30*time.Second, "node-2 to take over from the dead node-1", func() bool {
+		got, err := b.Get(inv.ID)
+		return err == nil && got.Owner == "node-2"
+	})
 }
