@@ -31,6 +31,9 @@ type selfCluster struct {
 	t       *testing.T
 	members []*member
 	peers   string
+	// wf, if set, is told of each kill (its workflow audit excuses the
+	// tasks a killed daemon was running).
+	wf *wfAudit
 }
 
 var serverLine = regexp.MustCompile(`msg="embedded JetStream started" .*server=(\S+)`)
@@ -81,12 +84,12 @@ func (c *selfCluster) waitReady(m *member) {
 		c.t.Fatalf("the ready line's nats=%q: %v", shown, err)
 	}
 	u.User = url.UserPassword("sluice", natsPassword)
-	m.d = &daemonProc{server: server, nats: u.String()}
-	sm := serverLine.FindStringSubmatch(m.proc.logText())
-	if sm == nil {
-		c.t.Fatalf("no server name in the log:\n%s", m.proc.logText())
+	sm, rm := serverLine.FindStringSubmatch(m.proc.logText()), readyLine.FindStringSubmatch(m.proc.logText())
+	if sm == nil || rm == nil {
+		c.t.Fatalf("no server name or workflow node id in the log:\n%s", m.proc.logText())
 	}
 	m.server = sm[1]
+	m.d = &daemonProc{server: server, nats: u.String(), node: rm[3]}
 }
 
 // url is every member's NATS server, with the credentials: a client of it
@@ -102,9 +105,13 @@ func (c *selfCluster) url() string {
 // kill kills a member's daemon with SIGKILL, and its JetStream server
 // with it.
 func (c *selfCluster) kill(m *member) {
+	from := time.Now()
 	m.proc.cmd.Process.Kill()
 	<-m.proc.eof
 	m.proc.cmd.Wait()
+	if c.wf != nil && m.d != nil {
+		c.wf.killed(m.d.node, from, time.Now())
+	}
 	m.d = nil
 }
 
@@ -115,6 +122,15 @@ func (c *selfCluster) live() []*member {
 		if m.d != nil {
 			out = append(out, m)
 		}
+	}
+	return out
+}
+
+// daemons are the live members' daemons.
+func (c *selfCluster) daemons() []*daemonProc {
+	var out []*daemonProc
+	for _, m := range c.live() {
+		out = append(out, m.d)
 	}
 	return out
 }
@@ -175,9 +191,11 @@ func (c *selfCluster) leader() *member {
 
 // TestSelfClusterKill9MidStream: three daemons that are their own
 // JetStream cluster share a queue trigger; one is killed with SIGKILL
-// while they work through the messages. Every message gets its result
-// (at least once), and the other two serve on: /readyz shows the cluster
-// with its leader, and calls are answered.
+// while they work through the messages and workflow invocations run on
+// each. Every message gets its result (at least once), every invocation
+// succeeds with its output and no task the survivors ran runs again, and
+// the other two serve on: /readyz shows the cluster with its leader, and
+// calls are answered.
 func TestSelfClusterKill9MidStream(t *testing.T) {
 	c := startSelfCluster(t)
 	for _, m := range c.members {
@@ -201,6 +219,10 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 			t.Fatalf("invoke on %s: %q", m.server, out)
 		}
 	}
+	wf := newWFAudit(t, c.daemons)
+	c.wf = wf
+	deployFaultWorkflow(t, a, c.daemons())
+	running := wf.waitRunning(wf.invoke(len(c.members))) // one on each member
 
 	const n = 3000
 	victim := c.members[2]
@@ -226,4 +248,6 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages: %d results before the kill, %d in all (%d duplicates)", n, before, seen.all(), seen.all()-n)
+	t.Logf("%d invocations under way before the stream", running)
+	wf.finish("", nil).log(t)
 }

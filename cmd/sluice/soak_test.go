@@ -3,12 +3,18 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/triggers"
 )
 
 // TestSoakRepeatedKill9 (make soak) publishes 50,000 messages to a queue
@@ -48,23 +54,148 @@ func TestSoakClusterFaults(t *testing.T) {
 	runClusterFaults(t, faultPlan{rate: 300, wfRate: 5, rounds: 6, batch: 40, restart: true})
 }
 
+// poisonGuest is a reactor that fails every call, and logs, and fails
+// with, its input and the redeliveries the call's metadata gives (the
+// broker's count): "INPUT redeliveries=N".
+const poisonGuest = `(module
+  (import "sluice" "fail" (func $fail (param i32 i32)))
+  (import "sluice" "log" (func $log (param i32 i32 i32)))
+  (import "sluice" "meta_get" (func $meta_get (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "redeliveries")
+  (data (i32.const 16) " redeliveries=")
+  (func (export "sluice_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "sluice_handle") (param $ptr i32) (param $len i32) (result i32)
+    (local $n i32)
+    (memory.copy (i32.const 4096) (local.get $ptr) (local.get $len))
+    (memory.copy (i32.add (i32.const 4096) (local.get $len)) (i32.const 16) (i32.const 14))
+    (local.set $n (call $meta_get (i32.const 0) (i32.const 12)
+      (i32.add (i32.const 4110) (local.get $len)) (i32.const 16)))
+    (local.set $n (i32.add (i32.add (local.get $len) (i32.const 14)) (local.get $n)))
+    (call $log (i32.const 1) (i32.const 4096) (local.get $n))
+    (call $fail (i32.const 4096) (local.get $n))
+    (i32.const 1)))`
+
+// poisonRetries is the poison trigger's --max-retries.
+const poisonRetries = 2
+
+// deadLetters counts the dead letters of poison messages.
+type deadLetters struct {
+	mu  sync.Mutex
+	got map[string][]triggers.DeadLetter // payload -> its dead letters
+	bad []string
+}
+
+func collectDead(t *testing.T, l eventlog.Log, topic string) (*deadLetters, eventlog.Subscription) {
+	t.Helper()
+	d := &deadLetters{got: map[string][]triggers.DeadLetter{}}
+	sub, err := l.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
+		var dl triggers.DeadLetter
+		err := json.Unmarshal(m.Data, &dl)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err != nil {
+			d.bad = append(d.bad, string(m.Data))
+			return
+		}
+		d.got[string(dl.Payload)] = append(d.got[string(dl.Payload)], dl)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, sub
+}
+
+// missing lists the messages without a dead letter.
+func (d *deadLetters) missing(msgs []string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, m := range msgs {
+		if len(d.got[m]) == 0 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// attempts reads the poison function's log (every daemon's, as stored
+// in the broker) and returns, for each message, the redeliveries each
+// logged attempt saw.
+func attempts(t *testing.T, p *daemonProc, fn string) map[string][]int {
+	t.Helper()
+	seen := map[string][]int{}
+	for _, rec := range ndjson(t, p.mustSluice(t, "", "fn", "logs", fn, "--tail", "10000", "-o", "json")) {
+		msg, _ := rec["message"].(string)
+		if rec["stream"] != "log" {
+			continue
+		}
+		in, n, ok := strings.Cut(msg, " redeliveries=")
+		count, err := strconv.Atoi(n)
+		if !ok || err != nil {
+			t.Errorf("a log line of %s that is not \"INPUT redeliveries=N\": %q", fn, msg)
+			continue
+		}
+		seen[in] = append(seen[in], count)
+	}
+	return seen
+}
+
 // TestSoakSelfClusterFaults (make soak) is the long fault run on three
 // self-clustered daemons: while a queue trigger works through each batch
-// of messages, a round kills the daemon whose server leads the JetStream
-// meta group, or another daemon and then the leader within two seconds
-// (the cluster then has no majority until they are back), and restarts
-// what it killed on its data dir. After every round each message of the
-// batch has its result: nothing lost, duplicates counted.
+// of messages, workflow invocations run (started over HTTP on every
+// member, and by a queue trigger) and poison messages go through their
+// retries, a round kills the daemon whose server leads the JetStream meta
+// group, or another daemon and then the leader within two seconds (the
+// cluster then has no majority until they are back), and restarts what it
+// killed on its data dir. After every round each message of the batch has
+// its result: nothing lost, duplicates counted. At the end every
+// invocation succeeded with its output and its log shows no success run
+// again, every poison message has its dead letter, and no message's
+// delivery count started again.
 func TestSoakSelfClusterFaults(t *testing.T) {
+	const (
+		rounds = 6
+		batch  = 3000 // messages to the echo trigger per round
+		invs   = 9    // invocations started over HTTP per round
+		wfMsgs = 8    // messages to the workflow's trigger per round
+		poison = 20   // poison messages per round
+	)
 	c := startSelfCluster(t)
+	wf := newWFAudit(t, c.daemons)
+	c.wf = wf
 	a := c.members[0].d
 	a.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))
 	a.mustSluice(t, "", "trigger", "create", "q", "--fn", "echo", "--topic", "in", "--resp-topic", "out", "--ack-wait", "2s", "--max-inflight", "64")
+	a.mustSluice(t, "", "fn", "deploy", "poison", wat2wasm(t, poisonGuest))
+	a.mustSluice(t, "", "trigger", "create", "dlq", "--fn", "poison", "--topic", "poison", "--error-topic", "dead",
+		"--max-retries", strconv.Itoa(poisonRetries), "--ack-wait", "5s", "--max-inflight", "16")
+	group := setupFaultWorkflow(t, a, c.daemons())
 	l := connectLog(t, "jetstream", c.url(), 3)
 	seen, sub := countTopic(t, l, "out")
 	defer sub.Close()
-	const batch = 3000
-	for round := range 6 {
+	dead, deadSub := collectDead(t, l, "dead")
+	defer deadSub.Close()
+	wfSub := wf.collect(l, "wfout")
+	defer wfSub.Close()
+
+	var wfInputs []int
+	var poisoned []string
+	underWay := 0 // invocations started over HTTP under way at the kills
+	start := time.Now()
+	for round := range rounds {
+		// workflows and poison messages first, under way at the kills
+		running := wf.waitRunning(wf.invoke(invs))
+		underWay += running
+		publishTo(t, l, "wfin", fmt.Sprintf("%d%%03d", round+1), wfMsgs)
+		for i := range wfMsgs {
+			wfInputs = append(wfInputs, (round+1)*1000+i)
+		}
+		pformat := fmt.Sprintf("p%d-%%03d", round)
+		publishTo(t, l, "poison", pformat, poison)
+		for i := range poison {
+			poisoned = append(poisoned, fmt.Sprintf(pformat, i))
+		}
 		format := fmt.Sprintf("r%d-%%05d", round)
 		publishTo(t, l, "in", format, batch)
 		first := fmt.Sprintf(format, 0)
@@ -79,13 +210,15 @@ func TestSoakSelfClusterFaults(t *testing.T) {
 				}
 			}
 		}
+		deadBefore := len(poisoned) - len(dead.missing(poisoned))
 		for i, m := range killed {
 			if i > 0 {
 				time.Sleep(time.Duration(500+round*250) * time.Millisecond)
 			}
 			c.kill(m)
 		}
-		t.Logf("round %d: killed %d daemon(s), the meta leader %s last", round, len(killed), leader.server)
+		t.Logf("%5.1fs round %d: killed %d daemon(s), the meta leader %s last; %d invocations under way, %d of %d poison messages dead-lettered",
+			time.Since(start).Seconds(), round, len(killed), leader.server, running, deadBefore, len(poisoned))
 		for _, m := range killed {
 			c.launch(m)
 		}
@@ -100,6 +233,72 @@ func TestSoakSelfClusterFaults(t *testing.T) {
 			}
 			return true
 		})
-		t.Logf("round %d: %d results for %d messages so far (%d duplicates)", round, seen.all(), (round+1)*batch, seen.all()-(round+1)*batch)
+		t.Logf("%5.1fs round %d: %d results for %d messages so far (%d duplicates)",
+			time.Since(start).Seconds(), round, seen.all(), (round+1)*batch, seen.all()-(round+1)*batch)
 	}
+	if underWay == 0 {
+		t.Fatal("no invocation was under way at any kill: the run tested nothing")
+	}
+
+	// Every invocation succeeded, with its output, its log sound; every
+	// message to the workflow's trigger has its output.
+	counts := wf.finish(group, wfInputs)
+
+	// Every poison message has its dead letter, made when the broker's
+	// count reached --max-retries redeliveries.
+	for deadline := time.Now().Add(3 * time.Minute); len(dead.missing(poisoned)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m := dead.missing(poisoned); len(m) > 0 {
+		t.Errorf("%d of %d poison messages have no dead letter after 3 minutes: %s", len(m), len(poisoned), strings.Join(m[:min(len(m), 20)], " "))
+	}
+	logged := attempts(t, a, "poison")
+	dead.mu.Lock()
+	letters, exact, dups := 0, 0, 0
+	for _, bad := range dead.bad {
+		t.Errorf("a dead letter that is not JSON: %q", bad)
+	}
+	for _, m := range poisoned {
+		dls := dead.got[m]
+		letters += len(dls)
+		if len(dls) > 1 {
+			dups += len(dls) - 1
+		}
+		counts := map[uint32]bool{}
+		for _, dl := range dls {
+			if dl.Redeliveries < poisonRetries || dl.Trigger != "dlq" || dl.Topic != "poison" || dl.Function != "poison" ||
+				!strings.Contains(dl.Error, fmt.Sprintf("%s redeliveries=%d", m, dl.Redeliveries)) {
+				t.Errorf("dead letter of %s: %+v", m, dl)
+			}
+			if counts[dl.Redeliveries] {
+				t.Errorf("%s: two dead letters at %d redeliveries: its delivery count started again", m, dl.Redeliveries)
+			}
+			counts[dl.Redeliveries] = true
+			if dl.Redeliveries == poisonRetries {
+				exact++
+			}
+		}
+	}
+	dead.mu.Unlock()
+	// The attempts the function logged (a killed daemon's last may be
+	// missing): no message is seen twice at one count, which is what a
+	// count that started again at a failover looks like (0, 1, 2, 1, 2).
+	tries, repeats := 0, 0
+	for _, m := range poisoned {
+		at := map[int]bool{}
+		for _, n := range logged[m] {
+			tries++
+			if at[n] {
+				repeats++
+				t.Errorf("%s: attempts at redeliveries %v: its delivery count started again", m, logged[m])
+				break
+			}
+			at[n] = true
+		}
+	}
+
+	t.Logf("messages: %d in, %d results (%d duplicates)", rounds*batch, seen.all(), seen.all()-rounds*batch)
+	counts.log(t)
+	t.Logf("poison messages: %d in, %d dead letters (%d duplicates), %d of them at exactly %d redeliveries; %d attempts logged, %d counts seen twice",
+		len(poisoned), letters, dups, exact, poisonRetries, tries, repeats)
 }
