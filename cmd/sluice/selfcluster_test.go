@@ -34,6 +34,8 @@ type selfCluster struct {
 	// wf, if set, is told of each kill (its workflow audit excuses the
 	// tasks a killed daemon was running).
 	wf *wfAudit
+	// procs are every daemon process launched, killed ones included.
+	procs []*proc
 }
 
 var serverLine = regexp.MustCompile(`msg="embedded JetStream started" .*server=(\S+)`)
@@ -74,6 +76,16 @@ func (c *selfCluster) launch(m *member) {
 	m.d = nil
 	m.proc = launch(c.t, "daemon", "--broker", "jetstream", "--data", m.data, "--listen", "127.0.0.1:0", "--nats-listen", m.natsListen,
 		"--cluster", "sluice-test", "--cluster-listen", m.clusterListen, "--peers", c.peers, "--cluster-password", clusterPassword, "--nats-password", natsPassword)
+	c.procs = append(c.procs, m.proc)
+}
+
+// logText is the log of every daemon process launched so far.
+func (c *selfCluster) logText() string {
+	var b strings.Builder
+	for _, p := range c.procs {
+		b.WriteString(p.logText())
+	}
+	return b.String()
 }
 
 func (c *selfCluster) waitReady(m *member) {
@@ -193,7 +205,7 @@ func (c *selfCluster) leader() *member {
 // JetStream cluster share a queue trigger; one is killed with SIGKILL
 // while they work through the messages and workflow invocations run on
 // each. Every message gets its result (at least once), every invocation
-// succeeds with its output and no task the survivors ran runs again, and
+// succeeds with its output and no recorded success runs again, and
 // the other two serve on: /readyz shows the cluster with its leader, and
 // calls are answered.
 func TestSelfClusterKill9MidStream(t *testing.T) {
@@ -220,6 +232,7 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 		}
 	}
 	wf := newWFAudit(t, c.daemons)
+	wf.countLiveTakeovers = true
 	c.wf = wf
 	deployFaultWorkflow(t, a, c.daemons())
 	running := wf.waitRunning(wf.invoke(len(c.members))) // one on each member

@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,12 +55,11 @@ func TestSoakClusterFaults(t *testing.T) {
 	runClusterFaults(t, faultPlan{rate: 300, wfRate: 5, rounds: 6, batch: 40, restart: true})
 }
 
-// poisonGuest is a reactor that fails every call, and logs, and fails
-// with, its input and the redeliveries the call's metadata gives (the
-// broker's count): "INPUT redeliveries=N".
+// poisonGuest is a reactor that fails every call with its input and the
+// redeliveries the call's metadata gives (the broker's count):
+// "INPUT redeliveries=N".
 const poisonGuest = `(module
   (import "sluice" "fail" (func $fail (param i32 i32)))
-  (import "sluice" "log" (func $log (param i32 i32 i32)))
   (import "sluice" "meta_get" (func $meta_get (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 0) "redeliveries")
@@ -72,7 +72,6 @@ const poisonGuest = `(module
     (local.set $n (call $meta_get (i32.const 0) (i32.const 12)
       (i32.add (i32.const 4110) (local.get $len)) (i32.const 16)))
     (local.set $n (i32.add (i32.add (local.get $len) (i32.const 14)) (local.get $n)))
-    (call $log (i32.const 1) (i32.const 4096) (local.get $n))
     (call $fail (i32.const 4096) (local.get $n))
     (i32.const 1)))`
 
@@ -119,24 +118,22 @@ func (d *deadLetters) missing(msgs []string) []string {
 	return out
 }
 
-// attempts reads the poison function's log (every daemon's, as stored
-// in the broker) and returns, for each message, the redeliveries each
-// logged attempt saw.
-func attempts(t *testing.T, p *daemonProc, fn string) map[string][]int {
-	t.Helper()
+// retryLine is a daemon's log line for a queue message that failed and
+// will be redelivered, when the function is poisonGuest.
+var retryLine = regexp.MustCompile(`msg="message failed; it will be redelivered" .*trigger=(\S+) .*err="function \\"[^"\\]*\\" failed: (\S+) redeliveries=(\d+)"`)
+
+// failedAttempts reads the daemons' logs (every process's, the killed
+// ones' too) and returns, for each message of the trigger, the
+// redeliveries of each of its failed attempts that was retried.
+func failedAttempts(logs, trigger string) map[string][]int {
 	seen := map[string][]int{}
-	for _, rec := range ndjson(t, p.mustSluice(t, "", "fn", "logs", fn, "--tail", "10000", "-o", "json")) {
-		msg, _ := rec["message"].(string)
-		if rec["stream"] != "log" {
+	for _, line := range strings.Split(logs, "\n") {
+		m := retryLine.FindStringSubmatch(line)
+		if m == nil || m[1] != trigger {
 			continue
 		}
-		in, n, ok := strings.Cut(msg, " redeliveries=")
-		count, err := strconv.Atoi(n)
-		if !ok || err != nil {
-			t.Errorf("a log line of %s that is not \"INPUT redeliveries=N\": %q", fn, msg)
-			continue
-		}
-		seen[in] = append(seen[in], count)
+		n, _ := strconv.Atoi(m[3])
+		seen[m[2]] = append(seen[m[2]], n)
 	}
 	return seen
 }
@@ -252,7 +249,7 @@ func TestSoakSelfClusterFaults(t *testing.T) {
 	if m := dead.missing(poisoned); len(m) > 0 {
 		t.Errorf("%d of %d poison messages have no dead letter after 3 minutes: %s", len(m), len(poisoned), strings.Join(m[:min(len(m), 20)], " "))
 	}
-	logged := attempts(t, a, "poison")
+	retried := failedAttempts(c.logText(), "dlq")
 	dead.mu.Lock()
 	letters, exact, dups := 0, 0, 0
 	for _, bad := range dead.bad {
@@ -280,25 +277,32 @@ func TestSoakSelfClusterFaults(t *testing.T) {
 		}
 	}
 	dead.mu.Unlock()
-	// The attempts the function logged (a killed daemon's last may be
-	// missing): no message is seen twice at one count, which is what a
-	// count that started again at a failover looks like (0, 1, 2, 1, 2).
-	tries, repeats := 0, 0
+	// The attempts retried, as the daemons logged them: no message fails
+	// twice at one count, which is what a count that started again at a
+	// failover looks like (0, 1, 2, 1, 2), and each fails at 0 and 1
+	// (a daemon killed between a call and its log line may hide one).
+	tries, repeats, whole := 0, 0, 0
 	for _, m := range poisoned {
 		at := map[int]bool{}
-		for _, n := range logged[m] {
+		for _, n := range retried[m] {
 			tries++
+			if n >= poisonRetries {
+				t.Errorf("%s: retried at redeliveries %v, past --max-retries %d", m, retried[m], poisonRetries)
+			}
 			if at[n] {
 				repeats++
-				t.Errorf("%s: attempts at redeliveries %v: its delivery count started again", m, logged[m])
+				t.Errorf("%s: retried at redeliveries %v: its delivery count started again", m, retried[m])
 				break
 			}
 			at[n] = true
+		}
+		if len(at) == poisonRetries {
+			whole++
 		}
 	}
 
 	t.Logf("messages: %d in, %d results (%d duplicates)", rounds*batch, seen.all(), seen.all()-rounds*batch)
 	counts.log(t)
-	t.Logf("poison messages: %d in, %d dead letters (%d duplicates), %d of them at exactly %d redeliveries; %d attempts logged, %d counts seen twice",
-		len(poisoned), letters, dups, exact, poisonRetries, tries, repeats)
+	t.Logf("poison messages: %d in, %d dead letters (%d duplicates), %d of them at exactly %d redeliveries; %d retries logged, %d messages with each of theirs, %d counts that started again",
+		len(poisoned), letters, dups, exact, poisonRetries, tries, whole, repeats)
 }
