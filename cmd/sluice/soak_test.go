@@ -261,16 +261,16 @@ func TestSoakSelfClusterFaults(t *testing.T) {
 		if len(dls) > 1 {
 			dups += len(dls) - 1
 		}
-		counts := map[uint32]bool{}
+		said := map[uint32]bool{} // the redeliveries its dead letters say
 		for _, dl := range dls {
 			if dl.Redeliveries < poisonRetries || dl.Trigger != "dlq" || dl.Topic != "poison" || dl.Function != "poison" ||
 				!strings.Contains(dl.Error, fmt.Sprintf("%s redeliveries=%d", m, dl.Redeliveries)) {
 				t.Errorf("dead letter of %s: %+v", m, dl)
 			}
-			if counts[dl.Redeliveries] {
+			if said[dl.Redeliveries] {
 				t.Errorf("%s: two dead letters at %d redeliveries: its delivery count started again", m, dl.Redeliveries)
 			}
-			counts[dl.Redeliveries] = true
+			said[dl.Redeliveries] = true
 			if dl.Redeliveries == poisonRetries {
 				exact++
 			}
