@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -257,21 +258,18 @@ type faultPlan struct {
 	restart bool // restart what was killed (a second round needs it)
 }
 
-// faultRun is the state of one run: what went in, what came out.
+// faultRun is the state of one run on NATS Streaming: what went in, what
+// came out. Its workflows are its wfAudit's.
 type faultRun struct {
-	t       *testing.T
+	*wfAudit
 	nats    *natsCluster
 	daemons []*daemonProc
 	data    []string
 	client  *natslog.Log
 
-	killed map[string]bool // node ids of the daemons killed
-
 	mu        sync.Mutex
 	results   map[string]int // result -> times seen
 	delivered int
-	wfResults map[int]int    // the workflow's output n -> times seen
-	invs      map[string]int // invocation id -> input
 }
 
 func (r *faultRun) live() []*daemonProc {
@@ -290,19 +288,128 @@ func (r *faultRun) resultCount() int {
 	return len(r.results)
 }
 
-// invoke starts n invocations, alternating between the live daemons.
-func (r *faultRun) invoke(n int) []string {
-	t := r.t
+// wfAudit runs workflows through a fault run and audits them at its end:
+// invocations started over HTTP on the live daemons, and a queue trigger
+// running the workflow for each message. Every invocation must succeed
+// with its output, and its event log must show no task succeeding twice,
+// or scheduled or started after it succeeded, and a task run again only
+// where a daemon owning the invocation died while it ran.
+type wfAudit struct {
+	t    *testing.T
+	live func() []*daemonProc // the daemons running now
+	// countLiveTakeovers, if set, counts a task run again though no owner
+	// of its invocation was killed while it ran, rather than failing the
+	// test: on self-clustered daemons a stall of the cluster's stores
+	// longer than the engine's NodeTimeout makes live daemons take over
+	// each other's invocations (deploy/README.md). make test's short run
+	// counts them; the soak fails on them.
+	countLiveTakeovers bool
+
+	invMu     sync.Mutex
+	invs      map[string]int        // invocation started over HTTP -> its input
+	wfResults map[int]int           // the workflow's output n -> times seen
+	deaths    map[string][]killSpan // node id -> when its daemon was killed
+}
+
+// killSpan is when a daemon was killed: from just before the signal to
+// the end of its process.
+type killSpan struct{ from, to time.Time }
+
+func newWFAudit(t *testing.T, live func() []*daemonProc) *wfAudit {
+	return &wfAudit{t: t, live: live, invs: map[string]int{}, wfResults: map[int]int{}, deaths: map[string][]killSpan{}}
+}
+
+// killed records that the daemon with node id node was killed between
+// from and to.
+func (a *wfAudit) killed(node string, from, to time.Time) {
+	a.invMu.Lock()
+	a.deaths[node] = append(a.deaths[node], killSpan{from, to})
+	a.invMu.Unlock()
+}
+
+// diedDuring tells whether the daemon with node id node was killed while
+// the invocation ran (between its creation and its end).
+func (a *wfAudit) diedDuring(node string, inv invocation) bool {
+	a.invMu.Lock()
+	defer a.invMu.Unlock()
+	end := time.Now()
+	if inv.Finished != nil {
+		end = *inv.Finished
+	}
+	for _, k := range a.deaths[node] {
+		if k.from.Before(end) && inv.Created.Before(k.to) {
+			return true
+		}
+	}
+	return false
+}
+
+// deployFaultWorkflow deploys faultWorkflow and its function through
+// daemon a, and waits until every daemon knows the workflow and has
+// compiled its function.
+func deployFaultWorkflow(t *testing.T, a *daemonProc, all []*daemonProc) {
 	t.Helper()
-	live := r.live()
+	a.mustSluice(t, "", "fn", "deploy", "work", testutil.WasmPath(t, "wfguest"))
+	a.mustSluice(t, "", "wf", "create", "fault", "-f", writeFile(t, "fault.yaml", faultWorkflow))
+	for _, p := range all {
+		testutil.Eventually(t, 30*time.Second, "every daemon to know the workflow", func() bool {
+			code, _ := apiCall(t, "GET", p.server+"/v1/workflows/fault", "")
+			return code == http.StatusOK
+		})
+		// compiled before the clock starts
+		p.mustSluice(t, "", "fn", "invoke", "work", "--data", `{"op": "add", "n": 1}`)
+	}
+}
+
+// setupFaultWorkflow is deployFaultWorkflow and the queue trigger qw
+// running the workflow for each message of wfin (outputs to wfout); it
+// returns the trigger's queue group, which names the invocations it
+// starts.
+func setupFaultWorkflow(t *testing.T, a *daemonProc, all []*daemonProc) string {
+	t.Helper()
+	deployFaultWorkflow(t, a, all)
+	a.mustSluice(t, "", "trigger", "create", "qw", "--workflow", "fault", "--topic", "wfin", "--resp-topic", "wfout", "--ack-wait", "5s", "--max-inflight", "16")
+	var qw struct {
+		Group string `json:"group"`
+	}
+	if err := json.Unmarshal([]byte(a.mustSluice(t, "", "trigger", "get", "qw", "-o", "json")), &qw); err != nil || qw.Group == "" {
+		t.Fatalf("trigger get qw: %v %+v", err, qw)
+	}
+	return qw.Group
+}
+
+// collect counts the outputs of the workflow's trigger on topic.
+func (a *wfAudit) collect(l eventlog.Log, topic string) eventlog.Subscription {
+	a.t.Helper()
+	sub, err := l.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
+		var out struct{ N int }
+		if json.Unmarshal(m.Data, &out) != nil {
+			a.t.Errorf("a workflow output that is not {\"n\": N}: %q", m.Data)
+			return
+		}
+		a.invMu.Lock()
+		a.wfResults[out.N]++
+		a.invMu.Unlock()
+	})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return sub
+}
+
+// invoke starts n invocations, alternating between the live daemons.
+func (a *wfAudit) invoke(n int) []string {
+	t := a.t
+	t.Helper()
+	live := a.live()
 	var ids []string
 	for i := 0; i < n; i++ {
 		p := live[i%len(live)]
-		r.mu.Lock()
-		input := len(r.invs)
-		r.mu.Unlock()
-		// As a client should: a 503 (the daemon's connection to NATS
-		// Streaming is being re-made) is retried, under an idempotency
+		a.invMu.Lock()
+		input := len(a.invs)
+		a.invMu.Unlock()
+		// As a client should: a 503 (the daemon's connection to its
+		// broker is being re-made) is retried, under an idempotency
 		// key so that a retry never starts a second invocation.
 		var inv invocation
 		for attempt := 1; ; attempt++ {
@@ -324,9 +431,9 @@ func (r *faultRun) invoke(n int) []string {
 			}
 			break
 		}
-		r.mu.Lock()
-		r.invs[inv.ID] = input
-		r.mu.Unlock()
+		a.invMu.Lock()
+		a.invs[inv.ID] = input
+		a.invMu.Unlock()
 		ids = append(ids, inv.ID)
 	}
 	return ids
@@ -334,9 +441,9 @@ func (r *faultRun) invoke(n int) []string {
 
 // fetch GETs path from the first live daemon that answers 200 and decodes
 // its JSON into v (any daemon knows every invocation).
-func (r *faultRun) fetch(path string, v any) bool {
-	for _, p := range r.live() {
-		if code, body := getBody(r.t, p.server+path); code == http.StatusOK && json.Unmarshal([]byte(body), v) == nil {
+func (a *wfAudit) fetch(path string, v any) bool {
+	for _, p := range a.live() {
+		if code, body := getBody(a.t, p.server+path); code == http.StatusOK && json.Unmarshal([]byte(body), v) == nil {
 			return true
 		}
 	}
@@ -344,21 +451,21 @@ func (r *faultRun) fetch(path string, v any) bool {
 }
 
 // get reads an invocation; ok is false if no daemon answered.
-func (r *faultRun) get(id string) (inv invocation, ok bool) {
-	ok = r.fetch("/v1/invocations/"+id, &inv)
+func (a *wfAudit) get(id string) (inv invocation, ok bool) {
+	ok = a.fetch("/v1/invocations/"+id, &inv)
 	return inv, ok
 }
 
 // waitRunning waits until each invocation is past its first task, with
 // its sleep and function calls under way (or already finished: the
 // machine may be slow), and returns how many are under way now.
-func (r *faultRun) waitRunning(ids []string) int {
-	r.t.Helper()
+func (a *wfAudit) waitRunning(ids []string) int {
+	a.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		running, waiting := 0, ""
 		for _, id := range ids {
-			inv, ok := r.get(id)
+			inv, ok := a.get(id)
 			switch {
 			case ok && inv.Tasks["nap"].Status == "running":
 				running++
@@ -371,12 +478,203 @@ func (r *faultRun) waitRunning(ids []string) int {
 			return running
 		}
 		if time.Now().After(deadline) {
-			inv, _ := r.get(waiting)
+			inv, _ := a.get(waiting)
 			b, _ := json.Marshal(inv)
-			r.t.Fatalf("invocation %s not under way after 60s: %s", waiting, b)
+			a.t.Fatalf("invocation %s not under way after 60s: %s", waiting, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// wfCounts is what the end of a run counted of its workflows.
+type wfCounts struct {
+	http, triggered int // invocations started over HTTP, and by the trigger
+	inputs, outputs int // messages to the trigger, and outputs delivered
+	covered         int // messages to the trigger with an invocation
+	takenOver       int // invocations that changed owner
+	reran           int // tasks run again
+	unexcused       int // of them, with no owner killed while it ran
+	missing         []string
+}
+
+// finish waits for every invocation started over HTTP to end and for an
+// output of each message published to the workflow's trigger (inputs),
+// checks each invocation (succeeded, with its output, its log sound: audit)
+// and the trigger's (one per stored message, named after the trigger's
+// group and the message's sequence, each succeeded), and returns the
+// counts. The inputs without an output are in missing. Without a group
+// there is no trigger to check.
+func (a *wfAudit) finish(group string, inputs []int) wfCounts {
+	t := a.t
+	t.Helper()
+	var c wfCounts
+	a.invMu.Lock()
+	invs := maps.Clone(a.invs)
+	a.invMu.Unlock()
+	c.http, c.inputs = len(invs), len(inputs)
+
+	// Every invocation succeeded, with its output, and its log is sound.
+	for id, input := range invs {
+		var inv invocation
+		testutil.Eventually(t, 2*time.Minute, "invocation "+id+" to finish", func() bool {
+			var ok bool
+			inv, ok = a.get(id)
+			return ok && inv.Status != "running"
+		})
+		if inv.Status != "succeeded" {
+			t.Errorf("invocation %s: %s: %s", id, inv.Status, inv.Error)
+			continue
+		}
+		if got, want := compact(inv.Output), fmt.Sprintf(`{"n":%d}`, 2*input+1); got != want {
+			t.Errorf("invocation %s of %d: output %s, want %s", id, input, got, want)
+		}
+		a.count(&c, inv)
+	}
+	if group == "" {
+		return c
+	}
+	// Every message to the workflow's trigger has its output, from one
+	// invocation per stored message (named after its sequence), each
+	// succeeded.
+	outputs := func() (got int, missing []string) {
+		a.invMu.Lock()
+		defer a.invMu.Unlock()
+		for _, in := range inputs {
+			if n := a.wfResults[2*in+1]; n > 0 {
+				got += n
+			} else {
+				missing = append(missing, strconv.Itoa(in))
+			}
+		}
+		return got, missing
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if _, missing := outputs(); len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	c.outputs, c.missing = outputs()
+	if len(c.missing) > 0 {
+		t.Errorf("%d of %d messages to the workflow have no output after 2 minutes: %s", len(c.missing), len(inputs), strings.Join(c.missing[:min(len(c.missing), 20)], " "))
+	}
+	var all []invocation
+	a.fetch("/v1/invocations?workflow=fault&limit=1000", &all) // every one: a listing shows 100 unless asked
+	covered := map[int]bool{}
+	for _, inv := range all {
+		if !strings.HasPrefix(inv.ID, group+"-") {
+			continue
+		}
+		c.triggered++
+		var in int
+		json.Unmarshal(inv.Input, &in)
+		covered[in] = true
+		if inv.Status != "succeeded" {
+			t.Errorf("queue-triggered invocation %s: %s: %s", inv.ID, inv.Status, inv.Error)
+			continue
+		}
+		a.count(&c, inv)
+	}
+	for _, in := range inputs {
+		if covered[in] {
+			c.covered++
+		}
+	}
+	if c.covered != len(inputs) {
+		t.Errorf("%d messages to the workflow, invocations for %d of them", len(inputs), c.covered)
+	}
+	return c
+}
+
+// count audits a finished invocation into c.
+func (a *wfAudit) count(c *wfCounts, inv invocation) {
+	moved, again, unexcused := a.audit(inv)
+	if moved {
+		c.takenOver++
+	}
+	c.reran += again
+	c.unexcused += unexcused
+}
+
+// log logs the counts.
+func (c wfCounts) log(t *testing.T) {
+	if c.inputs == 0 && c.triggered == 0 {
+		t.Logf("invocations: %d started over HTTP; %d taken over by another daemon, %d tasks run again (%d with no owner killed while it ran)",
+			c.http, c.takenOver, c.reran, c.unexcused)
+		return
+	}
+	t.Logf("messages to the workflow: %d in, %d with an output, %d outputs delivered, %d invocations (one per stored message) for %d of the messages",
+		c.inputs, c.inputs-len(c.missing), c.outputs, c.triggered, c.covered)
+	t.Logf("invocations: %d started over HTTP and %d by the trigger; %d taken over by another daemon, %d tasks run again (%d with no owner killed while it ran)",
+		c.http, c.triggered, c.takenOver, c.reran, c.unexcused)
+}
+
+// audit checks a finished invocation's log (checkLog) and counts what it
+// ran again. A call runs again only if the daemon making it died while
+// the invocation ran: the death of a broker's leader, which every daemon
+// lived through, re-runs nothing whose start was stored.
+func (a *wfAudit) audit(inv invocation) (moved bool, reran, unexcused int) {
+	owners, err := a.checkLog(inv.ID)
+	if err != nil {
+		a.t.Error(err)
+	}
+	survived := !slices.ContainsFunc(owners, func(n string) bool { return a.diedDuring(n, inv) })
+	for name, task := range inv.Tasks {
+		if task.Attempts > 1 {
+			reran++
+			if survived {
+				unexcused++
+			}
+			if survived && !a.countLiveTakeovers {
+				a.t.Errorf("invocation %s: task %s ran %d times, though its owners %v never died while it ran", inv.ID, name, task.Attempts, owners)
+			}
+		}
+	}
+	return len(owners) > 1, reran, unexcused
+}
+
+// checkLog reads an invocation's events and checks them as the engine
+// folds them: only the owner's events count (the creator, then whoever an
+// OwnerChanged from the current owner names); no task succeeds twice or is
+// scheduled or started after it succeeded. It returns the invocation's
+// owners, in order.
+func (a *wfAudit) checkLog(id string) (owners []string, err error) {
+	var events []engine.Event
+	a.fetch("/v1/invocations/"+id+"/events", &events)
+	if len(events) == 0 || events[0].Type != "InvocationCreated" {
+		return nil, fmt.Errorf("invocation %s: no events read, or not starting with InvocationCreated", id)
+	}
+	owner := events[0].Owner
+	if owner == "" {
+		owner = events[0].Node
+	}
+	owners = []string{owner}
+	succeeded := map[string]bool{}
+	var trace bytes.Buffer
+	for _, ev := range events {
+		fmt.Fprintf(&trace, " %s:%s@%s", ev.Type, ev.Task, ev.Node)
+		switch {
+		case ev.Type == "OwnerChanged":
+			if ev.From == owner {
+				owner = ev.Owner
+				owners = append(owners, owner)
+			}
+			continue
+		case ev.Node != owner:
+			continue
+		}
+		switch ev.Type {
+		case "TaskSucceeded":
+			if succeeded[ev.Task] {
+				return owners, fmt.Errorf("invocation %s: task %s succeeded twice:%s", id, ev.Task, trace.String())
+			}
+			succeeded[ev.Task] = true
+		case "TaskScheduled", "TaskStarted":
+			if succeeded[ev.Task] {
+				return owners, fmt.Errorf("invocation %s: task %s: %s after it succeeded:%s", id, ev.Task, ev.Type, trace.String())
+			}
+		}
+	}
+	return owners, nil
 }
 
 // publish publishes body(0), body(1)... to topic at rate until stop is
@@ -434,30 +732,17 @@ func (r *faultRun) publish(topic string, rate int, body func(int) []byte, stop <
 // succeeded.
 func runClusterFaults(t *testing.T, plan faultPlan) {
 	nc := startNATSCluster(t, 3)
-	r := &faultRun{t: t, nats: nc, results: map[string]int{}, wfResults: map[int]int{}, invs: map[string]int{}, killed: map[string]bool{}}
+	r := &faultRun{nats: nc, results: map[string]int{}}
+	r.wfAudit = newWFAudit(t, r.live)
 	for i := 0; i < 2; i++ {
 		r.data = append(r.data, t.TempDir())
 		r.daemons = append(r.daemons, startClusterDaemon(t, nc, r.data[i]))
 	}
 	a := r.daemons[0]
 	a.mustSluice(t, "", "fn", "deploy", "upper", testutil.WasmPath(t, "upper-go"))
-	a.mustSluice(t, "", "fn", "deploy", "work", testutil.WasmPath(t, "wfguest"))
 	a.mustSluice(t, "", "trigger", "create", "q", "--fn", "upper", "--topic", "in", "--resp-topic", "out", "--ack-wait", "5s", "--max-inflight", "64")
-	a.mustSluice(t, "", "wf", "create", "fault", "-f", writeFile(t, "fault.yaml", faultWorkflow))
-	a.mustSluice(t, "", "trigger", "create", "qw", "--workflow", "fault", "--topic", "wfin", "--resp-topic", "wfout", "--ack-wait", "5s", "--max-inflight", "16")
-	var qw struct {
-		Group string `json:"group"`
-	}
-	if err := json.Unmarshal([]byte(a.mustSluice(t, "", "trigger", "get", "qw", "-o", "json")), &qw); err != nil || qw.Group == "" {
-		t.Fatalf("trigger get qw: %v %+v", err, qw)
-	}
+	group := setupFaultWorkflow(t, a, r.daemons)
 	for _, p := range r.daemons {
-		testutil.Eventually(t, 30*time.Second, "every daemon to know the workflow", func() bool {
-			code, _ := apiCall(t, "GET", p.server+"/v1/workflows/fault", "")
-			return code == http.StatusOK
-		})
-		// compiled before the clock starts
-		p.mustSluice(t, "", "fn", "invoke", "work", "--data", `{"op": "add", "n": 1}`)
 		p.mustSluice(t, "", "fn", "invoke", "upper", "--data", "warm")
 	}
 
@@ -477,19 +762,7 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	wfSub, err := r.client.Subscribe("wfout", eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
-		var out struct{ N int }
-		if json.Unmarshal(m.Data, &out) != nil {
-			t.Errorf("a workflow output that is not {\"n\": N}: %q", m.Data)
-			return
-		}
-		r.mu.Lock()
-		r.wfResults[out.N]++
-		r.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	wfSub := r.collect(r.client, "wfout")
 	defer wfSub.Close()
 	stop := make(chan struct{})
 	published := r.publish("in", plan.rate, func(i int) []byte { return fmt.Appendf(nil, "m%06d", i) }, stop)
@@ -525,8 +798,9 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 		underWay += running
 		victim := round % len(r.daemons)
 		node := r.daemons[victim].node
+		from := time.Now()
 		r.daemons[victim].kill()
-		r.killed[node] = true
+		r.killed(node, from, time.Now())
 		r.daemons[victim] = nil
 		t.Logf("%5.1fs kill -9 daemon %d (%d results so far, %d invocations under way)",
 			time.Since(start).Seconds(), victim, r.resultCount(), running)
@@ -568,95 +842,29 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 		}
 	}
 	results, delivered := len(r.results), r.delivered
-	invs := r.invs
 	r.mu.Unlock()
 	if len(missing) > 0 {
 		t.Errorf("%d of %d messages have no result after 3 minutes: %s", len(missing), n, strings.Join(missing[:min(len(missing), 20)], " "))
 		r.reread("in", "out", missing, func(b []byte) string { return strings.ToUpper(string(b)) }, func(b []byte) string { return string(b) })
 	}
 
-	// Every invocation succeeded, with its output, and its log is sound.
-	takenOver, reran := 0, 0
-	for id, input := range invs {
-		var inv invocation
-		testutil.Eventually(t, 2*time.Minute, "invocation "+id+" to finish", func() bool {
-			var ok bool
-			inv, ok = r.get(id)
-			return ok && inv.Status != "running"
-		})
-		if inv.Status != "succeeded" {
-			t.Errorf("invocation %s: %s: %s", id, inv.Status, inv.Error)
-			continue
-		}
-		if got, want := compact(inv.Output), fmt.Sprintf(`{"n":%d}`, 2*input+1); got != want {
-			t.Errorf("invocation %s of %d: output %s, want %s", id, input, got, want)
-		}
-		moved, again := r.audit(inv)
-		if moved {
-			takenOver++
-		}
-		reran += again
+	// Every invocation succeeded with its output, its log sound; every
+	// message to the workflow's trigger has its output.
+	inputs := make([]int, wfN)
+	for i := range inputs {
+		inputs[i] = i
 	}
-	// Every message to the workflow's trigger has its output, from one
-	// invocation per stored message (named after its sequence), each
-	// succeeded.
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		r.mu.Lock()
-		got := len(r.wfResults)
-		r.mu.Unlock()
-		if got >= wfN || time.Now().After(deadline) {
-			break
-		}
-	}
-	r.mu.Lock()
-	wfOutputs := 0
-	var wfMissing []string
-	for i := 0; i < wfN; i++ {
-		if r.wfResults[2*i+1] == 0 {
-			wfMissing = append(wfMissing, strconv.Itoa(i))
-		}
-		wfOutputs += r.wfResults[2*i+1]
-	}
-	r.mu.Unlock()
-	if len(wfMissing) > 0 {
-		t.Errorf("%d of %d messages to the workflow have no output after 2 minutes: %s", len(wfMissing), wfN, strings.Join(wfMissing[:min(len(wfMissing), 20)], " "))
-		r.reread("wfin", "wfout", wfMissing, func(b []byte) string { return string(b) }, func(b []byte) string {
+	wf := r.finish(group, inputs)
+	if len(wf.missing) > 0 {
+		r.reread("wfin", "wfout", wf.missing, func(b []byte) string { return string(b) }, func(b []byte) string {
 			var out struct{ N int }
 			json.Unmarshal(b, &out)
 			return strconv.Itoa((out.N - 1) / 2)
 		})
 	}
-	var all []invocation
-	r.fetch("/v1/invocations?workflow=fault&limit=1000", &all) // every one: a listing shows 100 unless asked
-	triggered := 0
-	covered := map[int]bool{}
-	for _, inv := range all {
-		if !strings.HasPrefix(inv.ID, qw.Group+"-") {
-			continue
-		}
-		triggered++
-		var in int
-		json.Unmarshal(inv.Input, &in)
-		covered[in] = true
-		if inv.Status != "succeeded" {
-			t.Errorf("queue-triggered invocation %s: %s: %s", inv.ID, inv.Status, inv.Error)
-			continue
-		}
-		moved, again := r.audit(inv)
-		if moved {
-			takenOver++
-		}
-		reran += again
-	}
-	if len(covered) != wfN {
-		t.Errorf("%d messages to the workflow, invocations for %d of them", wfN, len(covered))
-	}
 
 	t.Logf("messages: %d in, %d with a result, %d results delivered (%d duplicates)", n, results, delivered, delivered-results)
-	t.Logf("messages to the workflow: %d in, %d with an output, %d outputs delivered, %d invocations (one per stored message) for %d of the messages",
-		wfN, wfN-len(wfMissing), wfOutputs, triggered, len(covered))
-	t.Logf("invocations: %d started over HTTP and %d by the trigger; %d taken over by another daemon, %d tasks run again",
-		len(invs), triggered, takenOver, reran)
+	wf.log(t)
 }
 
 // reread reads an input topic and its response topic again from the
@@ -733,72 +941,6 @@ func (c *natsCluster) showSubs(t *testing.T, channels ...string) {
 			t.Logf("  %s %s: last sent %d, %d pending, stalled %v, offline %v", sub.Client, sub.Queue, sub.Sent, sub.Pending, sub.Stalled, sub.Offline)
 		}
 	}
-}
-
-// audit checks a finished invocation's log (checkLog) and counts what it
-// ran again. A call runs again only if the daemon making it died: the
-// death of the NATS Streaming leader, which every daemon lived through,
-// re-runs nothing whose start was stored.
-func (r *faultRun) audit(inv invocation) (moved bool, reran int) {
-	owners, err := r.checkLog(inv.ID)
-	if err != nil {
-		r.t.Error(err)
-	}
-	survived := !slices.ContainsFunc(owners, func(n string) bool { return r.killed[n] })
-	for name, task := range inv.Tasks {
-		if task.Attempts > 1 {
-			reran++
-			if survived {
-				r.t.Errorf("invocation %s: task %s ran %d times, though its owners %v never died", inv.ID, name, task.Attempts, owners)
-			}
-		}
-	}
-	return len(owners) > 1, reran
-}
-
-// checkLog reads an invocation's events and checks them as the engine
-// folds them: only the owner's events count (the creator, then whoever an
-// OwnerChanged from the current owner names); no task succeeds twice or is
-// scheduled or started after it succeeded. It returns the invocation's
-// owners, in order.
-func (r *faultRun) checkLog(id string) (owners []string, err error) {
-	var events []engine.Event
-	r.fetch("/v1/invocations/"+id+"/events", &events)
-	if len(events) == 0 || events[0].Type != "InvocationCreated" {
-		return nil, fmt.Errorf("invocation %s: no events read, or not starting with InvocationCreated", id)
-	}
-	owner := events[0].Owner
-	if owner == "" {
-		owner = events[0].Node
-	}
-	owners = []string{owner}
-	succeeded := map[string]bool{}
-	var trace bytes.Buffer
-	for _, ev := range events {
-		fmt.Fprintf(&trace, " %s:%s@%s", ev.Type, ev.Task, ev.Node)
-		switch {
-		case ev.Type == "OwnerChanged":
-			if ev.From == owner {
-				owner = ev.Owner
-				owners = append(owners, owner)
-			}
-			continue
-		case ev.Node != owner:
-			continue
-		}
-		switch ev.Type {
-		case "TaskSucceeded":
-			if succeeded[ev.Task] {
-				return owners, fmt.Errorf("invocation %s: task %s succeeded twice:%s", id, ev.Task, trace.String())
-			}
-			succeeded[ev.Task] = true
-		case "TaskScheduled", "TaskStarted":
-			if succeeded[ev.Task] {
-				return owners, fmt.Errorf("invocation %s: task %s: %s after it succeeded:%s", id, ev.Task, ev.Type, trace.String())
-			}
-		}
-	}
-	return owners, nil
 }
 
 // TestClusterFaults is the short fault run of `make test`: one round on a

@@ -31,6 +31,11 @@ type selfCluster struct {
 	t       *testing.T
 	members []*member
 	peers   string
+	// wf, if set, is told of each kill (its workflow audit excuses the
+	// tasks a killed daemon was running).
+	wf *wfAudit
+	// procs are every daemon process launched, killed ones included.
+	procs []*proc
 }
 
 var serverLine = regexp.MustCompile(`msg="embedded JetStream started" .*server=(\S+)`)
@@ -71,6 +76,16 @@ func (c *selfCluster) launch(m *member) {
 	m.d = nil
 	m.proc = launch(c.t, "daemon", "--broker", "jetstream", "--data", m.data, "--listen", "127.0.0.1:0", "--nats-listen", m.natsListen,
 		"--cluster", "sluice-test", "--cluster-listen", m.clusterListen, "--peers", c.peers, "--cluster-password", clusterPassword, "--nats-password", natsPassword)
+	c.procs = append(c.procs, m.proc)
+}
+
+// logText is the log of every daemon process launched so far.
+func (c *selfCluster) logText() string {
+	var b strings.Builder
+	for _, p := range c.procs {
+		b.WriteString(p.logText())
+	}
+	return b.String()
 }
 
 func (c *selfCluster) waitReady(m *member) {
@@ -81,12 +96,12 @@ func (c *selfCluster) waitReady(m *member) {
 		c.t.Fatalf("the ready line's nats=%q: %v", shown, err)
 	}
 	u.User = url.UserPassword("sluice", natsPassword)
-	m.d = &daemonProc{server: server, nats: u.String()}
-	sm := serverLine.FindStringSubmatch(m.proc.logText())
-	if sm == nil {
-		c.t.Fatalf("no server name in the log:\n%s", m.proc.logText())
+	sm, rm := serverLine.FindStringSubmatch(m.proc.logText()), readyLine.FindStringSubmatch(m.proc.logText())
+	if sm == nil || rm == nil {
+		c.t.Fatalf("no server name or workflow node id in the log:\n%s", m.proc.logText())
 	}
 	m.server = sm[1]
+	m.d = &daemonProc{server: server, nats: u.String(), node: rm[3]}
 }
 
 // url is every member's NATS server, with the credentials: a client of it
@@ -102,9 +117,13 @@ func (c *selfCluster) url() string {
 // kill kills a member's daemon with SIGKILL, and its JetStream server
 // with it.
 func (c *selfCluster) kill(m *member) {
+	from := time.Now()
 	m.proc.cmd.Process.Kill()
 	<-m.proc.eof
 	m.proc.cmd.Wait()
+	if c.wf != nil && m.d != nil {
+		c.wf.killed(m.d.node, from, time.Now())
+	}
 	m.d = nil
 }
 
@@ -115,6 +134,15 @@ func (c *selfCluster) live() []*member {
 		if m.d != nil {
 			out = append(out, m)
 		}
+	}
+	return out
+}
+
+// daemons are the live members' daemons.
+func (c *selfCluster) daemons() []*daemonProc {
+	var out []*daemonProc
+	for _, m := range c.live() {
+		out = append(out, m.d)
 	}
 	return out
 }
@@ -175,9 +203,11 @@ func (c *selfCluster) leader() *member {
 
 // TestSelfClusterKill9MidStream: three daemons that are their own
 // JetStream cluster share a queue trigger; one is killed with SIGKILL
-// while they work through the messages. Every message gets its result
-// (at least once), and the other two serve on: /readyz shows the cluster
-// with its leader, and calls are answered.
+// while they work through the messages and workflow invocations run on
+// each. Every message gets its result (at least once), every invocation
+// succeeds with its output and no recorded success runs again, and
+// the other two serve on: /readyz shows the cluster with its leader, and
+// calls are answered.
 func TestSelfClusterKill9MidStream(t *testing.T) {
 	c := startSelfCluster(t)
 	for _, m := range c.members {
@@ -201,6 +231,11 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 			t.Fatalf("invoke on %s: %q", m.server, out)
 		}
 	}
+	wf := newWFAudit(t, c.daemons)
+	wf.countLiveTakeovers = true
+	c.wf = wf
+	deployFaultWorkflow(t, a, c.daemons())
+	running := wf.waitRunning(wf.invoke(len(c.members))) // one on each member
 
 	const n = 3000
 	victim := c.members[2]
@@ -226,4 +261,6 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages: %d results before the kill, %d in all (%d duplicates)", n, before, seen.all(), seen.all()-n)
+	t.Logf("%d invocations under way before the stream", running)
+	wf.finish("", nil).log(t)
 }
