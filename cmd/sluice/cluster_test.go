@@ -297,13 +297,6 @@ func (r *faultRun) resultCount() int {
 type wfAudit struct {
 	t    *testing.T
 	live func() []*daemonProc // the daemons running now
-	// countLiveTakeovers, if set, counts a task run again though no owner
-	// of its invocation was killed while it ran, rather than failing the
-	// test: on self-clustered daemons a stall of the cluster's stores
-	// longer than the engine's NodeTimeout makes live daemons take over
-	// each other's invocations (deploy/README.md). make test's short run
-	// counts them; the soak fails on them.
-	countLiveTakeovers bool
 
 	invMu     sync.Mutex
 	invs      map[string]int        // invocation started over HTTP -> its input
@@ -624,7 +617,7 @@ func (a *wfAudit) audit(inv invocation) (moved bool, reran, unexcused int) {
 			if survived {
 				unexcused++
 			}
-			if survived && !a.countLiveTakeovers {
+			if survived {
 				a.t.Errorf("invocation %s: task %s ran %d times, though its owners %v never died while it ran", inv.ID, name, task.Attempts, owners)
 			}
 		}

@@ -15,12 +15,15 @@ import (
 )
 
 // A self-clustered trio: three daemons with --broker jetstream --cluster,
-// each with its own data dir, routing to each other on loopback.
+// each with its own data dir, routing to each other on loopback over
+// mutual TLS.
 
 // member is one daemon of the trio.
 type member struct {
 	data, clusterListen, natsListen string
-	proc                            *proc
+	// cert and key are its route TLS certificate, signed by the trio's CA
+	cert, key string
+	proc      *proc
 	// server is its JetStream server's name, kept in its data dir.
 	server string
 	// d is its API and broker URLs, set when it is ready.
@@ -31,6 +34,7 @@ type selfCluster struct {
 	t       *testing.T
 	members []*member
 	peers   string
+	ca      *testutil.CA // the routes are mutual TLS
 	// wf, if set, is told of each kill (its workflow audit excuses the
 	// tasks a killed daemon was running).
 	wf *wfAudit
@@ -38,16 +42,20 @@ type selfCluster struct {
 	procs []*proc
 }
 
-var serverLine = regexp.MustCompile(`msg="embedded JetStream started" .*server=(\S+)`)
+var (
+	serverLine   = regexp.MustCompile(`msg="embedded JetStream started" .*server=(\S+)`)
+	routeTLSLine = regexp.MustCompile(`msg="embedded JetStream started" .*route_tls=true`)
+)
 
 // startSelfCluster starts three clustered daemons and waits until each is
 // ready (which is after the cluster elected its meta leader).
 func startSelfCluster(t *testing.T) *selfCluster {
 	t.Helper()
-	c := &selfCluster{t: t}
+	c := &selfCluster{t: t, ca: testutil.NewCA(t, "sluice-test cluster CA")}
 	var peers []string
-	for range 3 {
+	for i := range 3 {
 		m := &member{data: t.TempDir(), clusterListen: "127.0.0.1:" + strconv.Itoa(freePort(t)), natsListen: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+		m.cert, m.key = c.ca.Issue(t, "member-"+strconv.Itoa(i))
 		c.members = append(c.members, m)
 		peers = append(peers, m.clusterListen)
 	}
@@ -75,7 +83,8 @@ const (
 func (c *selfCluster) launch(m *member) {
 	m.d = nil
 	m.proc = launch(c.t, "daemon", "--broker", "jetstream", "--data", m.data, "--listen", "127.0.0.1:0", "--nats-listen", m.natsListen,
-		"--cluster", "sluice-test", "--cluster-listen", m.clusterListen, "--peers", c.peers, "--cluster-password", clusterPassword, "--nats-password", natsPassword)
+		"--cluster", "sluice-test", "--cluster-listen", m.clusterListen, "--peers", c.peers, "--cluster-password", clusterPassword, "--nats-password", natsPassword,
+		"--cluster-cert", m.cert, "--cluster-key", m.key, "--cluster-ca", c.ca.File)
 	c.procs = append(c.procs, m.proc)
 }
 
@@ -102,6 +111,9 @@ func (c *selfCluster) waitReady(m *member) {
 	}
 	m.server = sm[1]
 	m.d = &daemonProc{server: server, nats: u.String(), node: rm[3]}
+	if !routeTLSLine.MatchString(m.proc.logText()) {
+		c.t.Fatalf("the members' routes are not TLS:\n%s", m.proc.logText())
+	}
 }
 
 // url is every member's NATS server, with the credentials: a client of it
@@ -232,7 +244,6 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 		}
 	}
 	wf := newWFAudit(t, c.daemons)
-	wf.countLiveTakeovers = true
 	c.wf = wf
 	deployFaultWorkflow(t, a, c.daemons())
 	running := wf.waitRunning(wf.invoke(len(c.members))) // one on each member
