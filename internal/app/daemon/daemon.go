@@ -306,8 +306,9 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 			}
 			return d.engine.Running()
 		},
-		Host:   d.host.Stats,
-		Loaded: d.reg.Counts,
+		Host:        d.host.Stats,
+		Loaded:      d.reg.Counts,
+		LogsDropped: d.logs.Dropped,
 	})
 	d.reg.SetObserver(d.metrics.Call)
 	d.api.SetMetrics(d.metrics.Handler(), d.metrics.HTTP)

@@ -107,3 +107,29 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsDroppedAreCounted: function logs are best effort; records the
+// broker cannot take while it is away are dropped, and counted in
+// sluice_function_log_records_dropped_total rather than lost unseen.
+func TestLogsDroppedAreCounted(t *testing.T) {
+	natsURL, stop := startBroker(t, t.TempDir(), "127.0.0.1:0")
+	o := testOptions(t)
+	o.NATSURL = natsURL
+	d, c := start(t, o)
+	deploy(t, c, "go", "goguest", nil)
+	invoke(t, c, "go", "log")
+	const name = "sluice_function_log_records_dropped_total"
+	if got := scrape(t, d.Addr())[name]; got != 0 {
+		t.Fatalf("%s = %v with the broker up", name, got)
+	}
+	stop()
+	testutil.Eventually(t, 30*time.Second, "the daemon to see the broker gone", func() bool { return !d.events.Connected() })
+	for range 3 {
+		if out, err := c.Invoke(ctx, "go", []byte("log")); err != nil || string(out) != "logged" {
+			t.Fatalf("a call with the broker away: %q %v", out, err)
+		}
+	}
+	testutil.Eventually(t, 30*time.Second, "the dropped records to be counted", func() bool {
+		return scrape(t, d.Addr())[name] >= 6 // two records a call
+	})
+}

@@ -34,6 +34,9 @@ type Sources struct {
 	// Loaded returns how many functions are deployed and how many this
 	// daemon has loaded (functions load on their first call).
 	Loaded func() (deployed, loaded int)
+	// LogsDropped returns how many function log records this daemon
+	// could not store (the broker unreachable, or not taking writes).
+	LogsDropped func() uint64
 }
 
 // Metrics is one daemon's metrics.
@@ -88,7 +91,7 @@ func New(s Sources) *Metrics {
 		Name: "sluice_workflow_step_seconds", Help: "Time the engine took to decide an invocation's next steps after a change.", Buckets: stepBuckets,
 	})
 	m.appendSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "sluice_event_append_seconds", Help: "Time from writing a workflow event to NATS Streaming's acknowledgement that it is stored.", Buckets: appendBuckets,
+		Name: "sluice_event_append_seconds", Help: "Time from writing a workflow event to the broker's acknowledgement that it is stored.", Buckets: appendBuckets,
 	}, []string{"outcome"})
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_http_requests_total", Help: "API and HTTP-trigger requests, by method and status code.",
@@ -182,9 +185,10 @@ var (
 	descInstances   = prometheus.NewDesc("sluice_host_instances", "Live instances, by state: running a call, or idle in a pool.", []string{"state"}, nil)
 	descMemUsed     = prometheus.NewDesc("sluice_host_memory_used_bytes", "Estimated memory of compiled modules and instances, counted against the memory budget.", nil, nil)
 	descMemBudget   = prometheus.NewDesc("sluice_host_memory_budget_bytes", "The memory budget (--memory-budget); 0 if none.", nil, nil)
+	descLogsDropped = prometheus.NewDesc("sluice_function_log_records_dropped_total", "Function log records this daemon could not store: the broker was unreachable or took no writes (logs are best effort; calls are not held up for them).", nil, nil)
 	descReleased    = prometheus.NewDesc("sluice_host_released_total", "Instances and compiled modules released, by kind and reason: budget (to make room), idle (after --idle-timeout).", []string{"kind", "reason"}, nil)
 	allScrapedDescs = []*prometheus.Desc{descIdle, descActive, descDelivered, descRedelivered, descSucceeded, descFailed, descDead, descInflight, descWfRunning,
-		descDeployed, descLoaded, descModules, descCompiling, descInstances, descMemUsed, descMemBudget, descReleased}
+		descDeployed, descLoaded, descModules, descCompiling, descInstances, descMemUsed, descMemBudget, descReleased, descLogsDropped}
 )
 
 func (c *scrape) Describe(ch chan<- *prometheus.Desc) {
@@ -219,6 +223,9 @@ func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 		deployed, loaded := c.s.Loaded()
 		ch <- prometheus.MustNewConstMetric(descDeployed, prometheus.GaugeValue, float64(deployed))
 		ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, float64(loaded))
+	}
+	if c.s.LogsDropped != nil {
+		ch <- prometheus.MustNewConstMetric(descLogsDropped, prometheus.CounterValue, float64(c.s.LogsDropped()))
 	}
 	if c.s.Host != nil {
 		st := c.s.Host()
