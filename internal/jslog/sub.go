@@ -49,6 +49,11 @@ const (
 	// before it counts as removed: a leader election of its replicas takes
 	// a few seconds.
 	removalConfirm = 10 * time.Second
+	// pullRetryWait is the pause before a queue's next pull request after
+	// one that ended at once with nothing (refused, or its consumer being
+	// deleted or changing leader): short next to a leader election, and
+	// no busy loop.
+	pullRetryWait = time.Second
 	// startRetryWait is the pause between attempts at starting, in the
 	// background, a subscription made while the link was down, after one
 	// failed for another reason than the link (each is logged).
@@ -403,7 +408,7 @@ func (s *sub) pull(ctx context.Context, c jetstream.Consumer) {
 			return
 		}
 		fctx, cancel := context.WithTimeout(ctx, pullExpiry)
-		got := 0
+		began, got := time.Now(), 0
 		batch, err := c.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(pullHeartbeat))
 		if err == nil {
 			for m := range batch.Messages() {
@@ -424,16 +429,17 @@ func (s *sub) pull(ctx context.Context, c jetstream.Consumer) {
 				return
 			}
 		default:
+			// missed heartbeats (a request lost with the link or the
+			// server; the next one goes at once), a consumer deleted, a
+			// leader being elected
 			s.consumeErr(nil, err)
-			if errors.Is(err, jetstream.ErrNoHeartbeat) {
-				// the request was lost with the link or the server
-				// (restarted, or a new consumer leader): a new one at once
-				continue
-			}
-			select { // a consumer being deleted, or a leader being elected
+		}
+		if got == 0 && time.Since(began) < pullHeartbeat {
+			// ended at once with nothing: asking again at once would spin
+			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(startRetryWait):
+			case <-time.After(pullRetryWait):
 			}
 		}
 	}
