@@ -396,11 +396,8 @@ func (s *sub) startQueue(ctx context.Context) error {
 // for: a message the server hands out goes to a subscriber that can start
 // it now, so a busy or stalled subscriber (its function still compiling,
 // its calls slow) leaves the queue to the others, and a message does not
-// age against its AckWait in a client's buffer. nats.go's Consume, used
-// before, kept a batch requested ahead of the handler: a subscriber held
-// up to MaxInflight messages in its slots plus the batch, and two daemons
-// sharing a queue split 400 messages 393 to 7 while one compiled its
-// function.
+// age against its AckWait in a client's buffer (nats.go's Consume keeps a
+// batch requested ahead of the handler: see docs/RATIONALE.md).
 func (s *sub) pull(ctx context.Context, c jetstream.Consumer) {
 	for {
 		n, ok := s.reserve(ctx)
