@@ -109,16 +109,10 @@ unit-migrate: build
 # (SLUICE_TEST_BROKER; unit runs them on NATS Streaming, the default).
 # Skipped there: the tests of NATS Streaming's own servers and store (the
 # cluster of nats-streaming-server processes, a damaged NATS Streaming
-# file), sluice bench (its mq benchmark speaks NATS Streaming), those that
-# pin their broker and so already ran, and TestQueueRetriesThenDeadLetters,
-# whose exact count of successes JetStream misses under load: messages a
-# queue subscriber pulled ahead of its handler age against the 1 s AckWait
-# and come back (at least once, but more often than on NATS Streaming), and
-# TestQueueTwoDaemonsShareTheWork: JetStream's pull consumers share a queue
-# unevenly between two daemons of one process (393 to 7 in three runs of
-# three, once 0 to 400), which that test counts as not shared.
+# file), sluice bench (its mq benchmark speaks NATS Streaming), and those
+# that pin their broker and so already ran.
 JS_PACKAGES := ./internal/app/daemon/ ./cmd/sluice/
-JS_SKIP     := ^(TestClusterFaults|TestDamagedCatalogStopsTheStart|TestWhatMovingAChannelAsideLoses|TestStoreLimitsNameTheComponentsChannels|TestSelfCluster.*|TestBrokerOptions|TestDataDirWithoutBrokerFile|TestBench.*|TestQueueRetriesThenDeadLetters|TestQueueTwoDaemonsShareTheWork)$$
+JS_SKIP     := ^(TestClusterFaults|TestDamagedCatalogStopsTheStart|TestWhatMovingAChannelAsideLoses|TestStoreLimitsNameTheComponentsChannels|TestSelfCluster.*|TestBrokerOptions|TestDataDirWithoutBrokerFile|TestBench.*)$$
 unit-jetstream: wasm
 	SLUICE_TEST_BROKER=jetstream SLUICE_TEST_CACHE=$(TEST_CACHE) $(GO) test $(TEST_FLAGS) -skip '$(JS_SKIP)' $(JS_PACKAGES)
 

@@ -3,6 +3,7 @@ package jslog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -242,43 +243,50 @@ func TestPublishAcrossReconnects(t *testing.T) {
 	}
 }
 
-// TestQueueCloseReturnsPrefetched: messages a queue subscriber had pulled
-// ahead of its handler when it closed go back to the queue at once, not
-// after their AckWait.
-func TestQueueCloseReturnsPrefetched(t *testing.T) {
+// TestQueueSubscriberTakesOnlyWhatItCanStart: a queue subscriber asks
+// for no more messages than it has free slots (MaxInflight), so a
+// subscriber whose handler holds its slots (a function still compiling,
+// slow calls) leaves the rest of the queue to the others at once, not
+// after the AckWait of messages it pulled ahead and cannot start.
+func TestQueueSubscriberTakesOnlyWhatItCanStart(t *testing.T) {
 	l, _ := newLog(t)
-	publish(t, l, "jobs", "m0", "m1", "m2", "m3", "m4")
-	o := eventlog.SubOptions{Queue: "q", Start: eventlog.First, ManualAck: true, AckWait: 10 * time.Minute, MaxInflight: 2}
-	var held collector // never acked: they come back after AckWait only
-	s, err := l.Subscribe("jobs", o, held.handle)
+	var in []string
+	for i := range 10 {
+		in = append(in, fmt.Sprintf("m%d", i))
+	}
+	publish(t, l, "jobs", in...)
+	busy := eventlog.SubOptions{Queue: "q", Start: eventlog.First, ManualAck: true, AckWait: 10 * time.Minute, MaxInflight: 2}
+	var held collector // never acked: its two slots stay taken
+	s, err := l.Subscribe("jobs", busy, held.handle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := l.js.Consumer(ctxT(t), kindOf("jobs").stream, consumerName("jobs", "q"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 30*time.Second, "messages pulled beyond the two held", func() bool {
-		ci, err := c.Info(ctxT(t))
-		return err == nil && ci.NumAckPending > 2
-	})
-	s.Close()
-	var next collector
-	s2, err := l.Subscribe("jobs", o, next.handle)
+	defer s.Close()
+	testutil.Eventually(t, 30*time.Second, "the busy subscriber to hold its 2 slots", func() bool { return held.len() == 2 })
+	var free collector
+	s2, err := l.Subscribe("jobs", eventlog.SubOptions{Queue: "q", Start: eventlog.First, MaxInflight: 10}, free.handle)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	testutil.Eventually(t, 30*time.Second, "the messages prefetched and dropped at Close, long before their AckWait", func() bool {
-		return next.len() >= 2
+	testutil.Eventually(t, 30*time.Second, "the other 8 messages to the free subscriber, long before the busy one's AckWait", func() bool {
+		return free.len() == 8
 	})
-	for _, d := range next.data() {
-		if d == "m0" || d == "m1" {
-			t.Errorf("%s, held by the closed subscriber's handler, delivered again before its AckWait", d)
-		}
+	c, err := l.js.Consumer(ctxT(t), kindOf("jobs").stream, consumerName("jobs", "q"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	testutil.Eventually(t, 30*time.Second, "the free subscriber's acks", func() bool {
+		ci, err := c.Info(ctxT(t))
+		return err == nil && ci.NumAckPending == 2 && ci.NumPending == 0
+	})
 	if got := held.data(); len(got) != 2 {
-		t.Errorf("the closed subscriber's handler received %v, want 2 messages (its MaxInflight)", got)
+		t.Errorf("the busy subscriber's handler received %v, want 2 messages (its MaxInflight)", got)
+	}
+	for _, d := range free.data() {
+		if slices.Contains(held.data(), d) {
+			t.Errorf("%s, held by the busy subscriber, also delivered to the free one", d)
+		}
 	}
 }
 

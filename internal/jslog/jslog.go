@@ -33,7 +33,15 @@
 // server restart or a leader change, starting after the last sequence it
 // handed to the handler. A durable queue subscription is a durable pull
 // consumer named after the queue and the stream; each subscriber runs its
-// own pull loop on it, so subscribers share the messages. Unsubscribe (or
+// own pull loop on it, so subscribers share the messages. A subscriber
+// asks for no more messages than it has free slots (MaxInflight less the
+// messages it holds unsettled), and the server hands each message to the
+// next waiting request: a queue's messages go to the subscribers that can
+// start them now, in turn, and a subscriber whose slots are full (a
+// function compiling on its first call, slow calls) takes nothing until
+// one is free, so the others carry the queue meanwhile. Nothing waits in
+// a client's buffer, ageing against its AckWait and kept from the other
+// subscribers. Unsubscribe (or
 // Delete) deletes the consumer: the queue's other subscribers, on any
 // connection, then end (told by the server, or, if their link was down,
 // by looking the consumer up when it is back: a consumer of the same name

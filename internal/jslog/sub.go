@@ -29,14 +29,10 @@ const (
 	// queueAckPending bounds a queue consumer's unacked messages, over
 	// all its subscribers (MaxAckPending). Each subscriber holds at most
 	// its own MaxInflight (a slot per message until it is settled or its
-	// AckWait passes); the consumer's bound is only a backstop, wide
-	// enough for many subscribers, at least 16 times one subscriber's.
+	// AckWait passes), and asks for no more than its free slots; the
+	// consumer's bound is only a backstop, wide enough for many
+	// subscribers, at least 16 times one subscriber's.
 	queueAckPending = 4096
-	// queueBatch bounds the messages a queue subscriber pulls ahead of
-	// its handler: they count against AckWait while they wait in the
-	// client, and they are kept from the queue's other subscribers. 16
-	// keeps both small and costs one pull request per 8 messages.
-	queueBatch = 16
 	// pullExpiry and pullHeartbeat: a pull request lives pullExpiry, and
 	// the server sends a heartbeat every pullHeartbeat while it has
 	// nothing to deliver; two missed heartbeats (a server gone, a consumer
@@ -53,6 +49,11 @@ const (
 	// before it counts as removed: a leader election of its replicas takes
 	// a few seconds.
 	removalConfirm = 10 * time.Second
+	// pullRetryWait is the pause before a queue's next pull request after
+	// one that ended at once with nothing (refused, or its consumer being
+	// deleted or changing leader): short next to a leader election, and
+	// no busy loop.
+	pullRetryWait = time.Second
 	// startRetryWait is the pause between attempts at starting, in the
 	// background, a subscription made while the link was down, after one
 	// failed for another reason than the link (each is logged).
@@ -72,14 +73,15 @@ type sub struct {
 
 	closed  atomic.Bool
 	mu      sync.Mutex
-	cc      jetstream.ConsumeContext
+	stop    func()    // stops the consumer loop once it runs
 	created time.Time // the queue consumer's, when this subscriber joined it
 	// deleted: the server said the queue's consumer was deleted; check:
 	// look it up (the link came back, heartbeats were missed).
 	deleted atomic.Bool
 	check   chan struct{}
 	stopped chan struct{} // closed by Close
-	// slots holds a token per message of a queue delivered to the handler
+	// slots holds a token per message of a queue asked for and not yet
+	// delivered (a pull request's free room), or delivered to the handler
 	// and not yet settled (acked, nakked, or past its AckWait).
 	slots chan struct{}
 }
@@ -258,20 +260,20 @@ func (s *sub) startOrdered(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return s.running(cc)
+		return s.running(cc.Stop)
 	})
 }
 
 // running keeps the consumer loop just started, or stops it if the
 // subscription was closed meanwhile (it would pull and drop messages).
-func (s *sub) running(cc jetstream.ConsumeContext) error {
+func (s *sub) running(stop func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
-		cc.Stop()
+		stop()
 		return eventlog.ErrClosed
 	}
-	s.cc = cc
+	s.stop = stop
 	return nil
 }
 
@@ -376,35 +378,107 @@ func (s *sub) startQueue(ctx context.Context) error {
 			}
 		}
 	}
-	cc, err := c.Consume(s.queued,
-		jetstream.PullMaxMessages(min(s.o.MaxInflight, queueBatch)),
-		jetstream.PullExpiry(pullExpiry),
-		jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.ConsumeErrHandler(s.consumeErr))
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
 	s.created = c.CachedInfo().Created
 	s.mu.Unlock()
-	return s.running(cc)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.running(cancel); err != nil {
+		return err
+	}
+	go s.pull(ctx, c)
+	return nil
+}
+
+// pull is a queue subscription's consumer loop: it asks the server for
+// as many messages as the subscriber has free slots (at least one), hands
+// each to the handler as it comes, and asks again when the request is
+// filled or expires. A subscriber never holds a message it has no slot
+// for: a message the server hands out goes to a subscriber that can start
+// it now, so a busy or stalled subscriber (its function still compiling,
+// its calls slow) leaves the queue to the others, and a message does not
+// age against its AckWait in a client's buffer (nats.go's Consume keeps a
+// batch requested ahead of the handler: see docs/RATIONALE.md).
+func (s *sub) pull(ctx context.Context, c jetstream.Consumer) {
+	for {
+		n, ok := s.reserve(ctx)
+		if !ok {
+			return
+		}
+		fctx, cancel := context.WithTimeout(ctx, pullExpiry)
+		began, got := time.Now(), 0
+		batch, err := c.Fetch(n, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(pullHeartbeat))
+		if err == nil {
+			for m := range batch.Messages() {
+				got++
+				s.queued(m)
+			}
+			err = batch.Error()
+		}
+		cancel()
+		s.unreserve(n - got)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil || errors.Is(err, context.DeadlineExceeded):
+			// filled, or expired (the server's 408 or fctx's deadline)
+		case transient(err):
+			if s.l.WaitUp(ctx) != nil {
+				return
+			}
+		default:
+			// missed heartbeats (a request lost with the link or the
+			// server; the next one goes at once), a consumer deleted, a
+			// leader being elected
+			s.consumeErr(nil, err)
+		}
+		if got == 0 && time.Since(began) < pullHeartbeat {
+			// ended at once with nothing: asking again at once would spin
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pullRetryWait):
+			}
+		}
+	}
+}
+
+// reserve waits for a free slot and takes every free one, for a pull
+// request of that many messages. false: the subscription was closed.
+func (s *sub) reserve(ctx context.Context) (int, bool) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, false
+	}
+	n := 1
+	for {
+		select {
+		case s.slots <- struct{}{}:
+			n++
+		default:
+			return n, true
+		}
+	}
+}
+
+// unreserve frees the slots of a pull request that delivered fewer
+// messages than it asked for.
+func (s *sub) unreserve(n int) {
+	for range n {
+		<-s.slots
+	}
 }
 
 // ackPending is the MaxAckPending of the queue's consumer.
 func (s *sub) ackPending() int { return max(queueAckPending, 16*s.o.MaxInflight) }
 
-// queued hands a queue subscription's message to the handler once the
-// subscriber has a free slot (MaxInflight), and acks it when the
-// handler returns unless ManualAck.
+// queued hands a queue subscription's message, for which pull holds a
+// slot, to the handler, and acks it when the handler returns unless
+// ManualAck.
 func (s *sub) queued(m jetstream.Msg) {
 	if s.closed.Load() {
 		s.giveBack(m)
-		return
-	}
-	select {
-	case s.slots <- struct{}{}:
-	case <-s.stopped:
-		s.giveBack(m)
+		<-s.slots
 		return
 	}
 	em, md := s.convert(m)
@@ -426,9 +500,9 @@ func (s *sub) queued(m jetstream.Msg) {
 	}
 }
 
-// giveBack returns to the queue at once a message pulled ahead of the
-// handler of a subscription closed meanwhile, rather than after its
-// AckWait.
+// giveBack returns to the queue at once a message that reached a
+// subscription closed meanwhile (its pull request was in flight), rather
+// than after its AckWait.
 func (s *sub) giveBack(m jetstream.Msg) {
 	if err := m.Nak(); err != nil {
 		s.l.log.Debug("nak of a message dropped at close failed; it comes back after its AckWait", "stream", s.stream, "queue", s.queue, "err", err)
@@ -568,8 +642,8 @@ func (s *sub) Close() error {
 		return nil
 	}
 	close(s.stopped)
-	if s.cc != nil {
-		s.cc.Stop()
+	if s.stop != nil {
+		s.stop()
 	}
 	s.mu.Unlock()
 	s.l.mu.Lock()
