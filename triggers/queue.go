@@ -90,12 +90,12 @@ func NewQueue(conn eventlog.Log, inv fn.Invoker, log *slog.Logger) *Queue {
 type queueRun struct {
 	q     *Queue
 	t     QueueTrigger
-	sub   eventlog.Subscription
+	sub   eventlog.Subscription // under mu: nil until subscribed
 	work  chan *eventlog.Msg
 	quit  chan struct{}  // stops the workers
 	wg    sync.WaitGroup // workers
 	inner sync.WaitGroup // messages between delivery and their ack (or giving up)
-	mu    sync.Mutex     // orders stop against inner.Add
+	mu    sync.Mutex     // orders stop against inner.Add; guards sub
 	stop  bool           // stop taking messages
 	stats struct {
 		delivered, redelivered, succeeded, failed, dead, skipped atomic.Uint64
@@ -136,7 +136,14 @@ func (q *Queue) Start(t QueueTrigger) error {
 		r.wg.Wait()
 		return fmt.Errorf("trigger %q: %w", t.Name, err)
 	}
+	r.mu.Lock()
+	if r.stop { // stopped while it subscribed: shutdown found no sub
+		r.mu.Unlock()
+		_ = sub.Close()
+		return nil
+	}
 	r.sub = sub
+	r.mu.Unlock()
 	q.log.Info("message-queue trigger running", "trigger", t.Name, "topic", t.Topic, "target", t.Target.String(), "group", t.Group)
 	return nil
 }
@@ -181,7 +188,7 @@ func (q *Queue) Stats(name string) (QueueStats, bool) {
 	q.mu.Lock()
 	r := q.running[name]
 	q.mu.Unlock()
-	if r == nil {
+	if r == nil || !r.subscribed() {
 		return QueueStats{}, false
 	}
 	s := &r.stats
@@ -191,9 +198,18 @@ func (q *Queue) Stats(name string) (QueueStats, bool) {
 	}, true
 }
 
+// subscribed tells whether the trigger's subscription is made: it takes
+// messages (Stats shows a trigger only from then on).
+func (r *queueRun) subscribed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sub != nil
+}
+
 func (r *queueRun) shutdown(ctx context.Context, forget bool) {
 	r.mu.Lock()
 	r.stop = true
+	sub := r.sub
 	r.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -205,11 +221,11 @@ func (r *queueRun) shutdown(ctx context.Context, forget bool) {
 	case <-ctx.Done():
 		r.q.log.Warn("trigger stopped with messages in flight; they will be redelivered", "trigger", r.t.Name)
 	}
-	if r.sub != nil {
+	if sub != nil {
 		if forget {
-			_ = r.sub.Unsubscribe()
+			_ = sub.Unsubscribe()
 		} else {
-			_ = r.sub.Close()
+			_ = sub.Close()
 		}
 	}
 	close(r.quit)

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/eventlog/memlog"
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/natslog"
@@ -162,4 +164,64 @@ func TestRetryDelay(t *testing.T) {
 			t.Errorf("retryDelay(%d, %s) = %s, want %s", c.deliveries, c.ackWait, got, c.want)
 		}
 	}
+}
+
+// slowSubscribe is a log whose Subscribe waits until released, as one
+// does while the link is slow: a trigger can be stopped meanwhile.
+type slowSubscribe struct {
+	eventlog.Log
+	entered, release chan struct{}
+}
+
+func (l slowSubscribe) Subscribe(stream string, o eventlog.SubOptions, h func(*eventlog.Msg)) (eventlog.Subscription, error) {
+	l.entered <- struct{}{}
+	<-l.release
+	return l.Log.Subscribe(stream, o, h)
+}
+
+// A trigger stopped while it subscribes leaves no subscription behind,
+// and shows no counters before it takes messages or after it stops.
+func TestStopWhileStarting(t *testing.T) {
+	b := memlog.NewBroker()
+	conn := b.Connect()
+	defer conn.Close()
+	slow := slowSubscribe{conn, make(chan struct{}), make(chan struct{})}
+	ok := fn.InvokerFunc(func(_ context.Context, _ fn.Target, c fn.Call) (fn.Result, error) {
+		return fn.Result{Output: c.Input}, nil
+	})
+	q := NewQueue(slow, ok, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	defer q.Close(ctx)
+	started := make(chan error, 1)
+	go func() {
+		started <- q.Start(QueueTrigger{Name: "t", Target: fn.Function("f"), Topic: "in", Group: "g", MaxInflight: 2, AckWait: time.Second})
+	}()
+	<-slow.entered
+	if _, running := q.Stats("t"); running {
+		t.Fatal("a trigger shows counters before it takes messages")
+	}
+	stopped := make(chan struct{})
+	go func() { q.Stop(ctx, "t", true); close(stopped) }()
+	<-stopped
+	close(slow.release)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if _, running := q.Stats("t"); running {
+		t.Fatal("a stopped trigger shows counters")
+	}
+	// no subscription is left in the group: a message published now
+	// reaches the one subscriber made now, every time
+	var got atomic.Int32
+	sub, err := conn.Subscribe("in", eventlog.SubOptions{Queue: "g", Start: eventlog.First}, func(m *eventlog.Msg) { got.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for i := range 20 {
+		if _, err := conn.Publish(ctx, "in", eventlog.Message{Data: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "every message to reach the group's only subscriber", func() bool { return got.Load() == 20 })
 }
