@@ -63,9 +63,9 @@ func Parse(s string) (*Pattern, error) {
 	}
 	switch {
 	case s == "":
-		return nil, fmt.Errorf("%w: the path is empty: want an absolute path like /hello, /users/{id} or /api/*", ErrPattern)
+		return nil, bad("the path is empty: want an absolute path like /hello, /users/{id} or /api/*")
 	case len(s) > MaxPatternLen:
-		return nil, fmt.Errorf("%w: the path is %d bytes long, over the %d a route may have", ErrPattern, len(s), MaxPatternLen)
+		return nil, fmt.Errorf("%w %q...: the path is %d bytes long, over the %d a route may have", ErrPattern, s[:32], len(s), MaxPatternLen)
 	case s[0] != '/':
 		return nil, bad("want an absolute path like /hello, /users/{id} or /api/* (it starts with /)")
 	}
