@@ -311,10 +311,10 @@ const (
 	MetaHTTPRest        = "http.path.rest"
 	MetaHTTPParamPrefix = "http.param."
 	// Set by message-queue triggers.
-	MetaTopic           = "topic"
-	MetaSequence        = "sequence"
-	MetaRedelivered     = "redelivered"
-	MetaRedeliveries    = "redeliveries"
+	MetaTopic        = "topic"
+	MetaSequence     = "sequence"
+	MetaRedelivered  = "redelivered"
+	MetaRedeliveries = "redeliveries"
 	// The call's W3C trace context (its own span, a child of the
 	// caller's), set on every call, and the caller's tracestate, set
 	// when it sent one.
