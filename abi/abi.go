@@ -293,13 +293,24 @@ func EnvName(key string) string {
 
 // Metadata keys set by sluice (see README.md).
 const (
-	MetaFunction     = "function"
-	MetaVersion      = "version"
-	MetaInvocation   = "invocation"
-	MetaTrigger      = "trigger"
-	MetaHTTPMethod   = "http.method"
-	MetaHTTPPath     = "http.path"
-	MetaHTTPQuery    = "http.query"
+	MetaFunction   = "function"
+	MetaVersion    = "version"
+	MetaInvocation = "invocation"
+	MetaTrigger    = "trigger"
+	MetaHTTPMethod = "http.method"
+	MetaHTTPPath   = "http.path"
+	MetaHTTPQuery  = "http.query"
+	// Set by HTTP triggers with the route the request took: the
+	// trigger's route pattern (/users/{id}/files/*), the path as it was
+	// sent (with its %-escapes, where http.path is decoded), what the
+	// route's * matched (decoded, no leading slash; only on prefix
+	// routes), and each path parameter's value, decoded once, under
+	// MetaHTTPParamPrefix + its name (http.param.id).
+	MetaHTTPRoute       = "http.route"
+	MetaHTTPRawPath     = "http.path.raw"
+	MetaHTTPRest        = "http.path.rest"
+	MetaHTTPParamPrefix = "http.param."
+	// Set by message-queue triggers.
 	MetaTopic        = "topic"
 	MetaSequence     = "sequence"
 	MetaRedelivered  = "redelivered"

@@ -1,12 +1,14 @@
 // Package triggers binds functions to events. This file has the HTTP
 // trigger: a route under /fn/ whose request body is a function's input and
-// whose response body is its output.
+// whose response body is its output. Routes are exact paths, paths with
+// parameters and prefixes; package route says which one a request takes.
 package triggers
 
 import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,10 +19,12 @@ import (
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/units"
+	"github.com/sluicehq/sluice/triggers/route"
 )
 
-// HTTPRoute is an HTTP trigger: requests to Prefix + Path with Method (any
-// method if "") run Target.
+// HTTPRoute is an HTTP trigger: requests to HTTPPrefix + Path with Method
+// (any method if "") run Target. Path is a route pattern: an exact path
+// (/hello), with parameters (/users/{id}) or a prefix (/api/*).
 type HTTPRoute struct {
 	Trigger string
 	Target  fn.Target
@@ -41,81 +45,72 @@ type HTTP struct {
 	maxInput func(fn.Target) int
 
 	mu     sync.RWMutex
-	routes map[string][]HTTPRoute // by path
+	routes *route.Table[HTTPRoute]
 }
 
 // NewHTTP returns an HTTP trigger server. maxInput tells a function's
 // input limit, so that a body over it is refused before it is read whole.
 func NewHTTP(inv fn.Invoker, maxInput func(fn.Target) int) *HTTP {
-	return &HTTP{inv: inv, maxInput: maxInput, routes: map[string][]HTTPRoute{}}
+	return &HTTP{inv: inv, maxInput: maxInput, routes: route.NewTable[HTTPRoute]()}
 }
 
-// Set adds or replaces a route.
-func (h *HTTP) Set(r HTTPRoute) {
+// Set adds or replaces the route of a trigger. A malformed path, or a
+// route that would take the requests of another trigger's (a
+// *route.ConflictError), is refused, and the trigger's route is left as
+// it was.
+func (h *HTTP) Set(r HTTPRoute) error {
+	p, err := route.Parse(r.Path)
+	if err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.removeLocked(r.Trigger)
-	h.routes[r.Path] = append(h.routes[r.Path], r)
+	return h.routes.Add(r.Trigger, p, r.Method, r)
 }
 
 // Remove removes the route of a trigger.
 func (h *HTTP) Remove(trigger string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.removeLocked(trigger)
-}
-
-func (h *HTTP) removeLocked(trigger string) {
-	for path, rs := range h.routes {
-		for i, r := range rs {
-			if r.Trigger == trigger {
-				rs = append(rs[:i:i], rs[i+1:]...)
-				if len(rs) == 0 {
-					delete(h.routes, path)
-				} else {
-					h.routes[path] = rs
-				}
-				return
-			}
-		}
-	}
+	h.routes.Remove(trigger)
 }
 
 // Routes returns the number of routes.
 func (h *HTTP) Routes() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	n := 0
-	for _, rs := range h.routes {
-		n += len(rs)
-	}
-	return n
+	return h.routes.Len()
 }
 
-func (h *HTTP) lookup(path, method string) (HTTPRoute, bool, []string) {
+func (h *HTTP) lookup(path, method string) (route.Match[HTTPRoute], bool, []string) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	rs := h.routes[path]
-	if len(rs) == 0 && strings.HasSuffix(path, "/") && len(path) > 1 {
-		rs = h.routes[strings.TrimSuffix(path, "/")]
+	return h.routes.Lookup(path, method)
+}
+
+// requestPath returns a request's path under HTTPPrefix, decoded and as
+// sent (escaped).
+func requestPath(u *url.URL) (path, raw string) {
+	path = strings.TrimPrefix(u.Path, HTTPPrefix)
+	if path == "" {
+		path = "/"
 	}
-	var allowed []string
-	for _, r := range rs {
-		if r.Method == "" || r.Method == method {
-			return r, true, nil
-		}
-		allowed = append(allowed, r.Method)
+	raw = u.EscapedPath()
+	if rest, ok := strings.CutPrefix(raw, HTTPPrefix); ok && (rest == "" || rest[0] == '/') {
+		raw = rest
+	} else { // the prefix itself was escaped (/f%6E/...): escape the path again
+		raw = (&url.URL{Path: path}).EscapedPath()
 	}
-	return HTTPRoute{}, false, allowed
+	if raw == "" {
+		raw = "/"
+	}
+	return path, raw
 }
 
 // ServeHTTP serves a request under HTTPPrefix.
 func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, HTTPPrefix)
-	if path == "" {
-		path = "/"
-	}
-	route, ok, allowed := h.lookup(path, r.Method)
+	path, raw := requestPath(r.URL)
+	m, ok, allowed := h.lookup(raw, r.Method)
 	if !ok {
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
@@ -126,10 +121,11 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, errcode.New(errcode.NotFound, fmt.Sprintf("no HTTP trigger at %s%s", HTTPPrefix, path)))
 		return
 	}
-	limit := h.maxInput(route.Target)
+	hr := m.Value
+	limit := h.maxInput(hr.Target)
 	if r.ContentLength > int64(limit) {
 		errcode.Write(w, errcode.New(errcode.InputTooLarge,
-			fmt.Sprintf("request body of %d bytes is over the input limit of %s (%s)", r.ContentLength, route.Target, units.Bytes(uint64(limit)))))
+			fmt.Sprintf("request body of %d bytes is over the input limit of %s (%s)", r.ContentLength, hr.Target, units.Bytes(uint64(limit)))))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+maxBodyGrace))
@@ -141,16 +137,21 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Sluice-Invocation", id)
 	tc := TraceOf(r.Header)
 	w.Header().Set(logctx.TraceparentHeader, tc.Traceparent())
-	res, err := h.inv.Invoke(logctx.WithTrace(r.Context(), tc), route.Target, fn.Call{
-		ID:    id,
-		Input: body,
-		Meta: map[string]string{
-			abi.MetaTrigger:    route.Trigger,
-			abi.MetaHTTPMethod: r.Method,
-			abi.MetaHTTPPath:   path,
-			abi.MetaHTTPQuery:  r.URL.RawQuery,
-		},
-	})
+	meta := map[string]string{
+		abi.MetaTrigger:     hr.Trigger,
+		abi.MetaHTTPMethod:  r.Method,
+		abi.MetaHTTPPath:    path,
+		abi.MetaHTTPRawPath: raw,
+		abi.MetaHTTPQuery:   r.URL.RawQuery,
+		abi.MetaHTTPRoute:   hr.Path,
+	}
+	for i, name := range m.Pattern.Params() {
+		meta[abi.MetaHTTPParamPrefix+name] = m.Params[i]
+	}
+	if m.Pattern.Prefix() {
+		meta[abi.MetaHTTPRest] = m.Rest
+	}
+	res, err := h.inv.Invoke(logctx.WithTrace(r.Context(), tc), hr.Target, fn.Call{ID: id, Input: body, Meta: meta})
 	if err != nil {
 		errcode.Write(w, err)
 		return

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/triggers/route"
 )
 
 // Channel is the stream of catalog events.
@@ -126,6 +127,11 @@ func (c *Catalog) receive(m *eventlog.Msg) {
 		// the API checks what it writes: this event was not written by a
 		// daemon's API (forged, corrupt, or from a sluice with other rules)
 		c.log.Warn("skipping a malformed catalog event", "seq", m.Sequence, "type", ev.Type, "daemon", ev.Daemon, "err", err)
+	case err != nil && waiter == nil && errors.As(err, new(*route.ConflictError)):
+		// a route a sluice with other routing rules stored (or the loser
+		// of two creates racing): the earlier trigger keeps the route
+		c.log.Warn("skipping an HTTP trigger: its route takes the requests of an earlier trigger's, which keeps them; delete one of them and create it again with another path or method",
+			"seq", m.Sequence, "trigger", ev.Trigger.Name, "daemon", ev.Daemon, "err", err)
 	case err != nil && waiter == nil:
 		// two writers raced and the log's order decided: the other's user
 		// heard why from its own daemon

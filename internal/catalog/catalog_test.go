@@ -201,3 +201,51 @@ func TestForgedEventsAreSkipped(t *testing.T) {
 		t.Fatalf("the other watcher saw %v; log:\n%s", seen, logs.String())
 	}
 }
+
+// Triggers a sluice with other routing rules stored may conflict now: the
+// catalog still opens, the earlier trigger keeps its route, and the later
+// one is skipped with a warning that names it and what to do.
+func TestConflictingRoutesStoredEarlierAreSkipped(t *testing.T) {
+	url := embedded(t)
+	ctx := context.Background()
+	conn, err := natslog.Connect(ctx, broker.Options{URL: url, ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	module := mod("m")
+	stored := []string{
+		`{"type":"FunctionDeployed","id":"1","function":{"name":"f","module":"` + module + `","size":10,"chunks":1}}`,
+		`{"type":"TriggerCreated","id":"2","trigger":{"name":"by-id","function":"f","http":{"path":"/users/{id}"}}}`,
+		`{"type":"TriggerCreated","id":"3","trigger":{"name":"by-name","function":"f","http":{"path":"/users/{name}","method":"GET"}}}`,
+		`{"type":"TriggerCreated","id":"4","trigger":{"name":"star","function":"f","http":{"path":"/a*b"}}}`,
+		`{"type":"TriggerCreated","id":"5","trigger":{"name":"me","function":"f","http":{"path":"/users/me"}}}`,
+	}
+	for _, ev := range stored {
+		if _, err := conn.Publish(ctx, Channel, eventlog.Message{Data: []byte(ev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs syncBuffer
+	c, err := Open(ctx, conn, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var names []string
+	for _, tr := range c.Triggers() {
+		names = append(names, tr.Name)
+	}
+	if c.Err() != nil || strings.Join(names, ",") != "by-id,me" {
+		t.Fatalf("triggers %v, err %v", names, c.Err())
+	}
+	for _, want := range []string{
+		`level=WARN msg="skipping an HTTP trigger: its route takes the requests of an earlier trigger's, which keeps them; delete one of them and create it again with another path or method" seq=3 trigger=by-name`,
+		`route GET /users/{name} is taken by trigger \"by-id\"`,
+		`level=WARN msg="skipping a malformed catalog event" seq=4 type=TriggerCreated daemon="" err="invalid: --http-path \"/a*b\": \"a*b\": * is a whole last segment`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("the log does not say %s:\n%s", want, logs.String())
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/schedule"
+	"github.com/sluicehq/sluice/triggers/route"
 )
 
 // Event types of the catalog channel. The names are part of what users
@@ -201,20 +202,12 @@ func ValidateName(kind, name string) error {
 	return nil
 }
 
-var (
-	pathPattern   = regexp.MustCompile(`^(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+/?$|^/$`)
-	methodPattern = regexp.MustCompile(`^[A-Z]+$`)
-)
+var methodPattern = regexp.MustCompile(`^[A-Z]+$`)
 
-// ValidateHTTP checks an HTTP trigger's path and method.
+// ValidateHTTP checks an HTTP trigger's route pattern and method.
 func ValidateHTTP(h *HTTPSpec) error {
-	if !pathPattern.MatchString(h.Path) || strings.Contains(h.Path, "//") {
-		return fmt.Errorf("%w: --http-path %q: want an absolute path like /hello or /orders/new (letters, digits, -._~ and no empty or relative segments)", ErrInvalid, h.Path)
-	}
-	for _, seg := range strings.Split(h.Path, "/") {
-		if seg == "." || seg == ".." {
-			return fmt.Errorf("%w: --http-path %q: no . or .. segments", ErrInvalid, h.Path)
-		}
+	if _, err := route.Parse(h.Path); err != nil {
+		return fmt.Errorf("%w: --http-path %s", ErrInvalid, strings.TrimPrefix(err.Error(), "route "))
 	}
 	if h.Method != "" && !methodPattern.MatchString(h.Method) {
 		return fmt.Errorf("%w: --method %q: want an HTTP method like GET or POST", ErrInvalid, h.Method)
@@ -440,27 +433,36 @@ func (s *State) checkTrigger(t *Trigger) error {
 	case t.Cron != nil:
 		return ValidateCron(t.Cron)
 	case t.HTTP != nil:
-		if err := ValidateHTTP(t.HTTP); err != nil {
-			return err
-		}
-		for _, name := range sortedNames(s.Triggers) {
-			o := s.Triggers[name]
-			if o.HTTP != nil && o.HTTP.Path == t.HTTP.Path &&
-				(o.HTTP.Method == "" || t.HTTP.Method == "" || o.HTTP.Method == t.HTTP.Method) {
-				return fmt.Errorf("%w: route %s %s is taken by trigger %q", ErrConflict, methodOrAny(t.HTTP.Method), t.HTTP.Path, o.Name)
-			}
-		}
+		return s.checkRoute(t)
 	default:
 		return fmt.Errorf("%w: trigger %q has no kind: give --http-path, --topic or --cron", ErrInvalid, t.Name)
 	}
-	return nil
 }
 
-func methodOrAny(m string) string {
-	if m == "" {
-		return "ANY"
+// checkRoute checks an HTTP trigger's route: well formed, and taking no
+// requests another trigger's route takes (the same shape and a method in
+// common: /users/{id} and /users/{name}). A conflict is a
+// *route.ConflictError wrapped in ErrConflict, naming the other trigger.
+func (s *State) checkRoute(t *Trigger) error {
+	if err := ValidateHTTP(t.HTTP); err != nil {
+		return err
 	}
-	return m
+	p, _ := route.Parse(t.HTTP.Path)
+	for _, name := range sortedNames(s.Triggers) {
+		o := s.Triggers[name]
+		if o.HTTP == nil {
+			continue
+		}
+		op, err := route.Parse(o.HTTP.Path)
+		if err != nil {
+			continue // stored before the rules it breaks; it serves nothing
+		}
+		if route.Overlap(p, t.HTTP.Method, op, o.HTTP.Method) {
+			return fmt.Errorf("%w: %w", ErrConflict, &route.ConflictError{
+				Route: t.HTTP.Path, Method: t.HTTP.Method, Other: o.Name, OtherRoute: o.HTTP.Path, OtherMethod: o.HTTP.Method})
+		}
+	}
+	return nil
 }
 
 // checkVersion checks the condition of a conditional deploy: the

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/triggers/route"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -180,6 +182,37 @@ func TestApply(t *testing.T) {
 				t.Fatalf("%d triggers", len(s.Triggers))
 			}
 		}},
+		{"routes: parameters and prefixes conflict by shape, not by name", []step{
+			{ev: deployed("a", "m")},
+			{ev: httpTrigger("user", "a", "/users/{id}", "")},
+			{ev: httpTrigger("user2", "a", "/users/{name}", "GET"), wantErr: ErrConflict,
+				says: `route GET /users/{name} is taken by trigger "user" (its route ANY /users/{id} takes the same requests: parameter names do not tell routes apart)`},
+			{ev: httpTrigger("me", "a", "/users/me", "")}, // exact wins
+			{ev: httpTrigger("api", "a", "/api/*", "")},
+			{ev: httpTrigger("api2", "a", "/api/*", "POST"), wantErr: ErrConflict, says: `route POST /api/* is taken by trigger "api": use another path or method, or delete trigger "api" first`},
+			{ev: httpTrigger("v2", "a", "/api/v2/*", "")}, // longer wins
+			{ev: httpTrigger("files", "a", "/users/{id}/files/*", "")},
+			{ev: httpTrigger("files2", "a", "/users/{u}/files/*", "PUT"), wantErr: ErrConflict, says: `trigger "files"`},
+			{ev: httpTrigger("form-get", "a", "/form/{id}", "GET")},
+			{ev: httpTrigger("form-post", "a", "/form/{x}", "POST")}, // no method in common
+		}, func(t *testing.T, s *State) {
+			if len(s.Triggers) != 7 {
+				t.Fatalf("%d triggers", len(s.Triggers))
+			}
+			var ce *route.ConflictError
+			_, err := s.Apply(0, httpTrigger("again", "a", "/users/{x}", ""))
+			if !errors.As(err, &ce) || ce.Other != "user" || ce.OtherRoute != "/users/{id}" {
+				t.Fatalf("conflict %v: %+v", err, ce)
+			}
+		}},
+		{"malformed routes", []step{
+			{ev: deployed("a", "m")},
+			{ev: httpTrigger("t", "a", "/users/{}", ""), wantErr: ErrInvalid, says: `--http-path "/users/{}": {} has no name`},
+			{ev: httpTrigger("t", "a", "/users/{id", ""), wantErr: ErrInvalid, says: `"{id" opens a parameter it does not close`},
+			{ev: httpTrigger("t", "a", "/api/*/x", ""), wantErr: ErrInvalid, says: "must be the last segment"},
+			{ev: httpTrigger("t", "a", "/a/{id}/{id}", ""), wantErr: ErrInvalid, says: "{id} appears twice"},
+			{ev: httpTrigger("t", "a", "/a b", ""), wantErr: ErrInvalid, says: "use letters, digits"},
+		}, nil},
 		{"bad trigger specs", []step{
 			{ev: deployed("a", "m")},
 			{ev: httpTrigger("Bad", "a", "/x", ""), wantErr: ErrInvalid, says: "lowercase"},

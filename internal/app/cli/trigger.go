@@ -27,6 +27,9 @@ topic), or a schedule (--cron, in UTC).`,
 		Example: `  # POST /fn/hello calls the function hello
   sluice trigger create hello-http --fn hello --http-path /hello --method POST
 
+  # GET /fn/users/42 calls users, which reads http.param.id (42)
+  sluice trigger create users --fn users --http-path '/users/{id}' --method GET
+
   # one call per message on "images", results to "thumbs", failures to "images.dead"
   sluice trigger create thumbs --fn resize --topic images --resp-topic thumbs --error-topic images.dead
 
@@ -39,7 +42,7 @@ topic), or a schedule (--cron, in UTC).`,
 	var ts triggerSettings
 	fs.StringVar(&ts.fn, "fn", "", "the function to call")
 	fs.StringVar(&ts.workflow, "workflow", "", "the workflow to invoke instead of a function (with the event as its input)")
-	fs.StringVar(&ts.httpPath, "http-path", "", "HTTP trigger: serve the function at /fn + this path, e.g. /hello")
+	fs.StringVar(&ts.httpPath, "http-path", "", "HTTP trigger: serve the function at /fn + this route: an exact path (/hello), with parameters (/users/{id}) or a prefix (/api/*)")
 	fs.StringVar(&ts.method, "method", "", "HTTP trigger: accept only this method (default: any)")
 	fs.StringVar(&ts.topic, "topic", "", "message-queue trigger: call the function once per message on this NATS Streaming topic")
 	fs.StringVar(&ts.respTopic, "resp-topic", "", "publish each output to this topic (queue and timer triggers)")

@@ -52,7 +52,11 @@ func (s *triggerSet) add(c change) {
 		if c.deleted {
 			s.http.Remove(c.t.Name)
 		} else {
-			s.http.Set(triggers.HTTPRoute{Trigger: c.t.Name, Target: target(c.t), Path: c.t.HTTP.Path, Method: c.t.HTTP.Method})
+			// the catalog refuses what a route table would: this is for a
+			// route the catalog of another sluice version let through
+			if err := s.http.Set(triggers.HTTPRoute{Trigger: c.t.Name, Target: target(c.t), Path: c.t.HTTP.Path, Method: c.t.HTTP.Method}); err != nil {
+				s.log.Error("skipping an HTTP trigger: its route cannot be served", "trigger", c.t.Name, "err", err)
+			}
 		}
 		return
 	}
