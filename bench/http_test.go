@@ -11,7 +11,7 @@ import (
 	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 func startDaemon(tb testing.TB, file ...bool) (*daemon.Daemon, *client.Client) {

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/app/client"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // BenchmarkMemory measures what a daemon holds with many distinct Go

@@ -18,7 +18,7 @@ import (
 	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // BenchmarkMQ measures a message-queue trigger end to end: messages

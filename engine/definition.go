@@ -13,7 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/fn"
 )
 
 // APIVersion is the apiVersion of a workflow definition.
@@ -389,8 +389,8 @@ func (p *parser) parse(name string, source []byte) *Definition {
 			}
 		case "name":
 			nameGiven = true
-			if err := catalog.ValidateName("workflow", v.Value); err != nil {
-				p.errorf(v.Line, "%s", strings.TrimPrefix(err.Error(), "invalid: "))
+			if !fn.ValidName(v.Value) {
+				p.errorf(v.Line, "%s", badName(v.Value))
 			} else if name != "" && v.Value != name {
 				p.errorf(v.Line, "the file names workflow %q, not %q: change name: or the name you create it under", v.Value, name)
 			} else {
@@ -737,8 +737,8 @@ func (p *parser) builtin(t *taskSpec, n *yaml.Node, what string) {
 		p.fields(n, what, func(key string, k, v *yaml.Node) {
 			switch key {
 			case "workflow":
-				if err := catalog.ValidateName("workflow", v.Value); err != nil {
-					p.errorf(v.Line, "%s: workflow: %s", what, strings.TrimPrefix(err.Error(), "invalid: "))
+				if !fn.ValidName(v.Value) {
+					p.errorf(v.Line, "%s: workflow: %s", what, badName(v.Value))
 				} else {
 					use(p.wfs, v.Value, v.Line)
 				}
@@ -1092,4 +1092,12 @@ func sleepDuration(x any) (time.Duration, error) {
 		return 0, fmt.Errorf("sleep: %q is not a duration like 10s or 5m", clip(s))
 	}
 	return d, nil
+}
+
+// badName says why a workflow's name is refused.
+func badName(name string) string {
+	if name == "" {
+		return "workflow name is missing"
+	}
+	return fmt.Sprintf("workflow name %q: use %s", name, fn.NameRule)
 }

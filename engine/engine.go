@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/eventlog"
-	"github.com/sluicehq/sluice/internal/logctx"
+	"github.com/sluicehq/sluice/logctx"
 )
 
 // Channels of the engine.

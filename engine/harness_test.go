@@ -18,7 +18,7 @@ import (
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/internal/natslog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // The tests run the engine on a real embedded NATS Streaming server (one

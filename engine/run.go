@@ -14,7 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/fn"
-	"github.com/sluicehq/sluice/internal/logctx"
+	"github.com/sluicehq/sluice/logctx"
 )
 
 // Limits of the child workflows under one invocation (its root), at any

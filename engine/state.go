@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/logctx"
+	"github.com/sluicehq/sluice/logctx"
 )
 
 // eventCancelRequested asks an invocation's owner to cancel it: any

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/eventlog"
-	"github.com/sluicehq/sluice/internal/logctx"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/logctx"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // callMeta is what wfguest's meta op answers.

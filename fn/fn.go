@@ -115,3 +115,25 @@ var (
 func NewID() string {
 	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
 }
+
+// NameRule is what a function's or a workflow's name must be: it is in
+// the messages that refuse one.
+const NameRule = "1 to 63 lowercase letters, digits and '-', starting with a letter or digit"
+
+// ValidName tells whether name follows NameRule: it is a URL path
+// segment, a NATS subject token and a file name as it is.
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

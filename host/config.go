@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/units"
+	"github.com/sluicehq/sluice/units"
 )
 
 // Defaults for a function's limits. Each one is what a user gets when they

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
-	"github.com/sluicehq/sluice/internal/logctx"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/logctx"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // sharedCache keeps compiled Go guests across the tests of this package, as

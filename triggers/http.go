@@ -17,9 +17,9 @@ import (
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/fn"
-	"github.com/sluicehq/sluice/internal/logctx"
-	"github.com/sluicehq/sluice/internal/units"
+	"github.com/sluicehq/sluice/logctx"
 	"github.com/sluicehq/sluice/triggers/route"
+	"github.com/sluicehq/sluice/units"
 )
 
 // HTTPRoute is an HTTP trigger: requests to HTTPPrefix + Path with Method

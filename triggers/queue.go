@@ -16,7 +16,7 @@ import (
 	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/fn"
-	"github.com/sluicehq/sluice/internal/logctx"
+	"github.com/sluicehq/sluice/logctx"
 )
 
 // QueueTrigger is a message-queue trigger as this daemon runs it.

@@ -18,7 +18,7 @@ import (
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/natslog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // A panic while a message is processed (a bug in sluice that a message

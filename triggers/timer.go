@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/fn"
-	"github.com/sluicehq/sluice/internal/schedule"
+	"github.com/sluicehq/sluice/schedule"
 )
 
 // TimerTrigger is a timer trigger as this daemon runs it.

@@ -14,8 +14,8 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/eventlog/memlog"
 	"github.com/sluicehq/sluice/fn"
-	"github.com/sluicehq/sluice/internal/logctx"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/logctx"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 const callerTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

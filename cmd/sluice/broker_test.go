@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/internal/natslog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // testBroker is the broker the daemons of these tests run on:

@@ -20,7 +20,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/internal/app/api"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // The API as a careless or hostile client meets it, against the real

@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/nats-io/stan.go"
 
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // The broker as a hostile client meets it, and two daemons on one data

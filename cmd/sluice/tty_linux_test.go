@@ -11,7 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // openPTY opens a pseudo-terminal: what a program writes to tty, the test

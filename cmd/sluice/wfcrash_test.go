@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 const crashWorkflow = `apiVersion: sluice/v1

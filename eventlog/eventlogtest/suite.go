@@ -21,7 +21,7 @@
 // Every case uses stream, queue and blob names of its own (a prefix unique
 // to the run and the case), so the cases share one broker, and those that
 // neither restart it nor cut a connection run in parallel. The suite
-// waits by polling (internal/testutil.Eventually) and never asserts an
+// waits by polling (testutil.Eventually) and never asserts an
 // upper bound of time tighter than several seconds; AckWaits are 1 s,
 // NATS Streaming's smallest.
 package eventlogtest
@@ -37,7 +37,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/eventlog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // Harness is how the suite reaches the implementation under test.

@@ -11,7 +11,7 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/eventlog/eventlogtest"
 	"github.com/sluicehq/sluice/eventlog/memlog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 const waitFor = 10 * time.Second

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nuid"
 	"github.com/nats-io/stan.go"
 
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // natsConnect connects as any NATS client would, once, without retrying.

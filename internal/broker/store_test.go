@@ -12,7 +12,7 @@ import (
 
 	stand "github.com/nats-io/nats-streaming-server/server"
 
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // fillStore stores n messages on each channel in a file store in dir

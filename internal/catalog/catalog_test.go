@@ -17,7 +17,7 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/natslog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 func embedded(t *testing.T) string {

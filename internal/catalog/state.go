@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/schedule"
+	"github.com/sluicehq/sluice/fn"
+	"github.com/sluicehq/sluice/schedule"
 	"github.com/sluicehq/sluice/triggers/route"
 )
 
@@ -189,15 +190,13 @@ func (t *Trigger) Kind() string {
 	return "unknown"
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 // ValidateName checks a function, trigger or workflow name.
 func ValidateName(kind, name string) error {
-	if !namePattern.MatchString(name) {
+	if !fn.ValidName(name) {
 		if name == "" {
 			return fmt.Errorf("%w: %s name is missing", ErrInvalid, kind)
 		}
-		return fmt.Errorf("%w: %s name %q: use 1 to 63 lowercase letters, digits and '-', starting with a letter or digit", ErrInvalid, kind, name)
+		return fmt.Errorf("%w: %s name %q: use %s", ErrInvalid, kind, name, fn.NameRule)
 	}
 	return nil
 }
@@ -564,7 +563,7 @@ func validateWorkflow(w *Workflow) error {
 		return fmt.Errorf("%w: workflow %q: revision %.16q is not the sha256 of its source", ErrInvalid, w.Name, w.Revision)
 	}
 	for _, name := range slices.Concat(w.Functions, w.Workflows) {
-		if !namePattern.MatchString(name) {
+		if !fn.ValidName(name) {
 			return fmt.Errorf("%w: workflow %q: it names %q, which is no function or workflow name", ErrInvalid, w.Name, name)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // testCluster is three embedded servers clustered on loopback.

@@ -14,7 +14,7 @@ import (
 	natsd "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/sluicehq/sluice/eventlog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // TestConnectSurvivesReconnectDuringSetup: a link lost and re-established

@@ -20,7 +20,7 @@ import (
 
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 var testAuth = broker.Auth{User: "sluice", Password: "test-password"}

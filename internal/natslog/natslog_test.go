@@ -12,7 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // open starts an embedded NATS Streaming server (memory store) on a free

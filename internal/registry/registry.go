@@ -21,7 +21,7 @@ import (
 	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/logctx"
+	"github.com/sluicehq/sluice/logctx"
 )
 
 // ErrNotFound means no function of that name is deployed.

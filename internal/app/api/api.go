@@ -30,9 +30,9 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/registry"
+	"github.com/sluicehq/sluice/logctx"
 	"github.com/sluicehq/sluice/triggers"
 )
 

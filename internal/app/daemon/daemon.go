@@ -28,10 +28,10 @@ import (
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/jslog"
-	"github.com/sluicehq/sluice/internal/logctx"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/natslog"
 	"github.com/sluicehq/sluice/internal/registry"
+	"github.com/sluicehq/sluice/logctx"
 	"github.com/sluicehq/sluice/triggers"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/app/client"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // scrape reads /metrics and returns the value of each sample line.

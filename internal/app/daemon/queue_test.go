@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 	"github.com/sluicehq/sluice/triggers"
 )
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // httpCall makes a request to an HTTP trigger of d.

@@ -23,7 +23,7 @@ import (
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/natslog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 	"github.com/sluicehq/sluice/triggers"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/logctx"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/logctx"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // the caller's span, as a client of the daemon sends it

@@ -16,7 +16,7 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/catalog"
-	"github.com/sluicehq/sluice/internal/logctx"
+	"github.com/sluicehq/sluice/logctx"
 )
 
 // nodeIDFile holds the daemon's stable node id in its data dir: the

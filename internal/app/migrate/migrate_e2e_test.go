@@ -20,7 +20,7 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/jslog"
-	"github.com/sluicehq/sluice/internal/testutil"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 func freeAddr(t *testing.T) string {
