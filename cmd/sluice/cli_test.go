@@ -475,7 +475,7 @@ func cliBoundedReads(t *testing.T, p *daemonProc) {
 	}
 	testutil.Eventually(t, 10*time.Second, "the five records", func() bool { return logCount() == 5 })
 	out := p.mustSluice(t, "", "fn", "logs", "say", "--tail", "2")
-	if !regexp.MustCompile(`^\S+ v1 \S+ request_id=logs-five stderr line 3\n\S+ v1 \S+ request_id=logs-five stderr line 4\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^\S+ v1 \S+ request_id=logs-five span_id=[0-9a-f]{16} trace_id=[0-9a-f]{32} stderr line 3\n\S+ v1 \S+ request_id=logs-five span_id=[0-9a-f]{16} trace_id=[0-9a-f]{32} stderr line 4\n$`).MatchString(out) {
 		t.Fatalf("fn logs --tail 2:\n%s", out)
 	}
 	// 150 more in one call: by default, the last 100
