@@ -141,6 +141,25 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// openAfterEvents publishes raw catalog events, as anyone on the broker
+// could, and opens a catalog that replays them, its log kept.
+func openAfterEvents(t *testing.T, conn eventlog.Log, events []string) (*Catalog, *syncBuffer) {
+	t.Helper()
+	ctx := context.Background()
+	for _, ev := range events {
+		if _, err := conn.Publish(ctx, Channel, eventlog.Message{Data: []byte(ev)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := &syncBuffer{}
+	c, err := Open(ctx, conn, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, logs
+}
+
 // Whoever can publish to the catalog channel (the broker is shared) may
 // write anything there: nothing stops the follower. Each bad event is
 // skipped with a warning naming its sequence and why, a panicking
@@ -160,17 +179,7 @@ func TestForgedEventsAreSkipped(t *testing.T) {
 		`{"type":"TriggerCreated","trigger":{"name":"../t","function":"f","cron":{"schedule":"* * *"}}}`,
 		`{"type":"Rewind","to":0}`,
 	}
-	for _, ev := range forged {
-		if _, err := conn.Publish(ctx, Channel, eventlog.Message{Data: []byte(ev)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var logs syncBuffer
-	c, err := Open(ctx, conn, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c, logs := openAfterEvents(t, conn, forged)
 	if c.Err() != nil || len(c.Functions())+len(c.Workflows())+len(c.Triggers()) != 0 {
 		t.Fatalf("after forged events: %v, %d functions", c.Err(), len(c.Functions()))
 	}
@@ -221,17 +230,7 @@ func TestConflictingRoutesStoredEarlierAreSkipped(t *testing.T) {
 		`{"type":"TriggerCreated","id":"4","trigger":{"name":"star","function":"f","http":{"path":"/a*b"}}}`,
 		`{"type":"TriggerCreated","id":"5","trigger":{"name":"me","function":"f","http":{"path":"/users/me"}}}`,
 	}
-	for _, ev := range stored {
-		if _, err := conn.Publish(ctx, Channel, eventlog.Message{Data: []byte(ev)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var logs syncBuffer
-	c, err := Open(ctx, conn, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c, logs := openAfterEvents(t, conn, stored)
 	var names []string
 	for _, tr := range c.Triggers() {
 		names = append(names, tr.Name)
