@@ -116,17 +116,24 @@ func post(t *testing.T, url, id, body string) *http.Response {
 	return resp
 }
 
-// Every line the daemon logs about a request, a queue message or a
-// workflow task names it, and so does every log record of the functions
-// it calls (`sluice fn logs`).
-func TestLogIDs(t *testing.T) {
+// captureLogs makes the daemon of o log JSON at debug level into the
+// buffer it returns (and to stderr too with -v).
+func captureLogs(o *Options) *logBuffer {
 	logs := &logBuffer{}
-	o := testOptions(t)
 	var w io.Writer = logs
 	if testing.Verbose() {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return logs
+}
+
+// Every line the daemon logs about a request, a queue message or a
+// workflow task names it, and so does every log record of the functions
+// it calls (`sluice fn logs`).
+func TestLogIDs(t *testing.T) {
+	o := testOptions(t)
+	logs := captureLogs(&o)
 	d, c := start(t, o)
 	base := "http://" + d.Addr()
 	deploy(t, c, "trap", "trap", nil)

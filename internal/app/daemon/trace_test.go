@@ -4,9 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -62,13 +60,8 @@ func span(t *testing.T, what, traceparent string) (traceID, spanID string) {
 // Both through an HTTP trigger and the API's invoke endpoints, and every
 // log line and function log record of the call names the trace.
 func TestTraceOverHTTP(t *testing.T) {
-	logs := &logBuffer{}
 	o := testOptions(t)
-	var w io.Writer = logs
-	if testing.Verbose() {
-		w = io.MultiWriter(logs, os.Stderr)
-	}
-	o.Logger = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := captureLogs(&o)
 	d, c := start(t, o)
 	deploy(t, c, "go", "goguest", nil)
 	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "meta", Function: "go", HTTP: &catalog.HTTPSpec{Path: "/meta"}}); err != nil {
