@@ -42,8 +42,11 @@ import (
 // (MaxAckPending); each message is passed to the function, its output
 // published asynchronously, and the message acked on the publication's
 // acknowledgement. The daemon and the floor share the server, on topics
-// of their own, and are measured in turns whose order alternates between
-// runs. Read sluice/floor per broker, and each figure across brokers.
+// of their own, and are measured in turns: the latency in mqChunks
+// alternating chunks, the burst in four turns (ABBA) of half of it each,
+// who goes first alternating between runs, so that a change in the
+// machine's speed (other load, the disk) falls on both. Read
+// sluice/floor per broker, and each figure across brokers.
 //
 //	go test -run '^$' -bench '^BenchmarkMQ$' -benchtime 1x -count 3 -timeout 60m ./bench/
 //
@@ -68,6 +71,9 @@ const (
 	burstMsgs   = 20000
 	latencyMsgs = 300
 	payloadSize = 1024
+	// mqChunks: the latency samples of the daemon and the floor are taken
+	// in this many alternating chunks.
+	mqChunks = 10
 	// floorAckWait is the floors' AckWait: as a trigger's default, and far
 	// above any delay a burst sees, so nothing is redelivered.
 	floorAckWait = 30 * time.Second
@@ -283,25 +289,34 @@ func mqRun(b *testing.B, br mqBroker, fn string, inflight int) {
 		b.Fatal(err)
 	}
 
-	sluice := newMQPipe(b, gen, "in", "out", burst)
-	floor := newMQPipe(b, gen, "floor-in", "floor-out", burst)
+	sluice := newMQPipe(b, gen, "in", "out")
+	floor := newMQPipe(b, gen, "floor-in", "floor-out")
 	defer sluice.close()
 	defer floor.close()
-	turns := []*mqPipe{floor, sluice}
+	first, second := floor, sluice
 	n, _ := mqTurns.LoadOrStore(b.Name(), new(atomic.Int64))
 	if n.(*atomic.Int64).Add(1)%2 == 0 {
-		turns[0], turns[1] = sluice, floor
+		first, second = sluice, floor
 	}
-	for _, p := range turns {
-		p.warm()
+	first.publish(min(burst, 2000))
+	second.publish(min(burst, 2000))
+	// Latency in ten chunks, who goes first alternating, so that a change
+	// in the machine's speed (other load, the disk) falls on both.
+	for i := 0; i < mqChunks; i++ {
+		a, c := first, second
+		if i%2 == 1 {
+			a, c = second, first
+		}
+		a.latency(latencyMsgs / mqChunks)
+		c.latency(latencyMsgs / mqChunks)
 	}
-	for _, p := range turns {
-		p.latency()
-	}
+	sluice.sortLatency()
+	floor.sortLatency()
+	// The burst in four turns, ABBA, half of it in each.
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, p := range turns {
-			p.burst()
+		for _, p := range []*mqPipe{first, second, second, first} {
+			p.burst(burst / 2)
 		}
 	}
 	b.StopTimer()
@@ -319,22 +334,23 @@ func mqRun(b *testing.B, br mqBroker, fn string, inflight int) {
 // out. A message carries the time it was sent, which the function passes
 // on (echo-wat copies it, upper-go leaves digits as they are).
 type mqPipe struct {
-	b        *testing.B
-	gen      eventlog.Log
-	in       string
-	sub      eventlog.Subscription
-	burstN   int
-	results  chan struct{}
-	mu       sync.Mutex
-	lat      []time.Duration
-	last     time.Time
-	sorted   []time.Duration
-	elapsed  time.Duration
-	messages int
+	b       *testing.B
+	gen     eventlog.Log
+	in      string
+	sub     eventlog.Subscription
+	results chan struct{}
+
+	mu   sync.Mutex
+	lat  []time.Duration // of every result
+	last time.Time       // the last result's arrival
+
+	samples  []time.Duration // of the messages sent one at a time
+	elapsed  time.Duration   // of the bursts
+	messages int             // in the bursts
 }
 
-func newMQPipe(b *testing.B, gen eventlog.Log, in, out string, burst int) *mqPipe {
-	p := &mqPipe{b: b, gen: gen, in: in, burstN: burst, results: make(chan struct{}, burst+latencyMsgs+2000)}
+func newMQPipe(b *testing.B, gen eventlog.Log, in, out string) *mqPipe {
+	p := &mqPipe{b: b, gen: gen, in: in, results: make(chan struct{}, burstMsgs+latencyMsgs+2000)}
 	sub, err := gen.Subscribe(out, eventlog.SubOptions{Start: eventlog.New}, func(m *eventlog.Msg) {
 		now := time.Now()
 		if i := bytes.IndexByte(m.Data, '|'); i > 0 {
@@ -373,7 +389,8 @@ func (p *mqPipe) wait(n int) {
 }
 
 // publish publishes n messages asynchronously and waits for their
-// results, then for their acknowledgements.
+// results, then for their acknowledgements. The first call warms up:
+// connections, the durable, as many instances as a burst uses.
 func (p *mqPipe) publish(n int) {
 	acks := make(chan error, n)
 	for k := 0; k < n; k++ {
@@ -389,40 +406,40 @@ func (p *mqPipe) publish(n int) {
 	}
 }
 
-// warm: connections, the durable, and as many instances as the burst
-// will use.
-func (p *mqPipe) warm() { p.publish(min(p.burstN, 2000)) }
-
-// latency sends latencyMsgs messages one at a time.
-func (p *mqPipe) latency() {
+// latency sends n messages one at a time and keeps their latencies.
+func (p *mqPipe) latency(n int) {
 	p.mu.Lock()
-	p.lat = p.lat[:0]
+	from := len(p.lat)
 	p.mu.Unlock()
-	for i := 0; i < latencyMsgs; i++ {
+	for i := 0; i < n; i++ {
 		if _, err := p.gen.Publish(context.Background(), p.in, p.msg()); err != nil {
 			p.b.Fatal(err)
 		}
 		p.wait(1)
 	}
 	p.mu.Lock()
-	p.sorted = append([]time.Duration(nil), p.lat...)
+	p.samples = append(p.samples, p.lat[from:]...)
 	p.mu.Unlock()
-	sort.Slice(p.sorted, func(i, j int) bool { return p.sorted[i] < p.sorted[j] })
 }
 
-// burst publishes a burst and times it, first publish to last result.
-func (p *mqPipe) burst() {
+func (p *mqPipe) sortLatency() {
+	sort.Slice(p.samples, func(i, j int) bool { return p.samples[i] < p.samples[j] })
+}
+
+// burst publishes n messages at once and times them, first publish to
+// last result.
+func (p *mqPipe) burst(n int) {
 	runtime.GC()
 	start := time.Now()
-	p.publish(p.burstN)
+	p.publish(n)
 	p.mu.Lock()
 	p.elapsed += p.last.Sub(start)
 	p.mu.Unlock()
-	p.messages += p.burstN
+	p.messages += n
 }
 
 func (p *mqPipe) rate() float64 { return float64(p.messages) / p.elapsed.Seconds() }
 
 func (p *mqPipe) pct(q float64) float64 {
-	return float64(p.sorted[int(float64(len(p.sorted)-1)*q)].Microseconds())
+	return float64(p.samples[int(float64(len(p.samples)-1)*q)].Microseconds())
 }
