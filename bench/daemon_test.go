@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/testutil"
 )
@@ -34,17 +35,21 @@ func TestDaemonBenchmarks(t *testing.T) {
 	})
 
 	t.Run("mq", func(t *testing.T) {
-		r, err := MQ(ctx, MQOptions{Client: c, NATSURL: d.NATSURL(), ClusterID: daemon.DefaultClusterID, Function: "echo",
-			Messages: 300, Latency: 20, Inflight: 4})
+		testMQ(t, c, d.NATSURL(), daemon.BrokerNATSStreaming)
+	})
+	t.Run("mq-jetstream", func(t *testing.T) {
+		o := daemon.DefaultOptions()
+		o.Listen, o.NATSListen, o.DataDir, o.Broker = "127.0.0.1:0", "127.0.0.1:0", t.TempDir(), daemon.BrokerJetStream
+		d, err := daemon.Start(ctx, o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.MsgsPerSec <= 0 || r.Latency.N != 20 || r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 {
-			t.Fatalf("%+v", r)
+		t.Cleanup(func() { d.Shutdown(context.Background()) })
+		c := client.New(d.Addr(), "")
+		if _, err := c.Deploy(ctx, "echo", testutil.Wasm(t, "echo-wat"), nil); err != nil {
+			t.Fatal(err)
 		}
-		if ts, err := c.Triggers(ctx); err != nil || len(ts) != 0 {
-			t.Fatalf("triggers left behind: %v %v", ts, err)
-		}
+		testMQ(t, c, d.NATSURL(), daemon.BrokerJetStream)
 	})
 
 	t.Run("workflow", func(t *testing.T) {
@@ -65,6 +70,26 @@ func TestDaemonBenchmarks(t *testing.T) {
 			t.Fatalf("functions: %v %v", fns, err)
 		}
 	})
+}
+
+// testMQ runs MQ briefly on a daemon with echo deployed, on the broker the
+// daemon says it runs on, which must be broker.
+func testMQ(t *testing.T, c *client.Client, natsURL, broker string) {
+	ctx := context.Background()
+	r, err := MQ(ctx, MQOptions{Client: c, NATSURL: natsURL, ClusterID: daemon.DefaultClusterID, Function: "echo",
+		Messages: 300, Latency: 20, Inflight: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Broker != broker {
+		t.Fatalf("MQ ran on %q, the daemon on %q", r.Broker, broker)
+	}
+	if r.MsgsPerSec <= 0 || r.Latency.N != 20 || r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 {
+		t.Fatalf("%+v", r)
+	}
+	if ts, err := c.Triggers(ctx); err != nil || len(ts) != 0 {
+		t.Fatalf("triggers left behind: %v %v", ts, err)
+	}
 }
 
 // BenchmarkWorkflow is `sluice bench workflow` as a Go benchmark, on a

@@ -104,5 +104,6 @@ func BenchmarkHTTP(b *testing.B) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	cleanMemory()
+	cleanStartup()
 	os.Exit(code)
 }

@@ -183,10 +183,7 @@ func memDeployed(b *testing.B, bin string, n int) string {
 	c := client.New(d.server, "")
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("f%d", i)
-		section := append([]byte{byte(len(name))}, name...)
-		section = append(section, 0)
-		distinct := append(append(append([]byte{}, wasm...), 0, byte(len(section))), section...)
-		if _, err := c.Deploy(context.Background(), name, distinct, nil); err != nil {
+		if _, err := c.Deploy(context.Background(), name, distinctModule(wasm, name), nil); err != nil {
 			b.Fatalf("deploy %s: %v", name, err)
 		}
 	}
@@ -276,8 +273,11 @@ func (p *proc) stop(b *testing.B) {
 }
 
 // rss is the process's resident set size.
-func (p *proc) rss() uint64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+func (p *proc) rss() uint64 { return rssOf(p.cmd.Process.Pid) }
+
+// rssOf is a process's resident set size.
+func rssOf(pid int) uint64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)

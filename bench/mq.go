@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -13,7 +15,9 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/app/client"
+	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/internal/natslog"
 )
 
@@ -30,12 +34,15 @@ const (
 
 // MQOptions configure MQ.
 type MQOptions struct {
-	// Client is the daemon's API; NATSURL and ClusterID reach its NATS
-	// Streaming server, where messages are published and results read
-	// the way any other application does.
+	// Client is the daemon's API; NATSURL reaches its broker, where
+	// messages are published and results read the way any other
+	// application does, and ClusterID is NATS Streaming's cluster id.
 	Client    *client.Client
 	NATSURL   string
 	ClusterID string
+	// Broker is the daemon's broker, nats-streaming or jetstream; "" asks
+	// the daemon (its /readyz says).
+	Broker string
 	// Function is the deployed function the trigger calls.
 	Function string
 	// Inflight is the trigger's --max-inflight (DefaultInflight if 0).
@@ -53,6 +60,8 @@ type MQOptions struct {
 type MQResult struct {
 	// Trigger and the topics it used.
 	Trigger, Topic, RespTopic string
+	// Broker is the broker the messages went through.
+	Broker string
 	// Messages in the burst, the time from its first publication to its
 	// last result, and their ratio.
 	Messages   int
@@ -71,7 +80,7 @@ type MQResult struct {
 // on fresh topics calls the function once per message and publishes its
 // output to a response topic. Throughput is a burst of Messages published
 // at once, from the first publication to the last result received;
-// latency is publish (acknowledged by NATS Streaming) to result received,
+// latency is publish (acknowledged by the broker) to result received,
 // for Latency messages sent one at a time, since in a burst it would
 // only measure the queue. The trigger is deleted afterwards; the topics'
 // messages stay in the store.
@@ -92,12 +101,17 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 	id := strings.ToLower(nuid.Next()[:10])
 	res = &MQResult{Trigger: "sluice-bench-" + id, Topic: "sluice-bench." + id + ".in", RespTopic: "sluice-bench." + id + ".out", Messages: o.Messages}
 
+	if o.Broker == "" {
+		if o.Broker, err = daemonBroker(ctx, o.Client); err != nil {
+			return nil, err
+		}
+	}
+	res.Broker = o.Broker
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := natslog.Connect(cctx, broker.Options{URL: o.NATSURL, ClusterID: o.ClusterID, Name: "sluice-bench",
-		MaxPubAcksInflight: max(o.Messages, broker.DefaultMaxPubAcksInflight)})
+	conn, err := connectBroker(cctx, o)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS Streaming at %s (cluster %s; set --nats, with the credentials, and --cluster-id): %w", broker.Redact(o.NATSURL), o.ClusterID, err)
+		return nil, err
 	}
 	defer conn.Close()
 
@@ -227,4 +241,54 @@ func MQ(ctx context.Context, o MQOptions) (res *MQResult, err error) {
 		res.Redelivered = extra
 	}
 	return res, nil
+}
+
+// mqPubAckWait is how long each publication of a burst may wait for its
+// acknowledgement: a burst is published at once and stored one fsync at a
+// time, so its last messages wait for all the others (10,000 messages at
+// about 1,000 per second on JetStream's file store).
+const mqPubAckWait = 5 * time.Minute
+
+// connectBroker connects to the daemon's broker as any application would.
+func connectBroker(ctx context.Context, o MQOptions) (eventlog.Log, error) {
+	pubs := max(o.Messages, broker.DefaultMaxPubAcksInflight)
+	switch o.Broker {
+	case daemon.BrokerJetStream:
+		l, err := jslog.Connect(ctx, jslog.Options{URL: o.NATSURL, Name: "sluice-bench", MaxPubAcksInflight: pubs, PubAckWait: mqPubAckWait})
+		if err != nil {
+			return nil, fmt.Errorf("connect to JetStream at %s (set --nats, with the daemon's credentials): %w", broker.Redact(o.NATSURL), err)
+		}
+		return l, nil
+	case daemon.BrokerNATSStreaming:
+		l, err := natslog.Connect(ctx, broker.Options{URL: o.NATSURL, ClusterID: o.ClusterID, Name: "sluice-bench", MaxPubAcksInflight: pubs, PubAckWait: mqPubAckWait})
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS Streaming at %s (cluster %s; set --nats, with the daemon's credentials, and --cluster-id): %w", broker.Redact(o.NATSURL), o.ClusterID, err)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("broker %q: want %s or %s", o.Broker, daemon.BrokerNATSStreaming, daemon.BrokerJetStream)
+}
+
+// daemonBroker asks the daemon which broker it runs on: its /readyz
+// says. A daemon that does not say predates JetStream: NATS Streaming.
+func daemonBroker(ctx context.Context, c *client.Client) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base()+"/readyz", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("ask the daemon at %s which broker it runs on: %w", c.Base(), err)
+	}
+	defer resp.Body.Close()
+	var ready struct {
+		Broker *daemon.BrokerStatus `json:"broker"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("ask the daemon at %s which broker it runs on: GET /readyz answered %s (is it ready?)", c.Base(), resp.Status)
+	}
+	if ready.Broker == nil || ready.Broker.Broker == "" {
+		return daemon.BrokerNATSStreaming, nil
+	}
+	return ready.Broker.Broker, nil
 }

@@ -577,13 +577,21 @@ func natsURL(server string) string {
 	return "nats://" + host + ":" + port
 }
 
+// mqBrokerName is how bench mq's report names the broker.
+func mqBrokerName(b, cluster string) string {
+	if b == daemon.BrokerJetStream {
+		return "JetStream"
+	}
+	return "NATS Streaming (cluster " + cluster + ")"
+}
+
 func benchMQ(e *env) *cobra.Command {
 	cmd := withArgs(&cobra.Command{
 		Use:   "mq --fn NAME",
 		Short: "messages/s and latency of a message-queue trigger on a daemon",
 		Long: `Create a temporary queue trigger for a function on a daemon, publish a burst of
-messages to NATS Streaming and measure messages/s, then latency one message
-at a time.`,
+messages to its broker (NATS Streaming or JetStream: the daemon's /readyz says
+which) and measure messages/s, then latency one message at a time.`,
 		Example: `  sluice bench mq --fn echo --inflight 16 -n 10000`,
 	})
 	cf := addClientFlags(cmd, true)
@@ -592,7 +600,7 @@ at a time.`,
 	inflight := fs.Int("inflight", bench.DefaultInflight, "the trigger's --max-inflight: messages processed at once")
 	n := fs.IntP("messages", "n", bench.DefaultMessages, "messages in the burst that measures throughput")
 	lat := fs.Int("latency", bench.DefaultLatencyMessages, "messages sent one at a time for the latency percentiles")
-	nats := fs.String("nats", "", "the daemon's NATS Streaming `URL`, with its credentials: nats://sluice:PASSWORD@host:4222 (env SLUICE_NATS; default: the --server host, port 4222)")
+	nats := fs.String("nats", "", "the daemon's NATS `URL` (NATS Streaming or JetStream), with its credentials: nats://sluice:PASSWORD@host:4222 (env SLUICE_NATS; default: the --server host, port 4222)")
 	cluster := fs.String("cluster-id", envOr("SLUICE_CLUSTER_ID", daemon.DefaultClusterID), "NATS Streaming cluster id (env SLUICE_CLUSTER_ID)")
 	svgFile := fs.String("svg", "", "draw the latency histogram into this SVG `file`")
 	in := addBenchInputFlags(fs, "each message")
@@ -632,7 +640,7 @@ func runBenchMQ(e *env, cf *clientFlags, fs *pflag.FlagSet, fn string, inflight,
 	}
 	lines := []string{
 		fmt.Sprintf("a queue trigger (max-inflight %d) on %s, results to %s, on %s", inflight, res.Topic, res.RespTopic, functionLine(f)),
-		fmt.Sprintf("%s messages published to NATS Streaming at %s (cluster %s); store: the daemon's (sluice daemon embeds a file store, fsync on)", describeInput(payload), broker.Redact(nats), cluster),
+		fmt.Sprintf("%s messages published to %s at %s; store: the daemon's (sluice daemon embeds a file store, fsync on)", describeInput(payload), mqBrokerName(res.Broker, cluster), broker.Redact(nats)),
 		fmt.Sprintf("throughput: a burst of %d messages, first publication to last result; latency: %d messages one at a time, publish to result", n, lat),
 		"client: " + bench.ThisMachine().String(),
 	}
@@ -643,7 +651,7 @@ func runBenchMQ(e *env, cf *clientFlags, fs *pflag.FlagSet, fn string, inflight,
 	}
 	if cf.json() {
 		return printJSON(e.stdout, map[string]any{
-			"function": f.Name, "version": f.Version, "abi": f.ABI, "module_bytes": f.Size, "nats": nats,
+			"function": f.Name, "version": f.Version, "abi": f.ABI, "module_bytes": f.Size, "nats": nats, "broker": res.Broker,
 			"inflight": inflight, "messages": n, "message_bytes": len(payload), "latency_messages": lat,
 			"msgs_per_s": res.MsgsPerSec, "burst_s": res.Elapsed.Seconds(),
 			"p50_us": bench.Micros(res.Latency.P50), "p90_us": bench.Micros(res.Latency.P90),

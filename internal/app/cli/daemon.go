@@ -97,6 +97,7 @@ func daemonFlags(fs *pflag.FlagSet, o *daemon.Options) *daemonCLI {
 	insecure, _ := strconv.ParseBool(os.Getenv("SLUICE_INSECURE"))
 	fs.BoolVar(&o.Insecure, "insecure", insecure, "allow a non-loopback --listen without a token (env SLUICE_INSECURE)")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long calls in flight may run on after SIGTERM")
+	fs.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long the start may take, the broker's recovery and the catalog's replay included, before the daemon gives up (an embedded NATS Streaming with thousands of channels takes minutes)")
 	fs.StringVar(&d.memoryBudget, "memory-budget", envOr("SLUICE_MEMORY_BUDGET", host.FormatBytes(o.MemoryBudget)), "memory for compiled code and instances, all functions together; the least recently used are released to make room (default: half the memory available) (env SLUICE_MEMORY_BUDGET)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "release instances and compiled code unused for this long (0: only when the memory budget needs the room)")
 	fs.StringVar(&d.logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
