@@ -610,3 +610,38 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestShortReadsLeaveNoConsumers: a plain subscription's consumer goes
+// with it. Many short reads in a row (a topic's tail, wf events) must not
+// run into the server's 1,000 consumers per stream, which consumers left
+// for their 5-minute InactiveThreshold did.
+func TestShortReadsLeaveNoConsumers(t *testing.T) {
+	l, _ := newLog(t)
+	ctx := ctxT(t)
+	if _, err := l.Publish(ctx, "reads", eventlog.Message{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1200
+	for i := range n {
+		got := make(chan struct{}, 1)
+		sub, err := l.Subscribe("reads", eventlog.SubOptions{Start: eventlog.First}, func(*eventlog.Msg) {
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			t.Fatalf("read %d of %d: %v", i+1, n, err)
+		}
+		select {
+		case <-got:
+		case <-ctx.Done():
+			t.Fatalf("read %d: no message", i+1)
+		}
+		sub.Close()
+	}
+	testutil.Eventually(t, 30*time.Second, "the ended reads' consumers to be gone", func() bool {
+		st, err := l.js.Stream(ctx, kindOf("reads").stream)
+		return err == nil && st.CachedInfo().State.Consumers == 0
+	})
+}

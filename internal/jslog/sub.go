@@ -54,6 +54,9 @@ const (
 	// deleted or changing leader): short next to a leader election, and
 	// no busy loop.
 	pullRetryWait = time.Second
+	// forgetTimeout bounds the removal of an ended subscription's ordered
+	// consumer; one not removed goes after its InactiveThreshold.
+	forgetTimeout = 10 * time.Second
 	// startRetryWait is the pause between attempts at starting, in the
 	// background, a subscription made while the link was down, after one
 	// failed for another reason than the link (each is logged).
@@ -260,8 +263,31 @@ func (s *sub) startOrdered(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return s.running(cc.Stop)
+		return s.running(func() {
+			cc.Stop()
+			s.l.forgetOrdered(s.kind.stream, c)
+		})
 	})
+}
+
+// forgetOrdered removes an ordered consumer from the server once its
+// subscription ends, in the background (Close does not wait for the
+// server). Left alone, the server keeps it for its InactiveThreshold (5
+// minutes), and a stream takes at most 1,000 consumers by default: a
+// burst of short reads (a topic's tail, wf events, a publish read back)
+// ran into that limit.
+func (l *Log) forgetOrdered(stream string, c jetstream.Consumer) {
+	info := c.CachedInfo()
+	if info == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), forgetTimeout)
+		defer cancel()
+		if err := l.js.DeleteConsumer(ctx, stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			l.log.Debug("an ended subscription's consumer stays until the server drops it", "stream", stream, "consumer", info.Name, "err", err)
+		}
+	}()
 }
 
 // running keeps the consumer loop just started, or stops it if the

@@ -84,6 +84,12 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, b *Backend) {
 // back within seqWait (the connection was lost and restored meanwhile);
 // the message is stored all the same.
 func publishSeq(ctx context.Context, conn eventlog.Log, topic string, data []byte) (uint64, error) {
+	if conn.Features().Sequences {
+		// the broker's acknowledgement carries it (JetStream): no reading
+		// back, which on JetStream is a consumer made and removed per
+		// publish (a burst of them ran into the server's consumer limit)
+		return conn.Publish(ctx, topic, eventlog.Message{Data: data})
+	}
 	found := make(chan uint64, 1)
 	sub, err := conn.Subscribe(topic, eventlog.SubOptions{Start: eventlog.New, MaxInflight: readInflight}, func(m *eventlog.Msg) {
 		if bytes.Equal(m.Data, data) {

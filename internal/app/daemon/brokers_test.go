@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,26 @@ func TestMarkDataDir(t *testing.T) {
 	}
 	if err := MarkDataDir(dir, "kafka"); !errors.Is(err, ErrOptions) {
 		t.Fatalf("MarkDataDir(kafka): %v", err)
+	}
+}
+
+// TestTopicPublishBurst: a client publishing through the API as fast as
+// it can gets every message stored, each with its own sequence, in order,
+// on either broker (on JetStream each publish once made and removed a
+// consumer to read its message back, and a burst ran into the server's
+// consumer limit).
+func TestTopicPublishBurst(t *testing.T) {
+	_, c := start(t, testOptions(t))
+	const n = 1500
+	var last uint64
+	for i := range n {
+		seq, err := c.PublishSeq(ctx, "burst", []byte(strconv.Itoa(i)))
+		if err != nil {
+			t.Fatalf("publish %d of %d: %v", i+1, n, err)
+		}
+		if seq <= last {
+			t.Fatalf("publish %d: sequence %d after %d", i+1, seq, last)
+		}
+		last = seq
 	}
 }
