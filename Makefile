@@ -109,10 +109,10 @@ unit-migrate: build
 # (SLUICE_TEST_BROKER; unit runs them on NATS Streaming, the default).
 # Skipped there: the tests of NATS Streaming's own servers and store (the
 # cluster of nats-streaming-server processes, a damaged NATS Streaming
-# file), sluice bench (its mq benchmark speaks NATS Streaming), and those
+# file), and those
 # that pin their broker and so already ran.
 JS_PACKAGES := ./internal/app/daemon/ ./cmd/sluice/
-JS_SKIP     := ^(TestClusterFaults|TestDamagedCatalogStopsTheStart|TestWhatMovingAChannelAsideLoses|TestStoreLimitsNameTheComponentsChannels|TestSelfCluster.*|TestBrokerOptions|TestDataDirWithoutBrokerFile|TestBench.*)$$
+JS_SKIP     := ^(TestClusterFaults|TestDamagedCatalogStopsTheStart|TestWhatMovingAChannelAsideLoses|TestStoreLimitsNameTheComponentsChannels|TestSelfCluster.*|TestBrokerOptions|TestDataDirWithoutBrokerFile)$$
 unit-jetstream: wasm
 	SLUICE_TEST_BROKER=jetstream SLUICE_TEST_CACHE=$(TEST_CACHE) $(GO) test $(TEST_FLAGS) -skip '$(JS_SKIP)' $(JS_PACKAGES)
 

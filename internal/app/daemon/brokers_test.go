@@ -259,3 +259,18 @@ func TestTopicPublishBurst(t *testing.T) {
 		last = seq
 	}
 }
+
+// TestStartTimeoutIsNamed: a start that runs out of --start-timeout says
+// so, and which flag gives it more, rather than a bare deadline.
+func TestStartTimeoutIsNamed(t *testing.T) {
+	o := testOptions(t)
+	o.StartTimeout = time.Millisecond
+	d, err := Start(ctx, o)
+	if err == nil {
+		d.Shutdown(ctx)
+		t.Fatal("a daemon started within a millisecond")
+	}
+	if !strings.Contains(err.Error(), "--start-timeout 1ms") {
+		t.Fatalf("start error %q does not name --start-timeout", err)
+	}
+}

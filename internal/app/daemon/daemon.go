@@ -440,6 +440,9 @@ func (d *Daemon) startError(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); errors.As(cause, &se) {
 		return se
 	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (the start took longer than --start-timeout %s: an embedded NATS Streaming recovering thousands of channels can take minutes; give it more)", err, d.opts.StartTimeout)
+	}
 	return err
 }
 
