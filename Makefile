@@ -109,8 +109,7 @@ unit-migrate: build
 # (SLUICE_TEST_BROKER; unit runs them on NATS Streaming, the default).
 # Skipped there: the tests of NATS Streaming's own servers and store (the
 # cluster of nats-streaming-server processes, a damaged NATS Streaming
-# file), and those
-# that pin their broker and so already ran.
+# file), and those that pin their broker and so already ran.
 JS_PACKAGES := ./internal/app/daemon/ ./cmd/sluice/
 JS_SKIP     := ^(TestClusterFaults|TestDamagedCatalogStopsTheStart|TestWhatMovingAChannelAsideLoses|TestStoreLimitsNameTheComponentsChannels|TestSelfCluster.*|TestBrokerOptions|TestDataDirWithoutBrokerFile)$$
 unit-jetstream: wasm
