@@ -2,6 +2,7 @@ package jslog
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -80,4 +81,41 @@ func benchPublish(b *testing.B, noSync bool) {
 		s.Unsubscribe()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
+}
+
+// BenchmarkDeleteInvocation: what the engine's deleter pays to delete a
+// forgotten invocation's stream (5 events) on a stream holding many:
+//
+//	go test -run '^$' -bench DeleteInvocation -benchtime 2000x -count 3 ./internal/jslog/
+func BenchmarkDeleteInvocation(b *testing.B) {
+	e, err := StartEmbedded(EmbeddedOptions{Dir: b.TempDir(), Listen: "127.0.0.1:0", Auth: testAuth})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Shutdown()
+	ctx := context.Background()
+	l, err := Connect(ctx, Options{URL: e.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	name := func(i int) string { return fmt.Sprintf("sluice.wf.inv.bench%07d", i) }
+	for i := range b.N {
+		for j := range 5 {
+			if err := l.PublishAsync(name(i), eventlog.Message{Data: []byte(fmt.Sprintf(`{"event":%d}`, j))}, func(uint64, error) {}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if _, err := l.Publish(ctx, name(b.N), eventlog.Message{Data: []byte("last")}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := l.Delete(ctx, name(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deletes/s")
 }
