@@ -131,10 +131,10 @@ BENCH_COUNT ?= 6
 
 bench: build
 	mkdir -p $(BENCH_OUT)
-	$(GO) test -run '^$$' -timeout 60m -bench 'ColdStart|Process' -benchtime 1x -count $(BENCH_COUNT) ./bench/ | tee $(BENCH_OUT)/coldstart.txt && grep -q '^ok' $(BENCH_OUT)/coldstart.txt
-	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkHTTP$$' -benchtime 100000x -count $(BENCH_COUNT) ./bench/ | tee $(BENCH_OUT)/http.txt && grep -q '^ok' $(BENCH_OUT)/http.txt
-	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkWorkflow$$' -benchtime 1x -count $(BENCH_COUNT) ./bench/ | tee $(BENCH_OUT)/workflow.txt && grep -q '^ok' $(BENCH_OUT)/workflow.txt
-	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkMQ$$' -benchtime 1x -count 3 ./bench/ | tee $(BENCH_OUT)/mq.txt && grep -q '^ok' $(BENCH_OUT)/mq.txt
+	$(GO) test -run '^$$' -timeout 60m -bench 'ColdStart|Process' -benchtime 1x -count $(BENCH_COUNT) ./internal/app/bench/ | tee $(BENCH_OUT)/coldstart.txt && grep -q '^ok' $(BENCH_OUT)/coldstart.txt
+	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkHTTP$$' -benchtime 100000x -count $(BENCH_COUNT) ./internal/app/bench/ | tee $(BENCH_OUT)/http.txt && grep -q '^ok' $(BENCH_OUT)/http.txt
+	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkWorkflow$$' -benchtime 1x -count $(BENCH_COUNT) ./internal/app/bench/ | tee $(BENCH_OUT)/workflow.txt && grep -q '^ok' $(BENCH_OUT)/workflow.txt
+	$(GO) test -run '^$$' -timeout 60m -bench '^BenchmarkMQ$$' -benchtime 1x -count 3 ./internal/app/bench/ | tee $(BENCH_OUT)/mq.txt && grep -q '^ok' $(BENCH_OUT)/mq.txt
 	$(GO) test -run '^$$' -timeout 60m -bench . -benchmem -count $(BENCH_COUNT) ./host/ | tee $(BENCH_OUT)/host.txt && grep -q '^ok' $(BENCH_OUT)/host.txt
 	$(GO) test -run '^$$' -timeout 60m -bench 'TaskOverhead|Invocations' -benchtime 2000x -count 3 ./engine/ | tee $(BENCH_OUT)/engine.txt && grep -q '^ok' $(BENCH_OUT)/engine.txt
 	$(GO) test -run '^$$' -timeout 60m -bench Replay -benchtime 1x -count 3 ./engine/ | tee -a $(BENCH_OUT)/engine.txt && [ "$$(grep -c '^ok' $(BENCH_OUT)/engine.txt)" = 2 ]

@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sluicehq/sluice/abi"
-	"github.com/sluicehq/sluice/bench"
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/app/api"
+	"github.com/sluicehq/sluice/internal/app/bench"
 	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/internal/broker"
 )

@@ -54,7 +54,7 @@ const startupDeployers = 4
 //
 // Not in make bench (the setup takes minutes):
 //
-//	go test -run '^$' -bench '^BenchmarkStartup3000$' -benchtime 1x -count 3 -timeout 60m ./bench/
+//	go test -run '^$' -bench '^BenchmarkStartup3000$' -benchtime 1x -count 3 -timeout 60m ./internal/app/bench/
 func BenchmarkStartup3000(b *testing.B) {
 	n := startupObjects
 	if v := os.Getenv("SLUICE_BENCH_OBJECTS"); v != "" {

@@ -106,7 +106,7 @@ func TestProcess(t *testing.T) {
 // BenchmarkColdStart is `sluice bench coldstart` as a Go benchmark: one
 // run of the whole measurement per iteration, its figures as metrics.
 //
-//	go test -run '^$' -bench ColdStart -benchtime 1x -count 5 ./bench/
+//	go test -run '^$' -bench ColdStart -benchtime 1x -count 5 ./internal/app/bench/
 func BenchmarkColdStart(b *testing.B) {
 	for _, guest := range []string{"echo-wat", "wordcount-c", "upper-go", "echo-c", "hello-wasi"} {
 		b.Run(guest, func(b *testing.B) {

@@ -43,7 +43,7 @@ import (
 // sluice (an older one, to compare; it may lack --idle-timeout, then the
 // idle step is skipped), SLUICE_BENCH_FUNCTIONS sets how many (100).
 //
-//	go test -run '^$' -bench '^BenchmarkMemory$' -benchtime 1x -count 3 -timeout 60m ./bench/
+//	go test -run '^$' -bench '^BenchmarkMemory$' -benchtime 1x -count 3 -timeout 60m ./internal/app/bench/
 func BenchmarkMemory(b *testing.B) {
 	n := 100
 	if v := os.Getenv("SLUICE_BENCH_FUNCTIONS"); v != "" {
@@ -157,7 +157,7 @@ func memBinary(b *testing.B) string {
 			return
 		}
 		memBin = filepath.Join(dir, "sluice")
-		out, err := exec.Command("go", "build", "-o", memBin, "../cmd/sluice").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", memBin, "github.com/sluicehq/sluice/cmd/sluice").CombinedOutput()
 		if err != nil {
 			memErr = fmt.Errorf("build sluice: %v\n%s", err, out)
 		}

@@ -13,7 +13,8 @@
 //   - HTTP, MQ and Workflow: load against a running daemon.
 //
 // The method (warm-up, interleaving, batching under the timer's resolution,
-// percentiles) is written down in README.md beside this file.
+// percentiles) is written down in bench/README.md at the top of the
+// repository, beside the committed baselines (bench/results).
 package bench
 
 import (

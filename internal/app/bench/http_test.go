@@ -40,7 +40,7 @@ var guests = []string{"echo-wat", "wordcount-c", "upper-go", "echo-c"}
 // `sluice bench http --floor` measures the same with the daemon and the
 // floor in processes of their own.
 //
-//	go test -run '^$' -bench HTTP -benchtime 100000x -count 6 ./bench/
+//	go test -run '^$' -bench HTTP -benchtime 100000x -count 6 ./internal/app/bench/
 func BenchmarkHTTP(b *testing.B) {
 	ctx := context.Background()
 	for _, guest := range guests {

@@ -48,7 +48,7 @@ import (
 // machine's speed (other load, the disk) falls on both. Read
 // sluice/floor per broker, and each figure across brokers.
 //
-//	go test -run '^$' -bench '^BenchmarkMQ$' -benchtime 1x -count 3 -timeout 60m ./bench/
+//	go test -run '^$' -bench '^BenchmarkMQ$' -benchtime 1x -count 3 -timeout 60m ./internal/app/bench/
 //
 // msgs/s is a burst of burstMsgs messages published at once, from the
 // first publish to the last result; p50/p99 are the latencies of

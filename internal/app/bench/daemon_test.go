@@ -97,7 +97,7 @@ func testMQ(t *testing.T, c *client.Client, natsURL, broker string) {
 // daemon` runs: the engine's overhead per task of a chain of 10 no-op
 // tasks.
 //
-//	go test -run '^$' -bench Workflow -benchtime 1x -count 5 ./bench/
+//	go test -run '^$' -bench Workflow -benchtime 1x -count 5 ./internal/app/bench/
 func BenchmarkWorkflow(b *testing.B) {
 	d, _ := startDaemon(b, true)
 	for i := 0; i < b.N; i++ {
