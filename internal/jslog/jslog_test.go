@@ -645,3 +645,36 @@ func TestShortReadsLeaveNoConsumers(t *testing.T) {
 		return err == nil && st.CachedInfo().State.Consumers == 0
 	})
 }
+
+// TestDeleteSmallAndLarge: a stream of a few messages and one of many in
+// a family's JetStream stream are empty after Delete (and a second Delete
+// is no error), and their neighbours keep theirs.
+func TestDeleteSmallAndLarge(t *testing.T) {
+	l, _ := newLog(t)
+	ctx := ctxT(t)
+	for name, n := range map[string]int{"sluice.wf.inv.small": 5, "sluice.wf.inv.large": 100, "sluice.wf.inv.kept": 3} {
+		for i := range n {
+			if _, err := l.Publish(ctx, name, eventlog.Message{Data: []byte(strconv.Itoa(i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, name := range []string{"sluice.wf.inv.small", "sluice.wf.inv.large"} {
+		if err := l.Delete(ctx, name); err != nil {
+			t.Fatalf("delete %s: %v", name, err)
+		}
+		if last, err := l.Last(ctx, name); err != nil || last != 0 {
+			t.Fatalf("%s after its deletion: last %d, %v", name, last, err)
+		}
+		if err := l.Delete(ctx, name); err != nil {
+			t.Fatalf("delete %s again: %v", name, err)
+		}
+	}
+	st, err := l.js.Stream(ctx, kindOf("sluice.wf.inv.kept").stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs := st.CachedInfo().State.Msgs; msgs != 3 {
+		t.Fatalf("%d messages left in the stream, want the 3 kept", msgs)
+	}
+}

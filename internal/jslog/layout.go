@@ -127,6 +127,17 @@ func streamOf(subj string) string {
 	return subjectRoot + "." + name
 }
 
+// subjects is the subject filter of the kind's JetStream stream: every
+// subject it holds.
+func (k *kind) subjects() string { return subjectRoot + "." + k.token + ".>" }
+
+// inFamily tells whether subj is of the family whose prefix maps to
+// the subject prefix (the prefix's own, or one below it).
+func inFamily(subj, prefix string) bool {
+	rest, ok := strings.CutPrefix(subj, prefix)
+	return ok && (rest == "" || rest[0] == '.')
+}
+
 // familySubjects returns the subjects of a family (eventlog.Families):
 // the prefix's own and those below it. A family is read in the JetStream
 // stream of its prefix's kind: the names under it are of that kind too
@@ -142,7 +153,7 @@ func (k *kind) config(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              k.stream,
 		Description:       "sluice: " + k.what,
-		Subjects:          []string{subjectRoot + "." + k.token + ".>"},
+		Subjects:          []string{k.subjects()},
 		Retention:         jetstream.LimitsPolicy,
 		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,

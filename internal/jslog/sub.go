@@ -205,7 +205,13 @@ func consumerName(stream, queue string) string {
 func (s *sub) startOrdered(ctx context.Context) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.subj}}
 	if s.o.Family {
-		cfg.FilterSubjects = familySubjects(s.stream)
+		// The JetStream stream's own subjects, not the family's: with a
+		// filter that is the stream's whole, the server reads the stream
+		// unfiltered; with the family's two it matched every message
+		// against the subjects of its block (a hundred seconds of CPU
+		// in a run of 40,000 invocations). plain drops what is not of
+		// the family.
+		cfg.FilterSubjects = []string{s.kind.subjects()}
 	}
 	switch s.o.Start.Kind {
 	case eventlog.StartFirst:
@@ -306,6 +312,9 @@ func (s *sub) running(stop func()) error {
 // plain hands a plain subscription's message to the handler.
 func (s *sub) plain(m jetstream.Msg) {
 	if s.closed.Load() {
+		return
+	}
+	if s.o.Family && !inFamily(m.Subject(), s.subj) {
 		return
 	}
 	em, _ := s.convert(m)
