@@ -343,43 +343,9 @@ func TestCrashResumesOnFamilies(t *testing.T) {
 	for _, b := range familyLogs {
 		t.Run(b, func(t *testing.T) {
 			r := newRigOn(t, b, false)
-			r.defs.put(t, `
-apiVersion: sluice/v1
-kind: Workflow
-name: resume
-output: ${ [tasks.first.output.n, tasks.slow.output.slept, tasks.nap.status] }
-tasks:
-  first: { run: wfguest, inputs: { op: double, n: 21 } }
-  slow: { run: wfguest, requires: [first], inputs: { op: sleep, ms: 2000 } }
-  nap: { run: sleep, requires: [first], inputs: 400ms }
-`)
-			ctx := context.Background()
-			inv, err := r.e.Invoke(ctx, "resume", nil, InvokeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			testutil.Eventually(t, 10*time.Second, "slow and nap to start", func() bool {
-				got, _ := r.e.Get(inv.ID)
-				return got.Tasks["slow"] != nil && got.Tasks["slow"].Status == TaskRunning && got.Tasks["nap"] != nil && got.Tasks["nap"].Status == TaskRunning
-			})
-			r.crash()
-			r.open()
-			done, err := r.e.Wait(ctx, inv.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
+			done, starts, wakes := resumeAcross(t, r, 2000, func() { r.crash(); r.open() })
 			wantStatus(t, done, StatusSucceeded)
 			wantJSON(t, done.Output, `[42, 2000, "succeeded"]`)
-			starts := map[string]int{}
-			wakes := map[string]bool{}
-			for _, ev := range r.events(inv.ID) {
-				if ev.Type == EventTaskStarted {
-					starts[ev.Task]++
-					if ev.Task == "nap" {
-						wakes[ev.Wake.String()] = true
-					}
-				}
-			}
 			if starts["first"] != 1 || starts["slow"] != 2 || starts["nap"] != 1 || len(wakes) != 1 {
 				t.Fatalf("TaskStarted per task: %v, nap wakes %v", starts, wakes)
 			}

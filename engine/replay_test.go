@@ -11,18 +11,23 @@ import (
 	"github.com/sluicehq/sluice/testutil"
 )
 
-func TestResumeAfterRestart(t *testing.T) {
-	r := newRig(t, true)
-	r.defs.put(t, `
+// resumeAcross runs the workflow "resume" (first, then slow running for
+// slowMs and nap sleeping 400ms) until slow and nap are under way, ends
+// the engine with stop (a restart, a crash, and opening it again), waits
+// for the invocation's end, and returns it with the TaskStarted events
+// per task and nap's wake times.
+func resumeAcross(t *testing.T, r *rig, slowMs int, stop func()) (done *Invocation, starts map[string]int, napWakes map[string]bool) {
+	t.Helper()
+	r.defs.put(t, fmt.Sprintf(`
 apiVersion: sluice/v1
 kind: Workflow
 name: resume
 output: ${ [tasks.first.output.n, tasks.slow.output.slept, tasks.nap.status] }
 tasks:
   first: { run: wfguest, inputs: { op: double, n: 21 } }
-  slow: { run: wfguest, requires: [first], inputs: { op: sleep, ms: 3000 } }
+  slow: { run: wfguest, requires: [first], inputs: { op: sleep, ms: %d } }
   nap: { run: sleep, requires: [first], inputs: 400ms }
-`)
+`, slowMs))
 	ctx := context.Background()
 	inv, err := r.e.Invoke(ctx, "resume", nil, InvokeOptions{})
 	if err != nil {
@@ -32,23 +37,27 @@ tasks:
 		got, _ := r.e.Get(inv.ID)
 		return got.Tasks["slow"] != nil && got.Tasks["slow"].Status == TaskRunning && got.Tasks["nap"] != nil && got.Tasks["nap"].Status == TaskRunning
 	})
-	r.restart()
-	done, err := r.e.Wait(ctx, inv.ID)
-	if err != nil {
+	stop()
+	if done, err = r.e.Wait(ctx, inv.ID); err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, done, StatusSucceeded)
-	wantJSON(t, done.Output, `[42, 3000, "succeeded"]`)
-	starts := map[string]int{}
-	var napWake []string
+	starts, napWakes = map[string]int{}, map[string]bool{}
 	for _, ev := range r.events(inv.ID) {
 		if ev.Type == EventTaskStarted {
 			starts[ev.Task]++
 			if ev.Task == "nap" {
-				napWake = append(napWake, ev.Wake.String())
+				napWakes[ev.Wake.String()] = true
 			}
 		}
 	}
+	return done, starts, napWakes
+}
+
+func TestResumeAfterRestart(t *testing.T) {
+	r := newRig(t, true)
+	done, starts, _ := resumeAcross(t, r, 3000, r.restart)
+	wantStatus(t, done, StatusSucceeded)
+	wantJSON(t, done.Output, `[42, 3000, "succeeded"]`)
 	// first succeeded before the restart: not run again. slow was
 	// running: run again (attempt 2). nap keeps its wake time.
 	if starts["first"] != 1 || starts["slow"] != 2 || starts["nap"] != 1 {
