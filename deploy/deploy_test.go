@@ -421,19 +421,7 @@ func TestSluiceDeployment(t *testing.T) {
 		t.Errorf("%s: --data %s is not on an emptyDir volume (the root file system is read-only; the daemon is stateless)", where, data)
 	}
 
-	// Stopping: SIGTERM after preStop, then calls in flight may run
-	// --shutdown-timeout; the kubelet kills at terminationGracePeriodSeconds.
-	grace := 30 * time.Second
-	if pod.TerminationGracePeriodSeconds != nil {
-		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-	}
-	preStop := time.Duration(0)
-	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
-		preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
-	}
-	if st := shutdownTimeout(t, vals); grace <= preStop+st {
-		t.Errorf("%s: terminationGracePeriodSeconds %v, not more than preStop %v + --shutdown-timeout %v", where, grace, preStop, st)
-	}
+	checkStopping(t, where, pod, c, vals)
 
 	// Non-root, read-only, no privileges, with resources.
 	sc := pod.SecurityContext

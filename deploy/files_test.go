@@ -780,3 +780,21 @@ func envFile(t *testing.T, path string) (set map[string]string, mentioned []stri
 	}
 	return set, mentioned
 }
+
+// checkStopping: the kubelet's SIGTERM comes after preStop, then calls in
+// flight may run --shutdown-timeout; the pod's terminationGracePeriodSeconds
+// must outlast both, or the kubelet kills calls the daemon would finish.
+func checkStopping(t *testing.T, where string, pod *podSpec, c *container, vals map[string]string) {
+	t.Helper()
+	grace := 30 * time.Second
+	if pod.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+	}
+	preStop := time.Duration(0)
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+		preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+	}
+	if st := shutdownTimeout(t, vals); grace <= preStop+st {
+		t.Errorf("%s: terminationGracePeriodSeconds %v, not more than preStop %v + --shutdown-timeout %v", where, grace, preStop, st)
+	}
+}

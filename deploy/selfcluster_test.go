@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // selfClusteredDir holds the manifests of three daemons that are their
@@ -168,17 +167,7 @@ func TestSelfClusteredStatefulSet(t *testing.T) {
 	}
 
 	// Stopping, and hardening, as for the Deployment.
-	grace := 30 * time.Second
-	if pod.TerminationGracePeriodSeconds != nil {
-		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-	}
-	preStop := time.Duration(0)
-	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
-		preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
-	}
-	if st := shutdownTimeout(t, vals); grace <= preStop+st {
-		t.Errorf("%s: terminationGracePeriodSeconds %v, not more than preStop %v + --shutdown-timeout %v", where, grace, preStop, st)
-	}
+	checkStopping(t, where, pod, c, vals)
 	if sc := pod.SecurityContext; sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser != int64(imageUser(t)) {
 		t.Errorf("%s: want runAsNonRoot as the image's user", where)
 	}
