@@ -52,6 +52,7 @@ finish on the old one.`,
 	abiKind := fs.String("abi", "auto", "module kind: auto, wasi (a WASI command) or reactor (sluice ABI)")
 	var d deploySettings
 	addLimitFlags(fs, &d)
+	fs.BoolVar(&d.cgi, "cgi", false, "run a WASI command as a CGI script: the HTTP request in CGI variables, a CGI response (Status:, Content-Type:, ...) on stdout")
 	_ = cmd.RegisterFlagCompletionFunc("abi", cobra.FixedCompletions([]cobra.Completion{"auto", "wasi", "reactor"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) == 0 {
@@ -104,6 +105,7 @@ type deploySettings struct {
 	concurrency         int
 	maxInput, maxOutput string
 	env                 []string // K=V
+	cgi                 bool
 }
 
 // deployQuery checks the settings and turns them into the query of a
@@ -114,6 +116,9 @@ func deployQuery(d deploySettings, name namer) (url.Values, error) {
 		abiKind = "auto"
 	}
 	q := url.Values{"abi": {abiKind}}
+	if d.cgi {
+		q.Set("cgi", "true")
+	}
 	if d.memory != "" {
 		if _, err := host.ParseBytes(d.memory); err != nil {
 			return nil, usagef("%s: %v", name("memory"), err)
