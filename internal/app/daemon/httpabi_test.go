@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // httpDo makes a request to d with headers (name, value pairs; a name
@@ -145,6 +146,10 @@ func TestCGIVariables(t *testing.T) {
 			t.Errorf("%s: Content-Type %q, want the script's text/plain", name, h.Get("Content-Type"))
 		}
 	}
+	// a reactor sets its response with imports, not on stdout
+	_, err := c.Deploy(ctx, "cgi-reactor", testutil.Wasm(t, "http-wat"), url.Values{"cgi": {"true"}})
+	apiError(t, err, 400, "invalid_argument", "--cgi is for WASI commands", "sluice.http_status")
+
 	// a plain command prints its output only: the same module without
 	// --cgi answers its header block as its body
 	deploy(t, c, "plain", "cgi-c", nil)
