@@ -45,7 +45,10 @@ finish on the old one.`,
   sluice fn deploy hello build/wasm/hello-wasi.wasm --env GREETING=Bonjour
 
   # a reactor with tighter limits
-  sluice fn deploy upper build/wasm/upper-go.wasm --memory 16MiB --timeout 5s --concurrency 8`,
+  sluice fn deploy upper build/wasm/upper-go.wasm --memory 16MiB --timeout 5s --concurrency 8
+
+  # a CGI (or WAGI) script: the HTTP request in CGI variables, a CGI response on stdout
+  sluice fn deploy app build/wasm/app.wasm --cgi`,
 	}, arg("NAME", "the function's name: "+nameHelp), arg("FILE.wasm", "the module: a WASI command, or a reactor (sluice ABI or Extism)"))
 	cf := addClientFlags(cmd, true)
 	fs := cmd.Flags()
