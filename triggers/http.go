@@ -189,6 +189,22 @@ func writeResult(w http.ResponseWriter, r *http.Request, res fn.Result) {
 	}
 }
 
+// headerKey is the metadata key of a header: abi.MetaHTTPHeaderPrefix
+// and the name in lower case, made in one allocation.
+func headerKey(name string) string {
+	var b strings.Builder
+	b.Grow(len(abi.MetaHTTPHeaderPrefix) + len(name))
+	b.WriteString(abi.MetaHTTPHeaderPrefix)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
 // HeaderMeta adds a request's headers to call metadata (abi/README.md):
 // each name's values joined under abi.MetaHTTPHeaderPrefix + its name in
 // lower case, and the whole block under abi.MetaHTTPHeaders. The
@@ -210,7 +226,7 @@ func HeaderMeta(meta map[string]string, header http.Header) {
 		if len(values) > 1 {
 			v = strings.Join(values, sep)
 		}
-		meta[abi.MetaHTTPHeaderPrefix+strings.ToLower(name)] = v
+		meta[headerKey(name)] = v
 		for _, v := range values {
 			size += len(name) + len(v) + 3
 		}
