@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	sluice "github.com/sluicehq/sluice/guests/go"
@@ -79,3 +80,6 @@ func Do(r *http.Request, route string) (*http.Response, error) {
 		Request:       r,
 	}, nil
 }
+
+// statusText is a response's Status: "201 Created".
+func statusText(code int) string { return strconv.Itoa(code) + " " + http.StatusText(code) }

@@ -40,7 +40,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	sluice "github.com/sluicehq/sluice/guests/go"
@@ -158,6 +157,3 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	}
 	return w.body.Write(p)
 }
-
-// statusText formats a status for messages.
-func statusText(code int) string { return strconv.Itoa(code) + " " + http.StatusText(code) }
