@@ -15,15 +15,15 @@ WASM     := build/wasm
 # Every guest module the examples and tests use, built from source.
 WAT_EXAMPLES := echo-wat
 WAT_TESTDATA := $(basename $(notdir $(wildcard host/testdata/*.wat)))
-GO_REACTORS  := upper-go
+GO_REACTORS  := upper-go http-go
 GO_COMMANDS  := hello-wasi
-C_REACTORS   := wordcount-c
+C_REACTORS   := wordcount-c http-c
 C_TESTDATA   := $(basename $(notdir $(wildcard host/testdata/*.c)))
 
 GUESTS := $(addprefix $(WASM)/,$(addsuffix .wasm,$(WAT_EXAMPLES) $(WAT_TESTDATA) $(GO_REACTORS) $(GO_COMMANDS) $(C_REACTORS) $(C_TESTDATA) goguest wfguest))
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
-SDK_SOURCES := $(wildcard guests/go/*.go)
+SDK_SOURCES := $(wildcard guests/go/*.go guests/go/sluicehttp/*.go)
 
 # Packages whose tests run with the race detector (all of them: the cost is
 # acceptable and concurrency lives in most).
@@ -52,6 +52,9 @@ $(WASM)/%.wasm: host/testdata/%.wat | $(WASM)
 $(WASM)/upper-go.wasm: $(wildcard examples/upper-go/*.go) $(SDK_SOURCES) | $(WASM)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./examples/upper-go
 
+$(WASM)/http-go.wasm: $(wildcard examples/http-go/*.go) $(SDK_SOURCES) | $(WASM)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./examples/http-go
+
 $(WASM)/goguest.wasm: $(wildcard host/testdata/goguest/*.go) $(SDK_SOURCES) | $(WASM)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./host/testdata/goguest
 
@@ -62,6 +65,9 @@ $(WASM)/hello-wasi.wasm: $(wildcard examples/hello-wasi/*.go) | $(WASM)
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o $@ ./examples/hello-wasi
 
 $(WASM)/wordcount-c.wasm: examples/wordcount-c/wordcount.c guests/c/sluice.h | $(WASM)
+	$(CLANG) --target=wasm32-wasi -O2 -mexec-model=reactor -Iguests/c -o $@ $<
+
+$(WASM)/http-c.wasm: examples/http-c/http.c guests/c/sluice.h | $(WASM)
 	$(CLANG) --target=wasm32-wasi -O2 -mexec-model=reactor -Iguests/c -o $@ $<
 
 $(WASM)/%.wasm: host/testdata/%.c | $(WASM)
@@ -81,7 +87,7 @@ deps:
 
 vet:
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guests/go/ ./examples/upper-go/ ./examples/hello-wasi/ ./host/testdata/goguest/ ./engine/testdata/wfguest/
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./guests/go/... ./examples/upper-go/ ./examples/http-go/ ./examples/hello-wasi/ ./host/testdata/goguest/ ./engine/testdata/wfguest/
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

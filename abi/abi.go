@@ -152,6 +152,9 @@ var (
 		ImportFail:    sig([]ValueType{I32, I32}),
 		ImportLog:     sig([]ValueType{I32, I32, I32}),
 		ImportMetaGet: sig([]ValueType{I32, I32, I32, I32}, I32),
+		// 1.1
+		ImportHTTPStatus: sig([]ValueType{I32}),
+		ImportHTTPHeader: sig([]ValueType{I32, I32, I32, I32}),
 	}
 )
 

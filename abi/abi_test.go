@@ -41,7 +41,7 @@ func TestDetect(t *testing.T) {
 		{name: "free with wrong type", mod: Module{Exports: with(reactorExports, ExportFree, sig([]ValueType{I32})), ExportsMemory: true}, wantErr: ErrSignature, msg: "sluice_free"},
 		{name: "start with params", mod: Module{Exports: map[string]Signature{ExportStart: sig([]ValueType{I32})}}, wantErr: ErrSignature, msg: "_start"},
 		{name: "env import", mod: Module{Exports: command, Imports: []Import{{Module: "env", Name: "abort"}}}, wantErr: ErrImport, msg: "env.abort"},
-		{name: "unknown host import", mod: Module{Exports: command, Imports: []Import{{Module: HostModule, Name: "publish"}}}, wantErr: ErrImport, msg: "fail, log, meta_get, output"},
+		{name: "unknown host import", mod: Module{Exports: command, Imports: []Import{{Module: HostModule, Name: "publish"}}}, wantErr: ErrImport, msg: "fail, http_header, http_status, log, meta_get, output"},
 		{name: "host import wrong type", mod: Module{Exports: command, Imports: []Import{{Module: HostModule, Name: ImportLog, Signature: sig([]ValueType{I32, I32})}}}, wantErr: ErrSignature, msg: "sluice.log has type (i32, i32), want (i32, i32, i32)"},
 		{name: "good imports", mod: Module{Exports: command, Imports: []Import{
 			{Module: WASIModule, Name: "fd_write"},

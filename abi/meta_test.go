@@ -23,11 +23,20 @@ func TestREADMEListsEveryMetaKey(t *testing.T) {
 		t.Fatal("README.md has no Call metadata section")
 	}
 	table := string(readme[start:end])
-	f, err := parser.ParseFile(token.NewFileSet(), "abi.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keys := 0
+	for _, file := range []string{"abi.go", "http.go"} {
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inspectMeta(t, f, table, &keys)
+	}
+	if keys < 25 {
+		t.Fatalf("only %d Meta keys found in abi.go and http.go", keys)
+	}
+}
+
+func inspectMeta(t *testing.T, f *ast.File, table string, keys *int) {
 	ast.Inspect(f, func(n ast.Node) bool {
 		vs, ok := n.(*ast.ValueSpec)
 		if !ok || len(vs.Names) != 1 || !strings.HasPrefix(vs.Names[0].Name, "Meta") || len(vs.Values) != 1 {
@@ -38,16 +47,13 @@ func TestREADMEListsEveryMetaKey(t *testing.T) {
 			return true
 		}
 		key, _ := strconv.Unquote(lit.Value)
-		if key == MetaHTTPParamPrefix {
+		if key == MetaHTTPParamPrefix || key == MetaHTTPHeaderPrefix {
 			key += "NAME"
 		}
-		keys++
+		*keys++
 		if !strings.Contains(table, "`"+key+"`") {
 			t.Errorf("%s (%q) is not in README.md's call metadata table", vs.Names[0].Name, key)
 		}
 		return true
 	})
-	if keys < 20 {
-		t.Fatalf("only %d Meta keys found in abi.go", keys)
-	}
 }

@@ -86,6 +86,15 @@ type Result struct {
 	// Duration is the time the call took where it ran (for a function,
 	// in the guest, instantiation included).
 	Duration time.Duration
+	// Status is the HTTP status the function answered with (a reactor
+	// through sluice.http_status, a CGI command with its Status field),
+	// 0 if it set none: an HTTP trigger then answers 200.
+	Status int
+	// Header holds the HTTP response headers the function set, by
+	// canonical name (Content-Type), several values per name in the
+	// order set; nil if it set none. The host has checked them (see
+	// abi.CheckHeader) and left out those a function may not set.
+	Header map[string][]string
 }
 
 // Invoker runs a target.

@@ -183,6 +183,9 @@ func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error
 			res.Output, err = inst.runCommand(ctx, &c)
 		}
 	}
+	if err == nil {
+		res.Status, res.Header = inst.status, inst.header.Header
+	}
 	end := time.Now()
 	res.Duration = end.Sub(start)
 	f.active.Add(-1)

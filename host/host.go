@@ -514,6 +514,11 @@ type Spec struct {
 	Limits Limits
 	// Env is the environment a guest sees, besides the call metadata.
 	Env map[string]string
+	// CGI runs a WASI command as a CGI script (RFC 3875): it gets the
+	// request in CGI's variables (abi.CGIEnv) and its stdout is a CGI
+	// response (abi.ParseCGI), whose status, headers and body are the
+	// call's. Only for the wasi kind.
+	CGI bool
 	// Source, if set, gives the module's bytes again when the host needs
 	// them after it released the compiled code (idle timeout, memory
 	// budget). Without it, the Function keeps the bytes it was loaded with.
@@ -583,6 +588,9 @@ func (h *Host) Load(ctx context.Context, spec Spec, wasm []byte) (*Function, err
 	h.release(e)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoABI, err)
+	}
+	if spec.CGI && kind != abi.WASI {
+		return nil, fmt.Errorf("%w: --cgi is for WASI commands (they print a CGI response on stdout), and this module is a %s: a reactor sets its status and headers with sluice.http_status and sluice.http_header (abi/README.md)", ErrInvalidConfig, kind)
 	}
 	f.spec.ABI = kind
 	h.mu.Lock()

@@ -21,6 +21,9 @@ func instantiateHostModule(ctx context.Context, r wazero.Runtime) error {
 		abi.ImportFail:    hostFail,
 		abi.ImportLog:     hostLog,
 		abi.ImportMetaGet: hostMetaGet,
+
+		abi.ImportHTTPStatus: hostHTTPStatus,
+		abi.ImportHTTPHeader: hostHTTPHeader,
 	}
 	for _, name := range abi.HostImports() {
 		sig, _ := abi.HostSignature(name)
@@ -100,6 +103,48 @@ func hostMetaGet(ctx context.Context, mod api.Module, stack []uint64) {
 		mod.Memory().WriteString(bufPtr, value[:n])
 	}
 	stack[0] = uint64(uint32(len(value)))
+}
+
+// hostHTTPStatus sets the call's HTTP status. One out of range fails the
+// call once it returns (the instance stays usable); a later call replaces
+// the status.
+func hostHTTPStatus(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := instanceFrom(ctx)
+	if inst == nil {
+		return
+	}
+	code := int64(int32(uint32(stack[0])))
+	if err := abi.CheckStatus(code); err != nil {
+		inst.responseError(abi.ImportHTTPStatus, err)
+		return
+	}
+	inst.status = int(code)
+}
+
+// hostHTTPHeader adds one value to the call's HTTP response headers. A
+// name or value the guest may not set, or one past the limits, fails the
+// call once it returns, and the values after it are ignored.
+func hostHTTPHeader(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := instanceFrom(ctx)
+	if inst == nil {
+		return
+	}
+	name := guestBytes(mod, abi.ImportHTTPHeader, uint32(stack[0]), uint32(stack[1]))
+	value := guestBytes(mod, abi.ImportHTTPHeader, uint32(stack[2]), uint32(stack[3]))
+	if inst.respErr != nil {
+		return
+	}
+	if err := inst.header.Add(string(name), string(value)); err != nil {
+		inst.responseError(abi.ImportHTTPHeader, err)
+	}
+}
+
+// responseError records the first status or header the guest may not
+// set: the call fails with it.
+func (i *instance) responseError(what string, err error) {
+	if i.respErr == nil {
+		i.respErr = i.fn.callError(ErrFunctionFailed, fmt.Sprintf("sluice.%s: %v", what, err), nil)
+	}
 }
 
 // meta looks up a metadata key for the current call: the host's own

@@ -59,6 +59,9 @@ type instance struct {
 	out      []byte
 	outErr   error
 	failMsg  string
+	status   int         // the HTTP status the guest set, 0 if none
+	header   abi.Headers // the HTTP response headers it set
+	respErr  error       // a status or header it may not set
 	log      callLog
 	stdout   *limitedBuffer // WASI commands only
 	timer    *time.Timer
@@ -158,6 +161,7 @@ func (i *instance) beginCall(ctx context.Context, c *Call) {
 	i.call = c
 	i.trace, _ = logctx.TraceFrom(ctx)
 	i.out, i.outErr, i.failMsg = nil, nil, ""
+	i.status, i.header, i.respErr = 0, abi.Headers{}, nil
 	i.log.reset(i.fn.spec.Name, i.fn.spec.Version, i.idFn, c.Origin)
 }
 
@@ -196,6 +200,9 @@ func (i *instance) handle(ctx context.Context, c *Call) (out []byte, reusable bo
 	}
 	if i.outErr != nil {
 		return nil, clean, i.outErr
+	}
+	if i.respErr != nil {
+		return nil, clean, i.respErr
 	}
 	if status := uint32(i.stack[0]); status != abi.StatusOK {
 		msg := i.failMsg
@@ -252,6 +259,13 @@ func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
 			env = append(env, abi.EnvName(k), v)
 		}
 	}
+	if f.spec.CGI {
+		meta := c.Meta
+		if _, ok := meta[abi.MetaHTTPPath]; !ok {
+			meta = map[string]string{abi.MetaFunction: f.spec.Name}
+		}
+		env = append(env, abi.CGIEnv(meta, len(c.Input))...)
+	}
 	defer i.emitLogs()
 	if err := i.instantiate(c.Input, env); err != nil {
 		return nil, f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
@@ -267,6 +281,14 @@ func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
 	}
 	if i.stdout.over {
 		return nil, f.callError(ErrOutputTooLarge, "", f.spec.Limits.MaxOutput)
+	}
+	if f.spec.CGI {
+		r, err := abi.ParseCGI(i.stdout.buf)
+		if err != nil {
+			return nil, f.callError(ErrFunctionFailed, fmt.Sprintf("it runs as a CGI script (--cgi): %v", err), nil)
+		}
+		i.status, i.header.Header = r.Status, r.Header
+		return r.Body, nil
 	}
 	return i.stdout.buf, nil
 }

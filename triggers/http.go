@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,14 +138,17 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Sluice-Invocation", id)
 	tc := TraceOf(r.Header)
 	w.Header().Set(logctx.TraceparentHeader, tc.Traceparent())
-	meta := map[string]string{
-		abi.MetaTrigger:     hr.Trigger,
-		abi.MetaHTTPMethod:  r.Method,
-		abi.MetaHTTPPath:    path,
-		abi.MetaHTTPRawPath: raw,
-		abi.MetaHTTPQuery:   r.URL.RawQuery,
-		abi.MetaHTTPRoute:   hr.Path,
-	}
+	meta := make(map[string]string, 10+len(r.Header))
+	meta[abi.MetaTrigger] = hr.Trigger
+	meta[abi.MetaHTTPMethod] = r.Method
+	meta[abi.MetaHTTPPath] = path
+	meta[abi.MetaHTTPRawPath] = raw
+	meta[abi.MetaHTTPQuery] = r.URL.RawQuery
+	meta[abi.MetaHTTPRoute] = hr.Path
+	meta[abi.MetaHTTPHost] = r.Host
+	meta[abi.MetaHTTPRemote] = r.RemoteAddr
+	meta[abi.MetaHTTPProto] = r.Proto
+	HeaderMeta(meta, r.Header)
 	for i, name := range m.Pattern.Params() {
 		meta[abi.MetaHTTPParamPrefix+name] = m.Params[i]
 	}
@@ -156,13 +160,89 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errcode.Write(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", http.DetectContentType(res.Output))
-	w.Header().Set("Content-Length", strconv.Itoa(len(res.Output)))
-	w.Header().Set("X-Sluice-Duration", res.Duration.Round(time.Microsecond).String())
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
+	writeResult(w, r, res)
+}
+
+// writeResult answers with a function's result: the status and headers
+// it set (200 and none if it set none), its Content-Type or else one
+// detected from the output, and the output as the body.
+func writeResult(w http.ResponseWriter, r *http.Request, res fn.Result) {
+	h := w.Header()
+	for name, values := range res.Header {
+		h[name] = values // checked by the host: no framing or X-Sluice-* headers
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h.Set("Content-Type", http.DetectContentType(res.Output))
+	}
+	status := res.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	body := status != http.StatusNoContent && status != http.StatusNotModified
+	if body {
+		h.Set("Content-Length", strconv.Itoa(len(res.Output)))
+	}
+	h.Set("X-Sluice-Duration", res.Duration.Round(time.Microsecond).String())
+	w.WriteHeader(status)
+	if body && r.Method != http.MethodHead {
 		_, _ = w.Write(res.Output)
 	}
+}
+
+// headerKey is the metadata key of a header: abi.MetaHTTPHeaderPrefix
+// and the name in lower case, made in one allocation.
+func headerKey(name string) string {
+	var b strings.Builder
+	b.Grow(len(abi.MetaHTTPHeaderPrefix) + len(name))
+	b.WriteString(abi.MetaHTTPHeaderPrefix)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// HeaderMeta adds a request's headers to call metadata (abi/README.md):
+// each name's values joined under abi.MetaHTTPHeaderPrefix + its name in
+// lower case, and the whole block under abi.MetaHTTPHeaders. The
+// daemon's limit on a request's header (64 KiB) bounds what they add.
+func HeaderMeta(meta map[string]string, header http.Header) {
+	if len(header) == 0 {
+		meta[abi.MetaHTTPHeaders] = ""
+		return
+	}
+	names := make([]string, 0, len(header))
+	size := 0
+	for name, values := range header {
+		names = append(names, name)
+		sep := ", "
+		if name == "Cookie" {
+			sep = "; " // RFC 6265 5.4: one Cookie header, pairs joined with "; "
+		}
+		v := values[0]
+		if len(values) > 1 {
+			v = strings.Join(values, sep)
+		}
+		meta[headerKey(name)] = v
+		for _, v := range values {
+			size += len(name) + len(v) + 3
+		}
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.Grow(size)
+	for _, name := range names {
+		for _, v := range header[name] {
+			b.WriteString(name)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteByte('\n')
+		}
+	}
+	meta[abi.MetaHTTPHeaders] = b.String()
 }
 
 // TraceOf returns the span of a call an HTTP request makes: a child of

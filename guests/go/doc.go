@@ -23,8 +23,16 @@
 // returned error fails the call with its message; a panic is recovered and
 // fails the call the same way, and the instance stays usable.
 //
+// Behind an HTTP trigger, a handler reads the request's method, path,
+// query, headers (Meta("http.header.authorization")) and sets the
+// response's status and headers with SetStatus and AddHeader. Package
+// sluicehttp (guests/go/sluicehttp) runs an http.Handler instead, for
+// ordinary net/http code; it is a package of its own because net/http
+// adds 2 MB to every module that links it.
+//
 // Built for any other platform the package works as a plain Go library, so
-// handlers can be unit tested natively with Call.
+// handlers can be unit tested natively with Call (or CallResponse, which
+// returns the status and headers too).
 package sluice
 
 import (
@@ -70,6 +78,19 @@ func Logf(level Level, format string, args ...any) {
 func Meta(key string) (string, bool) {
 	return readMeta(key)
 }
+
+// SetStatus sets the HTTP status a trigger answers the call's request
+// with (200-599; another fails the call). A later call replaces it.
+// Without one, the trigger answers 200. Go authors writing net/http code
+// use package sluicehttp instead.
+func SetStatus(code int) { setStatus(code) }
+
+// AddHeader adds one value of an HTTP response header; call it again for
+// several values of one name (Set-Cookie). A name that is not an HTTP
+// token, a value holding CR, LF or NUL, or more than 100 values or 64 KiB
+// in all fail the call; framing and hop-by-hop headers (Content-Length,
+// Transfer-Encoding, Connection, ...) are dropped (abi/README.md).
+func AddHeader(name, value string) { addHeader(name, value) }
 
 // Redelivered tells whether a message-queue trigger delivers this message
 // again after an earlier attempt failed or timed out: a handler with side

@@ -13,6 +13,12 @@ func hostFail(ptr unsafe.Pointer, size uint32)
 //go:wasmimport sluice log
 func hostLog(level int32, ptr unsafe.Pointer, size uint32)
 
+//go:wasmimport sluice http_status
+func hostHTTPStatus(code int32)
+
+//go:wasmimport sluice http_header
+func hostHTTPHeader(name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32)
+
 //go:wasmimport sluice meta_get
 func hostMetaGet(key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufCap uint32) int32
 
@@ -52,6 +58,17 @@ func sluiceHandle(ptr unsafe.Pointer, size uint32) uint32 {
 		hostOutput(unsafe.Pointer(&out[0]), uint32(len(out)))
 	}
 	return 0
+}
+
+func setStatus(code int) {
+	if int(int32(code)) != code {
+		code = -1 // refused by the host, not wrapped into a valid status
+	}
+	hostHTTPStatus(int32(code))
+}
+
+func addHeader(name, value string) {
+	hostHTTPHeader(unsafe.Pointer(unsafe.StringData(name)), uint32(len(name)), unsafe.Pointer(unsafe.StringData(value)), uint32(len(value)))
 }
 
 func writeLog(level Level, msg string) {

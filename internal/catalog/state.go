@@ -89,6 +89,8 @@ type Config struct {
 	MaxInput    int               `json:"max_input,omitempty"`
 	MaxOutput   int               `json:"max_output,omitempty"`
 	Env         map[string]string `json:"env,omitempty"`
+	// CGI runs a WASI command as a CGI script (fn deploy --cgi).
+	CGI bool `json:"cgi,omitempty"`
 }
 
 // Function is a deployed function: one version of a name.

@@ -227,7 +227,7 @@ func (e *entry) load(r *Registry, done chan struct{}) {
 func Spec(fn *catalog.Function) host.Spec {
 	c := fn.Config
 	return host.Spec{
-		Name: fn.Name, Version: fn.Version, ABI: abi.Kind(c.ABI), Env: c.Env,
+		Name: fn.Name, Version: fn.Version, ABI: abi.Kind(c.ABI), Env: c.Env, CGI: c.CGI,
 		Limits: host.Limits{
 			Memory: c.Memory, Timeout: time.Duration(c.Timeout), Concurrency: c.Concurrency,
 			MaxInput: c.MaxInput, MaxOutput: c.MaxOutput,

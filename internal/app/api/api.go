@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -289,12 +291,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // FunctionView is a function as the API shows it.
 type FunctionView struct {
-	Name    string     `json:"name"`
-	Version int        `json:"version"`
-	ABI     string     `json:"abi"`
-	Module  string     `json:"module"`
-	Size    int        `json:"size"`
-	Limits  LimitsView `json:"limits"`
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	ABI     string `json:"abi"`
+	// CGI tells whether the function, a WASI command, runs as a CGI
+	// script (fn deploy --cgi).
+	CGI    bool       `json:"cgi,omitempty"`
+	Module string     `json:"module"`
+	Size   int        `json:"size"`
+	Limits LimitsView `json:"limits"`
 	// Env has the function's env names; their values are EnvMask unless
 	// the request asked for them (reveal=env).
 	Env      map[string]string `json:"env,omitempty"`
@@ -354,7 +359,7 @@ func revealEnv(r *http.Request) (bool, error) {
 // reveal, its env values.
 func (b *Backend) view(ctx context.Context, fn *catalog.Function, stats, reveal bool) FunctionView {
 	v := FunctionView{
-		Name: fn.Name, Version: fn.Version, ABI: fn.Config.ABI, Module: fn.Module, Size: fn.Size,
+		Name: fn.Name, Version: fn.Version, ABI: fn.Config.ABI, CGI: fn.Config.CGI, Module: fn.Module, Size: fn.Size,
 		Limits: EffectiveLimits(fn.Config), Env: maskEnv(fn.Config.Env), Deployed: fn.Deployed,
 	}
 	if reveal {
@@ -543,12 +548,31 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, b *Backend) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	// The HTTP answer the function set, if any, is told, not acted on:
+	// this is the API's answer (200: the call succeeded), and a function's
+	// Set-Cookie or Location is for its own clients, not the API's.
+	if res.Status != 0 {
+		w.Header().Set(StatusHeader, strconv.Itoa(res.Status))
+	}
+	for _, name := range slices.Sorted(maps.Keys(res.Header)) {
+		for _, v := range res.Header[name] {
+			w.Header().Add(HeaderHeader, name+": "+v)
+		}
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(res.Output)))
 	w.Header().Set("X-Sluice-Cold", strconv.FormatBool(res.Cold))
 	w.Header().Set("X-Sluice-Duration", res.Duration.Round(time.Microsecond).String())
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Output)
 }
+
+// The headers of an invoke's answer that carry the HTTP response a
+// function set: its status, and each of its header values as
+// "Name: value", one X-Sluice-Header per value, sorted by name.
+const (
+	StatusHeader = "X-Sluice-Status"
+	HeaderHeader = "X-Sluice-Header"
+)
 
 // logs streams a function's log records as NDJSON: the last tail
 // (default logstream.DefaultTail) of those stored since since (default:

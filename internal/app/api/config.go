@@ -18,14 +18,15 @@ import (
 
 // configParams are the query parameters of a function's configuration,
 // for PUT (deploy) and PATCH (update) /v1/functions/NAME.
-var configParams = []string{"abi", "memory", "timeout", "concurrency", "max-input", "max-output", "env"}
+var configParams = []string{"abi", "memory", "timeout", "concurrency", "max-input", "max-output", "cgi", "env"}
 
 // unsetEnvParam removes env variables, in PATCH only.
 const unsetEnvParam = "unset-env"
 
 // ParseConfig reads a function's configuration from deploy query
 // parameters: abi, memory (e.g. 64MiB), timeout (e.g. 30s), concurrency,
-// max-input, max-output, env (K=V, repeated). An unknown parameter is an
+// max-input, max-output, cgi (true: run a WASI command as a CGI script),
+// env (K=V, repeated). An unknown parameter is an
 // error: a typo would otherwise deploy with a default.
 func ParseConfig(q url.Values) (catalog.Config, error) {
 	return applyConfig(catalog.Config{}, q, false)
@@ -126,6 +127,16 @@ func applyConfig(cfg catalog.Config, q url.Values, patch bool) (catalog.Config, 
 			*dst = int(n)
 		}
 	}
+	if v, ok := given("cgi"); ok {
+		cfg.CGI = false
+		if v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return bad("cgi", fmt.Errorf("want true or false, got %q", v))
+			}
+			cfg.CGI = b
+		}
+	}
 	env := maps.Clone(cfg.Env)
 	if !patch {
 		env = nil
@@ -167,5 +178,5 @@ func applyConfig(cfg catalog.Config, q url.Values, patch bool) (catalog.Config, 
 
 // sameConfig tells whether two configurations run a function the same way.
 func sameConfig(a, b catalog.Config) bool {
-	return a.ABI == b.ABI && EffectiveLimits(a) == EffectiveLimits(b) && maps.Equal(a.Env, b.Env)
+	return a.ABI == b.ABI && a.CGI == b.CGI && EffectiveLimits(a) == EffectiveLimits(b) && maps.Equal(a.Env, b.Env)
 }

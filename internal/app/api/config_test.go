@@ -29,7 +29,7 @@ func TestPatchConfig(t *testing.T) {
 		{"abi and sizes", "abi=auto&memory=2MiB&max-input=1KiB&max-output=2KiB", catalog.Config{ABI: "auto", Memory: 2 << 20,
 			Timeout: catalog.Duration(time.Second), Concurrency: 4, MaxInput: 1 << 10, MaxOutput: 2 << 10, Env: map[string]string{"A": "1", "B": "2"}}, ""},
 		{"nothing", "", cur, "nothing to change"},
-		{"a typo", "timout=5s", cur, `timout: unknown parameter (the parameters are abi, memory, timeout, concurrency, max-input, max-output, env, unset-env)`},
+		{"a typo", "timout=5s", cur, `timout: unknown parameter (the parameters are abi, memory, timeout, concurrency, max-input, max-output, cgi, env, unset-env)`},
 		{"unset what is not set", "unset-env=Z", cur, `the function has no env variable "Z"`},
 		{"set and unset", "env=A=2&unset-env=A", cur, "A is both set and unset"},
 		{"twice", "timeout=1s&timeout=2s", cur, "timeout: given 2 times"},

@@ -33,6 +33,9 @@ type HTTPOptions struct {
 	URL, Method string
 	// Token is sent as a bearer token if set.
 	Token string
+	// Header is sent with each request, besides Content-Type (and
+	// Authorization with Token).
+	Header http.Header
 	// Body is each request's body (DefaultInput if nil).
 	Body []byte
 	// Concurrency is the number of clients, each with one request in
@@ -104,6 +107,9 @@ func HTTP(ctx context.Context, o HTTPOptions) (*HTTPResult, error) {
 			return 0, err
 		}
 		req.Header.Set("Content-Type", "application/octet-stream")
+		for name, values := range o.Header {
+			req.Header[name] = values
+		}
 		if o.Token != "" {
 			req.Header.Set("Authorization", "Bearer "+o.Token)
 		}

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"net/http"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,6 +31,12 @@ func startDaemon(tb testing.TB, file ...bool) (*daemon.Daemon, *client.Client) {
 
 var guests = []string{"echo-wat", "wordcount-c", "upper-go", "echo-c"}
 
+// httpGuests are the guests BenchmarkHTTP runs: those above, and
+// http-wat, which reads three request headers and sets a status and
+// four headers (Location, two Set-Cookie, Content-Type), with requests
+// that carry an Authorization and a repeated header.
+var httpGuests = append(slices.Clone(guests), "http-wat")
+
 // BenchmarkHTTP measures, on one module, three servers in turns: the
 // invoke route of a daemon (POST /v1/functions/NAME/invoke: routing, the
 // catalog, the registry, the host), an HTTP trigger's route on it, and
@@ -43,8 +51,12 @@ var guests = []string{"echo-wat", "wordcount-c", "upper-go", "echo-c"}
 //	go test -run '^$' -bench HTTP -benchtime 100000x -count 6 ./internal/app/bench/
 func BenchmarkHTTP(b *testing.B) {
 	ctx := context.Background()
-	for _, guest := range guests {
+	for _, guest := range httpGuests {
 		b.Run(guest, func(b *testing.B) {
+			var header http.Header
+			if guest == "http-wat" {
+				header = http.Header{"Authorization": {"Bearer t0k"}, "X-Multi": {"1", "2"}}
+			}
 			wasm := testutil.Wasm(b, guest)
 			d, c := startDaemon(b)
 			if _, err := c.Deploy(ctx, "f", wasm, nil); err != nil {
@@ -74,7 +86,7 @@ func BenchmarkHTTP(b *testing.B) {
 					if turn%2 == 1 {
 						i = len(targets) - 1 - k
 					}
-					r, err := HTTP(ctx, HTTPOptions{URL: targets[i].url, Requests: per, Warmup: 200 * time.Millisecond})
+					r, err := HTTP(ctx, HTTPOptions{URL: targets[i].url, Header: header, Requests: per, Warmup: 200 * time.Millisecond})
 					if err != nil {
 						b.Fatalf("%s: %v", targets[i].name, err)
 					}

@@ -45,13 +45,17 @@ finish on the old one.`,
   sluice fn deploy hello build/wasm/hello-wasi.wasm --env GREETING=Bonjour
 
   # a reactor with tighter limits
-  sluice fn deploy upper build/wasm/upper-go.wasm --memory 16MiB --timeout 5s --concurrency 8`,
+  sluice fn deploy upper build/wasm/upper-go.wasm --memory 16MiB --timeout 5s --concurrency 8
+
+  # a CGI (or WAGI) script: the HTTP request in CGI variables, a CGI response on stdout
+  sluice fn deploy app build/wasm/app.wasm --cgi`,
 	}, arg("NAME", "the function's name: "+nameHelp), arg("FILE.wasm", "the module: a WASI command, or a reactor (sluice ABI or Extism)"))
 	cf := addClientFlags(cmd, true)
 	fs := cmd.Flags()
 	abiKind := fs.String("abi", "auto", "module kind: auto, wasi (a WASI command) or reactor (sluice ABI)")
 	var d deploySettings
 	addLimitFlags(fs, &d)
+	fs.BoolVar(&d.cgi, "cgi", false, "run a WASI command as a CGI script: the HTTP request in CGI variables, a CGI response (Status:, Content-Type:, ...) on stdout")
 	_ = cmd.RegisterFlagCompletionFunc("abi", cobra.FixedCompletions([]cobra.Completion{"auto", "wasi", "reactor"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) == 0 {
@@ -104,6 +108,7 @@ type deploySettings struct {
 	concurrency         int
 	maxInput, maxOutput string
 	env                 []string // K=V
+	cgi                 bool
 }
 
 // deployQuery checks the settings and turns them into the query of a
@@ -114,6 +119,9 @@ func deployQuery(d deploySettings, name namer) (url.Values, error) {
 		abiKind = "auto"
 	}
 	q := url.Values{"abi": {abiKind}}
+	if d.cgi {
+		q.Set("cgi", "true")
+	}
 	if d.memory != "" {
 		if _, err := host.ParseBytes(d.memory); err != nil {
 			return nil, usagef("%s: %v", name("memory"), err)
