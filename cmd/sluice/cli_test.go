@@ -363,6 +363,20 @@ func cliFnUpdate(t *testing.T, p *daemonProc) {
 	if v := p.function(t, "upd"); v.Version != 3 || v.Limits.Concurrency != 8 {
 		t.Fatalf("a refused update changed the function: %+v", v)
 	}
+	// --cgi turns a WASI command into a CGI script and back, the module kept
+	p.mustSluice(t, "", "fn", "deploy", "updcgi", testutil.WasmPath(t, "cgi-c"))
+	if out := p.mustSluice(t, "", "fn", "update", "updcgi", "--cgi"); out != "updated updcgi to version 2: cgi on\n" {
+		t.Fatalf("fn update --cgi said %q", out)
+	}
+	if out := p.mustSluice(t, "", "fn", "get", "updcgi"); !strings.Contains(out, "\nabi:          wasi (CGI)\n") {
+		t.Fatalf("fn get of a CGI function:\n%s", out)
+	}
+	if out := p.mustSluice(t, "", "fn", "update", "updcgi", "--cgi=false", "--timeout", "4s"); out != "updated updcgi to version 3: timeout 4s, cgi off\n" {
+		t.Fatalf("fn update --cgi=false said %q", out)
+	}
+	if r := p.sluice(t, "", "fn", "update", "upd", "--cgi"); r.code != 1 || !strings.Contains(r.stderr, "--cgi is for WASI commands") {
+		t.Fatalf("fn update --cgi of a reactor: %+v", r)
+	}
 }
 
 // Environment values are masked in every listing; --show-env shows

@@ -242,7 +242,7 @@ func TestFnUpdateMistakes(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --env or --unset-env"},
+		{nil, "fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --cgi, --env or --unset-env"},
 		{[]string{"--env", "A=1", "--unset-env", "A"}, "--env and --unset-env both name A: give one"},
 		{[]string{"--timeout", "0s"}, "--timeout must be positive"},
 		{[]string{"--concurrency", "-1"}, "--concurrency must be positive"},

@@ -190,6 +190,7 @@ given keep their value; --env sets a variable and keeps the others,
 	var d deploySettings
 	addLimitFlags(fs, &d)
 	unset := fs.StringArray("unset-env", nil, "remove this environment variable (repeatable)")
+	fs.BoolVar(&d.cgi, "cgi", false, "run the function (a WASI command) as a CGI script; --cgi=false: as a plain command")
 	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		q, changes, err := updateQuery(fs, d, *unset)
@@ -231,6 +232,10 @@ func updateQuery(fs *pflag.FlagSet, d deploySettings, unset []string) (url.Value
 		return nil, nil, err
 	}
 	q.Del("abi") // the module, and so its kind, stays
+	q.Del("cgi") // only what is given changes: --cgi=false turns it off
+	if fs.Changed("cgi") {
+		q.Set("cgi", strconv.FormatBool(d.cgi))
+	}
 	set := map[string]bool{}
 	for _, kv := range d.env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -246,7 +251,7 @@ func updateQuery(fs *pflag.FlagSet, d deploySettings, unset []string) (url.Value
 		q.Add("unset-env", k)
 	}
 	if len(q) == 0 {
-		return nil, nil, usagef("fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --env or --unset-env")
+		return nil, nil, usagef("fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --cgi, --env or --unset-env")
 	}
 	changes := func(v api.FunctionView) []string {
 		var out []string
@@ -259,6 +264,7 @@ func updateQuery(fs *pflag.FlagSet, d deploySettings, unset []string) (url.Value
 			{"concurrency", "concurrency " + strconv.Itoa(l.Concurrency)},
 			{"max-input", "max input " + host.FormatBytes(uint64(l.MaxInput))},
 			{"max-output", "max output " + host.FormatBytes(uint64(l.MaxOutput))},
+			{"cgi", "cgi " + onOff(v.CGI)},
 		} {
 			if q.Has(c.flag) {
 				out = append(out, c.now)
@@ -334,7 +340,7 @@ func printFunction(w io.Writer, f api.FunctionView) {
 	rows := [][2]string{
 		{"name:", f.Name},
 		{"version:", strconv.Itoa(f.Version)},
-		{"abi:", f.ABI},
+		{"abi:", f.ABI + map[bool]string{true: " (CGI)"}[f.CGI]},
 		{"module:", fmt.Sprintf("sha256:%s (%s)", f.Module, host.FormatBytes(uint64(f.Size)))},
 		{"memory:", host.FormatBytes(f.Limits.Memory)},
 		{"timeout:", f.Limits.Timeout},
@@ -351,6 +357,14 @@ func printFunction(w io.Writer, f api.FunctionView) {
 		rows = append(rows, [2]string{"calls here:", fmt.Sprintf("%d (%d errors, %d cold starts, %d running, %d idle instances)", s.Calls, s.Errors, s.ColdStarts, s.Active, s.Idle)})
 	}
 	fields(w, 13, rows)
+}
+
+// onOff says a boolean setting as fn update reports it.
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // forceHelp is the help of delete's --force.
