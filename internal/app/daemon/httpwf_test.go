@@ -267,6 +267,18 @@ func TestHTTPWorkflow(t *testing.T) {
 		}
 	})
 
+	t.Run("a request over the input limit, base64 counted", func(t *testing.T) {
+		// under the limit as a body, over it in base64
+		big := strings.Repeat("\xff", engine.MaxData*7/8)
+		status, body, h := request(t, "PUT", base+"/bytes", big, http.Header{})
+		if status != 413 || !strings.Contains(body, `"code": "input_too_large"`) || !strings.Contains(body, "a binary body in base64") {
+			t.Fatalf("%d %s", status, body)
+		}
+		if _, err := c.Invocation(ctx, h.Get("X-Sluice-Invocation")); err == nil {
+			t.Fatal("a refused request started an invocation")
+		}
+	})
+
 	t.Run("a failed workflow is a 502 that names its invocation", func(t *testing.T) {
 		status, body, h := request(t, "POST", base+"/fails", "x", http.Header{})
 		id := h.Get("X-Sluice-Invocation")
