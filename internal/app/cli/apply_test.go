@@ -308,6 +308,13 @@ func TestApplyDiffs(t *testing.T) {
 		if got := strings.Join(triggerDiff(cur, q), ", "); got != "topic - → in, max_retries - → 3, max_inflight - → 16, ack_wait - → 30s, http_path /a → -, method POST → -" {
 			t.Fatalf("http to queue: %s", got)
 		}
+		whole := catalog.Trigger{Name: "t", Workflow: "w", HTTP: &catalog.HTTPSpec{Path: "/a", Method: "PUT", Request: true}}
+		if got := strings.Join(triggerDiff(want, whole), ", "); got != "http_request - → true" {
+			t.Fatalf("the whole request asked for: %s", got)
+		}
+		if got := describeTrigger(whole); got != "PUT /fn/a (the whole request as input, the output may set the response)" {
+			t.Fatalf("described as %q", got)
+		}
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/app/api"
@@ -234,6 +235,9 @@ func TestHTTPWorkflow(t *testing.T) {
 			t.Fatalf("body %s, want %v", body, want)
 		}
 		invocation(t, h, "order", engine.StatusSucceeded)
+		if took, err := time.ParseDuration(h.Get("X-Sluice-Duration")); err != nil || took <= 0 {
+			t.Fatalf("X-Sluice-Duration %q: want the invocation's time", h.Get("X-Sluice-Duration"))
+		}
 		// a method the route does not take: refused before any invocation
 		if status, _, h := request(t, "GET", base+"/orders/42", "", http.Header{}); status != 405 || h.Get("X-Sluice-Invocation") != "" {
 			t.Fatalf("GET: %d %v", status, h)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
@@ -101,6 +102,7 @@ func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c fn.Call) (fn
 			opts.ID = t.Group + "-" + seq
 		}
 	}
+	start := time.Now()
 	inv, err := d.engine.Invoke(ctx, name, c.Input, opts)
 	if err != nil {
 		return fn.Result{}, engineError(err)
@@ -112,7 +114,7 @@ func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c fn.Call) (fn
 	if inv.Status != engine.StatusSucceeded {
 		return fn.Result{}, &WorkflowError{Workflow: name, Invocation: inv.ID, Status: inv.Status, Task: inv.FailedTask, Err: inv.Error}
 	}
-	return fn.Result{Output: outputBytes(inv.Output)}, nil
+	return fn.Result{Output: outputBytes(inv.Output), Duration: time.Since(start)}, nil
 }
 
 // WorkflowError: a workflow run for a trigger ended without succeeding.
