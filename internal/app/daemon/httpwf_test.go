@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/testutil"
 )
 
 // unb64WAT decodes its input, standard base64, and answers the bytes it
@@ -158,6 +160,11 @@ output: { status: 200, headers: { X-A: "a\r\nSet-Cookie: evil=1" } }
 tasks:
   a: { run: noop, inputs: 1 }
 `,
+	"naps": `
+output: ${ tasks.nap.output }
+tasks:
+  nap: { run: sleep, inputs: 1h }
+`,
 	"gone": `
 output: 1
 tasks:
@@ -196,6 +203,7 @@ func TestHTTPWorkflow(t *testing.T) {
 		{"mirror-plain", "mirror", "/plain", "", false},
 		{"split", "split", "/split", "", true},
 		{"gone", "gone", "/gone", "", true},
+		{"naps", "naps", "/naps", "", false},
 	} {
 		if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: tr.name, Workflow: tr.workflow,
 			HTTP: &catalog.HTTPSpec{Path: tr.path, Method: tr.method, Request: tr.request}}); err != nil {
@@ -296,6 +304,39 @@ func TestHTTPWorkflow(t *testing.T) {
 			}
 		}
 		invocation(t, h, "fails", engine.StatusFailed)
+	})
+
+	t.Run("a canceled workflow is a 502 of its own", func(t *testing.T) {
+		type answer struct {
+			status int
+			body   string
+			h      http.Header
+		}
+		done := make(chan answer, 1)
+		go func() {
+			req, _ := http.NewRequest("POST", base+"/naps", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- answer{body: err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			done <- answer{resp.StatusCode, string(b), resp.Header}
+		}()
+		var running []*engine.Invocation
+		testutil.Eventually(t, 30*time.Second, "the request's invocation running", func() bool {
+			running, _ = c.Invocations(ctx, "naps")
+			return len(running) == 1
+		})
+		if _, err := c.CancelInvocation(ctx, running[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		a := <-done
+		if a.status != 502 || !strings.Contains(a.body, `"code": "workflow_canceled"`) || a.h.Get("X-Sluice-Invocation") != running[0].ID {
+			t.Fatalf("%d %v %s", a.status, a.h, a.body)
+		}
+		invocation(t, a.h, "naps", engine.StatusCanceled)
 	})
 
 	t.Run("an output that is not a response is the body", func(t *testing.T) {
