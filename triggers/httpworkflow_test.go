@@ -227,3 +227,33 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 	})
 }
+
+// The cost of the request as a workflow's input and of reading its
+// output as a response: a 1 KiB JSON body, ten headers, a query.
+func BenchmarkWorkflowRequestAndResponse(b *testing.B) {
+	body := []byte(`{"items": [` + strings.Repeat(`{"sku": "a-1", "n": 2},`, 44) + `{"sku": "z", "n": 1}]}`)
+	r := httptest.NewRequest("POST", "http://h/fn/orders/42?tag=a&tag=b&page=2", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	for i := range 9 {
+		r.Header.Set("X-Header-"+string(rune('a'+i)), "some value of a header")
+	}
+	p, _ := route.Parse("/orders/{id}")
+	tab := route.NewTable[HTTPRoute]()
+	_ = tab.Add("t", p, "", HTTPRoute{Path: "/orders/{id}"})
+	m, _, _ := tab.Lookup("/orders/42", "POST")
+	out := []byte(`{"status": 201, "headers": {"Location": "/orders/42", "Set-Cookie": ["a=1", "b=2"]}, "body": {"id": "42", "total": 12.5}}`)
+	b.Run("input", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			workflowInput(r, m, "/orders/42", "/orders/42", body)
+		}
+	})
+	b.Run("response", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok, err := decodeResponse(out); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+}
