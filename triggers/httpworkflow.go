@@ -201,7 +201,8 @@ var responseFields = []string{"status", "headers", "body", "body_base64"}
 //     a value (a CR or LF would split the response); not the framing and
 //     hop-by-hop headers, which net/http writes (Content-Length,
 //     Transfer-Encoding, Connection, Keep-Alive, Proxy-Connection, TE,
-//     Trailer, Upgrade), nor sluice's own (X-Sluice-*, Traceparent);
+//     Trailer, Upgrade), nor sluice's own (X-Sluice-*, Traceparent,
+//     X-Request-Id);
 //     within MaxResponseHeaderValues and MaxResponseHeaderBytes;
 //   - body: a string's bytes, or any other JSON value as its JSON text
 //     (Content-Type application/json unless headers set one); or
@@ -279,7 +280,7 @@ func decodeResponse(out []byte) (resp *workflowResponse, ok bool, err error) {
 
 // reservedHeaders are the headers a workflow's response may not set:
 // net/http writes the framing and the connection's, and sluice its own.
-var reservedHeaders = []string{"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Traceparent"}
+var reservedHeaders = []string{"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Traceparent", "X-Request-Id"}
 
 // decodeHeaders decodes and checks the headers of a response.
 func (resp *workflowResponse) decodeHeaders(raw json.RawMessage) error {

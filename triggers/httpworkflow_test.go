@@ -147,6 +147,7 @@ func TestDecodeResponse(t *testing.T) {
 		{"framing", `{"status": 200, "headers": {"content-length": "1"}}`, 0, nil, "", "header Content-Length: sluice or net/http sets it"},
 		{"hop by hop", `{"status": 200, "headers": {"Transfer-Encoding": "chunked"}}`, 0, nil, "", "header Transfer-Encoding"},
 		{"sluice's own", `{"status": 200, "headers": {"x-sluice-invocation": "forged"}}`, 0, nil, "", "header X-Sluice-Invocation"},
+		{"the request's id", `{"status": 200, "headers": {"X-Request-ID": "forged"}}`, 0, nil, "", "header X-Request-Id"},
 		{"headers not an object", `{"status": 200, "headers": ["a"]}`, 0, nil, "", "headers [\"a\"]: want an object"},
 		{"a value of the wrong type", `{"status": 200, "headers": {"X-A": {"b": 1}}}`, 0, nil, "", "header X-A: value {\"b\": 1}: want a string"},
 		{"too many values", `{"status": 200, "headers": {"X-A": [` + strings.Repeat(`"1",`, MaxResponseHeaderValues) + `"1"]}}`, 0, nil, "", "more than 256 header values"},
