@@ -47,6 +47,9 @@ const (
 	FunctionError    Code = "function_error"
 	MemoryLimit      Code = "memory_limit"
 	OutputTooLarge   Code = "output_too_large"
+	WorkflowFailed   Code = "workflow_failed"
+	WorkflowCanceled Code = "workflow_canceled"
+	InvalidResponse  Code = "invalid_response"
 	Unavailable      Code = "unavailable"
 	Overloaded       Code = "overloaded"
 	Busy             Code = "busy"
@@ -89,6 +92,11 @@ var registry = map[Code]info{
 	FunctionError:    {status: http.StatusBadGateway},
 	MemoryLimit:      {status: http.StatusBadGateway},
 	OutputTooLarge:   {status: http.StatusBadGateway},
+	// a workflow behind a trigger is the upstream of the request, as a
+	// function is: its failure is a bad gateway, not sluice's bug
+	WorkflowFailed:   {status: http.StatusBadGateway},
+	WorkflowCanceled: {status: http.StatusBadGateway},
+	InvalidResponse:  {status: http.StatusBadGateway},
 	Unavailable:      {status: http.StatusServiceUnavailable},
 	Overloaded:       {status: http.StatusServiceUnavailable, retry: true},
 	Busy:             {status: http.StatusServiceUnavailable, retry: true},

@@ -31,6 +31,9 @@ type HTTPRoute struct {
 	Target  fn.Target
 	Path    string
 	Method  string
+	// Request gives a workflow target the whole request as its input,
+	// and lets its output set the response (see httpworkflow.go).
+	Request bool
 }
 
 // HTTPPrefix is where HTTP trigger routes live.
@@ -154,6 +157,10 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if m.Pattern.Prefix() {
 		meta[abi.MetaHTTPRest] = m.Rest
+	}
+	if hr.Request && hr.Target.Kind == fn.KindWorkflow {
+		h.serveRequestWorkflow(logctx.WithTrace(r.Context(), tc), w, r, m, path, raw, fn.Call{ID: id, Input: body, Meta: meta})
+		return
 	}
 	res, err := h.inv.Invoke(logctx.WithTrace(r.Context(), tc), hr.Target, fn.Call{ID: id, Input: body, Meta: meta})
 	if err != nil {

@@ -141,7 +141,8 @@ func invariants(s *State, refs bool) error {
 			return fmt.Errorf("trigger %q: %d kinds, function %q, workflow %q", name, kinds, t.Function, t.Workflow)
 		case (t.Group != "") != (t.Queue != nil || t.Cron != nil):
 			return fmt.Errorf("trigger %q: group %q", name, t.Group)
-		case t.Queue != nil && ValidateQueue(t.Queue) != nil, t.Cron != nil && ValidateCron(t.Cron) != nil, t.HTTP != nil && ValidateHTTP(t.HTTP) != nil:
+		case t.Queue != nil && ValidateQueue(t.Queue) != nil, t.Cron != nil && ValidateCron(t.Cron) != nil, t.HTTP != nil && ValidateHTTP(t.HTTP) != nil,
+			ValidateHTTPTarget(t) != nil:
 			return fmt.Errorf("trigger %q has an invalid spec", name)
 		case refs && t.Function != "" && s.Functions[t.Function] == nil, refs && t.Workflow != "" && s.Workflows[t.Workflow] == nil:
 			return fmt.Errorf("trigger %q runs something gone", name)

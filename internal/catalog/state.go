@@ -177,6 +177,12 @@ type HTTPSpec struct {
 	Path string `json:"path"`
 	// Method restricts the route to one method; "" accepts any.
 	Method string `json:"method,omitempty"`
+	// Request (a workflow trigger's only, --http-request) gives the
+	// workflow the whole request as its input ({method, path, params,
+	// query, headers, body...}) and lets an output of the shape {status,
+	// headers, body} set the response; see the README's "Workflows behind
+	// HTTP". Without it the workflow gets the body alone.
+	Request bool `json:"request,omitempty"`
 }
 
 // Kind names the trigger's kind: "http".
@@ -434,10 +440,22 @@ func (s *State) checkTrigger(t *Trigger) error {
 	case t.Cron != nil:
 		return ValidateCron(t.Cron)
 	case t.HTTP != nil:
+		if err := ValidateHTTPTarget(t); err != nil {
+			return err
+		}
 		return s.checkRoute(t)
 	default:
 		return fmt.Errorf("%w: trigger %q has no kind: give --http-path, --topic or --cron", ErrInvalid, t.Name)
 	}
+}
+
+// ValidateHTTPTarget checks what an HTTP trigger's options ask of its
+// target: --http-request is a workflow trigger's.
+func ValidateHTTPTarget(t *Trigger) error {
+	if t.HTTP != nil && t.HTTP.Request && t.Workflow == "" {
+		return fmt.Errorf("%w: trigger %q: --http-request gives a workflow the whole request as its input; a function (--fn) reads the request as call metadata: drop --http-request, or give --workflow", ErrInvalid, t.Name)
+	}
+	return nil
 }
 
 // checkRoute checks an HTTP trigger's route: well formed, and taking no

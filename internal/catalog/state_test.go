@@ -163,6 +163,16 @@ func TestApply(t *testing.T) {
 				t.Fatalf("state %+v", s)
 			}
 		}},
+		{"the whole request is a workflow trigger's option", []step{
+			{ev: deployed("f", "m")}, {ev: workflow("w", "x", []string{"f"}, nil)},
+			{ev: &Event{Type: EventTriggerCreated, Time: t0, Trigger: &Trigger{Name: "fn-req", Function: "f", HTTP: &HTTPSpec{Path: "/f", Request: true}}},
+				wantErr: ErrInvalid, says: `trigger "fn-req": --http-request gives a workflow the whole request`},
+			{ev: &Event{Type: EventTriggerCreated, Time: t0, Trigger: &Trigger{Name: "wf-req", Workflow: "w", HTTP: &HTTPSpec{Path: "/w", Request: true}}}},
+		}, func(t *testing.T, s *State) {
+			if len(s.Triggers) != 1 || !s.Triggers["wf-req"].HTTP.Request {
+				t.Fatalf("triggers %+v", s.Triggers)
+			}
+		}},
 		{"trigger for a missing function", []step{
 			{ev: httpTrigger("t", "ghost", "/x", ""), wantErr: ErrNotFound, says: `no function "ghost"`},
 		}, nil},

@@ -51,6 +51,7 @@ type triggerDoc struct {
 	Workflow    string `yaml:"workflow"`
 	HTTPPath    string `yaml:"http_path"`
 	Method      string `yaml:"method"`
+	HTTPRequest bool   `yaml:"http_request"`
 	Topic       string `yaml:"topic"`
 	RespTopic   string `yaml:"resp_topic"`
 	ErrorTopic  string `yaml:"error_topic"`
@@ -388,7 +389,7 @@ func (d *specDoc) checkFunction(s *spec, f *functionDoc, dir string) error {
 
 func (d *specDoc) checkTrigger(s *spec, t *triggerDoc) error {
 	ts := triggerSettings{
-		fn: t.Fn, workflow: t.Workflow, httpPath: t.HTTPPath, method: t.Method,
+		fn: t.Fn, workflow: t.Workflow, httpPath: t.HTTPPath, method: t.Method, httpRequest: t.HTTPRequest,
 		topic: t.Topic, respTopic: t.RespTopic, errorTopic: t.ErrorTopic,
 		maxRetries: t.MaxRetries, maxInflight: t.MaxInflight, ackWait: t.AckWait, cron: t.Cron,
 	}
@@ -400,7 +401,9 @@ func (d *specDoc) checkTrigger(s *spec, t *triggerDoc) error {
 	if err == nil {
 		switch {
 		case tr.HTTP != nil:
-			err = catalog.ValidateHTTP(tr.HTTP)
+			if err = catalog.ValidateHTTP(tr.HTTP); err == nil {
+				err = catalog.ValidateHTTPTarget(&tr)
+			}
 		case tr.Queue != nil:
 			err = catalog.ValidateQueue(tr.Queue)
 		case tr.Cron != nil:
@@ -416,7 +419,7 @@ func (d *specDoc) checkTrigger(s *spec, t *triggerDoc) error {
 
 // specFlags names settings in a message as a spec's fields, not flags.
 func specFlags(msg string) string {
-	for _, f := range []string{"http-path", "method", "topic", "resp-topic", "error-topic", "max-retries", "max-inflight", "ack-wait", "cron", "fn", "workflow"} {
+	for _, f := range []string{"http-path", "http-request", "method", "topic", "resp-topic", "error-topic", "max-retries", "max-inflight", "ack-wait", "cron", "fn", "workflow"} {
 		msg = strings.ReplaceAll(msg, "--"+f, fieldNames(f))
 	}
 	return msg

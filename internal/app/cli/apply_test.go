@@ -167,6 +167,10 @@ func TestApplyParseSpecErrors(t *testing.T) {
 			`spec.yaml: document 1 (Trigger "t"): give one of http_path, topic and cron`},
 		{"bad http path", "apiVersion: sluice/v1\nkind: Trigger\nname: t\nfn: a\nhttp_path: hello\n",
 			`spec.yaml: document 1 (Trigger "t"): http_path "hello": want an absolute path`},
+		{"whole request of a function", "apiVersion: sluice/v1\nkind: Trigger\nname: t\nfn: a\nhttp_path: /a\nhttp_request: true\n",
+			`spec.yaml: document 1 (Trigger "t"): trigger "t": http_request gives a workflow the whole request as its input; a function (fn) reads the request as call metadata: drop http_request, or give workflow`},
+		{"whole request of a queue", "apiVersion: sluice/v1\nkind: Trigger\nname: t\nworkflow: a\ntopic: x\nhttp_request: true\n",
+			`spec.yaml: document 1 (Trigger "t"): http_request is an HTTP trigger's: give http_path`},
 		{"bad topic", "apiVersion: sluice/v1\nkind: Trigger\nname: t\nfn: a\ntopic: sluice.catalog\n",
 			`spec.yaml: document 1 (Trigger "t"): topic "sluice.catalog": channels under sluice. are sluice's own`},
 		{"bad cron", "apiVersion: sluice/v1\nkind: Trigger\nname: t\nfn: a\ncron: sometimes\n",
@@ -303,6 +307,13 @@ func TestApplyDiffs(t *testing.T) {
 		q := catalog.Trigger{Name: "t", Function: "f", Queue: &catalog.QueueSpec{Topic: "in", MaxRetries: 3, MaxInflight: 16, AckWait: catalog.DefaultAckWait}}
 		if got := strings.Join(triggerDiff(cur, q), ", "); got != "topic - → in, max_retries - → 3, max_inflight - → 16, ack_wait - → 30s, http_path /a → -, method POST → -" {
 			t.Fatalf("http to queue: %s", got)
+		}
+		whole := catalog.Trigger{Name: "t", Workflow: "w", HTTP: &catalog.HTTPSpec{Path: "/a", Method: "PUT", Request: true}}
+		if got := strings.Join(triggerDiff(want, whole), ", "); got != "http_request - → true" {
+			t.Fatalf("the whole request asked for: %s", got)
+		}
+		if got := describeTrigger(whole); got != "PUT /fn/a (the whole request as input, the output may set the response)" {
+			t.Fatalf("described as %q", got)
 		}
 	})
 }

@@ -607,7 +607,11 @@ func triggerFields(t catalog.Trigger) [][2]string {
 	out := [][2]string{{"fn", t.Function}, {"workflow", t.Workflow}}
 	switch {
 	case t.HTTP != nil:
-		out = append(out, [2]string{"http_path", t.HTTP.Path}, [2]string{"method", t.HTTP.Method})
+		req := ""
+		if t.HTTP.Request {
+			req = "true"
+		}
+		out = append(out, [2]string{"http_path", t.HTTP.Path}, [2]string{"method", t.HTTP.Method}, [2]string{"http_request", req})
 	case t.Queue != nil:
 		q := t.Queue
 		out = append(out, [2]string{"topic", q.Topic}, [2]string{"resp_topic", q.RespTopic}, [2]string{"error_topic", q.ErrorTopic},

@@ -63,7 +63,8 @@ Usage:
   sluice trigger create NAME --fn FN --topic T [--resp-topic R] [--error-topic E]
                  [--max-retries 3] [--max-inflight 16] [--ack-wait 30s]
   sluice trigger create NAME --fn FN --cron "*/5 * * * *" | "@every 10s" [--resp-topic R]
-                 (--workflow WF instead of --fn FN invokes a workflow)
+                 (--workflow WF instead of --fn FN invokes a workflow; with --http-path,
+                 --http-request gives it the whole request and lets it set the response)
   sluice trigger list | get NAME | delete NAME
   sluice topic publish TOPIC [--data S | --file F | stdin]    prints the stored sequence
   sluice topic tail TOPIC [--tail N | --from-start] [--count N] [--timeout D]

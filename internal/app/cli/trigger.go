@@ -33,6 +33,11 @@ topic), or a schedule (--cron, in UTC).`,
   # one call per message on "images", results to "thumbs", failures to "images.dead"
   sluice trigger create thumbs --fn resize --topic images --resp-topic thumbs --error-topic images.dead
 
+  # POST /fn/orders/42 invokes the workflow order with the whole request as
+  # its input (input.params.id, input.body.items...); an output
+  # {status: 201, headers: {...}, body: ...} is the response
+  sluice trigger create orders --workflow order --http-path '/orders/{id}' --method POST --http-request
+
   # a workflow every five minutes
   sluice trigger create nightly --workflow report --cron "*/5 * * * *"`,
 	}, arg("NAME", "the trigger's name: "+nameHelp))
@@ -44,6 +49,7 @@ topic), or a schedule (--cron, in UTC).`,
 	fs.StringVar(&ts.workflow, "workflow", "", "the workflow to invoke instead of a function (with the event as its input)")
 	fs.StringVar(&ts.httpPath, "http-path", "", "HTTP trigger: serve the function at /fn + this route: an exact path (/hello), with parameters (/users/{id}) or a prefix (/api/*)")
 	fs.StringVar(&ts.method, "method", "", "HTTP trigger: accept only this method (default: any)")
+	fs.BoolVar(&ts.httpRequest, "http-request", false, "HTTP trigger of a workflow: its input is the whole request ({method, path, params, query, headers, body}), and an output {status, headers, body} sets the response")
 	fs.StringVar(&ts.topic, "topic", "", "message-queue trigger: call the function once per message on this NATS Streaming topic")
 	fs.StringVar(&ts.respTopic, "resp-topic", "", "publish each output to this topic (queue and timer triggers)")
 	fs.StringVar(&ts.errorTopic, "error-topic", "", "queue trigger: publish messages that failed every attempt here, with the error")
@@ -78,6 +84,7 @@ topic), or a schedule (--cron, in UTC).`,
 type triggerSettings struct {
 	fn, workflow                 string
 	httpPath, method             string
+	httpRequest                  bool
 	topic, respTopic, errorTopic string
 	maxRetries                   *int   // nil: the default
 	maxInflight                  int    // 0: the default
@@ -106,7 +113,9 @@ func (ts *triggerSettings) request(name string, n namer) (api.TriggerRequest, er
 	kinds := 0
 	if ts.httpPath != "" {
 		kinds++
-		req.HTTP = &catalog.HTTPSpec{Path: ts.httpPath, Method: strings.ToUpper(ts.method)}
+		req.HTTP = &catalog.HTTPSpec{Path: ts.httpPath, Method: strings.ToUpper(ts.method), Request: ts.httpRequest}
+	} else if ts.httpRequest {
+		return req, usagef("trigger %s: %s is an HTTP trigger's: give %s", name, n("http-request"), n("http-path"))
 	}
 	if ts.topic != "" {
 		kinds++
@@ -145,7 +154,11 @@ func describeTrigger(t catalog.Trigger) string {
 	var on string
 	switch {
 	case t.HTTP != nil:
-		return methodOrAny(t.HTTP.Method) + " " + triggers.HTTPPrefix + t.HTTP.Path
+		on = methodOrAny(t.HTTP.Method) + " " + triggers.HTTPPrefix + t.HTTP.Path
+		if t.HTTP.Request {
+			on += " (the whole request as input, the output may set the response)"
+		}
+		return on
 	case t.Queue != nil:
 		q := t.Queue
 		on = "topic " + q.Topic

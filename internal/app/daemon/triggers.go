@@ -54,7 +54,7 @@ func (s *triggerSet) add(c change) {
 		} else {
 			// the catalog refuses what a route table would: this is for a
 			// route the catalog of another sluice version let through
-			if err := s.http.Set(triggers.HTTPRoute{Trigger: c.t.Name, Target: target(c.t), Path: c.t.HTTP.Path, Method: c.t.HTTP.Method}); err != nil {
+			if err := s.http.Set(triggers.HTTPRoute{Trigger: c.t.Name, Target: target(c.t), Path: c.t.HTTP.Path, Method: c.t.HTTP.Method, Request: c.t.HTTP.Request}); err != nil {
 				s.log.Error("skipping an HTTP trigger: its route cannot be served", "trigger", c.t.Name, "err", err)
 			}
 		}

@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/logctx"
@@ -87,35 +89,76 @@ func (w wfDefinitions) Revision(rev string) (engine.Revision, bool) {
 // invokeWorkflow runs a workflow for a trigger and waits for its end. A
 // message-queue delivery names its invocation after the trigger and the
 // message's sequence, so that a redelivered message finds the invocation
-// it started instead of starting another.
+// it started instead of starting another; any other call that has an id
+// (an HTTP request's, which its answer names in X-Sluice-Invocation)
+// names its invocation with it, so that `wf status` finds what the answer
+// names. An invocation that fails or is canceled is a *WorkflowError.
 func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c fn.Call) (fn.Result, error) {
 	// a body or message sluice did not write: JSON if it parses, else a
 	// string
-	opts := engine.InvokeOptions{Input: engine.InputAuto}
+	opts := engine.InvokeOptions{Input: engine.InputAuto, ID: c.ID}
 	if seq := c.Meta[abi.MetaSequence]; seq != "" {
 		if t, ok := d.cat.Trigger(c.Meta[abi.MetaTrigger]); ok && t.Group != "" {
 			opts.ID = t.Group + "-" + seq
 		}
 	}
+	start := time.Now()
 	inv, err := d.engine.Invoke(ctx, name, c.Input, opts)
 	if err != nil {
-		return fn.Result{}, err
+		return fn.Result{}, engineError(err)
 	}
 	inv, err = d.engine.Wait(ctx, inv.ID)
 	if err != nil {
-		return fn.Result{}, err
+		return fn.Result{}, engineError(err)
 	}
-	switch inv.Status {
-	case engine.StatusSucceeded:
-		return fn.Result{Output: outputBytes(inv.Output)}, nil
-	case engine.StatusFailed:
-		if inv.FailedTask != "" {
-			return fn.Result{}, fmt.Errorf("workflow %s invocation %s failed: task %s: %s", name, inv.ID, inv.FailedTask, inv.Error)
-		}
-		return fn.Result{}, fmt.Errorf("workflow %s invocation %s failed: %s", name, inv.ID, inv.Error)
-	default:
-		return fn.Result{}, fmt.Errorf("workflow %s invocation %s was %s: %s", name, inv.ID, inv.Status, inv.Error)
+	if inv.Status != engine.StatusSucceeded {
+		return fn.Result{}, &WorkflowError{Workflow: name, Invocation: inv.ID, Status: inv.Status, Task: inv.FailedTask, Err: inv.Error}
 	}
+	return fn.Result{Output: outputBytes(inv.Output), Duration: time.Since(start)}, nil
+}
+
+// WorkflowError: a workflow run for a trigger ended without succeeding.
+// Its code is workflow_failed, or workflow_canceled: the request's
+// upstream failed (502), not sluice.
+type WorkflowError struct {
+	Workflow, Invocation string
+	// Status is the invocation's (failed, canceled); Task the task whose
+	// failure failed it, if one did; Err the invocation's error.
+	Status, Task, Err string
+}
+
+func (e *WorkflowError) Error() string {
+	what := e.Status
+	if e.Status == engine.StatusFailed && e.Task != "" {
+		what += ": task " + e.Task
+	}
+	if e.Err != "" {
+		what += ": " + e.Err
+	}
+	return fmt.Sprintf("workflow %q invocation %s %s (sluice wf status %s shows its tasks)", e.Workflow, e.Invocation, what, e.Invocation)
+}
+
+// ErrorCode implements errcode.Coder.
+func (e *WorkflowError) ErrorCode() errcode.Code {
+	if e.Status == engine.StatusCanceled {
+		return errcode.WorkflowCanceled
+	}
+	return errcode.WorkflowFailed
+}
+
+// engineError gives the engine's errors the codes a trigger answers them
+// with (the engine's sentinels do not carry them): a workflow that is not
+// there is not_found, as a function that is not.
+func engineError(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		return errcode.New(errcode.NotFound, err.Error())
+	case errors.Is(err, engine.ErrInvalid):
+		return errcode.New(errcode.InvalidArgument, err.Error())
+	case errors.Is(err, engine.ErrConflict):
+		return errcode.New(errcode.Conflict, err.Error())
+	}
+	return err
 }
 
 // outputBytes is a workflow's output as a trigger answers it: a string's
