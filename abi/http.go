@@ -69,7 +69,7 @@ func CheckStatus(code int64) error {
 // droppedHeaders are the response headers a guest may not set: the
 // framing of the message (the daemon writes the body and frames it), the
 // connection's (hop-by-hop, RFC 9110 7.6.1) and the daemon's own
-// (X-Sluice-*, traceparent). A guest's value of one is dropped without
+// (X-Sluice-*, traceparent, X-Request-Id). A guest's value of one is dropped without
 // failing the call, so that a handler or a CGI script that sets
 // Content-Length, as many do, runs unchanged.
 var droppedHeaders = map[string]bool{
@@ -84,6 +84,7 @@ var droppedHeaders = map[string]bool{
 	"proxy-authenticate":  true,
 	"proxy-authorization": true,
 	"traceparent":         true,
+	"x-request-id":        true, // the daemon's echo of the request's id
 }
 
 // DroppedHeader tells whether a response header a guest sets is dropped

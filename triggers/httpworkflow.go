@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -20,23 +21,11 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/triggers/route"
 	"github.com/sluicehq/sluice/units"
-)
-
-// Limits of a response a workflow sets.
-const (
-	// MaxResponseHeaderValues bounds the header values a workflow's
-	// response sets: a browser keeps about 180 cookies a site, and no
-	// real response comes near 256 fields.
-	MaxResponseHeaderValues = 256
-	// MaxResponseHeaderBytes bounds the names and values of those
-	// headers, all together: eight times what a proxy in front passes by
-	// default (nginx's proxy_buffer_size, 4-8 KiB), so that a workflow's
-	// output cannot make a response of megabytes of headers.
-	MaxResponseHeaderBytes = 64 << 10
 )
 
 // requestInput is a request as a workflow with HTTPRoute.Request gets it.
@@ -196,14 +185,9 @@ var responseFields = []string{"status", "headers", "body", "body_base64"}
 //
 //   - status: an integer from 200 to 599 (net/http sends a 1xx status as
 //     an interim answer, to be followed by a final one);
-//   - headers: an object of names (RFC 9110 tokens) to a string, a
-//     number or a list of strings, with no control characters but tab in
-//     a value (a CR or LF would split the response); not the framing and
-//     hop-by-hop headers, which net/http writes (Content-Length,
-//     Transfer-Encoding, Connection, Keep-Alive, Proxy-Connection, TE,
-//     Trailer, Upgrade), nor sluice's own (X-Sluice-*, Traceparent,
-//     X-Request-Id);
-//     within MaxResponseHeaderValues and MaxResponseHeaderBytes;
+//   - headers: an object of names to a string, a number or a list of
+//     strings, checked as a function's response headers are (see
+//     decodeHeaders);
 //   - body: a string's bytes, or any other JSON value as its JSON text
 //     (Content-Type application/json unless headers set one); or
 //     body_base64, standard base64 with padding, for bytes; not both,
@@ -232,8 +216,11 @@ func decodeResponse(out []byte) (resp *workflowResponse, ok bool, err error) {
 	}
 	resp = &workflowResponse{header: http.Header{}}
 	code, err := strconv.Atoi(string(status))
-	if err != nil || code < 200 || code > 599 {
-		return nil, true, fmt.Errorf("status %s: want an integer from 200 to 599", clip(status))
+	if err != nil {
+		return nil, true, fmt.Errorf("status %s: want an integer from %d to %d", clip(status), abi.MinHTTPStatus, abi.MaxHTTPStatus)
+	}
+	if err := abi.CheckStatus(int64(code)); err != nil {
+		return nil, true, fmt.Errorf("status %w", err)
 	}
 	resp.status = code
 	if err := resp.decodeHeaders(fields["headers"]); err != nil {
@@ -278,11 +265,11 @@ func decodeResponse(out []byte) (resp *workflowResponse, ok bool, err error) {
 	return resp, true, nil
 }
 
-// reservedHeaders are the headers a workflow's response may not set:
-// net/http writes the framing and the connection's, and sluice its own.
-var reservedHeaders = []string{"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Traceparent", "X-Request-Id"}
-
-// decodeHeaders decodes and checks the headers of a response.
+// decodeHeaders decodes and checks the headers of a response by the
+// rules a function's response follows (abi.Headers): names are tokens,
+// values hold no control byte but tab, within abi.MaxResponseHeaders and
+// abi.MaxResponseHeaderBytes; the framing, hop-by-hop and sluice's own
+// headers are dropped, as a function's are.
 func (resp *workflowResponse) decodeHeaders(raw json.RawMessage) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
@@ -291,15 +278,9 @@ func (resp *workflowResponse) decodeHeaders(raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &hs); err != nil {
 		return fmt.Errorf("headers %s: want an object of names to a string or a list of strings", clip(raw))
 	}
-	count, size := 0, 0
-	for name, v := range hs {
-		if !validHeaderName(name) {
-			return fmt.Errorf("header name %q: want a token (letters, digits and !#$%%&'*+-.^_`|~)", clip([]byte(name)))
-		}
-		canon := http.CanonicalHeaderKey(name)
-		if slices.Contains(reservedHeaders, canon) || strings.HasPrefix(canon, "X-Sluice-") {
-			return fmt.Errorf("header %s: sluice or net/http sets it; a response may not", canon)
-		}
+	var set abi.Headers
+	for _, name := range slices.Sorted(maps.Keys(hs)) {
+		v := hs[name]
 		var values []string
 		switch {
 		case isJSONNumber(v):
@@ -307,51 +288,25 @@ func (resp *workflowResponse) decodeHeaders(raw json.RawMessage) error {
 		case len(v) > 0 && v[0] == '"':
 			var s string
 			if json.Unmarshal(v, &s) != nil {
-				return fmt.Errorf("header %s: value %s is not a string", canon, clip(v))
+				return fmt.Errorf("header %s: value %s is not a string", clip([]byte(name)), clip(v))
 			}
 			values = []string{s}
 		default:
 			if json.Unmarshal(v, &values) != nil {
-				return fmt.Errorf("header %s: value %s: want a string, a number or a list of strings", canon, clip(v))
+				return fmt.Errorf("header %s: value %s: want a string, a number or a list of strings", clip([]byte(name)), clip(v))
 			}
 		}
 		for _, s := range values {
-			if i := strings.IndexFunc(s, invalidHeaderRune); i >= 0 {
-				return fmt.Errorf("header %s: value %q has a control character at byte %d (a CR or LF would split the response)", canon, clip([]byte(s)), i)
+			if err := set.Add(name, s); err != nil {
+				return err
 			}
-			count++
-			size += len(canon) + len(s)
-			if count > MaxResponseHeaderValues {
-				return fmt.Errorf("more than %d header values", MaxResponseHeaderValues)
-			}
-			if size > MaxResponseHeaderBytes {
-				return fmt.Errorf("headers over %s (names and values)", units.Bytes(MaxResponseHeaderBytes))
-			}
-			resp.header[canon] = append(resp.header[canon], s)
 		}
+	}
+	for name, values := range set.Header {
+		resp.header[name] = values
 	}
 	return nil
 }
-
-// validHeaderName tells whether name is a token (RFC 9110 5.6.2).
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// invalidHeaderRune: a control character other than tab (RFC 9110 5.5).
-func invalidHeaderRune(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }
 
 func isJSONNumber(raw json.RawMessage) bool {
 	return len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9')
