@@ -24,6 +24,7 @@ func TestHeadersAdd(t *testing.T) {
 		{name: "transfer-encoding", value: "chunked", dropped: true},
 		{name: "Connection", value: "close", dropped: true},
 		{name: "X-Sluice-Invocation", value: "forged", dropped: true},
+		{name: "x-request-id", value: "forged", dropped: true},
 		{name: "", value: "x", err: "empty header name"},
 		{name: "Bad Name", value: "x", err: `header name "Bad Name" holds ' '`},
 		{name: "X-A:", value: "x", err: "holds ':'"},
