@@ -42,6 +42,8 @@ type functionDoc struct {
 	Env         map[string]string `yaml:"env"`
 	MaxInput    string            `yaml:"max_input"`
 	MaxOutput   string            `yaml:"max_output"`
+	// CGI runs a WASI command as a CGI script (fn deploy --cgi).
+	CGI bool `yaml:"cgi"`
 }
 
 // triggerDoc is a `kind: Trigger` document: trigger create's settings.
@@ -370,7 +372,7 @@ func (d *specDoc) checkFunction(s *spec, f *functionDoc, dir string) error {
 	}
 	q, err := deployQuery(deploySettings{
 		abi: f.ABI, memory: f.Memory, timeout: timeout, concurrency: f.Concurrency,
-		maxInput: f.MaxInput, maxOutput: f.MaxOutput, env: env,
+		maxInput: f.MaxInput, maxOutput: f.MaxOutput, env: env, cgi: f.CGI,
 	}, fieldNames)
 	if err != nil {
 		return s.errorf(d, "%v", err)

@@ -148,7 +148,7 @@ func TestApplyParseSpecErrors(t *testing.T) {
 		{"yaml syntax, with the file's line", fn + "---\napiVersion: sluice/v1\nkind: Trigger\n  name: [t\n",
 			`spec.yaml: document 2: line 8: mapping values are not allowed in this context`},
 		{"unknown field", fn + "memroy: 2MiB\n",
-			`spec.yaml: document 1 (Function "echo"): line 5: unknown field "memroy": a Function has name, path, abi, memory, timeout, concurrency, env, max_input, max_output`},
+			`spec.yaml: document 1 (Function "echo"): line 5: unknown field "memroy": a Function has name, path, abi, memory, timeout, concurrency, env, max_input, max_output, cgi`},
 		{"missing path", "apiVersion: sluice/v1\nkind: Function\nname: echo\n",
 			`spec.yaml: document 1 (Function "echo"): path is missing: give the .wasm module, relative to the spec's directory`},
 		{"bad memory", fn + "memory: lots\n", `spec.yaml: document 1 (Function "echo"): memory: size "lots": want a number with an optional unit, like 64MiB`},
@@ -276,9 +276,9 @@ func TestApplyDiffs(t *testing.T) {
 	t.Run("function", func(t *testing.T) {
 		deployed := catalog.Config{ABI: "reactor", Timeout: catalog.Duration(5 * time.Second), Env: map[string]string{"KEEP": "1", "SECRET": "old", "GONE": "x"}}
 		cur := api.FunctionView{Module: strings.Repeat("a", 64), ABI: "reactor", Limits: api.EffectiveLimits(deployed), Env: deployed.Env}
-		want := catalog.Config{ABI: "wasi", Memory: 16 << 20, Timeout: catalog.Duration(6 * time.Second), Env: map[string]string{"KEEP": "1", "SECRET": "new", "NEW": "y"}}
+		want := catalog.Config{ABI: "wasi", CGI: true, Memory: 16 << 20, Timeout: catalog.Duration(6 * time.Second), Env: map[string]string{"KEEP": "1", "SECRET": "new", "NEW": "y"}}
 		got := strings.Join(functionDiff(cur, strings.Repeat("b", 64), want), ", ")
-		if got != "module aaaaaaaaaaaa → bbbbbbbbbbbb, abi reactor → wasi, memory 64 MiB → 16 MiB, timeout 5s → 6s, env NEW added, env SECRET changed, env GONE removed" {
+		if got != "module aaaaaaaaaaaa → bbbbbbbbbbbb, abi reactor → wasi, cgi off → on, memory 64 MiB → 16 MiB, timeout 5s → 6s, env NEW added, env SECRET changed, env GONE removed" {
 			t.Fatalf("function diff: %s", got)
 		}
 		if strings.Contains(got, "old") || strings.Contains(got, "new") {

@@ -492,6 +492,9 @@ func functionDiff(cur api.FunctionView, sha string, cfg catalog.Config) []string
 	if cfg.ABI != string(abi.Auto) && cfg.ABI != cur.ABI {
 		out = append(out, fmt.Sprintf("abi %s → %s", cur.ABI, cfg.ABI))
 	}
+	if cfg.CGI != cur.CGI {
+		out = append(out, fmt.Sprintf("cgi %s → %s", onOff(cur.CGI), onOff(cfg.CGI)))
+	}
 	was, now := cur.Limits, api.EffectiveLimits(cfg)
 	for _, l := range []struct {
 		name     string
