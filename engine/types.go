@@ -83,9 +83,9 @@ func (inv *Invocation) Done() bool { return inv.Status != StatusRunning }
 
 // Task is one task of an invocation.
 type Task struct {
-	Status   string          `json:"status"`
-	Run      string          `json:"run"`
-	Attempts int             `json:"attempts,omitempty"`
+	Status   string `json:"status"`
+	Run      string `json:"run"`
+	Attempts int    `json:"attempts,omitempty"`
 	// Input and Output are as an Invocation's, with their forms.
 	Input      json.RawMessage `json:"input,omitempty"`
 	InputForm  string          `json:"input_form,omitempty"`
@@ -130,10 +130,10 @@ type Event struct {
 	From string `json:"from,omitempty"`
 
 	// InvocationCreated.
-	Workflow string          `json:"workflow,omitempty"`
-	Revision string          `json:"revision,omitempty"`
-	Owner    string          `json:"owner,omitempty"`
-	Parent   string          `json:"parent,omitempty"`
+	Workflow string `json:"workflow,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	Parent   string `json:"parent,omitempty"`
 	// Input is a value made by the engine (an expression, a built-in) as
 	// JSON; InputData, a value from outside (this event's input, and a
 	// TaskScheduled's input that passes one on), as its exact bytes.
