@@ -103,7 +103,7 @@ func TestHostileWorkflows(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, "the fan-out's invocations to end", func() bool {
 		return !strings.Contains(p.mustSluice(t, "", "wf", "invocations", "fanout"), "running")
 	})
-	if r := p.sluice(t, "", "wf", "invoke", "light", "--data", `{"n": 1}`, "--wait"); r.code != 0 || r.stdout != "2\n" {
+	if r := p.sluice(t, "", "wf", "invoke", "light", "--data", `{"n": 1}`, "--wait"); r.code != 0 || r.stdout != "2" {
 		t.Fatalf("light after a restart: %+v", r)
 	}
 }
