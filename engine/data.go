@@ -29,13 +29,16 @@ type datum struct {
 	// (nil: none, read as null).
 	b    []byte
 	data bool
+	// form is a data value's form (formOf), found once when it is made:
+	// snapshots and expressions ask for it again and again.
+	form string
 }
 
 func dataValue(b []byte) datum {
 	if b == nil {
 		b = []byte{}
 	}
-	return datum{b: b, data: true}
+	return datum{b: b, data: true, form: formOf(b)}
 }
 
 func jsonValue(raw json.RawMessage) datum { return datum{b: raw} }
@@ -59,10 +62,17 @@ func (d datum) input() []byte {
 
 // view decodes the value for expressions (see datum).
 func (d datum) view() any {
-	if !d.data {
+	switch {
+	case !d.data:
 		return fromJSON(d.b)
+	case d.form == "":
+		if x, ok := decodeJSON(d.b); ok {
+			return x
+		}
+	case d.form == FormBase64:
+		return d.b
 	}
-	return dataView(d.b)
+	return string(d.b)
 }
 
 // Forms of a data value's bytes, as the API shows them beside the value's
@@ -76,9 +86,9 @@ const (
 	FormBase64 = "base64"
 )
 
-// form classifies the bytes of a data value: "" for one JSON document
+// formOf classifies the bytes of a data value: "" for one JSON document
 // (which its JSON is), FormText or FormBase64.
-func form(b []byte) string {
+func formOf(b []byte) string {
 	switch {
 	case !utf8.Valid(b):
 		return FormBase64
@@ -99,15 +109,14 @@ func (d datum) jsonView() (json.RawMessage, string) {
 		}
 		return d.b, ""
 	}
-	switch f := form(d.b); f {
+	switch d.form {
 	case "":
 		return d.b, ""
 	case FormText:
-		s, _ := marshalString(string(d.b))
-		return s, f
+		return appendQuoted(nil, d.b), d.form
 	default:
-		s, _ := json.Marshal(base64.StdEncoding.EncodeToString(d.b))
-		return s, f
+		s, _ := json.Marshal(d.b) // base64
+		return s, d.form
 	}
 }
 
@@ -147,14 +156,13 @@ func (d datum) storedSize() int {
 	if !d.data {
 		return len(d.b)
 	}
-	if !utf8.Valid(d.b) {
+	if d.form == FormBase64 {
 		return base64.StdEncoding.EncodedLen(len(d.b)) + len(`{"base64":""}`)
 	}
 	if len(d.b) <= MaxData/6-2 {
 		return len(d.b) + 2 // escaped at most 6 times: under MaxData anyway
 	}
-	s, _ := marshalString(string(d.b))
-	return len(s)
+	return len(appendQuoted(nil, d.b))
 }
 
 // checkStored refuses a value an event cannot hold; what names the value
@@ -183,7 +191,7 @@ type Data struct {
 // base64.
 func (d Data) MarshalJSON() ([]byte, error) {
 	if utf8.Valid(d.Bytes) {
-		return marshalString(string(d.Bytes))
+		return appendQuoted(make([]byte, 0, quotedLen(d.Bytes)), d.Bytes), nil
 	}
 	return json.Marshal(struct {
 		Base64 []byte `json:"base64"`
@@ -197,9 +205,13 @@ var errDataForm = errors.New(`a data value is a JSON string or {"base64": "..."}
 // UnmarshalJSON decodes either encoding; anything else is an error (a
 // forged event, a newer daemon's encoding).
 func (d *Data) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimLeft(b, " \t\r\n")
+	b = bytes.Trim(b, " \t\r\n")
 	if len(b) > 0 && b[0] == '"' {
-		var s string
+		if out, ok := unquote(b); ok {
+			d.Bytes = out
+			return nil
+		}
+		var s string // what unquote leaves to encoding/json: invalid UTF-8, bad escapes
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
@@ -225,9 +237,126 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// appendQuoted appends UTF-8 text as a JSON string, as encoding/json
+// writes it without HTML escapes: '"', '\' and control characters
+// escaped, and U+2028, U+2029 (which JavaScript reads as line ends).
+func appendQuoted(dst, b []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != 0xe2 {
+			continue
+		}
+		if c == 0xe2 { // U+2028, U+2029 are e2 80 a8, e2 80 a9
+			if i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xa8 {
+				dst = append(dst, b[start:i]...)
+				dst = append(dst, '\\', 'u', '2', '0', '2', hex[8+b[i+2]&1])
+				i += 2
+				start = i + 1
+			}
+			continue
+		}
+		dst = append(dst, b[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, b[start:]...)
+	return append(dst, '"')
+}
+
+// quotedLen is the length of appendQuoted's text, at most (it counts
+// U+2028 and U+2029 as not escaped: a few bytes of growth, rarely).
+func quotedLen(b []byte) int {
+	n := len(b) + 2
+	for _, c := range b {
+		switch {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
+}
+
+// unquote decodes a JSON string (quotes included) that encoding/json has
+// checked is one, into new bytes. ok is false for what it leaves to
+// encoding/json: bytes that are not UTF-8, and \u escapes of surrogates
+// (which encoding/json pairs, or replaces).
+func unquote(q []byte) (out []byte, ok bool) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return nil, false
+	}
+	b := q[1 : len(q)-1]
+	if !utf8.Valid(b) {
+		return nil, false
+	}
+	i := bytes.IndexByte(b, '\\')
+	if i < 0 {
+		return append([]byte{}, b...), true
+	}
+	out = make([]byte, 0, len(b))
+	for i >= 0 {
+		out = append(out, b[:i]...)
+		if i+1 >= len(b) {
+			return nil, false
+		}
+		n := 2
+		switch c := b[i+1]; c {
+		case '"', '\\', '/':
+			out = append(out, c)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if i+6 > len(b) {
+				return nil, false
+			}
+			r, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 32)
+			if err != nil || r >= 0xd800 && r < 0xe000 {
+				return nil, false
+			}
+			out = utf8.AppendRune(out, rune(r))
+			n = 6
+		default:
+			return nil, false
+		}
+		b = b[i+n:]
+		i = bytes.IndexByte(b, '\\')
+	}
+	return append(out, b...), true
+}
+
 // marshalString encodes a string as JSON without HTML escapes (an event
 // stores text as it is).
 func marshalString(s string) ([]byte, error) {
+	if utf8.ValidString(s) {
+		return appendQuoted(nil, []byte(s)), nil
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -238,18 +367,7 @@ func marshalString(s string) ([]byte, error) {
 }
 
 // dataView is what expressions see of a data value's bytes.
-func dataView(b []byte) any {
-	if len(b) == 0 {
-		return ""
-	}
-	if !utf8.Valid(b) {
-		return b
-	}
-	if x, ok := decodeJSON(b); ok {
-		return x
-	}
-	return string(b)
-}
+func dataView(b []byte) any { return dataValue(b).view() }
 
 // isJSONDoc tells whether UTF-8 bytes are one JSON document that
 // expressions read as a value (nested at most MaxDepth levels).
@@ -334,8 +452,10 @@ func converted(x any) (any, bool) {
 // number reads one JSON number (see numbers).
 func number(n json.Number) any {
 	s := string(n)
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return int(i)
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return int(i)
+		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || !sameNumber(s, strconv.FormatFloat(f, 'e', -1, 64)) {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -148,8 +149,8 @@ type Event struct {
 
 	// TaskScheduled: the task's kind (a function or a built-in), its
 	// evaluated input (Input), and for a dynamic task the scope it adds.
-	Run   string         `json:"run,omitempty"`
-	Scope map[string]any `json:"scope,omitempty"`
+	Run   string `json:"run,omitempty"`
+	Scope Vars   `json:"scope,omitempty"`
 	// ScopeData holds the loop variables that are bytes values (a while's
 	// prev after a binary output), exactly.
 	ScopeData map[string]*Data `json:"scope_data,omitempty"`
@@ -165,6 +166,23 @@ type Event struct {
 	OutputData *Data           `json:"output_data,omitempty"`
 	// TaskFailed, TaskRetrying, InvocationFailed, InvocationCanceled.
 	Error string `json:"error,omitempty"`
+}
+
+// Vars are loop variables as an event stores them. Their numbers are
+// decoded as JSON numbers (json.Number), so that a replay reads them as
+// the live engine saw them: 12345678901234567890 stays itself.
+type Vars map[string]any
+
+// UnmarshalJSON decodes the variables with their numbers exact.
+func (v *Vars) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return err
+	}
+	*v = m
+	return nil
 }
 
 // String renders an event on one line, as `wf events` prints it.

@@ -566,14 +566,11 @@ func encodeEvent(ev *Event) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// decodeEvent decodes a stored event; the numbers of its loop variables
-// stay JSON numbers (json.Number), which apply reads as expressions do, so
-// that a replay sees the values the live engine saw.
+// decodeEvent decodes a stored event (its loop variables' numbers as JSON
+// numbers: see Vars).
 func decodeEvent(data []byte) (*Event, error) {
 	ev := new(Event)
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(ev); err != nil {
+	if err := json.Unmarshal(data, ev); err != nil {
 		return nil, err
 	}
 	return ev, nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/testutil"
 )
@@ -265,7 +266,7 @@ func TestNumbers(t *testing.T) {
 //	go test -run '^$' -fuzz '^FuzzData$' -fuzztime 10s ./engine/
 func FuzzData(f *testing.F) {
 	for _, seed := range []string{`"text"`, `{"base64":"AP+AgQ=="}`, `{"base64":""}`, `{"blob":"sha256-x","size":3}`,
-		`{"base64":1}`, `{"base64":"!!"}`, `[1]`, `null`, `"\ud800"`, "\"\xff\"", `{"base64":"AA==","x":1}`, ``} {
+		`{"base64":1}`, `{"base64":"!!"}`, `[1]`, `null`, `"\ud800"`, "\"\xff\"", `{"base64":"AA==","x":1}`, ``, `"`, `"a"b"`, "\"caf\xc3\xa9\"", "\"\xe2\x80\xa8\""} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -292,6 +293,39 @@ func FuzzData(f *testing.F) {
 			t.Fatalf("encode: %v", err)
 		} else if back, err := decodeEvent(enc); err != nil || !bytes.Equal(back.OutputData.Bytes, d.Bytes) {
 			t.Fatalf("event round trip: %v", err)
+		}
+	})
+}
+
+// FuzzQuote checks the engine's JSON string writer and reader against
+// encoding/json: the same text out, the same bytes back.
+//
+//	go test -run '^$' -fuzz '^FuzzQuote$' -fuzztime 10s ./engine/
+func FuzzQuote(f *testing.F) {
+	for _, seed := range []string{"", "plain", `"q" \ /`, "\x00\x01\x1f\x7f", "<&>", "\u2028\u2029\u2027", "é😀", "\xff", `\u00e9`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(string(b)); err != nil {
+			t.Fatal(err)
+		}
+		if utf8.Valid(b) {
+			if got := appendQuoted(nil, b); string(got)+"\n" != want.String() {
+				t.Fatalf("appendQuoted(%q) = %s, encoding/json writes %s", b, got, want.Bytes())
+			}
+		}
+		// what encoding/json reads from any JSON string, unquote reads too
+		var s string
+		if json.Unmarshal(b, &s) == nil && len(b) > 0 && b[0] == '"' {
+			if got, ok := unquote(bytes.TrimSpace(b)); ok && string(got) != s {
+				t.Fatalf("unquote(%s) = %q, encoding/json reads %q", b, got, s)
+			}
+		}
+		if got, ok := unquote(want.Bytes()[:want.Len()-1]); ok && utf8.Valid(b) && string(got) != string(b) {
+			t.Fatalf("unquote(%s) = %q, want %q", want.Bytes(), got, b)
 		}
 	})
 }
