@@ -125,9 +125,9 @@ func (d datum) jsonView() (json.RawMessage, string) {
 func (d datum) put(ev *Event, output bool) {
 	switch {
 	case d.data && output:
-		ev.OutputData = &Data{Bytes: d.b}
+		ev.OutputData = &Data{Bytes: d.b, form: d.form, formKnown: true}
 	case d.data:
-		ev.InputData = &Data{Bytes: d.b}
+		ev.InputData = &Data{Bytes: d.b, form: d.form, formKnown: true}
 	case output:
 		ev.Output = json.RawMessage(d.b)
 	default:
@@ -138,16 +138,29 @@ func (d datum) put(ev *Event, output bool) {
 // evInput and evOutput read a value back from an event.
 func evInput(ev *Event) datum {
 	if ev.InputData != nil {
-		return dataValue(ev.InputData.Bytes)
+		return ev.InputData.datum()
 	}
 	return jsonValue(ev.Input)
 }
 
 func evOutput(ev *Event) datum {
 	if ev.OutputData != nil {
-		return dataValue(ev.OutputData.Bytes)
+		return ev.OutputData.datum()
 	}
 	return jsonValue(ev.Output)
+}
+
+// datum is the data value the event holds: its form found once (an
+// event the engine writes knows it already).
+func (d *Data) datum() datum {
+	if !d.formKnown {
+		return dataValue(d.Bytes)
+	}
+	b := d.Bytes
+	if b == nil {
+		b = []byte{}
+	}
+	return datum{b: b, data: true, form: d.form}
 }
 
 // storedSize is how many bytes the value takes in an event: what MaxData
@@ -185,6 +198,10 @@ func (d datum) checkStored(what string) error {
 // one refuses the event's value rather than misread it.
 type Data struct {
 	Bytes []byte
+	// form is the bytes' form, when the engine made the Data from a value
+	// that knew it.
+	form      string
+	formKnown bool
 }
 
 // MarshalJSON encodes the bytes as a string if they are UTF-8, else in
@@ -458,13 +475,46 @@ func number(n json.Number) any {
 		}
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || !sameNumber(s, strconv.FormatFloat(f, 'e', -1, 64)) {
+	if err != nil {
 		return n
+	}
+	// A decimal of at most 15 significant digits is what the float64
+	// nearest it writes (DBL_DIG), in the normal range: no need to check.
+	// Zero, and what is or underflows to a denormal, are checked.
+	if significant(s) > 15 || math.Abs(f) < 0x1p-1022 {
+		if !sameNumber(s, strconv.FormatFloat(f, 'e', -1, 64)) {
+			return n
+		}
 	}
 	if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
 		return int(f)
 	}
 	return f
+}
+
+// significant counts the significant digits of a JSON number's text.
+func significant(s string) int {
+	first, last, n := -1, -1, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == 'e' || c == 'E' {
+			break
+		}
+		if c < '0' || c > '9' {
+			continue
+		}
+		if c != '0' {
+			if first < 0 {
+				first = n
+			}
+			last = n
+		}
+		n++
+	}
+	if first < 0 {
+		return 0
+	}
+	return last - first + 1
 }
 
 // sameNumber tells whether two JSON numbers' texts write the same decimal
