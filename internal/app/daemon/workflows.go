@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,7 +106,7 @@ func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c fn.Call) (fn
 	}
 	switch inv.Status {
 	case engine.StatusSucceeded:
-		return fn.Result{Output: outputBytes(inv.Output)}, nil
+		return fn.Result{Output: inv.OutputBytes()}, nil
 	case engine.StatusFailed:
 		if inv.FailedTask != "" {
 			return fn.Result{}, fmt.Errorf("workflow %s invocation %s failed: task %s: %s", name, inv.ID, inv.FailedTask, inv.Error)
@@ -116,14 +115,4 @@ func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c fn.Call) (fn
 	default:
 		return fn.Result{}, fmt.Errorf("workflow %s invocation %s was %s: %s", name, inv.ID, inv.Status, inv.Error)
 	}
-}
-
-// outputBytes is a workflow's output as a trigger answers it: a string's
-// bytes, any other value as JSON.
-func outputBytes(raw json.RawMessage) []byte {
-	var s string
-	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
-		return []byte(s)
-	}
-	return raw
 }
