@@ -31,8 +31,8 @@ func (s *state) describe() string {
 		for _, tid := range tids {
 			t := inv.tasks[tid]
 			sc := fmt.Sprintf("%#v", t.scope) // types too: an int is not a json.Number
-			fmt.Fprintf(&b, "  task %s run=%s status=%s att=%d fail=%d in=%s out=%s err=%q wake=%s start=%s fin=%s scope=%s kids=%d/%d\n",
-				t.id, t.run, t.status, t.attempts, t.failures, t.input.describe(), t.output.describe(), t.err, t.wake.Format(time.RFC3339Nano),
+			fmt.Fprintf(&b, "  task %s run=%s status=%s att=%d fail=%d in=%s child=%s out=%s err=%q wake=%s start=%s fin=%s scope=%s kids=%d/%d\n",
+				t.id, t.run, t.status, t.attempts, t.failures, t.input.describe(), t.child.describe(), t.output.describe(), t.err, t.wake.Format(time.RFC3339Nano),
 				t.started.Format(time.RFC3339Nano), t.finished.Format(time.RFC3339Nano), sc, t.kidsDone, t.kids)
 		}
 	}

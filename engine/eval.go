@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 )
 
 // Expressions are evaluated outside the engine's lock, so that one slow
@@ -35,6 +36,10 @@ type evaluation struct {
 	// val is the value, as stored: a task's input, a branch's value, the
 	// workflow's output.
 	val datum
+	// child is a workflow task's child input when it is data (passed on
+	// from outside, or bytes an expression made): given to the child
+	// exactly, beside val's {"workflow", "input"}.
+	child datum
 	// cond is a while's condition.
 	cond bool
 	err  error
@@ -53,6 +58,27 @@ type view struct {
 type taskView struct {
 	id, status, err string
 	out             *lazyView
+}
+
+// passed returns the stored value a pass value (see value.pass) names in
+// the view, if it is there.
+func (v *view) passed(val *value) (datum, bool) {
+	if val == nil || val.kind != kindExpr || val.pass == "" {
+		return datum{}, false
+	}
+	if val.pass == "input" {
+		if v.input == nil {
+			return datum{}, false
+		}
+		return v.input.d, true
+	}
+	id := strings.TrimPrefix(val.pass, "tasks.")
+	for _, t := range v.tasks {
+		if t.id == id && t.status == TaskSucceeded && t.out != nil {
+			return t.out.d, true
+		}
+	}
+	return datum{}, false
 }
 
 // tasksView lists the tasks for expressions, once per change of the
@@ -226,8 +252,8 @@ func (e *Engine) runEvaluation(id, workflow string, v *view, run func(v *view, b
 // inputOf evaluates what a task's TaskScheduled records.
 func inputOf(spec *taskSpec) func(v *view, b *budget) *evaluation {
 	return func(v *view, b *budget) *evaluation {
-		val, err := evalInput(spec, v.env(), b)
-		return &evaluation{val: val, err: err}
+		val, child, err := evalInput(spec, v, b)
+		return &evaluation{val: val, child: child, err: err}
 	}
 }
 

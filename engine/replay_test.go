@@ -77,6 +77,7 @@ func TestReplayRebuildsLiveState(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewSource(seed))
 	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: leaf\ntasks:\n  x: { run: wfguest, inputs: { op: add, n: \"${ input }\" } }\n")
+	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: echoer\ntasks:\n  x: { run: echo-wat, inputs: \"${ input }\" }\n")
 	// data values a replay must read back exactly: JSON with numbers
 	// beyond float64 (and loop variables holding them), bytes
 	r.defs.put(t, `
@@ -187,7 +188,9 @@ func randomWorkflow(rng *rand.Rand, name string) string {
 				fmt.Fprintf(&b, "    requires: [%s]\n", strings.Join(reqs, ", "))
 			}
 		}
-		switch rng.Intn(13) {
+		switch rng.Intn(14) {
+		case 12:
+			b.WriteString("    run: workflow\n    inputs: { workflow: echoer, input: \"${ fromBase64('AP+AgQ==') }\" }\n")
 		case 9:
 			b.WriteString("    run: wfguest\n    inputs: { op: bytes, b64: AP+AgQ== }\n")
 		case 10:

@@ -252,6 +252,9 @@ func (e *Engine) schedule(inv *invState, spec *taskSpec, id string, add map[stri
 	ev := &Event{Type: EventTaskScheduled, Task: id, Run: spec.run}
 	ev.Scope, ev.ScopeData = scopeOf(add)
 	res.val.put(ev, false)
+	if res.child.data {
+		ev.InputData = &Data{Bytes: res.child.b, form: res.child.form, formKnown: true}
+	}
 	if res.err != nil {
 		e.emit(inv, nil, ev, &Event{Type: EventTaskFailed, Task: id, Error: res.err.Error()})
 		return true
@@ -279,20 +282,39 @@ func (e *Engine) inputOf(inv *invState, spec *taskSpec, id string, add map[strin
 
 // evalInput evaluates what a task's TaskScheduled records: a function's
 // input, or the parts of a built-in's inputs that decide what it does.
-func evalInput(spec *taskSpec, en env, b *budget) (datum, error) {
-	x, err := evalInputValue(spec, en, b)
+//
+// A workflow task's child input that is data (passed on as it is, or
+// bytes an expression made) is returned as child too: the child gets it
+// exactly.
+func evalInput(spec *taskSpec, v *view, b *budget) (d, child datum, err error) {
+	x, err := evalInputValue(spec, v.env(), b)
 	if err != nil {
-		return datum{}, err
+		return datum{}, datum{}, err
 	}
-	d, err := storable(x)
+	if spec.run == builtinWorkflow {
+		m := x.(map[string]any)
+		if p, ok := v.passed(spec.inputs); ok && p.data {
+			child = p
+		} else if bs, ok := m["input"].([]byte); ok {
+			child = dataValue(bs)
+		}
+		if child.data {
+			if err := child.checkStored("the child workflow's input"); err != nil {
+				return datum{}, datum{}, spec.inputs.failed(err)
+			}
+			// the JSON keeps the workflow's name; the bytes go beside it
+			x = map[string]any{"workflow": spec.workflow}
+		}
+	}
+	d, err = storable(x)
 	if err != nil {
 		main := spec.inputs
 		if spec.run == builtinForeach {
 			main = spec.cond
 		}
-		return datum{}, main.failed(err)
+		return datum{}, datum{}, main.failed(err)
 	}
-	return d, nil
+	return d, child, nil
 }
 
 func evalInputValue(spec *taskSpec, en env, b *budget) (any, error) {
@@ -604,12 +626,16 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 		Input    json.RawMessage `json:"input"`
 	}
 	_ = json.Unmarshal(t.input.b, &in)
+	input := t.child
+	if !input.data {
+		input = jsonValue(in.Input)
+	}
 	switch t.status {
 	case TaskScheduled:
-		e.startChild(inv, t, in.Workflow, in.Input)
+		e.startChild(inv, t, in.Workflow, input)
 	case TaskRetrying:
 		if !e.now().Before(t.wake) {
-			e.startChild(inv, t, in.Workflow, in.Input)
+			e.startChild(inv, t, in.Workflow, input)
 		} else if e.localOf(inv.id).timers[t.id] == nil {
 			e.timer(inv, t.id, t.wake)
 		}
@@ -617,7 +643,7 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 		cid := childID(inv.id, t.id, t.attempts)
 		c := e.st.invs[cid]
 		if c == nil {
-			e.createChild(inv, t, cid, in.Workflow, in.Input)
+			e.createChild(inv, t, cid, in.Workflow, input)
 			return
 		}
 		switch c.status {
@@ -635,16 +661,14 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 	}
 }
 
-func (e *Engine) startChild(inv *invState, t *taskState, workflow string, input json.RawMessage) {
+func (e *Engine) startChild(inv *invState, t *taskState, workflow string, input datum) {
 	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: t.attempts + 1})
 	e.createChild(inv, t, childID(inv.id, t.id, t.attempts), workflow, input)
 }
 
 // createChild starts a child invocation, within the limits of its depth
 // and of the child workflows under its root.
-func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, input json.RawMessage) {
-	// the child's input is a json value: a workflow task's recorded input
-	// holds it inside {"workflow", "input"}
+func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, input datum) {
 	depth := 1
 	for p := e.st.parentOf(inv); p != nil && depth <= maxDepth; p = e.st.parentOf(p) {
 		depth++
@@ -674,10 +698,10 @@ func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, 
 		e.fail(inv, t, err.Error())
 		return
 	}
-	if input == nil {
-		input = json.RawMessage("null")
+	if input.none() {
+		input = jsonNull
 	}
-	e.create(cid, rev, jsonValue(input), inv.id+"/"+t.id, inv.span(), nil)
+	e.create(cid, rev, input, inv.id+"/"+t.id, inv.span(), nil)
 }
 
 // driveBranch runs if and switch: the branch chosen at scheduling is a

@@ -112,6 +112,8 @@ type taskState struct {
 	failures int
 	input    datum
 	output   datum
+	// child is a workflow task's child input when it is data.
+	child    datum
 	err      string
 	wake     time.Time
 	started  time.Time
@@ -413,6 +415,10 @@ func (inv *invState) apply(ev *Event) error {
 			}
 		}
 		t = &taskState{id: ev.Task, run: ev.Run, status: TaskScheduled, input: evInput(ev), scope: scope}
+		if ev.Run == builtinWorkflow && ev.InputData != nil {
+			// {"workflow"} as JSON, the child's input as data beside it
+			t.input, t.child = jsonValue(ev.Input), ev.InputData.datum()
+		}
 		inv.tasks[ev.Task] = t
 		inv.order = append(inv.order, ev.Task)
 		if p := inv.tasks[parentID(ev.Task)]; p != nil {
@@ -530,7 +536,7 @@ func (inv *invState) footprint() int64 {
 	n := invOverhead + len(inv.id) + len(inv.workflow) + len(inv.revision) + len(inv.owner) + len(inv.parent) +
 		len(inv.input.b) + len(inv.output.b) + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
 	for id, t := range inv.tasks {
-		n += taskOverhead + 2*len(id) + len(t.run) + len(t.input.b) + len(t.output.b) + len(t.err) + valueSize(t.scope)
+		n += taskOverhead + 2*len(id) + len(t.run) + len(t.input.b) + len(t.output.b) + len(t.child.b) + len(t.err) + valueSize(t.scope)
 	}
 	return int64(n)
 }

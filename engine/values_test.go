@@ -221,6 +221,39 @@ tasks:
 	}
 }
 
+// TestChildWorkflowInputKeepsItsBytes: data passed to a child workflow
+// (an output as it is, bytes an expression made) reaches it exactly; a
+// value made of it is JSON, as before.
+func TestChildWorkflowInputKeepsItsBytes(t *testing.T) {
+	r := newRigOn(t, memory, false)
+	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: echoer\ntasks:\n  x: { run: echo-wat, inputs: \"${ input }\" }\n")
+	r.defs.put(t, `
+apiVersion: sluice/v1
+kind: Workflow
+name: parent
+output: ${ [tasks.bin.output, tasks.odd.output, tasks.made.output, tasks.wrapped.output] }
+tasks:
+  a: { run: wfguest, inputs: { op: bytes, b64: AP+AgQ== } }
+  j: { run: wfguest, inputs: { op: text, s: ' {"n": 12345678901234567890,  "f": 1.50} ' } }
+  bin: { run: workflow, requires: [a], inputs: { workflow: echoer, input: "${ tasks.a.output }" } }
+  odd: { run: workflow, requires: [j], inputs: { workflow: echoer, input: "${ tasks.j.output }" } }
+  made: { run: workflow, inputs: { workflow: echoer, input: "${ fromBase64('/wA=') }" } }
+  wrapped: { run: workflow, requires: [j], inputs: { workflow: echoer, input: { j: "${ tasks.j.output }" } } }
+`)
+	done := r.run("parent", "")
+	wantStatus(t, done, StatusSucceeded)
+	for task, want := range map[string]string{"bin": "\x00\xff\x80\x81", "odd": ` {"n": 12345678901234567890,  "f": 1.50} `,
+		"made": "\xff\x00", "wrapped": `{"j":{"f":1.5,"n":12345678901234567890}}`} {
+		if got := r.e.taskOutput(t, done.ID, task); got != want {
+			t.Errorf("child workflow of task %s answered %q, want %q", task, got, want)
+		}
+	}
+	again := r.replayed(done.ID)
+	if string(again.OutputBytes()) != string(done.OutputBytes()) {
+		t.Fatalf("replayed output %s, live %s", again.OutputBytes(), done.OutputBytes())
+	}
+}
+
 // taskOutput returns the bytes a task's output gives a function.
 func (e *Engine) taskOutput(t *testing.T, id, task string) string {
 	t.Helper()
