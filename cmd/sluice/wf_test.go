@@ -563,4 +563,12 @@ func TestWfValuesKeepTheirBytes(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 		t.Fatalf("Content-Type of a text output: %q", ct)
 	}
+
+	// a failed invocation has no output: 409, saying why
+	p.mustSluice(t, "apiVersion: sluice/v1\nkind: Workflow\nname: nope\ntasks:\n  a: {run: fail, inputs: no}\n", "wf", "create", "nope", "-f", "-")
+	failed := strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "nope"))
+	p.waitStatus(t, failed, "failed")
+	if code, ecode := apiCall(t, http.MethodGet, p.server+"/v1/invocations/"+failed+"/output", ""); code != http.StatusConflict || ecode != "conflict" {
+		t.Fatalf("GET output of a failed invocation: %d %s", code, ecode)
+	}
 }
