@@ -143,7 +143,7 @@ func eventsFrom(data []byte) []*Event {
 	tasks := []string{"x", "y", "x/0", "x/1", "x/then", "x/0/else", "x/case/0", ""}
 	nodes := []string{"n1", "n2", ""}
 	payloads := []string{`null`, `1`, `"s"`, `{"n":1.5}`, `[1,2,3]`, `{"item":2,"index":0}`, `"<&>"`, `` + deepJSON(40),
-		`{"n": 12345678901234567890, "f": 0.10000000000000000000001}`}
+		`{"n":12345678901234567890,"f":0.10000000000000000000001}`} // json values: compact, as the engine writes them
 	// data values: bytes from outside, kept exactly
 	datas := []string{"", "null", "\x00\xff\x80", " {\"b\":1e3,  \"a\":1.50} ", "text <&>", "\"hello\""}
 	var out []*Event

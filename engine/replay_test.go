@@ -87,6 +87,7 @@ name: bignums
 tasks:
   j: { run: wfguest, inputs: { op: text, s: ' [12345678901234567890, 1.50, 0.10000000000000000000001, "x"] ' } }
   each: { run: foreach, requires: [j], inputs: { foreach: "${ tasks.j.output }", do: { run: echo-wat, inputs: "${ item }" } } }
+  odd: { run: foreach, inputs: { foreach: "${ [1, 2] }", do: { run: wfguest, inputs: { op: text, s: ' {"a":  1} ' } } } }
 `)
 	const workflows, runs = 12, 40
 	for i := 0; i < workflows; i++ {

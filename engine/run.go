@@ -803,8 +803,11 @@ func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
+			// compact, as an event stores it: what a replay reads
 			out, _ := inv.tasks[kidID(t.id, i)].output.jsonView()
-			b.Write(out)
+			if json.Compact(&b, out) != nil {
+				b.Write(out)
+			}
 		}
 		b.WriteByte(']')
 		if b.Len() > MaxData {
