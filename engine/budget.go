@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -155,8 +158,10 @@ var budgetFuncs = map[string]func(b *budget, args []any) (any, error){
 	"uniq":       budgetUniq,
 	"upper":      charged("upper"),
 	"lower":      charged("lower"),
-	"toBase64":   charged("toBase64"),
-	"fromBase64": charged("fromBase64"),
+	"toBase64":   budgetBase64,
+	"base64":     budgetBase64,
+	"fromBase64": budgetFromBase64,
+	"float":      budgetFloat,
 	"split":      charged("split"),
 	"splitAfter": charged("splitAfter"),
 	"fromJSON":   charged("fromJSON"),
@@ -267,6 +272,10 @@ func (s sandbox) Visit(node *ast.Node) {
 	case *ast.BuiltinNode:
 		if _, ok := budgetFuncs[n.Name]; ok {
 			ast.Patch(node, sandboxCall(n.Name, n.Arguments...))
+		}
+	case *ast.CallNode:
+		if isIdent(n.Callee, "base64") {
+			ast.Patch(node, sandboxCall("base64", n.Arguments...))
 		}
 	case *ast.MemberNode:
 		if n.Optional || n.Method || s.m.lenient[n] {
@@ -477,6 +486,12 @@ func budgetReplace(b *budget, args []any) (any, error) {
 
 func budgetString(b *budget, args []any) (any, error) {
 	if len(args) == 1 {
+		switch v := args[0].(type) {
+		case json.Number:
+			return string(v), nil
+		case []byte:
+			return nil, errBytesInText(len(v))
+		}
 		if _, err := measure(args[0], measureBound, b.left(), false); err != nil {
 			return nil, err
 		}
@@ -497,6 +512,70 @@ func budgetToJSON(b *budget, args []any) (any, error) {
 		return nil, err
 	}
 	return string(out), nil
+}
+
+// budgetBase64 is base64(x) and toBase64(x): the standard base64 (with
+// padding) of a bytes value or of a string's bytes.
+func budgetBase64(b *budget, args []any) (any, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("base64 takes one argument, bytes or a string; got %d", len(args))
+	}
+	var in []byte
+	switch v := args[0].(type) {
+	case []byte:
+		in = v
+	case string:
+		in = []byte(v)
+	default:
+		return nil, fmt.Errorf("base64 takes bytes or a string, not %s", describe(args[0]))
+	}
+	if err := b.alloc(base64.StdEncoding.EncodedLen(len(in))); err != nil {
+		return nil, err
+	}
+	return base64.StdEncoding.EncodeToString(in), nil
+}
+
+// budgetFromBase64 decodes standard base64 (padded or not): a string if
+// the bytes are UTF-8 text (what fromBase64 always gave), else a bytes
+// value, which no string holds without changing it.
+func budgetFromBase64(b *budget, args []any) (any, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("fromBase64 takes one argument, a string; got %d", len(args))
+	}
+	s, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("fromBase64 takes a string, not %s", describe(args[0]))
+	}
+	if err := b.alloc(base64.StdEncoding.DecodedLen(len(s))); err != nil {
+		return nil, err
+	}
+	enc := base64.StdEncoding
+	if len(s)%4 != 0 {
+		enc = base64.RawStdEncoding
+	}
+	out, err := enc.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("fromBase64: %s is not standard base64: %v", clip(s), err)
+	}
+	if utf8.Valid(out) {
+		return string(out), nil
+	}
+	return out, nil
+}
+
+// budgetFloat is float(x), which also rounds a number kept as its JSON
+// text (json.Number) to a float64.
+func budgetFloat(b *budget, args []any) (any, error) {
+	if len(args) == 1 {
+		if n, ok := args[0].(json.Number); ok {
+			f, err := strconv.ParseFloat(string(n), 64)
+			if err != nil {
+				return nil, fmt.Errorf("float: %s is beyond what a float64 holds", clip(string(n)))
+			}
+			return f, nil
+		}
+	}
+	return callBuiltin("float", args)
 }
 
 // budgetUniq is uniq in linear time for the values that can be map keys
@@ -690,6 +769,14 @@ func (m *meter) walk(x any, depth int) {
 		m.add(5)
 	case string:
 		m.text(len(v))
+	case json.Number:
+		if m.mode == measureFloor {
+			m.add(len(v))
+		} else {
+			m.add(len(v) + 2)
+		}
+	case []byte: // a base64 string inside a value
+		m.text(base64.StdEncoding.EncodedLen(len(v)))
 	case int, int64, float64, float32, int32, uint, uint64:
 		m.add(scalar)
 	case []any:

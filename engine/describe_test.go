@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -24,18 +23,26 @@ func (s *state) describe() string {
 	for _, id := range ids {
 		inv := s.invs[id]
 		fmt.Fprintf(&b, "inv %s wf=%s rev=%s owner=%s parent=%s status=%s in=%s out=%s err=%q ft=%s created=%s fin=%s seqs=%d-%d cancel=%q order=%v root=%s spawned=%d live=%d done=%v bytes=%d\n",
-			inv.id, inv.workflow, inv.revision, inv.owner, inv.parent, inv.status, inv.input, inv.output, inv.err, inv.failedTask,
+			inv.id, inv.workflow, inv.revision, inv.owner, inv.parent, inv.status, inv.input.describe(), inv.output.describe(), inv.err, inv.failedTask,
 			inv.created.Format(time.RFC3339Nano), inv.finishedAt.Format(time.RFC3339Nano), inv.firstSeq, inv.lastSeq, inv.cancel, inv.order,
 			inv.root, inv.spawned, s.live[inv.id], ids2(inv.doneKids), inv.bytes)
 		tids := sortedKeys(inv.tasks)
 		sort.Strings(tids)
 		for _, tid := range tids {
 			t := inv.tasks[tid]
-			sc, _ := json.Marshal(t.scope)
-			fmt.Fprintf(&b, "  task %s run=%s status=%s att=%d fail=%d in=%s out=%s err=%q wake=%s start=%s fin=%s scope=%s kids=%d/%d\n",
-				t.id, t.run, t.status, t.attempts, t.failures, t.input, t.output, t.err, t.wake.Format(time.RFC3339Nano),
+			sc := fmt.Sprintf("%#v", t.scope) // types too: an int is not a json.Number
+			fmt.Fprintf(&b, "  task %s run=%s status=%s att=%d fail=%d in=%s child=%s out=%s err=%q wake=%s start=%s fin=%s scope=%s kids=%d/%d\n",
+				t.id, t.run, t.status, t.attempts, t.failures, t.input.describe(), t.child.describe(), t.output.describe(), t.err, t.wake.Format(time.RFC3339Nano),
 				t.started.Format(time.RFC3339Nano), t.finished.Format(time.RFC3339Nano), sc, t.kidsDone, t.kids)
 		}
 	}
 	return b.String()
+}
+
+// describe renders a stored value with its kind.
+func (d datum) describe() string {
+	if d.data {
+		return fmt.Sprintf("data%q", d.b)
+	}
+	return string(d.b)
 }

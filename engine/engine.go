@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nuid"
 
@@ -426,8 +427,8 @@ func (e *Engine) scan(ctx context.Context, channel string, start eventlog.Start,
 // skipped with a warning naming its sequence; so is one whose handling
 // panics, and the invocation it names is stopped (quarantine).
 func (e *Engine) receive(m *eventlog.Msg) {
-	ev := new(Event)
-	if err := json.Unmarshal(m.Data, ev); err != nil {
+	ev, err := decodeEvent(m.Data)
+	if err != nil {
 		e.log.Warn("skipping a workflow event that is not JSON", "seq", m.Sequence, "err", err)
 		return
 	}
@@ -815,35 +816,45 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 	return snap, nil
 }
 
-// inputValue turns an invocation's input bytes into its JSON value.
-func inputValue(b []byte, f InputFormat) (json.RawMessage, error) {
+// inputValue turns an invocation's input bytes into its value: data, its
+// bytes as they were sent, but for InputString's text (a string, whatever
+// it looks like) and InputJSON's empty input (null).
+func inputValue(b []byte, f InputFormat) (datum, error) {
+	var d datum
 	switch f {
 	case InputString:
-		s, _ := json.Marshal(string(b))
-		return s, nil
+		if !utf8.Valid(b) {
+			d = dataValue(b) // a bytes value: no string holds them
+			break
+		}
+		s, _ := marshalString(string(b))
+		d = jsonValue(s)
 	case InputAuto:
-		raw := dataJSON(b)
-		if !jsonDepthOK(raw, MaxDepth) {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, errTooDeep("the input"))
+		d = dataValue(b)
+	default:
+		if len(bytes.TrimSpace(b)) == 0 {
+			return jsonNull, nil
 		}
-		return raw, nil
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return json.RawMessage("null"), nil
-	}
-	if !jsonDepthOK(b, MaxDepth) {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, errTooDeep("the input"))
-	}
-	var x any
-	if err := json.Unmarshal(b, &x); err != nil {
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) {
-			return nil, fmt.Errorf("%w: the input is not JSON: %v (at byte %d); send text as a string instead", ErrInvalid, err, syn.Offset)
+		if !jsonDepthOK(b, MaxDepth) {
+			return datum{}, fmt.Errorf("%w: %v", ErrInvalid, errTooDeep("the input"))
 		}
-		return nil, fmt.Errorf("%w: the input is not JSON: %v; send text as a string instead", ErrInvalid, err)
+		var raw json.RawMessage
+		if err := json.Unmarshal(b, &raw); err != nil {
+			var syn *json.SyntaxError
+			if errors.As(err, &syn) {
+				return datum{}, fmt.Errorf("%w: the input is not JSON: %v (at byte %d); send text as a string instead", ErrInvalid, err, syn.Offset)
+			}
+			return datum{}, fmt.Errorf("%w: the input is not JSON: %v; send text as a string instead", ErrInvalid, err)
+		}
+		if !utf8.Valid(b) {
+			return datum{}, fmt.Errorf("%w: the input is not JSON: it is not UTF-8 text; send bytes as application/octet-stream instead", ErrInvalid)
+		}
+		d = dataValue(b) // kept as sent: spaces, key order, numbers
 	}
-	raw, _ := compactJSON(b) // it parsed
-	return raw, nil
+	if err := d.checkStored("input"); err != nil {
+		return datum{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return d, nil
 }
 
 func validInvocationID(id string) bool {
@@ -860,10 +871,12 @@ func validInvocationID(id string) bool {
 
 // create writes InvocationCreated and starts driving the invocation,
 // whose span is tc.
-func (e *Engine) create(id string, rev Revision, input json.RawMessage, parent string, tc logctx.Trace, ack func(error)) *invState {
+func (e *Engine) create(id string, rev Revision, input datum, parent string, tc logctx.Trace, ack func(error)) *invState {
 	inv := &invState{id: id}
-	e.emit(inv, ack, &Event{Type: EventInvocationCreated, Workflow: rev.Name, Revision: rev.Revision,
-		Owner: e.o.Node, Parent: parent, Input: input, Traceparent: tc.Traceparent(), Tracestate: tc.State})
+	ev := &Event{Type: EventInvocationCreated, Workflow: rev.Name, Revision: rev.Revision,
+		Owner: e.o.Node, Parent: parent, Traceparent: tc.Traceparent(), Tracestate: tc.State}
+	input.put(ev, false)
+	e.emit(inv, ack, ev)
 	inv = e.st.invs[id]
 	e.reconcile(inv)
 	return inv
@@ -987,8 +1000,8 @@ func (e *Engine) readEvents(ctx context.Context, invID string, unknownOK, tree b
 	var out []*Event
 	members := map[string]bool{invID: true}
 	visit := func(m *eventlog.Msg) (ev *Event) {
-		ev = new(Event)
-		if json.Unmarshal(m.Data, ev) != nil {
+		ev, err := decodeEvent(m.Data)
+		if err != nil {
 			return nil
 		}
 		ev.Seq = m.Sequence

@@ -1,9 +1,9 @@
 package engine
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"strings"
 )
 
 // Expressions are evaluated outside the engine's lock, so that one slow
@@ -33,9 +33,13 @@ import (
 // evaluation is the result of evaluating the expressions of one decision.
 type evaluation struct {
 	done bool
-	// raw is the value, as stored: a task's input, a branch's value, the
+	// val is the value, as stored: a task's input, a branch's value, the
 	// workflow's output.
-	raw json.RawMessage
+	val datum
+	// child is a workflow task's child input when it is data (passed on
+	// from outside, or bytes an expression made): given to the child
+	// exactly, beside val's {"workflow", "input"}.
+	child datum
 	// cond is a while's condition.
 	cond bool
 	err  error
@@ -45,7 +49,7 @@ type evaluation struct {
 // read outside it. Its parts are never changed once taken.
 type view struct {
 	id, workflow string
-	input        *lazyJSON
+	input        *lazyView
 	tasks        []taskView
 	// vars are the loop variables in scope (item, index, prev).
 	vars map[string]any
@@ -53,7 +57,28 @@ type view struct {
 
 type taskView struct {
 	id, status, err string
-	out             *lazyJSON
+	out             *lazyView
+}
+
+// passed returns the stored value a pass value (see value.pass) names in
+// the view, if it is there.
+func (v *view) passed(val *value) (datum, bool) {
+	if val == nil || val.kind != kindExpr || val.pass == "" {
+		return datum{}, false
+	}
+	if val.pass == "input" {
+		if v.input == nil {
+			return datum{}, false
+		}
+		return v.input.d, true
+	}
+	id := strings.TrimPrefix(val.pass, "tasks.")
+	for _, t := range v.tasks {
+		if t.id == id && t.status == TaskSucceeded && t.out != nil {
+			return t.out.d, true
+		}
+	}
+	return datum{}, false
 }
 
 // tasksView lists the tasks for expressions, once per change of the
@@ -227,8 +252,8 @@ func (e *Engine) runEvaluation(id, workflow string, v *view, run func(v *view, b
 // inputOf evaluates what a task's TaskScheduled records.
 func inputOf(spec *taskSpec) func(v *view, b *budget) *evaluation {
 	return func(v *view, b *budget) *evaluation {
-		raw, err := evalInput(spec, v.env(), b)
-		return &evaluation{raw: raw, err: err}
+		val, child, err := evalInput(spec, v, b)
+		return &evaluation{val: val, child: child, err: err}
 	}
 }
 
@@ -239,11 +264,11 @@ func valueOf(val *value) func(v *view, b *budget) *evaluation {
 		if err != nil {
 			return &evaluation{err: err}
 		}
-		raw, err := storable(x)
+		d, err := storable(x)
 		if err != nil {
 			err = val.failed(err)
 		}
-		return &evaluation{raw: raw, err: err}
+		return &evaluation{val: d, err: err}
 	}
 }
 
@@ -271,21 +296,29 @@ func fixed(run func(v *view, b *budget) *evaluation) *evaluation {
 }
 
 // storable encodes an evaluated value for an event: JSON, at most MaxData
-// bytes, nested at most MaxDepth levels. Its size is bounded from below
-// before it is encoded, so that a value made of many references to one
-// large string is refused without being written out.
-func storable(x any) (json.RawMessage, error) {
+// bytes, nested at most MaxDepth levels; a value that is bytes as a whole
+// (fromBase64, a binary output) is stored as data, exactly. Its size is
+// bounded from below before it is encoded, so that a value made of many
+// references to one large string is refused without being written out.
+func storable(x any) (datum, error) {
+	if bs, ok := x.([]byte); ok {
+		d := dataValue(bs)
+		if err := d.checkStored("a bytes value"); err != nil {
+			return datum{}, err
+		}
+		return d, nil
+	}
 	if _, err := measure(x, measureFloor, MaxData, false); err != nil {
-		return nil, err
+		return datum{}, err
 	}
 	raw, err := toJSON(x)
 	if err != nil {
-		return nil, err
+		return datum{}, err
 	}
 	if len(raw) > MaxData {
-		return nil, fmt.Errorf("a value of %d bytes is over the %d KiB a workflow event holds", len(raw), MaxData>>10)
+		return datum{}, fmt.Errorf("a value of %d bytes is over the %d KiB a workflow event holds", len(raw), MaxData>>10)
 	}
-	return raw, nil
+	return jsonValue(raw), nil
 }
 
 // defEntry is a revision's definition, parsed once (or why it cannot be).

@@ -32,6 +32,10 @@ func FuzzExpression(f *testing.F) {
 		{`item * index + len(prev ?? [])`, `null`},
 		{`tasks.a.output.n + 1`, `null`},
 		{`now().Year() > 2000 && uid() != ""`, `null`},
+		{`{"n": input.n, "len": len(base64(input.b))}`, `{"n": 12345678901234567890, "b": "x"}`},
+		{`fromBase64(base64(input))`, "\x00\xff\xfe"},
+		{`len(input) + len(base64(input))`, "\x80\x81"},
+		{`"${ input }"`, "\xff"},
 	} {
 		f.Add(seed.src, []byte(seed.input))
 	}
@@ -42,7 +46,7 @@ func FuzzExpression(f *testing.F) {
 			return
 		}
 		v := &value{kind: kindExpr, line: 1, prog: prog, src: src}
-		in := fromJSON(dataJSON(input))
+		in := dataValue(input).view()
 		en := env{"input": in, "tasks": map[string]any{"a": map[string]any{"output": in, "status": "succeeded", "error": ""}},
 			"invocation": map[string]any{"id": "i", "workflow": "w"}, "item": in, "index": 3, "prev": in}
 		b := newBudget(nil)
@@ -54,20 +58,26 @@ func FuzzExpression(f *testing.F) {
 		if err != nil {
 			return
 		}
-		raw, err := storable(x)
+		d, err := storable(x)
 		if err != nil {
 			return
 		}
-		if len(raw) > MaxData || !jsonDepthOK(raw, MaxDepth) {
-			t.Fatalf("storable gave %d bytes, deep %v", len(raw), !jsonDepthOK(raw, MaxDepth))
+		if d.storedSize() > MaxData || !d.data && !jsonDepthOK(d.b, MaxDepth) {
+			t.Fatalf("storable gave %d bytes, deep %v", d.storedSize(), !jsonDepthOK(d.b, MaxDepth))
 		}
-		data, err := encodeEvent(&Event{Type: EventTaskScheduled, Invocation: "i", Task: "a", Input: raw, Scope: map[string]any{"item": fromJSON(raw)}})
+		ev := &Event{Type: EventTaskScheduled, Invocation: "i", Task: "a"}
+		d.put(ev, false)
+		ev.Scope, ev.ScopeData = scopeOf(map[string]any{"item": d.view()})
+		data, err := encodeEvent(ev)
 		if err != nil {
 			t.Fatalf("encoding an event: %v", err)
 		}
-		var back Event
-		if err := json.Unmarshal(data, &back); err != nil {
+		back, err := decodeEvent(data)
+		if err != nil {
 			t.Fatalf("an event the engine writes does not read back: %v", err)
+		}
+		if got := evInput(back); got.data != d.data || string(got.b) != string(d.b) {
+			t.Fatalf("the value reads back as %s, not %s", got.describe(), d.describe())
 		}
 	})
 }
@@ -92,12 +102,12 @@ func FuzzFold(f *testing.F) {
 			if err != nil {
 				t.Fatalf("encode %+v: %v", ev, err)
 			}
-			var back Event
-			if err := json.Unmarshal(enc, &back); err != nil {
+			back, err := decodeEvent(enc)
+			if err != nil {
 				t.Fatalf("decode %s: %v", enc, err)
 			}
 			back.Seq = ev.Seq
-			_ = replay.apply(&back)
+			_ = replay.apply(back)
 		}
 		if a, b := live.describe(), replay.describe(); a != b {
 			t.Fatalf("the replayed fold differs:\n%s", diff(a, b))
@@ -132,7 +142,10 @@ func eventsFrom(data []byte) []*Event {
 	invs := []string{"a", "b", "c", "a.1.1", "b.2.1", "a.1.1.3.1"}
 	tasks := []string{"x", "y", "x/0", "x/1", "x/then", "x/0/else", "x/case/0", ""}
 	nodes := []string{"n1", "n2", ""}
-	payloads := []string{`null`, `1`, `"s"`, `{"n":1.5}`, `[1,2,3]`, `{"item":2,"index":0}`, `"<&>"`, `` + deepJSON(40)}
+	payloads := []string{`null`, `1`, `"s"`, `{"n":1.5}`, `[1,2,3]`, `{"item":2,"index":0}`, `"<&>"`, `` + deepJSON(40),
+		`{"n":12345678901234567890,"f":0.10000000000000000000001}`} // json values: compact, as the engine writes them
+	// data values: bytes from outside, kept exactly
+	datas := []string{"", "null", "\x00\xff\x80", " {\"b\":1e3,  \"a\":1.50} ", "text <&>", "\"hello\""}
 	var out []*Event
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i+3 < len(data) && len(out) < 300; i += 4 {
@@ -146,6 +159,9 @@ func eventsFrom(data []byte) []*Event {
 		switch ev.Type {
 		case EventInvocationCreated:
 			ev.Owner, ev.Workflow, ev.Revision, ev.Input = nodes[v%2], "w", "r", p
+			if v%4 == 1 {
+				ev.Input, ev.InputData = nil, &Data{Bytes: []byte(datas[v%len(datas)])}
+			}
 			if strings.Contains(ev.Invocation, ".") {
 				ev.Parent = ev.Invocation[:strings.LastIndex(ev.Invocation[:len(ev.Invocation)-2], ".")] + "/x"
 			}
@@ -154,8 +170,14 @@ func eventsFrom(data []byte) []*Event {
 			if v%3 == 0 {
 				ev.Scope = map[string]any{"item": fromJSON(p), "index": v % 5}
 			}
+			if v%4 == 1 {
+				ev.ScopeData = map[string]*Data{"prev": {Bytes: []byte(datas[v%len(datas)])}}
+			}
 		case EventTaskSucceeded, EventInvocationSucceeded:
 			ev.Output = p
+			if v%4 == 1 {
+				ev.Output, ev.OutputData = nil, &Data{Bytes: []byte(datas[v%len(datas)])}
+			}
 		case EventTaskStarted, EventTaskRetrying:
 			if v%2 == 0 {
 				w := base.Add(time.Duration(v) * time.Second)

@@ -77,6 +77,18 @@ func TestReplayRebuildsLiveState(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewSource(seed))
 	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: leaf\ntasks:\n  x: { run: wfguest, inputs: { op: add, n: \"${ input }\" } }\n")
+	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: echoer\ntasks:\n  x: { run: echo-wat, inputs: \"${ input }\" }\n")
+	// data values a replay must read back exactly: JSON with numbers
+	// beyond float64 (and loop variables holding them), bytes
+	r.defs.put(t, `
+apiVersion: sluice/v1
+kind: Workflow
+name: bignums
+tasks:
+  j: { run: wfguest, inputs: { op: text, s: ' [12345678901234567890, 1.50, 0.10000000000000000000001, "x"] ' } }
+  each: { run: foreach, requires: [j], inputs: { foreach: "${ tasks.j.output }", do: { run: echo-wat, inputs: "${ item }" } } }
+  odd: { run: foreach, inputs: { foreach: "${ [1, 2] }", do: { run: wfguest, inputs: { op: text, s: ' {"a":  1} ' } } } }
+`)
 	const workflows, runs = 12, 40
 	for i := 0; i < workflows; i++ {
 		r.defs.put(t, randomWorkflow(rng, fmt.Sprintf("random-%d", i)))
@@ -177,7 +189,15 @@ func randomWorkflow(rng *rand.Rand, name string) string {
 				fmt.Fprintf(&b, "    requires: [%s]\n", strings.Join(reqs, ", "))
 			}
 		}
-		switch rng.Intn(10) {
+		switch rng.Intn(14) {
+		case 12:
+			b.WriteString("    run: workflow\n    inputs: { workflow: echoer, input: \"${ fromBase64('AP+AgQ==') }\" }\n")
+		case 9:
+			b.WriteString("    run: wfguest\n    inputs: { op: bytes, b64: AP+AgQ== }\n")
+		case 10:
+			b.WriteString("    run: repeat\n    inputs: { times: 2, do: { run: echo-wat, inputs: \"${ prev ?? fromBase64('AP+AgQ==') }\" } }\n")
+		case 11:
+			b.WriteString("    run: workflow\n    inputs: { workflow: bignums }\n")
 		case 0:
 			b.WriteString("    run: wfguest\n    inputs: { op: flaky, fails: 1 }\n    retry: { max: 2, backoff: 5ms }\n")
 		case 1:

@@ -197,7 +197,9 @@ func (e *Engine) step(inv *invState) {
 	case err != nil:
 		e.emit(inv, nil, &Event{Type: EventInvocationFailed, Error: "output: " + err.Error()})
 	default:
-		e.emit(inv, nil, &Event{Type: EventInvocationSucceeded, Output: out})
+		ev := &Event{Type: EventInvocationSucceeded}
+		out.put(ev, true)
+		e.emit(inv, nil, ev)
 	}
 }
 
@@ -213,29 +215,29 @@ func requiresMet(inv *invState, spec *taskSpec) bool {
 // output is the workflow's output: output:, or the output of its only
 // last task, or a map of its last tasks' outputs. ready is false while
 // output: is being evaluated.
-func (e *Engine) output(inv *invState, def *Definition) (out json.RawMessage, err error, ready bool) {
+func (e *Engine) output(inv *invState, def *Definition) (out datum, err error, ready bool) {
 	if def.output != nil {
-		if raw, ok := def.output.passed(inv); ok {
-			return raw, nil, true
+		if d, ok := def.output.passed(inv); ok {
+			return d, nil, true
 		}
 		res := def.fixedOutput
 		if res == nil {
 			res = e.evaluate(inv, "output", func() *view { return e.viewOf(inv, "", nil) }, valueOf(def.output))
 		}
 		if res == nil {
-			return nil, nil, false
+			return datum{}, nil, false
 		}
-		return res.raw, res.err, true
+		return res.val, res.err, true
 	}
 	if len(def.sinks) == 1 {
 		return inv.tasks[def.sinks[0]].output, nil, true
 	}
 	m := map[string]json.RawMessage{}
 	for _, s := range def.sinks {
-		m[s] = inv.tasks[s].output
+		m[s], _ = inv.tasks[s].output.jsonView()
 	}
-	out, err = json.Marshal(m)
-	return out, err, true
+	raw, err := json.Marshal(m)
+	return jsonValue(raw), err, true
 }
 
 // schedule writes TaskScheduled with the task's evaluated input, then
@@ -247,7 +249,12 @@ func (e *Engine) schedule(inv *invState, spec *taskSpec, id string, add map[stri
 	if res == nil {
 		return false
 	}
-	ev := &Event{Type: EventTaskScheduled, Task: id, Run: spec.run, Scope: add, Input: res.raw}
+	ev := &Event{Type: EventTaskScheduled, Task: id, Run: spec.run}
+	ev.Scope, ev.ScopeData = scopeOf(add)
+	res.val.put(ev, false)
+	if res.child.data {
+		ev.InputData = &Data{Bytes: res.child.b, form: res.child.form, formKnown: true}
+	}
 	if res.err != nil {
 		e.emit(inv, nil, ev, &Event{Type: EventTaskFailed, Task: id, Error: res.err.Error()})
 		return true
@@ -266,8 +273,8 @@ func (e *Engine) inputOf(inv *invState, spec *taskSpec, id string, add map[strin
 		return spec.fixed
 	}
 	if spec.passes() {
-		if raw, ok := spec.inputs.passed(inv); ok {
-			return &evaluation{done: true, raw: raw}
+		if d, ok := spec.inputs.passed(inv); ok {
+			return &evaluation{done: true, val: d}
 		}
 	}
 	return e.evaluate(inv, "schedule "+id, func() *view { return e.viewOf(inv, id, add) }, inputOf(spec))
@@ -275,20 +282,39 @@ func (e *Engine) inputOf(inv *invState, spec *taskSpec, id string, add map[strin
 
 // evalInput evaluates what a task's TaskScheduled records: a function's
 // input, or the parts of a built-in's inputs that decide what it does.
-func evalInput(spec *taskSpec, en env, b *budget) (json.RawMessage, error) {
-	x, err := evalInputValue(spec, en, b)
+//
+// A workflow task's child input that is data (passed on as it is, or
+// bytes an expression made) is returned as child too: the child gets it
+// exactly.
+func evalInput(spec *taskSpec, v *view, b *budget) (d, child datum, err error) {
+	x, err := evalInputValue(spec, v.env(), b)
 	if err != nil {
-		return nil, err
+		return datum{}, datum{}, err
 	}
-	raw, err := storable(x)
+	if spec.run == builtinWorkflow {
+		m := x.(map[string]any)
+		if p, ok := v.passed(spec.inputs); ok && p.data {
+			child = p
+		} else if bs, ok := m["input"].([]byte); ok {
+			child = dataValue(bs)
+		}
+		if child.data {
+			if err := child.checkStored("the child workflow's input"); err != nil {
+				return datum{}, datum{}, spec.inputs.failed(err)
+			}
+			// the JSON keeps the workflow's name; the bytes go beside it
+			x = map[string]any{"workflow": spec.workflow}
+		}
+	}
+	d, err = storable(x)
 	if err != nil {
 		main := spec.inputs
 		if spec.run == builtinForeach {
 			main = spec.cond
 		}
-		return nil, main.failed(err)
+		return datum{}, datum{}, main.failed(err)
 	}
-	return raw, nil
+	return d, child, nil
 }
 
 func evalInputValue(spec *taskSpec, en env, b *budget) (any, error) {
@@ -391,13 +417,13 @@ func (e *Engine) drive(inv *invState, spec *taskSpec, t *taskState) {
 	case spec.run == builtinSleep:
 		switch t.status {
 		case TaskScheduled:
-			d, _ := sleepDuration(fromJSON(t.input))
+			d, _ := sleepDuration(t.input.view())
 			wake := e.now().Add(d)
 			e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: 1, Wake: &wake})
 			e.timer(inv, t.id, wake)
 		case TaskRunning:
 			if !e.now().Before(t.wake) {
-				e.emit(inv, nil, &Event{Type: EventTaskSucceeded, Task: t.id, Attempt: t.attempts, Output: json.RawMessage("null")})
+				e.succeed(inv, t, jsonNull)
 				return
 			}
 			e.timer(inv, t.id, t.wake)
@@ -428,11 +454,13 @@ func (e *Engine) drive(inv *invState, spec *taskSpec, t *taskState) {
 	}
 }
 
-func (e *Engine) succeed(inv *invState, t *taskState, out json.RawMessage) {
-	if out == nil {
-		out = json.RawMessage("null")
+func (e *Engine) succeed(inv *invState, t *taskState, out datum) {
+	if out.none() {
+		out = jsonNull
 	}
-	e.emit(inv, nil, &Event{Type: EventTaskSucceeded, Task: t.id, Attempt: t.attempts, Output: out})
+	ev := &Event{Type: EventTaskSucceeded, Task: t.id, Attempt: t.attempts}
+	out.put(ev, true)
+	e.emit(inv, nil, ev)
 }
 
 func (e *Engine) fail(inv *invState, t *taskState, msg string) {
@@ -472,7 +500,7 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 	}
 	rn := &run{attempt: attempt, spec: spec, cancel: cancel}
 	e.localOf(inv.id).runs[t.id] = rn
-	invID, taskID, fn, input := inv.id, t.id, spec.run, functionInput(t.input)
+	invID, taskID, fn, input := inv.id, t.id, spec.run, t.input.input()
 	meta := map[string]string{
 		abi.MetaWorkflow: inv.workflow, abi.MetaWorkflowInvocation: inv.id,
 		abi.MetaWorkflowTask: t.id, abi.MetaWorkflowAttempt: strconv.Itoa(attempt),
@@ -529,14 +557,12 @@ func (e *Engine) called(invID, taskID string, rn *run, out []byte, err error, ti
 		return
 	}
 	if err == nil {
-		raw := dataJSON(out)
-		switch {
-		case len(raw) > MaxData:
-			err = fmt.Errorf("output of %d bytes is over the %d KiB a workflow event holds", len(out), MaxData>>10)
-		case !jsonDepthOK(raw, MaxDepth):
-			err = errTooDeep("the output")
-		default:
-			e.emit(inv, nil, &Event{Type: EventTaskSucceeded, Task: taskID, Attempt: attempt, Output: raw})
+		// the output is data: recorded as it is, whatever it holds
+		d := dataValue(out)
+		if err = d.checkStored("output"); err == nil {
+			ev := &Event{Type: EventTaskSucceeded, Task: taskID, Attempt: attempt}
+			d.put(ev, true)
+			e.emit(inv, nil, ev)
 		}
 	}
 	if err != nil {
@@ -599,13 +625,17 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 		Workflow string          `json:"workflow"`
 		Input    json.RawMessage `json:"input"`
 	}
-	_ = json.Unmarshal(t.input, &in)
+	_ = json.Unmarshal(t.input.b, &in)
+	input := t.child
+	if !input.data {
+		input = jsonValue(in.Input)
+	}
 	switch t.status {
 	case TaskScheduled:
-		e.startChild(inv, t, in.Workflow, in.Input)
+		e.startChild(inv, t, in.Workflow, input)
 	case TaskRetrying:
 		if !e.now().Before(t.wake) {
-			e.startChild(inv, t, in.Workflow, in.Input)
+			e.startChild(inv, t, in.Workflow, input)
 		} else if e.localOf(inv.id).timers[t.id] == nil {
 			e.timer(inv, t.id, t.wake)
 		}
@@ -613,7 +643,7 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 		cid := childID(inv.id, t.id, t.attempts)
 		c := e.st.invs[cid]
 		if c == nil {
-			e.createChild(inv, t, cid, in.Workflow, in.Input)
+			e.createChild(inv, t, cid, in.Workflow, input)
 			return
 		}
 		switch c.status {
@@ -631,14 +661,14 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 	}
 }
 
-func (e *Engine) startChild(inv *invState, t *taskState, workflow string, input json.RawMessage) {
+func (e *Engine) startChild(inv *invState, t *taskState, workflow string, input datum) {
 	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: t.attempts + 1})
 	e.createChild(inv, t, childID(inv.id, t.id, t.attempts), workflow, input)
 }
 
 // createChild starts a child invocation, within the limits of its depth
 // and of the child workflows under its root.
-func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, input json.RawMessage) {
+func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, input datum) {
 	depth := 1
 	for p := e.st.parentOf(inv); p != nil && depth <= maxDepth; p = e.st.parentOf(p) {
 		depth++
@@ -668,8 +698,8 @@ func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, 
 		e.fail(inv, t, err.Error())
 		return
 	}
-	if input == nil {
-		input = json.RawMessage("null")
+	if input.none() {
+		input = jsonNull
 	}
 	e.create(cid, rev, input, inv.id+"/"+t.id, inv.span(), nil)
 }
@@ -681,7 +711,7 @@ func (e *Engine) driveBranch(inv *invState, spec *taskSpec, t *taskState) {
 		If   bool `json:"if"`
 		Case *int `json:"case"`
 	}
-	_ = json.Unmarshal(t.input, &in)
+	_ = json.Unmarshal(t.input.b, &in)
 	key := "else"
 	switch {
 	case spec.run == builtinIf && in.If:
@@ -694,11 +724,11 @@ func (e *Engine) driveBranch(inv *invState, spec *taskSpec, t *taskState) {
 	b := spec.branches[key]
 	switch {
 	case b == nil:
-		e.succeed(inv, t, nil)
+		e.succeed(inv, t, datum{})
 	case b.val != nil:
 		res := b.fixed
-		if raw, ok := b.val.passed(inv); ok {
-			res = &evaluation{done: true, raw: raw}
+		if d, ok := b.val.passed(inv); ok {
+			res = &evaluation{done: true, val: d}
 		}
 		if res == nil {
 			res = e.evaluate(inv, "branch "+t.id, func() *view { return e.viewOf(inv, t.id, nil) }, valueOf(b.val))
@@ -708,7 +738,7 @@ func (e *Engine) driveBranch(inv *invState, spec *taskSpec, t *taskState) {
 		case res.err != nil:
 			e.fail(inv, t, res.err.Error())
 		default:
-			e.succeed(inv, t, res.raw)
+			e.succeed(inv, t, res.val)
 		}
 	default:
 		e.driveKid(inv, t, b.spec, t.id+"/"+key, nil, func(c *taskState) { e.succeed(inv, t, c.output) })
@@ -743,7 +773,7 @@ type foreachInput struct {
 func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
 	if t.items == nil {
 		t.items = &foreachInput{}
-		_ = json.Unmarshal(t.input, t.items)
+		_ = json.Unmarshal(t.input.b, t.items)
 	}
 	in := t.items
 	do := spec.branches["do"].spec
@@ -773,14 +803,18 @@ func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.Write(inv.tasks[kidID(t.id, i)].output)
+			// compact, as an event stores it: what a replay reads
+			out, _ := inv.tasks[kidID(t.id, i)].output.jsonView()
+			if json.Compact(&b, out) != nil {
+				b.Write(out)
+			}
 		}
 		b.WriteByte(']')
 		if b.Len() > MaxData {
 			e.fail(inv, t, fmt.Sprintf("foreach: the list of outputs is %d bytes, over the %d KiB a workflow event holds", b.Len(), MaxData>>10))
 			return
 		}
-		e.succeed(inv, t, b.Bytes())
+		e.succeed(inv, t, jsonValue(b.Bytes()))
 		return
 	}
 	vars := func(i int) map[string]any { return map[string]any{"item": fromJSON(in.Foreach[i]), "index": i} }
@@ -806,7 +840,7 @@ func (e *Engine) driveLoop(inv *invState, spec *taskSpec, t *taskState) {
 	do := spec.branches["do"].spec
 	k := t.kids
 	var prev any
-	var prevRaw json.RawMessage = json.RawMessage("null")
+	prevRaw := jsonNull
 	if k > 0 {
 		last := inv.tasks[kidID(t.id, k-1)]
 		switch {
@@ -826,7 +860,7 @@ func (e *Engine) driveLoop(inv *invState, spec *taskSpec, t *taskState) {
 		var in struct {
 			Times int `json:"times"`
 		}
-		_ = json.Unmarshal(t.input, &in)
+		_ = json.Unmarshal(t.input.b, &in)
 		if k >= in.Times {
 			e.succeed(inv, t, prevRaw)
 			return
@@ -855,27 +889,52 @@ func (e *Engine) driveLoop(inv *invState, spec *taskSpec, t *taskState) {
 
 // compose merges its inputs: a list of maps into one map (later keys
 // win), anything else as it is.
-func compose(raw json.RawMessage) json.RawMessage {
+func compose(in datum) datum {
+	raw, _ := in.jsonView()
 	var list []json.RawMessage
 	if json.Unmarshal(raw, &list) != nil {
-		return raw
+		return in
 	}
 	merged := map[string]json.RawMessage{}
 	for _, el := range list {
 		var m map[string]json.RawMessage
 		if json.Unmarshal(el, &m) != nil {
-			return raw
+			return in
 		}
 		for k, v := range m {
 			merged[k] = v
 		}
 	}
 	out, _ := json.Marshal(merged)
-	return out
+	return jsonValue(out)
 }
 
-func failMessage(raw json.RawMessage) string {
-	x := fromJSON(raw)
+// scopeOf splits the loop variables a dynamic task adds into those an
+// event stores as JSON and the bytes values it stores exactly.
+func scopeOf(add map[string]any) (map[string]any, map[string]*Data) {
+	var bytesVars map[string]*Data
+	for k, x := range add {
+		if bs, ok := x.([]byte); ok {
+			if bytesVars == nil {
+				bytesVars = map[string]*Data{}
+			}
+			bytesVars[k] = &Data{Bytes: bs}
+		}
+	}
+	if bytesVars == nil {
+		return add, nil
+	}
+	rest := make(map[string]any, len(add))
+	for k, x := range add {
+		if bytesVars[k] == nil {
+			rest[k] = x
+		}
+	}
+	return rest, bytesVars
+}
+
+func failMessage(in datum) string {
+	x := in.view()
 	if m, ok := x.(map[string]any); ok && m["message"] != nil {
 		x = m["message"]
 	}
@@ -888,6 +947,9 @@ func failMessage(raw json.RawMessage) string {
 func asList(x any) ([]any, bool) {
 	if x == nil {
 		return nil, false
+	}
+	if _, ok := x.([]byte); ok {
+		return nil, false // bytes, not a list of numbers
 	}
 	if l, ok := x.([]any); ok {
 		return l, true

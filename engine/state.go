@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -55,9 +54,9 @@ type state struct {
 // invState is one invocation.
 type invState struct {
 	id, workflow, revision, owner, parent string
-	input                                 json.RawMessage
+	input                                 datum
 	status                                string
-	output                                json.RawMessage
+	output                                datum
 	err, failedTask                       string
 	created                               time.Time
 	finishedAt                            time.Time
@@ -80,27 +79,27 @@ type invState struct {
 	// none): its task calls are children of it.
 	trace logctx.Trace
 	// in decodes input for expressions, once (nil once finished).
-	in *lazyJSON
+	in *lazyView
 	// view lists the tasks for expressions (eval.go), until they change.
 	view []taskView
 }
 
-// lazyJSON is a JSON value decoded for expressions on first use, once,
-// from whichever goroutine needs it first: expressions are evaluated
-// outside the engine's lock, on snapshots that share these.
-type lazyJSON struct {
-	raw  json.RawMessage
+// lazyView is a value decoded for expressions on first use, once, from
+// whichever goroutine needs it first: expressions are evaluated outside
+// the engine's lock, on snapshots that share these.
+type lazyView struct {
+	d    datum
 	once sync.Once
 	v    any
 }
 
-func newLazy(raw json.RawMessage) *lazyJSON { return &lazyJSON{raw: raw} }
+func newLazy(d datum) *lazyView { return &lazyView{d: d} }
 
-func (l *lazyJSON) value() any {
+func (l *lazyView) value() any {
 	if l == nil {
 		return nil
 	}
-	l.once.Do(func() { l.v = fromJSON(l.raw) })
+	l.once.Do(func() { l.v = l.d.view() })
 	return l.v
 }
 
@@ -111,8 +110,10 @@ type taskState struct {
 	attempts int
 	// failures counts the attempts that failed and were retried.
 	failures int
-	input    json.RawMessage
-	output   json.RawMessage
+	input    datum
+	output   datum
+	// child is a workflow task's child input when it is data.
+	child    datum
 	err      string
 	wake     time.Time
 	started  time.Time
@@ -123,7 +124,7 @@ type taskState struct {
 	// those that succeeded.
 	kids, kidsDone int
 	// out decodes output for expressions, once (nil once finished).
-	out *lazyJSON
+	out *lazyView
 	// items is a foreach's input, read once.
 	items *foreachInput
 }
@@ -166,10 +167,10 @@ func (s *state) apply(ev *Event) error {
 		}
 		inv = &invState{
 			id: ev.Invocation, workflow: ev.Workflow, revision: ev.Revision, owner: ev.Owner,
-			parent: ev.Parent, input: ev.Input, status: StatusRunning, created: ev.Time,
+			parent: ev.Parent, input: evInput(ev), status: StatusRunning, created: ev.Time,
 			firstSeq: ev.Seq, lastSeq: ev.Seq, tasks: map[string]*taskState{}, root: ev.Invocation,
-			in: newLazy(ev.Input),
 		}
+		inv.in = newLazy(inv.input)
 		if tc, ok := logctx.ParseTraceparent(ev.Traceparent); ok {
 			tc.State = logctx.ParseTracestate(ev.Tracestate)
 			inv.trace = tc
@@ -381,7 +382,7 @@ func (inv *invState) apply(ev *Event) error {
 		}
 		switch ev.Type {
 		case EventInvocationSucceeded:
-			inv.status, inv.output = StatusSucceeded, ev.Output
+			inv.status, inv.output = StatusSucceeded, evOutput(ev)
 		case EventInvocationFailed:
 			inv.status, inv.err, inv.failedTask = StatusFailed, ev.Error, ev.Task
 		default:
@@ -396,12 +397,28 @@ func (inv *invState) apply(ev *Event) error {
 		if !running || t != nil || ev.Task == "" {
 			return errIgnored
 		}
-		// Loop variables as expressions see them live: whole numbers are
-		// ints (json gives float64s).
-		if ev.Scope != nil {
-			ints(map[string]any(ev.Scope))
+		// Loop variables as expressions see them live: numbers as
+		// numbers reads them, bytes values as bytes.
+		scope := ev.Scope
+		if scope != nil {
+			numbers(map[string]any(scope))
 		}
-		t = &taskState{id: ev.Task, run: ev.Run, status: TaskScheduled, input: ev.Input, scope: ev.Scope}
+		if len(ev.ScopeData) > 0 {
+			scope = make(map[string]any, len(ev.Scope)+len(ev.ScopeData))
+			for k, x := range ev.Scope {
+				scope[k] = x
+			}
+			for k, d := range ev.ScopeData {
+				if d != nil {
+					scope[k] = dataView(d.Bytes)
+				}
+			}
+		}
+		t = &taskState{id: ev.Task, run: ev.Run, status: TaskScheduled, input: evInput(ev), scope: scope}
+		if ev.Run == builtinWorkflow && ev.InputData != nil {
+			// {"workflow"} as JSON, the child's input as data beside it
+			t.input, t.child = jsonValue(ev.Input), ev.InputData.datum()
+		}
 		inv.tasks[ev.Task] = t
 		inv.order = append(inv.order, ev.Task)
 		if p := inv.tasks[parentID(ev.Task)]; p != nil {
@@ -434,8 +451,8 @@ func (inv *invState) apply(ev *Event) error {
 		if t == nil || t.status != TaskRunning || (ev.Attempt != 0 && ev.Attempt != t.attempts) {
 			return errIgnored
 		}
-		t.status, t.output, t.err, t.finished = TaskSucceeded, ev.Output, "", ev.Time
-		t.wake, t.out = time.Time{}, newLazy(ev.Output)
+		t.status, t.output, t.err, t.finished = TaskSucceeded, evOutput(ev), "", ev.Time
+		t.wake, t.out = time.Time{}, newLazy(t.output)
 		if p := inv.tasks[parentID(ev.Task)]; p != nil {
 			p.kidsDone++
 		}
@@ -454,7 +471,7 @@ func (inv *invState) apply(ev *Event) error {
 // value is a task's output decoded for expressions.
 func (t *taskState) value() any {
 	if t.out == nil {
-		return fromJSON(t.output)
+		return t.output.view()
 	}
 	return t.out.value()
 }
@@ -463,9 +480,11 @@ func (t *taskState) value() any {
 func (inv *invState) snapshot(withTasks bool) *Invocation {
 	out := &Invocation{
 		ID: inv.id, Workflow: inv.workflow, Revision: inv.revision, Status: inv.status,
-		Input: inv.input, Output: inv.output, Error: inv.err, FailedTask: inv.failedTask,
-		Parent: inv.parent, Owner: inv.owner, Created: inv.created,
+		Error: inv.err, FailedTask: inv.failedTask,
+		Parent: inv.parent, Owner: inv.owner, Created: inv.created, in: inv.input, out: inv.output,
 	}
+	out.Input, out.InputForm = inv.input.jsonView()
+	out.Output, out.OutputForm = inv.output.jsonView()
 	if !inv.trace.IsZero() {
 		out.Traceparent = inv.trace.Traceparent()
 	}
@@ -473,18 +492,18 @@ func (inv *invState) snapshot(withTasks bool) *Invocation {
 		f := inv.finishedAt
 		out.Finished = &f
 	}
-	if out.Input == nil {
-		out.Input = json.RawMessage("null")
-	}
-	if out.Output == nil {
-		out.Output = json.RawMessage("null")
-	}
 	if !withTasks {
 		return out
 	}
 	out.Tasks = make(map[string]*Task, len(inv.tasks))
 	for id, t := range inv.tasks {
-		v := &Task{Status: t.status, Run: t.run, Attempts: t.attempts, Input: t.input, Output: t.output, Error: t.err}
+		v := &Task{Status: t.status, Run: t.run, Attempts: t.attempts, Error: t.err}
+		if !t.input.none() {
+			v.Input, v.InputForm = t.input.jsonView()
+		}
+		if !t.output.none() {
+			v.Output, v.OutputForm = t.output.jsonView()
+		}
 		if !t.wake.IsZero() {
 			w := t.wake
 			v.Wake = &w
@@ -515,9 +534,9 @@ const (
 // its events put in it: what retainBytes counts.
 func (inv *invState) footprint() int64 {
 	n := invOverhead + len(inv.id) + len(inv.workflow) + len(inv.revision) + len(inv.owner) + len(inv.parent) +
-		len(inv.input) + len(inv.output) + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
+		len(inv.input.b) + len(inv.output.b) + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
 	for id, t := range inv.tasks {
-		n += taskOverhead + 2*len(id) + len(t.run) + len(t.input) + len(t.output) + len(t.err) + valueSize(t.scope)
+		n += taskOverhead + 2*len(id) + len(t.run) + len(t.input.b) + len(t.output.b) + len(t.child.b) + len(t.err) + valueSize(t.scope)
 	}
 	return int64(n)
 }

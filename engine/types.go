@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -35,10 +36,17 @@ type Invocation struct {
 	// Revision is the definition's content hash the invocation runs on.
 	Revision string `json:"revision"`
 	Status   string `json:"status"`
-	// Input and Output are JSON values.
-	Input  json.RawMessage `json:"input"`
-	Output json.RawMessage `json:"output"`
-	Error  string          `json:"error,omitempty"`
+	// Input and Output are the values as JSON. A value that came from
+	// outside as bytes that are not one JSON document says so in its
+	// form: InputForm (OutputForm) is FormText for UTF-8 text, whose JSON
+	// is the string of it, or FormBase64 for other bytes, whose JSON is
+	// their base64; none for JSON. GET /v1/invocations/{id}/output (and
+	// /input) answer the exact bytes.
+	Input      json.RawMessage `json:"input"`
+	InputForm  string          `json:"input_form,omitempty"`
+	Output     json.RawMessage `json:"output"`
+	OutputForm string          `json:"output_form,omitempty"`
+	Error      string          `json:"error,omitempty"`
 	// FailedTask names the task whose failure failed the invocation.
 	FailedTask string `json:"failed_task,omitempty"`
 	// Parent is "INVOCATION/TASK" for a child workflow.
@@ -54,19 +62,37 @@ type Invocation struct {
 	// branch, a loop iteration) have ids under their parent's, like
 	// "route/then" or "each/3".
 	Tasks map[string]*Task `json:"tasks,omitempty"`
+
+	// in and out are the values as stored (not in the JSON: an Invocation
+	// decoded from the API has none).
+	in, out datum
 }
+
+// InputBytes and OutputBytes are the bytes a function given the input
+// (output) receives: a value that came from outside as bytes (an
+// invocation's input, a function's output), exactly; a value an
+// expression made, a string's bytes, anything else as JSON; none for
+// null. An Invocation decoded from JSON has none: the API answers them at
+// GET /v1/invocations/{id}/input and /output.
+func (inv *Invocation) InputBytes() []byte { return inv.in.input() }
+
+// OutputBytes: see InputBytes.
+func (inv *Invocation) OutputBytes() []byte { return inv.out.input() }
 
 // Done tells whether the invocation has finished.
 func (inv *Invocation) Done() bool { return inv.Status != StatusRunning }
 
 // Task is one task of an invocation.
 type Task struct {
-	Status   string          `json:"status"`
-	Run      string          `json:"run"`
-	Attempts int             `json:"attempts,omitempty"`
-	Input    json.RawMessage `json:"input,omitempty"`
-	Output   json.RawMessage `json:"output,omitempty"`
-	Error    string          `json:"error,omitempty"`
+	Status   string `json:"status"`
+	Run      string `json:"run"`
+	Attempts int    `json:"attempts,omitempty"`
+	// Input and Output are as an Invocation's, with their forms.
+	Input      json.RawMessage `json:"input,omitempty"`
+	InputForm  string          `json:"input_form,omitempty"`
+	Output     json.RawMessage `json:"output,omitempty"`
+	OutputForm string          `json:"output_form,omitempty"`
+	Error      string          `json:"error,omitempty"`
 	// Wake is when a sleeping or retrying task continues.
 	Wake     *time.Time `json:"wake,omitempty"`
 	Started  *time.Time `json:"started,omitempty"`
@@ -105,11 +131,16 @@ type Event struct {
 	From string `json:"from,omitempty"`
 
 	// InvocationCreated.
-	Workflow string          `json:"workflow,omitempty"`
-	Revision string          `json:"revision,omitempty"`
-	Owner    string          `json:"owner,omitempty"`
-	Parent   string          `json:"parent,omitempty"`
-	Input    json.RawMessage `json:"input,omitempty"`
+	Workflow string `json:"workflow,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	Parent   string `json:"parent,omitempty"`
+	// Input is a value made by the engine (an expression, a built-in) as
+	// JSON; InputData, a value from outside (this event's input, and a
+	// TaskScheduled's input that passes one on), as its exact bytes.
+	// Events written before data values existed have Input only.
+	Input     json.RawMessage `json:"input,omitempty"`
+	InputData *Data           `json:"input_data,omitempty"`
 	// Traceparent and Tracestate are the invocation's trace context (the
 	// span of the call that started it), if it had one; events written
 	// before sluice recorded it have none.
@@ -118,18 +149,40 @@ type Event struct {
 
 	// TaskScheduled: the task's kind (a function or a built-in), its
 	// evaluated input (Input), and for a dynamic task the scope it adds.
-	Run   string         `json:"run,omitempty"`
-	Scope map[string]any `json:"scope,omitempty"`
+	Run   string `json:"run,omitempty"`
+	Scope Vars   `json:"scope,omitempty"`
+	// ScopeData holds the loop variables that are bytes values (a while's
+	// prev after a binary output), exactly.
+	ScopeData map[string]*Data `json:"scope_data,omitempty"`
 
 	// TaskStarted, TaskRetrying and TaskFailed: the attempt, from 1.
 	Attempt int `json:"attempt,omitempty"`
 	// TaskStarted of a sleep, TaskRetrying: when the task goes on.
 	Wake *time.Time `json:"wake,omitempty"`
 
-	// TaskSucceeded, InvocationSucceeded.
-	Output json.RawMessage `json:"output,omitempty"`
+	// TaskSucceeded, InvocationSucceeded: as Input and InputData (a
+	// function's output is data).
+	Output     json.RawMessage `json:"output,omitempty"`
+	OutputData *Data           `json:"output_data,omitempty"`
 	// TaskFailed, TaskRetrying, InvocationFailed, InvocationCanceled.
 	Error string `json:"error,omitempty"`
+}
+
+// Vars are loop variables as an event stores them. Their numbers are
+// decoded as JSON numbers (json.Number), so that a replay reads them as
+// the live engine saw them: 12345678901234567890 stays itself.
+type Vars map[string]any
+
+// UnmarshalJSON decodes the variables with their numbers exact.
+func (v *Vars) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return err
+	}
+	*v = m
+	return nil
 }
 
 // String renders an event on one line, as `wf events` prints it.
@@ -169,11 +222,21 @@ func (e *Event) String() string {
 		s, _ := json.Marshal(e.Scope)
 		add("scope", string(s))
 	}
+	if len(e.ScopeData) > 0 {
+		s, _ := json.Marshal(e.ScopeData)
+		add("scope_data", clip(string(s)))
+	}
 	if len(e.Input) > 0 {
 		add("input", clip(string(e.Input)))
 	}
+	if e.InputData != nil {
+		add("input_data", clipData(e.InputData))
+	}
 	if len(e.Output) > 0 {
 		add("output", clip(string(e.Output)))
+	}
+	if e.OutputData != nil {
+		add("output_data", clipData(e.OutputData))
 	}
 	if e.Error != "" {
 		add("error", clip(fmt.Sprintf("%q", e.Error)))
@@ -196,4 +259,14 @@ func clip(s string) string {
 		return s[:max] + "…"
 	}
 	return s
+}
+
+// clipData renders a data value for an event's line: as it is stored, cut
+// short.
+func clipData(d *Data) string {
+	b, err := d.MarshalJSON()
+	if err != nil {
+		return fmt.Sprintf("(%d bytes)", len(d.Bytes))
+	}
+	return clip(string(b))
 }

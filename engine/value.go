@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 
@@ -89,6 +88,9 @@ var exprOptions = []expr.Option{
 	expr.Env(compileEnv),
 	expr.AllowUndefinedVariables(), // names are checked by nameWalker, per scope
 	expr.Function("uid", func(...any) (any, error) { return nuid.Next(), nil }, new(func() string)),
+	// base64(x): the standard base64 of bytes or of a string (the sandbox
+	// runs budgetBase64 in its place)
+	expr.Function("base64", func(args ...any) (any, error) { return budgetBase64(newBudget(nil), args) }),
 	expr.MaxNodes(evalMaxNodes),
 }
 
@@ -127,6 +129,7 @@ func (c *compiler) compile(src string, sc scope, line int) (*vm.Program, []strin
 		w.allowed[n] = true
 	}
 	w.allowed["uid"] = true
+	w.allowed["base64"] = true
 	ast.Walk(&node, declared(w.allowed)) // let names, wherever they are
 	ast.Walk(&node, w)
 	if w.err != nil {
@@ -175,23 +178,23 @@ func passOf(prog *vm.Program) string {
 }
 
 // passed returns the stored value a pass value names in an invocation,
-// if it is there.
-func (v *value) passed(inv *invState) (json.RawMessage, bool) {
+// if it is there: a data value stays data, byte for byte.
+func (v *value) passed(inv *invState) (datum, bool) {
 	switch {
 	case v == nil || v.kind != kindExpr || v.pass == "":
-		return nil, false
+		return datum{}, false
 	case v.pass == "input":
-		if inv.input == nil {
-			return json.RawMessage("null"), true
+		if inv.input.none() {
+			return jsonNull, true
 		}
 		return inv.input, true
 	}
 	t := inv.tasks[strings.TrimPrefix(v.pass, "tasks.")]
 	if t == nil || t.status != TaskSucceeded {
-		return nil, false
+		return datum{}, false
 	}
-	if t.output == nil {
-		return json.RawMessage("null"), true
+	if t.output.none() {
+		return jsonNull, true
 	}
 	return t.output, true
 }
@@ -375,6 +378,9 @@ func (v *value) eval(e env, b *budget) (any, error) {
 				return nil, err
 			}
 			str, ok := out.(string)
+			if bs, isBytes := out.([]byte); isBytes {
+				return nil, exprError(v.line, p.src, errBytesInText(len(bs)))
+			}
 			if !ok {
 				text, err := b.encode(out, false)
 				if err != nil {
@@ -440,6 +446,9 @@ func (v *value) failed(err error) error {
 // own memory budget is.
 func exprError(line int, src string, err error) error {
 	msg := oneLine(err.Error())
+	if strings.Contains(msg, "json.Number") {
+		msg += ": " + errNumberText
+	}
 	if strings.HasPrefix(msg, "memory budget exceeded") {
 		msg = fmt.Sprintf("%v: it makes lists, maps and ranges of more than %d elements in all, the limit of one evaluation%s",
 			ErrLimit, evalMaxElements, strings.TrimPrefix(msg, "memory budget exceeded"))
@@ -478,50 +487,17 @@ func toJSON(x any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// fromJSON decodes a JSON value for expressions (nil for none). Whole
-// numbers become ints, so that expressions like item % 2 work on them.
+// fromJSON decodes a JSON value for expressions (nil for none), its
+// numbers kept exactly (numbers). Text that is not JSON (a forged event)
+// is a string.
 func fromJSON(raw json.RawMessage) any {
 	if len(raw) == 0 {
 		return nil
 	}
-	var x any
-	if err := json.Unmarshal(raw, &x); err != nil {
-		return string(raw)
+	if x, ok := decodeJSON(raw); ok {
+		return x
 	}
-	return ints(x)
-}
-
-// ints turns the whole float64s of a decoded JSON value into ints.
-// It writes only what it changes: a value already converted may be read by
-// evaluations meanwhile (a loop's prev is the previous output's decoded
-// value), and is left as it is.
-func ints(x any) any {
-	switch v := x.(type) {
-	case float64:
-		if v == math.Trunc(v) && math.Abs(v) <= 1<<53 {
-			return int(v)
-		}
-	case map[string]any:
-		for k, el := range v {
-			if y := ints(el); changed(el, y) {
-				v[k] = y
-			}
-		}
-	case []any:
-		for i, el := range v {
-			if y := ints(el); changed(el, y) {
-				v[i] = y
-			}
-		}
-	}
-	return x
-}
-
-// changed tells whether ints made a new value of x (an int of a float).
-func changed(x, y any) bool {
-	_, wasFloat := x.(float64)
-	_, isInt := y.(int)
-	return wasFloat && isInt
+	return string(raw)
 }
 
 // MaxDepth bounds how deep the JSON values of an invocation nest: its
@@ -568,23 +544,8 @@ func errTooDeep(what string) error {
 	return fmt.Errorf("%s nests deeper than %d levels of lists and maps, the limit of a workflow value", what, MaxDepth)
 }
 
-// dataJSON turns bytes given as data (an invocation's input, a function's
-// output) into a JSON value: JSON if they parse (compacted: as an event
-// stores it), else a string; no bytes at all are null.
-func dataJSON(b []byte) json.RawMessage {
-	if len(b) == 0 {
-		return json.RawMessage("null")
-	}
-	if raw, ok := compactJSON(b); ok {
-		return raw
-	}
-	s, _ := json.Marshal(string(b))
-	return s
-}
-
-// compactJSON returns JSON text without its insignificant spaces, as it is
-// stored in an event: what the engine holds of a value is then what a
-// replay reads of it, byte for byte. ok is false if b is not JSON.
+// compactJSON returns JSON text without its insignificant spaces. ok is
+// false if b is not JSON.
 func compactJSON(b []byte) (json.RawMessage, bool) {
 	var out bytes.Buffer
 	if json.Compact(&out, b) != nil {
@@ -605,8 +566,18 @@ func encodeEvent(ev *Event) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// functionInput is what a function task receives: a string's raw bytes,
-// anything else as JSON.
+// decodeEvent decodes a stored event (its loop variables' numbers as JSON
+// numbers: see Vars).
+func decodeEvent(data []byte) (*Event, error) {
+	ev := new(Event)
+	if err := json.Unmarshal(data, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// functionInput is what a function task receives of a json value: a
+// string's raw bytes, anything else as JSON (null: no bytes).
 func functionInput(raw json.RawMessage) []byte {
 	if len(raw) == 0 {
 		return nil

@@ -71,7 +71,7 @@ func TestHostileWorkflows(t *testing.T) {
 		"wf", "create", "heavy", "-f", "-")
 	p.mustSluice(t, "apiVersion: sluice/v1\nkind: Workflow\nname: light\ntasks:\n  a: {run: noop, inputs: '${ input.n + 1 }'}\n", "wf", "create", "light", "-f", "-")
 	heavy := strings.TrimSpace(p.mustSluice(t, fmt.Sprintf(`{"s": %q}`, strings.Repeat("ab", 100000)), "wf", "invoke", "heavy"))
-	if r := p.sluice(t, "", "wf", "invoke", "light", "--data", `{"n": 41}`, "--wait"); r.code != 0 || r.stdout != "42\n" {
+	if r := p.sluice(t, "", "wf", "invoke", "light", "--data", `{"n": 41}`, "--wait"); r.code != 0 || r.stdout != "42" {
 		t.Fatalf("light while heavy runs: %+v", r)
 	}
 	light := p.status(t, strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "light", "--data", `{"n": 1}`)))
@@ -103,7 +103,7 @@ func TestHostileWorkflows(t *testing.T) {
 	testutil.Eventually(t, 30*time.Second, "the fan-out's invocations to end", func() bool {
 		return !strings.Contains(p.mustSluice(t, "", "wf", "invocations", "fanout"), "running")
 	})
-	if r := p.sluice(t, "", "wf", "invoke", "light", "--data", `{"n": 1}`, "--wait"); r.code != 0 || r.stdout != "2\n" {
+	if r := p.sluice(t, "", "wf", "invoke", "light", "--data", `{"n": 1}`, "--wait"); r.code != 0 || r.stdout != "2" {
 		t.Fatalf("light after a restart: %+v", r)
 	}
 }

@@ -162,11 +162,11 @@ func TestWfCLI(t *testing.T) {
 		t.Fatalf("wf get -o json: %+v %v", view, err)
 	}
 
-	// invoke --wait: the output, and only it, on stdout
-	if r := p.sluice(t, "", "wf", "invoke", "pipe", "--data", `{"n": 3}`, "--wait"); r.code != 0 || r.stdout != `{"got":6}`+"\n" || r.stderr != "" {
+	// invoke --wait: the output's bytes, and only them, on stdout
+	if r := p.sluice(t, "", "wf", "invoke", "pipe", "--data", `{"n": 3}`, "--wait"); r.code != 0 || r.stdout != `{"got":6}` || r.stderr != "" {
 		t.Fatalf("wf invoke --wait: %+v", r)
 	}
-	if r := p.sluice(t, `{"n": 4}`, "wf", "invoke", "pipe", "--wait"); r.stdout != `{"got":8}`+"\n" {
+	if r := p.sluice(t, `{"n": 4}`, "wf", "invoke", "pipe", "--wait"); r.stdout != `{"got":8}` {
 		t.Fatalf("wf invoke --wait from stdin: %+v", r)
 	}
 
@@ -367,7 +367,7 @@ func TestApply(t *testing.T) {
 	if out := p.mustSluice(t, "", "fn", "list"); strings.Count(out, "\n") != 3 || !regexp.MustCompile(`(?m)^upper\s+1\s+reactor\s+\S+ \S+\s+64 MiB\s+5s\s`).MatchString(out) {
 		t.Fatalf("fn list after apply:\n%s", out)
 	}
-	if out := p.mustSluice(t, "", "wf", "invoke", "hello", "--data", `{"name": "Ada"}`, "--wait"); out != `"HELLO, ADA!"`+"\n" {
+	if out := p.mustSluice(t, "", "wf", "invoke", "hello", "--data", `{"name": "Ada"}`, "--wait"); out != "HELLO, ADA!" {
 		t.Fatalf("the applied workflow: %q", out)
 	}
 	resp, err := http.Post(p.server+"/fn/hello", "application/json", strings.NewReader(`{"name": "Grace"}`))
@@ -399,7 +399,7 @@ func TestApply(t *testing.T) {
 	if out := p.mustSluice(t, "", "trigger", "list"); !strings.Contains(out, "PUT /fn/hello") {
 		t.Fatalf("the replaced trigger:\n%s", out)
 	}
-	if out := p.mustSluice(t, "", "wf", "invoke", "hello", "--data", `{"name": "Ada"}`, "--wait"); out != `"BONJOUR, ADA!"`+"\n" {
+	if out := p.mustSluice(t, "", "wf", "invoke", "hello", "--data", `{"name": "Ada"}`, "--wait"); out != "BONJOUR, ADA!" {
 		t.Fatalf("the changed workflow: %q", out)
 	}
 
@@ -497,5 +497,78 @@ func TestApply(t *testing.T) {
 	}
 	if out := p.mustSluice(t, changed, "apply", "-f", "-", "--prune"); out != unchanged {
 		t.Fatalf("apply --prune again:\n%s", out)
+	}
+}
+
+// TestWfValuesKeepTheirBytes: a workflow whose function outputs all 256
+// byte values, or JSON with numbers beyond float64 and odd spacing:
+// wf invoke --wait prints the exact bytes, wf status describes a binary
+// value rather than printing it, -o json gives its form, and the API
+// answers the exact input and output with their Content-Type.
+func TestWfValuesKeepTheirBytes(t *testing.T) {
+	p := startDaemon(t, t.TempDir())
+	p.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))
+	p.mustSluice(t, "apiVersion: sluice/v1\nkind: Workflow\nname: chain\ntasks:\n  a: {run: echo, inputs: '${ input }'}\n"+
+		"  b: {run: echo, requires: [a], inputs: '${ tasks.a.output }'}\n", "wf", "create", "chain", "-f", "-")
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	r := p.sluice(t, string(all), "wf", "invoke", "chain", "--raw", "--wait")
+	if r.code != 0 || r.stdout != string(all) || r.stderr != "" {
+		t.Fatalf("wf invoke --wait of 256 byte values: exit %d, %d bytes out %q, stderr %q", r.code, len(r.stdout), r.stdout, r.stderr)
+	}
+	const odd = ` {"n": 12345678901234567890,  "f": 1.50, "e": 1e3, "z": null} `
+	if r := p.sluice(t, odd, "wf", "invoke", "chain", "--wait"); r.code != 0 || r.stdout != odd {
+		t.Fatalf("wf invoke --wait of JSON: %+v", r)
+	}
+
+	id := strings.TrimSpace(p.mustSluice(t, string(all), "wf", "invoke", "chain", "--raw"))
+	inv := p.waitStatus(t, id, "succeeded")
+	var form struct {
+		Output     []byte `json:"output"` // base64
+		OutputForm string `json:"output_form"`
+		InputForm  string `json:"input_form"`
+	}
+	if err := json.Unmarshal([]byte(p.mustSluice(t, "", "wf", "status", id, "-o", "json")), &form); err != nil ||
+		form.OutputForm != "base64" || form.InputForm != "base64" || string(form.Output) != string(all) {
+		t.Fatalf("wf status -o json: %+v %v (%+v)", form, err, inv)
+	}
+	out := p.mustSluice(t, "", "wf", "status", id)
+	if !regexp.MustCompile(`(?m)^output:\s+256 bytes, not text: 00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f …$`).MatchString(out) {
+		t.Fatalf("wf status of a binary output:\n%s", out)
+	}
+	for _, which := range []string{"input", "output"} {
+		resp, err := http.Get(p.server + "/v1/invocations/" + id + "/" + which)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != string(all) || resp.Header.Get("Content-Type") != "application/octet-stream" {
+			t.Fatalf("GET %s: %d %q %q", which, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+
+	text := strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "chain", "--raw", "--data", "line one\nline two"))
+	p.waitStatus(t, text, "succeeded")
+	if out := p.mustSluice(t, "", "wf", "status", text); !regexp.MustCompile(`(?m)^output:\s+line one\\nline two$`).MatchString(out) {
+		t.Fatalf("wf status of a text output:\n%s", out)
+	}
+	resp, err := http.Get(p.server + "/v1/invocations/" + text + "/output")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		t.Fatalf("Content-Type of a text output: %q", ct)
+	}
+
+	// a failed invocation has no output: 409, saying why
+	p.mustSluice(t, "apiVersion: sluice/v1\nkind: Workflow\nname: nope\ntasks:\n  a: {run: fail, inputs: no}\n", "wf", "create", "nope", "-f", "-")
+	failed := strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "nope"))
+	p.waitStatus(t, failed, "failed")
+	if code, ecode := apiCall(t, http.MethodGet, p.server+"/v1/invocations/"+failed+"/output", ""); code != http.StatusConflict || ecode != "conflict" {
+		t.Fatalf("GET output of a failed invocation: %d %s", code, ecode)
 	}
 }

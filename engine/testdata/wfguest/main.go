@@ -8,6 +8,7 @@
 //	{"op":"fail","msg":S}   fails with S
 //	{"op":"meta"}           -> the workflow metadata and trace context of the call
 //	{"op":"text","s":S}     -> S as plain text (not JSON)
+//	{"op":"bytes","b64":B}  -> the bytes B holds in base64
 //
 // Anything else (not JSON, no op) comes back as it is.
 package main
@@ -29,6 +30,7 @@ type request struct {
 	Ms    int     `json:"ms"`
 	Msg   string  `json:"msg"`
 	S     string  `json:"s"`
+	B64   []byte  `json:"b64"`
 }
 
 func meta(key string) string {
@@ -65,6 +67,8 @@ func handle(in []byte) ([]byte, error) {
 		})
 	case "text":
 		return []byte(r.S), nil
+	case "bytes":
+		return r.B64, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", r.Op)
 }

@@ -118,6 +118,8 @@ func (s *Server) routes() {
 	s.handle("GET /v1/invocations", s.listInvocations)
 	s.handle("GET /v1/invocations/{id}", s.getInvocation)
 	s.handle("GET /v1/invocations/{id}/events", s.invocationEvents)
+	s.handle("GET /v1/invocations/{id}/input", s.invocationValue(false))
+	s.handle("GET /v1/invocations/{id}/output", s.invocationValue(true))
 	s.handle("POST /v1/invocations/{id}/cancel", s.cancelInvocation)
 	s.handle("POST /v1/topics/{topic}/publish", s.publish)
 	s.handle("GET /v1/topics/{topic}/tail", s.tail)

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/errcode"
@@ -266,6 +268,52 @@ func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request, b *Backen
 		return
 	}
 	errcode.WriteJSON(w, http.StatusOK, inv)
+}
+
+// invocationValue answers an invocation's input (or output) as its exact
+// bytes: what a function given it receives (a value from outside as it
+// came; a value an expression made, a string's bytes, anything else as
+// JSON). Their Content-Type says what they are: application/json if they
+// are JSON, text/plain if they are UTF-8 text, else
+// application/octet-stream.
+func (s *Server) invocationValue(output bool) func(http.ResponseWriter, *http.Request, *Backend) {
+	return func(w http.ResponseWriter, r *http.Request, b *Backend) {
+		e := engineOf(w, b)
+		if e == nil {
+			return
+		}
+		inv, err := e.Get(r.PathValue("id"))
+		if err != nil {
+			errcode.Write(w, engineError(err))
+			return
+		}
+		body := inv.InputBytes()
+		if output {
+			if inv.Status != engine.StatusSucceeded {
+				errcode.Write(w, errcode.New(errcode.Conflict, fmt.Sprintf(
+					"invocation %s is %s: only a succeeded invocation has an output (wf status %s shows why)", inv.ID, inv.Status, inv.ID)))
+				return
+			}
+			body = inv.OutputBytes()
+		}
+		w.Header().Set("Content-Type", ValueContentType(body))
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+	}
+}
+
+// ValueContentType says what a value's bytes are: JSON, UTF-8 text, or
+// other bytes.
+func ValueContentType(b []byte) string {
+	switch {
+	case !utf8.Valid(b):
+		return "application/octet-stream"
+	case json.Valid(b):
+		return "application/json"
+	}
+	return "text/plain; charset=utf-8"
 }
 
 func (s *Server) invocationEvents(w http.ResponseWriter, r *http.Request, b *Backend) {

@@ -156,9 +156,12 @@ func wfInvoke(e *env) *cobra.Command {
 		Use:   "invoke NAME",
 		Short: "start a workflow; prints the invocation id, or with --wait the output",
 		Long: `Start an invocation of a workflow with an input from --data, --file or stdin.
-The input is JSON: input that does not parse is refused here, saying where,
-before anything is sent; --raw sends it as a string instead. Prints the
-invocation's id, or with --wait its output (and exits 1 if it failed).`,
+The input is JSON, kept as it is sent: input that does not parse is refused
+here, saying where, before anything is sent; --raw sends any bytes instead
+(text is a string to expressions, other bytes a bytes value). Prints the
+invocation's id, or with --wait its output (and exits 1 if it failed): the
+exact bytes when stdout is a pipe or a file, as fn invoke prints a
+function's; on a terminal, control characters are shown as escapes.`,
 		Example: `  sluice wf invoke order --data '{"items": [1, 2]}' --wait
   sluice wf invoke greet --raw --data 'Ada Lovelace'
   sluice wf invoke order --file order.json --id order-42    # idempotent`,
@@ -193,10 +196,12 @@ invocation's id, or with --wait its output (and exits 1 if it failed).`,
 			fmt.Fprintln(e.stdout, inv.ID)
 			return nil
 		case inv.Status == engine.StatusSucceeded:
-			if len(inv.Output) > 0 {
-				if err := e.writeData([]byte(compactJSON(inv.Output) + "\n")); err != nil {
-					return err
-				}
+			out, _, err := cf.client().InvocationOutput(e.ctx, inv.ID)
+			if err != nil {
+				return fmt.Errorf("invocation %s succeeded; reading its output: %w", inv.ID, err)
+			}
+			if err := e.writeData(out); err != nil {
+				return err
 			}
 		}
 		if *wait {
@@ -299,10 +304,10 @@ func printInvocation(w io.Writer, inv *engine.Invocation) error {
 		rows = append(rows, [2]string{"parent:", inv.Parent})
 	}
 	if len(inv.Input) > 0 {
-		rows = append(rows, [2]string{"input:", clip(compactJSON(inv.Input))})
+		rows = append(rows, [2]string{"input:", showValue(inv.Input, inv.InputForm)})
 	}
 	if len(inv.Output) > 0 && (inv.Status == engine.StatusSucceeded || string(inv.Output) != "null") {
-		rows = append(rows, [2]string{"output:", clip(compactJSON(inv.Output))})
+		rows = append(rows, [2]string{"output:", showValue(inv.Output, inv.OutputForm)})
 	}
 	if inv.FailedTask != "" {
 		rows = append(rows, [2]string{"failed task:", inv.FailedTask})
@@ -326,6 +331,39 @@ func printInvocation(w io.Writer, inv *engine.Invocation) error {
 	}
 	fmt.Fprintln(w)
 	return table(w, []string{"TASK", "STATUS", "RUN", "ATTEMPTS", "ERROR"}, trows)
+}
+
+// showValue renders a value on one line as the API gives it (its JSON and
+// its form): JSON as JSON, text as text (control characters escaped),
+// other bytes as their size and first bytes in hex. -o json shows the
+// value whole, and GET /v1/invocations/ID/output its exact bytes.
+func showValue(raw json.RawMessage, form string) string {
+	switch form {
+	case engine.FormText:
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return clip(visible(s))
+		}
+	case engine.FormBase64:
+		var b []byte
+		if json.Unmarshal(raw, &b) == nil {
+			return describeBytes(b)
+		}
+	}
+	return clip(compactJSON(raw))
+}
+
+// maxShownBytes is how many of a binary value's bytes wf status shows.
+const maxShownBytes = 16
+
+// describeBytes names a binary value by its size and its first bytes.
+func describeBytes(b []byte) string {
+	head := b[:min(len(b), maxShownBytes)]
+	s := fmt.Sprintf("%d bytes, not text: % x", len(b), head)
+	if len(b) > len(head) {
+		s += " …"
+	}
+	return s
 }
 
 // clip keeps a value on a readable line; -o json shows it whole.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -130,6 +131,30 @@ func (c *Client) Invocation(ctx context.Context, id string) (*engine.Invocation,
 	}
 	compactInvocation(&out)
 	return &out, nil
+}
+
+// InvocationOutput returns a succeeded invocation's output as its exact
+// bytes (what a function given it receives), and the Content-Type the
+// daemon gives them: application/json, text/plain or
+// application/octet-stream.
+func (c *Client) InvocationOutput(ctx context.Context, id string) ([]byte, string, error) {
+	return c.invocationValue(ctx, id, "output")
+}
+
+// InvocationInput returns an invocation's input as its exact bytes, as
+// InvocationOutput does its output.
+func (c *Client) InvocationInput(ctx context.Context, id string) ([]byte, string, error) {
+	return c.invocationValue(ctx, id, "input")
+}
+
+func (c *Client) invocationValue(ctx context.Context, id, which string) ([]byte, string, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/invocations/"+url.PathEscape(id)+"/"+which, nil, nil, "")
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return b, resp.Header.Get("Content-Type"), err
 }
 
 // Events returns an invocation's events in log order.

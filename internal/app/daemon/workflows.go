@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -114,7 +113,7 @@ func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c fn.Call) (fn
 	if inv.Status != engine.StatusSucceeded {
 		return fn.Result{}, &WorkflowError{Workflow: name, Invocation: inv.ID, Status: inv.Status, Task: inv.FailedTask, Err: inv.Error}
 	}
-	return fn.Result{Output: outputBytes(inv.Output), Duration: time.Since(start)}, nil
+	return fn.Result{Output: inv.OutputBytes(), Duration: time.Since(start)}, nil
 }
 
 // WorkflowError: a workflow run for a trigger ended without succeeding.
@@ -159,14 +158,4 @@ func engineError(err error) error {
 		return errcode.New(errcode.Conflict, err.Error())
 	}
 	return err
-}
-
-// outputBytes is a workflow's output as a trigger answers it: a string's
-// bytes, any other value as JSON.
-func outputBytes(raw json.RawMessage) []byte {
-	var s string
-	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
-		return []byte(s)
-	}
-	return raw
 }

@@ -1,0 +1,567 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// A stored value is bytes and a kind (see engine/README.md, "Values"):
+//
+//   - data: exact bytes from outside (an invocation's input, a function's
+//     output, what passes them on). A function given a data value receives
+//     those bytes, whatever they hold; expressions see the JSON value they
+//     are if they are one JSON document, else a string if they are UTF-8
+//     text, else a []byte (a bytes value). No bytes at all are the empty
+//     string.
+//   - json: a value an expression or a built-in made, as JSON text (what
+//     events stored before data values existed, which keep meaning what
+//     they meant). A function given one receives a string's bytes, and
+//     anything else as JSON.
+type datum struct {
+	// b is the bytes of a data value, or the JSON text of a json value
+	// (nil: none, read as null).
+	b    []byte
+	data bool
+	// form is a data value's form (formOf), found once when it is made:
+	// snapshots and expressions ask for it again and again.
+	form string
+}
+
+func dataValue(b []byte) datum {
+	if b == nil {
+		b = []byte{}
+	}
+	return datum{b: b, data: true, form: formOf(b)}
+}
+
+func jsonValue(raw json.RawMessage) datum { return datum{b: raw} }
+
+// jsonNull is the json value null: the output of a sleep, of a branch
+// that ran nothing.
+var jsonNull = jsonValue(json.RawMessage("null"))
+
+// none tells whether the value is absent (an event that carried none).
+func (d datum) none() bool { return !d.data && len(d.b) == 0 }
+
+// input is what a function receives of a value: a data value's exact
+// bytes; of a json value, a string's bytes, anything else as JSON (null:
+// no bytes).
+func (d datum) input() []byte {
+	if d.data {
+		return d.b
+	}
+	return functionInput(d.b)
+}
+
+// view decodes the value for expressions (see datum).
+func (d datum) view() any {
+	switch {
+	case !d.data:
+		return fromJSON(d.b)
+	case d.form == "":
+		if x, ok := decodeJSON(d.b); ok {
+			return x
+		}
+	case d.form == FormBase64:
+		return d.b
+	}
+	return string(d.b)
+}
+
+// Forms of a data value's bytes, as the API shows them beside the value's
+// JSON (Invocation.InputForm, OutputForm).
+const (
+	// FormText: UTF-8 text that is not one JSON document; the value's JSON
+	// is the string of it.
+	FormText = "text"
+	// FormBase64: bytes that are not UTF-8; the value's JSON is their
+	// standard base64 (with padding).
+	FormBase64 = "base64"
+)
+
+// formOf classifies the bytes of a data value: "" for one JSON document
+// (which its JSON is), FormText or FormBase64.
+func formOf(b []byte) string {
+	switch {
+	case !utf8.Valid(b):
+		return FormBase64
+	case len(b) > 0 && isJSONDoc(b):
+		return ""
+	}
+	return FormText
+}
+
+// jsonView is the value as JSON, with its form: what the API shows, and
+// what a value becomes inside a list or a map (the outputs of a foreach,
+// of several last tasks): a JSON document as it is, text as a string,
+// bytes as their base64 string.
+func (d datum) jsonView() (json.RawMessage, string) {
+	if !d.data {
+		if len(d.b) == 0 {
+			return json.RawMessage("null"), ""
+		}
+		return d.b, ""
+	}
+	switch d.form {
+	case "":
+		return d.b, ""
+	case FormText:
+		return appendQuoted(nil, d.b), d.form
+	default:
+		s, _ := json.Marshal(d.b) // base64
+		return s, d.form
+	}
+}
+
+// put records the value in an event: as InputData (OutputData) if it is
+// data, as Input (Output) if it is JSON.
+func (d datum) put(ev *Event, output bool) {
+	switch {
+	case d.data && output:
+		ev.OutputData = &Data{Bytes: d.b, form: d.form, formKnown: true}
+	case d.data:
+		ev.InputData = &Data{Bytes: d.b, form: d.form, formKnown: true}
+	case output:
+		ev.Output = json.RawMessage(d.b)
+	default:
+		ev.Input = json.RawMessage(d.b)
+	}
+}
+
+// evInput and evOutput read a value back from an event.
+func evInput(ev *Event) datum {
+	if ev.InputData != nil {
+		return ev.InputData.datum()
+	}
+	return jsonValue(ev.Input)
+}
+
+func evOutput(ev *Event) datum {
+	if ev.OutputData != nil {
+		return ev.OutputData.datum()
+	}
+	return jsonValue(ev.Output)
+}
+
+// datum is the data value the event holds: its form found once (an
+// event the engine writes knows it already).
+func (d *Data) datum() datum {
+	if !d.formKnown {
+		return dataValue(d.Bytes)
+	}
+	b := d.Bytes
+	if b == nil {
+		b = []byte{}
+	}
+	return datum{b: b, data: true, form: d.form}
+}
+
+// storedSize is how many bytes the value takes in an event: what MaxData
+// bounds. Text is counted as it is escaped, bytes as their base64.
+func (d datum) storedSize() int {
+	if !d.data {
+		return len(d.b)
+	}
+	if d.form == FormBase64 {
+		return base64.StdEncoding.EncodedLen(len(d.b)) + len(`{"base64":""}`)
+	}
+	if len(d.b) <= MaxData/6-2 {
+		return len(d.b) + 2 // escaped at most 6 times: under MaxData anyway
+	}
+	return len(appendQuoted(nil, d.b))
+}
+
+// checkStored refuses a value an event cannot hold; what names the value
+// for the message ("output", "input").
+func (d datum) checkStored(what string) error {
+	if n := d.storedSize(); n > MaxData {
+		how := ""
+		if d.data && n != len(d.b) {
+			how = fmt.Sprintf(" (%d bytes as stored: text is escaped, bytes that are not UTF-8 are stored as base64)", n)
+		}
+		return fmt.Errorf("%s of %d bytes%s is over the %d KiB a workflow event holds", what, len(d.b), how, MaxData>>10)
+	}
+	return nil
+}
+
+// Data is a data value's exact bytes in an event. It is stored as a JSON
+// string when the bytes are UTF-8 text (readable in wf events), else as
+// {"base64": "..."}. Other objects are reserved for later encodings (a
+// value stored elsewhere, by reference): a daemon that does not know
+// one refuses the event's value rather than misread it.
+type Data struct {
+	Bytes []byte
+	// form is the bytes' form, when the engine made the Data from a value
+	// that knew it.
+	form      string
+	formKnown bool
+}
+
+// MarshalJSON encodes the bytes as a string if they are UTF-8, else in
+// base64.
+func (d Data) MarshalJSON() ([]byte, error) {
+	if utf8.Valid(d.Bytes) {
+		return appendQuoted(make([]byte, 0, quotedLen(d.Bytes)), d.Bytes), nil
+	}
+	return json.Marshal(struct {
+		Base64 []byte `json:"base64"`
+	}{d.Bytes})
+}
+
+// errDataForm: an event's data value in an encoding this daemon does not
+// know.
+var errDataForm = errors.New(`a data value is a JSON string or {"base64": "..."}`)
+
+// UnmarshalJSON decodes either encoding; anything else is an error (a
+// forged event, a newer daemon's encoding).
+func (d *Data) UnmarshalJSON(b []byte) error {
+	b = bytes.Trim(b, " \t\r\n")
+	if len(b) > 0 && b[0] == '"' {
+		if out, ok := unquote(b); ok {
+			d.Bytes = out
+			return nil
+		}
+		var s string // what unquote leaves to encoding/json: invalid UTF-8, bad escapes
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		d.Bytes = []byte(s)
+		return nil
+	}
+	var o map[string]json.RawMessage
+	if err := json.Unmarshal(b, &o); err != nil {
+		return errDataForm
+	}
+	raw, ok := o["base64"]
+	if !ok || len(o) != 1 {
+		return fmt.Errorf("%w, not an object with %s", errDataForm, strings.Join(sortedKeys(o), ", "))
+	}
+	var bs []byte // encoding/json decodes standard base64
+	if err := json.Unmarshal(raw, &bs); err != nil {
+		return fmt.Errorf("data value: %w", err)
+	}
+	if bs == nil {
+		bs = []byte{}
+	}
+	d.Bytes = bs
+	return nil
+}
+
+// appendQuoted appends UTF-8 text as a JSON string, as encoding/json
+// writes it without HTML escapes: '"', '\' and control characters
+// escaped, and U+2028, U+2029 (which JavaScript reads as line ends).
+func appendQuoted(dst, b []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c != 0xe2 {
+			continue
+		}
+		if c == 0xe2 { // U+2028, U+2029 are e2 80 a8, e2 80 a9
+			if i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xa8 {
+				dst = append(dst, b[start:i]...)
+				dst = append(dst, '\\', 'u', '2', '0', '2', hex[8+b[i+2]&1])
+				i += 2
+				start = i + 1
+			}
+			continue
+		}
+		dst = append(dst, b[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, b[start:]...)
+	return append(dst, '"')
+}
+
+// quotedLen is the length of appendQuoted's text, at most (it counts
+// U+2028 and U+2029 as not escaped: a few bytes of growth, rarely).
+func quotedLen(b []byte) int {
+	n := len(b) + 2
+	for _, c := range b {
+		switch {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
+}
+
+// unquote decodes a JSON string (quotes included) that encoding/json has
+// checked is one, into new bytes. ok is false for what it leaves to
+// encoding/json: bytes that are not UTF-8, and \u escapes of surrogates
+// (which encoding/json pairs, or replaces).
+func unquote(q []byte) (out []byte, ok bool) {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return nil, false
+	}
+	b := q[1 : len(q)-1]
+	if !utf8.Valid(b) {
+		return nil, false
+	}
+	i := bytes.IndexByte(b, '\\')
+	if i < 0 {
+		return append([]byte{}, b...), true
+	}
+	out = make([]byte, 0, len(b))
+	for i >= 0 {
+		out = append(out, b[:i]...)
+		if i+1 >= len(b) {
+			return nil, false
+		}
+		n := 2
+		switch c := b[i+1]; c {
+		case '"', '\\', '/':
+			out = append(out, c)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			if i+6 > len(b) {
+				return nil, false
+			}
+			r, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 32)
+			if err != nil || r >= 0xd800 && r < 0xe000 {
+				return nil, false
+			}
+			out = utf8.AppendRune(out, rune(r))
+			n = 6
+		default:
+			return nil, false
+		}
+		b = b[i+n:]
+		i = bytes.IndexByte(b, '\\')
+	}
+	return append(out, b...), true
+}
+
+// marshalString encodes a string as JSON without HTML escapes (an event
+// stores text as it is).
+func marshalString(s string) ([]byte, error) {
+	if utf8.ValidString(s) {
+		return appendQuoted(nil, []byte(s)), nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// dataView is what expressions see of a data value's bytes.
+func dataView(b []byte) any { return dataValue(b).view() }
+
+// isJSONDoc tells whether UTF-8 bytes are one JSON document that
+// expressions read as a value (nested at most MaxDepth levels).
+func isJSONDoc(b []byte) bool {
+	return jsonDepthOK(b, MaxDepth) && json.Valid(b)
+}
+
+// decodeJSON decodes one JSON document for expressions, numbers kept
+// exactly (numbers); ok is false for bytes that are not one document
+// nested at most MaxDepth levels.
+func decodeJSON(b []byte) (any, bool) {
+	if !jsonDepthOK(b, MaxDepth) {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var x any
+	if dec.Decode(&x) != nil {
+		return nil, false
+	}
+	for _, c := range b[dec.InputOffset():] {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return nil, false
+		}
+	}
+	return numbers(x), true
+}
+
+// numbers gives the numbers of a decoded JSON value the types expressions
+// compute with: an integer that fits int64 is an int; a number whose
+// text is a float64's (as Go writes it, up to zeros and notation) is a
+// float64, or an int if it is whole and at most 2^53 (2.0 and 1e3 are
+// ints, so that item % 2 works on them); any other (12345678901234567890,
+// 0.10000000000000000000001) stays a json.Number, its JSON text, which
+// compares and re-encodes exactly. Whole float64s (from a decoder without
+// UseNumber) become ints as well.
+//
+// It writes only what it changes: a value already converted may be read
+// by evaluations meanwhile (a loop's prev is the previous output's decoded
+// value), and is left as it is.
+func numbers(x any) any {
+	switch v := x.(type) {
+	case json.Number:
+		return number(v)
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) <= 1<<53 {
+			return int(v)
+		}
+	case map[string]any:
+		for k, el := range v {
+			if y, ok := converted(el); ok {
+				v[k] = y
+			}
+		}
+	case []any:
+		for i, el := range v {
+			if y, ok := converted(el); ok {
+				v[i] = y
+			}
+		}
+	}
+	return x
+}
+
+// converted is numbers(x) and whether it is a new value.
+func converted(x any) (any, bool) {
+	switch v := x.(type) {
+	case json.Number:
+		y := number(v)
+		_, same := y.(json.Number)
+		return y, !same
+	case float64:
+		y := numbers(v)
+		_, isInt := y.(int)
+		return y, isInt
+	case map[string]any, []any:
+		numbers(x)
+	}
+	return x, false
+}
+
+// number reads one JSON number (see numbers).
+func number(n json.Number) any {
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return int(i)
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return n
+	}
+	// A decimal of at most 15 significant digits is what the float64
+	// nearest it writes (DBL_DIG), in the normal range: no need to check.
+	// Zero, and what is or underflows to a denormal, are checked.
+	if significant(s) > 15 || math.Abs(f) < 0x1p-1022 {
+		if !sameNumber(s, strconv.FormatFloat(f, 'e', -1, 64)) {
+			return n
+		}
+	}
+	if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+		return int(f)
+	}
+	return f
+}
+
+// significant counts the significant digits of a JSON number's text.
+func significant(s string) int {
+	first, last, n := -1, -1, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == 'e' || c == 'E' {
+			break
+		}
+		if c < '0' || c > '9' {
+			continue
+		}
+		if c != '0' {
+			if first < 0 {
+				first = n
+			}
+			last = n
+		}
+		n++
+	}
+	if first < 0 {
+		return 0
+	}
+	return last - first + 1
+}
+
+// sameNumber tells whether two JSON numbers' texts write the same decimal
+// number (1.50 and 1.5e0 do), without computing with them: an exponent of
+// a billion must not make a billion digits.
+func sameNumber(a, b string) bool {
+	na, da, ea, oka := decimal(a)
+	nb, db, eb, okb := decimal(b)
+	if !oka || !okb {
+		return false
+	}
+	if da == "" || db == "" {
+		return da == db // zero, whatever its sign
+	}
+	return na == nb && da == db && ea == eb
+}
+
+// decimal splits a JSON number into its sign, its significant digits and
+// the power of ten of the last one ("" digits: zero).
+func decimal(s string) (neg bool, digits string, exp int, ok bool) {
+	if strings.HasPrefix(s, "-") {
+		neg, s = true, s[1:]
+	}
+	mant, e, hasExp := strings.Cut(strings.ToLower(s), "e")
+	if hasExp {
+		n, err := strconv.Atoi(strings.TrimPrefix(e, "+"))
+		if err != nil || n > 1<<30 || n < -1<<30 {
+			return false, "", 0, false
+		}
+		exp = n
+	}
+	whole, frac, _ := strings.Cut(mant, ".")
+	digits = whole + frac
+	exp -= len(frac)
+	digits = strings.TrimLeft(digits, "0")
+	trimmed := strings.TrimRight(digits, "0")
+	exp += len(digits) - len(trimmed)
+	return neg, trimmed, exp, true
+}
+
+// errBytesInText: a bytes value interpolated into a string.
+func errBytesInText(n int) error {
+	return fmt.Errorf("the value is %d bytes that are not UTF-8 text: write base64(...) to put them in a string", n)
+}
+
+// errNumberText explains expr's error for arithmetic on a number kept as
+// its text.
+const errNumberText = "a json.Number is a JSON number kept exactly as its text, having more digits than a float64 holds: " +
+	"expressions compare it, pass it on and write it out exactly, but do no arithmetic on it; " +
+	"float(x) rounds it to a float64, or do the arithmetic in a function"
