@@ -1,9 +1,11 @@
 // Package testutil holds what the tests of several packages share: finding
-// the guest modules `make wasm` builds, and polling for a condition.
+// the guest modules `make wasm` builds, assembling WAT written in a test,
+// and polling for a condition.
 package testutil
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -55,6 +57,32 @@ func WasmPath(t testing.TB, name string) string {
 func Wasm(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(WasmPath(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// WATFile assembles a WebAssembly text module written in a test with
+// wabt's wat2wasm, and returns the path of the module.
+func WATFile(t testing.TB, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("wat2wasm", "-o", out, in).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm (install wabt, or run make test, which does): %v\n%s", err, msg)
+	}
+	return out
+}
+
+// WAT assembles a WebAssembly text module written in a test (see WATFile)
+// and returns its bytes.
+func WAT(t testing.TB, src string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(WATFile(t, src))
 	if err != nil {
 		t.Fatal(err)
 	}

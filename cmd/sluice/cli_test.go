@@ -481,7 +481,7 @@ func cliPublishSequence(t *testing.T, p *daemonProc) {
 // default), topic tail --tail starts with the last N messages, wf
 // invocations lists the newest --limit (100 by default).
 func cliBoundedReads(t *testing.T, p *daemonProc) {
-	p.mustSluice(t, "", "fn", "deploy", "say", wat2wasm(t, sayWAT))
+	p.mustSluice(t, "", "fn", "deploy", "say", testutil.WATFile(t, sayWAT))
 	logCount := func() int { return strings.Count(p.mustSluice(t, "", "fn", "logs", "say", "--tail", "1000"), "\n") }
 	// five records, of a call made with a request id of our own
 	if code, body := p.api(t, http.MethodPost, "/v1/functions/say/invoke", lines("line", 5), http.Header{"X-Request-Id": {"logs-five"}}); code != 200 {
@@ -628,7 +628,7 @@ func cliApplyEnv(t *testing.T, p *daemonProc) {
 // invoke's output to a pipe is its exact bytes.
 func cliGuestText(t *testing.T, p *daemonProc) {
 	// a reactor that logs its input and fails with it as the message
-	wasm := wat2wasm(t, `(module
+	wasm := testutil.WATFile(t, `(module
   (import "sluice" "fail" (func $fail (param i32 i32)))
   (import "sluice" "log" (func $log (param i32 i32 i32)))
   (memory (export "memory") 1)
@@ -705,7 +705,7 @@ func commandsWithOutput(t *testing.T) []string {
 func cliJSONEverywhere(t *testing.T, p *daemonProc) {
 	echo := testutil.WasmPath(t, "echo-wat")
 	p.mustSluice(t, "", "fn", "deploy", "js-fn", echo)
-	p.mustSluice(t, "", "fn", "deploy", "js-say", wat2wasm(t, sayWAT))
+	p.mustSluice(t, "", "fn", "deploy", "js-say", testutil.WATFile(t, sayWAT))
 	p.mustSluice(t, "one\ntwo\n", "fn", "invoke", "js-say")
 	p.mustSluice(t, "", "trigger", "create", "js-t", "--fn", "js-fn", "--topic", "js-in")
 	p.mustSluice(t, "", "wf", "create", "js-wf", "-f", writeFile(t, "js-wf.yaml", "apiVersion: sluice/v1\nkind: Workflow\nname: js-wf\ntasks:\n  a: {run: js-fn, inputs: \"${ input }\"}\n"))
@@ -812,18 +812,4 @@ func ndjson(t *testing.T, out string) []map[string]any {
 		recs = append(recs, m)
 	}
 	return recs
-}
-
-// wat2wasm assembles a WAT module into a file.
-func wat2wasm(t *testing.T, src string) string {
-	t.Helper()
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
-	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if msg, err := exec.Command("wat2wasm", "-o", out, in).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm (install wabt, or run make test, which does): %v\n%s", err, msg)
-	}
-	return out
 }

@@ -164,7 +164,7 @@ func TestSoakSelfClusterFaults(t *testing.T) {
 	a := c.members[0].d
 	a.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))
 	a.mustSluice(t, "", "trigger", "create", "q", "--fn", "echo", "--topic", "in", "--resp-topic", "out", "--ack-wait", "2s", "--max-inflight", "64")
-	a.mustSluice(t, "", "fn", "deploy", "poison", wat2wasm(t, poisonGuest))
+	a.mustSluice(t, "", "fn", "deploy", "poison", testutil.WATFile(t, poisonGuest))
 	a.mustSluice(t, "", "trigger", "create", "dlq", "--fn", "poison", "--topic", "poison", "--error-topic", "dead",
 		"--max-retries", strconv.Itoa(poisonRetries), "--ack-wait", "5s", "--max-inflight", "16")
 	group := setupFaultWorkflow(t, a, c.daemons())

@@ -258,16 +258,24 @@ func (s *Server) listInvocations(w http.ResponseWriter, r *http.Request, b *Back
 }
 
 func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {
+	if inv := invocationOf(w, r, b); inv != nil {
+		errcode.WriteJSON(w, http.StatusOK, inv)
+	}
+}
+
+// invocationOf returns the invocation the request's path names, or
+// answers why there is none and returns nil.
+func invocationOf(w http.ResponseWriter, r *http.Request, b *Backend) *engine.Invocation {
 	e := engineOf(w, b)
 	if e == nil {
-		return
+		return nil
 	}
 	inv, err := e.Get(r.PathValue("id"))
 	if err != nil {
 		errcode.Write(w, engineError(err))
-		return
+		return nil
 	}
-	errcode.WriteJSON(w, http.StatusOK, inv)
+	return inv
 }
 
 // invocationValue answers an invocation's input (or output) as its exact
@@ -278,13 +286,8 @@ func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request, b *Backen
 // application/octet-stream.
 func (s *Server) invocationValue(output bool) func(http.ResponseWriter, *http.Request, *Backend) {
 	return func(w http.ResponseWriter, r *http.Request, b *Backend) {
-		e := engineOf(w, b)
-		if e == nil {
-			return
-		}
-		inv, err := e.Get(r.PathValue("id"))
-		if err != nil {
-			errcode.Write(w, engineError(err))
+		inv := invocationOf(w, r, b)
+		if inv == nil {
 			return
 		}
 		body := inv.InputBytes()

@@ -245,16 +245,8 @@ func TestHTTPTrigger(t *testing.T) {
 	if _, err := c.CreateTrigger(ctx, api.TriggerRequest{Name: "shout", Function: "upper", HTTP: &catalog.HTTPSpec{Path: "/api/shout", Method: "post"}}); err != nil {
 		t.Fatal(err)
 	}
-	base := "http://" + d.Addr() + "/fn"
 	call := func(method, path, body string) (int, string, http.Header) {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b), resp.Header
+		return httpCall(t, d, method, path, body)
 	}
 	if status, body, h := call("POST", "/api/shout", "hey"); status != 200 || body != "HEY" || h.Get("X-Sluice-Invocation") == "" {
 		t.Fatalf("POST /api/shout: %d %q", status, body)

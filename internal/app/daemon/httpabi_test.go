@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,20 +16,11 @@ import (
 // may repeat) and returns the status, body and response headers.
 func httpDo(t *testing.T, d *Daemon, method, path, body string, header ...string) (int, string, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+d.Addr()+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := http.Header{}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Add(header[i], header[i+1])
+		h.Add(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
+	return request(t, method, "http://"+d.Addr()+path, body, h)
 }
 
 // The request's headers reach every kind of guest, and its status and

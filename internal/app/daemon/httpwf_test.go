@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -81,24 +78,6 @@ const unb64WAT = `(module
         (br $hex)))
     (call $output (local.get $out) (i32.shl (local.get $n) (i32.const 1)))
     (i32.const 0)))`
-
-// watModule assembles a WAT module.
-func watModule(t *testing.T, src string) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
-	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if msg, err := exec.Command("wat2wasm", "-o", out, in).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm (install wabt, or run make test, which does): %v\n%s", err, msg)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // sameJSON tells whether two texts are the same JSON value.
 func sameJSON(a, b string) bool {
@@ -182,7 +161,7 @@ func TestHTTPWorkflow(t *testing.T) {
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "echo", "echo-wat", nil)
 	deploy(t, c, "work", "wfguest", nil)
-	if _, err := c.Deploy(ctx, "unb64", watModule(t, unb64WAT), nil); err != nil {
+	if _, err := c.Deploy(ctx, "unb64", testutil.WAT(t, unb64WAT), nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, src := range httpWorkflows {

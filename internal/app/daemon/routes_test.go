@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,17 +15,7 @@ import (
 // httpCall makes a request to an HTTP trigger of d.
 func httpCall(t *testing.T, d *Daemon, method, path, body string) (int, string, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+d.Addr()+"/fn"+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header
+	return request(t, method, "http://"+d.Addr()+"/fn"+path, body, http.Header{})
 }
 
 // Prefix and parameter routes through a real daemon: the route a request
