@@ -66,32 +66,34 @@ func CheckStatus(code int64) error {
 	return nil
 }
 
-// droppedHeaders are the response headers a guest may not set: the
-// framing of the message (the daemon writes the body and frames it), the
-// connection's (hop-by-hop, RFC 9110 7.6.1) and the daemon's own
-// (X-Sluice-*, traceparent, X-Request-Id). A guest's value of one is dropped without
-// failing the call, so that a handler or a CGI script that sets
-// Content-Length, as many do, runs unchanged.
+// droppedHeaders are the response headers a guest may not set, by their
+// canonical names: the framing of the message (the daemon writes the body
+// and frames it), the connection's (hop-by-hop, RFC 9110 7.6.1) and the
+// daemon's own (X-Sluice-*, traceparent, X-Request-Id). A guest's value
+// of one is dropped without failing the call, so that a handler or a CGI
+// script that sets Content-Length, as many do, runs unchanged.
 var droppedHeaders = map[string]bool{
-	"content-length":      true,
-	"transfer-encoding":   true,
-	"connection":          true,
-	"keep-alive":          true,
-	"proxy-connection":    true,
-	"te":                  true,
-	"trailer":             true,
-	"upgrade":             true,
-	"proxy-authenticate":  true,
-	"proxy-authorization": true,
-	"traceparent":         true,
-	"x-request-id":        true, // the daemon's echo of the request's id
+	"Content-Length":      true,
+	"Transfer-Encoding":   true,
+	"Connection":          true,
+	"Keep-Alive":          true,
+	"Proxy-Connection":    true,
+	"Te":                  true,
+	"Trailer":             true,
+	"Upgrade":             true,
+	"Proxy-Authenticate":  true,
+	"Proxy-Authorization": true,
+	"Traceparent":         true,
+	"X-Request-Id":        true, // the daemon's echo of the request's id
 }
 
 // DroppedHeader tells whether a response header a guest sets is dropped
 // (see README.md for the list and why).
-func DroppedHeader(name string) bool {
-	lower := strings.ToLower(name)
-	return droppedHeaders[lower] || strings.HasPrefix(lower, "x-sluice-")
+func DroppedHeader(name string) bool { return dropped(canonical(name)) }
+
+// dropped is DroppedHeader of a name in canonical form.
+func dropped(key string) bool {
+	return droppedHeaders[key] || strings.HasPrefix(key, "X-Sluice-")
 }
 
 // CheckHeader says why name: value is not a response header a guest may
@@ -104,7 +106,7 @@ func CheckHeader(name, value string) error {
 		return fmt.Errorf("empty header name")
 	}
 	for i := 0; i < len(name); i++ {
-		if !isTokenChar(name[i]) {
+		if !tokenChars[name[i]] {
 			return fmt.Errorf("header name %q holds %q, which is not allowed in a name (letters, digits and !#$%%&'*+-.^_`|~ only)", clip(name), name[i])
 		}
 	}
@@ -122,8 +124,11 @@ func CheckHeader(name, value string) error {
 type Headers struct {
 	// Names in the order first set, and their values.
 	Header map[string][]string
-	count  int
-	size   int
+	// vals backs the first value of each name, a few names to an
+	// allocation: most names have one value.
+	vals  []string
+	count int
+	size  int
 }
 
 // Add validates and adds one value. A dropped header (DroppedHeader) is
@@ -132,7 +137,8 @@ func (h *Headers) Add(name, value string) error {
 	if err := CheckHeader(name, value); err != nil {
 		return err
 	}
-	if DroppedHeader(name) {
+	key := canonical(name)
+	if dropped(key) {
 		return nil
 	}
 	if h.count+1 > MaxResponseHeaders {
@@ -146,14 +152,23 @@ func (h *Headers) Add(name, value string) error {
 	if h.Header == nil {
 		h.Header = make(map[string][]string, 4)
 	}
-	key := canonical(name)
-	h.Header[key] = append(h.Header[key], value)
+	if vs, ok := h.Header[key]; ok {
+		h.Header[key] = append(vs, value) // full: a copy of its own
+		return nil
+	}
+	if len(h.vals) == cap(h.vals) {
+		h.vals = make([]string, 0, 8)
+	}
+	h.vals = append(h.vals, value)
+	n := len(h.vals)
+	h.Header[key] = h.vals[n-1 : n : n]
 	return nil
 }
 
 // Reset empties h for another call, keeping its map.
 func (h *Headers) Reset() {
 	clear(h.Header)
+	h.vals = nil
 	h.count, h.size = 0, 0
 }
 
@@ -187,13 +202,14 @@ func canonical(s string) string {
 	return string(b)
 }
 
-func isTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
+// tokenChars are the bytes of an RFC 9110 token.
+var tokenChars = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
+	return t
+}()
 
 // clip shortens s for a message.
 func clip(s string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -134,7 +135,13 @@ func hostHTTPHeader(ctx context.Context, mod api.Module, stack []uint64) {
 	if inst.respErr != nil {
 		return
 	}
-	if err := inst.header.Add(string(name), string(value)); err != nil {
+	// one copy of both out of the guest's memory
+	var b strings.Builder
+	b.Grow(len(name) + len(value))
+	b.Write(name)
+	b.Write(value)
+	both := b.String()
+	if err := inst.header.Add(both[:len(name)], both[len(name):]); err != nil {
 		inst.responseError(abi.ImportHTTPHeader, err)
 	}
 }

@@ -196,9 +196,24 @@ func writeResult(w http.ResponseWriter, r *http.Request, res fn.Result) {
 	}
 }
 
+// commonHeaderKeys are the metadata keys of the request headers most
+// requests carry, made once rather than for every request.
+var commonHeaderKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, name := range []string{"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Length", "Content-Type", "Cookie", "If-Modified-Since", "If-None-Match", "Origin",
+		"Referer", "Traceparent", "Tracestate", "User-Agent", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-Id"} {
+		m[name] = abi.MetaHTTPHeaderPrefix + strings.ToLower(name)
+	}
+	return m
+}()
+
 // headerKey is the metadata key of a header: abi.MetaHTTPHeaderPrefix
 // and the name in lower case, made in one allocation.
 func headerKey(name string) string {
+	if k, ok := commonHeaderKeys[name]; ok {
+		return k
+	}
 	var b strings.Builder
 	b.Grow(len(abi.MetaHTTPHeaderPrefix) + len(name))
 	b.WriteString(abi.MetaHTTPHeaderPrefix)
