@@ -73,7 +73,8 @@ const (
 
 // Log is an eventlog.Log on NATS Streaming.
 type Log struct {
-	c *broker.Conn
+	c     *broker.Conn
+	blobs *blobs
 }
 
 var _ eventlog.Log = (*Log)(nil)
@@ -90,7 +91,11 @@ func Connect(ctx context.Context, o broker.Options) (*Log, error) {
 }
 
 // New returns the Log of a connection; closing the Log closes it.
-func New(c *broker.Conn) *Log { return &Log{c: c} }
+func New(c *broker.Conn) *Log {
+	l := &Log{c: c}
+	l.blobs = newBlobs(l)
+	return l
+}
 
 func checkName(what, name string) error {
 	if !eventlog.ValidName(name) {
@@ -284,7 +289,7 @@ func (l *Log) Delete(_ context.Context, stream string) error {
 }
 
 // Blobs implements eventlog.Log.
-func (l *Log) Blobs() eventlog.Blobs { return blobs{l} }
+func (l *Log) Blobs() eventlog.Blobs { return l.blobs }
 
 // Features implements eventlog.Log.
 func (l *Log) Features() eventlog.Features {
