@@ -178,13 +178,18 @@ func (b *blobs) put(ctx context.Context, name string, data []byte, sum [32]byte)
 	rand.Read(id[:])
 	// A subscription made before the chunks are published sees every
 	// message stored after it: chunk 0 among them, with its sequence.
+	// With one message in flight and chunk 0 never acked, the server
+	// sends it the messages of other Puts before chunk 0, if any, then
+	// chunk 0, and nothing after it.
 	first := make(chan uint64, 1)
-	sub, err := b.l.c.Subscribe(BlobDataChannel, broker.SubOptions{Start: broker.StartNew, MaxInflight: 1}, func(m *broker.Msg) {
-		if c, ok := parseChunk(m.Data); ok && c.index == 0 && c.put == id {
-			select {
-			case first <- m.Sequence:
-			default:
-			}
+	sub, err := b.l.c.Subscribe(BlobDataChannel, broker.SubOptions{Start: broker.StartNew, MaxInflight: 1, ManualAck: true, AckWait: time.Minute}, func(m *broker.Msg) {
+		if c, ok := parseChunk(m.Data); !ok || c.index != 0 || c.put != id {
+			m.Ack() // lost: sent again, and skipped again
+			return
+		}
+		select {
+		case first <- m.Sequence:
+		default:
 		}
 	})
 	if err != nil {
@@ -232,7 +237,7 @@ func (b *blobs) put(ctx context.Context, name string, data []byte, sum [32]byte)
 			return fmt.Errorf("store blob %s: the sequence of its first chunk: %w", name, ctx.Err())
 		}
 	}
-	sub.Close()
+	go sub.Close() // while the record is published
 	e := blobEntry{Name: name, Put: hex.EncodeToString(id[:]), First: seq, Chunks: total, Size: len(data), SHA256: hex.EncodeToString(sum[:])}
 	rec, _ := json.Marshal(indexRecord{Blob: &e})
 	if err := b.l.c.Publish(ctx, BlobIndexChannel, rec); err != nil {
@@ -300,7 +305,11 @@ func (b *blobs) read(ctx context.Context, e blobEntry) ([]byte, error) {
 		highest uint64
 		done    = make(chan struct{})
 	)
-	sub, err := b.l.c.Subscribe(BlobDataChannel, broker.SubOptions{Start: broker.StartAt(e.First), MaxInflight: getWindow}, func(m *broker.Msg) {
+	// Chunks of other Puts come between this value's only when several
+	// were stored at once: a window of the value's size sends nothing
+	// past its end, else.
+	window := min(getWindow, e.Chunks)
+	sub, err := b.l.c.Subscribe(BlobDataChannel, broker.SubOptions{Start: broker.StartAt(e.First), MaxInflight: window}, func(m *broker.Msg) {
 		mu.Lock()
 		defer mu.Unlock()
 		highest = max(highest, m.Sequence)
@@ -327,7 +336,9 @@ func (b *blobs) read(ctx context.Context, e blobEntry) ([]byte, error) {
 	for {
 		select {
 		case <-done:
-			sub.Close()
+			// Closing waits for the server's answer, behind whatever it
+			// still sends: the value is whole, nothing more is needed.
+			go sub.Close()
 			if sum := sha256.Sum256(buf); hex.EncodeToString(sum[:]) != e.SHA256 {
 				return nil, fmt.Errorf("blob %s: %w: its %d bytes do not have the SHA-256 its index record says", e.Name, ErrBlobDamaged, e.Size)
 			}
