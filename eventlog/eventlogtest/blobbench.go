@@ -63,7 +63,9 @@ func BlobCounts(tb testing.TB) []int {
 //   - get1M-MB/s, get32M-MB/s, put32M-MB/s: one value of 1 MiB and one of
 //     32 MiB;
 //   - missing-ms: a Get of a name never stored;
-//   - disk-MiB: the size of the store.
+//   - disk-MiB: the size of the store;
+//   - deletes/s, deleted-disk-MiB: where Features.Delete, deleting every
+//     value, and the size of the store after it.
 func BenchBlobs(b *testing.B, bb BlobBench) {
 	for _, n := range BlobCounts(b) {
 		b.Run("values="+strconv.Itoa(n), func(b *testing.B) {
@@ -157,6 +159,17 @@ func benchBlobs(b *testing.B, bb BlobBench, n int) {
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/missing, "missing-ms")
 	b.ReportMetric(float64(diskSize(dir))/mib, "disk-MiB")
+	if !l.Features().Delete {
+		return
+	}
+	start = time.Now()
+	for _, name := range append(names, bigName) {
+		if err := l.Blobs().Delete(ctx, name); err != nil {
+			b.Fatalf("delete a value: %v", err)
+		}
+	}
+	b.ReportMetric(float64(n+1)/time.Since(start).Seconds(), "deletes/s")
+	b.ReportMetric(float64(diskSize(dir))/mib, "deleted-disk-MiB")
 }
 
 // hashName names a value by its content, as the engine does.

@@ -288,7 +288,10 @@ func (b *blobs) lookup(ctx context.Context, name string) (blobEntry, bool, error
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e, ok = b.entries[name]
-	return e, ok, b.damaged
+	if !ok && b.damaged != nil { // the name may be in what could not be read
+		return e, false, b.damaged
+	}
+	return e, ok, nil
 }
 
 // read reads a value's chunks from its first sequence, skipping those of

@@ -236,4 +236,24 @@ func TestBlobDamagedIndex(t *testing.T) {
 	if got, err := l.Blobs().Get(ctx, "w"); !errors.Is(err, ErrBlobDamaged) {
 		t.Fatalf("Get of a value that does not match its checksum: %q, %v; want ErrBlobDamaged", got, err)
 	}
+	// A record that cannot be read may have named any value: a name not
+	// found is not said missing, but the others are still read.
+	publish(t, l, BlobIndexChannel, "not a record")
+	if got, err := l.Blobs().Get(ctx, "x"); !errors.Is(err, ErrBlobDamaged) {
+		t.Fatalf("Get of a name not found in an index with a damaged record: %q, %v; want ErrBlobDamaged", got, err)
+	}
+	if got, err := l.Blobs().Get(ctx, "v"); err != nil || string(got) != "value" {
+		t.Fatalf("Get of a value in an index with a damaged record: %q, %v", got, err)
+	}
+}
+
+// TestBlobChannelsLoses: an operator told that a blob channel is damaged
+// learns what moving it aside loses (broker.Loses knows the channels by
+// these names).
+func TestBlobChannelsLoses(t *testing.T) {
+	for _, ch := range []string{BlobDataChannel, BlobIndexChannel} {
+		if got := broker.Loses(ch); !strings.Contains(got, "every module and") {
+			t.Errorf("Loses(%q) = %q, want it to say that every module and large value is lost", ch, got)
+		}
+	}
 }

@@ -396,7 +396,8 @@ func BenchmarkLast(b *testing.B) {
 	}
 }
 
-// BenchmarkBlobGet: fetching a 3 MiB module (6 chunks), Last included.
+// BenchmarkBlobGet: fetching a 3 MiB module (6 chunks) from the memory
+// store, from its index record to the checked bytes.
 func BenchmarkBlobGet(b *testing.B) {
 	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
 	if err != nil {
