@@ -130,10 +130,12 @@ func BenchmarkBlobStore(b *testing.B) {
 	srv := map[eventlog.Log]*Embedded{}
 	eventlogtest.BenchBlobs(b, eventlogtest.BlobBench{
 		Start: func(tb testing.TB, dir string) eventlog.Log {
+			start := time.Now()
 			e, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", Auth: testAuth})
 			if err != nil {
 				tb.Fatal(err)
 			}
+			started := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			l, err := Connect(ctx, Options{URL: e.URL()})
@@ -141,6 +143,7 @@ func BenchmarkBlobStore(b *testing.B) {
 				e.Shutdown()
 				tb.Fatal(err)
 			}
+			tb.Logf("server started in %s, connected in %s", started.Sub(start), time.Since(started))
 			srv[l] = e
 			return l
 		},

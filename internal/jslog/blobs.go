@@ -10,9 +10,16 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 )
 
-// blobs is the Object Store bucket sluice-modules: values are chunked
-// (128 KiB each) into its stream, so a module larger than the server's
-// max payload fits, and they have the streams' replicas.
+// blobs is the Object Store bucket sluice-modules (named when it held
+// modules only; large workflow values share it): values are chunked (128
+// KiB each) into its stream, so a value larger than the server's max
+// payload fits, and they have the streams' replicas. An object is its
+// chunks under a subject of their own and a metadata message under one
+// for its name: Get finds the name by that subject's last message (a
+// missing one is known at once), and Delete purges the chunks' subject,
+// whose blocks the server then removes. With 10,000 values of 1 MiB, a
+// restart and the first Get take seconds and little memory, and deleting
+// them gives the disk back (see eventlog/README.md, BenchmarkBlobStore).
 type blobs struct {
 	l   *Log
 	obs jetstream.ObjectStore
