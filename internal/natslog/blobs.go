@@ -77,12 +77,15 @@ const (
 	chunkHeader = 4 + putIDSize + 4 + 4 + 8 + 1 // + the name
 )
 
-// indexRecord is a message of BlobIndexChannel (JSON): a blob, or, as
-// the index's first record, what the store was when the index was
-// created.
+// indexRecord is a message of BlobIndexChannel (JSON): a blob, what the
+// store was when the index was created (its first store record counts),
+// or a mark.
 type indexRecord struct {
 	Blob  *blobEntry  `json:"blob,omitempty"`
 	Store *storeEntry `json:"store,omitempty"`
+	// Mark is written by a Log that starts reading the index, which has
+	// read all of it that matters once it reads its own mark.
+	Mark string `json:"mark,omitempty"`
 }
 
 // blobEntry locates a value's chunks in BlobDataChannel.
@@ -114,7 +117,12 @@ func chunks(size int) int { return max(1, (size+ChunkSize-1)/ChunkSize) }
 type blobs struct {
 	l *Log
 
+	readyMu sync.Mutex // one ready at a time
+
 	mu      sync.Mutex
+	isReady bool
+	mark    string // the mark ready waits for
+	marked  bool
 	tail    *broker.Sub
 	indexed uint64        // the last index sequence handled
 	moved   chan struct{} // closed and replaced when read grows
@@ -376,13 +384,16 @@ func (b *blobs) Delete(_ context.Context, name string) error {
 	return fmt.Errorf("delete blob %s: %w: NATS Streaming keeps every message of its channels", name, eventlog.ErrUnsupported)
 }
 
-// ready starts reading the index, reads it to its end, and writes its
-// first record if it has none.
+// ready starts reading the index, reads it up to a record of its own
+// (a mark: an empty index is known without waiting for messages that
+// do not come), and writes the index's first record if it has none.
 func (b *blobs) ready(ctx context.Context) error {
+	b.readyMu.Lock()
+	defer b.readyMu.Unlock()
 	b.mu.Lock()
-	started, store := b.tail != nil, b.store
+	started, ready := b.tail != nil, b.isReady
 	b.mu.Unlock()
-	if started && store != nil {
+	if ready {
 		return nil
 	}
 	if !started {
@@ -391,35 +402,63 @@ func (b *blobs) ready(ctx context.Context) error {
 			return fmt.Errorf("read the blob index: %w", notConnected(err))
 		}
 		b.mu.Lock()
-		if b.tail != nil { // another call started it meanwhile
-			b.mu.Unlock()
-			tail.Close()
-		} else {
-			b.tail = tail
-			b.mu.Unlock()
-		}
+		b.tail = tail
+		b.mu.Unlock()
 	}
-	if err := b.catchUp(ctx); err != nil {
-		return err
+	var id [putIDSize]byte
+	rand.Read(id[:])
+	mark := hex.EncodeToString(id[:])
+	b.mu.Lock()
+	b.mark, b.marked = mark, false
+	b.mu.Unlock()
+	rec, _ := json.Marshal(indexRecord{Mark: mark})
+	if err := b.l.c.Publish(ctx, BlobIndexChannel, rec); err != nil {
+		return fmt.Errorf("read the blob index: %w", err)
+	}
+	if err := b.until(ctx, func() bool { return b.marked }); err != nil {
+		return fmt.Errorf("read the blob index up to a record just written: %w", err)
 	}
 	b.mu.Lock()
-	store = b.store
+	store := b.store
 	b.mu.Unlock()
-	if store != nil {
-		return nil
+	if store == nil {
+		// A new index: whoever creates it says whether the store may
+		// hold blobs of the old layout. Two creating it at once both
+		// write; the first record is the one every reader takes.
+		catalog, err := b.l.Last(ctx, legacyCheckStream)
+		if err != nil {
+			return fmt.Errorf("create the blob index: %w", err)
+		}
+		rec, _ := json.Marshal(indexRecord{Store: &storeEntry{Legacy: catalog > 0}})
+		if err := b.l.c.Publish(ctx, BlobIndexChannel, rec); err != nil {
+			return fmt.Errorf("create the blob index: %w", err)
+		}
+		if err := b.until(ctx, func() bool { return b.store != nil }); err != nil {
+			return fmt.Errorf("create the blob index: %w", err)
+		}
 	}
-	// A new index: whoever creates it says whether the store may hold
-	// blobs of the old layout. Two creating it at once both write; the
-	// first record is the one every reader takes.
-	catalog, err := b.l.Last(ctx, legacyCheckStream)
-	if err != nil {
-		return fmt.Errorf("create the blob index: %w", err)
+	b.mu.Lock()
+	b.isReady = true
+	b.mu.Unlock()
+	return nil
+}
+
+// until waits until cond, called with b.mu held, holds after a record of
+// the index was read.
+func (b *blobs) until(ctx context.Context, cond func() bool) error {
+	for {
+		b.mu.Lock()
+		ok, moved := cond(), b.moved
+		b.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	rec, _ := json.Marshal(indexRecord{Store: &storeEntry{Legacy: catalog > 0}})
-	if err := b.l.c.Publish(ctx, BlobIndexChannel, rec); err != nil {
-		return fmt.Errorf("create the blob index: %w", err)
-	}
-	return b.catchUp(ctx)
 }
 
 // catchUp waits until the tail has read the index up to its last
@@ -429,19 +468,10 @@ func (b *blobs) catchUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the blob index: %w", err)
 	}
-	for {
-		b.mu.Lock()
-		indexed, moved := b.indexed, b.moved
-		b.mu.Unlock()
-		if indexed >= last {
-			return nil
-		}
-		select {
-		case <-moved:
-		case <-ctx.Done():
-			return fmt.Errorf("read the blob index: up to %d of its %d records: %w", indexed, last, ctx.Err())
-		}
+	if err := b.until(ctx, func() bool { return b.indexed >= last }); err != nil {
+		return fmt.Errorf("read the blob index up to its record %d: %w", last, err)
 	}
+	return nil
 }
 
 func (b *blobs) handleIndex(m *broker.Msg) {
@@ -456,6 +486,8 @@ func (b *blobs) handleIndex(m *broker.Msg) {
 		b.entries[rec.Blob.Name] = *rec.Blob
 	case rec.Store != nil && b.store == nil:
 		b.store = rec.Store
+	case rec.Mark != "" && rec.Mark == b.mark:
+		b.marked = true
 	}
 	b.indexed = max(b.indexed, m.Sequence)
 	close(b.moved)
