@@ -41,7 +41,7 @@ import (
 //
 // Channels of one blob each ("sluice.mod.NAME", BlobStream) are how
 // earlier versions stored modules; a store they wrote is read the same
-// (see legacy).
+// (see legacyGet).
 const (
 	// BlobDataChannel holds the chunks of every blob.
 	BlobDataChannel = "sluice.blobs.data"
@@ -101,9 +101,11 @@ type blobEntry struct {
 	SHA256 string `json:"sha256"`
 }
 
-// storeEntry: the index was created on a store that may hold modules in
-// channels of their own (written by earlier versions), which Get then
-// looks for when a name is not in the index.
+// storeEntry: whether the index was created on a store that may hold
+// modules in channels of their own (written by earlier versions), which
+// Get then looks for when a name is not in the index. Put writes it
+// first, before any blob; an index without one (nothing was put yet) is
+// read as Legacy.
 type storeEntry struct {
 	Legacy bool `json:"legacy"`
 }
@@ -118,6 +120,7 @@ type blobs struct {
 	l *Log
 
 	readyMu sync.Mutex // one ready at a time
+	tailMu  sync.Mutex // one startTail at a time
 
 	mu      sync.Mutex
 	isReady bool
@@ -262,7 +265,7 @@ func (b *blobs) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := b.check(name); err != nil {
 		return nil, err
 	}
-	if err := b.ready(ctx); err != nil {
+	if err := b.startTail(); err != nil {
 		return nil, fmt.Errorf("fetch blob %s: %w", name, err)
 	}
 	e, ok, err := b.lookup(ctx, name)
@@ -270,8 +273,10 @@ func (b *blobs) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("fetch blob %s: %w", name, err)
 	}
 	if !ok {
+		// An index without a store record was never written to: the
+		// store's blobs, if any, are an earlier version's.
 		b.mu.Lock()
-		legacy := b.store != nil && b.store.Legacy
+		legacy := b.store == nil || b.store.Legacy
 		b.mu.Unlock()
 		if legacy {
 			return b.legacyGet(ctx, name)
@@ -384,26 +389,22 @@ func (b *blobs) Delete(_ context.Context, name string) error {
 	return fmt.Errorf("delete blob %s: %w: NATS Streaming keeps every message of its channels", name, eventlog.ErrUnsupported)
 }
 
-// ready starts reading the index, reads it up to a record of its own
-// (a mark: an empty index is known without waiting for messages that
-// do not come), and writes the index's first record if it has none.
+// ready prepares a Put: it starts reading the index, reads it up to a
+// record of its own (a mark: an empty index is known without waiting for
+// messages that do not come), and writes the index's first store record
+// if it has none. Get writes nothing (a store being migrated is only
+// read).
 func (b *blobs) ready(ctx context.Context) error {
 	b.readyMu.Lock()
 	defer b.readyMu.Unlock()
 	b.mu.Lock()
-	started, ready := b.tail != nil, b.isReady
+	ready := b.isReady
 	b.mu.Unlock()
 	if ready {
 		return nil
 	}
-	if !started {
-		tail, err := b.l.c.Subscribe(BlobIndexChannel, broker.SubOptions{Start: broker.StartAll}, b.handleIndex)
-		if err != nil {
-			return fmt.Errorf("read the blob index: %w", notConnected(err))
-		}
-		b.mu.Lock()
-		b.tail = tail
-		b.mu.Unlock()
+	if err := b.startTail(); err != nil {
+		return err
 	}
 	var id [putIDSize]byte
 	rand.Read(id[:])
@@ -439,6 +440,26 @@ func (b *blobs) ready(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	b.isReady = true
+	b.mu.Unlock()
+	return nil
+}
+
+// startTail starts reading the index into memory, if it has not yet.
+func (b *blobs) startTail() error {
+	b.tailMu.Lock()
+	defer b.tailMu.Unlock()
+	b.mu.Lock()
+	started := b.tail != nil
+	b.mu.Unlock()
+	if started {
+		return nil
+	}
+	tail, err := b.l.c.Subscribe(BlobIndexChannel, broker.SubOptions{Start: broker.StartAll}, b.handleIndex)
+	if err != nil {
+		return fmt.Errorf("read the blob index: %w", notConnected(err))
+	}
+	b.mu.Lock()
+	b.tail = tail
 	b.mu.Unlock()
 	return nil
 }

@@ -145,7 +145,8 @@ func legacyChunk(idx, total uint32, size uint64, body []byte) string {
 
 // TestBlobLegacyStore: on a store written by an earlier version (a
 // catalog, modules in channels of their own), the modules are found,
-// damaged ones are ErrBlobDamaged, and new values go to the new layout.
+// before anything is put (without writing) and after, damaged ones are
+// ErrBlobDamaged, and new values go to the new layout.
 func TestBlobLegacyStore(t *testing.T) {
 	l := openStore(t, t.TempDir())
 	ctx := context.Background()
@@ -167,6 +168,13 @@ func TestBlobLegacyStore(t *testing.T) {
 	}
 	for _, c := range cases {
 		publish(t, l, BlobStream(c.name), c.msgs...)
+	}
+	// Reading writes nothing (a store being migrated is only read).
+	if got, err := l.Blobs().Get(ctx, "module"); err != nil || !bytes.Equal(got, module) {
+		t.Fatalf("Get of a module of an earlier version, nothing put yet: %d bytes, %v", len(got), err)
+	}
+	if last, err := l.Last(ctx, BlobIndexChannel); err != nil || last != 0 {
+		t.Fatalf("the blob index after reading: last %d, %v; want nothing written", last, err)
 	}
 	if err := l.Blobs().Put(ctx, "new", []byte("new value")); err != nil {
 		t.Fatal(err)
@@ -200,6 +208,9 @@ func TestBlobLegacyStore(t *testing.T) {
 func TestBlobPutCutShort(t *testing.T) {
 	l := open(t)
 	ctx := context.Background()
+	if err := l.Blobs().Put(ctx, "before", []byte("a value")); err != nil { // the index exists, as before any Put's chunks
+		t.Fatal(err)
+	}
 	data := bytes.Repeat([]byte("v"), 2*ChunkSize+5)
 	var id [putIDSize]byte
 	id[0] = 1

@@ -15,7 +15,7 @@ import (
 // header: "SLM1", the chunk's index and the number of chunks (uint32,
 // big-endian), the value's size (uint64). They are read, never written:
 // Get looks there for a name the index does not hold, on a store whose
-// index says it may have them (storeEntry.Legacy).
+// index says it may have them or was never written (storeEntry).
 const (
 	legacyMagic  = "SLM1"
 	legacyHeader = 4 + 4 + 4 + 8
