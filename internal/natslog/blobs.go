@@ -159,12 +159,20 @@ func (b *blobs) Put(ctx context.Context, name string, data []byte) error {
 	if err := b.ready(ctx); err != nil {
 		return fmt.Errorf("store blob %s: %w", name, err)
 	}
-	sum := sha256.Sum256(data)
+	// The checksum is computed while the chunks are sent, but for a name
+	// that may hold these bytes already.
+	sum := make(chan string, 1)
 	b.mu.Lock()
 	e, ok := b.entries[name]
 	b.mu.Unlock()
-	if ok && e.Size == len(data) && e.SHA256 == hex.EncodeToString(sum[:]) {
-		return nil
+	if ok && e.Size == len(data) {
+		c := checksum(data)
+		if e.SHA256 == c {
+			return nil
+		}
+		sum <- c
+	} else {
+		go func() { sum <- checksum(data) }()
 	}
 	for {
 		err := b.put(ctx, name, data, sum)
@@ -180,7 +188,14 @@ func (b *blobs) Put(ctx context.Context, name string, data []byte) error {
 // errRetry: the connection was lost during a Put, which is done again.
 var errRetry = errors.New("connection lost: store again")
 
-func (b *blobs) put(ctx context.Context, name string, data []byte, sum [32]byte) error {
+func checksum(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// put stores a value once; sum gives its checksum (and is given it back,
+// for an attempt after this one).
+func (b *blobs) put(ctx context.Context, name string, data []byte, sum chan string) error {
 	if err := b.l.c.WaitUp(ctx); err != nil {
 		return fmt.Errorf("store blob %s: %w", name, err)
 	}
@@ -249,7 +264,14 @@ func (b *blobs) put(ctx context.Context, name string, data []byte, sum [32]byte)
 		}
 	}
 	go sub.Close() // while the record is published
-	e := blobEntry{Name: name, Put: hex.EncodeToString(id[:]), First: seq, Chunks: total, Size: len(data), SHA256: hex.EncodeToString(sum[:])}
+	var hash string
+	select {
+	case hash = <-sum:
+		sum <- hash
+	case <-ctx.Done():
+		return fmt.Errorf("store blob %s: its checksum: %w", name, ctx.Err())
+	}
+	e := blobEntry{Name: name, Put: hex.EncodeToString(id[:]), First: seq, Chunks: total, Size: len(data), SHA256: hash}
 	rec, _ := json.Marshal(indexRecord{Blob: &e})
 	if err := b.l.c.Publish(ctx, BlobIndexChannel, rec); err != nil {
 		return fmt.Errorf("store blob %s: index it: %w", name, err)
@@ -320,6 +342,10 @@ func (b *blobs) read(ctx context.Context, e blobEntry) ([]byte, error) {
 		got     int
 		highest uint64
 		done    = make(chan struct{})
+		// The chunks are checksummed as they come: in order, as one Put
+		// published them.
+		h      = sha256.New()
+		hashed int
 	)
 	// Chunks of other Puts come between this value's only when several
 	// were stored at once: a window of the value's size sends nothing
@@ -338,6 +364,10 @@ func (b *blobs) read(ctx context.Context, e blobEntry) ([]byte, error) {
 		}
 		copy(buf[c.index*ChunkSize:], c.body)
 		have[c.index] = true
+		for hashed < e.Chunks && have[hashed] {
+			h.Write(buf[hashed*ChunkSize : min((hashed+1)*ChunkSize, e.Size)])
+			hashed++
+		}
 		if got++; got == e.Chunks {
 			close(done)
 		}
@@ -355,7 +385,10 @@ func (b *blobs) read(ctx context.Context, e blobEntry) ([]byte, error) {
 			// Closing waits for the server's answer, behind whatever it
 			// still sends: the value is whole, nothing more is needed.
 			go sub.Close()
-			if sum := sha256.Sum256(buf); hex.EncodeToString(sum[:]) != e.SHA256 {
+			mu.Lock()
+			sum := h.Sum(nil)
+			mu.Unlock()
+			if hex.EncodeToString(sum) != e.SHA256 {
 				return nil, fmt.Errorf("blob %s: %w: its %d bytes do not have the SHA-256 its index record says", e.Name, ErrBlobDamaged, e.Size)
 			}
 			return buf, nil

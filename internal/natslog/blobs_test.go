@@ -126,6 +126,13 @@ func TestBlobLayout(t *testing.T) {
 			t.Fatalf("index record %d: %+v, want its first chunk at %d, 2 chunks, %d bytes and their SHA-256", i+1, r.Blob, 2*i+1, len(data))
 		}
 	}
+	other := bytes.Repeat([]byte("n"), len(data)) // the same size, other bytes: stored
+	if err := l.Blobs().Put(ctx, "abc", other); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Blobs().Get(ctx, "abc"); err != nil || !bytes.Equal(got, other) {
+		t.Fatalf("Get of a value replaced by one of its size: %d bytes (the new ones: %t), %v", len(got), bytes.Equal(got, other), err)
+	}
 	got := channels(t, dir)
 	if slices.ContainsFunc(got, func(c string) bool { return strings.HasPrefix(c, "sluice.mod.") }) || !slices.Contains(got, BlobDataChannel) || !slices.Contains(got, BlobIndexChannel) {
 		t.Fatalf("channels %v: want %s and %s, none per value", got, BlobDataChannel, BlobIndexChannel)
