@@ -103,7 +103,8 @@ type Log interface {
 	// ErrUnsupported and the stream stays (it ages out by the broker's
 	// limits).
 	Delete(ctx context.Context, stream string) error
-	// Blobs is the store of large values (function modules).
+	// Blobs is the store of large values (function modules, workflow
+	// values too large for an event).
 	Blobs() Blobs
 	// Features says what this implementation guarantees beyond the
 	// common contract.
@@ -314,11 +315,16 @@ type Features struct {
 }
 
 // Blobs is a store of named values too large for one message: a
-// function's module. Values are written whole and read whole.
+// function's module, a large workflow value. Values are written whole and
+// read whole, and a store holds tens of thousands of them.
 type Blobs interface {
-	// Put stores a value under a name, replacing what was there.
+	// Put stores a value under a name, replacing what was there. When it
+	// returns nil the value is durable and every connection's Get finds
+	// it; a Put that fails or is cut short leaves the old value or none,
+	// never part of the new one.
 	Put(ctx context.Context, name string, data []byte) error
-	// Get returns a value. A name with no value is ErrNotFound.
+	// Get returns a value. A name with no value is ErrNotFound, known
+	// without waiting for the value to appear.
 	Get(ctx context.Context, name string) ([]byte, error)
 	// Delete removes a value; a name with no value is not an error.
 	// Without Features.Delete it returns ErrUnsupported and the value

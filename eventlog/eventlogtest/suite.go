@@ -116,6 +116,9 @@ func Run(t *testing.T, h Harness) {
 		{"Delete", s.testDelete},
 		{"Family", s.testFamily},
 		{"Blobs", s.testBlobs},
+		{"BlobsMany", s.testBlobsMany},
+		{"BlobsAtOnce", s.testBlobsAtOnce},
+		{"BlobsLarge", s.testBlobsLarge},
 		{"TooLarge", s.testTooLarge},
 		{"InvalidNames", s.testInvalidNames},
 		{"Closed", s.testClosed},
@@ -130,6 +133,7 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 	t.Run("Restart", s.testRestart)
+	t.Run("BlobsRestart", s.testBlobsRestart)
 }
 
 type suite struct {

@@ -88,6 +88,10 @@ func Loses(channel string) string {
 		return "every function, trigger and workflow definition (deploy them again, e.g. with sluice apply)"
 	case strings.HasPrefix(channel, "sluice.mod."):
 		return "one module's bytes (deploy again the functions that run it)"
+	case channel == "sluice.blobs.data":
+		return "the bytes of every module and every large workflow value (deploy every function again; invocations that carried large values cannot be replayed)"
+	case channel == "sluice.blobs.index":
+		return "where every module and large workflow value is (their bytes stay, unreachable: deploy every function again; invocations that carried large values cannot be replayed)"
 	case channel == "sluice.wf.events":
 		return "the history of every workflow invocation, and the invocations under way"
 	case channel == CheckpointChannel:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/eventlog/eventlogtest"
 )
 
 // BenchmarkPublish measures publishing 1 KiB messages to the embedded
@@ -118,4 +119,38 @@ func BenchmarkDeleteInvocation(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deletes/s")
+}
+
+// BenchmarkBlobStore: many 1 MiB values in the Object Store on the
+// embedded file store (fsync on, the default), a restart, and the cost of
+// a Get (see eventlogtest.BenchBlobs). Run it alone, once:
+//
+//	SLUICE_BENCH_BLOBS=1000,10000 go test -run '^$' -bench BlobStore -benchtime 1x -timeout 2h ./internal/jslog/
+func BenchmarkBlobStore(b *testing.B) {
+	srv := map[eventlog.Log]*Embedded{}
+	eventlogtest.BenchBlobs(b, eventlogtest.BlobBench{
+		Start: func(tb testing.TB, dir string) eventlog.Log {
+			start := time.Now()
+			e, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", Auth: testAuth})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			started := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			l, err := Connect(ctx, Options{URL: e.URL()})
+			if err != nil {
+				e.Shutdown()
+				tb.Fatal(err)
+			}
+			tb.Logf("server started in %s, connected in %s", started.Sub(start), time.Since(started))
+			srv[l] = e
+			return l
+		},
+		Stop: func(tb testing.TB, l eventlog.Log) {
+			l.Close()
+			srv[l].Shutdown()
+			delete(srv, l)
+		},
+	})
 }

@@ -21,8 +21,8 @@
 // sluice.topic.T: the kinds never overlap and no topic can reach one of
 // sluice's own streams. Every stream de-duplicates message IDs over
 // DedupWindow. A stream's sequences are its JetStream stream's, so they
-// have gaps (the contract allows it). Module bytes are in the Object Store
-// bucket sluice-modules. Connect creates the streams and the bucket, or
+// have gaps (the contract allows it). Blobs (module bytes, large workflow
+// values) are in the Object Store bucket sluice-modules. Connect creates the streams and the bucket, or
 // updates them to this layout, idempotently: daemons that connect at once
 // agree.
 //

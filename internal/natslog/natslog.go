@@ -1,6 +1,10 @@
 // Package natslog is the event-log contract (package eventlog) on NATS
 // Streaming: a stream is a channel, a sequence is the channel's, a durable
-// queue is a durable queue group, and a blob is a channel of chunks.
+// queue is a durable queue group, and blobs are two channels, whatever
+// their number: sluice.blobs.data holds every value's chunks and
+// sluice.blobs.index a small record per value saying where its chunks
+// are (see BlobDataChannel; earlier versions' channel per blob is still
+// read).
 //
 // It is built on internal/broker's Conn, which re-establishes itself after
 // losing the server and resumes every subscription: a plain subscription
@@ -17,8 +21,8 @@
 //     takes that message's sequence, a subscription's round trip (0.2 ms
 //     on loopback: BenchmarkLast). On an empty stream nothing comes, and
 //     Last answers 0 after emptyWait, if the connection stayed up
-//     meanwhile (else ErrNotConnected); Blobs.Get looks a second time,
-//     longer, before it says a blob is missing.
+//     meanwhile (else ErrNotConnected). Blobs need no such wait: the
+//     index says what exists.
 //   - No negative ack: Nak does nothing, and the message comes again
 //     after the queue's AckWait, as it always did.
 //   - Delivery counts are the server's RedeliveryCount, kept in its memory
@@ -30,7 +34,11 @@
 //     false: NATS Streaming tells the others nothing).
 //   - No headers, no de-duplication, no deletion (Delete and Blobs.Delete
 //     return eventlog.ErrUnsupported): channels stay until the store's
-//     limits age them out (broker.StoreLimits).
+//     limits age them out (broker.StoreLimits), and the blob channels
+//     have none: every value stored keeps its bytes on disk (1 MiB for a
+//     1 MiB value; the same bytes under the same name are stored once).
+//     A store of many values that are no longer needed is reclaimed only
+//     by moving to JetStream, or to a new store.
 package natslog
 
 import (
@@ -64,16 +72,18 @@ const (
 	// Last costs on an empty stream.
 	emptyWait = time.Second
 	// notFoundWait is how long Blobs.Get waits a second time before it
-	// calls a blob missing: a module that exists must not be reported
-	// gone because a loaded machine was slow once. A missing blob costs
-	// emptyWait and this, 4 s; a Get of one is rare (a race with a
-	// removal).
+	// calls a blob of the old layout missing (a channel of its own: see
+	// legacyGet): a module that exists must not be reported gone because
+	// a loaded machine was slow once. Such a look costs emptyWait and
+	// this, 4 s, and is made only on stores of earlier versions for a
+	// name the index does not hold.
 	notFoundWait = 3 * time.Second
 )
 
 // Log is an eventlog.Log on NATS Streaming.
 type Log struct {
-	c *broker.Conn
+	c     *broker.Conn
+	blobs *blobs
 }
 
 var _ eventlog.Log = (*Log)(nil)
@@ -90,7 +100,11 @@ func Connect(ctx context.Context, o broker.Options) (*Log, error) {
 }
 
 // New returns the Log of a connection; closing the Log closes it.
-func New(c *broker.Conn) *Log { return &Log{c: c} }
+func New(c *broker.Conn) *Log {
+	l := &Log{c: c}
+	l.blobs = newBlobs(l)
+	return l
+}
 
 func checkName(what, name string) error {
 	if !eventlog.ValidName(name) {
@@ -284,7 +298,7 @@ func (l *Log) Delete(_ context.Context, stream string) error {
 }
 
 // Blobs implements eventlog.Log.
-func (l *Log) Blobs() eventlog.Blobs { return blobs{l} }
+func (l *Log) Blobs() eventlog.Blobs { return l.blobs }
 
 // Features implements eventlog.Log.
 func (l *Log) Features() eventlog.Features {
