@@ -66,23 +66,14 @@ const (
 	// useless. Chunks come within milliseconds; a loaded machine may
 	// pause a second or two.
 	stallWait = 5 * time.Second
-	// legacyCheckStream says whether a store may hold blobs of the old
-	// layout, when the index is created: the catalog's channel. A module
-	// is stored only for a function of the catalog, so a store whose
-	// catalog is empty when the index is created holds none.
-	legacyCheckStream = "sluice.catalog"
-
 	chunkMagic  = "SLB1"
 	putIDSize   = 16
 	chunkHeader = 4 + putIDSize + 4 + 4 + 8 + 1 // + the name
 )
 
-// indexRecord is a message of BlobIndexChannel (JSON): a blob, what the
-// store was when the index was created (its first store record counts),
-// or a mark.
+// indexRecord is a message of BlobIndexChannel (JSON): a blob, or a mark.
 type indexRecord struct {
-	Blob  *blobEntry  `json:"blob,omitempty"`
-	Store *storeEntry `json:"store,omitempty"`
+	Blob *blobEntry `json:"blob,omitempty"`
 	// Mark is written by a Log that starts reading the index, which has
 	// read all of it that matters once it reads its own mark.
 	Mark string `json:"mark,omitempty"`
@@ -99,15 +90,6 @@ type blobEntry struct {
 	Chunks int    `json:"chunks"`
 	Size   int    `json:"size"`
 	SHA256 string `json:"sha256"`
-}
-
-// storeEntry: whether the index was created on a store that may hold
-// modules in channels of their own (written by earlier versions), which
-// Get then looks for when a name is not in the index. Put writes it
-// first, before any blob; an index without one (nothing was put yet) is
-// read as Legacy.
-type storeEntry struct {
-	Legacy bool `json:"legacy"`
 }
 
 // BlobStream is the channel in which earlier versions stored a blob.
@@ -130,7 +112,6 @@ type blobs struct {
 	indexed uint64        // the last index sequence handled
 	moved   chan struct{} // closed and replaced when read grows
 	entries map[string]blobEntry
-	store   *storeEntry // the index's first store record
 	damaged error       // a record the tail could not read
 }
 
@@ -295,12 +276,7 @@ func (b *blobs) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("fetch blob %s: %w", name, err)
 	}
 	if !ok {
-		// An index without a store record was never written to: the
-		// store's blobs, if any, are an earlier version's.
-		b.mu.Lock()
-		legacy := b.store == nil || b.store.Legacy
-		b.mu.Unlock()
-		if legacy {
+		if legacyName(name) {
 			return b.legacyGet(ctx, name)
 		}
 		return nil, fmt.Errorf("blob %s: %w", name, eventlog.ErrNotFound)
@@ -424,9 +400,8 @@ func (b *blobs) Delete(_ context.Context, name string) error {
 
 // ready prepares a Put: it starts reading the index, reads it up to a
 // record of its own (a mark: an empty index is known without waiting for
-// messages that do not come), and writes the index's first store record
-// if it has none. Get writes nothing (a store being migrated is only
-// read).
+// messages that do not come). Get writes nothing (a store being
+// migrated is only read).
 func (b *blobs) ready(ctx context.Context) error {
 	b.readyMu.Lock()
 	defer b.readyMu.Unlock()
@@ -451,25 +426,6 @@ func (b *blobs) ready(ctx context.Context) error {
 	}
 	if err := b.until(ctx, func() bool { return b.marked }); err != nil {
 		return fmt.Errorf("read the blob index up to a record just written: %w", err)
-	}
-	b.mu.Lock()
-	store := b.store
-	b.mu.Unlock()
-	if store == nil {
-		// A new index: whoever creates it says whether the store may
-		// hold blobs of the old layout. Two creating it at once both
-		// write; the first record is the one every reader takes.
-		catalog, err := b.l.Last(ctx, legacyCheckStream)
-		if err != nil {
-			return fmt.Errorf("create the blob index: %w", err)
-		}
-		rec, _ := json.Marshal(indexRecord{Store: &storeEntry{Legacy: catalog > 0}})
-		if err := b.l.c.Publish(ctx, BlobIndexChannel, rec); err != nil {
-			return fmt.Errorf("create the blob index: %w", err)
-		}
-		if err := b.until(ctx, func() bool { return b.store != nil }); err != nil {
-			return fmt.Errorf("create the blob index: %w", err)
-		}
 	}
 	b.mu.Lock()
 	b.isReady = true
@@ -538,8 +494,6 @@ func (b *blobs) handleIndex(m *broker.Msg) {
 		b.damaged = fmt.Errorf("%w: record %d of %s is not a blob's: %w", ErrBlobDamaged, m.Sequence, BlobIndexChannel, err)
 	case rec.Blob != nil:
 		b.entries[rec.Blob.Name] = *rec.Blob
-	case rec.Store != nil && b.store == nil:
-		b.store = rec.Store
 	case rec.Mark != "" && rec.Mark == b.mark:
 		b.marked = true
 	}

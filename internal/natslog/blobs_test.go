@@ -118,10 +118,10 @@ func TestBlobLayout(t *testing.T) {
 			recs = append(recs, r)
 		}
 	}
-	if len(recs) != 3 || recs[0].Store == nil || recs[0].Store.Legacy {
-		t.Fatalf("index %+v: want a store record saying a new store holds no old blobs, then a record per value", recs)
+	if len(recs) != 2 {
+		t.Fatalf("index %+v: want a record per value", recs)
 	}
-	for i, r := range recs[1:] {
+	for i, r := range recs {
 		if e := r.Blob; e == nil || e.Name != []string{"abc", "def"}[i] || e.First != uint64(2*i+1) || e.Chunks != 2 || e.Size != len(data) || e.SHA256 != hex.EncodeToString(sum[:]) {
 			t.Fatalf("index record %d: %+v, want its first chunk at %d, 2 chunks, %d bytes and their SHA-256", i+1, r.Blob, 2*i+1, len(data))
 		}
@@ -150,14 +150,22 @@ func legacyChunk(idx, total uint32, size uint64, body []byte) string {
 	return string(append(h, body...))
 }
 
-// TestBlobLegacyStore: on a store written by an earlier version (a
-// catalog, modules in channels of their own), the modules are found,
-// before anything is put (without writing) and after, damaged ones are
-// ErrBlobDamaged, and new values go to the new layout.
+// moduleName is the name an earlier version gave a module: its SHA-256
+// in hex (here of a case's name).
+func moduleName(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestBlobLegacyStore: on a store written by an earlier version (modules
+// in channels of their own, named by their SHA-256), the modules are
+// found, before anything is put (without writing) and after, damaged ones
+// are ErrBlobDamaged, new values go to the new layout, and a missing name
+// that is not a module's is known missing at once.
 func TestBlobLegacyStore(t *testing.T) {
-	l := openStore(t, t.TempDir())
+	dir := t.TempDir()
+	l := openStore(t, dir)
 	ctx := context.Background()
-	publish(t, l, legacyCheckStream, "a function")
 	module := bytes.Repeat([]byte("w"), ChunkSize+1)
 	cases := []struct {
 		name string
@@ -174,10 +182,10 @@ func TestBlobLegacyStore(t *testing.T) {
 		}, append(make([]byte, ChunkSize), 'z')},
 	}
 	for _, c := range cases {
-		publish(t, l, BlobStream(c.name), c.msgs...)
+		publish(t, l, BlobStream(moduleName(c.name)), c.msgs...)
 	}
 	// Reading writes nothing (a store being migrated is only read).
-	if got, err := l.Blobs().Get(ctx, "module"); err != nil || !bytes.Equal(got, module) {
+	if got, err := l.Blobs().Get(ctx, moduleName("module")); err != nil || !bytes.Equal(got, module) {
 		t.Fatalf("Get of a module of an earlier version, nothing put yet: %d bytes, %v", len(got), err)
 	}
 	if last, err := l.Last(ctx, BlobIndexChannel); err != nil || last != 0 {
@@ -188,7 +196,7 @@ func TestBlobLegacyStore(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := l.Blobs().Get(ctx, c.name)
+			got, err := l.Blobs().Get(ctx, moduleName(c.name))
 			if c.want == nil {
 				if !errors.Is(err, ErrBlobDamaged) {
 					t.Fatalf("Get: %d bytes, %v; want ErrBlobDamaged", len(got), err)
@@ -203,8 +211,11 @@ func TestBlobLegacyStore(t *testing.T) {
 	if got, err := l.Blobs().Get(ctx, "new"); err != nil || string(got) != "new value" {
 		t.Fatalf("Get of a value stored in the new layout on an old store: %q, %v", got, err)
 	}
-	if _, err := l.Blobs().Get(ctx, "missing"); !errors.Is(err, eventlog.ErrNotFound) {
+	if _, err := l.Blobs().Get(ctx, "v-missing"); !errors.Is(err, eventlog.ErrNotFound) {
 		t.Fatalf("Get of a missing name on an old store: %v, want ErrNotFound", err)
+	}
+	if slices.Contains(channels(t, dir), BlobStream("v-missing")) {
+		t.Fatal("Get of a missing name that is not a module's made a channel of the old layout")
 	}
 }
 

@@ -14,12 +14,28 @@ import (
 // BlobStream(name), as chunks of ChunkSize bytes, each a message with a
 // header: "SLM1", the chunk's index and the number of chunks (uint32,
 // big-endian), the value's size (uint64). They are read, never written:
-// Get looks there for a name the index does not hold, on a store whose
-// index says it may have them or was never written (storeEntry).
+// Get looks there for a name the index does not hold that is a module's
+// (legacyName): earlier versions stored nothing else.
 const (
 	legacyMagic  = "SLM1"
 	legacyHeader = 4 + 4 + 4 + 8
 )
+
+// legacyName tells whether a blob's name is one an earlier version may
+// have stored in a channel of its own: those blobs were modules, named by
+// their SHA-256 in lower-case hex. Another name not in the index (a
+// workflow value's) is known missing at once.
+func legacyName(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // legacyGet reads a blob's channel up to its last message (see Log.Last:
 // a missing blob costs emptyWait, then notFoundWait looking again) and

@@ -284,6 +284,8 @@ func TestWhatMovingAChannelAsideLoses(t *testing.T) {
 	for ch, says := range map[string]string{
 		catalog.Channel:             "function, trigger and workflow",
 		natslog.BlobStream("ab12"):  "module",
+		natslog.BlobDataChannel:     "bytes of every module and every large workflow value",
+		natslog.BlobIndexChannel:    "where every module and large workflow value is",
 		engine.EventsChannel:        "workflow invocation",
 		engine.CheckpointChannel:    "nothing that matters",
 		engine.NodesChannel:         "nothing that matters",
