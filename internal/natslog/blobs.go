@@ -65,7 +65,7 @@ const (
 	// chunks are missing (the store was damaged) and waiting longer is
 	// useless. Chunks come within milliseconds; a loaded machine may
 	// pause a second or two.
-	stallWait = 5 * time.Second
+	stallWait   = 5 * time.Second
 	chunkMagic  = "SLB1"
 	putIDSize   = 16
 	chunkHeader = 4 + putIDSize + 4 + 4 + 8 + 1 // + the name
@@ -112,7 +112,7 @@ type blobs struct {
 	indexed uint64        // the last index sequence handled
 	moved   chan struct{} // closed and replaced when read grows
 	entries map[string]blobEntry
-	damaged error       // a record the tail could not read
+	damaged error // a record the tail could not read
 }
 
 func newBlobs(l *Log) *blobs {
