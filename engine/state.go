@@ -49,6 +49,10 @@ type state struct {
 	// forgotten lists the invocations forgotten since the engine last
 	// took them (takeForgotten): whose events the log need no longer keep.
 	forgotten []*invState
+	// blobs holds, by root invocation, the names of the values its tree
+	// stored apart (blobName) that its events refer to: deleted with the
+	// root's events when it is forgotten.
+	blobs map[string]map[string]struct{}
 }
 
 // invState is one invocation.
@@ -82,6 +86,9 @@ type invState struct {
 	in *lazyView
 	// view lists the tasks for expressions (eval.go), until they change.
 	view []taskView
+	// blobNames are, once a root is forgotten, the values its tree stored
+	// apart: to delete with its events.
+	blobNames []string
 }
 
 // lazyView is a value decoded for expressions on first use, once, from
@@ -132,7 +139,8 @@ type taskState struct {
 // newState makes an empty state that keeps at most retain finished
 // invocations and retainBytes of their footprints (0: no limit).
 func newState(retain int, retainBytes int64) *state {
-	return &state{invs: map[string]*invState{}, retain: retain, retainBytes: retainBytes, live: map[string]int{}}
+	return &state{invs: map[string]*invState{}, retain: retain, retainBytes: retainBytes, live: map[string]int{},
+		blobs: map[string]map[string]struct{}{}}
 }
 
 // parentID is the id of the task a dynamic task belongs to ("" for a
@@ -183,6 +191,7 @@ func (s *state) apply(ev *Event) error {
 		}
 		s.invs[inv.id] = inv
 		s.running(inv, 1)
+		s.bind(inv, ev)
 		return nil
 	}
 	if inv == nil {
@@ -205,6 +214,7 @@ func (s *state) apply(ev *Event) error {
 	if err := inv.apply(ev); err != nil {
 		return err
 	}
+	s.bind(inv, ev)
 	inv.lastSeq = max(inv.lastSeq, ev.Seq)
 	if inv.status != StatusRunning && isInvocationEnd(ev.Type) {
 		s.ended(inv)
@@ -214,6 +224,42 @@ func (s *state) apply(ev *Event) error {
 		s.observed(inv, childID(inv.id, t.id, t.attempts))
 	}
 	return nil
+}
+
+// bind names the values stored apart that an event just applied put in
+// the invocation (they are named after its root), and records them with
+// the root.
+func (s *state) bind(inv *invState, ev *Event) {
+	if !refersToBlob(ev.InputData) && !refersToBlob(ev.OutputData) {
+		return
+	}
+	name := func(d *datum) {
+		if d.ref == nil || d.ref.name != "" {
+			return
+		}
+		d.ref.name = blobName(inv.root, d.ref.sha)
+		set := s.blobs[inv.root]
+		if set == nil {
+			set = map[string]struct{}{}
+			s.blobs[inv.root] = set
+		}
+		set[d.ref.name] = struct{}{}
+	}
+	name(&inv.input)
+	name(&inv.output)
+	if t := inv.tasks[ev.Task]; t != nil {
+		name(&t.input)
+		name(&t.child)
+		name(&t.output)
+	}
+}
+
+func refersToBlob(d *Data) bool { return d != nil && d.Blob != "" }
+
+// hasBlob tells whether a root's tree already refers to a stored value.
+func (s *state) hasBlob(root, name string) bool {
+	_, ok := s.blobs[root][name]
+	return ok
 }
 
 // observed files a child workflow its parent has recorded the end of (its
@@ -340,6 +386,10 @@ func (s *state) retire(inv *invState) {
 		s.finishedBytes -= old.bytes
 		if s.invs[old.id] == old {
 			delete(s.invs, old.id)
+			if set := s.blobs[old.id]; set != nil && old.root == old.id {
+				old.blobNames = sortedKeys(set)
+				delete(s.blobs, old.id)
+			}
 			s.forgotten = append(s.forgotten, old)
 		}
 	}
