@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,7 +199,13 @@ tasks:
 // Forgetting an invocation deletes its values where the log can (memlog,
 // JetStream); a value passed on by a child workflow is its root's.
 func TestForgetDeletesValues(t *testing.T) {
-	r := newRigOn(t, memory, false)
+	for _, backend := range []string{memory, jetStream} {
+		t.Run(backend, func(t *testing.T) { testForgetDeletesValues(t, backend) })
+	}
+}
+
+func testForgetDeletesValues(t *testing.T, backend string) {
+	r := newRigOn(t, backend, false)
 	r.retain = 1
 	r.restart()
 	r.defs.put(t, chainOfTwo)
@@ -269,5 +277,51 @@ func TestDataReference(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &d); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// flakyLog is a real log whose blob reads fail the first times, as when
+// the broker cannot be reached.
+type flakyLog struct {
+	eventlog.Log
+	mu    sync.Mutex
+	fails int
+}
+
+func (l *flakyLog) Blobs() eventlog.Blobs { return flakyBlobs{l.Log.Blobs(), l} }
+
+type flakyBlobs struct {
+	eventlog.Blobs
+	l *flakyLog
+}
+
+func (b flakyBlobs) Get(ctx context.Context, name string) ([]byte, error) {
+	b.l.mu.Lock()
+	fail := b.l.fails > 0
+	b.l.fails--
+	b.l.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("get blob %s: %w", name, eventlog.ErrNotConnected)
+	}
+	return b.Blobs.Get(ctx, name)
+}
+
+// A value that cannot be read while the broker is away is waited for: the
+// task runs once it can, with the right bytes.
+func TestValueReadWaitsForTheBroker(t *testing.T) {
+	r := newRigOn(t, memory, false)
+	flaky := &flakyLog{Log: r.conn, fails: 2}
+	r.conn = flaky
+	r.restart()
+	r.defs.put(t, chainOfTwo)
+	in := randomBytes(1<<20, 5)
+	inv := r.invokeBytes("chain", in)
+	if inv.Status != StatusSucceeded || !bytes.Equal(inv.outputBytes(), in) {
+		t.Fatalf("%s: %s", inv.Status, inv.Error)
+	}
+	flaky.mu.Lock()
+	defer flaky.mu.Unlock()
+	if flaky.fails > 0 {
+		t.Fatal("no read of a value failed: the test tested nothing")
 	}
 }
