@@ -161,8 +161,10 @@ type Engine struct {
 	// delBlobs are the values stored apart of the roots queued for
 	// deletion, by root.
 	delBlobs map[string][]string
-	delWake  chan struct{}
-	deleted  int
+	// values keeps the values last stored apart or read (blobs.go).
+	values  *valueCache
+	delWake chan struct{}
+	deleted int
 
 	// Ownership (owners.go), under mu.
 	nodes   map[string]nodeSeen
@@ -233,7 +235,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		staleBuf: map[string][]*Event{},
 		nodes:    map[string]nodeSeen{}, claimed: map[string]time.Time{},
 		replaying: true, syncID: nuid.Next(), synced: make(chan struct{}),
-		perInv: perInvocation(o.Log.Features()), deleting: map[string]chan struct{}{}, delBlobs: map[string][]string{}, delWake: make(chan struct{}, 1),
+		perInv: perInvocation(o.Log.Features()), deleting: map[string]chan struct{}{}, delBlobs: map[string][]string{}, values: newValueCache(valueCacheBytes), delWake: make(chan struct{}, 1),
 	}
 	e.evalCond = sync.NewCond(&e.evalMu)
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
@@ -1187,6 +1189,7 @@ func (e *Engine) deleter() {
 				if err != nil {
 					break
 				}
+				e.values.remove(name)
 				ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 				if derr := e.o.Log.Blobs().Delete(ctx, name); derr != nil {
 					e.log.Warn("deleting a value of a forgotten invocation failed; it stays in the broker's blob store", "invocation", id, "blob", name, "err", derr)

@@ -313,6 +313,7 @@ func TestValueReadWaitsForTheBroker(t *testing.T) {
 	flaky := &flakyLog{Log: r.conn, fails: 2}
 	r.conn = flaky
 	r.restart()
+	r.e.values = newValueCache(0) // every task reads the broker
 	r.defs.put(t, chainOfTwo)
 	in := randomBytes(1<<20, 5)
 	inv := r.invokeBytes("chain", in)
@@ -323,5 +324,29 @@ func TestValueReadWaitsForTheBroker(t *testing.T) {
 	defer flaky.mu.Unlock()
 	if flaky.fails > 0 {
 		t.Fatal("no read of a value failed: the test tested nothing")
+	}
+}
+
+func TestValueCache(t *testing.T) {
+	c := newValueCache(10)
+	c.add("a", []byte("12345"))
+	c.add("b", []byte("6789"))
+	if _, ok := c.get("a"); !ok { // a is now the most recent
+		t.Fatal("a is not kept")
+	}
+	c.add("c", []byte("xy")) // 11 bytes: b, the least recent, goes
+	if _, ok := c.get("b"); ok {
+		t.Fatal("b is kept over the limit")
+	}
+	if b, ok := c.get("a"); !ok || string(b) != "12345" {
+		t.Fatalf("a: %q %v", b, ok)
+	}
+	c.add("big", make([]byte, 11)) // over the limit alone: not kept
+	if _, ok := c.get("big"); ok || c.size != 7 {
+		t.Fatalf("size %d", c.size)
+	}
+	c.remove("a")
+	if _, ok := c.get("a"); ok || c.size != 2 {
+		t.Fatalf("after remove: size %d", c.size)
 	}
 }
