@@ -165,15 +165,25 @@ func BenchmarkLargeValueDisk(b *testing.B) {
 			r.restart()
 			r.defs.put(b, chainOfTwo)
 			base := du(b, r.dir)
+			var names []string
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				inv := r.invokeBytes("chain", randomBytes(1<<20, int64(i)))
+				in := randomBytes(1<<20, int64(i))
+				inv := r.invokeBytes("chain", in)
 				if inv.Status != StatusSucceeded {
 					b.Fatalf("%s: %s", inv.Status, inv.Error)
 				}
+				names = append(names, blobName(inv.ID, sha(in)))
 			}
 			waitDeleted(b, r.e)
 			b.StopTimer()
+			kept := 0
+			for _, name := range names {
+				if _, err := r.conn.Blobs().Get(context.Background(), name); err == nil {
+					kept++
+				}
+			}
+			b.ReportMetric(float64(kept), "values-kept")
 			used := du(b, r.dir) - base
 			b.ReportMetric(float64(used)/(1<<20), "MiB-on-disk")
 			b.ReportMetric(float64(used)/float64(b.N), "bytes/invocation")
