@@ -157,10 +157,10 @@ const (
 	// refuse values the engine has always taken.
 	MinMaxValue = engine.MaxData
 	// MaxMaxValue: a value is held whole in memory where it is used (a
-	// function's input, an expression); 1 GiB is far past what a function
-	// takes (its --max-input) and what a daemon's memory should hold per
-	// value.
-	MaxMaxValue = 1 << 30
+	// function's input, an expression), and NATS Streaming's blob store
+	// takes at most 256 MiB in one value: 4 times the default, far past
+	// what a function takes by default (its --max-input).
+	MaxMaxValue = 256 << 20
 )
 
 // Validate checks the options, refusing an unprotected public listener
