@@ -350,3 +350,15 @@ func TestValueCache(t *testing.T) {
 		t.Fatalf("after remove: size %d", c.size)
 	}
 }
+
+// A value under MaxValue but over a function's own --max-input fails the
+// task naming the function's limit.
+func TestLargeValueOverFunctionLimit(t *testing.T) {
+	r := newRigOn(t, memory, false)
+	r.defs.put(t, chainOfTwo)
+	inv := r.invokeBytes("chain", randomBytes(7<<20, 6))
+	if inv.Status != StatusFailed || inv.FailedTask != "a" ||
+		!strings.Contains(inv.Error, `input too large for function "echo-wat": the limit is 6 MiB (--max-input)`) {
+		t.Fatalf("%s %s: %s", inv.Status, inv.FailedTask, inv.Error)
+	}
+}
