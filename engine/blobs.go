@@ -92,7 +92,7 @@ func (e *Engine) spill(ctx context.Context, root string, d datum, what string) (
 		return datum{}, e.errTooLarge(what, len(d.b))
 	}
 	sum := sha256.Sum256(d.b)
-	ref := &blobRef{sha: hex.EncodeToString(sum[:]), size: len(d.b)}
+	ref := &blobRef{sha: hex.EncodeToString(sum[:]), size: len(d.b), root: root}
 	ref.name = blobName(root, ref.sha)
 	e.mu.Lock()
 	have := e.st.hasBlob(root, ref.name)

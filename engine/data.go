@@ -45,9 +45,10 @@ type blobRef struct {
 	// sha is the hex sha256 of the bytes; size their count.
 	sha  string
 	size int
-	// name is the blob's name (blobName: the invocation tree's root and
-	// sha), set when the value is stored or its event applied.
-	name string
+	// root is the invocation tree's root, name the blob's name
+	// (blobName(root, sha)), set when the value is stored or its event
+	// applied.
+	root, name string
 }
 
 // blobName names the blob of a value of the invocation tree whose root is
@@ -189,7 +190,7 @@ func (d datum) put(ev *Event, output bool) {
 
 // refData is the event's record of a value stored apart.
 func (d datum) refData() *Data {
-	return &Data{Blob: d.ref.sha, Size: d.ref.size, JSON: !d.data, Form: d.form}
+	return &Data{Blob: d.ref.sha, Size: d.ref.size, Root: d.ref.root, JSON: !d.data, Form: d.form}
 }
 
 // evInput and evOutput read a value back from an event.
@@ -211,7 +212,7 @@ func evOutput(ev *Event) datum {
 // event the engine writes knows it already).
 func (d *Data) datum() datum {
 	if d.Blob != "" {
-		return datum{data: !d.JSON, form: d.Form, ref: &blobRef{sha: d.Blob, size: d.Size}}
+		return datum{data: !d.JSON, form: d.Form, ref: &blobRef{sha: d.Blob, size: d.Size, root: d.Root}}
 	}
 	if !d.formKnown {
 		return dataValue(d.Bytes)
@@ -265,9 +266,12 @@ func (d datum) checkStored(what string) error {
 type Data struct {
 	Bytes []byte
 	// Blob is the sha256 (hex) of a value stored apart, Size its bytes,
-	// Form its form, JSON whether it is a json value (not data).
+	// Root the invocation tree it is stored under (its name is
+	// blobName(Root, Blob)), Form its form, JSON whether it is a json
+	// value (not data).
 	Blob string
 	Size int
+	Root string
 	Form string
 	JSON bool
 	// form is the bytes' form, when the engine made the Data from a value
@@ -283,9 +287,10 @@ func (d Data) MarshalJSON() ([]byte, error) {
 		return json.Marshal(struct {
 			Blob string `json:"blob"`
 			Size int    `json:"size"`
+			Root string `json:"root,omitempty"`
 			Form string `json:"form,omitempty"`
 			JSON bool   `json:"json,omitempty"`
-		}{d.Blob, d.Size, d.Form, d.JSON})
+		}{d.Blob, d.Size, d.Root, d.Form, d.JSON})
 	}
 	if utf8.Valid(d.Bytes) {
 		return appendQuoted(make([]byte, 0, quotedLen(d.Bytes)), d.Bytes), nil
@@ -340,23 +345,25 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 // unmarshalRef decodes the reference of a value stored apart.
 func (d *Data) unmarshalRef(b []byte, o map[string]json.RawMessage) error {
 	for k := range o {
-		if k != "blob" && k != "size" && k != "form" && k != "json" {
+		if k != "blob" && k != "size" && k != "root" && k != "form" && k != "json" {
 			return fmt.Errorf("%w, or a reference {\"blob\", \"size\"}: not an object with %s", errDataForm, strings.Join(sortedKeys(o), ", "))
 		}
 	}
 	var r struct {
 		Blob string `json:"blob"`
 		Size int    `json:"size"`
+		Root string `json:"root"`
 		Form string `json:"form"`
 		JSON bool   `json:"json"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("data value reference: %w", err)
 	}
-	if !validSHA(r.Blob) || r.Size < 0 || (r.Form != "" && r.Form != FormText && r.Form != FormBase64) || (r.JSON && r.Form != "") {
-		return fmt.Errorf("data value reference %s: want a sha256 in hex, a size and a form text or base64", b)
+	if !validSHA(r.Blob) || r.Size < 0 || (r.Form != "" && r.Form != FormText && r.Form != FormBase64) || (r.JSON && r.Form != "") ||
+		(r.Root != "" && !validInvocationID(r.Root)) {
+		return fmt.Errorf("data value reference %s: want a sha256 in hex, a size, an invocation id as root and a form text or base64", b)
 	}
-	*d = Data{Blob: r.Blob, Size: r.Size, Form: r.Form, JSON: r.JSON}
+	*d = Data{Blob: r.Blob, Size: r.Size, Root: r.Root, Form: r.Form, JSON: r.JSON}
 	return nil
 }
 

@@ -227,8 +227,8 @@ func (s *state) apply(ev *Event) error {
 }
 
 // bind names the values stored apart that an event just applied put in
-// the invocation (they are named after its root), and records them with
-// the root.
+// the invocation (after the root their reference names, which is the
+// invocation's), and records them with the root.
 func (s *state) bind(inv *invState, ev *Event) {
 	if !refersToBlob(ev.InputData) && !refersToBlob(ev.OutputData) {
 		return
@@ -237,11 +237,14 @@ func (s *state) bind(inv *invState, ev *Event) {
 		if d.ref == nil || d.ref.name != "" {
 			return
 		}
-		d.ref.name = blobName(inv.root, d.ref.sha)
-		set := s.blobs[inv.root]
+		if d.ref.root == "" { // a reference without its root: the invocation's
+			d.ref.root = inv.root
+		}
+		d.ref.name = blobName(d.ref.root, d.ref.sha)
+		set := s.blobs[d.ref.root]
 		if set == nil {
 			set = map[string]struct{}{}
-			s.blobs[inv.root] = set
+			s.blobs[d.ref.root] = set
 		}
 		set[d.ref.name] = struct{}{}
 	}
