@@ -261,18 +261,18 @@ func TestMissingValueFailsTask(t *testing.T) {
 // not one.
 func TestDataReference(t *testing.T) {
 	s := sha([]byte("x"))
-	for _, d := range []Data{{Blob: s, Size: 3, Form: FormText}, {Blob: s, Size: 0}, {Blob: s, Size: 9, JSON: true}} {
+	for _, d := range []Data{{Blob: s, Size: 3, Form: FormText, Root: "inv-1"}, {Blob: s, Size: 0}, {Blob: s, Size: 9, JSON: true}} {
 		b, err := json.Marshal(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var back Data
-		if err := json.Unmarshal(b, &back); err != nil || back.Blob != d.Blob || back.Size != d.Size || back.Form != d.Form || back.JSON != d.JSON {
+		if err := json.Unmarshal(b, &back); err != nil || back.Blob != d.Blob || back.Size != d.Size || back.Form != d.Form || back.JSON != d.JSON || back.Root != d.Root {
 			t.Fatalf("%s: %+v %v", b, back, err)
 		}
 	}
 	for _, bad := range []string{`{"blob":"abc","size":1}`, `{"blob":"` + s + `","size":-1}`, `{"blob":"` + s + `","size":1,"form":"weird"}`,
-		`{"blob":"` + s + `","size":1,"extra":1}`} {
+		`{"blob":"` + s + `","size":1,"extra":1}`, `{"blob":"` + s + `","size":1,"root":"a/b"}`} {
 		var d Data
 		if err := json.Unmarshal([]byte(bad), &d); err == nil {
 			t.Errorf("%s: accepted", bad)
