@@ -581,17 +581,31 @@ func (inv *invState) snapshot(withTasks bool) *Invocation {
 const (
 	invOverhead  = 500
 	taskOverhead = 350
+	// refOverhead is what a value stored apart costs instead of its bytes:
+	// its reference (sha256, name, root), measured the same way
+	// (BenchmarkRetainedLargeValues: 6 of them, 2 KB more than small
+	// values).
+	refOverhead = 330
 )
 
 // footprint estimates the memory a finished invocation holds, from what
 // its events put in it: what retainBytes counts.
 func (inv *invState) footprint() int64 {
 	n := invOverhead + len(inv.id) + len(inv.workflow) + len(inv.revision) + len(inv.owner) + len(inv.parent) +
-		len(inv.input.b) + len(inv.output.b) + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
+		inv.input.held() + inv.output.held() + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
 	for id, t := range inv.tasks {
-		n += taskOverhead + 2*len(id) + len(t.run) + len(t.input.b) + len(t.output.b) + len(t.child.b) + len(t.err) + valueSize(t.scope)
+		n += taskOverhead + 2*len(id) + len(t.run) + t.input.held() + t.output.held() + t.child.held() + len(t.err) + valueSize(t.scope)
 	}
 	return int64(n)
+}
+
+// held is what a value holds in memory beyond its datum: its bytes, or
+// its reference.
+func (d datum) held() int {
+	if d.ref != nil {
+		return refOverhead
+	}
+	return len(d.b)
 }
 
 // valueSize estimates the memory of a decoded JSON value.
