@@ -342,6 +342,19 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// BlobName is the name in the log's blob store of a value stored apart
+// that an event of invocation holds ("" for a value held in the event):
+// what a tool copying events (a migration) copies with them.
+func (d *Data) BlobName(invocation string) string {
+	if d == nil || d.Blob == "" {
+		return ""
+	}
+	if d.Root != "" {
+		return blobName(d.Root, d.Blob)
+	}
+	return blobName(invocation, d.Blob)
+}
+
 // unmarshalRef decodes the reference of a value stored apart.
 func (d *Data) unmarshalRef(b []byte, o map[string]json.RawMessage) error {
 	for k := range o {
