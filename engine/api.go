@@ -50,6 +50,11 @@ type Options struct {
 	// RetainBytes bounds the memory those hold, whatever their count (0:
 	// DefaultRetainBytes).
 	RetainBytes int64
+	// MaxValue is the largest value a workflow carries: an invocation's
+	// input, a task's input or output, an expression's result (0:
+	// DefaultMaxValue). Values over MaxData are stored apart, in the
+	// log's blob store.
+	MaxValue int
 	// NodeTimeout is how long a node may stay silent before another takes
 	// over its invocations (0: DefaultNodeTimeout).
 	NodeTimeout time.Duration

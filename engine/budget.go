@@ -699,8 +699,9 @@ const (
 	// measureBound: an upper bound of its JSON or fmt text (what may be
 	// allocated), against the bytes left to the evaluation.
 	measureBound = iota
-	// measureFloor: a lower bound of its JSON text, against MaxData: a
-	// value over it cannot be stored, whatever its exact text.
+	// measureFloor: a lower bound of its JSON text, against the largest
+	// value to store (MaxData, or MaxValue): a value over it cannot be
+	// stored, whatever its exact text.
 	measureFloor
 )
 
@@ -727,6 +728,9 @@ func (m *meter) add(n int) bool {
 	if m.n += n; m.n > m.limit {
 		if m.mode == measureFloor {
 			m.err = fmt.Errorf("the value takes more than %d KiB, the most a workflow event holds", MaxData>>10)
+			if m.limit != MaxData {
+				m.err = &tooLargeError{fmt.Sprintf("the value takes more than %s, the most a workflow value may be (sluice daemon --max-value)", formatBytes(m.limit))}
+			}
 		} else {
 			m.err = fmt.Errorf("%w: its text would take more than the %d MiB one evaluation may make", ErrLimit, evalMaxBytes>>20)
 		}

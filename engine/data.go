@@ -32,6 +32,41 @@ type datum struct {
 	// form is a data value's form (formOf), found once when it is made:
 	// snapshots and expressions ask for it again and again.
 	form string
+	// ref, if set, says the value is stored apart, in the log's blob
+	// store (it is over MaxData as stored): b is nil, and whoever needs
+	// the bytes fetches them (Engine.load).
+	ref *blobRef
+}
+
+// blobRef is a value stored in the log's blob store: what an event
+// carries of it ({"blob": sha256, "size": N}), and the name it is stored
+// under.
+type blobRef struct {
+	// sha is the hex sha256 of the bytes; size their count.
+	sha  string
+	size int
+	// root is the invocation tree's root, name the blob's name
+	// (blobName(root, sha)), set when the value is stored or its event
+	// applied.
+	root, name string
+}
+
+// blobName names the blob of a value of the invocation tree whose root is
+// root: per tree, so that forgetting the root deletes its values without
+// counting references across invocations or daemons (see engine/README.md).
+func blobName(root, sha string) string { return "v-" + root + "-" + sha }
+
+// size is the value's size in bytes, stored apart or not.
+func (d datum) size() int {
+	if d.ref != nil {
+		return d.ref.size
+	}
+	return len(d.b)
+}
+
+// loaded is a value stored apart given its bytes (checked by the caller).
+func (d datum) loaded(b []byte) datum {
+	return datum{b: b, data: d.data, form: d.form}
 }
 
 func dataValue(b []byte) datum {
@@ -48,7 +83,7 @@ func jsonValue(raw json.RawMessage) datum { return datum{b: raw} }
 var jsonNull = jsonValue(json.RawMessage("null"))
 
 // none tells whether the value is absent (an event that carried none).
-func (d datum) none() bool { return !d.data && len(d.b) == 0 }
+func (d datum) none() bool { return !d.data && len(d.b) == 0 && d.ref == nil }
 
 // input is what a function receives of a value: a data value's exact
 // bytes; of a json value, a string's bytes, anything else as JSON (null:
@@ -63,6 +98,8 @@ func (d datum) input() []byte {
 // view decodes the value for expressions (see datum).
 func (d datum) view() any {
 	switch {
+	case d.ref != nil:
+		return nil // stored apart: read through view.fetch
 	case !d.data:
 		return fromJSON(d.b)
 	case d.form == "":
@@ -84,7 +121,16 @@ const (
 	// FormBase64: bytes that are not UTF-8; the value's JSON is their
 	// standard base64 (with padding).
 	FormBase64 = "base64"
+	// FormBlob: a value over MaxData, stored apart: its JSON is
+	// {"blob": "<sha256 hex>", "size": N}, and GET
+	// /v1/invocations/{id}/output (/input) answers its bytes.
+	FormBlob = "blob"
 )
+
+// appendRef appends a reference's JSON as the API shows it.
+func appendRef(dst []byte, r *blobRef) []byte {
+	return fmt.Appendf(dst, `{"blob":"%s","size":%d}`, r.sha, r.size)
+}
 
 // formOf classifies the bytes of a data value: "" for one JSON document
 // (which its JSON is), FormText or FormBase64.
@@ -103,6 +149,9 @@ func formOf(b []byte) string {
 // of several last tasks): a JSON document as it is, text as a string,
 // bytes as their base64 string.
 func (d datum) jsonView() (json.RawMessage, string) {
+	if d.ref != nil {
+		return appendRef(nil, d.ref), FormBlob
+	}
 	if !d.data {
 		if len(d.b) == 0 {
 			return json.RawMessage("null"), ""
@@ -124,6 +173,10 @@ func (d datum) jsonView() (json.RawMessage, string) {
 // data, as Input (Output) if it is JSON.
 func (d datum) put(ev *Event, output bool) {
 	switch {
+	case d.ref != nil && output:
+		ev.OutputData = d.refData()
+	case d.ref != nil:
+		ev.InputData = d.refData()
 	case d.data && output:
 		ev.OutputData = &Data{Bytes: d.b, form: d.form, formKnown: true}
 	case d.data:
@@ -133,6 +186,11 @@ func (d datum) put(ev *Event, output bool) {
 	default:
 		ev.Input = json.RawMessage(d.b)
 	}
+}
+
+// refData is the event's record of a value stored apart.
+func (d datum) refData() *Data {
+	return &Data{Blob: d.ref.sha, Size: d.ref.size, Root: d.ref.root, JSON: !d.data, Form: d.form}
 }
 
 // evInput and evOutput read a value back from an event.
@@ -153,6 +211,9 @@ func evOutput(ev *Event) datum {
 // datum is the data value the event holds: its form found once (an
 // event the engine writes knows it already).
 func (d *Data) datum() datum {
+	if d.Blob != "" {
+		return datum{data: !d.JSON, form: d.Form, ref: &blobRef{sha: d.Blob, size: d.Size, root: d.Root}}
+	}
 	if !d.formKnown {
 		return dataValue(d.Bytes)
 	}
@@ -166,6 +227,9 @@ func (d *Data) datum() datum {
 // storedSize is how many bytes the value takes in an event: what MaxData
 // bounds. Text is counted as it is escaped, bytes as their base64.
 func (d datum) storedSize() int {
+	if d.ref != nil {
+		return len(`{"blob":"","size":,"form":"base64"}`) + len(d.ref.sha) + 20
+	}
 	if !d.data {
 		return len(d.b)
 	}
@@ -193,11 +257,23 @@ func (d datum) checkStored(what string) error {
 
 // Data is a data value's exact bytes in an event. It is stored as a JSON
 // string when the bytes are UTF-8 text (readable in wf events), else as
-// {"base64": "..."}. Other objects are reserved for later encodings (a
-// value stored elsewhere, by reference): a daemon that does not know
+// {"base64": "..."}; a value over MaxData as stored is kept in the log's
+// blob store and the event holds its reference, {"blob": "<sha256 hex>",
+// "size": N} with its form ("form": "text" or "base64"; none for a JSON
+// document) or, for a value an expression made, "json": true. Other
+// objects are reserved for later encodings: a daemon that does not know
 // one refuses the event's value rather than misread it.
 type Data struct {
 	Bytes []byte
+	// Blob is the sha256 (hex) of a value stored apart, Size its bytes,
+	// Root the invocation tree it is stored under (its name is
+	// blobName(Root, Blob)), Form its form, JSON whether it is a json
+	// value (not data).
+	Blob string
+	Size int
+	Root string
+	Form string
+	JSON bool
 	// form is the bytes' form, when the engine made the Data from a value
 	// that knew it.
 	form      string
@@ -207,6 +283,15 @@ type Data struct {
 // MarshalJSON encodes the bytes as a string if they are UTF-8, else in
 // base64.
 func (d Data) MarshalJSON() ([]byte, error) {
+	if d.Blob != "" {
+		return json.Marshal(struct {
+			Blob string `json:"blob"`
+			Size int    `json:"size"`
+			Root string `json:"root,omitempty"`
+			Form string `json:"form,omitempty"`
+			JSON bool   `json:"json,omitempty"`
+		}{d.Blob, d.Size, d.Root, d.Form, d.JSON})
+	}
 	if utf8.Valid(d.Bytes) {
 		return appendQuoted(make([]byte, 0, quotedLen(d.Bytes)), d.Bytes), nil
 	}
@@ -239,6 +324,9 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &o); err != nil {
 		return errDataForm
 	}
+	if _, ok := o["blob"]; ok {
+		return d.unmarshalRef(b, o)
+	}
 	raw, ok := o["base64"]
 	if !ok || len(o) != 1 {
 		return fmt.Errorf("%w, not an object with %s", errDataForm, strings.Join(sortedKeys(o), ", "))
@@ -252,6 +340,57 @@ func (d *Data) UnmarshalJSON(b []byte) error {
 	}
 	d.Bytes = bs
 	return nil
+}
+
+// BlobName is the name in the log's blob store of a value stored apart
+// that an event of invocation holds ("" for a value held in the event):
+// what a tool copying events (a migration) copies with them.
+func (d *Data) BlobName(invocation string) string {
+	if d == nil || d.Blob == "" {
+		return ""
+	}
+	if d.Root != "" {
+		return blobName(d.Root, d.Blob)
+	}
+	return blobName(invocation, d.Blob)
+}
+
+// unmarshalRef decodes the reference of a value stored apart.
+func (d *Data) unmarshalRef(b []byte, o map[string]json.RawMessage) error {
+	for k := range o {
+		if k != "blob" && k != "size" && k != "root" && k != "form" && k != "json" {
+			return fmt.Errorf("%w, or a reference {\"blob\", \"size\"}: not an object with %s", errDataForm, strings.Join(sortedKeys(o), ", "))
+		}
+	}
+	var r struct {
+		Blob string `json:"blob"`
+		Size int    `json:"size"`
+		Root string `json:"root"`
+		Form string `json:"form"`
+		JSON bool   `json:"json"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("data value reference: %w", err)
+	}
+	if !validSHA(r.Blob) || r.Size < 0 || (r.Form != "" && r.Form != FormText && r.Form != FormBase64) || (r.JSON && r.Form != "") ||
+		(r.Root != "" && !validInvocationID(r.Root)) {
+		return fmt.Errorf("data value reference %s: want a sha256 in hex, a size, an invocation id as root and a form text or base64", b)
+	}
+	*d = Data{Blob: r.Blob, Size: r.Size, Root: r.Root, Form: r.Form, JSON: r.JSON}
+	return nil
+}
+
+// validSHA tells whether s is a sha256 in lower-case hex.
+func validSHA(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // appendQuoted appends UTF-8 text as a JSON string, as encoding/json

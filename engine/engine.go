@@ -67,9 +67,12 @@ const (
 	// invocations of a few small values fit; 3,000 carrying 10 KB through
 	// two tasks (779 MB before this bound) keep their newest ~1,000.
 	DefaultRetainBytes = 64 << 20
-	// MaxData bounds an invocation's input and a task's input or output:
-	// each travels inside one event, and NATS's default payload limit is
-	// 1 MiB.
+	// MaxData is the largest value an event holds (as stored: text
+	// escaped, bytes in base64); NATS's default payload limit is 1 MiB.
+	// A larger value is stored apart, in the log's blob store, and the
+	// event holds its reference (blobs.go): under it, everything the
+	// engine reads under its lock (a built-in's input, the list a foreach
+	// collects) stays in the event, as it always was.
 	MaxData = 512 << 10
 	// maxDepth bounds nested child workflows (a workflow calling itself).
 	maxDepth = 16
@@ -155,8 +158,13 @@ type Engine struct {
 	replayed int    // events received while replaying
 	deleting map[string]chan struct{}
 	delQueue []string
-	delWake  chan struct{}
-	deleted  int
+	// delBlobs are the values stored apart of the roots queued for
+	// deletion, by root.
+	delBlobs map[string][]string
+	// values keeps the values last stored apart or read (blobs.go).
+	values  *valueCache
+	delWake chan struct{}
+	deleted int
 
 	// Ownership (owners.go), under mu.
 	nodes   map[string]nodeSeen
@@ -191,7 +199,7 @@ type run struct {
 	spec     *taskSpec
 	cancel   context.CancelFunc
 	ended    bool
-	out      []byte
+	out      datum // a large output stored apart already (spill)
 	err      error
 	timedOut bool
 }
@@ -215,6 +223,9 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if o.NodeTimeout <= 0 {
 		o.NodeTimeout = DefaultNodeTimeout
 	}
+	if o.MaxValue <= 0 {
+		o.MaxValue = DefaultMaxValue
+	}
 	e := &Engine{
 		o: o, log: o.Logger, now: func() time.Time { return time.Now().UTC() },
 		st: newState(o.Retain, o.RetainBytes), defs: map[string]*defEntry{}, local: map[string]*local{},
@@ -224,7 +235,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		staleBuf: map[string][]*Event{},
 		nodes:    map[string]nodeSeen{}, claimed: map[string]time.Time{},
 		replaying: true, syncID: nuid.Next(), synced: make(chan struct{}),
-		perInv: perInvocation(o.Log.Features()), deleting: map[string]chan struct{}{}, delWake: make(chan struct{}, 1),
+		perInv: perInvocation(o.Log.Features()), deleting: map[string]chan struct{}{}, delBlobs: map[string][]string{}, values: newValueCache(valueCacheBytes), delWake: make(chan struct{}, 1),
 	}
 	e.evalCond = sync.NewCond(&e.evalMu)
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
@@ -658,7 +669,7 @@ func (e *Engine) notify(id string) {
 	}
 	var snap *Invocation
 	if inv := e.st.invs[id]; inv != nil && inv.status != StatusRunning && !e.isStale(id) {
-		snap = inv.snapshot(true)
+		snap = e.snap(inv, true)
 	}
 	for _, ch := range chs {
 		ch <- snap
@@ -733,8 +744,8 @@ func (e *Engine) trimLocal(id string, keep func(task string, r *run) bool) {
 // the span of the call that starts it), or the first of a new trace; its
 // creation records it, and each task call is a child span of it.
 func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o InvokeOptions) (*Invocation, error) {
-	if len(input) > MaxData {
-		return nil, fmt.Errorf("%w: input of %d bytes is over the %d KiB a workflow event holds", ErrInvalid, len(input), MaxData>>10)
+	if len(input) > e.maxValue() {
+		return nil, e.errTooLarge("input", len(input))
 	}
 	in, err := inputValue(input, o.Input)
 	if err != nil {
@@ -774,6 +785,10 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 			return nil, fmt.Errorf("storing the invocation: %w", err)
 		}
 	}
+	// A large input is stored apart before the event that refers to it.
+	if in, err = e.spill(ctx, id, in, "input"); err != nil {
+		return nil, err
+	}
 	e.preparse(rev.Revision)
 	acked := make(chan error, 1)
 	e.mu.Lock()
@@ -791,7 +806,7 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 			e.mu.Unlock()
 			return nil, fmt.Errorf("storing the invocation: %w: invocation %s is being rebuilt from the log", eventlog.ErrNotConnected, id)
 		}
-		snap := inv.snapshot(false)
+		snap := e.snap(inv, false)
 		e.mu.Unlock()
 		if snap.Workflow != workflow {
 			return nil, fmt.Errorf("%w: invocation %s exists and runs workflow %s, not %s", ErrConflict, id, snap.Workflow, workflow)
@@ -803,7 +818,7 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		tc = logctx.NewTrace()
 	}
 	inv := e.create(id, rev, in, "", tc, func(err error) { acked <- err })
-	snap := inv.snapshot(false)
+	snap := e.snap(inv, false)
 	e.mu.Unlock()
 	select {
 	case err := <-acked:
@@ -851,9 +866,6 @@ func inputValue(b []byte, f InputFormat) (datum, error) {
 		}
 		d = dataValue(b) // kept as sent: spaces, key order, numbers
 	}
-	if err := d.checkStored("input"); err != nil {
-		return datum{}, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
 	return d, nil
 }
 
@@ -895,7 +907,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Invocation, error) {
 		var snap *Invocation
 		var ch chan *Invocation
 		if inv.status != StatusRunning && !e.isStale(id) {
-			snap = inv.snapshot(true)
+			snap = e.snap(inv, true)
 		} else {
 			ch = make(chan *Invocation, 1)
 			e.waiters[id] = append(e.waiters[id], ch)
@@ -950,7 +962,7 @@ func (e *Engine) Get(id string) (*Invocation, error) {
 		return nil, fmt.Errorf("%w: no invocation %q (the last %d finished invocations are kept, up to %d MiB of them)",
 			ErrNotFound, id, e.st.retain, e.st.retainBytes>>20)
 	}
-	return inv.snapshot(true), nil
+	return e.snap(inv, true), nil
 }
 
 // List returns the invocations of a workflow ("" for all), newest first,
@@ -960,7 +972,7 @@ func (e *Engine) List(workflow string) []*Invocation {
 	var out []*Invocation
 	for _, inv := range e.st.invs {
 		if workflow == "" || inv.workflow == workflow {
-			out = append(out, inv.snapshot(false))
+			out = append(out, e.snap(inv, false))
 		}
 	}
 	e.mu.Unlock()
@@ -1112,6 +1124,9 @@ func (e *Engine) reap() {
 		}
 		e.deleting[inv.id] = make(chan struct{})
 		e.delQueue = append(e.delQueue, inv.id)
+		if len(inv.blobNames) > 0 {
+			e.delBlobs[inv.id] = inv.blobNames
+		}
 	}
 	if len(e.delQueue) > 0 {
 		select {
@@ -1159,12 +1174,27 @@ func (e *Engine) deleter() {
 			id := e.delQueue[0]
 			e.delQueue[0] = ""
 			e.delQueue = e.delQueue[1:]
+			blobs := e.delBlobs[id]
+			delete(e.delBlobs, id)
 			e.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
 			err := e.o.Log.Delete(ctx, e.stream(id))
 			cancel()
 			if err != nil {
 				e.log.Warn("deleting the events of a forgotten invocation failed; a restart deletes them", "invocation", id, "err", err)
+			}
+			// Its values stored apart go with its events (after them: a
+			// restart that replays the events finds the values).
+			for _, name := range blobs {
+				if err != nil {
+					break
+				}
+				e.values.remove(name)
+				ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+				if derr := e.o.Log.Blobs().Delete(ctx, name); derr != nil {
+					e.log.Warn("deleting a value of a forgotten invocation failed; it stays in the broker's blob store", "invocation", id, "blob", name, "err", derr)
+				}
+				cancel()
 			}
 			e.mu.Lock()
 			if err == nil {

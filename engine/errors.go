@@ -15,4 +15,14 @@ var (
 	// time); the task (or the invocation, for its output) fails with a
 	// message naming the expression and the limit.
 	ErrLimit = errors.New("over a limit")
+	// ErrTooLarge: a value over the largest a workflow carries
+	// (Options.MaxValue, sluice daemon --max-value); the message says
+	// which value and the limit.
+	ErrTooLarge = errors.New("value too large")
 )
+
+// tooLargeError is an ErrTooLarge with its own message.
+type tooLargeError struct{ msg string }
+
+func (e *tooLargeError) Error() string        { return e.msg }
+func (e *tooLargeError) Is(target error) bool { return target == ErrTooLarge }

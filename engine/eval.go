@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 	"strings"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
 )
 
 // Expressions are evaluated outside the engine's lock, so that one slow
@@ -53,6 +57,21 @@ type view struct {
 	tasks        []taskView
 	// vars are the loop variables in scope (item, index, prev).
 	vars map[string]any
+	// load fetches a value stored apart (Engine.load), spill stores one
+	// apart if it is over MaxData (Engine.spill), both nil at parse time;
+	// maxValue is the largest value to store (0: MaxData).
+	load     func(datum) (datum, error)
+	spill    func(d datum, what string) (datum, error)
+	maxValue int
+}
+
+// store returns a value as an event carries it: a value over MaxData
+// stored apart.
+func (v *view) store(d datum, what string) (datum, error) {
+	if v.spill == nil {
+		return d, nil
+	}
+	return v.spill(d, what)
 }
 
 type taskView struct {
@@ -97,7 +116,10 @@ func (inv *invState) tasksView() []taskView {
 // viewOf takes what the expressions of task id (any task for "") see:
 // the globals, the loop variables of the tasks it sits in, and add.
 func (e *Engine) viewOf(inv *invState, id string, add map[string]any) *view {
-	v := &view{id: inv.id, workflow: inv.workflow, input: inv.in, tasks: inv.tasksView()}
+	v := &view{id: inv.id, workflow: inv.workflow, input: inv.in, tasks: inv.tasksView(),
+		maxValue: e.maxValue(),
+		load:     func(d datum) (datum, error) { return e.load(context.Background(), d) },
+		spill:    func(d datum, what string) (datum, error) { return e.spill(context.Background(), inv.root, d, what) }}
 	var chain []string
 	for p := id; p != ""; p = parentID(p) {
 		chain = append(chain, p)
@@ -121,18 +143,114 @@ func (e *Engine) viewOf(inv *invState, id string, add map[string]any) *view {
 	return v
 }
 
-// env builds the environment of an evaluation from a view (decoding, once,
-// the values its expressions may read).
-func (v *view) env() env {
+// env builds the environment of an evaluation of vals from a view
+// (decoding, once, the values its expressions may read). A value stored
+// apart is fetched, within the budget, only if vals read it (name input,
+// or tasks.ID); else it is null.
+func (v *view) env(b *budget, vals ...*value) (env, error) {
+	var need *reads
+	read := func(l *lazyView, what, task string) (any, error) {
+		if l == nil || l.d.ref == nil {
+			return l.value(), nil
+		}
+		if need == nil {
+			need = readsOf(vals...)
+		}
+		if task == "" && !need.input || task != "" && !need.tasks[task] {
+			return nil, nil
+		}
+		return v.fetch(l.d, what, b)
+	}
 	tasks := make(map[string]any, len(v.tasks))
 	for _, t := range v.tasks {
-		tasks[t.id] = map[string]any{"output": t.out.value(), "status": t.status, "error": t.err}
+		out, err := read(t.out, "tasks."+t.id+".output", t.id)
+		if err != nil {
+			return nil, err
+		}
+		tasks[t.id] = map[string]any{"output": out, "status": t.status, "error": t.err}
 	}
-	m := env{"input": v.input.value(), "tasks": tasks, "invocation": map[string]any{"id": v.id, "workflow": v.workflow}}
+	input, err := read(v.input, "input", "")
+	if err != nil {
+		return nil, err
+	}
+	m := env{"input": input, "tasks": tasks, "invocation": map[string]any{"id": v.id, "workflow": v.workflow}}
 	for k, x := range v.vars {
 		m[k] = x
 	}
-	return m
+	return m, nil
+}
+
+// fetch reads a value stored apart for an expression: its bytes count
+// against the evaluation's budget, and its decoded value is not kept (the
+// invocation holds the reference only).
+func (v *view) fetch(d datum, what string, b *budget) (any, error) {
+	if d.ref.size > b.left() {
+		return nil, fmt.Errorf("%w: %s is %d bytes (stored apart), more than the %d MiB one evaluation may make: "+
+			"pass it on as it is (${ %s }) or read it in a function", ErrLimit, what, d.ref.size, evalMaxBytes>>20, what)
+	}
+	if v.load == nil {
+		return nil, fmt.Errorf("%s is stored apart and cannot be read here", what)
+	}
+	loaded, err := v.load(d)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if err := b.alloc(d.ref.size); err != nil {
+		return nil, err
+	}
+	return loaded.view(), nil
+}
+
+// reads is what some values' expressions read: input, and tasks.ID.
+type reads struct {
+	input bool
+	tasks map[string]bool
+}
+
+// readsOf finds what values read (only asked when a value is stored
+// apart: it walks their programs).
+func readsOf(vals ...*value) *reads {
+	r := &reads{tasks: map[string]bool{}}
+	prog := func(p *vm.Program, refs []string) {
+		for _, id := range refs {
+			r.tasks[id] = true
+		}
+		if p != nil && !r.input {
+			node := p.Node()
+			ast.Walk(&node, inputFinder{r})
+		}
+	}
+	var walk func(v *value)
+	walk = func(v *value) {
+		if v == nil {
+			return
+		}
+		switch v.kind {
+		case kindExpr:
+			prog(v.prog, v.refs)
+		case kindInterp:
+			for _, pt := range v.parts {
+				prog(pt.prog, pt.refs)
+			}
+		case kindMap, kindList:
+			for _, el := range v.elems {
+				walk(el)
+			}
+		}
+	}
+	for _, v := range vals {
+		walk(v)
+	}
+	return r
+}
+
+// inputFinder notes an expression that names input.
+type inputFinder struct{ r *reads }
+
+func (f inputFinder) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "input" {
+		f.r.input = true
+	}
 }
 
 // evaluate returns the result of an invocation's decision key once it is
@@ -260,11 +378,18 @@ func inputOf(spec *taskSpec) func(v *view, b *budget) *evaluation {
 // valueOf evaluates a value to store: a branch's value, the output.
 func valueOf(val *value) func(v *view, b *budget) *evaluation {
 	return func(v *view, b *budget) *evaluation {
-		x, err := val.eval(v.env(), b)
+		en, err := v.env(b, val)
+		if err != nil {
+			return &evaluation{err: val.failed(err)}
+		}
+		x, err := val.eval(en, b)
 		if err != nil {
 			return &evaluation{err: err}
 		}
-		d, err := storable(x)
+		d, err := storable(x, v.maxValue)
+		if err == nil {
+			d, err = v.store(d, "value")
+		}
 		if err != nil {
 			err = val.failed(err)
 		}
@@ -275,7 +400,11 @@ func valueOf(val *value) func(v *view, b *budget) *evaluation {
 // conditionOf evaluates a while's condition.
 func conditionOf(cond *value) func(v *view, b *budget) *evaluation {
 	return func(v *view, b *budget) *evaluation {
-		c, err := cond.eval(v.env(), b)
+		en, err := v.env(b, cond)
+		if err != nil {
+			return &evaluation{err: cond.failed(err)}
+		}
+		c, err := cond.eval(en, b)
 		if err != nil {
 			return &evaluation{err: err}
 		}
@@ -300,25 +429,44 @@ func fixed(run func(v *view, b *budget) *evaluation) *evaluation {
 // (fromBase64, a binary output) is stored as data, exactly. Its size is
 // bounded from below before it is encoded, so that a value made of many
 // references to one large string is refused without being written out.
-func storable(x any) (datum, error) {
+//
+// limit is the largest value to store (0: MaxData, what an event holds:
+// a built-in's input, which the engine reads under its lock).
+func storable(x any, limit int) (datum, error) {
+	if limit <= 0 {
+		limit = MaxData
+	}
 	if bs, ok := x.([]byte); ok {
 		d := dataValue(bs)
-		if err := d.checkStored("a bytes value"); err != nil {
-			return datum{}, err
+		if limit == MaxData {
+			if err := d.checkStored("a bytes value"); err != nil {
+				return datum{}, err
+			}
+		} else if len(bs) > limit {
+			return datum{}, tooLarge("a bytes value", len(bs), limit)
 		}
 		return d, nil
 	}
-	if _, err := measure(x, measureFloor, MaxData, false); err != nil {
+	if _, err := measure(x, measureFloor, limit, false); err != nil {
 		return datum{}, err
 	}
 	raw, err := toJSON(x)
 	if err != nil {
 		return datum{}, err
 	}
-	if len(raw) > MaxData {
-		return datum{}, fmt.Errorf("a value of %d bytes is over the %d KiB a workflow event holds", len(raw), MaxData>>10)
+	if len(raw) > limit {
+		return datum{}, tooLarge("a value", len(raw), limit)
 	}
 	return jsonValue(raw), nil
+}
+
+// tooLarge says a value is over a limit: MaxData (what an event holds, for
+// a built-in's input), else the engine's MaxValue.
+func tooLarge(what string, n, limit int) error {
+	if limit == MaxData {
+		return fmt.Errorf("%s of %d bytes is over the %d KiB a workflow event holds", what, n, MaxData>>10)
+	}
+	return &tooLargeError{fmt.Sprintf("%s of %d bytes is over the %s a workflow value may be (sluice daemon --max-value)", what, n, formatBytes(limit))}
 }
 
 // defEntry is a revision's definition, parsed once (or why it cannot be).
@@ -371,4 +519,12 @@ func (e *Engine) parseRevision(rev string) (d *defEntry) {
 	}
 	def, err := ParseDefinition(r.Name, []byte(r.Source), Known{})
 	return &defEntry{def: def, err: err}
+}
+
+// limit is the largest value an evaluation may store.
+func (v *view) limit() int {
+	if v.maxValue <= 0 {
+		return MaxData
+	}
+	return v.maxValue
 }

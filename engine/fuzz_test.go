@@ -58,7 +58,7 @@ func FuzzExpression(f *testing.F) {
 		if err != nil {
 			return
 		}
-		d, err := storable(x)
+		d, err := storable(x, 0)
 		if err != nil {
 			return
 		}

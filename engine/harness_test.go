@@ -183,8 +183,9 @@ type rig struct {
 	defs    *defs
 	e       *Engine
 	node    string
-	// retain is Options.Retain of the engines open opens.
-	retain int
+	// retain is Options.Retain of the engines open opens, maxValue their
+	// Options.MaxValue.
+	retain, maxValue int
 }
 
 func newRig(t testing.TB, fileStore bool) *rig {
@@ -286,7 +287,7 @@ func (r *rig) open() {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node, Retain: r.retain})
+	e, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: r.node, Retain: r.retain, MaxValue: r.maxValue})
 	if err != nil {
 		r.t.Fatal(err)
 	}

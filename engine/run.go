@@ -234,7 +234,12 @@ func (e *Engine) output(inv *invState, def *Definition) (out datum, err error, r
 	}
 	m := map[string]json.RawMessage{}
 	for _, s := range def.sinks {
-		m[s], _ = inv.tasks[s].output.jsonView()
+		out := inv.tasks[s].output
+		if out.ref != nil {
+			return datum{}, fmt.Errorf("the output is the map of the last tasks' outputs, and tasks.%s.output is %d bytes (stored apart), over the %d KiB such a map holds: write output: ${ tasks.%s.output }",
+				s, out.ref.size, MaxData>>10, s), true
+		}
+		m[s], _ = out.jsonView()
 	}
 	raw, err := json.Marshal(m)
 	return jsonValue(raw), err, true
@@ -252,7 +257,10 @@ func (e *Engine) schedule(inv *invState, spec *taskSpec, id string, add map[stri
 	ev := &Event{Type: EventTaskScheduled, Task: id, Run: spec.run}
 	ev.Scope, ev.ScopeData = scopeOf(add)
 	res.val.put(ev, false)
-	if res.child.data {
+	switch {
+	case res.child.ref != nil:
+		ev.InputData = res.child.refData()
+	case res.child.data:
 		ev.InputData = &Data{Bytes: res.child.b, form: res.child.form, formKnown: true}
 	}
 	if res.err != nil {
@@ -287,7 +295,11 @@ func (e *Engine) inputOf(inv *invState, spec *taskSpec, id string, add map[strin
 // bytes an expression made) is returned as child too: the child gets it
 // exactly.
 func evalInput(spec *taskSpec, v *view, b *budget) (d, child datum, err error) {
-	x, err := evalInputValue(spec, v.env(), b)
+	en, err := v.env(b, append([]*value{spec.inputs, spec.cond, spec.parallel}, spec.cases...)...)
+	if err != nil {
+		return datum{}, datum{}, spec.inputs.failed(err)
+	}
+	x, err := evalInputValue(spec, en, b)
 	if err != nil {
 		return datum{}, datum{}, err
 	}
@@ -299,14 +311,27 @@ func evalInput(spec *taskSpec, v *view, b *budget) (d, child datum, err error) {
 			child = dataValue(bs)
 		}
 		if child.data {
-			if err := child.checkStored("the child workflow's input"); err != nil {
+			if child.ref == nil && len(child.b) > v.limit() {
+				return datum{}, datum{}, spec.inputs.failed(tooLarge("the child workflow's input", len(child.b), v.limit()))
+			}
+			if child, err = v.store(child, "child workflow's input"); err != nil {
 				return datum{}, datum{}, spec.inputs.failed(err)
 			}
 			// the JSON keeps the workflow's name; the bytes go beside it
 			x = map[string]any{"workflow": spec.workflow}
 		}
 	}
-	d, err = storable(x)
+	// A function's input may be as large as any value (stored apart over
+	// MaxData); a built-in's is read under the engine's lock, from its
+	// event: at most MaxData.
+	limit := MaxData
+	if spec.isFunction() {
+		limit = v.limit()
+	}
+	d, err = storable(x, limit)
+	if err == nil && spec.isFunction() {
+		d, err = v.store(d, "input")
+	}
 	if err != nil {
 		main := spec.inputs
 		if spec.run == builtinForeach {
@@ -414,6 +439,11 @@ func (e *Engine) drive(inv *invState, spec *taskSpec, t *taskState) {
 	switch {
 	case spec.isFunction():
 		e.driveFunction(inv, spec, t)
+	case t.input.ref != nil && spec.run != builtinNoop && t.status == TaskScheduled:
+		// passed on as it is (inputs: ${ tasks.ID.output }): a built-in
+		// reads its input under the engine's lock, from its event
+		e.fail(inv, t, fmt.Sprintf("%s: its input is %d bytes (stored apart), over the %d KiB a built-in reads: give it to a function, or pass a part of it",
+			spec.run, t.input.ref.size, MaxData>>10))
 	case spec.run == builtinSleep:
 		switch t.status {
 		case TaskScheduled:
@@ -500,7 +530,7 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 	}
 	rn := &run{attempt: attempt, spec: spec, cancel: cancel}
 	e.localOf(inv.id).runs[t.id] = rn
-	invID, taskID, fn, input := inv.id, t.id, spec.run, t.input.input()
+	invID, taskID, fn, root, input := inv.id, t.id, spec.run, inv.root, t.input
 	meta := map[string]string{
 		abi.MetaWorkflow: inv.workflow, abi.MetaWorkflowInvocation: inv.id,
 		abi.MetaWorkflowTask: t.id, abi.MetaWorkflowAttempt: strconv.Itoa(attempt),
@@ -508,7 +538,20 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 	e.calls.Add(1)
 	go func() {
 		defer e.calls.Done()
-		out, err := e.invokeFunction(ctx, fn, input, meta)
+		// A value stored apart is fetched here, outside the lock, and
+		// held only for the call; a large output is stored apart before
+		// the event that records it.
+		var out datum
+		in, err := e.load(ctx, input)
+		if err == nil {
+			var b []byte
+			b, err = e.invokeFunction(ctx, fn, in.input(), meta)
+			in = datum{}
+			if err == nil {
+				// the output is data: recorded as it is, whatever it holds
+				out, err = e.spill(context.WithoutCancel(ctx), root, dataValue(b), "output")
+			}
+		}
 		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
 		e.mu.Lock()
@@ -533,7 +576,7 @@ func (e *Engine) invokeFunction(ctx context.Context, function string, input []by
 }
 
 // called records the outcome of a function call, rn.
-func (e *Engine) called(invID, taskID string, rn *run, out []byte, err error, timedOut bool) {
+func (e *Engine) called(invID, taskID string, rn *run, out datum, err error, timedOut bool) {
 	if e.closed {
 		return // not recorded: the task runs again after a restart
 	}
@@ -557,13 +600,9 @@ func (e *Engine) called(invID, taskID string, rn *run, out []byte, err error, ti
 		return
 	}
 	if err == nil {
-		// the output is data: recorded as it is, whatever it holds
-		d := dataValue(out)
-		if err = d.checkStored("output"); err == nil {
-			ev := &Event{Type: EventTaskSucceeded, Task: taskID, Attempt: attempt}
-			d.put(ev, true)
-			e.emit(inv, nil, ev)
-		}
+		ev := &Event{Type: EventTaskSucceeded, Task: taskID, Attempt: attempt}
+		out.put(ev, true)
+		e.emit(inv, nil, ev)
 	}
 	if err != nil {
 		msg := err.Error()
@@ -804,7 +843,12 @@ func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
 				b.WriteByte(',')
 			}
 			// compact, as an event stores it: what a replay reads
-			out, _ := inv.tasks[kidID(t.id, i)].output.jsonView()
+			kid := inv.tasks[kidID(t.id, i)].output
+			if kid.ref != nil {
+				e.fail(inv, t, fmt.Sprintf("foreach: the output of item %d is %d bytes (stored apart), over the %d KiB the list of outputs holds", i, kid.ref.size, MaxData>>10))
+				return
+			}
+			out, _ := kid.jsonView()
 			if json.Compact(&b, out) != nil {
 				b.Write(out)
 			}
@@ -851,6 +895,10 @@ func (e *Engine) driveLoop(inv *invState, spec *taskSpec, t *taskState) {
 			return
 		case last.status != TaskSucceeded:
 			e.drive(inv, do, last)
+			return
+		}
+		if last.output.ref != nil {
+			e.fail(inv, t, fmt.Sprintf("%s: the output of %s is %d bytes (stored apart), over the %d KiB prev holds", spec.run, last.id, last.output.ref.size, MaxData>>10))
 			return
 		}
 		prev, prevRaw = last.value(), last.output

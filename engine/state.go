@@ -49,6 +49,10 @@ type state struct {
 	// forgotten lists the invocations forgotten since the engine last
 	// took them (takeForgotten): whose events the log need no longer keep.
 	forgotten []*invState
+	// blobs holds, by root invocation, the names of the values its tree
+	// stored apart (blobName) that its events refer to: deleted with the
+	// root's events when it is forgotten.
+	blobs map[string]map[string]struct{}
 }
 
 // invState is one invocation.
@@ -82,6 +86,9 @@ type invState struct {
 	in *lazyView
 	// view lists the tasks for expressions (eval.go), until they change.
 	view []taskView
+	// blobNames are, once a root is forgotten, the values its tree stored
+	// apart: to delete with its events.
+	blobNames []string
 }
 
 // lazyView is a value decoded for expressions on first use, once, from
@@ -132,7 +139,8 @@ type taskState struct {
 // newState makes an empty state that keeps at most retain finished
 // invocations and retainBytes of their footprints (0: no limit).
 func newState(retain int, retainBytes int64) *state {
-	return &state{invs: map[string]*invState{}, retain: retain, retainBytes: retainBytes, live: map[string]int{}}
+	return &state{invs: map[string]*invState{}, retain: retain, retainBytes: retainBytes, live: map[string]int{},
+		blobs: map[string]map[string]struct{}{}}
 }
 
 // parentID is the id of the task a dynamic task belongs to ("" for a
@@ -183,6 +191,7 @@ func (s *state) apply(ev *Event) error {
 		}
 		s.invs[inv.id] = inv
 		s.running(inv, 1)
+		s.bind(inv, ev)
 		return nil
 	}
 	if inv == nil {
@@ -205,6 +214,7 @@ func (s *state) apply(ev *Event) error {
 	if err := inv.apply(ev); err != nil {
 		return err
 	}
+	s.bind(inv, ev)
 	inv.lastSeq = max(inv.lastSeq, ev.Seq)
 	if inv.status != StatusRunning && isInvocationEnd(ev.Type) {
 		s.ended(inv)
@@ -214,6 +224,45 @@ func (s *state) apply(ev *Event) error {
 		s.observed(inv, childID(inv.id, t.id, t.attempts))
 	}
 	return nil
+}
+
+// bind names the values stored apart that an event just applied put in
+// the invocation (after the root their reference names, which is the
+// invocation's), and records them with the root.
+func (s *state) bind(inv *invState, ev *Event) {
+	if !refersToBlob(ev.InputData) && !refersToBlob(ev.OutputData) {
+		return
+	}
+	name := func(d *datum) {
+		if d.ref == nil || d.ref.name != "" {
+			return
+		}
+		if d.ref.root == "" { // a reference without its root: the invocation's
+			d.ref.root = inv.root
+		}
+		d.ref.name = blobName(d.ref.root, d.ref.sha)
+		set := s.blobs[d.ref.root]
+		if set == nil {
+			set = map[string]struct{}{}
+			s.blobs[d.ref.root] = set
+		}
+		set[d.ref.name] = struct{}{}
+	}
+	name(&inv.input)
+	name(&inv.output)
+	if t := inv.tasks[ev.Task]; t != nil {
+		name(&t.input)
+		name(&t.child)
+		name(&t.output)
+	}
+}
+
+func refersToBlob(d *Data) bool { return d != nil && d.Blob != "" }
+
+// hasBlob tells whether a root's tree already refers to a stored value.
+func (s *state) hasBlob(root, name string) bool {
+	_, ok := s.blobs[root][name]
+	return ok
 }
 
 // observed files a child workflow its parent has recorded the end of (its
@@ -340,6 +389,10 @@ func (s *state) retire(inv *invState) {
 		s.finishedBytes -= old.bytes
 		if s.invs[old.id] == old {
 			delete(s.invs, old.id)
+			if set := s.blobs[old.id]; set != nil && old.root == old.id {
+				old.blobNames = sortedKeys(set)
+				delete(s.blobs, old.id)
+			}
 			s.forgotten = append(s.forgotten, old)
 		}
 	}
@@ -528,17 +581,31 @@ func (inv *invState) snapshot(withTasks bool) *Invocation {
 const (
 	invOverhead  = 500
 	taskOverhead = 350
+	// refOverhead is what a value stored apart costs instead of its bytes:
+	// its reference (sha256, name, root), measured the same way
+	// (BenchmarkRetainedLargeValues: 6 of them, 2 KB more than small
+	// values).
+	refOverhead = 330
 )
 
 // footprint estimates the memory a finished invocation holds, from what
 // its events put in it: what retainBytes counts.
 func (inv *invState) footprint() int64 {
 	n := invOverhead + len(inv.id) + len(inv.workflow) + len(inv.revision) + len(inv.owner) + len(inv.parent) +
-		len(inv.input.b) + len(inv.output.b) + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
+		inv.input.held() + inv.output.held() + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
 	for id, t := range inv.tasks {
-		n += taskOverhead + 2*len(id) + len(t.run) + len(t.input.b) + len(t.output.b) + len(t.child.b) + len(t.err) + valueSize(t.scope)
+		n += taskOverhead + 2*len(id) + len(t.run) + t.input.held() + t.output.held() + t.child.held() + len(t.err) + valueSize(t.scope)
 	}
 	return int64(n)
+}
+
+// held is what a value holds in memory beyond its datum: its bytes, or
+// its reference.
+func (d datum) held() int {
+	if d.ref != nil {
+		return refOverhead
+	}
+	return len(d.b)
 }
 
 // valueSize estimates the memory of a decoded JSON value.

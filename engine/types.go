@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -64,20 +65,46 @@ type Invocation struct {
 	Tasks map[string]*Task `json:"tasks,omitempty"`
 
 	// in and out are the values as stored (not in the JSON: an Invocation
-	// decoded from the API has none).
+	// decoded from the API has none), load fetches those stored apart.
 	in, out datum
+	load    func(context.Context, datum) (datum, error)
 }
 
 // InputBytes and OutputBytes are the bytes a function given the input
 // (output) receives: a value that came from outside as bytes (an
 // invocation's input, a function's output), exactly; a value an
 // expression made, a string's bytes, anything else as JSON; none for
-// null. An Invocation decoded from JSON has none: the API answers them at
-// GET /v1/invocations/{id}/input and /output.
-func (inv *Invocation) InputBytes() []byte { return inv.in.input() }
+// null. A value over MaxData is read from the broker's blob store (the
+// error says why it could not be). An Invocation decoded from JSON has
+// none: the API answers them at GET /v1/invocations/{id}/input and
+// /output.
+func (inv *Invocation) InputBytes(ctx context.Context) ([]byte, error) { return inv.bytes(ctx, inv.in) }
 
 // OutputBytes: see InputBytes.
-func (inv *Invocation) OutputBytes() []byte { return inv.out.input() }
+func (inv *Invocation) OutputBytes(ctx context.Context) ([]byte, error) {
+	return inv.bytes(ctx, inv.out)
+}
+
+func (inv *Invocation) bytes(ctx context.Context, d datum) ([]byte, error) {
+	if d.ref != nil {
+		if inv.load == nil {
+			return nil, fmt.Errorf("invocation %s: the value is stored apart and this snapshot cannot read it", inv.ID)
+		}
+		var err error
+		if d, err = inv.load(ctx, d); err != nil {
+			return nil, err
+		}
+	}
+	return d.input(), nil
+}
+
+// OutputSize is the size of the output's bytes, without reading them.
+func (inv *Invocation) OutputSize() int {
+	if inv.out.ref != nil {
+		return inv.out.ref.size
+	}
+	return len(inv.out.input())
+}
 
 // Done tells whether the invocation has finished.
 func (inv *Invocation) Done() bool { return inv.Status != StatusRunning }

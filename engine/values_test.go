@@ -87,16 +87,16 @@ func TestValuesKeepTheirBytes(t *testing.T) {
 					t.Fatal(err)
 				}
 				wantStatus(t, done, StatusSucceeded)
-				if got := done.OutputBytes(); !bytes.Equal(got, samples[i]) {
+				if got := done.outputBytes(); !bytes.Equal(got, samples[i]) {
 					t.Fatalf("sent %q, the third task answered %q", samples[i], got)
 				}
-				if got := done.InputBytes(); !bytes.Equal(got, samples[i]) {
+				if got := done.inputBytes(); !bytes.Equal(got, samples[i]) {
 					t.Fatalf("sent %q, the input is %q", samples[i], got)
 				}
 			}
 			// A restart reads the same bytes back from the log.
 			for i, id := range ids {
-				if got := r.replayed(id).OutputBytes(); !bytes.Equal(got, samples[i]) {
+				if got := r.replayed(id).outputBytes(); !bytes.Equal(got, samples[i]) {
 					t.Fatalf("replayed: sent %q, read back %q", samples[i], got)
 				}
 			}
@@ -126,7 +126,7 @@ func TestValuesKeepTheirBytes(t *testing.T) {
 					t.Fatal(err)
 				}
 				wantStatus(t, done, StatusSucceeded)
-				if got := done.OutputBytes(); !bytes.Equal(got, samples[i]) {
+				if got := done.outputBytes(); !bytes.Equal(got, samples[i]) {
 					t.Fatalf("across a crash: sent %q, the third task answered %q", samples[i], got)
 				}
 			}
@@ -161,8 +161,8 @@ tasks:
 	want := `{"b64":"AP+AgQ==","e":1000,"empty":"","f":1.5,"hello":"hello","i":9007199254740994,"len":4,` +
 		`"n":12345678901234567890,"null":null,"s":"n=12345678901234567890","same":true,"te":"int","tf":"float",` +
 		`"tiny":0.10000000000000000000001}`
-	if string(done.OutputBytes()) != want {
-		t.Fatalf("output\n%s\nwant\n%s", done.OutputBytes(), want)
+	if string(done.outputBytes()) != want {
+		t.Fatalf("output\n%s\nwant\n%s", done.outputBytes(), want)
 	}
 
 	r.defs.put(t, `
@@ -186,8 +186,8 @@ tasks:
 			t.Errorf("task %s got %q, want %q", task, got, want)
 		}
 	}
-	if want := `["AP+AgQ==",{"b":"AP+AgQ==","s":"hello"},"AP+AgQ==","hello"]`; string(done.OutputBytes()) != want {
-		t.Errorf("output %s, want %s (bytes inside a list are base64)", done.OutputBytes(), want)
+	if want := `["AP+AgQ==",{"b":"AP+AgQ==","s":"hello"},"AP+AgQ==","hello"]`; string(done.outputBytes()) != want {
+		t.Errorf("output %s, want %s (bytes inside a list are base64)", done.outputBytes(), want)
 	}
 
 	for _, c := range []struct{ name, output, says string }{
@@ -212,7 +212,7 @@ tasks:
 			}
 		})
 	}
-	if got := r.run("exprs", "").OutputBytes(); string(got) != want {
+	if got := r.run("exprs", "").outputBytes(); string(got) != want {
 		t.Fatalf("again: %s", got)
 	}
 	var m map[string]any
@@ -249,8 +249,8 @@ tasks:
 		}
 	}
 	again := r.replayed(done.ID)
-	if string(again.OutputBytes()) != string(done.OutputBytes()) {
-		t.Fatalf("replayed output %s, live %s", again.OutputBytes(), done.OutputBytes())
+	if string(again.outputBytes()) != string(done.outputBytes()) {
+		t.Fatalf("replayed output %s, live %s", again.outputBytes(), done.outputBytes())
 	}
 }
 
@@ -364,4 +364,17 @@ func FuzzQuote(f *testing.F) {
 			t.Fatalf("unquote(%s) = %q, want %q", want.Bytes(), got, b)
 		}
 	})
+}
+
+// outputBytes and inputBytes read an invocation's values in tests (a value
+// stored apart is fetched).
+func (inv *Invocation) outputBytes() []byte { return must(inv.OutputBytes(context.Background())) }
+
+func (inv *Invocation) inputBytes() []byte { return must(inv.InputBytes(context.Background())) }
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/errcode"
+	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/logctx"
 	"github.com/sluicehq/sluice/triggers"
@@ -22,9 +23,6 @@ const (
 	// MaxWorkflowSource bounds a definition: the engine's own bound (it is
 	// stored in one catalog event, and NATS's default max_payload is 1 MiB).
 	MaxWorkflowSource = engine.MaxDefinition
-	// MaxWorkflowInput bounds an invocation's input: it is stored in the
-	// InvocationCreated event.
-	MaxWorkflowInput = engine.MaxData
 )
 
 // IdempotencyKeyHeader names the header of POST
@@ -79,6 +77,8 @@ func engineError(err error) error {
 		return errcode.New(errcode.InvalidArgument, msg)
 	case errors.Is(err, engine.ErrConflict):
 		return errcode.New(errcode.Conflict, msg)
+	case errors.Is(err, engine.ErrTooLarge):
+		return errcode.New(errcode.InputTooLarge, msg)
 	}
 	return err
 }
@@ -179,8 +179,9 @@ func (s *Server) invokeWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 			return
 		}
 	}
-	in, err := readBody(r, MaxWorkflowInput, "input", errcode.InputTooLarge,
-		fmt.Sprintf("workflow input is over the limit of %d KiB", MaxWorkflowInput>>10))
+	// the engine's --max-value bounds an invocation's input
+	in, err := readBody(r, e.MaxValue(), "input", errcode.InputTooLarge,
+		fmt.Sprintf("workflow input is over the limit of %s (sluice daemon --max-value)", host.FormatBytes(uint64(e.MaxValue()))))
 	if err != nil {
 		errcode.Write(w, err)
 		return
@@ -290,14 +291,20 @@ func (s *Server) invocationValue(output bool) func(http.ResponseWriter, *http.Re
 		if inv == nil {
 			return
 		}
-		body := inv.InputBytes()
+		read := inv.InputBytes
 		if output {
 			if inv.Status != engine.StatusSucceeded {
 				errcode.Write(w, errcode.New(errcode.Conflict, fmt.Sprintf(
 					"invocation %s is %s: only a succeeded invocation has an output (wf status %s shows why)", inv.ID, inv.Status, inv.ID)))
 				return
 			}
-			body = inv.OutputBytes()
+			read = inv.OutputBytes
+		}
+		// a value over engine.MaxData is read from the broker's blob store
+		body, err := read(r.Context())
+		if err != nil {
+			errcode.Write(w, engineError(err))
+			return
 		}
 		w.Header().Set("Content-Type", ValueContentType(body))
 		w.Header().Set("X-Content-Type-Options", "nosniff")

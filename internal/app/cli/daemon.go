@@ -75,8 +75,8 @@ unless --insecure is given.
 // daemonCLI holds the daemon's settings that the command line resolves
 // itself once the flags are parsed: the logger and the token file.
 type daemonCLI struct {
-	logFormat, logLevel, tokenFile, memoryBudget string
-	clusterPasswordFile, replicas                string
+	logFormat, logLevel, tokenFile, memoryBudget, maxValue string
+	clusterPasswordFile, replicas                          string
 }
 
 // daemonFlags defines every flag of sluice daemon on fs, filling o, each
@@ -99,6 +99,7 @@ func daemonFlags(fs *pflag.FlagSet, o *daemon.Options) *daemonCLI {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long calls in flight may run on after SIGTERM")
 	fs.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long the start may take, the broker's recovery and the catalog's replay included, before the daemon gives up (an embedded NATS Streaming with thousands of channels takes minutes)")
 	fs.StringVar(&d.memoryBudget, "memory-budget", envOr("SLUICE_MEMORY_BUDGET", host.FormatBytes(o.MemoryBudget)), "memory for compiled code and instances, all functions together; the least recently used are released to make room (default: half the memory available) (env SLUICE_MEMORY_BUDGET)")
+	fs.StringVar(&d.maxValue, "max-value", envOr("SLUICE_MAX_VALUE", host.FormatBytes(uint64(o.MaxValue))), "largest value a workflow carries: an invocation's input, a task's input or output, an expression's result; values over 512KiB are stored in the broker's blob store (env SLUICE_MAX_VALUE)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "release instances and compiled code unused for this long (0: only when the memory budget needs the room)")
 	fs.StringVar(&d.logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	fs.StringVar(&d.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
@@ -125,6 +126,12 @@ func (d *daemonCLI) finish(fs *pflag.FlagSet, o *daemon.Options, logs io.Writer)
 	if o.IdleTimeout < 0 {
 		return usagef("--idle-timeout %s is negative", o.IdleTimeout)
 	}
+	mv, err := host.ParseBytes(d.maxValue)
+	if err != nil || mv < daemon.MinMaxValue || mv > daemon.MaxMaxValue {
+		return usagef("--max-value %q: want a size from %s to %s, e.g. 64MiB", d.maxValue,
+			host.FormatBytes(daemon.MinMaxValue), host.FormatBytes(daemon.MaxMaxValue))
+	}
+	o.MaxValue = int(mv)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(d.logLevel)); err != nil {
 		return usagef("--log-level %q: use debug, info, warn or error", d.logLevel)

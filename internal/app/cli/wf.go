@@ -349,6 +349,14 @@ func showValue(raw json.RawMessage, form string) string {
 		if json.Unmarshal(raw, &b) == nil {
 			return describeBytes(b)
 		}
+	case engine.FormBlob:
+		var ref struct {
+			Blob string `json:"blob"`
+			Size int    `json:"size"`
+		}
+		if json.Unmarshal(raw, &ref) == nil {
+			return fmt.Sprintf("%d bytes, stored in the broker (sha256 %.12s…): wf invoke --wait, or GET /v1/invocations/ID/output, gives them", ref.Size, ref.Blob)
+		}
 	}
 	return clip(compactJSON(raw))
 }

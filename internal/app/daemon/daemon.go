@@ -109,6 +109,10 @@ type Options struct {
 	// NodeID names this daemon as the owner of the workflow invocations
 	// it starts; "" reads it from (or makes it in) DataDir/node-id.
 	NodeID string
+	// MaxValue is the largest value a workflow carries (engine.Options.
+	// MaxValue): an invocation's input through the API and the triggers,
+	// a task's input or output, an expression's result.
+	MaxValue int
 	// MemoryBudget bounds the memory of compiled code and instances
 	// (host.Config.WithMemoryBudget); 0 means none.
 	MemoryBudget uint64
@@ -143,8 +147,21 @@ func DefaultOptions() Options {
 		Broker: DefaultBroker, Listen: DefaultListen, DataDir: DefaultDataDir, NATSListen: DefaultNATSListen,
 		ClusterID: DefaultClusterID, ShutdownTimeout: DefaultShutdownTimeout, StartTimeout: DefaultStartTimeout,
 		MemoryBudget: host.SystemMemoryBudget(), IdleTimeout: host.DefaultIdleTimeout,
+		MaxValue: engine.DefaultMaxValue,
 	}
 }
+
+// Bounds of Options.MaxValue (--max-value).
+const (
+	// MinMaxValue: what an event holds inline; a smaller limit would
+	// refuse values the engine has always taken.
+	MinMaxValue = engine.MaxData
+	// MaxMaxValue: a value is held whole in memory where it is used (a
+	// function's input, an expression), and NATS Streaming's blob store
+	// takes at most 256 MiB in one value: 4 times the default, far past
+	// what a function takes by default (its --max-input).
+	MaxMaxValue = 256 << 20
+)
 
 // Validate checks the options, refusing an unprotected public listener
 // and NATS settings that do not go together.
@@ -320,7 +337,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	d.engine, err = engine.Open(startCtx, engine.Options{
 		Log: d.events, Functions: wfFunctions{d}, Definitions: wfDefinitions{d.cat}, Node: d.node,
-		Observer: d.metrics, Logger: d.log.With("component", "engine"),
+		Observer: d.metrics, Logger: d.log.With("component", "engine"), MaxValue: d.opts.MaxValue,
 	})
 	if err != nil {
 		return nil, d.startError(startCtx, err)
@@ -502,10 +519,18 @@ func (d *Daemon) Invoke(ctx context.Context, t fn.Target, c fn.Call) (fn.Result,
 	return res, err
 }
 
+// maxValue is the largest value a workflow takes (--max-value).
+func (d *Daemon) maxValue() int {
+	if d.opts.MaxValue <= 0 {
+		return engine.DefaultMaxValue
+	}
+	return d.opts.MaxValue
+}
+
 // maxInput is the largest input a target takes.
 func (d *Daemon) maxInput(t fn.Target) int {
 	if t.Kind == fn.KindWorkflow {
-		return engine.MaxData
+		return d.maxValue()
 	}
 	f, ok := d.cat.Function(t.Name)
 	if !ok {

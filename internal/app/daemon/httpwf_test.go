@@ -158,7 +158,9 @@ tasks:
 // finds; a failed workflow is a 502 that names it; an output that is not
 // a response, or a trigger without the option, is answered as before.
 func TestHTTPWorkflow(t *testing.T) {
-	d, c := start(t, testOptions(t))
+	o := testOptions(t)
+	o.MaxValue = engine.MaxData // the input limit, small enough to pass in a test
+	d, c := start(t, o)
 	deploy(t, c, "echo", "echo-wat", nil)
 	deploy(t, c, "work", "wfguest", nil)
 	if _, err := c.Deploy(ctx, "unb64", testutil.WAT(t, unb64WAT), nil); err != nil {
@@ -260,7 +262,7 @@ func TestHTTPWorkflow(t *testing.T) {
 
 	t.Run("a request over the input limit, base64 counted", func(t *testing.T) {
 		// under the limit as a body, over it in base64
-		big := strings.Repeat("\xff", engine.MaxData*7/8)
+		big := strings.Repeat("\xff", o.MaxValue*7/8)
 		status, body, h := request(t, "PUT", base+"/bytes", big, http.Header{})
 		if status != 413 || !strings.Contains(body, `"code": "input_too_large"`) || !strings.Contains(body, "a binary body in base64") {
 			t.Fatalf("%d %s", status, body)

@@ -113,7 +113,12 @@ func (d *Daemon) invokeWorkflow(ctx context.Context, name string, c fn.Call) (fn
 	if inv.Status != engine.StatusSucceeded {
 		return fn.Result{}, &WorkflowError{Workflow: name, Invocation: inv.ID, Status: inv.Status, Task: inv.FailedTask, Err: inv.Error}
 	}
-	return fn.Result{Output: inv.OutputBytes(), Duration: time.Since(start)}, nil
+	// a value over engine.MaxData is read from the broker's blob store
+	out, err := inv.OutputBytes(ctx)
+	if err != nil {
+		return fn.Result{}, fmt.Errorf("workflow %s (invocation %s) succeeded, but reading its output failed: %w", name, inv.ID, err)
+	}
+	return fn.Result{Output: out, Duration: time.Since(start)}, nil
 }
 
 // WorkflowError: a workflow run for a trigger ended without succeeding.
@@ -156,6 +161,8 @@ func engineError(err error) error {
 		return errcode.New(errcode.InvalidArgument, err.Error())
 	case errors.Is(err, engine.ErrConflict):
 		return errcode.New(errcode.Conflict, err.Error())
+	case errors.Is(err, engine.ErrTooLarge):
+		return errcode.New(errcode.InputTooLarge, err.Error())
 	}
 	return err
 }

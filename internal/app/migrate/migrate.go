@@ -423,7 +423,7 @@ func (r *run) copyEvents(ctx context.Context) error {
 		return err
 	}
 	r.log.Info("source workflow events read", "events", last, "invocations", len(x.invs), "to_copy", len(sel), "finished_left", finished, "checkpoint", done)
-	copied := map[string]bool{}
+	copied, values := map[string]bool{}, map[string]bool{}
 	since := 0
 	_, err = readAll(ctx, r.o.Source, engine.EventsChannel, func(m *eventlog.Msg) error {
 		ev, ok := decode(m)
@@ -443,6 +443,9 @@ func (r *run) copyEvents(ctx context.Context) error {
 		if ids[id] {
 			r.rep.Events.Skipped++
 			return nil
+		}
+		if err := r.copyValues(ctx, ev, values); err != nil {
+			return err
 		}
 		if err := r.publish(ctx, stream, id, m.Data); err != nil {
 			return err
@@ -467,6 +470,31 @@ func (r *run) copyEvents(ctx context.Context) error {
 		}
 	}
 	r.log.Info("workflow events", "copied", r.rep.Events.Copied, "skipped", r.rep.Events.Skipped, "invocations", len(sel))
+	return nil
+}
+
+// copyValues copies the workflow values an event refers to (those over
+// 512 KiB, stored apart in the blob store), before the event: a daemon on
+// the target never meets a reference to nothing. done lists those copied.
+func (r *run) copyValues(ctx context.Context, ev *engine.Event, done map[string]bool) error {
+	for _, d := range []*engine.Data{ev.InputData, ev.OutputData} {
+		name := d.BlobName(ev.Invocation)
+		if name == "" || done[name] || r.o.DryRun {
+			continue
+		}
+		if _, err := r.o.Target.Blobs().Get(ctx, name); err == nil {
+			done[name] = true
+			continue
+		}
+		b, err := r.o.Source.Blobs().Get(ctx, name)
+		if err != nil {
+			return fmt.Errorf("source: read workflow value %s of invocation %s: %w", name, ev.Invocation, err)
+		}
+		if err := r.o.Target.Blobs().Put(ctx, name, b); err != nil {
+			return fmt.Errorf("target: store workflow value %s (%d bytes): %w", name, len(b), err)
+		}
+		done[name] = true
+	}
 	return nil
 }
 

@@ -3,9 +3,12 @@ package migrate
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,6 +34,8 @@ type source struct {
 	// sleeping are invocations left running (asleep, one with a child
 	// workflow asleep), finished those that ended.
 	sleeping, finished []string
+	// large is the input of the last sleeping invocation: stored apart.
+	large []byte
 }
 
 func logger() *slog.Logger {
@@ -116,8 +121,14 @@ func newSource(t *testing.T) *source {
 		}
 	}
 	s := &source{url: srv.URL()}
-	for _, name := range []string{"nap", "parent", "nap"} {
-		inv, err := c.InvokeWorkflow(ctx, name, []byte(`"x"`), client.InvokeOptions{})
+	// the last nap carries a value stored apart (over 512 KiB)
+	s.large = []byte(`"` + strings.Repeat("x", 600<<10) + `"`)
+	for i, name := range []string{"nap", "parent", "nap"} {
+		in := []byte(`"x"`)
+		if i == 2 {
+			in = s.large
+		}
+		inv, err := c.InvokeWorkflow(ctx, name, in, client.InvokeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,6 +286,11 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("the dry run counted %+v, the run did %+v", dry, rep)
 	}
 	s.checkTarget(t, target)
+	sum := sha256.Sum256(s.large)
+	d := &engine.Data{Blob: hex.EncodeToString(sum[:])}
+	if b, err := target.Blobs().Get(ctx, d.BlobName(s.sleeping[2])); err != nil || !bytes.Equal(b, s.large) {
+		t.Fatalf("the value stored apart of invocation %s: %d bytes, %v", s.sleeping[2], len(b), err)
+	}
 	_, events := s.expected(t, target)
 	for _, id := range s.finished {
 		for _, data := range events[engine.EventStream(target.Features(), id)] {

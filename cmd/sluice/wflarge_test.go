@@ -1,0 +1,83 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/testutil"
+)
+
+const largeWorkflow = `apiVersion: sluice/v1
+kind: Workflow
+name: large
+output: ${ tasks.b.output }
+tasks:
+  a:   { run: echo, inputs: "${ input }" }
+  nap: { run: sleep, requires: [a], inputs: 2s }
+  b:   { run: echo, requires: [nap], inputs: "${ tasks.a.output }" }
+`
+
+// TestKill9LargeValues sends a 1 MiB and a 32 MiB value through a
+// workflow (input -> task -> task -> output), kills the daemon with
+// SIGKILL between the tasks, restarts it, and checks that both outputs
+// are the inputs, byte for byte.
+func TestKill9LargeValues(t *testing.T) {
+	data := t.TempDir()
+	p := startDaemon(t, data)
+	// a function takes 6 MiB by default: 32 MiB needs larger limits
+	p.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"),
+		"--max-input", "40MiB", "--max-output", "40MiB", "--memory", "128MiB")
+	def := filepath.Join(t.TempDir(), "large.yaml")
+	if err := os.WriteFile(def, []byte(largeWorkflow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.mustSluice(t, "", "wf", "create", "large", "-f", def)
+
+	sizes := map[string]int{"one-mib": 1 << 20, "thirty-two-mib": 32 << 20}
+	files, sums := map[string]string{}, map[string]string{}
+	for id, n := range sizes {
+		b := make([]byte, n)
+		rand.New(rand.NewSource(int64(n))).Read(b)
+		files[id] = filepath.Join(t.TempDir(), id+".bin")
+		if err := os.WriteFile(files[id], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := sha256.Sum256(b)
+		sums[id] = hex.EncodeToString(s[:])
+		if got := strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "large", "--raw", "--file", files[id], "--id", id)); got != id {
+			t.Fatalf("invoke: %q", got)
+		}
+	}
+	testutil.Eventually(t, 60*time.Second, "both invocations between their tasks", func() bool {
+		for id := range sizes {
+			if p.status(t, id).Tasks["nap"].Status != "running" {
+				return false
+			}
+		}
+		return true
+	})
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+
+	q := startDaemon(t, data)
+	for id, n := range sizes {
+		// the same id: the invocation that ran, waited for, its output
+		// printed as its exact bytes
+		out := q.mustSluice(t, "", "wf", "invoke", "large", "--raw", "--file", files[id], "--id", id, "--wait")
+		s := sha256.Sum256([]byte(out))
+		if len(out) != n || hex.EncodeToString(s[:]) != sums[id] {
+			t.Fatalf("%s: output of %d bytes, sha256 %x; want %d bytes, sha256 %s", id, len(out), s, n, sums[id])
+		}
+		st := q.status(t, id)
+		if st.Status != "succeeded" || st.Tasks["a"].Attempts != 1 {
+			t.Fatalf("%s: %s, a ran %d times", id, st.Status, st.Tasks["a"].Attempts)
+		}
+	}
+}
