@@ -37,15 +37,8 @@ func TestFootprint(t *testing.T) {
 					{Type: EventInvocationSucceeded, Output: value},
 				} {
 					ev.Invocation, ev.Node, ev.Time = id, "node-a", at
-					b, _ := encodeEvent(ev)
-					// as a replay reads it
-					back := new(Event)
-					if err := json.Unmarshal(b, back); err != nil {
-						t.Fatal(err)
-					}
 					seq++
-					back.Seq = seq
-					s.apply(back)
+					applyAsRead(t, s, ev, seq)
 				}
 			}
 			measured := heap() - before
@@ -66,4 +59,20 @@ func heap() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// applyAsRead folds an event into s as a replay reads it: encoded as it
+// is stored, decoded, with its sequence.
+func applyAsRead(t *testing.T, s *state, ev *Event, seq uint64) {
+	t.Helper()
+	b, err := encodeEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := new(Event)
+	if err := json.Unmarshal(b, back); err != nil {
+		t.Fatal(err)
+	}
+	back.Seq = seq
+	s.apply(back)
 }

@@ -387,14 +387,8 @@ func TestFootprintOfReferences(t *testing.T) {
 			{Type: EventInvocationSucceeded, OutputData: ref()},
 		} {
 			ev.Invocation, ev.Node, ev.Time = id, "node-a", at
-			b, _ := encodeEvent(ev)
-			back := new(Event)
-			if err := json.Unmarshal(b, back); err != nil {
-				t.Fatal(err)
-			}
 			seq++
-			back.Seq = seq
-			s.apply(back)
+			applyAsRead(t, s, ev, seq)
 		}
 	}
 	measured := heap() - before

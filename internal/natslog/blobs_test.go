@@ -19,8 +19,8 @@ import (
 	"github.com/sluicehq/sluice/internal/broker"
 )
 
-// openStore starts an embedded server with a file store in dir and
-// connects to it.
+// openStore starts an embedded server with a file store in dir (a
+// memory store for "") and connects to it.
 func openStore(t *testing.T, dir string) *Log {
 	t.Helper()
 	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", ClusterID: "test"})

@@ -18,19 +18,7 @@ import (
 // loopback port and connects a Log to it.
 func open(t *testing.T) *Log {
 	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	l, err := Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test", Name: "natslog-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
+	return openStore(t, "")
 }
 
 func publish(t *testing.T, l *Log, stream string, data ...string) {
