@@ -27,10 +27,9 @@ import (
 const (
 	// DefaultMaxValue is the largest value a workflow carries (an
 	// invocation's input, a task's input or output, an expression's
-	// result) when Options.MaxValue is 0: what the issue asked as a floor
-	// (a photo, a small video, a document), 10× a function's default
-	// max input, and small enough that a handful in flight fit a small
-	// daemon's memory.
+	// result) when Options.MaxValue is 0: room for a photo, a small
+	// video or a document, 10× a function's default max input, and
+	// small enough that a handful in flight fit a small daemon's memory.
 	DefaultMaxValue = 64 << 20
 	// blobRetryFirst and blobRetryMax pace the retries of a blob Put or
 	// Get that failed because the broker is unreachable: as the other

@@ -155,7 +155,7 @@ func TestHTTPRouteConflicts(t *testing.T) {
 	}
 }
 
-// Issue 13, item 5: a queue trigger passes message bytes unchanged both
+// A queue trigger passes message bytes unchanged both
 // ways, whatever they are (every byte value, invalid UTF-8, NUL, JSON
 // text with a number no float holds), for a reactor and a WASI command.
 func TestQueueTriggerKeepsBinaryPayloads(t *testing.T) {
