@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/eventlog"
 )
 
 // A stored value is bytes and a kind (see engine/README.md, "Values"):
@@ -372,25 +374,12 @@ func (d *Data) unmarshalRef(b []byte, o map[string]json.RawMessage) error {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("data value reference: %w", err)
 	}
-	if !validSHA(r.Blob) || r.Size < 0 || (r.Form != "" && r.Form != FormText && r.Form != FormBase64) || (r.JSON && r.Form != "") ||
+	if !eventlog.IsContentHash(r.Blob) || r.Size < 0 || (r.Form != "" && r.Form != FormText && r.Form != FormBase64) || (r.JSON && r.Form != "") ||
 		(r.Root != "" && !validInvocationID(r.Root)) {
 		return fmt.Errorf("data value reference %s: want a sha256 in hex, a size, an invocation id as root and a form text or base64", b)
 	}
 	*d = Data{Blob: r.Blob, Size: r.Size, Root: r.Root, Form: r.Form, JSON: r.JSON}
 	return nil
-}
-
-// validSHA tells whether s is a sha256 in lower-case hex.
-func validSHA(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // appendQuoted appends UTF-8 text as a JSON string, as encoding/json

@@ -314,6 +314,21 @@ type Features struct {
 	MaxPayload int
 }
 
+// IsContentHash tells whether s is a SHA-256 in lower-case hex: the form
+// of the content hashes that name blobs (a module's, a workflow value's)
+// and that the catalog and the engine check when they read one back.
+func IsContentHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Blobs is a store of named values too large for one message: a
 // function's module, a large workflow value. Values are written whole and
 // read whole, and a store holds tens of thousands of them.

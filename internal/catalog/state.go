@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/schedule"
 	"github.com/sluicehq/sluice/triggers/route"
@@ -544,8 +545,6 @@ func (s *State) dependents(trigger func(*Trigger) bool, workflow func(*Workflow)
 	return deps
 }
 
-var shaPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // validateFunction checks what a FunctionDeployed event carries beyond
 // the name: every daemon's API writes well-formed ones, so a malformed one
 // is forged or corrupt, and must not reach the module cache (the sha256
@@ -554,7 +553,7 @@ func validateFunction(f *Function) error {
 	if err := ValidateName("function", f.Name); err != nil {
 		return err
 	}
-	if !shaPattern.MatchString(f.Module) {
+	if !eventlog.IsContentHash(f.Module) {
 		return fmt.Errorf("%w: function %q: module %q is not a sha256 in hex", ErrInvalid, f.Name, f.Module)
 	}
 	if f.Size <= 0 || f.Chunks != (f.Size+ChunkSize-1)/ChunkSize {

@@ -25,17 +25,7 @@ const (
 // have stored in a channel of its own: those blobs were modules, named by
 // their SHA-256 in lower-case hex. Another name not in the index (a
 // workflow value's) is known missing at once.
-func legacyName(name string) bool {
-	if len(name) != 64 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func legacyName(name string) bool { return eventlog.IsContentHash(name) }
 
 // legacyGet reads a blob's channel up to its last message (see Log.Last:
 // a missing blob costs emptyWait, then notFoundWait looking again) and
