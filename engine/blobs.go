@@ -56,26 +56,12 @@ const (
 // that needs it fails with the value's name.
 var ErrValueMissing = errors.New("a workflow value stored in the broker's blob store is missing")
 
-// maxValue is the largest value this engine accepts.
-func (e *Engine) maxValue() int { return e.o.MaxValue }
-
 // MaxValue is the largest value a workflow carries (Options.MaxValue):
 // the largest input Invoke takes.
 func (e *Engine) MaxValue() int { return e.o.MaxValue }
 
 // errTooLarge says a value is over the engine's limit, naming the setting.
-func (e *Engine) errTooLarge(what string, n int) error { return tooLarge(what, n, e.maxValue()) }
-
-// formatBytes writes a limit as people write it: 64 MiB, 512 KiB.
-func formatBytes(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
+func (e *Engine) errTooLarge(what string, n int) error { return tooLarge(what, n, e.MaxValue()) }
 
 // spill returns the value as an event may carry it: itself if it fits
 // (MaxData as stored), else a reference to it stored in the log's blob
@@ -87,7 +73,7 @@ func (e *Engine) spill(ctx context.Context, root string, d datum, what string) (
 	if d.ref != nil || d.storedSize() <= MaxData {
 		return d, nil
 	}
-	if len(d.b) > e.maxValue() {
+	if len(d.b) > e.MaxValue() {
 		return datum{}, e.errTooLarge(what, len(d.b))
 	}
 	sum := sha256.Sum256(d.b)

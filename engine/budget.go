@@ -14,6 +14,8 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/vm/runtime"
+
+	"github.com/sluicehq/sluice/units"
 )
 
 // An expression is written by whoever writes a definition, and runs in the
@@ -729,7 +731,7 @@ func (m *meter) add(n int) bool {
 		if m.mode == measureFloor {
 			m.err = fmt.Errorf("the value takes more than %d KiB, the most a workflow event holds", MaxData>>10)
 			if m.limit != MaxData {
-				m.err = &tooLargeError{fmt.Sprintf("the value takes more than %s, the most a workflow value may be (sluice daemon --max-value)", formatBytes(m.limit))}
+				m.err = &tooLargeError{fmt.Sprintf("the value takes more than %s, the most a workflow value may be (sluice daemon --max-value)", units.Bytes(uint64(m.limit)))}
 			}
 		} else {
 			m.err = fmt.Errorf("%w: its text would take more than the %d MiB one evaluation may make", ErrLimit, evalMaxBytes>>20)

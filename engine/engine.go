@@ -744,7 +744,7 @@ func (e *Engine) trimLocal(id string, keep func(task string, r *run) bool) {
 // the span of the call that starts it), or the first of a new trace; its
 // creation records it, and each task call is a child span of it.
 func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o InvokeOptions) (*Invocation, error) {
-	if len(input) > e.maxValue() {
+	if len(input) > e.MaxValue() {
 		return nil, e.errTooLarge("input", len(input))
 	}
 	in, err := inputValue(input, o.Input)

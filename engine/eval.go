@@ -8,6 +8,8 @@ import (
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/sluicehq/sluice/units"
 )
 
 // Expressions are evaluated outside the engine's lock, so that one slow
@@ -117,7 +119,7 @@ func (inv *invState) tasksView() []taskView {
 // the globals, the loop variables of the tasks it sits in, and add.
 func (e *Engine) viewOf(inv *invState, id string, add map[string]any) *view {
 	v := &view{id: inv.id, workflow: inv.workflow, input: inv.in, tasks: inv.tasksView(),
-		maxValue: e.maxValue(),
+		maxValue: e.MaxValue(),
 		load:     func(d datum) (datum, error) { return e.load(context.Background(), d) },
 		spill:    func(d datum, what string) (datum, error) { return e.spill(context.Background(), inv.root, d, what) }}
 	var chain []string
@@ -466,7 +468,7 @@ func tooLarge(what string, n, limit int) error {
 	if limit == MaxData {
 		return fmt.Errorf("%s of %d bytes is over the %d KiB a workflow event holds", what, n, MaxData>>10)
 	}
-	return &tooLargeError{fmt.Sprintf("%s of %d bytes is over the %s a workflow value may be (sluice daemon --max-value)", what, n, formatBytes(limit))}
+	return &tooLargeError{fmt.Sprintf("%s of %d bytes is over the %s a workflow value may be (sluice daemon --max-value)", what, n, units.Bytes(uint64(limit)))}
 }
 
 // defEntry is a revision's definition, parsed once (or why it cannot be).
