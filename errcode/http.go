@@ -32,6 +32,17 @@ type Body struct {
 	// would delete (409 conflict), from an error that implements
 	// Dependents.
 	Dependents any `json:"dependents,omitempty"`
+	// FunctionCode is the code a function gave its own failure (ABI 1.2
+	// error_code: out_of_stock, card_declined), beside Code
+	// (function_error or exit), from an error that implements GuestCoded.
+	FunctionCode string `json:"function_code,omitempty"`
+}
+
+// GuestCoded is an error that carries the code a function gave its own
+// failure, or "" when it gave none.
+type GuestCoded interface {
+	error
+	GuestCode() string
 }
 
 // Dependents is an error that names what stands in its way (a delete
@@ -55,6 +66,10 @@ func Write(w http.ResponseWriter, err error) {
 	var d Dependents
 	if errors.As(err, &d) {
 		body.Dependents = d.ErrorDependents()
+	}
+	var g GuestCoded
+	if errors.As(err, &g) {
+		body.FunctionCode = g.GuestCode()
 	}
 	wait := time.Duration(0)
 	var e *Error

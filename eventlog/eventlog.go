@@ -346,3 +346,38 @@ type Blobs interface {
 	// stays.
 	Delete(ctx context.Context, name string) error
 }
+
+// TopicLister is an optional capability of a Log (test for it with a type
+// assertion): it lists the topics, the streams that are not sluice's own.
+// sluice's own streams are those under "sluice." (the catalog, workflow
+// events, function logs, blobs: see OwnStream); they are left out, as are
+// the streams a broker keeps for itself.
+type TopicLister interface {
+	// Topics returns every topic the broker holds, sorted by name, with
+	// its message count and last sequence as the broker knows them now.
+	// Where the implementation cannot ask its broker (an external server
+	// it has no view into), it returns an error wrapping ErrUnsupported
+	// that says why.
+	Topics(ctx context.Context) ([]TopicInfo, error)
+}
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	// Name is the topic's stream name.
+	Name string `json:"name"`
+	// Messages is how many messages it holds now (after the broker's
+	// limits dropped any).
+	Messages uint64 `json:"messages"`
+	// Last is the sequence of its last message (0: none), comparable
+	// with Msg.Sequence (see Streams: it may have gaps).
+	Last uint64 `json:"last_sequence"`
+}
+
+// OwnStream tells whether a stream is one of sluice's own (named under
+// "sluice."), not a user's topic.
+func OwnStream(name string) bool {
+	return len(name) > len(ownPrefix) && name[:len(ownPrefix)] == ownPrefix
+}
+
+// ownPrefix begins the name of every stream of sluice's own.
+const ownPrefix = "sluice."

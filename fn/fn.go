@@ -45,6 +45,11 @@ func (k Kind) String() string {
 type Target struct {
 	Kind Kind
 	Name string
+	// Version is the version of a function to run, as the catalog
+	// numbers them (from 1); 0 runs the current one. A workflow task
+	// calls the version its invocation pinned when it started, whatever
+	// was deployed since.
+	Version int
 }
 
 // Function is the target of a function.
@@ -53,8 +58,14 @@ func Function(name string) Target { return Target{Kind: KindFunction, Name: name
 // Workflow is the target of a workflow.
 func Workflow(name string) Target { return Target{Kind: KindWorkflow, Name: name} }
 
-// String says what the target is, as messages name it: `function "price"`.
-func (t Target) String() string { return fmt.Sprintf("%s %q", t.Kind, t.Name) }
+// String says what the target is, as messages name it: `function "price"`,
+// or `function "price" version 3` for a given version.
+func (t Target) String() string {
+	if t.Version != 0 {
+		return fmt.Sprintf("%s %q version %d", t.Kind, t.Name, t.Version)
+	}
+	return fmt.Sprintf("%s %q", t.Kind, t.Name)
+}
 
 // IsZero tells whether the target names nothing.
 func (t Target) IsZero() bool { return t.Name == "" }

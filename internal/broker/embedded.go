@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -265,6 +266,11 @@ func (e *Embedded) ClientTLS() TLS { return e.tls }
 
 // Damage returns the store damage the server reported while it ran.
 func (e *Embedded) Damage() []*StoreError { return e.log.all() }
+
+// Channelsz is the server's monitoring handler of /streaming/channelsz
+// (its channels, with ?channel=NAME one channel's counts), answered in
+// the process: no monitoring port is opened.
+func (e *Embedded) Channelsz() http.HandlerFunc { return e.srv.HandleChannelsz }
 
 // Shutdown stops the server.
 func (e *Embedded) Shutdown() { e.srv.Shutdown() }

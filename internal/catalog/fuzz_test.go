@@ -104,6 +104,9 @@ func invariants(s *State, refs bool) error {
 			return fmt.Errorf("function %q: module %s unknown", name, f.Module)
 		}
 	}
+	if err := historyInvariants(s); err != nil {
+		return err
+	}
 	for name, w := range s.Workflows {
 		sum := sha256.Sum256([]byte(w.Source))
 		switch {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/fn"
 	"github.com/sluicehq/sluice/schedule"
@@ -92,6 +93,26 @@ type Config struct {
 	Env         map[string]string `json:"env,omitempty"`
 	// CGI runs a WASI command as a CGI script (fn deploy --cgi).
 	CGI bool `json:"cgi,omitempty"`
+	// Export is an Extism plugin's entry point (fn deploy --export; the
+	// one chosen at deploy when not given), PluginConfig what its
+	// config_get reads (fn deploy --config K=V).
+	Export       string            `json:"export,omitempty"`
+	PluginConfig map[string]string `json:"plugin_config,omitempty"`
+	// MetaEnv gives a WASI command the call's metadata as SLUICE_*
+	// environment variables (fn deploy --meta-env). Every deploy and
+	// update records it; nil is a function deployed before it existed,
+	// when every command got them: it keeps them (MetaEnvOn).
+	MetaEnv *bool `json:"meta_env,omitempty"`
+}
+
+// MetaEnvOn tells whether a function with the configuration gets the
+// call's metadata in its environment: if it asked (meta_env true), or if
+// it is a WASI command deployed before the setting existed.
+func (c Config) MetaEnvOn() bool {
+	if c.MetaEnv == nil {
+		return c.ABI == string(abi.WASI)
+	}
+	return *c.MetaEnv
 }
 
 // Function is a deployed function: one version of a name.
@@ -241,6 +262,10 @@ type State struct {
 	// versions is the last version of each function name, kept after a
 	// delete so that versions of a name never repeat.
 	versions map[string]int
+	// history holds the last KeepVersions versions of each function name
+	// (versions.go), deleted or not, oldest first: a workflow invocation
+	// calls the version it pinned when it started.
+	history map[string][]*Function
 	// wfVersions is the same for workflows.
 	wfVersions map[string]int
 	// recent holds the ids of the last dedupWindow events: a publish that
@@ -265,7 +290,7 @@ func NewState() *State {
 		Functions: map[string]*Function{}, Triggers: map[string]*Trigger{},
 		Workflows: map[string]*Workflow{}, Revisions: map[string]*Workflow{},
 		Modules: map[string]ModuleRef{}, versions: map[string]int{}, wfVersions: map[string]int{},
-		recent: map[string]struct{}{},
+		history: map[string][]*Function{}, recent: map[string]struct{}{},
 	}
 }
 
@@ -323,6 +348,7 @@ func (s *State) Apply(seq uint64, ev *Event) (Change, error) {
 		nf.Deployed = ev.Time
 		s.versions[f.Name] = nf.Version
 		s.Functions[f.Name] = &nf
+		s.keep(&nf)
 		s.Modules[f.Module] = ModuleRef{Size: f.Size, Chunks: f.Chunks}
 		ch.Function = &nf
 		return ch, nil

@@ -9,7 +9,9 @@
 // It is built on internal/broker's Conn, which re-establishes itself after
 // losing the server and resumes every subscription: a plain subscription
 // right after the last message it delivered, a durable queue where the
-// server says.
+// server says. A plain subscription that sees a gap in the sequences
+// (messages lost in flight on a link that dropped and came back within
+// the client's pings) starts again from the one it expected (plain.go).
 //
 // What NATS Streaming does not offer, and what that costs:
 //
@@ -45,7 +47,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -69,7 +71,15 @@ const (
 	// answering that the stream is empty. The server sends it right after
 	// the subscription's reply, within a millisecond on loopback; a
 	// second covers a loaded machine and a remote server, and is what
-	// Last costs on an empty stream.
+	// Last costs on an empty stream (a wait on an empty topic starts that
+	// late). Nothing shorter tells "empty" from "not yet": the protocol
+	// has no query for a channel's last sequence, the subscription's
+	// reply carries no position, and the server sends the last message
+	// after the reply, from a goroutine that takes subscription starts
+	// off a queue (v0.25.6: processSubscriptionsStart), so neither that
+	// reply nor another request's is ordered after it. The server's
+	// monitoring endpoint (channelsz) knows, where it is enabled and
+	// reachable.
 	emptyWait = time.Second
 	// notFoundWait is how long Blobs.Get waits a second time before it
 	// calls a blob of the old layout missing (a channel of its own: see
@@ -84,6 +94,8 @@ const (
 type Log struct {
 	c     *broker.Conn
 	blobs *blobs
+	// channelsz answers the server's channel list (topics.go).
+	channelsz http.Handler
 }
 
 var _ eventlog.Log = (*Log)(nil)
@@ -183,17 +195,11 @@ func (l *Log) Subscribe(stream string, o eventlog.SubOptions, handler func(*even
 			handler(eventlog.NewMsg(msg(m), a))
 		}
 	} else {
-		// The server redelivers a message its plain subscriber has not
-		// acked within AckWait (the handler was that slow): the contract
-		// delivers each once, so a sequence already delivered is dropped.
-		var last atomic.Uint64
-		cb = func(m *broker.Msg) {
-			if prev := last.Load(); prev != 0 && m.Sequence <= prev {
-				return
-			}
-			last.Store(m.Sequence)
-			handler(eventlog.NewMsg(msg(m), nil))
+		var from uint64 // the sequence expected first; 0: any
+		if o.Start.Kind == eventlog.StartSeq {
+			from = max(o.Start.Seq, 1)
 		}
+		return l.subscribePlain(stream, so, from, handler)
 	}
 	sub, err := l.c.Subscribe(stream, so, cb)
 	if err != nil {

@@ -3,6 +3,8 @@
 // it is first called (fetch the module, compile it, or load it from the
 // compile cache), swaps a new version in when one is deployed, and lets
 // the calls in flight on the old version finish before freeing it.
+// Workflow invocations call the versions they pinned: an earlier version
+// is loaded on demand beside the current one (versions.go).
 // Nothing is loaded at start: a daemon holds the code of what is called,
 // not of what is deployed. Triggers, the API and the workflow engine
 // invoke functions by name through it.
@@ -46,6 +48,12 @@ type Registry struct {
 	observer Observer
 	closed   bool
 	wg       sync.WaitGroup
+	// old holds the earlier versions loaded for the workflow invocations
+	// pinned to them (versions.go); sweeper closes the idle ones after
+	// oldIdle.
+	old     map[oldKey]*old
+	sweeper *time.Timer
+	oldIdle time.Duration
 }
 
 // entry is one version of a function: not loaded, being loaded, loaded,
@@ -65,7 +73,7 @@ type entry struct {
 
 // New creates a registry that follows the catalog. It loads nothing.
 func New(h *host.Host, cat *catalog.Catalog, log *slog.Logger) *Registry {
-	r := &Registry{host: h, cat: cat, log: log, entries: map[string]*entry{}}
+	r := &Registry{host: h, cat: cat, log: log, entries: map[string]*entry{}, old: map[oldKey]*old{}, oldIdle: oldIdle}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	fns, _ := cat.Watch(r.onChange)
 	for _, f := range fns {
@@ -227,7 +235,8 @@ func (e *entry) load(r *Registry, done chan struct{}) {
 func Spec(fn *catalog.Function) host.Spec {
 	c := fn.Config
 	return host.Spec{
-		Name: fn.Name, Version: fn.Version, ABI: abi.Kind(c.ABI), Env: c.Env, CGI: c.CGI,
+		Name: fn.Name, Version: fn.Version, ABI: abi.Kind(c.ABI), Env: c.Env, CGI: c.CGI, MetaEnv: c.MetaEnvOn(),
+		Export: c.Export, Config: c.PluginConfig,
 		Limits: host.Limits{
 			Memory: c.Memory, Timeout: time.Duration(c.Timeout), Concurrency: c.Concurrency,
 			MaxInput: c.MaxInput, MaxOutput: c.MaxOutput,
@@ -266,17 +275,24 @@ func (r *Registry) Loaded(name string) (*host.Function, *catalog.Function, bool)
 // a redeploy runs on the new version. A call without an origin takes the
 // ids ctx carries (logctx), so that its log records say what made it.
 func (r *Registry) Invoke(ctx context.Context, name string, c host.Call) (host.Result, *catalog.Function, error) {
+	return r.invoke(ctx, name, 0, c)
+}
+
+// invoke calls a version of a function (0: the current one); see Invoke
+// and InvokeVersion.
+func (r *Registry) invoke(ctx context.Context, name string, version int, c host.Call) (host.Result, *catalog.Function, error) {
 	start := time.Now()
 	if c.Origin == nil {
 		c.Origin = logctx.Attrs(ctx)
 	}
 	for attempt := 0; ; attempt++ {
-		f, fn, err := r.Get(ctx, name)
+		f, fn, release, err := r.getVersion(ctx, name, version)
 		if err != nil {
 			r.observe(name, host.Result{}, err, time.Since(start))
 			return host.Result{}, fn, err
 		}
 		res, err := f.Invoke(ctx, c)
+		release()
 		if errors.Is(err, host.ErrClosed) && attempt < 3 {
 			continue
 		}
@@ -340,8 +356,12 @@ func (r *Registry) Close(ctx context.Context) {
 	r.closed = true
 	entries := r.entries
 	r.entries = map[string]*entry{}
+	olds := r.closeOldLocked()
 	r.mu.Unlock()
 	for _, e := range entries {
+		r.retire(e)
+	}
+	for _, e := range olds {
 		r.retire(e)
 	}
 	done := make(chan struct{})

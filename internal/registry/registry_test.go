@@ -33,7 +33,7 @@ type rig struct {
 	reg  *Registry
 }
 
-func newRig(t *testing.T, cfg host.Config) *rig {
+func newRig(t testing.TB, cfg host.Config) *rig {
 	t.Helper()
 	ctx := context.Background()
 	e, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
@@ -62,7 +62,7 @@ func newRig(t *testing.T, cfg host.Config) *rig {
 	return r
 }
 
-func (r *rig) deploy(t *testing.T, name, guest string, cfg catalog.Config) {
+func (r *rig) deploy(t testing.TB, name, guest string, cfg catalog.Config) {
 	t.Helper()
 	if _, err := r.cat.Deploy(context.Background(), catalog.Function{Name: name, Config: cfg}, testutil.Wasm(t, guest)); err != nil {
 		t.Fatal(err)
