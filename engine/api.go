@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/sluicehq/sluice/eventlog"
@@ -15,6 +18,10 @@ type Functions interface {
 	fn.Invoker
 	// Exists tells whether a function is deployed now.
 	Exists(function string) bool
+	// Version returns the current version of a deployed function: what
+	// an invocation starting now pins and calls (fn.Target.Version),
+	// whatever is deployed meanwhile.
+	Version(function string) (int, bool)
 }
 
 // Revision is one version of a workflow definition.
@@ -22,6 +29,9 @@ type Revision struct {
 	Name     string
 	Revision string
 	Source   string
+	// inline is the definition of an inline workflow (a dynamic task's
+	// child), which its InvocationCreated carries.
+	inline json.RawMessage
 }
 
 // Definitions is where the engine finds workflow definitions: the catalog.
@@ -30,6 +40,33 @@ type Definitions interface {
 	Current(name string) (Revision, bool)
 	// Revision returns a version by its content hash, even a deleted one.
 	Revision(rev string) (Revision, bool)
+}
+
+// HTTP is how the engine sends the request of an http task: the daemon's
+// outbound client, which decides where requests may go and bounds them.
+// Do returns any status as a response; its errors say what went wrong
+// (an errcode.Coder tells a host refused from a server unavailable).
+type HTTP interface {
+	Do(ctx context.Context, r HTTPRequest) (HTTPResponse, error)
+}
+
+// HTTPRequest is an http task's request.
+type HTTPRequest struct {
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+	// Secrets names, for a header, the daemon-side secret whose value
+	// it takes ({secret: NAME} in the workflow): the client resolves it
+	// when it sends the request; the events record only the name.
+	Secrets map[string]string
+}
+
+// HTTPResponse is a response, read whole.
+type HTTPResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
 }
 
 // Options configure an Engine.
@@ -58,6 +95,10 @@ type Options struct {
 	// NodeTimeout is how long a node may stay silent before another takes
 	// over its invocations (0: DefaultNodeTimeout).
 	NodeTimeout time.Duration
+	// HTTP sends the requests of http tasks (the daemon's outbound
+	// client, with its allow-list); nil fails every http task, saying
+	// how to turn it on.
+	HTTP HTTP
 	// Observer, if set, is told what the engine does (metrics).
 	Observer Observer
 	Logger   *slog.Logger
@@ -66,7 +107,9 @@ type Options struct {
 // InvokeOptions are the options of one invocation.
 type InvokeOptions struct {
 	// ID makes the invocation idempotent: invoking again with an ID that
-	// exists returns that invocation. "" generates one.
+	// exists and the same workflow and input (the same bytes, or for an
+	// input stored apart the same sha256) returns that invocation; with
+	// another workflow or input it is ErrConflict. "" generates one.
 	ID string
 	// Input says how the input bytes are read (InputJSON by default).
 	Input InputFormat

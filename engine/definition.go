@@ -46,15 +46,20 @@ const (
 	builtinNoop     = "noop"
 	builtinCompose  = "compose"
 	builtinWorkflow = "workflow"
+	builtinDynamic  = "dynamic"
+	// builtinWait = "wait": signal.go
 )
 
 var builtins = map[string]bool{
 	builtinIf: true, builtinSwitch: true, builtinForeach: true, builtinWhile: true, builtinRepeat: true,
 	builtinSleep: true, builtinFail: true, builtinNoop: true, builtinCompose: true, builtinWorkflow: true,
+	builtinDynamic: true,
+	builtinWait:    true,
+	builtinHTTP:    true,
 }
 
 func builtinList() string {
-	return "if, switch, foreach, while, repeat, sleep, fail, noop, compose, workflow"
+	return "if, switch, foreach, while, repeat, sleep, fail, noop, compose, workflow, dynamic, wait, http"
 }
 
 // Definition is a parsed, validated workflow definition.
@@ -74,6 +79,8 @@ type Definition struct {
 	// fixedOutput is output: evaluated at parse time, if it holds no
 	// expression.
 	fixedOutput *evaluation
+	// timeout is the invocation's deadline, from its creation (0: none).
+	timeout time.Duration
 }
 
 // Uses returns the functions and the child workflows the definition names
@@ -119,8 +126,11 @@ type taskSpec struct {
 	cases    []*value
 	parallel *value
 	limit    int
-	// workflow is the child workflow's name (workflow built-in).
+	// workflow is the child workflow's name (workflow built-in); when
+	// it is an expression, cond is.
 	workflow string
+	// match is a topic wait's condition on each message (topicwait.go).
+	match *value
 	// fixed is the task's input and fixedCond a while's condition,
 	// evaluated at parse time when they hold no expression: running the
 	// task then needs no evaluation.
@@ -130,15 +140,26 @@ type taskSpec struct {
 type retryPolicy struct {
 	max     int
 	backoff time.Duration
+	// maxBackoff caps the doubling (0: the hard cap, maxBackoff), jitter
+	// takes up to that fraction off each delay, on lists the codes
+	// retried (none: every code). See failure.go.
+	maxBackoff time.Duration
+	jitter     float64
+	on         []string
 }
 
-// delay is the wait before the attempt after the n-th failure (n from 1).
+// delay is the wait before the attempt after the n-th failure (n from 1),
+// before jitter.
 func (r retryPolicy) delay(n int) time.Duration {
+	limit := maxBackoff
+	if r.maxBackoff > 0 {
+		limit = r.maxBackoff
+	}
 	d := r.backoff
-	for i := 1; i < n && d < maxBackoff; i++ {
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, maxBackoff)
+	return min(d, limit)
 }
 
 // branch is what a built-in may run: a dynamic task, or a value.
@@ -235,7 +256,7 @@ func (d *Definition) fix() {
 // value on need no evaluation.
 func (t *taskSpec) passes() bool {
 	switch t.run {
-	case builtinIf, builtinSwitch, builtinForeach, builtinWhile, builtinRepeat, builtinWorkflow, builtinSleep:
+	case builtinIf, builtinSwitch, builtinForeach, builtinWhile, builtinRepeat, builtinWorkflow, builtinSleep, builtinHTTP:
 		return false
 	}
 	return t.inputs != nil && t.inputs.pass != ""
@@ -262,6 +283,9 @@ type parser struct {
 	// fns and wfs are the functions and child workflows named, with the
 	// line of their first mention.
 	fns, wfs map[string]int
+	// handling counts the catch: and undo: tasks being parsed around the
+	// current one (failure.go).
+	handling int
 }
 
 // checkUses records what the definition names and refuses a child
@@ -401,8 +425,10 @@ func (p *parser) parse(name string, source []byte) *Definition {
 			outputNode = v
 		case "tasks":
 			tasksNode = v
+		case "timeout":
+			d.timeout = p.deadline(v)
 		default:
-			p.errorf(k.Line, "unknown field %q (fields: apiVersion, kind, name, description, output, tasks)", key)
+			p.errorf(k.Line, "unknown field %q (fields: apiVersion, kind, name, description, output, tasks, timeout)", key)
 		}
 	})
 	if !apiGiven {
@@ -486,7 +512,7 @@ func (p *parser) task(id string, n *yaml.Node, sc scope, dynamic bool) *taskSpec
 		p.errorf(n.Line, "%s: want a mapping with run: and inputs:", what)
 		return nil
 	}
-	var inputs, retry, timeout *yaml.Node
+	var inputs, retry, timeout, catch, undo *yaml.Node
 	p.fields(n, what, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "run":
@@ -504,22 +530,26 @@ func (p *parser) task(id string, n *yaml.Node, sc scope, dynamic bool) *taskSpec
 			retry = v
 		case "timeout":
 			timeout = v
+		case "catch":
+			catch = v
+		case "undo":
+			undo = v
 		case "description":
 		default:
-			p.errorf(k.Line, "%s: unknown field %q (fields: run, inputs, requires, retry, timeout, description)", what, key)
+			p.errorf(k.Line, "%s: unknown field %q (fields: run, inputs, requires, retry, timeout, catch, undo, description)", what, key)
 		}
 	})
 	switch {
 	case t.run == "":
-		p.errorf(n.Line, "%s has no run: name a deployed function or a built-in (%s)", what, builtinList())
+		p.errorf(n.Line, "%s has no run: name a deployed function, a workflow or a built-in (%s)", what, builtinList())
 		return nil
 	case builtins[t.run]:
 		t.builtin = true
-	case p.known.Function != nil && !p.known.Function(t.run):
-		p.errorf(n.Line, "%s: run: %q is neither a built-in (%s) nor a deployed function: deploy it first", what, t.run, builtinList())
+	case p.known.Function != nil && !p.known.Function(t.run) && !p.isWorkflow(t.run):
+		p.errorf(n.Line, "%s: run: %q is neither a built-in (%s), a deployed function nor a workflow: deploy or create it first", what, t.run, builtinList())
 	}
 	if !t.builtin {
-		use(p.fns, t.run, n.Line)
+		p.useRun(t.run, n.Line)
 	}
 	if retry != nil {
 		p.retry(t, retry, what)
@@ -529,8 +559,6 @@ func (p *parser) task(id string, n *yaml.Node, sc scope, dynamic bool) *taskSpec
 		switch {
 		case err != nil || d <= 0:
 			p.errorf(timeout.Line, "%s: timeout %q: want a duration like 5s or 2m", what, timeout.Value)
-		case t.builtin:
-			p.errorf(timeout.Line, "%s: timeout applies to function tasks, not to the built-in %s", what, t.run)
 		default:
 			t.timeout = d
 		}
@@ -540,6 +568,7 @@ func (p *parser) task(id string, n *yaml.Node, sc scope, dynamic bool) *taskSpec
 	} else if inputs != nil {
 		t.inputs = p.value(inputs, sc)
 	}
+	p.handlers(t, catch, undo, what)
 	return t
 }
 
@@ -548,8 +577,8 @@ func (p *parser) retry(t *taskSpec, n *yaml.Node, what string) {
 		p.errorf(n.Line, "%s: retry: want {max: N, backoff: DURATION}", what)
 		return
 	}
-	if t.builtin && t.run != builtinWorkflow {
-		p.errorf(n.Line, "%s: retry applies to function and workflow tasks, not to the built-in %s", what, t.run)
+	if !t.runsAttempts() && !startsChild(t.run) {
+		p.errorf(n.Line, "%s: retry applies to function, workflow, dynamic and http tasks, not to the built-in %s", what, t.run)
 		return
 	}
 	t.retry.backoff = defaultBackoff
@@ -570,9 +599,10 @@ func (p *parser) retry(t *taskSpec, n *yaml.Node, what string) {
 			}
 			t.retry.backoff = d
 		default:
-			p.errorf(k.Line, "%s: retry: unknown field %q (fields: max, backoff)", what, key)
+			p.retryMore(t, key, k, v, what)
 		}
 	}, "max")
+	p.checkRetry(t, n, what)
 }
 
 // builtin parses a built-in's inputs.
@@ -737,6 +767,9 @@ func (p *parser) builtin(t *taskSpec, n *yaml.Node, what string) {
 		p.fields(n, what, func(key string, k, v *yaml.Node) {
 			switch key {
 			case "workflow":
+				if p.workflowExpr(t, v, sc) {
+					return
+				}
 				if !fn.ValidName(v.Value) {
 					p.errorf(v.Line, "%s: workflow: %s", what, badName(v.Value))
 				} else {
@@ -760,6 +793,8 @@ func (p *parser) builtin(t *taskSpec, n *yaml.Node, what string) {
 				p.errorf(n.Line, "%s: %v", what, err)
 			}
 		}
+	case builtinWait:
+		p.wait(t, n, what)
 	case builtinFail:
 		if n != nil {
 			t.inputs = p.value(n, sc)
@@ -768,6 +803,10 @@ func (p *parser) builtin(t *taskSpec, n *yaml.Node, what string) {
 		if n != nil {
 			t.inputs = p.value(n, sc)
 		}
+	case builtinDynamic:
+		p.dynamic(t, n, what)
+	case builtinHTTP:
+		p.httpInputs(t, n, what)
 	}
 }
 
@@ -993,6 +1032,7 @@ func collectRefs(t *taskSpec, refs map[string]int) {
 	walk(t.inputs)
 	walk(t.cond)
 	walk(t.parallel)
+	walk(t.match)
 	for _, c := range t.cases {
 		walk(c)
 	}

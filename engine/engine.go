@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -110,8 +112,11 @@ type Engine struct {
 	mu        sync.Mutex
 	st        *state
 	defs      map[string]*defEntry // parsed definitions, by revision
+	inline    *inlineDefs          // parsed inline definitions (dynamic.go)
 	local     map[string]*local    // per owned invocation: running calls and timers
+	topics    topicWaits           // the waits on topics this node holds (topicwait.go)
 	waiters   map[string][]chan *Invocation
+	watches   watchers // watch.go
 	replaying bool
 	syncID    string
 	synced    chan struct{}
@@ -186,6 +191,8 @@ type local struct {
 	// evals are the evaluations of its decisions, running or done and
 	// not yet taken (eval.go), by decision.
 	evals map[string]*evaluation
+	// topics are its waits on topics, by task (topicwait.go).
+	topics map[string]*topicWait
 }
 
 // run is a function call of this process, in flight or ended, with its
@@ -457,6 +464,7 @@ func (e *Engine) receive(m *eventlog.Msg) {
 	ev.Seq = m.Sequence
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.changed(ev.Invocation) // watch.go: after it is applied
 	if e.replaying {
 		e.replayed++
 	}
@@ -477,13 +485,16 @@ func (e *Engine) receive(m *eventlog.Msg) {
 		}
 		return
 	}
-	if ev.Node == e.o.Node && !e.replaying && ev.Type != eventOwnerChanged && !e.unappliedRequest(ev) {
+	if ev.Node == e.o.Node && !e.replaying && ev.Type != eventOwnerChanged && !appliedOnRead(ev.Type) && !e.unappliedRequest(ev) {
 		// Our own event, applied when we wrote it: note where it landed.
 		if inv := e.st.invs[ev.Invocation]; inv != nil {
 			if inv.firstSeq == 0 {
 				inv.firstSeq = ev.Seq
 			}
 			inv.lastSeq = max(inv.lastSeq, ev.Seq)
+			if isInvocationEnd(ev.Type) && inv.status != StatusRunning {
+				inv.endSeq = ev.Seq
+			}
 			e.stored(inv, ev)
 		}
 		e.st.seq = max(e.st.seq, ev.Seq)
@@ -505,6 +516,9 @@ func (e *Engine) receive(m *eventlog.Msg) {
 	inv := e.st.invs[ev.Invocation]
 	if inv == nil {
 		return
+	}
+	if ev.Type == EventInvocationRedriven {
+		delete(e.quarantined, inv.id) // driven again, by its new owner
 	}
 	if ev.Type == eventOwnerChanged {
 		switch {
@@ -596,6 +610,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 			e.log.Error("engine: an event it wrote does not apply", "type", ev.Type, "invocation", inv.id, "task", ev.Task)
 			continue
 		}
+		e.sweepTopicWaits(inv, ev)
 		data, err := encodeEvent(ev)
 		if err != nil {
 			e.log.Error("engine: encoding an event", "type", ev.Type, "err", err)
@@ -621,6 +636,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 			case EventInvocationSucceeded, EventInvocationFailed, EventInvocationCanceled:
 				obs.InvocationEnded(inv.workflow, inv.status)
 			}
+			observeFailure(obs, inv, ev) // failure.go
 		}
 		// settle runs once with the outcome of storing the event.
 		settle := func(err error) {
@@ -656,6 +672,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 		if isInvocationEnd(ev.Type) {
 			e.notify(inv.id)
 		}
+		e.stopped(inv, ev)
 	}
 }
 
@@ -733,6 +750,7 @@ func (e *Engine) trimLocal(id string, keep func(task string, r *run) bool) {
 		}
 	}
 	clear(l.evals) // those running are dropped when they end
+	e.stopTopicWaits(l)
 	if len(l.runs) == 0 {
 		delete(e.local, id)
 	}
@@ -785,7 +803,19 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 			return nil, fmt.Errorf("storing the invocation: %w", err)
 		}
 	}
+	if known {
+		// an id given again: answered from its invocation, before a large
+		// input is hashed and stored apart for nothing
+		e.mu.Lock()
+		if inv := e.st.invs[id]; inv != nil {
+			snap, err := e.again(inv, workflow, in)
+			e.mu.Unlock()
+			return snap, err
+		}
+		e.mu.Unlock()
+	}
 	// A large input is stored apart before the event that refers to it.
+	sent := in
 	if in, err = e.spill(ctx, id, in, "input"); err != nil {
 		return nil, err
 	}
@@ -801,17 +831,10 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		return nil, fmt.Errorf("%w: workflow %q: %v", ErrInvalid, workflow, err)
 	}
 	if inv := e.st.invs[id]; inv != nil {
-		if e.isStale(id) {
-			// its creation may not be stored: resync will tell
-			e.mu.Unlock()
-			return nil, fmt.Errorf("storing the invocation: %w: invocation %s is being rebuilt from the log", eventlog.ErrNotConnected, id)
-		}
-		snap := e.snap(inv, false)
+		// created meanwhile, by another call with this id
+		snap, err := e.again(inv, workflow, sent)
 		e.mu.Unlock()
-		if snap.Workflow != workflow {
-			return nil, fmt.Errorf("%w: invocation %s exists and runs workflow %s, not %s", ErrConflict, id, snap.Workflow, workflow)
-		}
-		return snap, nil
+		return snap, err
 	}
 	tc, ok := logctx.TraceFrom(ctx)
 	if !ok {
@@ -829,6 +852,40 @@ func (e *Engine) Invoke(ctx context.Context, workflow string, input []byte, o In
 		return nil, ctx.Err()
 	}
 	return snap, nil
+}
+
+// again answers an invocation id given again (an idempotency key): the
+// invocation it names if the workflow and the input are the same, else a
+// conflict saying when the id was used. Called with mu held.
+func (e *Engine) again(inv *invState, workflow string, sent datum) (*Invocation, error) {
+	if e.isStale(inv.id) {
+		// its creation may not be stored: resync will tell
+		return nil, fmt.Errorf("storing the invocation: %w: invocation %s is being rebuilt from the log", eventlog.ErrNotConnected, inv.id)
+	}
+	snap := e.snap(inv, false)
+	if snap.Workflow != workflow {
+		return nil, fmt.Errorf("%w: invocation %s exists (created %s) and runs workflow %s, not %s: an invocation id (idempotency key) names one invocation; use another id",
+			ErrConflict, inv.id, snap.Created.Format(time.RFC3339), snap.Workflow, workflow)
+	}
+	if !sameInput(inv.input, sent) {
+		return nil, fmt.Errorf("%w: invocation %s exists (created %s) with another input: an invocation id (idempotency key) names one invocation and its input; use another id for another input",
+			ErrConflict, inv.id, snap.Created.Format(time.RFC3339))
+	}
+	return snap, nil
+}
+
+// sameInput tells whether an input sent again with an invocation's id is
+// the one it was created with: the same kind and bytes, or, for an input
+// stored apart, the same sha256.
+func sameInput(stored, sent datum) bool {
+	if stored.data != sent.data {
+		return false
+	}
+	if stored.ref != nil {
+		sum := sha256.Sum256(sent.b)
+		return sent.ref == nil && hex.EncodeToString(sum[:]) == stored.ref.sha
+	}
+	return bytes.Equal(stored.b, sent.b)
 }
 
 // inputValue turns an invocation's input bytes into its value: data, its
@@ -886,7 +943,8 @@ func validInvocationID(id string) bool {
 func (e *Engine) create(id string, rev Revision, input datum, parent string, tc logctx.Trace, ack func(error)) *invState {
 	inv := &invState{id: id}
 	ev := &Event{Type: EventInvocationCreated, Workflow: rev.Name, Revision: rev.Revision,
-		Owner: e.o.Node, Parent: parent, Traceparent: tc.Traceparent(), Tracestate: tc.State}
+		Owner: e.o.Node, Parent: parent, Traceparent: tc.Traceparent(), Tracestate: tc.State, Source: rev.inline,
+		Versions: e.createPins(rev, parent)}
 	input.put(ev, false)
 	e.emit(inv, ack, ev)
 	inv = e.st.invs[id]

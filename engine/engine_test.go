@@ -337,7 +337,7 @@ func TestInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := r.e.Invoke(context.Background(), "same", []byte("y"), InvokeOptions{ID: "order-17", Input: InputString})
+	b, err := r.e.Invoke(context.Background(), "same", []byte("x"), InvokeOptions{ID: "order-17", Input: InputString})
 	if err != nil {
 		t.Fatal(err)
 	}

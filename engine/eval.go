@@ -59,6 +59,8 @@ type view struct {
 	tasks        []taskView
 	// vars are the loop variables in scope (item, index, prev).
 	vars map[string]any
+	// undo is, in an undo's expressions, the task it undoes (task).
+	undo *undoTask
 	// load fetches a value stored apart (Engine.load), spill stores one
 	// apart if it is over MaxData (Engine.spill), both nil at parse time;
 	// maxValue is the largest value to store (0: MaxData).
@@ -102,14 +104,19 @@ func (v *view) passed(val *value) (datum, bool) {
 	return datum{}, false
 }
 
-// tasksView lists the tasks for expressions, once per change of the
-// invocation's tasks.
-func (inv *invState) tasksView() []taskView {
+// tasksView lists the workflow's tasks for expressions, once per change
+// of one of them. The dynamic tasks (a loop's iterations, a branch) are
+// not listed: an expression names a task of the definition (tasks.ID), and
+// a foreach of n items would otherwise copy n tasks per item.
+func (inv *invState) tasksView(def *Definition) []taskView {
 	if inv.view == nil {
-		inv.view = make([]taskView, 0, len(inv.tasks))
-		for _, id := range inv.order {
-			t := inv.tasks[id]
-			inv.view = append(inv.view, taskView{id: id, status: t.status, err: t.err, out: t.out})
+		inv.view = []taskView{}
+		if def != nil {
+			for _, id := range def.order {
+				if t := inv.tasks[id]; t != nil {
+					inv.view = append(inv.view, taskView{id: id, status: t.status, err: t.err, out: t.out})
+				}
+			}
 		}
 	}
 	return inv.view
@@ -118,7 +125,8 @@ func (inv *invState) tasksView() []taskView {
 // viewOf takes what the expressions of task id (any task for "") see:
 // the globals, the loop variables of the tasks it sits in, and add.
 func (e *Engine) viewOf(inv *invState, id string, add map[string]any) *view {
-	v := &view{id: inv.id, workflow: inv.workflow, input: inv.in, tasks: inv.tasksView(),
+	def, _ := e.definitionOf(inv)
+	v := &view{id: inv.id, workflow: inv.workflow, input: inv.in, tasks: inv.tasksView(def),
 		maxValue: e.MaxValue(),
 		load:     func(d datum) (datum, error) { return e.load(context.Background(), d) },
 		spill:    func(d datum, what string) (datum, error) { return e.spill(context.Background(), inv.root, d, what) }}
@@ -136,6 +144,7 @@ func (e *Engine) viewOf(inv *invState, id string, add map[string]any) *view {
 			}
 		}
 	}
+	v.undo = undoScope(inv, chain)
 	if len(add) > 0 && v.vars == nil {
 		v.vars = map[string]any{}
 	}
@@ -179,6 +188,18 @@ func (v *view) env(b *budget, vals ...*value) (env, error) {
 	for k, x := range v.vars {
 		m[k] = x
 	}
+	if v.undo != nil {
+		x, err := v.undo.value(v, b, func() bool {
+			if need == nil {
+				need = readsOf(vals...)
+			}
+			return need.task
+		})
+		if err != nil {
+			return nil, err
+		}
+		m["task"] = x
+	}
 	return m, nil
 }
 
@@ -203,10 +224,11 @@ func (v *view) fetch(d datum, what string, b *budget) (any, error) {
 	return loaded.view(), nil
 }
 
-// reads is what some values' expressions read: input, and tasks.ID.
+// reads is what some values' expressions read: input, tasks.ID, and an
+// undo's task.
 type reads struct {
-	input bool
-	tasks map[string]bool
+	input, task bool
+	tasks       map[string]bool
 }
 
 // readsOf finds what values read (only asked when a value is stored
@@ -217,7 +239,7 @@ func readsOf(vals ...*value) *reads {
 		for _, id := range refs {
 			r.tasks[id] = true
 		}
-		if p != nil && !r.input {
+		if p != nil && (!r.input || !r.task) {
 			node := p.Node()
 			ast.Walk(&node, inputFinder{r})
 		}
@@ -246,12 +268,17 @@ func readsOf(vals ...*value) *reads {
 	return r
 }
 
-// inputFinder notes an expression that names input.
+// inputFinder notes an expression that names input, or task.
 type inputFinder struct{ r *reads }
 
 func (f inputFinder) Visit(n *ast.Node) {
-	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "input" {
-		f.r.input = true
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		switch id.Value {
+		case "input":
+			f.r.input = true
+		case "task":
+			f.r.task = true
+		}
 	}
 }
 
@@ -333,6 +360,7 @@ func (e *Engine) deliver(job *evalJob, res *evaluation) {
 	}
 	e.local[job.id].evals[job.key] = res
 	if inv := e.st.invs[job.id]; inv != nil {
+		inv.touchKey(job.key)
 		e.reconcile(inv)
 	}
 }

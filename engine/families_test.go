@@ -258,6 +258,7 @@ func TestForgottenInvocationIsDeleted(t *testing.T) {
 // one shared stream it pins the checkpoint and every start replays them
 // all), and the sleeper goes on.
 func TestReplayOnlyKept(t *testing.T) {
+	t.Parallel()
 	for _, b := range familyLogs {
 		t.Run(b, func(t *testing.T) {
 			r := newRigOn(t, b, false)
@@ -297,6 +298,7 @@ func TestReplayOnlyKept(t *testing.T) {
 // TestEventsReadsOnlyItsStream: wf events of an old invocation reads its
 // own events, not everything written since it began.
 func TestEventsReadsOnlyItsStream(t *testing.T) {
+	t.Parallel()
 	for _, b := range familyLogs {
 		t.Run(b, func(t *testing.T) {
 			r := newRigOn(t, b, false)
@@ -340,6 +342,7 @@ func TestEventsReadsOnlyItsStream(t *testing.T) {
 // recorded is not run again, the running one is, a sleep keeps its wake
 // time.
 func TestCrashResumesOnFamilies(t *testing.T) {
+	t.Parallel()
 	for _, b := range familyLogs {
 		t.Run(b, func(t *testing.T) {
 			r := newRigOn(t, b, false)

@@ -93,6 +93,17 @@ func FuzzFold(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 0, 0, 1, 0, 9, 1, 1, 2, 0, 2, 1, 2, 1, 7, 1, 0, 0, 6, 0, 0, 0, 11, 0, 0, 0})
 	f.Add([]byte{0, 2, 0, 0, 9, 2, 0, 0, 10, 2, 3, 0, 8, 2, 0, 0, 12, 3, 4, 5})
 	f.Add([]byte(strings.Repeat("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b", 20)))
+	// failure handling: a task caught, its catch scheduled and done; a
+	// compensation started, an undo, the end
+	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 2, 13, 0, 0, 0, 1, 0, 8, 0, 2, 0, 8, 2, 3, 0, 8, 2, 3, 0, 0, 2,
+		1, 0, 1, 0, 2, 0, 1, 2, 3, 0, 1, 2, 14, 0, 7, 1, 1, 0, 9, 0, 2, 0, 9, 2, 3, 0, 9, 2, 7, 0, 7, 0})
+	// dynamic tasks and their inline children
+	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 2, 2, 0, 0, 1, 0, 3, 0, 2, 3, 3, 0, 0, 6, 3, 0, 0, 3, 0, 0, 1, 6, 0, 0, 0})
+	// signals before and after a wait starts, the wait taking one, the
+	// invocation failing and being redriven
+	f.Add([]byte{0, 0, 0, 0, 13, 0, 0, 0, 1, 0, 0, 0, 13, 0, 0, 4, 2, 0, 0, 2, 3, 0, 0, 2, 7, 0, 0, 0, 14, 0, 0, 0, 2, 0, 0, 3, 13, 0, 0, 0, 3, 0, 0, 5})
+	// a wait on a topic started after a sequence, taking a message
+	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 10, 3, 0, 0, 10, 6, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		evs := eventsFrom(data)
 		live, replay := newState(4, 3000), newState(4, 3000)
@@ -138,10 +149,11 @@ func FuzzFold(f *testing.F) {
 func eventsFrom(data []byte) []*Event {
 	types := []string{EventInvocationCreated, EventTaskScheduled, EventTaskStarted, EventTaskSucceeded, EventTaskFailed,
 		EventTaskRetrying, EventInvocationSucceeded, EventInvocationFailed, EventInvocationCanceled,
-		eventCancelRequested, eventOwnerChanged, "Unknown", EventInvocationCreated}
+		eventCancelRequested, eventOwnerChanged, "Unknown", EventInvocationCreated, EventTaskCaught, EventCompensationStarted, EventSignalSent, EventInvocationRedriven}
 	invs := []string{"a", "b", "c", "a.1.1", "b.2.1", "a.1.1.3.1"}
-	tasks := []string{"x", "y", "x/0", "x/1", "x/then", "x/0/else", "x/case/0", ""}
+	tasks := []string{"x", "y", "x/0", "x/1", "x/then", "x/0/else", "x/case/0", "", "x/catch", "x/undo", "x/0/undo"}
 	nodes := []string{"n1", "n2", ""}
+	signals := []string{"go", "stop", "bad name"}
 	payloads := []string{`null`, `1`, `"s"`, `{"n":1.5}`, `[1,2,3]`, `{"item":2,"index":0}`, `"<&>"`, `` + deepJSON(40),
 		`{"n":12345678901234567890,"f":0.10000000000000000000001}`} // json values: compact, as the engine writes them
 	// data values: bytes from outside, kept exactly
@@ -162,11 +174,14 @@ func eventsFrom(data []byte) []*Event {
 			if v%4 == 1 {
 				ev.Input, ev.InputData = nil, &Data{Bytes: []byte(datas[v%len(datas)])}
 			}
+			if v%5 == 2 { // an inline workflow, a dynamic task's child
+				ev.Source = json.RawMessage(`{"apiVersion":"sluice/v1","kind":"Workflow","tasks":{"spec":{"run":"f","inputs":"<&>"}}}`)
+			}
 			if strings.Contains(ev.Invocation, ".") {
 				ev.Parent = ev.Invocation[:strings.LastIndex(ev.Invocation[:len(ev.Invocation)-2], ".")] + "/x"
 			}
 		case EventTaskScheduled:
-			ev.Run, ev.Input = "noop", p
+			ev.Run, ev.Input = []string{"noop", builtinWorkflow, builtinDynamic}[v%5%3], p
 			if v%3 == 0 {
 				ev.Scope = map[string]any{"item": fromJSON(p), "index": v % 5}
 			}
@@ -178,16 +193,40 @@ func eventsFrom(data []byte) []*Event {
 			if v%4 == 1 {
 				ev.Output, ev.OutputData = nil, &Data{Bytes: []byte(datas[v%len(datas)])}
 			}
+			if ev.Type == EventTaskSucceeded && v%3 == 2 {
+				// a wait taking one of the last signals
+				ev.Signal, ev.Consumed = signals[v%2], uint64(max(len(out)-v%5, 0))
+			}
+			if ev.Type == EventTaskSucceeded && v%3 == 1 {
+				ev.Consumed = uint64(v) // a wait on a topic: the message's sequence
+			}
+		case EventSignalSent:
+			ev.Signal, ev.Input = signals[v%len(signals)], p
+			if v%4 == 1 {
+				ev.Input, ev.InputData = nil, &Data{Bytes: []byte(datas[v%len(datas)])}
+			}
+		case EventInvocationRedriven:
+			ev.Owner = nodes[v%len(nodes)]
 		case EventTaskStarted, EventTaskRetrying:
 			if v%2 == 0 {
 				w := base.Add(time.Duration(v) * time.Second)
 				ev.Wake = &w
+			}
+			if ev.Type == EventTaskStarted && v%3 == 1 { // a wait on a topic
+				after := uint64(v % 4)
+				ev.After = &after
 			}
 			ev.Error = "e"
 		case eventOwnerChanged:
 			ev.From, ev.Owner = nodes[v%3], nodes[(v+1)%3]
 		default:
 			ev.Error = fmt.Sprintf("error %d", v)
+		}
+		switch ev.Type {
+		case EventTaskFailed, EventTaskRetrying, EventInvocationFailed, EventTaskCaught, EventCompensationStarted:
+			if v%3 != 2 { // events written before codes have none
+				ev.Code = []string{"timeout", "card_declined", "deadline"}[v%3]
+			}
 		}
 		out = append(out, ev)
 	}

@@ -96,6 +96,7 @@ func TestDeepJSON(t *testing.T) {
 // and met one it had just forgotten (a nil pointer, a panic at every
 // start of that data dir).
 func TestOpenEvictsWhileResuming(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, false)
 	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: nap\ntasks:\n  z: { run: sleep, inputs: 2s }\n")
 	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: quick\ntasks:\n  a: { run: noop, inputs: 1 }\n")
@@ -161,6 +162,7 @@ func TestOpenEvictsWhileResuming(t *testing.T) {
 // invocations). It fails at the limit of child workflows running at once
 // under one invocation, and the engine goes on.
 func TestSelfForeachFanOut(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, false)
 	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: bomb\ntasks:\n  each:\n    run: foreach\n    inputs: { foreach: '${ 1..10 }', do: { run: workflow, inputs: { workflow: bomb } } }\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -300,6 +302,7 @@ func (s *syncBuffer) String() string {
 // RetainBytes of them, whatever their count, and a replay keeps the same
 // ones.
 func TestHistoryRetainedByBytes(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, false)
 	r.defs.put(t, "apiVersion: sluice/v1\nkind: Workflow\nname: carry\ntasks:\n  a: { run: noop, inputs: '${ input }' }\n  b: { run: noop, requires: [a], inputs: '${ tasks.a.output }' }\n")
 	ctx := context.Background()

@@ -157,6 +157,7 @@ tasks:
 // An expression reading a value stored apart that is over its budget
 // fails saying so, and what to do instead.
 func TestLargeValueOverExpressionBudget(t *testing.T) {
+	t.Parallel()
 	r := newRigOn(t, memory, false)
 	r.defs.put(t, `apiVersion: sluice/v1
 kind: Workflow

@@ -72,8 +72,8 @@ name: takeover
 output: ${ [tasks.after.output.n, tasks.sub.output] }
 tasks:
   first: { run: wfguest, inputs: { op: double, n: "${ input }" } }
-  nap:   { run: sleep, requires: [first], inputs: 3s }
-  work:  { run: wfguest, requires: [first], inputs: { op: sleep, ms: 3000 } }
+  nap:   { run: sleep, requires: [first], inputs: 6s }
+  work:  { run: wfguest, requires: [first], inputs: { op: sleep, ms: 6000 } }
   sub:   { run: workflow, requires: [first], inputs: { workflow: napper, input: "${ input }" } }
   after: { run: wfguest, requires: [nap, work, sub], inputs: { op: add, n: "${ tasks.first.output.n }" } }
 `
@@ -90,14 +90,24 @@ func startTakeoverRun(t *testing.T, r *rig, a *Engine, n int) []string {
 		}
 		ids = append(ids, inv.ID)
 	}
+	// every invocation past its first task and none finished; its 6 s
+	// tasks under way (not all running at once: on a loaded machine the
+	// first invocation's can end before the last's start). They last 6 s
+	// so that a loaded machine, which starts the last invocation's tasks
+	// seconds after the first's, still sees all eight at once: with 3 s,
+	// a run at load 15 under the race detector never did.
 	testutil.Eventually(t, 20*time.Second, "every invocation to be sleeping and working", func() bool {
+		working := 0
 		for _, id := range ids {
 			inv, _ := a.Get(id)
-			if inv.Tasks["nap"] == nil || inv.Tasks["work"] == nil || inv.Tasks["work"].Status != TaskRunning || inv.Tasks["sub"] == nil {
+			if inv.Status != StatusRunning || inv.Tasks["nap"] == nil || inv.Tasks["work"] == nil || inv.Tasks["sub"] == nil {
 				return false
 			}
+			if inv.Tasks["work"].Status == TaskRunning {
+				working++
+			}
 		}
-		return true
+		return working > 0
 	})
 	return ids
 }
@@ -134,6 +144,7 @@ func checkTakenOver(t *testing.T, b *Engine, ids []string, from string) {
 // function and wait for a child workflow; node b notices the silence and
 // finishes them.
 func TestTakeoverAfterCrash(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, true)
 	a, b := r.engine("node-1"), r.engine("node-2")
 	ids := startTakeoverRun(t, r, a, 8)
@@ -145,6 +156,7 @@ func TestTakeoverAfterCrash(t *testing.T) {
 // invocation has a stream of its own: the claim goes to the invocation's
 // stream.
 func TestTakeoverAfterCrashOnFamilies(t *testing.T) {
+	t.Parallel()
 	for _, backend := range familyLogs {
 		t.Run(backend, func(t *testing.T) {
 			r := newRigOn(t, backend, false)
@@ -301,6 +313,7 @@ func (g *gate) block(b bool) { g.blocked.Store(b) }
 // The request is in the log, the node that takes the invocation over
 // must act on it: the invocation ends canceled, it does not sleep on.
 func TestCancelWhileTheOwnerIsDead(t *testing.T) {
+	t.Parallel()
 	for _, backend := range append([]string{natsStreaming}, familyLogs...) {
 		t.Run(backend, func(t *testing.T) {
 			r := newRigOn(t, backend, false)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -54,6 +55,7 @@ tasks:
 }
 
 func TestResumeAfterRestart(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, true)
 	done, starts, _ := resumeAcross(t, r, 3000, r.restart)
 	wantStatus(t, done, StatusSucceeded)
@@ -72,6 +74,7 @@ func TestResumeAfterRestart(t *testing.T) {
 // from the start in a second engine and compares its state with the live
 // one, field by field.
 func TestReplayRebuildsLiveState(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, false)
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
@@ -91,7 +94,7 @@ tasks:
 `)
 	const workflows, runs = 12, 40
 	for i := 0; i < workflows; i++ {
-		r.defs.put(t, randomWorkflow(rng, fmt.Sprintf("random-%d", i)))
+		putKnown(t, r.defs, randomWorkflow(rng, fmt.Sprintf("random-%d", i)))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -107,15 +110,53 @@ tasks:
 	for i := 0; i < runs; i += 7 {
 		r.e.Cancel(ctx, ids[i])
 	}
-	statuses := map[string]int{}
-	for _, id := range ids {
-		inv, err := r.e.Wait(ctx, id)
-		if err != nil {
+	// As many signals as a workflow may wait for (some before their wait,
+	// some after; those left are dropped when the invocation ends).
+	signalAll := func(ids []string) {
+		for _, id := range ids {
+			for i := 0; i < maxRandomWaits; i++ {
+				if err := r.e.Signal(ctx, id, "go", []byte(fmt.Sprint(i)), InputJSON); errors.Is(err, ErrConflict) {
+					break // ended
+				} else if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	signalAll(ids)
+	// Messages for the waits on a topic (those that start later time out
+	// into their catch).
+	for n := range 10 {
+		r.publish("replay", fmt.Sprintf(`{"n": %d}`, n))
+	}
+	r.publish("replay", `{"n": 99}`)
+	waitAll := func(ids []string) (failed []string) {
+		statuses := map[string]int{}
+		for _, id := range ids {
+			inv, err := r.e.Wait(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			statuses[inv.Status]++
+			// a compensated invocation is not redriven: its undo tasks
+			// put back what it did
+			if (inv.Status == StatusFailed || inv.Status == StatusCanceled) && inv.Compensation == "" {
+				failed = append(failed, id)
+			}
+		}
+		t.Logf("statuses: %v", statuses)
+		return failed
+	}
+	// Redrive those that failed or were canceled (and were not
+	// compensated), once.
+	again := waitAll(ids)
+	for _, id := range again {
+		if _, err := r.e.Redrive(ctx, id); err != nil {
 			t.Fatal(err)
 		}
-		statuses[inv.Status]++
 	}
-	t.Logf("statuses: %v", statuses)
+	signalAll(again)
+	waitAll(again)
 
 	// A second engine, another node, replays everything.
 	other, err := Open(ctx, Options{Log: r.conn, Functions: r.fns, Definitions: r.defs, Node: "node-b"})
@@ -170,11 +211,25 @@ func diff(a, b string) string {
 	return strings.Join(out, "\n")
 }
 
+// maxRandomWaits is the most signals a random workflow waits for: a wait
+// or a foreach of two per task.
+const maxRandomWaits = 2 * 7
+
 // randomWorkflow makes a DAG of random tasks: functions that may fail or
-// retry, built-ins, loops, branches and child workflows.
+// retry, built-ins, loops (whose items may fail, nested in one another,
+// of branches, sleeps and child workflows), branches, child workflows (by
+// name, by an expression, run: NAME) and dynamic tasks.
 func randomWorkflow(rng *rand.Rand, name string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: sluice/v1\nkind: Workflow\nname: %s\ntasks:\n", name)
+	fmt.Fprintf(&b, "apiVersion: sluice/v1\nkind: Workflow\nname: %s\n", name)
+	late := rng.Intn(4) == 0 // a deadline, and a task that meets it
+	if late {
+		b.WriteString("timeout: 300ms\n")
+	}
+	b.WriteString("tasks:\n")
+	if late {
+		b.WriteString("  late: { run: sleep, inputs: 1h }\n")
+	}
 	n := 2 + rng.Intn(6)
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, "  t%d:\n", i)
@@ -189,7 +244,38 @@ func randomWorkflow(rng *rand.Rand, name string) string {
 				fmt.Fprintf(&b, "    requires: [%s]\n", strings.Join(reqs, ", "))
 			}
 		}
-		switch rng.Intn(14) {
+		switch rng.Intn(29) {
+		case 28:
+			b.WriteString("    run: wait\n    inputs: { topic: replay, match: \"${ message.n == input || message.n == 99 }\" }\n    timeout: 2s\n    catch: { run: noop, inputs: none }\n")
+		case 14:
+			b.WriteString("    run: wfguest\n    inputs: { op: code, code: card_declined, msg: declined }\n    retry: { max: 2, backoff: 1ms, on: [timeout] }\n    catch: { run: noop, inputs: \"${ error.code }\" }\n")
+		case 15:
+			b.WriteString("    run: wfguest\n    inputs: { op: add, n: 1 }\n    undo: { run: wfguest, inputs: { op: double, n: \"${ task.output.n }\" } }\n")
+		case 16:
+			b.WriteString("    run: sleep\n    inputs: 1h\n    timeout: 20ms\n    catch: { run: foreach, inputs: { foreach: \"${ [error.code] }\", do: { run: noop } } }\n")
+		case 17:
+			b.WriteString("    run: workflow\n    inputs: { workflow: leaf, input: \"${ input }\" }\n    timeout: 5ms\n    retry: { max: 1, backoff: 1ms, jitter: 0.5, max_backoff: 1s, on: [timeout] }\n    undo: { run: workflow, inputs: { workflow: leaf, input: 1 } }\n")
+		case 18:
+			b.WriteString("    run: leaf\n    inputs: \"${ input }\"\n")
+		case 19:
+			b.WriteString("    run: workflow\n    inputs: { workflow: \"${ input % 2 == 0 ? 'leaf' : 'echoer' }\", input: \"${ input }\" }\n")
+		case 20:
+			b.WriteString("    run: dynamic\n    inputs: { spec: { tasks: { a: { run: wfguest, inputs: { op: add, n: \"${ input }\" } }, " +
+				"b: { run: wfguest, requires: [a], inputs: { op: double, n: \"${ tasks.a.output.n }\" } } }, output: \"${ tasks.b.output.n }\" }, input: \"${ input }\" }\n")
+		case 21:
+			b.WriteString("    run: dynamic\n    inputs: \"${ input % 4 == 0 ? {'run': 'nope'} : {'run': 'wfguest', 'inputs': {'op': 'flaky', 'fails': 1}, 'retry': {'max': 1, 'backoff': '5ms'}} }\"\n")
+		case 22:
+			b.WriteString("    run: wait\n    inputs: { signal: go }\n")
+		case 23:
+			b.WriteString("    run: foreach\n    inputs: { foreach: \"${ [1, 2] }\", do: { run: wait, inputs: { signal: go } } }\n")
+		case 24:
+			b.WriteString("    run: foreach\n    inputs: { foreach: \"${ 0..(input + 2) }\", do: { run: if, inputs: { if: \"${ item % 2 == 0 }\", then: { run: echo-wat, inputs: \"${ item }\" }, else: { run: sleep, inputs: 5ms } } } }\n")
+		case 25:
+			b.WriteString("    run: foreach\n    inputs: { foreach: \"${ 1..6 }\", parallel: 3, do: { run: wfguest, inputs: { op: \"${ item == input ? 'fail' : 'add' }\", n: \"${ item }\", msg: no } } }\n")
+		case 26:
+			b.WriteString("    run: while\n    inputs: { while: \"${ index < input }\", limit: 20, do: { run: foreach, inputs: { foreach: \"${ [index, prev] }\", parallel: 1, do: { run: noop, inputs: \"${ item }\" } } } }\n")
+		case 27:
+			b.WriteString("    run: foreach\n    inputs: { foreach: \"${ 1..3 }\", parallel: 2, do: { run: workflow, inputs: { workflow: leaf, input: \"${ item }\" } } }\n")
 		case 12:
 			b.WriteString("    run: workflow\n    inputs: { workflow: echoer, input: \"${ fromBase64('AP+AgQ==') }\" }\n")
 		case 9:

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/abi"
@@ -143,7 +143,7 @@ func (e *Engine) reconcileOne(inv *invState) {
 	e.endLocal(inv.id)
 	for _, id := range inv.order {
 		t := inv.tasks[id]
-		if t.run != builtinWorkflow || t.status == TaskSucceeded {
+		if !startsChild(t.run) || t.status == TaskSucceeded {
 			continue
 		}
 		if c := e.st.invs[childID(inv.id, id, t.attempts)]; c != nil && c.status == StatusRunning {
@@ -162,9 +162,12 @@ func (e *Engine) step(inv *invState) {
 		e.emit(inv, nil, &Event{Type: EventInvocationCanceled, Error: inv.cancel})
 		return
 	}
-	def, err := e.definition(inv.revision)
+	def, err := e.definitionOf(inv)
 	if err != nil {
 		e.emit(inv, nil, &Event{Type: EventInvocationFailed, Error: err.Error()})
+		return
+	}
+	if e.stepFailure(inv, def) {
 		return
 	}
 	done := true
@@ -181,7 +184,7 @@ func (e *Engine) step(inv *invState) {
 		switch t.status {
 		case TaskSucceeded:
 		case TaskFailed:
-			e.emit(inv, nil, &Event{Type: EventInvocationFailed, Task: id, Error: t.err})
+			e.failInvocation(inv, def, id, t.err, t.code)
 			return
 		default:
 			done = false
@@ -195,7 +198,7 @@ func (e *Engine) step(inv *invState) {
 	switch {
 	case !ready:
 	case err != nil:
-		e.emit(inv, nil, &Event{Type: EventInvocationFailed, Error: "output: " + err.Error()})
+		e.failInvocation(inv, def, "", "output: "+err.Error(), codeTaskError)
 	default:
 		ev := &Event{Type: EventInvocationSucceeded}
 		out.put(ev, true)
@@ -263,8 +266,12 @@ func (e *Engine) schedule(inv *invState, spec *taskSpec, id string, add map[stri
 	case res.child.data:
 		ev.InputData = &Data{Bytes: res.child.b, form: res.child.form, formKnown: true}
 	}
-	if res.err != nil {
-		e.emit(inv, nil, ev, &Event{Type: EventTaskFailed, Task: id, Error: res.err.Error()})
+	err := res.err
+	if err == nil {
+		err = e.resolveRun(inv, spec, ev)
+	}
+	if err != nil {
+		e.emit(inv, nil, ev, e.failure(inv, spec, id, 0, err.Error(), codeTaskError))
 		return true
 	}
 	e.emit(inv, nil, ev)
@@ -295,6 +302,9 @@ func (e *Engine) inputOf(inv *invState, spec *taskSpec, id string, add map[strin
 // bytes an expression made) is returned as child too: the child gets it
 // exactly.
 func evalInput(spec *taskSpec, v *view, b *budget) (d, child datum, err error) {
+	if spec.run == builtinHTTP {
+		return httpInput(spec, v, b)
+	}
 	en, err := v.env(b, append([]*value{spec.inputs, spec.cond, spec.parallel}, spec.cases...)...)
 	if err != nil {
 		return datum{}, datum{}, spec.inputs.failed(err)
@@ -318,7 +328,7 @@ func evalInput(spec *taskSpec, v *view, b *budget) (d, child datum, err error) {
 				return datum{}, datum{}, spec.inputs.failed(err)
 			}
 			// the JSON keeps the workflow's name; the bytes go beside it
-			x = map[string]any{"workflow": spec.workflow}
+			x = map[string]any{"workflow": m["workflow"]}
 		}
 	}
 	// A function's input may be as large as any value (stored apart over
@@ -416,7 +426,11 @@ func evalInputValue(spec *taskSpec, en env, b *budget) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		x = map[string]any{"workflow": spec.workflow, "input": in}
+		name, err := workflowName(spec, en, b)
+		if err != nil {
+			return nil, err
+		}
+		x = map[string]any{"workflow": name, "input": in}
 	default:
 		x, err = spec.inputs.eval(en, b)
 		if err != nil {
@@ -427,18 +441,25 @@ func evalInputValue(spec *taskSpec, en env, b *budget) (any, error) {
 				return nil, err
 			}
 		}
+		if spec.run == builtinWait {
+			if _, _, err := waitInput(x); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return x, nil
 }
 
 // drive moves a task that is not finished one step on.
 func (e *Engine) drive(inv *invState, spec *taskSpec, t *taskState) {
-	if inv.status != StatusRunning {
+	if inv.status != StatusRunning || e.driveFailure(inv, spec, t) {
 		return
 	}
 	switch {
-	case spec.isFunction():
+	case spec.isFunction() && t.run != builtinWorkflow:
 		e.driveFunction(inv, spec, t)
+	case spec.run == builtinHTTP:
+		e.driveHTTP(inv, spec, t)
 	case t.input.ref != nil && spec.run != builtinNoop && t.status == TaskScheduled:
 		// passed on as it is (inputs: ${ tasks.ID.output }): a built-in
 		// reads its input under the engine's lock, from its event
@@ -449,7 +470,7 @@ func (e *Engine) drive(inv *invState, spec *taskSpec, t *taskState) {
 		case TaskScheduled:
 			d, _ := sleepDuration(t.input.view())
 			wake := e.now().Add(d)
-			e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: 1, Wake: &wake})
+			e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: t.attempts + 1, Wake: &wake})
 			e.timer(inv, t.id, wake)
 		case TaskRunning:
 			if !e.now().Before(t.wake) {
@@ -458,11 +479,13 @@ func (e *Engine) drive(inv *invState, spec *taskSpec, t *taskState) {
 			}
 			e.timer(inv, t.id, t.wake)
 		}
-	case spec.run == builtinWorkflow:
+	case startsChild(t.run):
 		e.driveChild(inv, spec, t)
+	case spec.run == builtinWait:
+		e.driveWait(inv, spec, t)
 	default:
 		if t.status == TaskScheduled {
-			e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: 1})
+			e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: t.attempts + 1})
 		}
 		if t.status != TaskRunning {
 			return
@@ -494,23 +517,36 @@ func (e *Engine) succeed(inv *invState, t *taskState, out datum) {
 }
 
 func (e *Engine) fail(inv *invState, t *taskState, msg string) {
-	e.emit(inv, nil, &Event{Type: EventTaskFailed, Task: t.id, Attempt: t.attempts, Error: msg})
+	e.emit(inv, nil, e.failure(inv, e.specOf(inv, t.id), t.id, t.attempts, msg, failCode(inv, t, msg)))
 }
 
 // driveFunction runs a function task: first attempt, retry after its
 // backoff, or again after a restart found it started and not finished.
 func (e *Engine) driveFunction(inv *invState, spec *taskSpec, t *taskState) {
+	e.driveAttempts(inv, spec, t, (*Engine).call)
+}
+
+// runsAttempts tells whether a task's attempts run on a goroutine of
+// their own (driveAttempts, runAttempt): a function's calls, an http
+// task's requests, each bounded by the task's timeout itself.
+func (t *taskSpec) runsAttempts() bool { return t.isFunction() || t.run == builtinHTTP }
+
+// driveAttempts drives a task whose attempts run on a goroutine of their
+// own (a function call, an http request), started by start: the first
+// attempt, one an earlier life of this node started and did not see end,
+// or a retry once its backoff has passed.
+func (e *Engine) driveAttempts(inv *invState, spec *taskSpec, t *taskState, start func(*Engine, *invState, *taskSpec, *taskState)) {
 	l := e.localOf(inv.id)
 	switch t.status {
 	case TaskScheduled:
-		e.call(inv, spec, t)
+		start(e, inv, spec, t)
 	case TaskRunning:
 		if r := l.runs[t.id]; r == nil || r.attempt != t.attempts {
-			e.call(inv, spec, t) // started by an earlier life of this node
+			start(e, inv, spec, t) // started by an earlier life of this node
 		}
 	case TaskRetrying:
 		if !e.now().Before(t.wake) {
-			e.call(inv, spec, t)
+			start(e, inv, spec, t)
 		} else if l.timers[t.id] == nil {
 			e.timer(inv, t.id, t.wake)
 		}
@@ -520,8 +556,35 @@ func (e *Engine) driveFunction(inv *invState, spec *taskSpec, t *taskState) {
 // call writes TaskStarted and calls the function on its own goroutine.
 func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 	attempt := t.attempts + 1
-	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: attempt})
-	ctx, cancel := context.WithCancel(logctx.WithTrace(context.Background(), inv.span()))
+	version := e.version(inv, spec.run)
+	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: attempt, Version: version})
+	fn, input := spec.run, t.input
+	meta := map[string]string{
+		abi.MetaWorkflow: inv.workflow, abi.MetaWorkflowInvocation: inv.id,
+		abi.MetaWorkflowTask: t.id, abi.MetaWorkflowAttempt: strconv.Itoa(attempt),
+	}
+	e.runAttempt(inv, spec, t, attempt, context.Background(), func(ctx context.Context) (datum, error) {
+		// A value stored apart is fetched here, outside the lock, and
+		// held only for the call.
+		in, err := e.load(ctx, input)
+		if err != nil {
+			return datum{}, err
+		}
+		b, err := e.invokeFunction(ctx, fn, version, in.input(), meta)
+		if err != nil {
+			return datum{}, err
+		}
+		return dataValue(b), nil // the output is data: recorded as it is, whatever it holds
+	})
+}
+
+// runAttempt runs the work of an attempt whose TaskStarted is written (a
+// function call, an http request) on a goroutine of its own: canceled
+// with the invocation (run.cancel), bounded by the task's timeout, its
+// output stored apart if large before the event that records it, its
+// outcome recorded under the lock by called.
+func (e *Engine) runAttempt(inv *invState, spec *taskSpec, t *taskState, attempt int, base context.Context, work func(context.Context) (datum, error)) {
+	ctx, cancel := context.WithCancel(logctx.WithTrace(base, inv.span()))
 	if spec.timeout > 0 {
 		var c2 context.CancelFunc
 		ctx, c2 = context.WithTimeout(ctx, spec.timeout)
@@ -530,27 +593,13 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 	}
 	rn := &run{attempt: attempt, spec: spec, cancel: cancel}
 	e.localOf(inv.id).runs[t.id] = rn
-	invID, taskID, fn, root, input := inv.id, t.id, spec.run, inv.root, t.input
-	meta := map[string]string{
-		abi.MetaWorkflow: inv.workflow, abi.MetaWorkflowInvocation: inv.id,
-		abi.MetaWorkflowTask: t.id, abi.MetaWorkflowAttempt: strconv.Itoa(attempt),
-	}
+	invID, taskID, root := inv.id, t.id, inv.root
 	e.calls.Add(1)
 	go func() {
 		defer e.calls.Done()
-		// A value stored apart is fetched here, outside the lock, and
-		// held only for the call; a large output is stored apart before
-		// the event that records it.
-		var out datum
-		in, err := e.load(ctx, input)
+		out, err := work(ctx)
 		if err == nil {
-			var b []byte
-			b, err = e.invokeFunction(ctx, fn, in.input(), meta)
-			in = datum{}
-			if err == nil {
-				// the output is data: recorded as it is, whatever it holds
-				out, err = e.spill(context.WithoutCancel(ctx), root, dataValue(b), "output")
-			}
+			out, err = e.spill(context.WithoutCancel(ctx), root, out, "output")
 		}
 		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 		cancel()
@@ -563,7 +612,7 @@ func (e *Engine) call(inv *invState, spec *taskSpec, t *taskState) {
 
 // invokeFunction calls a function; a panic in the call (the registry's
 // bug, not the guest's: guests trap) fails the attempt.
-func (e *Engine) invokeFunction(ctx context.Context, function string, input []byte, meta map[string]string) (out []byte, err error) {
+func (e *Engine) invokeFunction(ctx context.Context, function string, version int, input []byte, meta map[string]string) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.log.Error("calling a function for a workflow task panicked; the attempt fails", "function", function,
@@ -571,7 +620,7 @@ func (e *Engine) invokeFunction(ctx context.Context, function string, input []by
 			out, err = nil, fmt.Errorf("calling %s failed with an internal error: %v", function, r)
 		}
 	}()
-	res, err := e.o.Functions.Invoke(ctx, fn.Function(function), fn.Call{Input: input, Meta: meta})
+	res, err := e.o.Functions.Invoke(ctx, fn.Target{Kind: fn.KindFunction, Name: function, Version: version}, fn.Call{Input: input, Meta: meta})
 	return res.Output, err
 }
 
@@ -605,31 +654,47 @@ func (e *Engine) called(invID, taskID string, rn *run, out datum, err error, tim
 		e.emit(inv, nil, ev)
 	}
 	if err != nil {
-		msg := err.Error()
+		msg, code := err.Error(), callCode(err)
 		if timedOut {
-			msg = fmt.Sprintf("timed out after %s (the task's timeout)", spec.timeout)
+			msg, code = fmt.Sprintf("timed out after %s (the task's timeout)", spec.timeout), codeTimeout
 		}
-		e.failed(inv, spec, t, msg)
+		e.failedAfter(inv, spec, t, msg, code, serverWait(err, spec.retry, e.now()))
 	}
 	e.reconcile(inv)
 }
 
 // failed records a failed attempt: a retry after the backoff, or the
 // task's failure when retries are spent (or the invocation is ending).
-func (e *Engine) failed(inv *invState, spec *taskSpec, t *taskState, msg string) {
-	if inv.status == StatusRunning && inv.cancel == "" && t.failures < spec.retry.max {
-		wake := e.now().Add(spec.retry.delay(t.failures + 1))
+func (e *Engine) failed(inv *invState, spec *taskSpec, t *taskState, msg, code string) {
+	e.failedAfter(inv, spec, t, msg, code, -1)
+}
+
+// failedAfter is failed with the wait a server asked for (an http
+// task's Retry-After), used instead of the backoff unless negative.
+func (e *Engine) failedAfter(inv *invState, spec *taskSpec, t *taskState, msg, code string, after time.Duration) {
+	retried := spec.retry.retries(code)
+	if inv.status == StatusRunning && inv.cancel == "" && t.failures < spec.retry.max && retried {
+		wait := after
+		if wait < 0 {
+			wait = spec.retry.wait(t.failures + 1)
+		}
+		wake := e.now().Add(wait)
 		e.log.Info("task attempt failed; it will be retried", "invocation", inv.id, "workflow", inv.workflow, "task", t.id,
-			"attempt", t.attempts, "retry_at", wake, "err", msg)
-		e.emit(inv, nil, &Event{Type: EventTaskRetrying, Task: t.id, Attempt: t.attempts, Error: msg, Wake: &wake})
+			"attempt", t.attempts, "retry_at", wake, "err", msg, "code", code)
+		e.emit(inv, nil, &Event{Type: EventTaskRetrying, Task: t.id, Attempt: t.attempts, Error: msg, Code: code, Wake: &wake})
 		e.timer(inv, t.id, wake)
 		return
 	}
-	if spec.retry.max > 0 {
+	switch {
+	case !retried && spec.retry.max > 0 && len(spec.retry.on) == 0:
+		msg = fmt.Sprintf("%s (code %s, not retried: the request is refused for what it is, and would be again; retry.on: [%s] retries it)", msg, code, code)
+	case !retried && spec.retry.max > 0:
+		msg = fmt.Sprintf("%s (code %s, not retried: retry.on lists %s)", msg, code, strings.Join(spec.retry.on, ", "))
+	case spec.retry.max > 0:
 		msg = fmt.Sprintf("%s (after %d attempts)", msg, t.attempts)
 	}
-	e.log.Warn("task failed", "invocation", inv.id, "workflow", inv.workflow, "task", t.id, "err", msg)
-	e.emit(inv, nil, &Event{Type: EventTaskFailed, Task: t.id, Attempt: t.attempts, Error: msg})
+	e.log.Warn("task failed", "invocation", inv.id, "workflow", inv.workflow, "task", t.id, "err", msg, "code", code)
+	e.emit(inv, nil, e.failure(inv, spec, t.id, t.attempts, msg, code))
 }
 
 // timer wakes an invocation at a time: a sleep's end, a retry's backoff.
@@ -652,6 +717,7 @@ func (e *Engine) timer(inv *invState, taskID string, at time.Time) {
 			delete(l.timers, taskID)
 		}
 		if inv := e.st.invs[invID]; inv != nil {
+			inv.touch(timerTask(taskID))
 			e.reconcile(inv)
 		}
 	})
@@ -666,8 +732,11 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 	}
 	_ = json.Unmarshal(t.input.b, &in)
 	input := t.child
-	if !input.data {
+	if !input.data && input.ref == nil {
 		input = jsonValue(in.Input)
+	}
+	if t.run == builtinDynamic {
+		in.Workflow = inlineName(inv, t.id) // its input is the spec: read when its child starts
 	}
 	switch t.status {
 	case TaskScheduled:
@@ -693,9 +762,9 @@ func (e *Engine) driveChild(inv *invState, spec *taskSpec, t *taskState) {
 			if c.failedTask != "" {
 				msg += ": task " + c.failedTask
 			}
-			e.failed(inv, spec, t, msg+": "+c.err)
+			e.failed(inv, spec, t, msg+": "+c.err, codeWorkflowFailed)
 		case StatusCanceled:
-			e.failed(inv, spec, t, fmt.Sprintf("workflow %s (invocation %s) was canceled: %s", in.Workflow, cid, c.err))
+			e.failed(inv, spec, t, fmt.Sprintf("workflow %s (invocation %s) was canceled: %s", in.Workflow, cid, c.err), codeWorkflowCanceled)
 		}
 	}
 }
@@ -728,12 +797,8 @@ func (e *Engine) createChild(inv *invState, t *taskState, cid, workflow string, 
 			return
 		}
 	}
-	rev, ok := e.o.Definitions.Current(workflow)
-	if !ok {
-		e.fail(inv, t, fmt.Sprintf("no workflow %q", workflow))
-		return
-	}
-	if _, err := e.definition(rev.Revision); err != nil {
+	rev, input, err := e.childRevision(inv, t, workflow, input)
+	if err != nil {
 		e.fail(inv, t, err.Error())
 		return
 	}
@@ -793,146 +858,10 @@ func (e *Engine) driveKid(inv *invState, t *taskState, spec *taskSpec, id string
 	case c.status == TaskSucceeded:
 		done(c)
 	case c.status == TaskFailed:
-		e.fail(inv, t, fmt.Sprintf("%s: %s", id, c.err))
+		e.failKid(inv, t, c)
 	default:
 		e.drive(inv, spec, c)
 	}
-}
-
-// foreachInput is a foreach's recorded input, read once.
-type foreachInput struct {
-	Foreach  []json.RawMessage `json:"foreach"`
-	Parallel int               `json:"parallel"`
-}
-
-// driveForeach runs a foreach: do once per item, up to parallel at once;
-// the output is the list of outputs, in the items' order. Iterations are
-// scheduled in order (their ids count them); while one's input is being
-// evaluated, the next ones' are evaluated too, and wait.
-func (e *Engine) driveForeach(inv *invState, spec *taskSpec, t *taskState) {
-	if t.items == nil {
-		t.items = &foreachInput{}
-		_ = json.Unmarshal(t.input.b, t.items)
-	}
-	in := t.items
-	do := spec.branches["do"].spec
-	n := len(in.Foreach)
-	active, done := 0, 0
-	for i := 0; i < n && i < t.kids; i++ {
-		c := inv.tasks[kidID(t.id, i)]
-		switch {
-		case c == nil:
-		case c.status == TaskSucceeded:
-			done++
-		case c.status == TaskFailed:
-			e.fail(inv, t, fmt.Sprintf("%s: %s", c.id, c.err))
-			return
-		default:
-			active++
-			e.drive(inv, do, c)
-			if inv.status != StatusRunning || t.status != TaskRunning {
-				return
-			}
-		}
-	}
-	if done == n {
-		var b bytes.Buffer
-		b.WriteByte('[')
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			// compact, as an event stores it: what a replay reads
-			kid := inv.tasks[kidID(t.id, i)].output
-			if kid.ref != nil {
-				e.fail(inv, t, fmt.Sprintf("foreach: the output of item %d is %d bytes (stored apart), over the %d KiB the list of outputs holds", i, kid.ref.size, MaxData>>10))
-				return
-			}
-			out, _ := kid.jsonView()
-			if json.Compact(&b, out) != nil {
-				b.Write(out)
-			}
-		}
-		b.WriteByte(']')
-		if b.Len() > MaxData {
-			e.fail(inv, t, fmt.Sprintf("foreach: the list of outputs is %d bytes, over the %d KiB a workflow event holds", b.Len(), MaxData>>10))
-			return
-		}
-		e.succeed(inv, t, jsonValue(b.Bytes()))
-		return
-	}
-	vars := func(i int) map[string]any { return map[string]any{"item": fromJSON(in.Foreach[i]), "index": i} }
-	for i := t.kids; i < n && active < in.Parallel && inv.status == StatusRunning && t.status == TaskRunning; i++ {
-		active++
-		if e.schedule(inv, do, kidID(t.id, i), vars(i)) {
-			continue
-		}
-		for j := i + 1; j < n && j <= i+maxPrefetch && active < in.Parallel && do.fixed == nil; j++ {
-			active++
-			id, add := kidID(t.id, j), vars(j)
-			e.prepare(inv, "schedule "+id, func() *view { return e.viewOf(inv, id, add) }, inputOf(do))
-		}
-		return
-	}
-}
-
-func kidID(task string, i int) string { return task + "/" + strconv.Itoa(i) }
-
-// driveLoop runs while and repeat: do again and again, one at a time,
-// with the previous output as prev; the output is the last one.
-func (e *Engine) driveLoop(inv *invState, spec *taskSpec, t *taskState) {
-	do := spec.branches["do"].spec
-	k := t.kids
-	var prev any
-	prevRaw := jsonNull
-	if k > 0 {
-		last := inv.tasks[kidID(t.id, k-1)]
-		switch {
-		case last == nil:
-			return
-		case last.status == TaskFailed:
-			e.fail(inv, t, fmt.Sprintf("%s: %s", last.id, last.err))
-			return
-		case last.status != TaskSucceeded:
-			e.drive(inv, do, last)
-			return
-		}
-		if last.output.ref != nil {
-			e.fail(inv, t, fmt.Sprintf("%s: the output of %s is %d bytes (stored apart), over the %d KiB prev holds", spec.run, last.id, last.output.ref.size, MaxData>>10))
-			return
-		}
-		prev, prevRaw = last.value(), last.output
-	}
-	add := map[string]any{"prev": prev, "index": k}
-	if spec.run == builtinRepeat {
-		var in struct {
-			Times int `json:"times"`
-		}
-		_ = json.Unmarshal(t.input.b, &in)
-		if k >= in.Times {
-			e.succeed(inv, t, prevRaw)
-			return
-		}
-	} else {
-		res := spec.fixedCond
-		if res == nil {
-			res = e.evaluate(inv, fmt.Sprintf("while %s/%d", t.id, k), func() *view { return e.viewOf(inv, t.id, add) }, conditionOf(spec.cond))
-		}
-		switch {
-		case res == nil:
-			return
-		case res.err != nil:
-			e.fail(inv, t, res.err.Error())
-			return
-		case !res.cond:
-			e.succeed(inv, t, prevRaw)
-			return
-		case k >= spec.limit:
-			e.fail(inv, t, fmt.Sprintf("while: the condition is still true after limit %d iterations", spec.limit))
-			return
-		}
-	}
-	e.schedule(inv, do, kidID(t.id, k), add)
 }
 
 // compose merges its inputs: a list of maps into one map (later keys

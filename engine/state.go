@@ -53,6 +53,8 @@ type state struct {
 	// stored apart (blobName) that its events refer to: deleted with the
 	// root's events when it is forgotten.
 	blobs map[string]map[string]struct{}
+	// byCreated indexes the invocations by creation time (list.go).
+	byCreated []listKey
 }
 
 // invState is one invocation.
@@ -65,6 +67,12 @@ type invState struct {
 	created                               time.Time
 	finishedAt                            time.Time
 	firstSeq, lastSeq                     uint64
+	// endSeq is where the event that ended the invocation is in the log,
+	// once this fold has read it there (0 while running, and on its owner
+	// between writing the end and reading it back): a signal before it in
+	// the log is the invocation's, even read after the owner ended it
+	// (signal.go).
+	endSeq uint64
 	// cancel is the reason given by a CancelRequested not yet acted on.
 	cancel string
 	tasks  map[string]*taskState
@@ -82,6 +90,8 @@ type invState struct {
 	// trace is the invocation's span (zero if its creation recorded
 	// none): its task calls are children of it.
 	trace logctx.Trace
+	// pins are the versions of the functions it calls (versions.go).
+	pins []pin
 	// in decodes input for expressions, once (nil once finished).
 	in *lazyView
 	// view lists the tasks for expressions (eval.go), until they change.
@@ -89,6 +99,25 @@ type invState struct {
 	// blobNames are, once a root is forgotten, the values its tree stored
 	// apart: to delete with its events.
 	blobNames []string
+
+	// code is the error code of its failure; comp its compensation and
+	// the order its tasks succeeded in (failure.go).
+	code string
+	comp compensation
+	// source is an inline workflow's definition (a dynamic task's child).
+	source []byte
+	// signals are those delivered and not yet taken by a wait, in the
+	// log's order (signal.go); kept when it ends only for a redrive
+	// (keptSignals).
+	signals []pendingSignal
+	// redrives counts the InvocationRedriven applied (redrive.go);
+	// redriven is the time of the last, from which the deadline counts
+	// again.
+	redrives int
+	redriven time.Time
+	// driveAll moves on when every foreach is to drive all its active
+	// kids (a takeover, a signal: loops_dirty.go).
+	driveAll int
 }
 
 // lazyView is a value decoded for expressions on first use, once, from
@@ -115,6 +144,8 @@ type taskState struct {
 	id, run  string
 	status   string
 	attempts int
+	// version is the function's version the last attempt called.
+	version int
 	// failures counts the attempts that failed and were retried.
 	failures int
 	input    datum
@@ -128,12 +159,27 @@ type taskState struct {
 	// scope holds the loop variables this task adds (item, index, prev).
 	scope map[string]any
 	// kids counts the dynamic tasks scheduled under this one, kidsDone
-	// those that succeeded.
+	// those that succeeded, loop those not finished (loops.go): kept by
+	// kidChanged.
 	kids, kidsDone int
+	loop           *kidSet
+	// dirty tells that it is among its foreach's dirty kids (loops_dirty.go).
+	dirty bool
 	// out decodes output for expressions, once (nil once finished).
 	out *lazyView
 	// items is a foreach's input, read once.
 	items *foreachInput
+
+	// code is the error code of its last failure; caught tells that it
+	// failed and its catch ran (failure.go).
+	code   string
+	caught bool
+	// after is where a wait on a topic started reading it: its last
+	// attempt's TaskStarted (topicwait.go).
+	after *uint64
+	// reschedule tells that a redrive put it back to be scheduled again:
+	// it had failed before it started (redrive.go).
+	reschedule bool
 }
 
 // newState makes an empty state that keeps at most retain finished
@@ -177,8 +223,10 @@ func (s *state) apply(ev *Event) error {
 			id: ev.Invocation, workflow: ev.Workflow, revision: ev.Revision, owner: ev.Owner,
 			parent: ev.Parent, input: evInput(ev), status: StatusRunning, created: ev.Time,
 			firstSeq: ev.Seq, lastSeq: ev.Seq, tasks: map[string]*taskState{}, root: ev.Invocation,
+			source: ev.Source,
 		}
 		inv.in = newLazy(inv.input)
+		inv.repin(ev)
 		if tc, ok := logctx.ParseTraceparent(ev.Traceparent); ok {
 			tc.State = logctx.ParseTracestate(ev.Tracestate)
 			inv.trace = tc
@@ -190,6 +238,7 @@ func (s *state) apply(ev *Event) error {
 			}
 		}
 		s.invs[inv.id] = inv
+		s.indexCreated(inv)
 		s.running(inv, 1)
 		s.bind(inv, ev)
 		return nil
@@ -203,12 +252,16 @@ func (s *state) apply(ev *Event) error {
 		}
 		inv.owner = ev.Owner
 		inv.lastSeq = max(inv.lastSeq, ev.Seq)
+		inv.driveAll++ // its new owner drives every item (loops_dirty.go)
 		return nil
+	}
+	if ev.Type == EventInvocationRedriven {
+		return s.redrive(inv, ev)
 	}
 	// Only the owner changes an invocation; anyone may ask to cancel it.
 	// Events written by a former owner that had not yet heard it was
 	// replaced change nothing.
-	if ev.Node != "" && ev.Node != inv.owner && ev.Type != eventCancelRequested {
+	if ev.Node != "" && ev.Node != inv.owner && !anyNodeWrites(ev.Type) {
 		return errIgnored
 	}
 	if err := inv.apply(ev); err != nil {
@@ -218,11 +271,15 @@ func (s *state) apply(ev *Event) error {
 	inv.lastSeq = max(inv.lastSeq, ev.Seq)
 	if inv.status != StatusRunning && isInvocationEnd(ev.Type) {
 		s.ended(inv)
+		inv.endSeq = ev.Seq // 0 on the owner as it writes it: set when read back
+	} else if ev.Type == EventSignalSent && inv.status != StatusRunning {
+		s.keptLate(inv)
 	}
-	if t := inv.tasks[ev.Task]; t != nil && t.run == builtinWorkflow &&
-		(ev.Type == EventTaskSucceeded || ev.Type == EventTaskFailed || ev.Type == EventTaskRetrying) {
+	if t := inv.tasks[ev.Task]; t != nil && startsChild(t.run) &&
+		(ev.Type == EventTaskSucceeded || ev.Type == EventTaskFailed || ev.Type == EventTaskRetrying || ev.Type == EventTaskCaught) {
 		s.observed(inv, childID(inv.id, t.id, t.attempts))
 	}
+	s.touched(inv, ev)
 	return nil
 }
 
@@ -292,6 +349,7 @@ func (s *state) parentOf(inv *invState) *invState {
 // for it join the finished (it has read them, or never will).
 func (s *state) ended(inv *invState) {
 	inv.in, inv.view = nil, nil
+	inv.signals = inv.keptSignals() // signal.go
 	for _, t := range inv.tasks {
 		t.out, t.items = nil, nil
 	}
@@ -328,6 +386,9 @@ func (s *state) running(inv *invState, d int) {
 func (s *state) replace(inv *invState) {
 	old := s.invs[inv.id]
 	s.invs[inv.id] = inv
+	if old == nil || !old.created.Equal(inv.created) {
+		s.indexCreated(inv)
+	}
 	if old != nil {
 		inv.spawned = max(inv.spawned, old.spawned)
 		if old.status == StatusRunning {
@@ -421,6 +482,8 @@ func (inv *invState) apply(ev *Event) error {
 			inv.cancel = "canceled"
 		}
 		return nil
+	case EventSignalSent:
+		return inv.signal(ev)
 	case EventInvocationSucceeded, EventInvocationFailed, EventInvocationCanceled:
 		if !running {
 			return errIgnored
@@ -430,24 +493,31 @@ func (inv *invState) apply(ev *Event) error {
 		// results, if any, are not recorded.
 		for _, t := range inv.tasks {
 			if t.status != TaskSucceeded && t.status != TaskFailed {
+				from := t.status
 				t.status, t.finished, t.wake = TaskCanceled, ev.Time, time.Time{}
+				inv.kidChanged(t, from)
 			}
 		}
 		switch ev.Type {
 		case EventInvocationSucceeded:
 			inv.status, inv.output = StatusSucceeded, evOutput(ev)
 		case EventInvocationFailed:
-			inv.status, inv.err, inv.failedTask = StatusFailed, ev.Error, ev.Task
+			inv.status, inv.err, inv.failedTask, inv.code = StatusFailed, ev.Error, ev.Task, ev.Code
+			if inv.comp.state == Compensating {
+				inv.comp.state = Compensated
+			}
 		default:
 			inv.status, inv.err = StatusCanceled, ev.Error
 		}
 		return nil
 	}
 	t := inv.tasks[ev.Task]
-	inv.view = nil
+	if parentID(ev.Task) == "" {
+		inv.view = nil // expressions see the workflow's tasks only (tasksView)
+	}
 	switch ev.Type {
 	case EventTaskScheduled:
-		if !running || t != nil || ev.Task == "" {
+		if !running || t != nil && !t.reschedule || ev.Task == "" {
 			return errIgnored
 		}
 		// Loop variables as expressions see them live: numbers as
@@ -468,15 +538,18 @@ func (inv *invState) apply(ev *Event) error {
 			}
 		}
 		t = &taskState{id: ev.Task, run: ev.Run, status: TaskScheduled, input: evInput(ev), scope: scope}
-		if ev.Run == builtinWorkflow && ev.InputData != nil {
+		if (ev.Run == builtinWorkflow || ev.Run == builtinHTTP) && ev.InputData != nil {
 			// {"workflow"} as JSON, the child's input as data beside it
+			// (an http task's body, beside its request)
 			t.input, t.child = jsonValue(ev.Input), ev.InputData.datum()
+		}
+		if old := inv.tasks[ev.Task]; old != nil {
+			old.scheduledAgain(t) // redrive.go
+			return nil
 		}
 		inv.tasks[ev.Task] = t
 		inv.order = append(inv.order, ev.Task)
-		if p := inv.tasks[parentID(ev.Task)]; p != nil {
-			p.kids++
-		}
+		inv.kidChanged(t, "")
 		return nil
 	case EventTaskStarted:
 		if !running || t == nil || ev.Attempt <= t.attempts ||
@@ -484,38 +557,49 @@ func (inv *invState) apply(ev *Event) error {
 			return errIgnored
 		}
 		t.status, t.attempts, t.started = TaskRunning, ev.Attempt, ev.Time
-		t.wake = time.Time{}
+		t.wake, t.version = time.Time{}, ev.Version
 		if ev.Wake != nil {
 			t.wake = *ev.Wake
 		}
+		t.after = ev.After
 		return nil
 	case EventTaskRetrying:
 		if t == nil || t.status != TaskRunning || ev.Attempt != t.attempts {
 			return errIgnored
 		}
-		t.status, t.err = TaskRetrying, ev.Error
+		t.status, t.err, t.code = TaskRetrying, ev.Error, ev.Code
 		t.failures++
+		inv.cancelKids(t, ev.Time)
 		t.wake = time.Time{}
 		if ev.Wake != nil {
 			t.wake = *ev.Wake
 		}
 		return nil
 	case EventTaskSucceeded:
-		if t == nil || t.status != TaskRunning || (ev.Attempt != 0 && ev.Attempt != t.attempts) {
+		if t == nil || (t.status != TaskRunning && t.status != TaskCatching) || (ev.Attempt != 0 && ev.Attempt != t.attempts) {
 			return errIgnored
 		}
-		t.status, t.output, t.err, t.finished = TaskSucceeded, evOutput(ev), "", ev.Time
-		t.wake, t.out = time.Time{}, newLazy(t.output)
-		if p := inv.tasks[parentID(ev.Task)]; p != nil {
-			p.kidsDone++
+		if ev.Signal != "" && !inv.consume(ev) {
+			return errIgnored // a wait takes a signal that is pending
 		}
+		t.status, t.output, t.err, t.finished = TaskSucceeded, evOutput(ev), t.keptErr(), ev.Time
+		inv.comp.done = append(inv.comp.done, t.id)
+		t.wake, t.out = time.Time{}, newLazy(t.output)
+		inv.kidChanged(t, TaskRunning)
 		return nil
 	case EventTaskFailed:
-		if t == nil || (t.status != TaskScheduled && t.status != TaskRunning && t.status != TaskRetrying) {
+		if t == nil || (t.status != TaskScheduled && t.status != TaskRunning && t.status != TaskRetrying && t.status != TaskCatching) {
 			return errIgnored
 		}
-		t.status, t.err, t.finished, t.wake = TaskFailed, ev.Error, ev.Time, time.Time{}
+		from := t.status
+		t.status, t.err, t.code, t.finished, t.wake = TaskFailed, ev.Error, ev.Code, ev.Time, time.Time{}
+		inv.kidChanged(t, from)
+		inv.cancelKids(t, ev.Time)
 		return nil
+	case EventTaskCaught:
+		return inv.caught(t, ev)
+	case EventCompensationStarted:
+		return inv.compensate(ev)
 	}
 	// Unknown types come from newer daemons: skipped.
 	return errIgnored
@@ -533,8 +617,10 @@ func (t *taskState) value() any {
 func (inv *invState) snapshot(withTasks bool) *Invocation {
 	out := &Invocation{
 		ID: inv.id, Workflow: inv.workflow, Revision: inv.revision, Status: inv.status,
-		Error: inv.err, FailedTask: inv.failedTask,
+		Error: inv.err, ErrorCode: inv.code, FailedTask: inv.failedTask, Compensation: inv.comp.state,
 		Parent: inv.parent, Owner: inv.owner, Created: inv.created, in: inv.input, out: inv.output,
+		Redrives: inv.redrives,
+		Versions: versionsOf(inv.pins),
 	}
 	out.Input, out.InputForm = inv.input.jsonView()
 	out.Output, out.OutputForm = inv.output.jsonView()
@@ -545,12 +631,15 @@ func (inv *invState) snapshot(withTasks bool) *Invocation {
 		f := inv.finishedAt
 		out.Finished = &f
 	}
+	for _, s := range inv.signals {
+		out.PendingSignals = append(out.PendingSignals, s.name)
+	}
 	if !withTasks {
 		return out
 	}
 	out.Tasks = make(map[string]*Task, len(inv.tasks))
 	for id, t := range inv.tasks {
-		v := &Task{Status: t.status, Run: t.run, Attempts: t.attempts, Error: t.err}
+		v := &Task{Status: t.status, Run: t.run, Attempts: t.attempts, Version: t.version, Error: t.err, ErrorCode: t.code, Caught: t.caught, Waiting: t.waiting(), WaitingTopic: t.waitingTopic()}
 		if !t.input.none() {
 			v.Input, v.InputForm = t.input.jsonView()
 		}
@@ -592,7 +681,7 @@ const (
 // its events put in it: what retainBytes counts.
 func (inv *invState) footprint() int64 {
 	n := invOverhead + len(inv.id) + len(inv.workflow) + len(inv.revision) + len(inv.owner) + len(inv.parent) +
-		inv.input.held() + inv.output.held() + len(inv.err) + len(inv.failedTask) + len(inv.cancel)
+		inv.input.held() + inv.output.held() + len(inv.err) + len(inv.failedTask) + len(inv.cancel) + inv.failureBytes() + len(inv.source) + pinsHeld(inv.pins) + inv.signalsHeld()
 	for id, t := range inv.tasks {
 		n += taskOverhead + 2*len(id) + len(t.run) + t.input.held() + t.output.held() + t.child.held() + len(t.err) + valueSize(t.scope)
 	}

@@ -33,6 +33,7 @@ func traceOf(t *testing.T, what, traceparent string) logctx.Trace {
 // restart, and a child workflow's, is a new span of the same trace whose
 // guest reads it, with the caller's tracestate.
 func TestTraceSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, true)
 	r.defs.put(t, `
 apiVersion: sluice/v1

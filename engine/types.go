@@ -48,8 +48,14 @@ type Invocation struct {
 	Output     json.RawMessage `json:"output"`
 	OutputForm string          `json:"output_form,omitempty"`
 	Error      string          `json:"error,omitempty"`
+	// ErrorCode is the code of its failure (timeout, deadline, trap, a
+	// guest's own, ...).
+	ErrorCode string `json:"error_code,omitempty"`
 	// FailedTask names the task whose failure failed the invocation.
 	FailedTask string `json:"failed_task,omitempty"`
+	// Compensation is Compensating while the undo tasks of a failing
+	// invocation run, Compensated once they have.
+	Compensation string `json:"compensation,omitempty"`
 	// Parent is "INVOCATION/TASK" for a child workflow.
 	Parent string `json:"parent,omitempty"`
 	// Traceparent is the invocation's W3C trace context: its span, of
@@ -59,10 +65,19 @@ type Invocation struct {
 	Owner       string     `json:"owner,omitempty"`
 	Created     time.Time  `json:"created"`
 	Finished    *time.Time `json:"finished,omitempty"`
+	// Redrives counts the times the invocation was redriven.
+	Redrives int `json:"redrives,omitempty"`
+	// PendingSignals are the names of the signals delivered and not yet
+	// taken by a wait, oldest first.
+	PendingSignals []string `json:"pending_signals,omitempty"`
 	// Tasks are the tasks that were scheduled, by id; dynamic tasks (a
 	// branch, a loop iteration) have ids under their parent's, like
 	// "route/then" or "each/3".
 	Tasks map[string]*Task `json:"tasks,omitempty"`
+	// Versions are the versions of the functions the invocation calls,
+	// pinned when it started (README "Function versions"); none on
+	// invocations created before sluice pinned them.
+	Versions map[string]int `json:"versions,omitempty"`
 
 	// in and out are the values as stored (not in the JSON: an Invocation
 	// decoded from the API has none), load fetches those stored apart.
@@ -114,16 +129,27 @@ type Task struct {
 	Status   string `json:"status"`
 	Run      string `json:"run"`
 	Attempts int    `json:"attempts,omitempty"`
+	// Version is the version of the function the last attempt called
+	// (0 for a built-in, or an attempt started before sluice recorded it).
+	Version int `json:"version,omitempty"`
 	// Input and Output are as an Invocation's, with their forms.
 	Input      json.RawMessage `json:"input,omitempty"`
 	InputForm  string          `json:"input_form,omitempty"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	OutputForm string          `json:"output_form,omitempty"`
 	Error      string          `json:"error,omitempty"`
+	// ErrorCode is the code of its last failure; Caught tells that it
+	// failed and its catch ran (its error is kept).
+	ErrorCode string `json:"error_code,omitempty"`
+	Caught    bool   `json:"caught,omitempty"`
 	// Wake is when a sleeping or retrying task continues.
 	Wake     *time.Time `json:"wake,omitempty"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
+	// Waiting is the signal a running wait task waits for;
+	// WaitingTopic the topic a running wait on a topic watches.
+	Waiting      string `json:"waiting,omitempty"`
+	WaitingTopic string `json:"waiting_topic,omitempty"`
 }
 
 // Event types: the contract listed in engine/README.md, shown by `wf events`.
@@ -173,6 +199,12 @@ type Event struct {
 	// before sluice recorded it have none.
 	Traceparent string `json:"traceparent,omitempty"`
 	Tracestate  string `json:"tracestate,omitempty"`
+	// Source is the definition (JSON) of an inline workflow, a dynamic
+	// task's child, whose revision is its sha256: none in the catalog.
+	Source json.RawMessage `json:"source,omitempty"`
+	// Versions pins the version of each function the definition names
+	// (README "Function versions").
+	Versions map[string]int `json:"versions,omitempty"`
 
 	// TaskScheduled: the task's kind (a function or a built-in), its
 	// evaluated input (Input), and for a dynamic task the scope it adds.
@@ -184,8 +216,20 @@ type Event struct {
 
 	// TaskStarted, TaskRetrying and TaskFailed: the attempt, from 1.
 	Attempt int `json:"attempt,omitempty"`
+	// TaskStarted of a function: the version the attempt calls.
+	Version int `json:"version,omitempty"`
 	// TaskStarted of a sleep, TaskRetrying: when the task goes on.
 	Wake *time.Time `json:"wake,omitempty"`
+	// TaskStarted of a wait on a topic: the topic's last sequence when the
+	// attempt started; the messages stored after it are those it examines.
+	After *uint64 `json:"after,omitempty"`
+
+	// SignalSent: the signal's name (its data in Input or InputData).
+	// TaskSucceeded of a wait: the signal it took, and Consumed, the
+	// sequence of that signal's SignalSent (of a wait on a topic, the
+	// sequence of the message that matched, in its topic).
+	Signal   string `json:"signal,omitempty"`
+	Consumed uint64 `json:"consumed,omitempty"`
 
 	// TaskSucceeded, InvocationSucceeded: as Input and InputData (a
 	// function's output is data).
@@ -193,6 +237,10 @@ type Event struct {
 	OutputData *Data           `json:"output_data,omitempty"`
 	// TaskFailed, TaskRetrying, InvocationFailed, InvocationCanceled.
 	Error string `json:"error,omitempty"`
+	// Code is the error's code: TaskRetrying, TaskFailed, TaskCaught,
+	// CompensationStarted, InvocationFailed (none in events written
+	// before codes existed).
+	Code string `json:"code,omitempty"`
 }
 
 // Vars are loop variables as an event stores them. Their numbers are
@@ -232,6 +280,9 @@ func (e *Event) String() string {
 	if e.Traceparent != "" {
 		add("traceparent", e.Traceparent)
 	}
+	if len(e.Source) > 0 {
+		add("source", clip(string(e.Source)))
+	}
 	if e.From != "" {
 		add("from", e.From)
 		add("to", e.Owner)
@@ -239,8 +290,27 @@ func (e *Event) String() string {
 	if e.Run != "" {
 		add("run", e.Run)
 	}
+	if e.Type == EventInvocationRedriven {
+		add("by", e.Owner)
+	}
+	if e.Signal != "" {
+		add("signal", e.Signal)
+	}
+	if e.Consumed != 0 {
+		add("consumed", fmt.Sprint(e.Consumed))
+	}
+	if e.After != nil {
+		add("after", fmt.Sprint(*e.After))
+	}
 	if e.Attempt != 0 {
 		add("attempt", fmt.Sprint(e.Attempt))
+	}
+	if e.Version != 0 {
+		add("version", fmt.Sprint(e.Version))
+	}
+	if len(e.Versions) > 0 {
+		s, _ := json.Marshal(e.Versions)
+		add("versions", clip(string(s)))
 	}
 	if e.Wake != nil {
 		add("until", e.Wake.UTC().Format(time.RFC3339Nano))
@@ -267,6 +337,9 @@ func (e *Event) String() string {
 	}
 	if e.Error != "" {
 		add("error", clip(fmt.Sprintf("%q", e.Error)))
+	}
+	if e.Code != "" {
+		add("code", e.Code)
 	}
 	return b.String()
 }

@@ -58,6 +58,10 @@ type part struct {
 // variables of the dynamic task specs it sits in.
 type scope struct {
 	item, index, prev bool
+	// error is a catch's (failure.go), task an undo's.
+	error, task bool
+	// message is a topic wait's match: (topicwait.go).
+	message bool
 }
 
 func (s scope) names() []string {
@@ -70,6 +74,15 @@ func (s scope) names() []string {
 	}
 	if s.prev {
 		n = append(n, "prev")
+	}
+	if s.error {
+		n = append(n, "error")
+	}
+	if s.task {
+		n = append(n, "task")
+	}
+	if s.message {
+		n = append(n, "message")
 	}
 	return n
 }
@@ -237,6 +250,12 @@ func (w *nameWalker) Visit(n *ast.Node) {
 				w.err = fmt.Errorf("unknown name prev: prev exists only in a while or repeat (its do: and condition)")
 			case "index":
 				w.err = fmt.Errorf("unknown name index: index exists only in a foreach, while or repeat")
+			case "error":
+				w.err = fmt.Errorf("unknown name error: error exists only in a task's catch: (the failure it catches)")
+			case "task":
+				w.err = fmt.Errorf("unknown name task: task exists only in a task's undo: (the task it undoes); tasks.ID names a task")
+			case "message":
+				w.err = fmt.Errorf("unknown name message: message exists only in the match: of a wait on a topic (the message it examines)")
 			default:
 				w.err = fmt.Errorf("unknown name %s: expressions can use %s", n.Value, strings.Join(w.namesSorted(), ", "))
 			}

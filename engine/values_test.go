@@ -63,6 +63,7 @@ tasks:
 // task, and as the invocation's output, unchanged; as a replay reads them
 // too; and across a crash of the engine in the middle of the chain.
 func TestValuesKeepTheirBytes(t *testing.T) {
+	t.Parallel()
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	for _, backend := range []string{memory, natsStreaming} {

@@ -6,6 +6,7 @@
 //	{"op":"flaky","fails":K} fails on attempts 1..K, then -> {"attempt":A}
 //	{"op":"sleep","ms":M}   sleeps M ms -> {"slept":M}
 //	{"op":"fail","msg":S}   fails with S
+//	{"op":"code","code":C,"msg":S} fails with S and the code C (sluice.Fail)
 //	{"op":"meta"}           -> the workflow metadata and trace context of the call
 //	{"op":"text","s":S}     -> S as plain text (not JSON)
 //	{"op":"bytes","b64":B}  -> the bytes B holds in base64
@@ -29,6 +30,7 @@ type request struct {
 	Fails int     `json:"fails"`
 	Ms    int     `json:"ms"`
 	Msg   string  `json:"msg"`
+	Code  string  `json:"code"`
 	S     string  `json:"s"`
 	B64   []byte  `json:"b64"`
 }
@@ -59,6 +61,8 @@ func handle(in []byte) ([]byte, error) {
 		return json.Marshal(map[string]int{"slept": r.Ms})
 	case "fail":
 		return nil, errors.New(r.Msg)
+	case "code":
+		return nil, fmt.Errorf("wrapped: %w", sluice.Fail(r.Code, r.Msg))
 	case "meta":
 		return json.Marshal(map[string]string{
 			"workflow": meta("workflow"), "invocation": meta("workflow.invocation"),
