@@ -23,6 +23,9 @@ const (
 	// Reactor is a module that implements the sluice reactor ABI: pooled
 	// instances, input and output through linear memory.
 	Reactor Kind = "reactor"
+	// Extism is an Extism plugin: it imports from ExtismModule, and one
+	// of its exports is called per call on pooled instances.
+	Extism Kind = "extism"
 )
 
 // ParseKind parses a --abi value.
@@ -30,10 +33,10 @@ func ParseKind(s string) (Kind, error) {
 	switch k := Kind(strings.ToLower(strings.TrimSpace(s))); k {
 	case "", Auto:
 		return Auto, nil
-	case WASI, Reactor:
+	case WASI, Reactor, Extism:
 		return k, nil
 	}
-	return "", fmt.Errorf("unknown ABI %q: use auto, wasi or reactor", s)
+	return "", fmt.Errorf("unknown ABI %q: use auto, wasi, reactor or extism", s)
 }
 
 // Export and import names of ABI version 1.
@@ -54,7 +57,32 @@ const (
 	ImportFail    = "fail"
 	ImportLog     = "log"
 	ImportMetaGet = "meta_get"
+
+	// ImportErrorCode (1.2) sets the code of the call's failure, beside
+	// its message: a code of the guest's own (card_declined) that a
+	// workflow's retry filters and catch see.
+	ImportErrorCode = "error_code"
 )
+
+// MaxErrorCode is the longest error code a guest may give: a code is a
+// name a workflow lists (retry: {on: [...]}), not a message.
+const MaxErrorCode = 64
+
+// ValidErrorCode tells whether s may be an error code: a lowercase
+// letter, then up to 63 of a-z, 0-9, '_', '.', '-' (card_declined,
+// http.503): safe in a URL, a log line and a YAML list unquoted.
+func ValidErrorCode(s string) bool {
+	if len(s) == 0 || len(s) > MaxErrorCode || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Status values returned by sluice_handle.
 const (
@@ -155,6 +183,8 @@ var (
 		// 1.1
 		ImportHTTPStatus: sig([]ValueType{I32}),
 		ImportHTTPHeader: sig([]ValueType{I32, I32, I32, I32}),
+		// 1.2
+		ImportErrorCode: sig([]ValueType{I32, I32}),
 	}
 )
 
@@ -194,6 +224,9 @@ type Module struct {
 // module keeps to the ABI: the right exports with the right signatures, and
 // imports only from the host module and WASI. The error says what to change.
 func Detect(m Module, want Kind) (Kind, error) {
+	if want == Extism || (want == Auto || want == "") && isExtism(m) {
+		return Extism, checkExtism(m)
+	}
 	if err := checkImports(m.Imports); err != nil {
 		return "", err
 	}
@@ -266,6 +299,8 @@ func checkImports(imports []Import) error {
 			if !imp.Signature.equal(want) {
 				return fmt.Errorf("%w: %s.%s has type %s, want %s", ErrSignature, imp.Module, imp.Name, imp.Signature, want)
 			}
+		case ExtismModule, ExtismUserModule:
+			return fmt.Errorf("%w: the module imports %s.%s, an Extism plugin's import: deploy it with --abi extism (or auto)", ErrImport, imp.Module, imp.Name)
 		default:
 			return fmt.Errorf("%w: the module imports %s.%s; a guest may import only from %q and %q",
 				ErrImport, imp.Module, imp.Name, WASIModule, HostModule)

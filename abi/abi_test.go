@@ -41,7 +41,7 @@ func TestDetect(t *testing.T) {
 		{name: "free with wrong type", mod: Module{Exports: with(reactorExports, ExportFree, sig([]ValueType{I32})), ExportsMemory: true}, wantErr: ErrSignature, msg: "sluice_free"},
 		{name: "start with params", mod: Module{Exports: map[string]Signature{ExportStart: sig([]ValueType{I32})}}, wantErr: ErrSignature, msg: "_start"},
 		{name: "env import", mod: Module{Exports: command, Imports: []Import{{Module: "env", Name: "abort"}}}, wantErr: ErrImport, msg: "env.abort"},
-		{name: "unknown host import", mod: Module{Exports: command, Imports: []Import{{Module: HostModule, Name: "publish"}}}, wantErr: ErrImport, msg: "fail, http_header, http_status, log, meta_get, output"},
+		{name: "unknown host import", mod: Module{Exports: command, Imports: []Import{{Module: HostModule, Name: "publish"}}}, wantErr: ErrImport, msg: "error_code, fail, http_header, http_status, log, meta_get, output"},
 		{name: "host import wrong type", mod: Module{Exports: command, Imports: []Import{{Module: HostModule, Name: ImportLog, Signature: sig([]ValueType{I32, I32})}}}, wantErr: ErrSignature, msg: "sluice.log has type (i32, i32), want (i32, i32, i32)"},
 		{name: "good imports", mod: Module{Exports: command, Imports: []Import{
 			{Module: WASIModule, Name: "fd_write"},
@@ -80,7 +80,7 @@ func TestParseKind(t *testing.T) {
 			t.Errorf("ParseKind(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := ParseKind("wasix"); err == nil || !strings.Contains(err.Error(), "auto, wasi or reactor") {
+	if _, err := ParseKind("wasix"); err == nil || !strings.Contains(err.Error(), "auto, wasi, reactor or extism") {
 		t.Errorf("ParseKind(wasix) error = %v", err)
 	}
 }

@@ -125,7 +125,11 @@ func (bm *bare) command(b *testing.B, in []byte) {
 }
 
 func benchFunction(b *testing.B, guest string, spec Spec) *Function {
-	h, err := New(context.Background(), NewConfig().WithCacheDir(sharedCache))
+	return benchFunctionWith(b, NewConfig(), guest, spec)
+}
+
+func benchFunctionWith(b *testing.B, cfg Config, guest string, spec Spec) *Function {
+	h, err := New(context.Background(), cfg.WithCacheDir(sharedCache))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -140,21 +144,45 @@ func benchFunction(b *testing.B, guest string, spec Spec) *Function {
 
 // BenchmarkColdCall is a fresh instance plus its first call: what a call
 // costs when no warm instance is free (a reactor after a deploy or a
-// scale-up; every call of a WASI command).
+// scale-up; every call of a WASI command). A reactor's sluice instance is
+// made from a snapshot (sluice), or initialised (sluice-fresh, snapshots
+// off); snapshot-B is the snapshot's size, charged with its compiled
+// module.
 func BenchmarkColdCall(b *testing.B) {
 	ctx := context.Background()
 	for _, g := range benchGuests {
 		in := benchInput(g.input)
+		if g.kind == abi.Reactor {
+			b.Run(g.guest+"/sluice-fresh", func(b *testing.B) {
+				f := benchFunctionWith(b, NewConfig().WithSnapshots(false), g.guest, Spec{})
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := f.InvokeCold(ctx, Call{Input: in}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 		b.Run(g.guest+"/sluice", func(b *testing.B) {
 			f := benchFunction(b, g.guest, Spec{})
 			if _, err := f.InvokeCold(ctx, Call{Input: in}); err != nil {
 				b.Fatal(err)
 			}
+			snapSettled(b, f) // made in the background
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := f.InvokeCold(ctx, Call{Input: in}); err != nil {
 					b.Fatal(err)
 				}
+			}
+			b.StopTimer()
+			if e, err := f.host.acquire(ctx, f, nil); err == nil {
+				e.mod.snap.mu.Lock()
+				if slot := e.mod.snap.slots[f.snapKey]; slot != nil && slot.snap != nil {
+					b.ReportMetric(float64(slot.snap.cost), "snapshot-B")
+				}
+				e.mod.snap.mu.Unlock()
+				f.host.release(e)
 			}
 		})
 		b.Run(g.guest+"/wazero", func(b *testing.B) {

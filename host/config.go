@@ -154,13 +154,28 @@ type Config struct {
 	idleTimeout    time.Duration
 	budget         uint64
 	compileTimeout time.Duration
+	http           HTTPDoer
+	snapshots      bool
 }
 
 // NewConfig returns the default configuration: compiled code cached in
-// memory only, guest logs discarded, no memory budget.
+// memory only, guest logs discarded, no memory budget, reactor instances
+// made from snapshots.
 func NewConfig() Config {
 	return Config{sink: discardSink{}, logger: slog.New(slog.DiscardHandler),
-		idleTimeout: DefaultIdleTimeout, compileTimeout: DefaultCompileTimeout}
+		idleTimeout: DefaultIdleTimeout, compileTimeout: DefaultCompileTimeout, snapshots: true}
+}
+
+// WithSnapshots sets whether reactor instances are made from a snapshot
+// (the default): the first instance of a module is initialised (a Go
+// reactor's runtime start, _initialize), its state copied, and every later
+// instance made from the copy instead of initialising again, which makes a
+// Go guest's cold start several times faster. A module whose
+// initialisation is not safe to share runs it in every instance, as with
+// false. See docs/RATIONALE.md, "Instances from a snapshot".
+func (c Config) WithSnapshots(on bool) Config {
+	c.snapshots = on
+	return c
 }
 
 // WithCacheDir keeps compiled code in dir, so that a restarted host loads
@@ -219,6 +234,14 @@ func (c Config) WithCompileTimeout(d time.Duration) Config {
 		d = DefaultCompileTimeout
 	}
 	c.compileTimeout = d
+	return c
+}
+
+// WithHTTP sends guests' outbound HTTP requests (an Extism plugin's
+// http_request) through do, which decides where they may go. Without it
+// every request is refused.
+func (c Config) WithHTTP(do HTTPDoer) Config {
+	c.http = do
 	return c
 }
 

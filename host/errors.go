@@ -81,7 +81,16 @@ type CallError struct {
 	// Limit is the limit that was broken, for ErrTimeout (a time.Duration),
 	// ErrMemoryLimit, ErrInputTooLarge and ErrOutputTooLarge (bytes).
 	Limit any
+	// Code is the guest's own code for its failure (sluice.error_code,
+	// ABI 1.2), when it gave one: Kind is ErrFunctionFailed (a reactor
+	// that returned non-zero) or ErrExit (a WASI command that exited with
+	// a non-zero code).
+	Code string
 }
+
+// GuestCode returns the guest's own code for its failure, or "": what a
+// workflow's retry filters and catch see instead of function_error.
+func (e *CallError) GuestCode() string { return e.Code }
 
 // Error implements error.
 func (e *CallError) Error() string {

@@ -53,12 +53,13 @@ const (
 // for concurrent use; calls beyond the concurrency limit wait for a slot,
 // a bounded number of them.
 type Function struct {
-	host  *Host
-	spec  Spec
-	key   string            // of its compiled module in the host's table
-	sum   [sha256.Size]byte // of its module
-	pages uint32            // its memory limit
-	bytes []byte            // the module, kept when spec.Source is nil
+	host    *Host
+	spec    Spec
+	key     string            // of its compiled module in the host's table
+	snapKey string            // of its snapshot in its compiled module's (snapshotKey)
+	sum     [sha256.Size]byte // of its module
+	pages   uint32            // its memory limit
+	bytes   []byte            // the module, kept when spec.Source is nil
 
 	base wazero.ModuleConfig
 
@@ -86,6 +87,7 @@ type waiter struct {
 func newFunction(h *Host, spec Spec, sum [sha256.Size]byte) *Function {
 	f := &Function{host: h, spec: spec, sum: sum, pages: spec.Limits.pages(), drained: make(chan struct{})}
 	f.key = moduleKey(sum, f.pages)
+	f.snapKey = snapshotKey(spec)
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous, so that many instances can live at once
 		WithStartFunctions().
@@ -158,7 +160,13 @@ func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error
 		f.errs.Add(1)
 		return Result{}, f.callError(ErrInputTooLarge, fmt.Sprintf("got %s", FormatBytes(uint64(len(c.Input)))), f.spec.Limits.MaxInput)
 	}
-	inst, err := f.acquire(ctx, cold || f.spec.ABI != abi.Reactor, len(c.Input))
+	if ctx.Err() != nil {
+		// the caller gave up before the call began: nothing runs
+		f.calls.Add(1)
+		f.errs.Add(1)
+		return Result{}, f.callError(ErrCanceled, "before the guest started", nil)
+	}
+	inst, err := f.acquire(ctx, cold || !pooled(f.spec.ABI), len(c.Input))
 	if err != nil {
 		if errors.Is(err, ErrBusy) {
 			// counted, not logged: a flood of refusals would flood the logs
@@ -176,10 +184,14 @@ func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error
 		inst, err = f.newInstance(ctx, &c)
 	}
 	if err == nil {
-		if f.spec.ABI == abi.Reactor {
+		switch f.spec.ABI {
+		case abi.Reactor:
 			res.Output, reusable, err = inst.handle(ctx, &c)
 			reusable = reusable && !cold
-		} else {
+		case abi.Extism:
+			res.Output, reusable, err = inst.handleExtism(ctx, &c)
+			reusable = reusable && !cold
+		default:
 			res.Output, err = inst.runCommand(ctx, &c)
 		}
 	}
@@ -225,6 +237,11 @@ func (f *Function) newInstance(ctx context.Context, c *Call) (*instance, error) 
 		if errors.Is(err, ErrMemoryBudget) {
 			return nil, f.callError(ErrMemoryBudget, "its compiled code: "+strings.TrimPrefix(err.Error(), ErrMemoryBudget.Error()+": "), nil)
 		}
+		if ctx.Err() != nil && isCtxErr(err) {
+			// the caller gave up while the module was still compiling: the
+			// same error as a call stopped while it runs
+			return nil, f.callError(ErrCanceled, "before the guest started", nil)
+		}
 		return nil, err
 	}
 	fixed := estimateInstance(e.mod.stats, 0)
@@ -236,7 +253,7 @@ func (f *Function) newInstance(ctx context.Context, c *Call) (*instance, error) 
 	i := &instance{fn: f, entry: e, m: e.mod, cost: cost, fixed: fixed}
 	i.init()
 	f.host.instances.Add(1)
-	if f.spec.ABI == abi.Reactor {
+	if pooled(f.spec.ABI) {
 		if err := i.initReactor(ctx, c); err != nil {
 			return nil, err
 		}
@@ -406,6 +423,10 @@ func (f *Function) Close(ctx context.Context) error {
 	}
 	return err
 }
+
+// pooled tells whether a kind's instances serve many calls: a reactor's
+// and an Extism plugin's.
+func pooled(k abi.Kind) bool { return k == abi.Reactor || k == abi.Extism }
 
 // NewID makes a call id unique within this process and very likely across
 // processes (fn.NewID).

@@ -145,6 +145,10 @@ func (h *Host) newRuntime(ctx context.Context, closeOnDone bool) (wazero.Runtime
 		r.Close(ctx)
 		return nil, fmt.Errorf("instantiate the sluice host module: %w", err)
 	}
+	if err := instantiateExtismModule(ctx, r); err != nil {
+		r.Close(ctx)
+		return nil, fmt.Errorf("instantiate the Extism kernel module: %w", err)
+	}
 	return r, nil
 }
 
@@ -210,6 +214,8 @@ type module struct {
 	info  abi.Module
 	// stats are what wasmbin.Check counted, for the cost of instances.
 	stats wasmbin.Stats
+	// snap holds the module's snapshots and what they need (snapshot.go).
+	snap moduleSnapshots
 }
 
 // moduleEntry is a module in the host's table: compiled once
@@ -259,9 +265,15 @@ func (h *Host) acquire(ctx context.Context, f *Function, wasm []byte) (*moduleEn
 
 	select {
 	case <-e.done:
-	case <-ctx.Done():
-		h.release(e)
-		return nil, ctx.Err()
+	default:
+		// wait, unless the module is compiled already: a select on two
+		// ready channels picks either
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			h.release(e)
+			return nil, ctx.Err()
+		}
 	}
 	if e.err != nil {
 		h.release(e)
@@ -330,7 +342,7 @@ func (h *Host) compileModule(e *moduleEntry, f *Function, wasm []byte) (*module,
 			h.uncharge(e.cost)
 		}
 	}()
-	opts := wasmbin.Options{MaxMemoryPages: f.pages, MaxTableElements: tableLimit(f.pages), Interrupt: true}
+	opts := wasmbin.Options{MaxMemoryPages: f.pages, MaxTableElements: tableLimit(f.pages), Interrupt: true, Snapshot: h.cfg.snapshots, CoalesceData: true}
 	res, err := wasmbin.Instrument(wasm, opts)
 	if err := sizeError(err, f.pages); err != nil {
 		return nil, err
@@ -338,6 +350,7 @@ func (h *Host) compileModule(e *moduleEntry, f *Function, wasm []byte) (*module,
 	if err == nil {
 		m.compiled, err = h.compileOn(h.fast, res.Wasm, "fast")
 		m.interrupt, m.start = res.InterruptGlobal, res.StartExport
+		m.snap.plan(h.cfg.snapshots, res)
 	}
 	if err != nil {
 		if isResourceErr(err) {
@@ -514,11 +527,24 @@ type Spec struct {
 	Limits Limits
 	// Env is the environment a guest sees, besides the call metadata.
 	Env map[string]string
+	// Export is the entry point of an Extism plugin (abi.Extism): ""
+	// chooses it at Load (abi.ExtismExport). Only for the extism kind.
+	Export string
+	// Config is an Extism plugin's config (config_get), fn deploy
+	// --config K=V. Only for the extism kind; Env is not config.
+	Config map[string]string
 	// CGI runs a WASI command as a CGI script (RFC 3875): it gets the
 	// request in CGI's variables (abi.CGIEnv) and its stdout is a CGI
 	// response (abi.ParseCGI), whose status, headers and body are the
 	// call's. Only for the wasi kind.
 	CGI bool
+	// MetaEnv gives a WASI command the call's metadata as environment
+	// variables besides Env: SLUICE_FUNCTION, SLUICE_INVOCATION,
+	// SLUICE_HTTP_METHOD, ... (abi.EnvName). Without it a command sees
+	// only Env (and CGI's variables with CGI), as under a plain WASI
+	// runtime. Only for the wasi kind: a reactor reads metadata with
+	// sluice.meta_get.
+	MetaEnv bool
 	// Source, if set, gives the module's bytes again when the host needs
 	// them after it released the compiled code (idle timeout, memory
 	// budget). Without it, the Function keeps the bytes it was loaded with.
@@ -591,6 +617,16 @@ func (h *Host) Load(ctx context.Context, spec Spec, wasm []byte) (*Function, err
 	}
 	if spec.CGI && kind != abi.WASI {
 		return nil, fmt.Errorf("%w: --cgi is for WASI commands (they print a CGI response on stdout), and this module is a %s: a reactor sets its status and headers with sluice.http_status and sluice.http_header (abi/README.md)", ErrInvalidConfig, kind)
+	}
+	if kind == abi.Extism {
+		if f.spec.Export, err = abi.ExtismExport(e.mod.info, spec.Export); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNoABI, err)
+		}
+	} else if spec.Export != "" || len(spec.Config) > 0 {
+		return nil, fmt.Errorf("%w: --export and --config are for Extism plugins, and this module is a %s", ErrInvalidConfig, kind)
+	}
+	if spec.MetaEnv && kind != abi.WASI {
+		return nil, fmt.Errorf("%w: --meta-env is for WASI commands (it sets their SLUICE_* environment variables), and this module is a %s: a reactor reads the call's metadata with sluice.meta_get (abi/README.md)", ErrInvalidConfig, kind)
 	}
 	f.spec.ABI = kind
 	h.mu.Lock()

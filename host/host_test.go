@@ -59,7 +59,11 @@ func (s *memorySink) messages(invocation string) []string {
 func newHost(t *testing.T) (*Host, *memorySink) {
 	t.Helper()
 	sink := &memorySink{}
-	h, err := New(context.Background(), NewConfig().WithCacheDir(sharedCache).WithLogSink(sink))
+	cfg := NewConfig().WithCacheDir(sharedCache).WithLogSink(sink)
+	if os.Getenv("SLUICE_TEST_SNAPSHOTS") == "off" {
+		cfg = cfg.WithSnapshots(false) // the suite on the path without snapshots
+	}
+	h, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +193,7 @@ func TestCommands(t *testing.T) {
 		t.Fatal("a WASI call is always cold")
 	}
 	logs := sink.messages("inv-1")
-	if len(logs) != 1 || logs[0] != "stderr: greeting Ada (invocation inv-1)" {
+	if len(logs) != 1 || logs[0] != "stderr: greeting Ada" {
 		t.Fatalf("logs %q", logs)
 	}
 
@@ -462,7 +466,12 @@ func TestConcurrencyLimit(t *testing.T) {
 	if err := <-done; !errors.Is(err, ErrTimeout) {
 		t.Fatalf("first call: %v", err)
 	}
-	// the slot is free again
+	// the slot is free again (for a new instance: once the snapshot is
+	// made, whose making in the background would compete for the CPU with
+	// the instance initialised under the 300 ms limit)
+	if h.cfg.snapshots {
+		snapSettled(t, f)
+	}
 	if got := mustInvoke(t, f, "echo:y"); got != "y" {
 		t.Fatal(got)
 	}
@@ -479,6 +488,20 @@ func TestCancel(t *testing.T) {
 		}()
 		in := "spin"
 		_, err := f.Invoke(ctx, Call{Input: []byte(in)})
+		wantCallError(t, err, ErrCanceled, "canceled")
+	}
+}
+
+// A call whose caller has already given up fails as a canceled call,
+// whichever step of making its instance notices it.
+func TestCancelBeforeTheCall(t *testing.T) {
+	h, _ := newHost(t)
+	f := load(t, h, "echo-wat", Spec{})
+	mustInvoke(t, f, "compiled") // the module is compiled: its wait is ready at once
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		_, err := f.InvokeCold(ctx, Call{Input: []byte("x")})
 		wantCallError(t, err, ErrCanceled, "canceled")
 	}
 }

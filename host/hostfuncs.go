@@ -25,6 +25,8 @@ func instantiateHostModule(ctx context.Context, r wazero.Runtime) error {
 
 		abi.ImportHTTPStatus: hostHTTPStatus,
 		abi.ImportHTTPHeader: hostHTTPHeader,
+
+		abi.ImportErrorCode: hostErrorCode,
 	}
 	for _, name := range abi.HostImports() {
 		sig, _ := abi.HostSignature(name)
@@ -68,6 +70,23 @@ func hostFail(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	msg := guestBytes(mod, abi.ImportFail, uint32(stack[0]), uint32(stack[1]))
 	inst.failMsg = truncate(oneLine(string(msg)), 1000)
+}
+
+// hostErrorCode sets the code of the call's failure. A code that is not
+// one (abi.ValidErrorCode) is not kept: the failure's message says so.
+func hostErrorCode(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := instanceFrom(ctx)
+	if inst == nil {
+		return
+	}
+	n := min(uint32(stack[1]), 2*abi.MaxErrorCode) // enough to show a wrong one
+	code := string(guestBytes(mod, abi.ImportErrorCode, uint32(stack[0]), n))
+	inst.failCode, inst.badCode = "", ""
+	if abi.ValidErrorCode(code) && uint32(stack[1]) == n {
+		inst.failCode = code
+	} else {
+		inst.badCode = code
+	}
 }
 
 func hostLog(ctx context.Context, mod api.Module, stack []uint64) {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +46,7 @@ type instance struct {
 	mod   api.Module
 
 	idleSince time.Time // when it last went back to the pool
+	snapRun   *snapRun  // its part in snapshots (snapshot.go), or nil
 
 	handleFn, allocFn, freeFn api.Function
 	mem                       api.Memory
@@ -68,6 +71,12 @@ type instance struct {
 	timedOut atomic.Bool
 	canceled atomic.Bool
 	wake     chan struct{} // wakes a guest sleeping in poll_oneoff when interrupted
+
+	// failCode is the code the current call's guest gave its failure
+	// (error_code), badCode one it gave that is not a code.
+	failCode, badCode string
+
+	ext *extismState // an Extism plugin's kernel state (extism.go)
 }
 
 type instanceKey struct{}
@@ -100,7 +109,12 @@ func (i *instance) instantiate(stdin []byte, env []string) error {
 	for k := 0; k+1 < len(env); k += 2 {
 		cfg = cfg.WithEnv(env[k], env[k+1])
 	}
-	mod, err := i.m.runtime.InstantiateModule(i.ctx, i.m.compiled, cfg)
+	ctx := i.ctx
+	if i.snapRun != nil {
+		cfg = i.snapRun.configure(cfg)
+		ctx = i.snapRun.instantiateCtx(ctx)
+	}
+	mod, err := i.m.runtime.InstantiateModule(ctx, i.m.compiled, cfg)
 	if err != nil {
 		return err
 	}
@@ -119,9 +133,13 @@ func (i *instance) instantiate(stdin []byte, env []string) error {
 // initReactor instantiates and initialises a reactor instance.
 // Initialisation (the start function, _initialize) runs under the call's
 // limits. On failure the instance is closed.
-func (i *instance) initReactor(ctx context.Context, c *Call) error {
+func (i *instance) initReactor(ctx context.Context, c *Call) (err error) {
 	f := i.fn
 	i.beginCall(ctx, c)
+	if f.host.cfg.snapshots {
+		i.prepareSnapshot()
+		defer func() { i.settleSnapshot(ctx, err) }()
+	}
 	if err := i.instantiate(nil, nil); err != nil {
 		i.close()
 		return f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
@@ -129,6 +147,13 @@ func (i *instance) initReactor(ctx context.Context, c *Call) error {
 	i.handleFn = i.mod.ExportedFunction(abi.ExportHandle)
 	i.allocFn = i.mod.ExportedFunction(abi.ExportAlloc)
 	i.freeFn = i.mod.ExportedFunction(abi.ExportFree)
+	if r := i.snapRun; r != nil && r.snap != nil {
+		if err := i.restore(r.snap); err != nil {
+			i.close()
+			return err
+		}
+		return nil
+	}
 	for _, name := range []string{i.m.start, abi.ExportInitialize} {
 		if name == "" {
 			continue
@@ -161,6 +186,7 @@ func (i *instance) beginCall(ctx context.Context, c *Call) {
 	i.call = c
 	i.trace, _ = logctx.TraceFrom(ctx)
 	i.out, i.outErr, i.failMsg = nil, nil, ""
+	i.failCode, i.badCode = "", ""
 	i.status, i.header, i.respErr = 0, abi.Headers{}, nil
 	i.log.reset(i.fn.spec.Name, i.fn.spec.Version, i.idFn, c.Origin)
 }
@@ -209,9 +235,44 @@ func (i *instance) handle(ctx context.Context, c *Call) (out []byte, reusable bo
 		if msg == "" {
 			msg = fmt.Sprintf("sluice_handle returned status %d without a message", status)
 		}
-		return nil, clean, i.fn.callError(ErrFunctionFailed, msg, nil)
+		if d := i.droppedCode(); d != "" {
+			msg += " (" + d + ")"
+		}
+		ce := i.fn.callError(ErrFunctionFailed, msg, nil)
+		ce.Code = i.failCode
+		return nil, clean, ce
 	}
 	return i.out, clean, nil
+}
+
+// droppedCode is what a failure's message says when the guest gave an
+// error code that is not one: that it was dropped, and what a code is.
+func (i *instance) droppedCode() string {
+	if i.badCode == "" {
+		return ""
+	}
+	return fmt.Sprintf("its error code %q was dropped: a code is a lowercase letter then up to %d of a-z, 0-9, _ . -", i.badCode, abi.MaxErrorCode-1)
+}
+
+// exitCode gives a WASI command's failure the code the command gave
+// (error_code) before it exited with a non-zero code, as a reactor's
+// failure gets the one it gave before returning non-zero. Any other
+// failure (a trap, a timeout, the memory limit) keeps its own: the guest
+// did not choose it.
+func (i *instance) exitCode(err error) error {
+	var ce *CallError
+	if !errors.As(err, &ce) || ce.Kind != ErrExit {
+		return err
+	}
+	ce.Code = i.failCode
+	switch d := i.droppedCode(); {
+	case d == "":
+	case ce.Detail == "":
+		ce.Detail = d
+	default:
+		ce.Detail += " (" + d + ")"
+	}
+	return ce
 }
 
 // growInput gets an input buffer of at least n bytes from the guest.
@@ -244,20 +305,18 @@ func (i *instance) growInput(ctx context.Context, n uint32) error {
 	return nil
 }
 
-// runCommand runs a WASI command once, with the input on stdin.
+// runCommand runs a WASI command once, with the input on stdin, as a
+// plain WASI runtime would: the deployment's environment (the base
+// config's), argv[0] its name, no preopened directory. The call's metadata
+// joins the environment only if the function asked for it (MetaEnv), the
+// request's CGI variables only with CGI.
 func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
 	f := i.fn
 	i.beginCall(ctx, c)
 	i.stdout = &limitedBuffer{limit: f.spec.Limits.MaxOutput}
-	env := make([]string, 0, 2*(len(c.Meta)+5))
-	for k, v := range c.Meta {
-		env = append(env, abi.EnvName(k), v)
-	}
-	// the host's keys last: wazero keeps the last of a repeated name
-	for _, k := range []string{abi.MetaFunction, abi.MetaVersion, abi.MetaInvocation, abi.MetaTraceparent, abi.MetaTracestate} {
-		if v, ok := i.hostMeta(k); ok {
-			env = append(env, abi.EnvName(k), v)
-		}
+	var env []string
+	if f.spec.MetaEnv {
+		env = i.metaEnv(c)
 	}
 	if f.spec.CGI {
 		meta := c.Meta
@@ -276,7 +335,7 @@ func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
 			continue
 		}
 		if _, err := i.run(ctx, func() error { _, err := fn.Call(i.ctx); return err }); err != nil {
-			return nil, err
+			return nil, i.exitCode(err)
 		}
 	}
 	if i.stdout.over {
@@ -291,6 +350,24 @@ func (i *instance) runCommand(ctx context.Context, c *Call) ([]byte, error) {
 		return r.Body, nil
 	}
 	return i.stdout.buf, nil
+}
+
+// metaEnv is the call's metadata as environment variables (abi.EnvName),
+// name and value by turns, for a command deployed with MetaEnv: after the
+// deployment's, in the order of their keys, so that a command listing its
+// environment lists it the same way every time.
+func (i *instance) metaEnv(c *Call) []string {
+	env := make([]string, 0, 2*(len(c.Meta)+5))
+	for _, k := range slices.Sorted(maps.Keys(c.Meta)) {
+		env = append(env, abi.EnvName(k), c.Meta[k])
+	}
+	// the host's keys last: wazero keeps the last of a repeated name
+	for _, k := range []string{abi.MetaFunction, abi.MetaVersion, abi.MetaInvocation, abi.MetaTraceparent, abi.MetaTracestate} {
+		if v, ok := i.hostMeta(k); ok {
+			env = append(env, abi.EnvName(k), v)
+		}
+	}
+	return env
 }
 
 // run calls into the guest with the call's deadline and ctx armed, and

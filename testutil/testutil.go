@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -89,10 +90,23 @@ func WAT(t testing.TB, src string) []byte {
 	return b
 }
 
+// patience multiplies every wait of Eventually: a duration a test gives
+// is what a quiet machine needs, and the suite runs with the race
+// detector, several packages and tests at once, on shared machines
+// (SLUICE_TEST_PATIENCE overrides it). It only makes a failing wait
+// fail later.
+var patience = func() time.Duration {
+	if n, err := strconv.Atoi(os.Getenv("SLUICE_TEST_PATIENCE")); err == nil && n > 0 {
+		return time.Duration(n)
+	}
+	return 3
+}()
+
 // Eventually polls cond every few milliseconds until it returns true, and
-// fails the test if it has not within d.
+// fails the test if it has not within d (times patience).
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	d *= patience
 	deadline := time.Now().Add(d)
 	wait := time.Millisecond
 	for {

@@ -28,6 +28,12 @@ func main() {
 	if greeting == "" {
 		greeting = "Hello"
 	}
-	fmt.Fprintf(os.Stderr, "greeting %s (invocation %s)\n", name, os.Getenv("SLUICE_INVOCATION"))
+	// the call's metadata is in SLUICE_* variables only if the function
+	// was deployed with --meta-env
+	if id := os.Getenv("SLUICE_INVOCATION"); id != "" {
+		fmt.Fprintf(os.Stderr, "greeting %s (invocation %s)\n", name, id)
+	} else {
+		fmt.Fprintf(os.Stderr, "greeting %s\n", name)
+	}
 	fmt.Printf("%s, %s!\n", greeting, name)
 }

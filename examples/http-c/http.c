@@ -16,16 +16,9 @@
 
 #include "sluice.h"
 
-SLUICE_EXPORT("sluice_alloc") void *sluice_alloc(uint32_t size) { return malloc(size ? size : 1); }
-
-SLUICE_EXPORT("sluice_free") void sluice_free(void *ptr, uint32_t size) {
-	(void)size;
-	free(ptr);
-}
-
 static char out[8192];
 
-SLUICE_EXPORT("sluice_handle") uint32_t sluice_handle(const uint8_t *in, uint32_t len) {
+static int handle(const uint8_t *in, size_t len) {
 	if (len >= 3 && memcmp(in, "bad", 3) == 0) {
 		sluice_http_status(400);
 		sluice_header("Content-Type", "application/json");
@@ -52,3 +45,5 @@ SLUICE_EXPORT("sluice_handle") uint32_t sluice_handle(const uint8_t *in, uint32_
 	sluice_output(out, (uint32_t)(n < (int)sizeof out ? n : (int)sizeof out - 1));
 	return SLUICE_OK;
 }
+
+SLUICE_HANDLER(handle)

@@ -10,14 +10,7 @@
 
 #include "sluice.h"
 
-SLUICE_EXPORT("sluice_alloc") void *sluice_alloc(uint32_t size) { return malloc(size ? size : 1); }
-
-SLUICE_EXPORT("sluice_free") void sluice_free(void *ptr, uint32_t size) {
-	(void)size;
-	free(ptr);
-}
-
-SLUICE_EXPORT("sluice_handle") uint32_t sluice_handle(const uint8_t *in, uint32_t len) {
+static int wordcount(const uint8_t *in, size_t len) {
 	uint32_t words = 0, lines = 0;
 	int in_word = 0;
 	for (uint32_t i = 0; i < len; i++) {
@@ -33,7 +26,9 @@ SLUICE_EXPORT("sluice_handle") uint32_t sluice_handle(const uint8_t *in, uint32_
 	}
 	if (len > 0 && in[len - 1] != '\n') lines++;
 	char out[96];
-	int n = snprintf(out, sizeof out, "{\"bytes\":%u,\"words\":%u,\"lines\":%u}", len, words, lines);
+	int n = snprintf(out, sizeof out, "{\"bytes\":%zu,\"words\":%u,\"lines\":%u}", len, words, lines);
 	sluice_output(out, (uint32_t)n);
 	return SLUICE_OK;
 }
+
+SLUICE_HANDLER(wordcount)

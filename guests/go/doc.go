@@ -7,7 +7,11 @@
 //
 //	package main
 //
-//	import sluice "github.com/sluicehq/sluice/guests/go"
+//	import (
+//		"bytes"
+//
+//		sluice "github.com/sluicehq/sluice/guests/go"
+//	)
 //
 //	func init() {
 //		sluice.Handle(func(in []byte) ([]byte, error) {
@@ -33,9 +37,14 @@
 // Built for any other platform the package works as a plain Go library, so
 // handlers can be unit tested natively with Call (or CallResponse, which
 // returns the status and headers too).
+//
+// Outside sluice's repository, `sluice new fn NAME --lang go` writes a
+// module with a copy of this package in sluice-sdk/ and the go.mod lines
+// that use it; docs/guests.md gives the lines for a checkout of sluice.
 package sluice
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -98,6 +107,40 @@ func AddHeader(name, value string) { addHeader(name, value) }
 func Redelivered() bool {
 	v, _ := Meta("redelivered")
 	return v == "true"
+}
+
+// Failure is a failure with a code of its own (ABI 1.2): a workflow's retry
+// filters (retry: {on: [card_declined]}) and catch see the code, where a
+// plain error is function_error. Make one with Fail.
+type Failure struct {
+	Code    string
+	Message string
+}
+
+func (e *Failure) Error() string { return e.Message }
+
+// ErrorCode returns the failure's code.
+func (e *Failure) ErrorCode() string { return e.Code }
+
+// Fail returns an error that fails the call with message and code: a
+// lowercase letter, then up to 63 of a-z, 0-9, '_', '.', '-'
+// (card_declined). The host drops a code that is not one, and says so in
+// the message. A handler returns it, wrapped or not:
+//
+//	return nil, sluice.Fail("card_declined", "the card was declined")
+func Fail(code, message string) error {
+	useCodes()
+	return &Failure{Code: code, Message: message}
+}
+
+// codeOf is the code of the first error in err's chain that has one
+// (an ErrorCode method: a Failure), or "".
+func codeOf(err error) string {
+	var c interface{ ErrorCode() string }
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	return ""
 }
 
 // call runs the registered handler and turns a panic into an error.

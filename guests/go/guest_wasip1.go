@@ -19,6 +19,9 @@ func hostHTTPStatus(code int32)
 //go:wasmimport sluice http_header
 func hostHTTPHeader(name unsafe.Pointer, nameLen uint32, value unsafe.Pointer, valueLen uint32)
 
+//go:wasmimport sluice error_code
+func hostErrorCode(ptr unsafe.Pointer, size uint32)
+
 //go:wasmimport sluice meta_get
 func hostMetaGet(key unsafe.Pointer, keyLen uint32, buf unsafe.Pointer, bufCap uint32) int32
 
@@ -52,12 +55,26 @@ func sluiceHandle(ptr unsafe.Pointer, size uint32) uint32 {
 	if err != nil {
 		msg := err.Error()
 		hostFail(unsafe.Pointer(unsafe.StringData(msg)), uint32(len(msg)))
+		if reportCode != nil {
+			if code := codeOf(err); code != "" {
+				reportCode(code)
+			}
+		}
 		return 1
 	}
 	if len(out) > 0 {
 		hostOutput(unsafe.Pointer(&out[0]), uint32(len(out)))
 	}
 	return 0
+}
+
+// reportCode gives the host a failure's code; set by the first Fail, so
+// that a guest that never gives one does not import error_code (and runs
+// on hosts older than ABI 1.2).
+var reportCode func(code string)
+
+func useCodes() {
+	reportCode = func(code string) { hostErrorCode(unsafe.Pointer(unsafe.StringData(code)), uint32(len(code))) }
 }
 
 func setStatus(code int) {

@@ -30,7 +30,7 @@ func FuzzInstrument(f *testing.F) {
 	f.Cleanup(func() { r.Close(ctx) })
 
 	f.Fuzz(func(t *testing.T, in []byte, interrupt bool, pages uint16) {
-		opts := Options{Interrupt: interrupt, MaxMemoryPages: uint32(pages)}
+		opts := Options{Interrupt: interrupt, MaxMemoryPages: uint32(pages), CoalesceData: true}
 		res, err := Instrument(in, opts)
 		if err == nil {
 			again, err2 := Instrument(in, opts)

@@ -144,6 +144,14 @@ type Options struct {
 	// would be wrong after the rewrite, and adds an empty memory to a
 	// module that has none.
 	Interrupt bool
+	// Snapshot exports the module's mutable globals under
+	// GlobalExportPrefix and reports whether instances of it can be made
+	// from a snapshot (see the section on snapshots in snapshot.go).
+	Snapshot bool
+	// CoalesceData merges the module's data segments into as few as
+	// possible when nothing can tell (see the section on data segments in
+	// data.go): memory after instantiation is the same, byte for byte.
+	CoalesceData bool
 }
 
 // Result is the output of Instrument.
@@ -168,6 +176,23 @@ type Result struct {
 	// body plus one per loop (the flushes of the loop counters are not
 	// counted).
 	Checks int
+	// Globals are, with Options.Snapshot, the mutable globals the module
+	// defines, exported for the host to read and set (the interrupt flag
+	// and countdown Instrument adds are not among them). Empty when
+	// NoSnapshot is set.
+	Globals []Global
+	// NoSnapshot says, with Options.Snapshot, why instances of the module
+	// cannot be made from a snapshot ("" if they can): "function 12 uses
+	// table.grow".
+	NoSnapshot string
+	// GoRuntime is, with Options.Snapshot, whether the module was built by
+	// the Go toolchain (it has a "go:buildid" custom section): a snapshot
+	// knows the layout of its runtime's random generators.
+	GoRuntime bool
+	// DataSegments and MergedSegments are, with Options.CoalesceData, the
+	// number of data segments in the input and in the output when they
+	// were merged (both 0 when they were not).
+	DataSegments, MergedSegments int
 }
 
 // YieldInterval is about how many checks (function entries and loop
@@ -214,6 +239,14 @@ func instrument(wasm []byte, opts Options, localLimit uint64) (Result, error) {
 		return Result{}, err
 	}
 	w := &writer{m: m, opts: opts, mems: mems, memChanged: memChanged, tables: tables, tablesChanged: tablesChanged}
+	if opts.Snapshot {
+		if w.snap, err = planSnapshot(m); err != nil {
+			return Result{}, err
+		}
+	}
+	if opts.CoalesceData {
+		w.data = planData(m)
+	}
 	if opts.Interrupt {
 		w.flag = m.importedGlobals + m.definedGlobals
 		w.code.check = checkSeq(w.flag, w.flag+1)
@@ -227,9 +260,12 @@ func instrument(wasm []byte, opts Options, localLimit uint64) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Wasm: out, Checks: w.code.checks}
+	res := Result{Wasm: out, Checks: w.code.checks, Globals: w.snap.globals, NoSnapshot: w.snap.refusal, GoRuntime: w.snap.goRuntime}
 	if opts.Interrupt {
 		res.InterruptGlobal = InterruptExport
+	}
+	if w.data != nil {
+		res.DataSegments, res.MergedSegments = w.data.before, len(w.data.segments)
 	}
 	if m.hasStart {
 		res.StartExport = StartExport

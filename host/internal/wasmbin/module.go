@@ -70,6 +70,10 @@ type module struct {
 	importedFuncs   uint32
 	importedGlobals uint32
 	importedMemory  bool
+	// importedTables and importedMutableGlobals count what a snapshot
+	// cannot copy (see planSnapshot).
+	importedTables         uint32
+	importedMutableGlobals uint32
 
 	definedGlobals uint32
 	globalCountEnd int // offset just past the global section's count
@@ -214,6 +218,7 @@ func (m *module) parseImports(s section) error {
 		case kindTable:
 			r.valType("imported table element type")
 			r.limits("imported table limits")
+			m.importedTables++
 		case kindMemory:
 			l := r.limits("imported memory limits")
 			if l.is64 && r.err == nil {
@@ -222,7 +227,9 @@ func (m *module) parseImports(s section) error {
 			m.importedMemory = true
 		case kindGlobal:
 			r.valType("imported global type")
-			r.byte1("imported global mutability")
+			if r.byte1("imported global mutability") != 0 {
+				m.importedMutableGlobals++
+			}
 			m.importedGlobals++
 		case kindTag:
 			r.byte1("imported tag attribute")
@@ -312,7 +319,7 @@ func (m *module) parseExports(s section) error {
 		if r.err != nil {
 			break
 		}
-		if string(name) == InterruptExport || string(name) == StartExport {
+		if string(name) == InterruptExport || string(name) == StartExport || bytes.HasPrefix(name, []byte(GlobalExportPrefix)) {
 			return fmt.Errorf("%w: %s: offset %#x: the module already exports %q", ErrReservedExport, s.name(), at, name)
 		}
 	}

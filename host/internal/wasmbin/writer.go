@@ -13,6 +13,8 @@ type writer struct {
 	tablesChanged bool
 	flag          uint32 // index of the interrupt flag global (if opts.Interrupt); the counter follows
 	code          codeRewriter
+	snap          snapshotPlan // with opts.Snapshot
+	data          *dataPlan    // with opts.CoalesceData, if the segments merge
 
 	out           []byte
 	memoryPending bool // a memory section has to be created
@@ -34,7 +36,7 @@ func (w *writer) write() ([]byte, error) {
 	w.out = append(w.out, m.in[:8]...)
 	w.memoryPending = w.opts.Interrupt && !m.importedMemory && m.memoryCount == 0
 	w.globalPending = w.opts.Interrupt
-	w.exportPending = w.opts.Interrupt || m.hasStart
+	w.exportPending = w.opts.Interrupt || m.hasStart || len(w.snap.globals) > 0
 	w.emptyTail = -1
 	for _, s := range m.sections {
 		if s.id != secCustom {
@@ -73,6 +75,9 @@ func (w *writer) capacity() int {
 	n := len(w.m.in) + 64
 	if s, ok := w.m.sectionByID(secCode); ok && w.opts.Interrupt {
 		n += (s.end - s.payload) / 4
+	}
+	if w.data != nil {
+		n += w.data.size()
 	}
 	return n
 }
@@ -135,6 +140,16 @@ func (w *writer) section(s section) (empty bool, err error) {
 		}
 	case secStart:
 		return false, nil // exported as StartExport instead
+	case secDataCount:
+		if w.data != nil {
+			w.writeDataCount()
+			return false, nil
+		}
+	case secData:
+		if w.data != nil {
+			w.writeData()
+			return false, nil
+		}
 	case secCode:
 		if w.opts.Interrupt {
 			w.out, err = w.code.rewriteSection(w.out, m.in, s, m.importedFuncs)
@@ -185,20 +200,22 @@ type export struct {
 	index uint32
 }
 
-// writeExports writes the export section with the interrupt flag and the
-// start function appended (to the existing section s if exists).
+// writeExports writes the export section with the interrupt flag, the
+// start function and the globals of a snapshot appended (to the existing
+// section s if exists).
 func (w *writer) writeExports(s section, exists bool) {
 	w.exportPending = false
-	var added [2]export
-	n := 0
+	added := make([]export, 0, 2+len(w.snap.globals))
 	if w.opts.Interrupt {
-		added[n] = export{InterruptExport, kindGlobal, w.flag}
-		n++
+		added = append(added, export{InterruptExport, kindGlobal, w.flag})
 	}
 	if w.m.hasStart {
-		added[n] = export{StartExport, kindFunc, w.m.startFunc}
-		n++
+		added = append(added, export{StartExport, kindFunc, w.m.startFunc})
 	}
+	for _, g := range w.snap.globals {
+		added = append(added, export{g.Export, kindGlobal, g.Index})
+	}
+	n := len(added)
 	var count uint32
 	var rest []byte
 	if exists {
