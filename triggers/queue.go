@@ -88,16 +88,23 @@ func NewQueue(conn eventlog.Log, inv fn.Invoker, log *slog.Logger) *Queue {
 }
 
 type queueRun struct {
-	q     *Queue
-	t     QueueTrigger
-	sub   eventlog.Subscription // under mu: nil until subscribed
-	work  chan *eventlog.Msg
-	quit  chan struct{}  // stops the workers
-	wg    sync.WaitGroup // workers
-	inner sync.WaitGroup // messages between delivery and their ack (or giving up)
-	mu    sync.Mutex     // orders stop against inner.Add; guards sub
-	stop  bool           // stop taking messages
-	stats struct {
+	q    *Queue
+	t    QueueTrigger
+	sub  eventlog.Subscription // under mu: nil until subscribed
+	work chan *eventlog.Msg
+	quit chan struct{}  // stops the workers
+	wg   sync.WaitGroup // workers
+	// pubs are the results and dead letters waiting to be published,
+	// one worker at a time (publish.go).
+	pubs pubQueue
+	// headers: the broker delivers headers (the trace context is passed
+	// on to the results); NATS Streaming has none, and building them for
+	// nothing was an allocation per message.
+	headers bool
+	inner   sync.WaitGroup // messages between delivery and their ack (or giving up)
+	mu      sync.Mutex     // orders stop against inner.Add; guards sub
+	stop    bool           // stop taking messages
+	stats   struct {
 		delivered, redelivered, succeeded, failed, dead, skipped atomic.Uint64
 		inflight                                                 atomic.Int64
 	}
@@ -116,6 +123,7 @@ func (q *Queue) Start(t QueueTrigger) error {
 		return nil
 	}
 	r := &queueRun{q: q, t: t, work: make(chan *eventlog.Msg, t.MaxInflight), quit: make(chan struct{})}
+	r.headers = q.conn.Features().Headers
 	q.running[t.Name] = r
 	q.mu.Unlock()
 
@@ -284,6 +292,19 @@ func (r *queueRun) process(m *eventlog.Msg) {
 		r.q.lag(t.Name, time.Since(m.Time))
 	}
 	res, run, err := r.call(ctx, m)
+	for wait := busyRetryBase; err != nil && errcode.Of(err) == errcode.Busy; wait = min(2*wait, busyRetryMax) {
+		// Every slot of the function is taken and its queue of waiting
+		// calls is full (a --max-inflight above what the function's
+		// --concurrency queues): backpressure, not the message's
+		// failure. Call again when a slot may be free.
+		select {
+		case <-time.After(wait):
+		case <-r.quit: // stopped past its deadline: redelivered
+			r.inner.Done()
+			return
+		}
+		res, run, err = r.call(ctx, m)
+	}
 	if err == nil && !run {
 		r.stats.skipped.Add(1)
 		r.ack(ctx, m)
@@ -295,7 +316,7 @@ func (r *queueRun) process(m *eventlog.Msg) {
 			r.ack(ctx, m)
 			return
 		}
-		r.publishThenAck(ctx, m, t.RespTopic, eventlog.Message{Data: res.Output, Header: tc.Header()}, "result")
+		r.publishThenAck(ctx, m, t.RespTopic, eventlog.Message{Data: res.Output, Header: r.header(tc)}, "result")
 		return
 	}
 	if errors.Is(err, eventlog.ErrNotConnected) || errors.Is(err, eventlog.ErrClosed) {
@@ -327,7 +348,16 @@ func (r *queueRun) process(m *eventlog.Msg) {
 		Sequence: m.Sequence, Redeliveries: uint32(m.Deliveries - 1), Time: time.Now().UTC(), Payload: m.Data,
 		Traceparent: tc.Traceparent(),
 	})
-	r.publishThenAck(ctx, m, t.ErrorTopic, eventlog.Message{Data: dl, Header: tc.Header()}, "dead letter")
+	r.publishThenAck(ctx, m, t.ErrorTopic, eventlog.Message{Data: dl, Header: r.header(tc)}, "dead letter")
+}
+
+// header is what a result or dead letter carries of the call's trace,
+// where the broker has headers.
+func (r *queueRun) header(tc logctx.Trace) map[string]string {
+	if !r.headers {
+		return nil
+	}
+	return tc.Header()
 }
 
 // call turns a message into the function's input and calls it; run false
@@ -363,11 +393,19 @@ func (r *queueRun) call(ctx context.Context, m *eventlog.Msg) (res fn.Result, ru
 	return res, true, err
 }
 
-// publishThenAck publishes out asynchronously and acks the message when
-// the server has stored the publication. If it cannot, the message stays
-// unacked and comes back after AckWait: at least once, never lost.
+// publishThenAck publishes out asynchronously (in its turn: see put), and
+// acks the message when the server has stored the publication. If it cannot,
+// the message stays unacked and comes back after AckWait: at least once,
+// never lost.
 func (r *queueRun) publishThenAck(ctx context.Context, m *eventlog.Msg, topic string, out eventlog.Message, what string) {
-	err := r.q.conn.PublishAsync(topic, out, func(_ uint64, err error) {
+	r.put(pub{ctx: ctx, m: m, topic: topic, out: out, what: what})
+}
+
+// publish publishes one result or dead letter, and acks its message from
+// the publication's callback.
+func (r *queueRun) publish(p *pub) {
+	ctx, m, topic, what := p.ctx, p.m, p.topic, p.what
+	err := r.q.conn.PublishAsync(topic, p.out, func(_ uint64, err error) {
 		if err != nil {
 			r.q.log.WarnContext(ctx, "publish failed; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
 			r.inner.Done()
@@ -380,6 +418,16 @@ func (r *queueRun) publishThenAck(ctx context.Context, m *eventlog.Msg, topic st
 		r.inner.Done()
 	}
 }
+
+// busyRetryBase and busyRetryMax bound the wait before a call the
+// function refused as busy is made again: the first retry comes after
+// about the time a few short calls take, and each further one waits twice
+// as long, up to a tenth of a second, so that a long wait for a slow
+// function costs a few wake-ups a second.
+const (
+	busyRetryBase = time.Millisecond
+	busyRetryMax  = 100 * time.Millisecond
+)
 
 // retryBase is how long a failed message waits for its first retry
 // where the broker has negative acks (eventlog.Features.Nak): long enough
