@@ -41,6 +41,7 @@ var rules = []struct {
 	{"host", []string{"engine", "triggers", "internal/"}, "a component sits on the leaves only"},
 	{"engine", []string{"host", "triggers", "internal/"}, "a component sits on the leaves only, never on a broker or the catalog"},
 	{"triggers", []string{"host", "engine", "internal/"}, "a component sits on the leaves only, never on a broker or the catalog"},
+	{"internal/egress", []string{"host", "engine", "triggers", "internal/"}, "the outbound HTTP client knows none of its users: the daemon adapts it to the engine"},
 	{"internal", []string{"internal/app"}, "the plumbing never imports the roof"},
 	{"guests", []string{""}, "the guest SDKs are compiled into guests"},
 }

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,8 @@ import (
 	"github.com/sluicehq/sluice/errcode"
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
+	"github.com/sluicehq/sluice/internal/app/console"
+	"github.com/sluicehq/sluice/internal/app/metrics"
 	"github.com/sluicehq/sluice/internal/catalog"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/registry"
@@ -53,6 +56,8 @@ type Backend struct {
 	// Engine runs workflows; nil answers the workflow invocation routes
 	// with 503.
 	Engine *engine.Engine
+	// Figures are the live figures (GET /v1/figures); nil answers 503.
+	Figures *metrics.Figures
 }
 
 // Server serves the API. Until SetBackend is called, /healthz answers and
@@ -63,6 +68,11 @@ type Server struct {
 	backend  atomic.Pointer[Backend]
 	metrics  atomic.Pointer[metricsHooks]
 	draining atomic.Bool
+	// stop is closed by Drain: it ends the streams that never end by
+	// themselves (followed logs, a tail of a topic), which would else hold
+	// a graceful shutdown until its timeout.
+	stop     chan struct{}
+	stopOnce sync.Once
 	mux      *http.ServeMux
 	limits   Limits
 	bodies   *budget
@@ -73,7 +83,7 @@ type Server struct {
 // load balancers call them without credentials, and they show nothing but
 // the daemon's state.
 func New(token string, log *slog.Logger) *Server {
-	s := &Server{token: token, log: log, mux: http.NewServeMux()}
+	s := &Server{token: token, log: log, mux: http.NewServeMux(), stop: make(chan struct{})}
 	s.SetLimits(DefaultLimits())
 	s.routes()
 	return s
@@ -83,8 +93,26 @@ func New(token string, log *slog.Logger) *Server {
 func (s *Server) SetBackend(b *Backend) { s.backend.Store(b) }
 
 // Drain makes /readyz fail, so that load balancers stop sending traffic
-// while the daemon shuts down.
-func (s *Server) Drain() { s.draining.Store(true) }
+// while the daemon shuts down, and ends the streams that follow logs or
+// topics (their clients see the stream end).
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.stopOnce.Do(func() { close(s.stop) })
+}
+
+// streamContext is the context of a stream that follows something: the
+// request's, ended by Drain too.
+func (s *Server) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -102,6 +130,7 @@ func (s *Server) routes() {
 	s.handle("PUT /v1/functions/{name}", s.deploy)
 	s.handle("GET /v1/functions", s.listFunctions)
 	s.handle("GET /v1/functions/{name}", s.getFunction)
+	s.handle("GET /v1/functions/{name}/versions", s.functionVersions)
 	s.handle("PATCH /v1/functions/{name}", s.update)
 	s.handle("DELETE /v1/functions/{name}", s.deleteFunction)
 	s.handle("POST /v1/functions/{name}/invoke", s.invoke)
@@ -113,16 +142,26 @@ func (s *Server) routes() {
 	s.handle("PUT /v1/workflows/{name}", s.createWorkflow)
 	s.handle("GET /v1/workflows", s.listWorkflows)
 	s.handle("GET /v1/workflows/{name}", s.getWorkflow)
+	s.handle("GET /v1/workflows/{name}/revisions", s.workflowRevisions)
 	s.handle("DELETE /v1/workflows/{name}", s.deleteWorkflow)
 	s.handle("POST /v1/workflows/{name}/invoke", s.invokeWorkflow)
 	s.handle("GET /v1/invocations", s.listInvocations)
+	s.handle("GET /v2/invocations", s.listInvocationPage)
 	s.handle("GET /v1/invocations/{id}", s.getInvocation)
 	s.handle("GET /v1/invocations/{id}/events", s.invocationEvents)
 	s.handle("GET /v1/invocations/{id}/input", s.invocationValue(false))
 	s.handle("GET /v1/invocations/{id}/output", s.invocationValue(true))
 	s.handle("POST /v1/invocations/{id}/cancel", s.cancelInvocation)
+	s.handle("POST /v1/invocations/{id}/signals/{name}", s.signalInvocation)
+	s.handle("POST /v1/invocations/{id}/redrive", s.redriveInvocation)
+	s.handle("GET /v1/graph", s.graphOf)
+	s.handle("GET /v1/topics", s.listTopics)
 	s.handle("POST /v1/topics/{topic}/publish", s.publish)
 	s.handle("GET /v1/topics/{topic}/tail", s.tail)
+	s.handle("GET /v1/topics/{topic}/dead-letters", s.deadLetters)
+	s.handle("POST /v1/topics/{topic}/redrive", s.redriveLetters)
+	s.consoleRoutes() // console.go
+	s.figuresRoutes() // figures.go
 	s.mux.HandleFunc(triggers.HTTPPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		b := s.ready(w)
 		if b == nil {
@@ -257,7 +296,9 @@ func (s *Server) SetMetrics(handler http.Handler, observe func(method string, co
 }
 
 // public reports whether a path is served without the token.
-func public(path string) bool { return path == "/healthz" || path == "/readyz" }
+func public(path string) bool {
+	return path == "/healthz" || path == "/readyz" || console.Public(path)
+}
 
 func (s *Server) authorized(r *http.Request) bool {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -309,6 +350,19 @@ type FunctionView struct {
 	Triggers []string          `json:"triggers,omitempty"`
 	// Stats are this daemon's counters for the current version, if loaded.
 	Stats *host.Stats `json:"stats,omitempty"`
+
+	// Export is an Extism plugin's entry point and ConfigKeys the keys
+	// of its config (fn deploy --export, --config), sorted; their
+	// values, often secrets, are not shown.
+	Export     string   `json:"export,omitempty"`
+	ConfigKeys []string `json:"config_keys,omitempty"`
+	// Config is the plugin's config itself, only when the request asked
+	// for the values (reveal=env), as Env.
+	Config map[string]string `json:"config,omitempty"`
+	// MetaEnv tells whether the function, a WASI command, gets the call's
+	// metadata as SLUICE_* environment variables (fn deploy --meta-env,
+	// or deployed before the setting existed).
+	MetaEnv bool `json:"meta_env,omitempty"`
 }
 
 // LimitsView shows a function's effective limits.
@@ -361,11 +415,12 @@ func revealEnv(r *http.Request) (bool, error) {
 // reveal, its env values.
 func (b *Backend) view(ctx context.Context, fn *catalog.Function, stats, reveal bool) FunctionView {
 	v := FunctionView{
-		Name: fn.Name, Version: fn.Version, ABI: fn.Config.ABI, CGI: fn.Config.CGI, Module: fn.Module, Size: fn.Size,
+		Name: fn.Name, Version: fn.Version, ABI: fn.Config.ABI, CGI: fn.Config.CGI, MetaEnv: fn.Config.MetaEnvOn(), Module: fn.Module, Size: fn.Size,
+		Export: fn.Config.Export, ConfigKeys: slices.Sorted(maps.Keys(fn.Config.PluginConfig)),
 		Limits: EffectiveLimits(fn.Config), Env: maskEnv(fn.Config.Env), Deployed: fn.Deployed,
 	}
 	if reveal {
-		v.Env = fn.Config.Env
+		v.Env, v.Config = fn.Config.Env, fn.Config.PluginConfig
 	}
 	for _, t := range b.Catalog.Triggers() {
 		if t.Function == fn.Name {
@@ -406,7 +461,7 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, b *Backend) {
 		errcode.Write(w, fmt.Errorf("deploy %q: %w", name, err))
 		return
 	}
-	cfg.ABI = string(f.Spec().ABI)
+	cfg.ABI, cfg.Export = string(f.Spec().ABI), f.Spec().Export
 	f.Close(r.Context())
 	fn, err = b.Catalog.Deploy(r.Context(), catalog.Function{Name: name, Config: cfg}, wasm)
 	if err != nil {
@@ -612,7 +667,9 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 		flusher.Flush()
 	}
 	enc := json.NewEncoder(w)
-	err = logstream.Read(r.Context(), b.Log, name, o, func(rec host.Record) error {
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
+	err = logstream.Read(ctx, b.Log, name, o, func(rec host.Record) error {
 		if err := enc.Encode(rec); err != nil {
 			return err
 		}
@@ -621,7 +678,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, b *Backend) {
 		}
 		return nil
 	})
-	if err != nil && r.Context().Err() == nil {
+	if err != nil && ctx.Err() == nil {
 		_ = enc.Encode(errcode.Body{Error: err.Error(), Code: errcode.Unavailable})
 	}
 }

@@ -18,7 +18,11 @@ import (
 
 // configParams are the query parameters of a function's configuration,
 // for PUT (deploy) and PATCH (update) /v1/functions/NAME.
-var configParams = []string{"abi", "memory", "timeout", "concurrency", "max-input", "max-output", "cgi", "env"}
+var configParams = []string{"abi", "memory", "timeout", "concurrency", "max-input", "max-output", "cgi", "meta-env", "export", "env"}
+
+// pluginConfigParam is an Extism plugin's config (K=V, repeated), in PUT
+// only: a deploy gives the whole of it.
+const pluginConfigParam = "config"
 
 // unsetEnvParam removes env variables, in PATCH only.
 const unsetEnvParam = "unset-env"
@@ -26,7 +30,9 @@ const unsetEnvParam = "unset-env"
 // ParseConfig reads a function's configuration from deploy query
 // parameters: abi, memory (e.g. 64MiB), timeout (e.g. 30s), concurrency,
 // max-input, max-output, cgi (true: run a WASI command as a CGI script),
-// env (K=V, repeated). An unknown parameter is an
+// meta-env (true: give a WASI command the call's metadata as SLUICE_*
+// variables), export (an Extism plugin's entry point), env (K=V, repeated),
+// config (K=V, repeated: an Extism plugin's config_get). An unknown parameter is an
 // error: a typo would otherwise deploy with a default.
 func ParseConfig(q url.Values) (catalog.Config, error) {
 	return applyConfig(catalog.Config{}, q, false)
@@ -51,10 +57,15 @@ func applyConfig(cfg catalog.Config, q url.Values, patch bool) (catalog.Config, 
 		return cfg, fmt.Errorf("%w: %s: %v", catalog.ErrInvalid, param, err)
 	}
 	for _, param := range slices.Sorted(maps.Keys(q)) {
-		if !slices.Contains(configParams, param) && (!patch || param != unsetEnvParam) {
+		if patch && param == pluginConfigParam {
+			return bad(param, errors.New("an Extism plugin's config is given whole at deploy (fn deploy --config K=V): deploy the module again to change it"))
+		}
+		if !slices.Contains(configParams, param) && (!patch || param != unsetEnvParam) && (patch || param != pluginConfigParam) {
 			known := strings.Join(configParams, ", ")
 			if patch {
 				known += ", " + unsetEnvParam
+			} else {
+				known += ", " + pluginConfigParam
 			}
 			return bad(param, fmt.Errorf("unknown parameter (the parameters are %s)", known))
 		}
@@ -137,6 +148,34 @@ func applyConfig(cfg catalog.Config, q url.Values, patch bool) (catalog.Config, 
 			cfg.CGI = b
 		}
 	}
+	if v, ok := given("meta-env"); ok {
+		// recorded even when false: only a function deployed before the
+		// setting existed has none (catalog.Config.MetaEnvOn)
+		b := false
+		if v != "" {
+			var err error
+			if b, err = strconv.ParseBool(v); err != nil {
+				return bad("meta-env", fmt.Errorf("want true or false, got %q", v))
+			}
+		}
+		cfg.MetaEnv = &b
+	}
+	if v, ok := given("export"); ok {
+		cfg.Export = v
+	}
+	if !patch {
+		cfg.PluginConfig = nil
+		for _, kv := range q[pluginConfigParam] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return bad(pluginConfigParam, errors.New(`want KEY=VALUE, got a value without "KEY="`))
+			}
+			if cfg.PluginConfig == nil {
+				cfg.PluginConfig = map[string]string{}
+			}
+			cfg.PluginConfig[k] = v
+		}
+	}
 	env := maps.Clone(cfg.Env)
 	if !patch {
 		env = nil
@@ -178,5 +217,6 @@ func applyConfig(cfg catalog.Config, q url.Values, patch bool) (catalog.Config, 
 
 // sameConfig tells whether two configurations run a function the same way.
 func sameConfig(a, b catalog.Config) bool {
-	return a.ABI == b.ABI && a.CGI == b.CGI && EffectiveLimits(a) == EffectiveLimits(b) && maps.Equal(a.Env, b.Env)
+	return a.ABI == b.ABI && a.CGI == b.CGI && a.MetaEnvOn() == b.MetaEnvOn() && EffectiveLimits(a) == EffectiveLimits(b) && maps.Equal(a.Env, b.Env) &&
+		a.Export == b.Export && maps.Equal(a.PluginConfig, b.PluginConfig)
 }

@@ -29,7 +29,7 @@ func TestPatchConfig(t *testing.T) {
 		{"abi and sizes", "abi=auto&memory=2MiB&max-input=1KiB&max-output=2KiB", catalog.Config{ABI: "auto", Memory: 2 << 20,
 			Timeout: catalog.Duration(time.Second), Concurrency: 4, MaxInput: 1 << 10, MaxOutput: 2 << 10, Env: map[string]string{"A": "1", "B": "2"}}, ""},
 		{"nothing", "", cur, "nothing to change"},
-		{"a typo", "timout=5s", cur, `timout: unknown parameter (the parameters are abi, memory, timeout, concurrency, max-input, max-output, cgi, env, unset-env)`},
+		{"a typo", "timout=5s", cur, `timout: unknown parameter (the parameters are abi, memory, timeout, concurrency, max-input, max-output, cgi, meta-env, export, env, unset-env)`},
 		{"unset what is not set", "unset-env=Z", cur, `the function has no env variable "Z"`},
 		{"set and unset", "env=A=2&unset-env=A", cur, "A is both set and unset"},
 		{"twice", "timeout=1s&timeout=2s", cur, "timeout: given 2 times"},
@@ -91,6 +91,9 @@ func configQuery(cfg catalog.Config) url.Values {
 	if cfg.MaxOutput != 0 {
 		q.Set("max-output", fmt.Sprint(cfg.MaxOutput))
 	}
+	if cfg.MetaEnvOn() {
+		q.Set("meta-env", "true")
+	}
 	for k, v := range cfg.Env {
 		q.Add("env", k+"="+v)
 	}
@@ -107,7 +110,7 @@ func FuzzPatchConfig(f *testing.F) {
 	for _, seed := range []string{
 		"timeout=5s", "memory=2MiB&concurrency=3", "env=A=1&env=B=&unset-env=X", "max-input=1KiB&max-output=1GiB",
 		"abi=wasi&memory=&timeout=", "memory=1e300GiB", "timeout=9999999999h", "concurrency=-1", "env==x", "env=A%00=1",
-		"unset-env=X&unset-env=X", "memory=.&timeout=0", "abi=REACTOR&env=K=V%00", "concurrency=99999999999999999999",
+		"unset-env=X&unset-env=X", "memory=.&timeout=0", "meta-env=true", "meta-env=false&env=A=1", "meta-env=", "abi=REACTOR&env=K=V%00", "concurrency=99999999999999999999",
 	} {
 		f.Add(seed)
 	}

@@ -155,7 +155,8 @@ func (s *Server) tail(w http.ResponseWriter, r *http.Request, b *Backend) {
 		errcode.Write(w, fmt.Errorf("%w: give from_start or tail, not both", catalog.ErrInvalid))
 		return
 	}
-	ctx := r.Context()
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
 	if v := q.Get("timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {

@@ -39,10 +39,14 @@ type WorkflowView struct {
 	Source   string    `json:"source,omitempty"`
 	Created  time.Time `json:"created"`
 	Triggers []string  `json:"triggers,omitempty"`
+	// Functions and Workflows are what its definition names (the
+	// console's function page lists the workflows that use it).
+	Functions []string `json:"functions,omitempty"`
+	Workflows []string `json:"workflows,omitempty"`
 }
 
 func (b *Backend) workflowView(w *catalog.Workflow, source bool) WorkflowView {
-	v := WorkflowView{Name: w.Name, Version: w.Version, Revision: w.Revision, Created: w.Created}
+	v := WorkflowView{Name: w.Name, Version: w.Version, Revision: w.Revision, Created: w.Created, Functions: w.Functions, Workflows: w.Workflows}
 	if source {
 		v.Source = w.Source
 	}
@@ -211,53 +215,6 @@ func (s *Server) invokeWorkflow(w http.ResponseWriter, r *http.Request, b *Backe
 	errcode.WriteJSON(w, http.StatusOK, done)
 }
 
-// Limits of GET /v1/invocations.
-const (
-	// DefaultInvocations is how many invocations a listing shows.
-	DefaultInvocations = 100
-	// MaxInvocations bounds a listing: invocations carry their input and
-	// output (up to engine.MaxData each), and a listing of everything
-	// retained once answered 61 MB.
-	MaxInvocations = 1000
-)
-
-// listInvocations lists invocations, newest first: at most limit
-// (default DefaultInvocations), of a workflow and with a status if asked.
-func (s *Server) listInvocations(w http.ResponseWriter, r *http.Request, b *Backend) {
-	e := engineOf(w, b)
-	if e == nil {
-		return
-	}
-	q := r.URL.Query()
-	limit := DefaultInvocations
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxInvocations {
-			errcode.Write(w, fmt.Errorf("%w: limit=%q: want a number from 1 to %d", catalog.ErrInvalid, v, MaxInvocations))
-			return
-		}
-		limit = n
-	}
-	status := q.Get("status")
-	switch status {
-	case "", engine.StatusRunning, engine.StatusSucceeded, engine.StatusFailed, engine.StatusCanceled:
-	default:
-		errcode.Write(w, fmt.Errorf("%w: status=%q: want %s, %s, %s or %s", catalog.ErrInvalid, status,
-			engine.StatusRunning, engine.StatusSucceeded, engine.StatusFailed, engine.StatusCanceled))
-		return
-	}
-	out := []*engine.Invocation{}
-	for _, inv := range e.List(q.Get("workflow")) { // newest first
-		if len(out) == limit {
-			break
-		}
-		if status == "" || inv.Status == status {
-			out = append(out, inv)
-		}
-	}
-	errcode.WriteJSON(w, http.StatusOK, out)
-}
-
 func (s *Server) getInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {
 	if inv := invocationOf(w, r, b); inv != nil {
 		errcode.WriteJSON(w, http.StatusOK, inv)
@@ -354,5 +311,54 @@ func (s *Server) cancelInvocation(w http.ResponseWriter, r *http.Request, b *Bac
 		return
 	}
 	s.log.InfoContext(r.Context(), "invocation canceled", "invocation", id, "workflow", inv.Workflow)
+	errcode.WriteJSON(w, http.StatusOK, inv)
+}
+
+// SignalView is what POST /v1/invocations/{id}/signals/{name} answers:
+// the signal recorded in the invocation's log.
+type SignalView struct {
+	Invocation string `json:"invocation"`
+	Signal     string `json:"signal"`
+	// Bytes is the size of its data.
+	Bytes int `json:"bytes"`
+}
+
+// signalInvocation delivers a signal to a running invocation: the body is
+// its data, read as an invocation's input is (by its Content-Type). 202
+// once it is stored: a wait of that name takes it, now or when it starts.
+func (s *Server) signalInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {
+	e := engineOf(w, b)
+	if e == nil {
+		return
+	}
+	id, name := r.PathValue("id"), r.PathValue("name")
+	data, err := readBody(r, engine.MaxData, "signal data", errcode.InputTooLarge,
+		fmt.Sprintf("signal data is over the limit of %d KiB a signal carries", engine.MaxData>>10))
+	if err != nil {
+		errcode.Write(w, err)
+		return
+	}
+	if err := e.Signal(r.Context(), id, name, data, inputFormat(r)); err != nil {
+		errcode.Write(w, engineError(err))
+		return
+	}
+	s.log.InfoContext(r.Context(), "signal sent", "invocation", id, "signal", name, "bytes", len(data))
+	errcode.WriteJSON(w, http.StatusAccepted, SignalView{Invocation: id, Signal: name, Bytes: len(data)})
+}
+
+// redriveInvocation continues a failed or canceled root invocation and
+// answers 200 with it, running again (or already ended again).
+func (s *Server) redriveInvocation(w http.ResponseWriter, r *http.Request, b *Backend) {
+	e := engineOf(w, b)
+	if e == nil {
+		return
+	}
+	id := r.PathValue("id")
+	inv, err := e.Redrive(r.Context(), id)
+	if err != nil {
+		errcode.Write(w, engineError(err))
+		return
+	}
+	s.log.InfoContext(r.Context(), "invocation redriven", "invocation", id, "workflow", inv.Workflow)
 	errcode.WriteJSON(w, http.StatusOK, inv)
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -34,6 +35,9 @@ var DefaultInput = func() []byte {
 type ColdStartOptions struct {
 	// ABI is the modules' kind; "" or abi.Auto detects it.
 	ABI abi.Kind
+	// Export is the function an Extism plugin's calls run ("": its only
+	// one, or handle, as at deploy); modules of other kinds ignore it.
+	Export string
 	// Samples is the number of samples of each cold and warm figure
 	// (DefaultSamples if 0).
 	Samples int
@@ -86,9 +90,10 @@ type ColdStart struct {
 	WarmP50US float64 `json:"warm_p50_us"`
 	WarmP99US float64 `json:"warm_p99_us"`
 	// Floor is the same on bare wazero, measured in the same run,
-	// interleaved with sluice.
-	FloorColdP50US float64 `json:"floor_cold_p50_us"`
-	FloorWarmP50US float64 `json:"floor_warm_p50_us"`
+	// interleaved with sluice; nil (JSON null) for a module that has no
+	// floor (NoFloor says why).
+	FloorColdP50US *float64 `json:"floor_cold_p50_us"`
+	FloorWarmP50US *float64 `json:"floor_warm_p50_us"`
 
 	// Size is the module's size in bytes.
 	Size int `json:"-"`
@@ -100,6 +105,27 @@ type ColdStart struct {
 	// SameOutput tells whether sluice and bare wazero gave the same
 	// output for the input.
 	SameOutput bool `json:"-"`
+	// NoFloor says why the module has no bare-wazero floor (an Extism
+	// plugin's); "" when it has one.
+	NoFloor string `json:"-"`
+}
+
+// ColdOverFloor is the cold start's median over its floor's, 0 without a
+// floor.
+func (r *ColdStart) ColdOverFloor() float64 {
+	if r.FloorColdP50US == nil {
+		return 0
+	}
+	return r.ColdP50US / *r.FloorColdP50US
+}
+
+// WarmOverFloorUS is what sluice adds to the median warm call, in µs, 0
+// without a floor.
+func (r *ColdStart) WarmOverFloorUS() float64 {
+	if r.FloorWarmP50US == nil {
+		return 0
+	}
+	return r.WarmP50US - *r.FloorWarmP50US
 }
 
 // ColdStartModule measures one module; path names it in the result.
@@ -113,10 +139,34 @@ func ColdStartModule(ctx context.Context, path string, wasm []byte, o ColdStartO
 		steps = func(what string) { o.Progress(step, coldStartSteps, what); step++ }
 	}
 	res := &ColdStart{Module: path, Size: len(wasm)}
-	spec := host.Spec{Name: "bench", ABI: o.ABI}
+	spec := host.Spec{Name: "bench", ABI: o.ABI, Export: o.Export}
+
+	// The function measured, on a host with an on-disk cache that this
+	// first Load fills (new hosts load from it below). It also tells the
+	// module's kind: Export is for the Extism plugins of a list of modules.
+	steps("compile")
+	dir, err := os.MkdirTemp("", "sluice-bench-cache-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	h, err := host.New(ctx, host.NewConfig().WithCacheDir(dir))
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close(ctx)
+	f, err := h.Load(ctx, spec, wasm)
+	if spec.Export != "" && errors.Is(err, host.ErrInvalidConfig) { // not a plugin
+		spec.Export = ""
+		f, err = h.Load(ctx, spec, wasm)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	kind := f.Spec().ABI
+	res.ABI = string(kind)
 
 	// First compilation: a new host each time, compiled code in memory.
-	steps("compile")
 	compile, err := repeat(3, 11, 2*time.Second, func() (time.Duration, error) {
 		h, err := host.New(ctx, host.NewConfig())
 		if err != nil {
@@ -132,24 +182,8 @@ func ColdStartModule(ctx context.Context, path string, wasm []byte, o ColdStartO
 	}
 	res.CompileUS = Micros(compile)
 
-	// Cache load: fill an on-disk cache once, then new hosts load from it.
+	// Cache load: new hosts load the module from the on-disk cache.
 	steps("cache load")
-	dir, err := os.MkdirTemp("", "sluice-bench-cache-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	h, err := host.New(ctx, host.NewConfig().WithCacheDir(dir))
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close(ctx)
-	f, err := h.Load(ctx, spec, wasm)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	kind := f.Spec().ABI
-	res.ABI = string(kind)
 	load, err := repeat(3, 11, 2*time.Second, func() (time.Duration, error) {
 		start := time.Now()
 		h, err := host.New(ctx, host.NewConfig().WithCacheDir(dir))
@@ -165,12 +199,6 @@ func ColdStartModule(ctx context.Context, path string, wasm []byte, o ColdStartO
 	}
 	res.CacheLoadUS = Micros(load)
 
-	fl, err := newFloor(ctx, wasm, kind, o.Input)
-	if err != nil {
-		return nil, fmt.Errorf("%s on bare wazero: %w", path, err)
-	}
-	defer fl.close(ctx)
-
 	// Every call's output is kept and compared, so that nothing is
 	// optimised away and both sides did the same work.
 	var out []byte
@@ -185,16 +213,23 @@ func ColdStartModule(ctx context.Context, path string, wasm []byte, o ColdStartO
 		out = r.Output
 		return err
 	}
-	floorCold := func() error { return fl.cold(ctx) }
-	floorWarm := func() error { return fl.warm(ctx) }
-
 	if err := sluiceWarm(); err != nil {
 		return nil, fmt.Errorf("%s: call through sluice: %w", path, err)
 	}
-	if err := floorWarm(); err != nil {
-		return nil, fmt.Errorf("%s: call on bare wazero: %w", path, err)
+	var floorCold, floorWarm func() error // nil without a floor
+	if res.NoFloor = noFloor(kind); res.NoFloor == "" {
+		fl, err := newFloor(ctx, wasm, kind, o.Input)
+		if err != nil {
+			return nil, fmt.Errorf("%s on bare wazero: %w", path, err)
+		}
+		defer fl.close(ctx)
+		floorCold = func() error { return fl.cold(ctx) }
+		floorWarm = func() error { return fl.warm(ctx) }
+		if err := floorWarm(); err != nil {
+			return nil, fmt.Errorf("%s: call on bare wazero: %w", path, err)
+		}
+		res.SameOutput = bytes.Equal(out, fl.out)
 	}
-	res.SameOutput = bytes.Equal(out, fl.out)
 
 	measure := func(what string, a, b func() error) (sa, sb []time.Duration, batch int, err error) {
 		steps(what + ": warm-up")
@@ -205,13 +240,19 @@ func ColdStartModule(ctx context.Context, path string, wasm []byte, o ColdStartO
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("%s: %s through sluice: %w", path, what, err)
 		}
-		pb, err := warmUp(ctx, b, minCalls, 100*time.Millisecond)
-		if err != nil {
-			return nil, nil, 0, fmt.Errorf("%s: %s on bare wazero: %w", path, what, err)
+		pb := pa
+		if b != nil {
+			if pb, err = warmUp(ctx, b, minCalls, 100*time.Millisecond); err != nil {
+				return nil, nil, 0, fmt.Errorf("%s: %s on bare wazero: %w", path, what, err)
+			}
 		}
 		batch = o.Timer.batchFor(min(pa, pb))
 		runtime.GC()
-		sa, sb, err = paired(ctx, a, b, o.Samples, batch, func() { steps(what) })
+		if b == nil {
+			sa, err = sampleAlone(ctx, a, o.Samples, batch, func() { steps(what) })
+		} else {
+			sa, sb, err = paired(ctx, a, b, o.Samples, batch, func() { steps(what) })
+		}
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("%s: %s: %w", path, what, err)
 		}
@@ -222,7 +263,7 @@ func ColdStartModule(ctx context.Context, path string, wasm []byte, o ColdStartO
 		return nil, err
 	}
 	res.Cold, res.FloorCold, res.ColdBatch = Summarize(cold), Summarize(fcold), batch
-	if kind == abi.Reactor {
+	if kind == abi.Reactor || kind == abi.Extism { // pooled instances
 		warm, fwarm, batch, err := measure("warm call", sluiceWarm, floorWarm)
 		if err != nil {
 			return nil, err
@@ -239,8 +280,27 @@ func ColdStartModule(ctx context.Context, path string, wasm []byte, o ColdStartO
 	}
 	res.ColdP50US, res.ColdP99US = Micros(res.Cold.P50), Micros(res.Cold.P99)
 	res.WarmP50US, res.WarmP99US = Micros(res.Warm.P50), Micros(res.Warm.P99)
-	res.FloorColdP50US, res.FloorWarmP50US = Micros(res.FloorCold.P50), Micros(res.FloorWarm.P50)
+	if res.NoFloor == "" {
+		fc, fw := Micros(res.FloorCold.P50), Micros(res.FloorWarm.P50)
+		res.FloorColdP50US, res.FloorWarmP50US = &fc, &fw
+	}
 	return res, nil
+}
+
+// sampleAlone takes the samples of an operation that has no floor to
+// interleave with, in the same rounds as paired.
+func sampleAlone(ctx context.Context, op func() error, samples, batch int, step func()) (s []time.Duration, err error) {
+	s = make([]time.Duration, 0, samples)
+	for r := 0; r < rounds; r++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if s, err = sampleInto(s, op, samples/rounds+boolInt(r < samples%rounds), batch); err != nil {
+			return nil, err
+		}
+		step()
+	}
+	return s, nil
 }
 
 // repeat runs op at least minReps and at most maxReps times, stopping

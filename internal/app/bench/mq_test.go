@@ -29,7 +29,8 @@ import (
 )
 
 // BenchmarkMQ measures a message-queue trigger end to end, on each broker
-// with its file store (fsync on, as `sluice daemon` runs it), next to its
+// with its file store (fsync on, as `sluice daemon` runs it), and NATS
+// Streaming also with its memory store (nats-streaming-memory), next to its
 // floor on the same server in the same run: messages published by an
 // ordinary client to a topic, the function called once per message, its
 // output published to the response topic, the message acked once that
@@ -48,7 +49,7 @@ import (
 // machine's speed (other load, the disk) falls on both. Read
 // sluice/floor per broker, and each figure across brokers.
 //
-//	go test -run '^$' -bench '^BenchmarkMQ$' -benchtime 1x -count 3 -timeout 60m ./internal/app/bench/
+//	go test -run '^$' -bench '^BenchmarkMQ$' -benchtime 1x -count 5 -timeout 90m ./internal/app/bench/
 //
 // msgs/s is a burst of burstMsgs messages published at once, from the
 // first publish to the last result; p50/p99 are the latencies of
@@ -111,17 +112,25 @@ var mqBrokers = []mqBroker{
 			}
 			return srv.URL(), srv.Shutdown
 		},
-		daemon: func(o *daemon.Options, url string) { o.NATSURL = url },
-		connect: func(b *testing.B, url string, pubs int) eventlog.Log {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			l, err := natslog.Connect(ctx, broker.Options{URL: url, ClusterID: daemon.DefaultClusterID, Name: "bench-load", MaxPubAcksInflight: pubs, PubAckWait: loadPubAckWait})
+		daemon:  func(o *daemon.Options, url string) { o.NATSURL = url },
+		connect: stanConnect,
+		floor:   stanFloor,
+	},
+	{
+		// NATS Streaming with its memory store: the broker's own cost
+		// without the disk, where sluice's share of the pipeline is the
+		// largest.
+		name: daemon.BrokerNATSStreaming + "-memory",
+		start: func(b *testing.B, _ string) (string, func()) {
+			srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: daemon.DefaultClusterID})
 			if err != nil {
 				b.Fatal(err)
 			}
-			return l
+			return srv.URL(), srv.Shutdown
 		},
-		floor: stanFloor,
+		daemon:  func(o *daemon.Options, url string) { o.NATSURL = url },
+		connect: stanConnect,
+		floor:   stanFloor,
 	},
 	{
 		name: daemon.BrokerJetStream,
@@ -144,6 +153,17 @@ var mqBrokers = []mqBroker{
 		},
 		floor: jetStreamFloor,
 	},
+}
+
+// stanConnect is the load generator's client on NATS Streaming.
+func stanConnect(b *testing.B, url string, pubs int) eventlog.Log {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := natslog.Connect(ctx, broker.Options{URL: url, ClusterID: daemon.DefaultClusterID, Name: "bench-load", MaxPubAcksInflight: pubs, PubAckWait: loadPubAckWait})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
 }
 
 // stanFloor is the pipeline on stan.go: a durable queue subscription with

@@ -44,6 +44,13 @@ type functionDoc struct {
 	MaxOutput   string            `yaml:"max_output"`
 	// CGI runs a WASI command as a CGI script (fn deploy --cgi).
 	CGI bool `yaml:"cgi"`
+	// MetaEnv gives a WASI command the call's metadata as SLUICE_*
+	// variables (fn deploy --meta-env).
+	MetaEnv bool `yaml:"meta_env"`
+	// Export is an Extism plugin's entry point (fn deploy --export) and
+	// Config its config (fn deploy --config).
+	Export string            `yaml:"export"`
+	Config map[string]string `yaml:"config"`
 }
 
 // triggerDoc is a `kind: Trigger` document: trigger create's settings.
@@ -370,9 +377,14 @@ func (d *specDoc) checkFunction(s *spec, f *functionDoc, dir string) error {
 	for _, k := range sortedKeys(f.Env) {
 		env = append(env, k+"="+f.Env[k])
 	}
+	config := make([]string, 0, len(f.Config))
+	for _, k := range sortedKeys(f.Config) {
+		config = append(config, k+"="+f.Config[k])
+	}
 	q, err := deployQuery(deploySettings{
 		abi: f.ABI, memory: f.Memory, timeout: timeout, concurrency: f.Concurrency,
-		maxInput: f.MaxInput, maxOutput: f.MaxOutput, env: env, cgi: f.CGI,
+		maxInput: f.MaxInput, maxOutput: f.MaxOutput, env: env, cgi: f.CGI, metaEnv: f.MetaEnv,
+		export: f.Export, config: config,
 	}, fieldNames)
 	if err != nil {
 		return s.errorf(d, "%v", err)

@@ -155,7 +155,7 @@ func TestApplyParseSpecErrors(t *testing.T) {
 		{"bad max_input", fn + "max_input: 0\n", `spec.yaml: document 1 (Function "echo"): max_input: want a size between 1 B and 1 GiB, got "0"`},
 		{"bad env", fn + "env: [A=1]\n", `spec.yaml: document 1 (Function "echo"): line 5: cannot unmarshal !!seq into map[string]string`},
 		{"bad timeout", fn + "timeout: 5\n", `spec.yaml: document 1 (Function "echo"): timeout "5": want a positive duration like 5s`},
-		{"bad abi", fn + "abi: wasm\n", `spec.yaml: document 1 (Function "echo"): abi: unknown ABI "wasm": use auto, wasi or reactor`},
+		{"bad abi", fn + "abi: wasm\n", `spec.yaml: document 1 (Function "echo"): abi: unknown ABI "wasm": use auto, wasi, reactor or extism`},
 		{"wrong type", fn + "concurrency: many\n", `spec.yaml: document 1 (Function "echo"): line 5: cannot unmarshal !!str ` + "`many`" + ` into int`},
 		{"trigger without target", "apiVersion: sluice/v1\nkind: Trigger\nname: t\ntopic: x\n",
 			`spec.yaml: document 1 (Trigger "t"): give the function (fn) or the workflow (workflow) it runs`},
@@ -267,6 +267,16 @@ func TestApplySameFunction(t *testing.T) {
 	}
 	if sameFunction(view, "abc", catalog.Config{ABI: "reactor"}) {
 		t.Fatal("another ABI compares the same")
+	}
+	// a command deployed before meta_env existed has the metadata in its
+	// environment: a spec without meta_env: true turns it off
+	on := true
+	view.MetaEnv = true
+	if sameFunction(view, "abc", catalog.Config{ABI: "wasi"}) || !sameFunction(view, "abc", catalog.Config{ABI: "wasi", MetaEnv: &on}) {
+		t.Fatal("meta_env compares wrong")
+	}
+	if got := strings.Join(functionDiff(view, "abc", catalog.Config{ABI: "wasi"}), ", "); got != "meta_env on → off" {
+		t.Fatalf("diff of meta_env: %s", got)
 	}
 }
 

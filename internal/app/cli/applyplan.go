@@ -495,6 +495,11 @@ func functionDiff(cur api.FunctionView, sha string, cfg catalog.Config) []string
 	if cfg.CGI != cur.CGI {
 		out = append(out, fmt.Sprintf("cgi %s → %s", onOff(cur.CGI), onOff(cfg.CGI)))
 	}
+	// what the spec asks for: a function deployed before meta_env existed
+	// may have it on without having asked
+	if want := cfg.MetaEnv != nil && *cfg.MetaEnv; want != cur.MetaEnv {
+		out = append(out, fmt.Sprintf("meta_env %s → %s", onOff(cur.MetaEnv), onOff(want)))
+	}
 	was, now := cur.Limits, api.EffectiveLimits(cfg)
 	for _, l := range []struct {
 		name     string
@@ -510,18 +515,30 @@ func functionDiff(cur api.FunctionView, sha string, cfg catalog.Config) []string
 			out = append(out, fmt.Sprintf("%s %s → %s", l.name, l.was, l.now))
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
-		v, ok := cur.Env[k]
+	// an export the spec leaves out is the one the deploy chooses
+	if cfg.Export != "" && cfg.Export != cur.Export {
+		out = append(out, fmt.Sprintf("export %s → %s", cur.Export, cfg.Export))
+	}
+	out = append(out, mapDiff("env", cur.Env, cfg.Env)...)
+	return append(out, mapDiff("config", cur.Config, cfg.PluginConfig)...)
+}
+
+// mapDiff lists the keys added, changed and removed from was to now,
+// never their values (often secrets).
+func mapDiff(what string, was, now map[string]string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(now)) {
+		v, ok := was[k]
 		switch {
 		case !ok:
-			out = append(out, "env "+k+" added")
-		case v != cfg.Env[k]:
-			out = append(out, "env "+k+" changed")
+			out = append(out, what+" "+k+" added")
+		case v != now[k]:
+			out = append(out, what+" "+k+" changed")
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(cur.Env)) {
-		if _, ok := cfg.Env[k]; !ok {
-			out = append(out, "env "+k+" removed")
+	for _, k := range slices.Sorted(maps.Keys(was)) {
+		if _, ok := now[k]; !ok {
+			out = append(out, what+" "+k+" removed")
 		}
 	}
 	return out

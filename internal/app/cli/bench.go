@@ -209,27 +209,28 @@ process per call (fork/exec of a native echo built here).`,
 	}, manyArgs("FILE.wasm", "the modules to measure"))
 	cmd.ValidArgsFunction = completeFiles("wasm")
 	fs := cmd.Flags()
-	abiKind := fs.String("abi", "auto", "module kind: auto, wasi (a WASI command) or reactor (sluice ABI)")
+	abiKind := fs.String("abi", "auto", "module kind: auto, wasi (a WASI command), reactor (sluice ABI) or extism (an Extism plugin)")
+	export := fs.String("export", "", "an Extism plugin's function to call (default: its only one, or handle)")
 	samples := fs.IntP("samples", "n", bench.DefaultSamples, "samples per cold and warm figure (at least 10; 100 or more for a p99)")
 	output := fs.StringP("output", "o", "table", "output format: table or json")
 	svgFile := fs.String("svg", "", "also draw the figures as a bar chart into this SVG `file`")
 	noProcess := fs.Bool("no-process", false, "leave out the process-per-call baseline (it builds a native echo with cc or go)")
 	in := addBenchInputFlags(fs, "each call's input")
 	cmd.RunE = func(cmd *cobra.Command, files []string) error {
-		return runColdStart(e, fs, files, *abiKind, *samples, *output, *svgFile, *noProcess, in)
+		return runColdStart(e, fs, files, *abiKind, *export, *samples, *output, *svgFile, *noProcess, in)
 	}
 	return cmd
 }
 
-func runColdStart(e *env, fs *pflag.FlagSet, files []string, abiKind string, samples int, output, svgFile string, noProcess bool, in *benchInputFlags) error {
+func runColdStart(e *env, fs *pflag.FlagSet, files []string, abiKind, export string, samples int, output, svgFile string, noProcess bool, in *benchInputFlags) error {
 	if output != "table" && output != "json" {
 		return usagef("-o %q: use table or json", output)
 	}
 	kind := abi.Kind(abiKind)
 	switch kind {
-	case abi.Auto, abi.WASI, abi.Reactor:
+	case abi.Auto, abi.WASI, abi.Reactor, abi.Extism:
 	default:
-		return usagef("--abi %q: use auto, wasi or reactor", abiKind)
+		return usagef("--abi %q: use auto, wasi, reactor or extism", abiKind)
 	}
 	if samples < bench.MinSamples {
 		return usagef("-n %d: want at least %d samples", samples, bench.MinSamples)
@@ -252,7 +253,7 @@ func runColdStart(e *env, fs *pflag.FlagSet, files []string, abiKind string, sam
 	results := make([]*bench.ColdStart, 0, len(files))
 	for i, f := range files {
 		r, err := bench.ColdStartModule(e.ctx, f, mods[i], bench.ColdStartOptions{
-			ABI: kind, Samples: samples, Input: input, Timer: timer,
+			ABI: kind, Export: export, Samples: samples, Input: input, Timer: timer,
 			Progress: func(done, total int, what string) {
 				p.set((float64(i)+float64(done)/float64(total))/units, filepath.Base(f)+": "+what)
 			},
@@ -295,15 +296,17 @@ func runColdStart(e *env, fs *pflag.FlagSet, files []string, abiKind string, sam
 	fmt.Fprintf(e.stdout, "sluice bench coldstart: %s\n%s\n%s\n\n", method[0], method[1], method[2])
 	rows := make([][]string, 0, len(results)+len(procs))
 	for _, r := range results {
-		rows = append(rows, []string{
+		floor := []string{"-", "-", "-", "-"} // an Extism plugin has no floor
+		if r.NoFloor == "" {
+			floor = []string{bench.FormatDuration(r.FloorCold.P50), bench.FormatDuration(r.FloorWarm.P50),
+				fmt.Sprintf("%.2f×", r.ColdOverFloor()), warmOverFloor(r)}
+		}
+		rows = append(rows, append([]string{
 			r.Module, r.ABI, host.FormatBytes(uint64(r.Size)),
 			us(r.CompileUS), us(r.CacheLoadUS),
 			bench.FormatDuration(r.Cold.P50), bench.FormatDuration(r.Cold.P99),
 			bench.FormatDuration(r.Warm.P50), bench.FormatDuration(r.Warm.P99),
-			bench.FormatDuration(r.FloorCold.P50), bench.FormatDuration(r.FloorWarm.P50),
-			fmt.Sprintf("%.2f×", r.ColdP50US/r.FloorColdP50US),
-			warmOverFloor(r),
-		})
+		}, floor...))
 	}
 	for _, pr := range procs {
 		rows = append(rows, []string{pr.Name, "process", "-", "-", "-",
@@ -317,7 +320,7 @@ func runColdStart(e *env, fs *pflag.FlagSet, files []string, abiKind string, sam
 compile:     first compilation, no cache (sluice instruments the module, then wazero compiles it)
 cache load:  a new host loading the module from the on-disk compilation cache (a restarted daemon)
 cold:        a fresh instance and its first call, through sluice's invoke path (medians and p99)
-warm:        a call on a pooled reactor instance; a WASI command makes a fresh instance per call, so warm = cold
+warm:        a call on a pooled reactor or Extism instance; a WASI command makes a fresh instance per call, so warm = cold
 floor:       bare wazero on the same module and input, no sluice code, measured in the same run
 `)
 	for _, pr := range procs {
@@ -325,14 +328,16 @@ floor:       bare wazero on the same module and input, no sluice code, measured 
 		if len(results) > 0 {
 			r := results[0]
 			fmt.Fprintf(e.stdout, ": %.0f× the cold start of %s", float64(pr.Call.P50)/float64(r.Cold.P50), r.Module)
-			if r.ABI == string(abi.Reactor) {
+			if r.ABI != string(abi.WASI) {
 				fmt.Fprintf(e.stdout, ", %.0f× its warm call", float64(pr.Call.P50)/float64(r.Warm.P50))
 			}
 		}
 		fmt.Fprintln(e.stdout)
 	}
 	for _, r := range results {
-		if !r.SameOutput {
+		if r.NoFloor != "" {
+			fmt.Fprintf(e.stdout, "no floor for %s: %s\n", r.Module, r.NoFloor)
+		} else if !r.SameOutput {
 			fmt.Fprintf(e.stdout, "note: sluice and bare wazero gave different outputs for %s (does it depend on time, randomness or its environment?)\n", r.Module)
 		}
 	}
@@ -343,14 +348,20 @@ func coldStartSVG(results []*bench.ColdStart, procs []bench.ProcessResult, metho
 	var groups []bench.BarGroup
 	for _, r := range results {
 		g := bench.BarGroup{Label: fmt.Sprintf("%s (%s, %s)", filepath.Base(r.Module), r.ABI, host.FormatBytes(uint64(r.Size)))}
-		if r.ABI == string(abi.Reactor) {
+		switch {
+		case r.NoFloor != "":
+			g.Bars = []bench.Bar{
+				{Label: "sluice: cold start", P50: r.Cold.P50, P99: r.Cold.P99, Kind: "sluice"},
+				{Label: "sluice: warm call", P50: r.Warm.P50, P99: r.Warm.P99, Kind: "sluice"},
+			}
+		case r.ABI == string(abi.Reactor):
 			g.Bars = []bench.Bar{
 				{Label: "sluice: cold start", P50: r.Cold.P50, P99: r.Cold.P99, Kind: "sluice"},
 				{Label: "bare wazero: cold start", P50: r.FloorCold.P50, P99: r.FloorCold.P99, Kind: "floor"},
 				{Label: "sluice: warm call", P50: r.Warm.P50, P99: r.Warm.P99, Kind: "sluice"},
 				{Label: "bare wazero: warm call", P50: r.FloorWarm.P50, P99: r.FloorWarm.P99, Kind: "floor"},
 			}
-		} else {
+		default:
 			g.Bars = []bench.Bar{
 				{Label: "sluice: every call (cold)", P50: r.Cold.P50, P99: r.Cold.P99, Kind: "sluice"},
 				{Label: "bare wazero: every call", P50: r.FloorCold.P50, P99: r.FloorCold.P99, Kind: "floor"},

@@ -51,6 +51,9 @@ const overview = `sluice runs WebAssembly functions, triggers and workflows.
 
 Usage:
   sluice daemon [flags]                      run the daemon (embedded NATS Streaming by default)
+  sluice new fn NAME --lang LANG [--http] [--dir D]
+                                             write a function's project: handler, test, Makefile,
+                                             SDK (the languages: sluice new fn --help)
   sluice fn deploy NAME FILE.wasm [flags]    deploy a function (a new version if it exists)
   sluice fn update NAME [--timeout D] [--memory S] [--concurrency N] [--env K=V] [--unset-env K]
                                              change a function's limits or env, without its module
@@ -66,8 +69,11 @@ Usage:
                  (--workflow WF instead of --fn FN invokes a workflow; with --http-path,
                  --http-request gives it the whole request and lets it set the response)
   sluice trigger list | get NAME | delete NAME
+  sluice topic list                          topics with their message counts and last sequences
   sluice topic publish TOPIC [--data S | --file F | stdin]    prints the stored sequence
   sluice topic tail TOPIC [--tail N | --from-start] [--count N] [--timeout D]
+  sluice graph [-o table|json|dot|mermaid]   what feeds what: routes, topics, timers, triggers,
+                                             functions, workflows
   sluice wf create NAME -f WORKFLOW.yaml     create a workflow (a new version if it changed)
   sluice wf list | get NAME | delete NAME [--force]
   sluice wf invoke NAME [--data JSON | --file F | stdin] [--raw] [--wait] [--id KEY]
@@ -81,7 +87,7 @@ Usage:
   sluice migrate --from-nats-streaming URL [--cluster-id ID] (--to URL | --data DIR) [--dry-run]
                                              copy functions, triggers, workflows and unfinished
                                              invocations from NATS Streaming into JetStream
-  sluice bench coldstart FILE.wasm... [--abi auto|wasi|reactor] [-n N] [--svg FILE]
+  sluice bench coldstart FILE.wasm... [--abi auto|wasi|reactor|extism] [--export NAME] [-n N] [--svg FILE]
                                              cold starts and warm calls vs bare wazero and a
                                              process per call, in this process (no daemon)
   sluice bench http --fn NAME [-c 32] [-d 10s] [--path /fn/P] [--floor FILE.wasm] [--svg FILE]
@@ -164,8 +170,10 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(
 		daemonCommand(e),
 		group("fn", "deploy, inspect, call and delete functions", fnCommands(e)...),
+		group("new", "write a new function's project, in any language sluice has templates for", newCommands(e)...),
 		group("trigger", "bind functions and workflows to HTTP routes, topics and schedules", triggerCommands(e)...),
-		group("topic", "publish to and read NATS Streaming topics", topicCommands(e)...),
+		group("topic", "list, publish to and read topics", topicCommands(e)...),
+		graphCommand(e),
 		group("wf", "create, invoke and inspect workflows", wfCommands(e)...),
 		applyCommand(e),
 		migrateCommand(e),

@@ -150,7 +150,7 @@ func TestHelp(t *testing.T) {
 	}
 
 	// every command: usage, examples, flags; its positional arguments
-	placeholder := regexp.MustCompile(`^\[?([A-Z][A-Za-z0-9.]*?)(\.\.\.)?\]?$`)
+	placeholder := regexp.MustCompile(`^\[?([A-Z][A-Za-z0-9._]*?)(\.\.\.)?\]?$`)
 	walk(func(p string, cmd *cobra.Command) {
 		t.Run(p, func(t *testing.T) {
 			r := runCLI("", append(strings.Fields(p), "--help")...)
@@ -188,15 +188,20 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{}, "sluice: no command given\n"},
 		{[]string{"nonsense"}, `sluice: unknown command "nonsense"`},
 		{[]string{"fn", "lsit"}, `sluice: unknown command "fn lsit": did you mean "fn list"?`},
-		{[]string{"fn"}, "sluice: fn: no command given (one of: deploy, update, list, get, delete, invoke, logs)\n"},
+		{[]string{"fn"}, "sluice: fn: no command given (one of: deploy, update, list, get, versions, delete, invoke, logs)\n"},
 		{[]string{"fn", "invoke"}, "sluice: fn invoke: missing NAME (usage: sluice fn invoke NAME [flags])\n"},
 		{[]string{"fn", "get", "a", "b"}, `sluice: fn get: unexpected argument "b"`},
 		{[]string{"fn", "list", "--frob"}, "sluice: fn list: unknown flag: --frob"},
 		{[]string{"--frob"}, "sluice: unknown flag: --frob (run sluice --help)\n"},
 		{[]string{"--frob", "x", "fn", "list"}, "sluice: fn list: unknown flag: --frob (run sluice fn list --help)\n"},
 		{[]string{"fn", "list", "-o", "yaml"}, `sluice: -o "yaml": use table or json`},
-		{[]string{"wf", "invocations", "--status", "broken"}, `sluice: --status "broken": use running, succeeded, failed, canceled`},
-		{[]string{"wf", "invocations", "--limit", "0"}, "sluice: --limit 0: want a positive number"},
+		{[]string{"wf", "invocations", "--status", "broken"}, `sluice: --status "broken": use running, succeeded, failed, canceled, compensating, compensated, catching`},
+		{[]string{"wf", "invocations", "--status", "failed,done"}, `sluice: --status "done": use running`},
+		{[]string{"wf", "invocations", "--all", "--limit", "5"}, "sluice: --all lists every page: give --limit or --all, not both"},
+		{[]string{"wf", "invocations", "--limit", "1001"}, "sluice: --limit 1001: want a number from 1 to 1000"},
+		{[]string{"wf", "invocations", "--limit", "0"}, "sluice: --limit 0: want a number from 1 to 1000"},
+		{[]string{"topic", "redrive", "jobs.dead"}, "sluice: give --seq N (one or more) or --all\n"},
+		{[]string{"topic", "dead-letters", "jobs.dead", "--limit", "0"}, "sluice: --limit must be from 1 to 1000\n"},
 		{[]string{"fn", "logs", "f", "--tail", "0"}, "sluice: --tail 0: want a positive number of records"},
 		{[]string{"topic", "tail", "t", "--tail", "3", "--from-start"}, "sluice: give --tail or --from-start, not both"},
 	} {
@@ -242,7 +247,7 @@ func TestFnUpdateMistakes(t *testing.T) {
 		args []string
 		want string
 	}{
-		{nil, "fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --cgi, --env or --unset-env"},
+		{nil, "fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --cgi, --meta-env, --export, --env or --unset-env"},
 		{[]string{"--env", "A=1", "--unset-env", "A"}, "--env and --unset-env both name A: give one"},
 		{[]string{"--timeout", "0s"}, "--timeout must be positive"},
 		{[]string{"--concurrency", "-1"}, "--concurrency must be positive"},

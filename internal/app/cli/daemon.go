@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/host"
 	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/internal/broker"
+	"github.com/sluicehq/sluice/internal/egress"
 )
 
 func daemonCommand(e *env) *cobra.Command {
@@ -77,6 +78,7 @@ unless --insecure is given.
 type daemonCLI struct {
 	logFormat, logLevel, tokenFile, memoryBudget, maxValue string
 	clusterPasswordFile, replicas                          string
+	httpSecrets                                            []string
 }
 
 // daemonFlags defines every flag of sluice daemon on fs, filling o, each
@@ -100,6 +102,12 @@ func daemonFlags(fs *pflag.FlagSet, o *daemon.Options) *daemonCLI {
 	fs.DurationVar(&o.StartTimeout, "start-timeout", o.StartTimeout, "how long the start may take, the broker's recovery and the catalog's replay included, before the daemon gives up (an embedded NATS Streaming with thousands of channels takes minutes)")
 	fs.StringVar(&d.memoryBudget, "memory-budget", envOr("SLUICE_MEMORY_BUDGET", host.FormatBytes(o.MemoryBudget)), "memory for compiled code and instances, all functions together; the least recently used are released to make room (default: half the memory available) (env SLUICE_MEMORY_BUDGET)")
 	fs.StringVar(&d.maxValue, "max-value", envOr("SLUICE_MAX_VALUE", host.FormatBytes(uint64(o.MaxValue))), "largest value a workflow carries: an invocation's input, a task's input or output, an expression's result; values over 512KiB are stored in the broker's blob store (env SLUICE_MAX_VALUE)")
+	var allow []string
+	if v := os.Getenv("SLUICE_ALLOW_HTTP"); v != "" {
+		allow = strings.Split(v, ",")
+	}
+	fs.StringSliceVar(&o.AllowHTTP, "allow-http", allow, "the hosts workflows may call with the http built-in, `HOST[:PORT],...` (a name, an IP address or *.DOMAIN; without a port, 80 for http and 443 for https); none: the built-in is off (env SLUICE_ALLOW_HTTP)")
+	fs.StringArrayVar(&d.httpSecrets, "http-secret", nil, "a secret http tasks' headers may take, `NAME=@FILE` (repeatable): a header {secret: NAME} is sent with the file's content, read at each request, and recorded by name only (env "+egress.EnvSecretPrefix+"NAME=VALUE)")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout, "release instances and compiled code unused for this long (0: only when the memory budget needs the room)")
 	fs.StringVar(&d.logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	fs.StringVar(&d.logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
@@ -132,6 +140,16 @@ func (d *daemonCLI) finish(fs *pflag.FlagSet, o *daemon.Options, logs io.Writer)
 			host.FormatBytes(daemon.MinMaxValue), host.FormatBytes(daemon.MaxMaxValue))
 	}
 	o.MaxValue = int(mv)
+	if o.HTTPSecrets, err = egress.SecretsFromEnv(os.Environ()); err != nil {
+		return usagef("%v", err)
+	}
+	for _, f := range d.httpSecrets {
+		sec, err := egress.ParseSecret(f)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		o.HTTPSecrets = append(o.HTTPSecrets, sec)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(d.logLevel)); err != nil {
 		return usagef("--log-level %q: use debug, info, warn or error", d.logLevel)

@@ -28,7 +28,7 @@ import (
 const DefaultLogTail = 100
 
 func fnCommands(e *env) []*cobra.Command {
-	return []*cobra.Command{fnDeploy(e), fnUpdate(e), fnList(e), fnGet(e), fnDelete(e), fnInvoke(e), fnLogs(e)}
+	return []*cobra.Command{fnDeploy(e), fnUpdate(e), fnList(e), fnGet(e), fnVersions(e), fnDelete(e), fnInvoke(e), fnLogs(e)}
 }
 
 const nameHelp = "1 to 63 lowercase letters, digits and '-'"
@@ -48,15 +48,21 @@ finish on the old one.`,
   sluice fn deploy upper build/wasm/upper-go.wasm --memory 16MiB --timeout 5s --concurrency 8
 
   # a CGI (or WAGI) script: the HTTP request in CGI variables, a CGI response on stdout
-  sluice fn deploy app build/wasm/app.wasm --cgi`,
+  sluice fn deploy app build/wasm/app.wasm --cgi
+
+  # an Extism plugin, unmodified: its export greet, with config for config_get
+  sluice fn deploy greet plugin.wasm --export greet --config greeting=Bonjour`,
 	}, arg("NAME", "the function's name: "+nameHelp), arg("FILE.wasm", "the module: a WASI command, or a reactor (sluice ABI or Extism)"))
 	cf := addClientFlags(cmd, true)
 	fs := cmd.Flags()
-	abiKind := fs.String("abi", "auto", "module kind: auto, wasi (a WASI command) or reactor (sluice ABI)")
+	abiKind := fs.String("abi", "auto", "module kind: auto, wasi (a WASI command), reactor (sluice ABI) or extism (an Extism plugin)")
 	var d deploySettings
 	addLimitFlags(fs, &d)
 	fs.BoolVar(&d.cgi, "cgi", false, "run a WASI command as a CGI script: the HTTP request in CGI variables, a CGI response (Status:, Content-Type:, ...) on stdout")
-	_ = cmd.RegisterFlagCompletionFunc("abi", cobra.FixedCompletions([]cobra.Completion{"auto", "wasi", "reactor"}, cobra.ShellCompDirectiveNoFileComp))
+	fs.BoolVar(&d.metaEnv, "meta-env", false, "give a WASI command the call's metadata as SLUICE_* environment variables (SLUICE_INVOCATION, SLUICE_HTTP_METHOD, ...); without it, only its --env")
+	fs.StringVar(&d.export, "export", "", "an Extism plugin's function to call (default: its only one, or handle)")
+	fs.StringArrayVar(&d.config, "config", nil, "an Extism plugin's config K=V, read with config_get (repeatable)")
+	_ = cmd.RegisterFlagCompletionFunc("abi", cobra.FixedCompletions([]cobra.Completion{"auto", "wasi", "reactor", "extism"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		if len(args) == 0 {
 			return completeNames(cmd, cf, functionNames, toComplete), cobra.ShellCompDirectiveNoFileComp
@@ -109,6 +115,9 @@ type deploySettings struct {
 	maxInput, maxOutput string
 	env                 []string // K=V
 	cgi                 bool
+	export              string   // an Extism plugin's entry point
+	config              []string // an Extism plugin's config, K=V
+	metaEnv             bool
 }
 
 // deployQuery checks the settings and turns them into the query of a
@@ -121,6 +130,18 @@ func deployQuery(d deploySettings, name namer) (url.Values, error) {
 	q := url.Values{"abi": {abiKind}}
 	if d.cgi {
 		q.Set("cgi", "true")
+	}
+	if d.metaEnv {
+		q.Set("meta-env", "true")
+	}
+	if d.export != "" {
+		q.Set("export", d.export)
+	}
+	for _, kv := range d.config {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, usagef("%s %q: want KEY=VALUE", name("config"), kv)
+		}
+		q.Add("config", kv)
 	}
 	if d.memory != "" {
 		if _, err := host.ParseBytes(d.memory); err != nil {
@@ -191,6 +212,8 @@ given keep their value; --env sets a variable and keeps the others,
 	addLimitFlags(fs, &d)
 	unset := fs.StringArray("unset-env", nil, "remove this environment variable (repeatable)")
 	fs.BoolVar(&d.cgi, "cgi", false, "run the function (a WASI command) as a CGI script; --cgi=false: as a plain command")
+	fs.BoolVar(&d.metaEnv, "meta-env", false, "give the function (a WASI command) the call's metadata as SLUICE_* environment variables; --meta-env=false: only its --env")
+	fs.StringVar(&d.export, "export", "", "call another of the function's (an Extism plugin's) exported functions")
 	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		q, changes, err := updateQuery(fs, d, *unset)
@@ -236,6 +259,10 @@ func updateQuery(fs *pflag.FlagSet, d deploySettings, unset []string) (url.Value
 	if fs.Changed("cgi") {
 		q.Set("cgi", strconv.FormatBool(d.cgi))
 	}
+	q.Del("meta-env")
+	if fs.Changed("meta-env") {
+		q.Set("meta-env", strconv.FormatBool(d.metaEnv))
+	}
 	set := map[string]bool{}
 	for _, kv := range d.env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -250,8 +277,11 @@ func updateQuery(fs *pflag.FlagSet, d deploySettings, unset []string) (url.Value
 		}
 		q.Add("unset-env", k)
 	}
+	if fs.Changed("export") && d.export == "" {
+		return nil, nil, usagef("--export: give the name of an exported function")
+	}
 	if len(q) == 0 {
-		return nil, nil, usagef("fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --cgi, --env or --unset-env")
+		return nil, nil, usagef("fn update: nothing to change: give --timeout, --memory, --concurrency, --max-input, --max-output, --cgi, --meta-env, --export, --env or --unset-env")
 	}
 	changes := func(v api.FunctionView) []string {
 		var out []string
@@ -265,6 +295,8 @@ func updateQuery(fs *pflag.FlagSet, d deploySettings, unset []string) (url.Value
 			{"max-input", "max input " + host.FormatBytes(uint64(l.MaxInput))},
 			{"max-output", "max output " + host.FormatBytes(uint64(l.MaxOutput))},
 			{"cgi", "cgi " + onOff(v.CGI)},
+			{"meta-env", "meta-env " + onOff(v.MetaEnv)},
+			{"export", "export " + v.Export},
 		} {
 			if q.Has(c.flag) {
 				out = append(out, c.now)
@@ -336,11 +368,43 @@ daemon's counters. Environment values are masked unless --show-env is given
 	return cmd
 }
 
+func fnVersions(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "versions NAME",
+		Short: "list the versions of a function the daemon keeps, newest first",
+		Long: fmt.Sprintf(`List the versions of a function the daemon keeps, newest first: the last
+%d of its name, deleted ones too (a workflow invocation calls the versions
+current when it started). Environment values are masked unless --show-env.`, catalog.KeepVersions),
+		Example: `  sluice fn versions hello
+  sluice fn versions hello -o json`,
+	}, arg("NAME", "the function"))
+	cf := addClientFlags(cmd, true)
+	showEnv := cmd.Flags().Bool("show-env", false, "show the environment's values, unmasked")
+	cmd.ValidArgsFunction = completeFirst(cf, functionNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		vs, err := cf.client().FunctionVersions(e.ctx, args[0], client.RevealEnv(*showEnv))
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, vs)
+		}
+		rows := make([][]string, 0, len(vs))
+		for _, f := range vs {
+			rows = append(rows, []string{strconv.Itoa(f.Version), f.ABI, f.Module[:min(12, len(f.Module))], host.FormatBytes(uint64(f.Size)),
+				host.FormatBytes(f.Limits.Memory), f.Limits.Timeout, ago(f.Deployed)})
+		}
+		return table(e.stdout, []string{"VERSION", "ABI", "MODULE", "SIZE", "MEMORY", "TIMEOUT", "DEPLOYED"}, rows)
+	}
+	return cmd
+}
+
 func printFunction(w io.Writer, f api.FunctionView) {
 	rows := [][2]string{
 		{"name:", f.Name},
 		{"version:", strconv.Itoa(f.Version)},
-		{"abi:", f.ABI + map[bool]string{true: " (CGI)"}[f.CGI]},
+		{"abi:", f.ABI + map[bool]string{true: " (CGI)"}[f.CGI] + map[bool]string{true: ", export " + f.Export}[f.Export != ""]},
+		{"meta env:", metaEnvRow(f)},
 		{"module:", fmt.Sprintf("sha256:%s (%s)", f.Module, host.FormatBytes(uint64(f.Size)))},
 		{"memory:", host.FormatBytes(f.Limits.Memory)},
 		{"timeout:", f.Limits.Timeout},
@@ -353,10 +417,26 @@ func printFunction(w io.Writer, f api.FunctionView) {
 	for _, k := range sortedKeys(f.Env) {
 		rows = append(rows, [2]string{"env:", k + "=" + f.Env[k]})
 	}
+	if len(f.ConfigKeys) > 0 {
+		rows = append(rows, [2]string{"config:", strings.Join(f.ConfigKeys, ", ")})
+	}
 	if s := f.Stats; s != nil {
 		rows = append(rows, [2]string{"calls here:", fmt.Sprintf("%d (%d errors, %d cold starts, %d running, %d idle instances)", s.Calls, s.Errors, s.ColdStarts, s.Active, s.Idle)})
 	}
 	fields(w, 13, rows)
+}
+
+// metaEnvRow says whether a function gets the call's metadata in its
+// environment: a WASI command's setting (--meta-env); a reactor reads it
+// with sluice.meta_get.
+func metaEnvRow(f api.FunctionView) string {
+	switch {
+	case f.MetaEnv:
+		return "on: the call's metadata in SLUICE_* variables besides its env"
+	case f.ABI == "wasi":
+		return "off: only its env (--meta-env adds the call's metadata)"
+	}
+	return "-"
 }
 
 // onOff says a boolean setting as fn update reports it.
@@ -475,6 +555,11 @@ cannot drive the terminal. A failed call exits 1 with the error on stderr.`,
 			return err
 		}
 		out, err := cf.client().Invoke(e.ctx, args[0], input)
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.FunctionCode != "" {
+			// the function's own code says what failed; the message may not
+			return fmt.Errorf("%w (code %s)", err, ce.FunctionCode)
+		}
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +12,36 @@ import (
 )
 
 func topicCommands(e *env) []*cobra.Command {
-	return []*cobra.Command{topicPublish(e), topicTail(e)}
+	return []*cobra.Command{topicList(e), topicPublish(e), topicTail(e), topicDeadLetters(e), topicRedrive(e)}
+}
+
+func topicList(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "list",
+		Short: "list the topics with their message counts and last sequences",
+		Long: `List every topic the broker holds (not sluice's own streams, under sluice.),
+with how many messages it holds and the sequence of its last one. On NATS
+Streaming the daemon reads them from its embedded server; with --nats
+(an external server) it cannot, and says so.`,
+		Example: `  sluice topic list
+  sluice topic list -o json`,
+	})
+	cf := addClientFlags(cmd, true)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ts, err := cf.client().Topics(e.ctx)
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, ts)
+		}
+		rows := make([][]string, 0, len(ts))
+		for _, t := range ts {
+			rows = append(rows, []string{t.Name, strconv.FormatUint(t.Messages, 10), strconv.FormatUint(t.Last, 10)})
+		}
+		return table(e.stdout, []string{"TOPIC", "MESSAGES", "LAST"}, rows)
+	}
+	return cmd
 }
 
 func topicPublish(e *env) *cobra.Command {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/app/api"
 	"github.com/sluicehq/sluice/internal/app/client"
 	"github.com/sluicehq/sluice/internal/catalog"
 )
@@ -25,7 +26,8 @@ import (
 const DefaultInvocationsLimit = 100
 
 func wfCommands(e *env) []*cobra.Command {
-	return []*cobra.Command{wfCreate(e), wfList(e), wfGet(e), wfDelete(e), wfInvoke(e), wfStatus(e), wfEvents(e), wfCancel(e), wfInvocations(e)}
+	return []*cobra.Command{wfCreate(e), wfList(e), wfGet(e), wfRevisions(e), wfDelete(e), wfInvoke(e), wfStatus(e), wfEvents(e), wfCancel(e), wfInvocations(e),
+		wfSignal(e), wfRedrive(e)}
 }
 
 // readFile reads a file named on the command line, "-" being stdin.
@@ -125,6 +127,37 @@ func wfGet(e *env) *cobra.Command {
 			src += "\n"
 		}
 		return e.writeData([]byte(src))
+	}
+	return cmd
+}
+
+func wfRevisions(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "revisions NAME",
+		Short: "list every definition a workflow has had, newest first",
+		Long: `List every definition a workflow name has had, newest first, each once (as
+first created): its version, revision (the sha256 of its YAML, which its
+invocations name) and when it was created. -o json with --source gives each
+one's YAML.`,
+		Example: `  sluice wf revisions order
+  sluice wf revisions order --source -o json`,
+	}, arg("NAME", "the workflow"))
+	cf := addClientFlags(cmd, true)
+	source := cmd.Flags().Bool("source", false, "with -o json, give each revision's YAML")
+	cmd.ValidArgsFunction = completeFirst(cf, workflowNames)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ws, err := cf.client().WorkflowRevisions(e.ctx, args[0], *source)
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, ws)
+		}
+		rows := make([][]string, 0, len(ws))
+		for _, w := range ws {
+			rows = append(rows, []string{strconv.Itoa(w.Version), w.Revision[:min(12, len(w.Revision))], ago(w.Created)})
+		}
+		return table(e.stdout, []string{"VERSION", "REVISION", "CREATED"}, rows)
 	}
 	return cmd
 }
@@ -315,6 +348,18 @@ func printInvocation(w io.Writer, inv *engine.Invocation) error {
 	if inv.Error != "" {
 		rows = append(rows, [2]string{"error:", oneLine(inv.Error)})
 	}
+	if inv.ErrorCode != "" {
+		rows = append(rows, [2]string{"error code:", inv.ErrorCode})
+	}
+	if inv.Compensation != "" {
+		rows = append(rows, [2]string{"compensation:", inv.Compensation})
+	}
+	if inv.Redrives > 0 {
+		rows = append(rows, [2]string{"redriven:", fmt.Sprintf("%d times", inv.Redrives)})
+	}
+	if len(inv.PendingSignals) > 0 {
+		rows = append(rows, [2]string{"signals:", clip(strings.Join(inv.PendingSignals, ", ")) + " (sent, no wait has taken them yet)"})
+	}
 	fields(w, 13, rows)
 	if len(inv.Tasks) == 0 {
 		return nil
@@ -327,10 +372,27 @@ func printInvocation(w io.Writer, inv *engine.Invocation) error {
 	trows := make([][]string, 0, len(ids))
 	for _, id := range ids {
 		t := inv.Tasks[id]
-		trows = append(trows, []string{id, t.Status, dash(t.Run), strconv.Itoa(t.Attempts), dash(clip(oneLine(t.Error)))})
+		status, msg := t.Status, t.Error
+		if t.Caught {
+			status += " (caught)"
+		}
+		if t.Waiting != "" {
+			status = "waiting for signal " + t.Waiting
+		}
+		if t.WaitingTopic != "" {
+			status = "waiting for a message on topic " + t.WaitingTopic
+		}
+		if t.ErrorCode != "" {
+			msg = "[" + t.ErrorCode + "] " + msg
+		}
+		version := "-" // a built-in, or an attempt started before versions were recorded
+		if t.Version != 0 {
+			version = strconv.Itoa(t.Version)
+		}
+		trows = append(trows, []string{id, status, dash(t.Run), version, strconv.Itoa(t.Attempts), dash(clip(oneLine(msg)))})
 	}
 	fmt.Fprintln(w)
-	return table(w, []string{"TASK", "STATUS", "RUN", "ATTEMPTS", "ERROR"}, trows)
+	return table(w, []string{"TASK", "STATUS", "RUN", "VERSION", "ATTEMPTS", "ERROR"}, trows)
 }
 
 // showValue renders a value on one line as the API gives it (its JSON and
@@ -435,56 +497,242 @@ func wfCancel(e *env) *cobra.Command {
 }
 
 // invocationStatuses are the statuses wf invocations --status takes.
-var invocationStatuses = []string{engine.StatusRunning, engine.StatusSucceeded, engine.StatusFailed, engine.StatusCanceled}
+var invocationStatuses = engine.ListStatuses
 
 func wfInvocations(e *env) *cobra.Command {
 	cmd := withArgs(&cobra.Command{
 		Use:   "invocations [NAME]",
-		Short: "list invocations, newest first",
-		Long: `List invocations, newest first: of every workflow, or of one. At most --limit
-are listed (the newest); --status keeps those with that status.`,
+		Short: "list invocations, newest first, a page at a time",
+		Long: `List invocations, newest first: of every workflow, or of one, a page of at
+most --limit at a time. After the table, on stderr, come the counts per
+status and, when there are more, the command that lists the next page
+(--cursor); --all lists every page.
+
+--status keeps the invocations with any of the statuses given (--status
+failed,canceled, or --status again): running, succeeded, failed, canceled,
+compensating (running ones whose undo tasks run), compensated (failed ones
+whose undo tasks ran), catching (running ones with a task whose catch runs).
+--since and --until keep those created in a range: an RFC 3339 time, or a
+duration before now (--since 1h: the last hour). Child workflows' invocations
+are listed, with their parent (INVOCATION/TASK); --top leaves them out.
+
+-o json prints the invocations as a JSON array, as every listing does; the
+counts and the next page's command still go to stderr.`,
 		Example: `  sluice wf invocations
-  sluice wf invocations order --status failed --limit 20`,
+  sluice wf invocations order --status failed --since 1h --limit 20
+  sluice wf invocations --status failed,canceled --top --all -o json`,
 	}, optionalArg("NAME", "list only this workflow's invocations"))
 	cf := addClientFlags(cmd, true)
 	fs := cmd.Flags()
-	status := fs.String("status", "", "list only invocations with this status: "+strings.Join(invocationStatuses, ", "))
-	limit := fs.Int("limit", DefaultInvocationsLimit, "list at most this many, the newest")
+	statuses := fs.StringSlice("status", nil, "list only invocations with any of these statuses: "+strings.Join(invocationStatuses, ", "))
+	since := fs.String("since", "", "list only invocations created at or after this `time`: RFC 3339, or a duration before now (1h)")
+	until := fs.String("until", "", "list only invocations created before this `time`: RFC 3339, or a duration before now (1h)")
+	top := fs.Bool("top", false, "leave out child workflows' invocations")
+	limit := fs.Int("limit", DefaultInvocationsLimit, fmt.Sprintf("list at most this many per page, the newest (at most %d)", api.MaxInvocations))
+	cursor := fs.String("cursor", "", "list the page after the one that printed this cursor")
+	all := fs.Bool("all", false, fmt.Sprintf("list every page (of %d)", api.MaxInvocations))
 	_ = cmd.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(invocationStatuses, cobra.ShellCompDirectiveNoFileComp))
 	cmd.ValidArgsFunction = completeFirst(cf, workflowNames)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		switch {
-		case *status != "" && !slices.Contains(invocationStatuses, *status):
-			return usagef("--status %q: use %s", *status, strings.Join(invocationStatuses, ", "))
-		case *limit <= 0:
-			return usagef("--limit %d: want a positive number", *limit)
+		for _, st := range *statuses {
+			if !slices.Contains(invocationStatuses, st) {
+				return usagef("--status %q: use %s", st, strings.Join(invocationStatuses, ", "))
+			}
 		}
-		f := client.InvocationFilter{Status: *status, Limit: *limit}
+		switch {
+		case *limit <= 0 || *limit > api.MaxInvocations:
+			return usagef("--limit %d: want a number from 1 to %d", *limit, api.MaxInvocations)
+		case *all && fs.Changed("limit"):
+			return usagef("--all lists every page: give --limit or --all, not both")
+		case *all && *cursor != "":
+			return usagef("--all lists every page from the newest: give --cursor or --all, not both")
+		}
+		f := client.InvocationFilter{Statuses: *statuses, Since: *since, Until: *until, Top: *top, Limit: *limit, Cursor: *cursor}
 		if len(args) == 1 {
 			f.Workflow = args[0]
 		}
-		invs, err := cf.client().ListInvocations(e.ctx, f)
+		if *all {
+			f.Limit = api.MaxInvocations
+		}
+		c := cf.client()
+		p, err := c.InvocationPage(e.ctx, f)
 		if err != nil {
 			return err
 		}
-		// a daemon that does not know the filter lists more: keep to it
-		invs = slices.DeleteFunc(invs, func(inv *engine.Invocation) bool { return f.Status != "" && inv.Status != f.Status })
-		invs = invs[:min(len(invs), f.Limit)]
-		if cf.json() {
-			if invs == nil {
-				invs = []*engine.Invocation{}
-			}
-			return printJSON(e.stdout, invs)
+		// the next pages keep the range the first resolved (--since 1h)
+		if p.Since != nil {
+			f.Since = p.Since.Format(time.RFC3339Nano)
 		}
-		rows := make([][]string, 0, len(invs))
-		for _, inv := range invs {
+		if p.Until != nil {
+			f.Until = p.Until.Format(time.RFC3339Nano)
+		}
+		for *all && p.NextCursor != "" {
+			f.Cursor, f.NoCounts = p.NextCursor, true
+			next, err := c.InvocationPage(e.ctx, f)
+			if err != nil {
+				return err
+			}
+			p.Invocations, p.NextCursor = append(p.Invocations, next.Invocations...), next.NextCursor
+		}
+		if cf.json() {
+			if err := printJSON(e.stdout, p.Invocations); err != nil {
+				return err
+			}
+			return morePages(e, f, p)
+		}
+		rows := make([][]string, 0, len(p.Invocations))
+		for _, inv := range p.Invocations {
 			finished := "-"
 			if inv.Finished != nil {
 				finished = ago(*inv.Finished)
 			}
-			rows = append(rows, []string{inv.ID, inv.Workflow, inv.Status, ago(inv.Created), finished})
+			status := inv.Status
+			if inv.Compensation != "" {
+				status += " (" + inv.Compensation + ")"
+			}
+			parent := inv.Parent
+			if parent == "" {
+				parent = "-"
+			}
+			rows = append(rows, []string{inv.ID, inv.Workflow, status, parent, ago(inv.Created), finished})
 		}
-		return table(e.stdout, []string{"ID", "WORKFLOW", "STATUS", "CREATED", "FINISHED"}, rows)
+		if err := table(e.stdout, []string{"ID", "WORKFLOW", "STATUS", "PARENT", "CREATED", "FINISHED"}, rows); err != nil {
+			return err
+		}
+		return morePages(e, f, p)
+	}
+	return cmd
+}
+
+// morePages prints on stderr (stdout stays the table or the JSON, for a
+// pipe) the counts of a page's filter and, when there are more, the
+// command that lists the next page.
+func morePages(e *env, f client.InvocationFilter, p *api.InvocationPage) error {
+	if counts := countsLine(p.Counts); counts != "" {
+		fmt.Fprintln(e.stderr, counts)
+	}
+	if p.NextCursor != "" {
+		fmt.Fprintf(e.stderr, "more: %s\n", nextPageCommand(f, p.NextCursor))
+	}
+	return nil
+}
+
+// countsLine is the counts of a page's filter per status, those not 0:
+// "in all: running 3, failed 12, compensated 1" (compensated ones are
+// among the failed, as --help says).
+func countsLine(counts map[string]int) string {
+	var parts []string
+	for _, st := range invocationStatuses {
+		if n := counts[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "in all: " + strings.Join(parts, ", ")
+}
+
+// nextPageCommand is the command that lists the page after a cursor.
+func nextPageCommand(f client.InvocationFilter, cursor string) string {
+	args := []string{"sluice", "wf", "invocations"}
+	if f.Workflow != "" {
+		args = append(args, f.Workflow) // a name is letters, digits and - . _
+	}
+	if len(f.Statuses) > 0 {
+		args = append(args, "--status", strings.Join(f.Statuses, ","))
+	}
+	if f.Since != "" {
+		args = append(args, "--since", f.Since)
+	}
+	if f.Until != "" {
+		args = append(args, "--until", f.Until)
+	}
+	if f.Top {
+		args = append(args, "--top")
+	}
+	if f.Limit != DefaultInvocationsLimit {
+		args = append(args, "--limit", strconv.Itoa(f.Limit))
+	}
+	return strings.Join(append(args, "--cursor", cursor), " ") + "   (or --all instead of --cursor for every page)"
+}
+
+func wfSignal(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "signal ID NAME",
+		Short: "deliver a signal to a running invocation: a wait task of that name takes it",
+		Long: `Deliver a signal to a running invocation, with data from --data or --data-file
+(JSON, kept as it is sent; --raw sends any text as a string; none is null).
+The first wait task of that name takes it and outputs its data: one waiting
+now, or one that starts later (the signal is kept for it). Signals are stored
+in the invocation's log, so a signal sent while the daemon that runs the
+invocation is down is taken when it is back.`,
+		Example: `  sluice wf signal 5f3a9c1e2b7d approve --data '{"by": "Ada"}'
+  sluice wf signal 5f3a9c1e2b7d done`,
+	}, arg("ID", "the invocation's id"), arg("NAME", "the signal: 1 to 63 letters, digits, '_', '.' and '-'"))
+	cf := addClientFlags(cmd, true)
+	fs := cmd.Flags()
+	data := fs.String("data", "", "the signal's data, JSON (or any text with --raw); none is null")
+	file := fs.String("data-file", "", "read the data from this `file` (- for stdin)")
+	raw := fs.Bool("raw", false, "send the data as a string, not JSON")
+	cmd.ValidArgsFunction = completeFirst(cf, invocationIDs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var b []byte
+		source := "--data"
+		switch {
+		case fs.Changed("data") && *file != "":
+			return usagef("give --data or --data-file, not both")
+		case fs.Changed("data"):
+			b = []byte(*data)
+		case *file != "":
+			var err error
+			source = "--data-file " + *file
+			if b, err = readFile(e, *file); err != nil {
+				return fmt.Errorf("read signal data: %w", err)
+			}
+		}
+		if !*raw {
+			if err := checkJSON(source, b); err != nil {
+				return err
+			}
+		}
+		v, err := cf.client().SignalInvocation(e.ctx, args[0], args[1], b, client.SignalOptions{Raw: *raw})
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, v)
+		}
+		fmt.Fprintf(e.stdout, "signal %s sent to invocation %s\n", v.Signal, v.Invocation)
+		return nil
+	}
+	return cmd
+}
+
+func wfRedrive(e *env) *cobra.Command {
+	cmd := withArgs(&cobra.Command{
+		Use:   "redrive ID",
+		Short: "continue a failed or canceled invocation: its failed and canceled tasks run again",
+		Long: `Continue a failed or canceled invocation on the revision it started on, once the
+cause is fixed (a function updated, a service back): its succeeded tasks keep
+their outputs and are not run again; its failed and canceled tasks run again,
+with their next attempt (a foreach re-runs only its items that did not
+succeed, a workflow task starts a new child). This daemon runs it from then
+on. A child workflow's invocation is redriven through its root.`,
+		Example: `  sluice wf redrive 5f3a9c1e2b7d`,
+	}, arg("ID", "the invocation's id"))
+	cf := addClientFlags(cmd, true)
+	cmd.ValidArgsFunction = completeFirst(cf, invocationIDs)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		inv, err := cf.client().RedriveInvocation(e.ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if cf.json() {
+			return printJSON(e.stdout, inv)
+		}
+		fmt.Fprintf(e.stdout, "invocation %s redriven: %s\n", inv.ID, inv.Status)
+		return nil
 	}
 	return cmd
 }

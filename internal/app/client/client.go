@@ -49,6 +49,9 @@ type Error struct {
 	// Dependents are what keeps a delete from happening (409 conflict):
 	// the workflows and triggers that use what was to be deleted.
 	Dependents []Dependent
+	// FunctionCode is the code a function gave its own failure
+	// (sluice.error_code), when Code is function_error or exit.
+	FunctionCode string
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -100,12 +103,13 @@ func (c *Client) doHeader(ctx context.Context, method, path string, q url.Values
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var body struct {
-		Error      string      `json:"error"`
-		Code       string      `json:"code"`
-		Dependents []Dependent `json:"dependents"`
+		Error        string      `json:"error"`
+		Code         string      `json:"code"`
+		Dependents   []Dependent `json:"dependents"`
+		FunctionCode string      `json:"function_code"`
 	}
 	if json.Unmarshal(b, &body) == nil && body.Error != "" {
-		return &Error{Status: resp.StatusCode, Code: body.Code, Message: body.Error, Dependents: body.Dependents}
+		return &Error{Status: resp.StatusCode, Code: body.Code, Message: body.Error, Dependents: body.Dependents, FunctionCode: body.FunctionCode}
 	}
 	msg := strings.TrimSpace(string(b))
 	if msg == "" {
@@ -192,6 +196,13 @@ func (c *Client) Functions(ctx context.Context, opts ...ReadOption) ([]api.Funct
 func (c *Client) Function(ctx context.Context, name string, opts ...ReadOption) (api.FunctionView, error) {
 	var out api.FunctionView
 	return out, c.getJSON(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name), query(opts), nil, &out)
+}
+
+// FunctionVersions returns the versions of a function the daemon keeps,
+// newest first.
+func (c *Client) FunctionVersions(ctx context.Context, name string, opts ...ReadOption) ([]api.FunctionView, error) {
+	var out []api.FunctionView
+	return out, c.getJSON(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name)+"/versions", query(opts), nil, &out)
 }
 
 // UpdateFunction changes a function's configuration without its module:

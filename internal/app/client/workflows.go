@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/internal/app/api"
@@ -35,6 +38,17 @@ func (c *Client) Workflows(ctx context.Context) ([]api.WorkflowView, error) {
 func (c *Client) Workflow(ctx context.Context, name string) (api.WorkflowView, error) {
 	var out api.WorkflowView
 	return out, c.getJSON(ctx, http.MethodGet, "/v1/workflows/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// WorkflowRevisions returns every definition a workflow name has had,
+// newest first; with source, each with its YAML.
+func (c *Client) WorkflowRevisions(ctx context.Context, name string, source bool) ([]api.WorkflowView, error) {
+	var q url.Values
+	if source {
+		q = url.Values{"source": {"true"}}
+	}
+	var out []api.WorkflowView
+	return out, c.getJSON(ctx, http.MethodGet, "/v1/workflows/"+url.PathEscape(name)+"/revisions", q, nil, &out)
 }
 
 // DeleteWorkflow deletes a workflow.
@@ -89,38 +103,84 @@ func (c *Client) Invocations(ctx context.Context, workflow string) ([]*engine.In
 	return c.ListInvocations(ctx, InvocationFilter{Workflow: workflow})
 }
 
-// InvocationFilter says which invocations ListInvocations lists.
+// InvocationFilter says which invocations ListInvocations and
+// InvocationPage list.
 type InvocationFilter struct {
 	// Workflow lists only the invocations of this workflow ("" for all).
 	Workflow string
-	// Status lists only those with this status: running, succeeded,
-	// failed or canceled ("" for all).
-	Status string
+	// Statuses lists only those with any of these statuses
+	// (engine.ListStatuses; none for all).
+	Statuses []string
+	// Since and Until list only those created at or after Since and
+	// before Until: RFC 3339 times, or durations before now on the
+	// daemon's clock ("1h"); "" for no bound.
+	Since, Until string
+	// Top lists only top-level invocations, not child workflows'.
+	Top bool
 	// Limit lists at most this many, the newest (0: the daemon's
 	// default, 100).
 	Limit int
+	// Cursor lists the page after the one whose NextCursor it is.
+	Cursor string
+	// NoCounts asks InvocationPage not to count the invocations per
+	// status.
+	NoCounts bool
 }
 
-// ListInvocations lists invocations, newest first, without their tasks.
-func (c *Client) ListInvocations(ctx context.Context, f InvocationFilter) ([]*engine.Invocation, error) {
+func (f InvocationFilter) query() url.Values {
 	q := url.Values{}
-	if f.Workflow != "" {
-		q.Set("workflow", f.Workflow)
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	if f.Status != "" {
-		q.Set("status", f.Status)
+	set("workflow", f.Workflow)
+	set("status", strings.Join(f.Statuses, ","))
+	set("since", f.Since)
+	set("until", f.Until)
+	set("cursor", f.Cursor)
+	if f.Top {
+		q.Set("top", "true")
 	}
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	return q
+}
+
+// ListInvocations lists invocations, newest first, without their tasks
+// (GET /v1/invocations: one page, without its next cursor).
+func (c *Client) ListInvocations(ctx context.Context, f InvocationFilter) ([]*engine.Invocation, error) {
 	var out []*engine.Invocation
-	if err := c.getJSON(ctx, http.MethodGet, "/v1/invocations", q, nil, &out); err != nil {
+	if err := c.getJSON(ctx, http.MethodGet, "/v1/invocations", f.query(), nil, &out); err != nil {
 		return nil, err
 	}
 	for _, inv := range out {
 		compactInvocation(inv)
 	}
 	return out, nil
+}
+
+// InvocationPage lists a page of invocations, newest first, without
+// their tasks, with the next page's cursor and the counts per status
+// (GET /v2/invocations).
+func (c *Client) InvocationPage(ctx context.Context, f InvocationFilter) (*api.InvocationPage, error) {
+	q := f.query()
+	if f.NoCounts {
+		q.Set("counts", "false")
+	}
+	var out api.InvocationPage
+	if err := c.getJSON(ctx, http.MethodGet, "/v2/invocations", q, nil, &out); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == "http_404" {
+			return nil, fmt.Errorf("the daemon at %s does not list invocations by pages (GET /v2/invocations): it is older than this sluice; upgrade it", c.base)
+		}
+		return nil, err
+	}
+	for _, inv := range out.Invocations {
+		compactInvocation(inv)
+	}
+	return &out, nil
 }
 
 // Invocation gets an invocation with its tasks.
@@ -174,6 +234,42 @@ func (c *Client) Events(ctx context.Context, id string) ([]*engine.Event, error)
 func (c *Client) CancelInvocation(ctx context.Context, id string) (*engine.Invocation, error) {
 	var out engine.Invocation
 	if err := c.getJSON(ctx, http.MethodPost, "/v1/invocations/"+url.PathEscape(id)+"/cancel", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	compactInvocation(&out)
+	return &out, nil
+}
+
+// SignalOptions are the options of SignalInvocation.
+type SignalOptions struct {
+	// Raw sends the data as a string (text/plain) rather than as JSON,
+	// which the daemon refuses if it does not parse.
+	Raw bool
+}
+
+// SignalInvocation delivers a signal to a running invocation with its
+// data (a JSON value, none being null, or with o.Raw any bytes, taken as
+// a string): the first wait of that name takes it.
+func (c *Client) SignalInvocation(ctx context.Context, id, name string, data []byte, o SignalOptions) (api.SignalView, error) {
+	var out api.SignalView
+	ct := "application/json"
+	if o.Raw {
+		ct = "text/plain; charset=utf-8"
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/invocations/"+url.PathEscape(id)+"/signals/"+url.PathEscape(name), nil, bytes.NewReader(data), ct)
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// RedriveInvocation continues a failed or canceled invocation: its
+// succeeded tasks keep their outputs, the others run again. It returns the
+// invocation, running again.
+func (c *Client) RedriveInvocation(ctx context.Context, id string) (*engine.Invocation, error) {
+	var out engine.Invocation
+	if err := c.getJSON(ctx, http.MethodPost, "/v1/invocations/"+url.PathEscape(id)+"/redrive", nil, nil, &out); err != nil {
 		return nil, err
 	}
 	compactInvocation(&out)

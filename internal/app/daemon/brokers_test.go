@@ -39,6 +39,7 @@ func otherBroker() string {
 // by the other, with what to do, rather than started with an empty
 // catalog; its functions are still there for its own broker.
 func TestDataDirRemembersItsBroker(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	d, c := start(t, o)
 	deploy(t, c, "echo", "echo-wat", nil)
@@ -71,6 +72,7 @@ func TestDataDirRemembersItsBroker(t *testing.T) {
 // TestDataDirWithoutBrokerFile: a data dir made before the daemon wrote
 // DATA/broker holds a NATS Streaming store; JetStream refuses it.
 func TestDataDirWithoutBrokerFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "nats"), 0o700); err != nil {
 		t.Fatal(err)
@@ -98,6 +100,7 @@ func TestDataDirWithoutBrokerFile(t *testing.T) {
 // TestBrokerOptions: flags of one broker are refused with the other, and
 // a cluster needs its name, address and peers.
 func TestBrokerOptions(t *testing.T) {
+	t.Parallel()
 	js := func(f func(o *Options)) Options {
 		o := DefaultOptions()
 		o.Broker = BrokerJetStream
@@ -197,6 +200,7 @@ func startBroker(t *testing.T, dir, listen string) (natsURL string, stop func())
 // TestReadyzShowsTheBroker: /readyz names the broker and says the daemon
 // is connected to it; a daemon on its own shows no cluster.
 func TestReadyzShowsTheBroker(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	d, _ := start(t, o)
 	resp, err := http.Get("http://" + d.Addr() + "/readyz")
@@ -219,6 +223,7 @@ func TestReadyzShowsTheBroker(t *testing.T) {
 // TestMarkDataDir: once sluice migrate marks a NATS Streaming data dir as
 // JetStream's, JetStream takes it and NATS Streaming is refused.
 func TestMarkDataDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "nats"), 0o700)
 	if err := claimDataDir(dir, BrokerNATSStreaming); err != nil {
@@ -245,6 +250,7 @@ func TestMarkDataDir(t *testing.T) {
 // consumer to read its message back, and a burst ran into the server's
 // consumer limit).
 func TestTopicPublishBurst(t *testing.T) {
+	t.Parallel()
 	_, c := start(t, testOptions(t))
 	const n = 1500
 	var last uint64
@@ -263,6 +269,7 @@ func TestTopicPublishBurst(t *testing.T) {
 // TestStartTimeoutIsNamed: a start that runs out of --start-timeout says
 // so, and which flag gives it more, rather than a bare deadline.
 func TestStartTimeoutIsNamed(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	o.StartTimeout = time.Millisecond
 	d, err := Start(ctx, o)

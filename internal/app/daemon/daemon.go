@@ -27,6 +27,7 @@ import (
 	"github.com/sluicehq/sluice/internal/app/metrics"
 	"github.com/sluicehq/sluice/internal/broker"
 	"github.com/sluicehq/sluice/internal/catalog"
+	"github.com/sluicehq/sluice/internal/egress"
 	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/internal/logstream"
 	"github.com/sluicehq/sluice/internal/natslog"
@@ -48,6 +49,9 @@ type Options struct {
 	// CompileCacheDir holds compiled code; "" means DataDir/cache/compiled.
 	// Daemons may share one.
 	CompileCacheDir string
+	// CompileTimeout bounds compiling one module (0:
+	// host.DefaultCompileTimeout).
+	CompileTimeout time.Duration
 	// NATSListen is where the embedded NATS server listens.
 	NATSListen string
 	// NATSURL, if set, uses that NATS Streaming server (or nats-server
@@ -113,6 +117,15 @@ type Options struct {
 	// MaxValue): an invocation's input through the API and the triggers,
 	// a task's input or output, an expression's result.
 	MaxValue int
+	// AllowHTTP lists the hosts workflows may call with the http
+	// built-in (--allow-http): "HOST[:PORT]", "[IPV6]:PORT",
+	// "*.DOMAIN[:PORT]"; without a port, 80 for http and 443 for https.
+	// None turns the built-in off.
+	AllowHTTP []string
+	// HTTPSecrets are the values http tasks' headers may take by name,
+	// {secret: NAME}, never recorded (--http-secret NAME=@FILE, env
+	// SLUICE_HTTP_SECRET_NAME).
+	HTTPSecrets []egress.Secret
 	// MemoryBudget bounds the memory of compiled code and instances
 	// (host.Config.WithMemoryBudget); 0 means none.
 	MemoryBudget uint64
@@ -176,6 +189,9 @@ func (o Options) Validate() error {
 	if err := o.validateBroker(); err != nil {
 		return err
 	}
+	if _, err := egress.ParseAllowList(o.AllowHTTP); err != nil {
+		return fmt.Errorf("%w: %w", ErrOptions, err)
+	}
 	if o.NATSToken != "" && (o.NATSUser != "" || o.NATSPassword != "") {
 		return fmt.Errorf("%w: give --nats-token or --nats-user and --nats-password, not both", ErrOptions)
 	}
@@ -215,6 +231,7 @@ type Daemon struct {
 	host     *host.Host
 	cat      *catalog.Catalog
 	engine   *engine.Engine
+	egress   *egress.Client
 	node     string
 	metrics  *metrics.Metrics
 	queue    *triggers.Queue
@@ -228,6 +245,10 @@ type Daemon struct {
 	serveErr chan error
 	stopOnce sync.Once
 	stopErr  error
+
+	// figures are the live figures; stopFigures ends their sampler.
+	figures     *metrics.Figures
+	stopFigures context.CancelFunc
 }
 
 // Start starts a daemon: the API listens at once (answering /healthz), and
@@ -303,7 +324,9 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		WithLogSink(pub).
 		WithLogger(d.log.With("component", "host")).
 		WithMemoryBudget(o.MemoryBudget).
-		WithIdleTimeout(o.IdleTimeout))
+		WithIdleTimeout(o.IdleTimeout).
+		WithCompileTimeout(o.CompileTimeout).
+		WithHTTP(d.pluginHTTP))
 	if err != nil {
 		return nil, err
 	}
@@ -314,6 +337,9 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, d.startError(startCtx, err)
 	}
 	d.reg = registry.New(d.host, d.cat, d.log.With("component", "registry"))
+	if d.egress, err = newEgress(o, d.maxValue(), ln.Addr().String(), o.NATSListen); err != nil {
+		return nil, err
+	}
 	d.metrics = metrics.New(metrics.Sources{
 		Functions: d.reg.Stats,
 		Triggers:  func() map[string]triggers.QueueStats { return d.triggerStats() },
@@ -326,6 +352,10 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		Host:        d.host.Stats,
 		Loaded:      d.reg.Counts,
 		LogsDropped: d.logs.Dropped,
+		HTTPRequests: func() map[string]uint64 {
+			st := d.egress.Stats()
+			return map[string]uint64{"answered": st.Answered, "refused": st.Refused, "failed": st.Failed}
+		},
 	})
 	d.reg.SetObserver(d.metrics.Call)
 	d.api.SetMetrics(d.metrics.Handler(), d.metrics.HTTP)
@@ -338,6 +368,7 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	d.engine, err = engine.Open(startCtx, engine.Options{
 		Log: d.events, Functions: wfFunctions{d}, Definitions: wfDefinitions{d.cat}, Node: d.node,
 		Observer: d.metrics, Logger: d.log.With("component", "engine"), MaxValue: d.opts.MaxValue,
+		HTTP: wfHTTP{d.egress},
 	})
 	if err != nil {
 		return nil, d.startError(startCtx, err)
@@ -352,10 +383,15 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	for _, t := range trigs {
 		d.triggers.add(change{t: t})
 	}
-	d.api.SetBackend(&api.Backend{Host: d.host, Log: d.events, Broker: d.brokerStatus, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine})
+	d.figures = d.metrics.NewFigures(d.node)
+	var figuresCtx context.Context
+	figuresCtx, d.stopFigures = context.WithCancel(context.Background())
+	go d.figures.Run(figuresCtx)
+	d.api.SetBackend(&api.Backend{Host: d.host, Log: d.events, Broker: d.brokerStatus, Catalog: d.cat, Registry: d.reg, HTTP: httpTriggers, Queue: queue, Engine: d.engine,
+		Figures: d.figures})
 	ok = true
 	d.log.Info("sluice daemon ready", "listen", ln.Addr().String(), "nats", broker.Redact(d.natsURL), "daemon", d.id, "node", d.node,
-		"broker", o.Broker, "functions", len(d.cat.Functions()), "triggers", len(trigs))
+		"broker", o.Broker, "functions", len(d.cat.Functions()), "triggers", len(trigs), "allow_http", d.egress.Allowed())
 	return d, nil
 }
 
@@ -384,6 +420,9 @@ func (d *Daemon) connectNATSStreaming(ctx context.Context, stopStart context.Can
 			err = fmt.Errorf("%w (is --cluster-id right? nats-streaming-server's default is test-cluster)", err)
 		}
 		return err
+	}
+	if d.embedded != nil {
+		l.SetChannelsz(d.embedded.Channelsz()) // the topic list
 	}
 	d.events = l
 	return nil
@@ -505,7 +544,8 @@ func sanitize(s string) string {
 	return s
 }
 
-// Invoke runs a function or a workflow (fn.Invoker): what triggers use.
+// Invoke runs a function (the version t names, or the current one) or a
+// workflow (fn.Invoker): what triggers and the workflow engine use.
 func (d *Daemon) Invoke(ctx context.Context, t fn.Target, c fn.Call) (fn.Result, error) {
 	if _, ok := logctx.TraceFrom(ctx); !ok {
 		// every caller gives its call a span (triggers, the engine's
@@ -515,7 +555,7 @@ func (d *Daemon) Invoke(ctx context.Context, t fn.Target, c fn.Call) (fn.Result,
 	if t.Kind == fn.KindWorkflow {
 		return d.invokeWorkflow(ctx, t.Name, c)
 	}
-	res, _, err := d.reg.Invoke(ctx, t.Name, c)
+	res, _, err := d.reg.InvokeVersion(ctx, t.Name, t.Version, c)
 	return res, err
 }
 
@@ -596,6 +636,9 @@ func (d *Daemon) stop(ctx context.Context) error {
 	if d.api != nil {
 		d.api.Drain()
 	}
+	if d.stopFigures != nil {
+		d.stopFigures()
+	}
 	if d.srv != nil {
 		if err := d.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("API server: %w", err))
@@ -607,6 +650,9 @@ func (d *Daemon) stop(ctx context.Context) error {
 	}
 	if d.engine != nil {
 		d.engine.Close(ctx) // unfinished invocations resume at the next start
+	}
+	if d.egress != nil {
+		d.egress.Close()
 	}
 	if d.reg != nil {
 		d.reg.Close(ctx)

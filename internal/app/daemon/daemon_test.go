@@ -10,8 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +39,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		compileCache = dir
+		warmCompileCache()
 		os.Exit(m.Run())
 	}
 	dir, err := os.MkdirTemp("", "sluice-daemon-test-cache-")
@@ -43,10 +47,60 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	compileCache = dir
+	warmCompileCache()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// warmCompileCache compiles the Go guests the tests deploy into the
+// shared cache, once, before the tests run in parallel: compiling one
+// takes seconds under the race detector, and on a cold cache the tests'
+// daemons compiled each of them several times at once (a clean run of the
+// package took six minutes instead of one). A guest that is not built is
+// left to the test that needs it, which says so.
+func warmCompileCache() {
+	data, err := os.MkdirTemp("", "sluice-daemon-warm-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(data)
+	o := DefaultOptions()
+	o.Broker = testBroker()
+	o.Listen, o.NATSListen = "127.0.0.1:0", "127.0.0.1:0"
+	o.DataDir, o.CompileCacheDir = data, compileCache
+	o.CompileTimeout = testCompileTimeout
+	o.StartTimeout, o.ShutdownTimeout = 30*time.Second, 10*time.Second
+	d, err := Start(ctx, o)
+	if err != nil {
+		panic(fmt.Sprintf("start a daemon to warm the compile cache: %v", err))
+	}
+	defer d.Shutdown(ctx)
+	c := client.New(d.Addr(), "")
+	_, file, _, _ := runtime.Caller(0)
+	var wg sync.WaitGroup
+	for _, g := range []string{"goguest", "wfguest", "upper-go", "http-go", "hello-wasi"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "build", "wasm", g+".wasm"))
+		if err != nil {
+			continue
+		}
+		if _, err := c.Deploy(ctx, g, b, nil); err != nil {
+			panic(fmt.Sprintf("warm the compile cache with %s: %v", g, err))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Invoke(ctx, g, nil) // compiled before it is called; the call's outcome does not matter
+		}()
+	}
+	wg.Wait()
+}
+
+// testCompileTimeout is the tests' bound on compiling one module: the
+// Go guests take seconds to compile alone, and minutes under the race
+// detector with every package's tests on two shared cores (two minutes,
+// the default, was seen run out).
+const testCompileTimeout = 10 * time.Minute
 
 type hostRecord = host.Record
 
@@ -58,6 +112,7 @@ func testOptions(t *testing.T) Options {
 	o.NATSListen = "127.0.0.1:0"
 	o.DataDir = t.TempDir()
 	o.CompileCacheDir = compileCache
+	o.CompileTimeout = testCompileTimeout
 	o.StartTimeout = 30 * time.Second
 	o.ShutdownTimeout = 10 * time.Second
 	if testing.Verbose() {
@@ -72,7 +127,11 @@ func start(t *testing.T, o Options) (*Daemon, *client.Client) {
 	if err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}
-	t.Cleanup(func() { d.Shutdown(ctx) })
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, o.ShutdownTimeout)
+		defer cancel()
+		d.Shutdown(sctx)
+	})
 	return d, client.New(d.Addr(), o.Token)
 }
 
@@ -113,6 +172,7 @@ func apiError(t *testing.T, err error, status int, code string, says ...string) 
 }
 
 func TestDeployAndInvoke(t *testing.T) {
+	t.Parallel()
 	_, c := start(t, testOptions(t))
 	tests := []struct {
 		name, guest, abi, in, out string
@@ -150,6 +210,7 @@ func TestDeployAndInvoke(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	_, c := start(t, testOptions(t))
 	deploy(t, c, "echo", "echo-wat", nil)
 	deploy(t, c, "go", "goguest", url.Values{"timeout": {"2s"}, "memory": {"16MiB"}, "max-input": {"1KiB"}})
@@ -174,7 +235,7 @@ func TestBadInput(t *testing.T) {
 			{"memory too small", "x", testutil.Wasm(t, "bigmem"), nil, 422, "memory_too_small", "raise --memory"},
 			{"bad name", "Bad_Name", testutil.Wasm(t, "echo-wat"), nil, 400, "invalid_argument", "lowercase letters"},
 			{"long name", strings.Repeat("a", 64), testutil.Wasm(t, "echo-wat"), nil, 400, "invalid_argument", ""},
-			{"bad abi", "x", testutil.Wasm(t, "echo-wat"), url.Values{"abi": {"wasix"}}, 400, "invalid_argument", "auto, wasi or reactor"},
+			{"bad abi", "x", testutil.Wasm(t, "echo-wat"), url.Values{"abi": {"wasix"}}, 400, "invalid_argument", "auto, wasi, reactor or extism"},
 			{"bad memory", "x", testutil.Wasm(t, "echo-wat"), url.Values{"memory": {"lots"}}, 400, "invalid_argument", "memory"},
 			{"bad timeout", "x", testutil.Wasm(t, "echo-wat"), url.Values{"timeout": {"-1s"}}, 400, "invalid_argument", "timeout"},
 			{"bad env", "x", testutil.Wasm(t, "echo-wat"), url.Values{"env": {"NOEQUALS"}}, 400, "invalid_argument", "KEY=VALUE"},
@@ -210,12 +271,18 @@ func TestBadInput(t *testing.T) {
 			{"memory", "go", "hog", 502, "memory_limit", "limit of 16 MiB"},
 			{"go error", "go", "error", 502, "function_error", "the order has no items"},
 			{"go panic", "go", "panic", 502, "function_error", "panic: assignment to entry in nil map"},
+			{"go coded failure", "go", "coded", 502, "function_error", "the item is out of stock"},
 			{"go sleeps", "go", "sleep", 504, "timeout", "timed out after 2s"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := c.Invoke(ctx, tc.fn, []byte(tc.in))
 				apiError(t, err, tc.status, tc.code, tc.says)
+				// the function's own code, beside the daemon's
+				var e *client.Error
+				if errors.As(err, &e) && e.FunctionCode != map[bool]string{true: "out_of_stock"}[tc.in == "coded"] {
+					t.Fatalf("function code %q", e.FunctionCode)
+				}
 			})
 		}
 	})
@@ -236,6 +303,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestHTTPTrigger(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "go", "goguest", nil)
 	deploy(t, c, "upper", "upper-go", nil)
@@ -290,6 +358,7 @@ func TestHTTPTrigger(t *testing.T) {
 }
 
 func TestRestartKeepsEverything(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	d, c := start(t, o)
 	deploy(t, c, "hello", "hello-wasi", nil)
@@ -323,6 +392,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 }
 
 func TestTwoDaemonsShareTheCatalog(t *testing.T) {
+	t.Parallel()
 	a, ca := start(t, testOptions(t))
 	ob := testOptions(t)
 	ob.NATSURL = a.NATSURL()
@@ -365,6 +435,7 @@ func TestTwoDaemonsShareTheCatalog(t *testing.T) {
 }
 
 func TestRedeployLetsCallsFinishOnTheOldVersion(t *testing.T) {
+	t.Parallel()
 	_, c := start(t, testOptions(t))
 	deploy(t, c, "slow", "goguest", nil)
 	if got := invoke(t, c, "slow", "nap:0"); got != "version 1" {
@@ -390,6 +461,7 @@ func TestRedeployLetsCallsFinishOnTheOldVersion(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	o.Token = "s3cret"
 	d, c := start(t, o)
@@ -430,6 +502,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestReadiness(t *testing.T) {
+	t.Parallel()
 	d, _ := start(t, testOptions(t))
 	resp, err := http.Get("http://" + d.Addr() + "/readyz")
 	if err != nil || resp.StatusCode != 200 {
@@ -439,6 +512,7 @@ func TestReadiness(t *testing.T) {
 }
 
 func TestGracefulShutdownFinishesCalls(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "slow", "goguest", nil)
 	invoke(t, c, "slow", "nap:0")
@@ -468,6 +542,7 @@ func TestGracefulShutdownFinishesCalls(t *testing.T) {
 }
 
 func TestLogsFromEveryDaemon(t *testing.T) {
+	t.Parallel()
 	a, ca := start(t, testOptions(t))
 	ob := testOptions(t)
 	ob.NATSURL = a.NATSURL()
@@ -488,24 +563,66 @@ func TestLogsFromEveryDaemon(t *testing.T) {
 	if got := strings.Join(lines, "|"); got != want {
 		t.Fatalf("logs:\n%s", got)
 	}
-	// follow: a new call's logs arrive while following
+	// follow: a new call's logs arrive while following (calls are made
+	// until one arrives: the follow may start after the first)
 	fctx, cancel := context.WithCancel(ctx)
-	got := make(chan string, 16)
+	defer cancel()
+	got := make(chan string, 64)
 	go ca.Logs(fctx, "go", time.Millisecond, true, func(r hostRecord) { got <- r.Message })
-	time.Sleep(200 * time.Millisecond)
-	invoke(t, cb, "go", "log")
-	select {
-	case m := <-got:
-		if m != "a warning from the guest" {
-			t.Fatalf("followed %q", m)
+	testutil.Eventually(t, 20*time.Second, "a log line while following", func() bool {
+		invoke(t, cb, "go", "log")
+		select {
+		case m := <-got:
+			if m != "a warning from the guest" {
+				t.Fatalf("followed %q", m)
+			}
+			return true
+		case <-time.After(200 * time.Millisecond):
+			return false
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no log line while following")
+	})
+}
+
+// TestShutdownEndsFollowedStreams: a client following a function's logs
+// or tailing a topic does not hold a graceful shutdown: the daemon ends
+// those streams when it drains, and its API server stops at once rather
+// than at the shutdown's deadline.
+func TestShutdownEndsFollowedStreams(t *testing.T) {
+	t.Parallel()
+	d, c := start(t, testOptions(t))
+	deploy(t, c, "go", "goguest", nil)
+	invoke(t, c, "go", "log")
+	logsDone, tailDone := make(chan error, 1), make(chan error, 1)
+	var followed, tailed atomic.Int32
+	go func() {
+		logsDone <- c.Logs(ctx, "go", time.Hour, true, func(hostRecord) { followed.Add(1) })
+	}()
+	go func() {
+		tailDone <- c.Tail(ctx, "quiet-topic", client.TailOptions{}, func(api.TopicMessage) error { tailed.Add(1); return nil })
+	}()
+	testutil.Eventually(t, 10*time.Second, "the follow to start", func() bool { return followed.Load() > 0 })
+	testutil.Eventually(t, 10*time.Second, "the tail to start", func() bool {
+		if err := c.Publish(ctx, "quiet-topic", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		return tailed.Load() > 0
+	})
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown with streams open: %v", err)
 	}
-	cancel()
+	for what, done := range map[string]chan error{"logs": logsDone, "tail": tailDone} {
+		select {
+		case <-done:
+		case <-sctx.Done():
+			t.Fatalf("the %s stream is still open after the shutdown", what)
+		}
+	}
 }
 
 func TestCatalogSurvivesLargeModules(t *testing.T) {
+	t.Parallel()
 	// A Go guest is over NATS's 1 MB payload limit: it is stored in chunks
 	// and a second daemon without a local copy fetches and runs it.
 	a, ca := start(t, testOptions(t))
@@ -539,6 +656,7 @@ func waitForFunction(t *testing.T, c *client.Client, name string) {
 // visible on the other, and the other can cancel it (the owner writes the
 // cancellation).
 func TestTwoDaemonsShareWorkflows(t *testing.T) {
+	t.Parallel()
 	a, ca := start(t, testOptions(t))
 	ob := testOptions(t)
 	ob.NATSURL = a.NATSURL()

@@ -158,6 +158,7 @@ tasks:
 // finds; a failed workflow is a 502 that names it; an output that is not
 // a response, or a trigger without the option, is answered as before.
 func TestHTTPWorkflow(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	o.MaxValue = engine.MaxData // the input limit, small enough to pass in a test
 	d, c := start(t, o)

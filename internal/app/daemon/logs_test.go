@@ -132,6 +132,7 @@ func captureLogs(o *Options) *logBuffer {
 // workflow task names it, and so does every log record of the functions
 // it calls (`sluice fn logs`).
 func TestLogIDs(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	logs := captureLogs(&o)
 	d, c := start(t, o)

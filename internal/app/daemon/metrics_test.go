@@ -42,6 +42,7 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "echo", "echo-wat", nil)
 	deploy(t, c, "go", "goguest", nil)
@@ -112,6 +113,7 @@ func TestMetrics(t *testing.T) {
 // broker cannot take while it is away are dropped, and counted in
 // sluice_function_log_records_dropped_total rather than lost unseen.
 func TestLogsDroppedAreCounted(t *testing.T) {
+	t.Parallel()
 	natsURL, stop := startBroker(t, t.TempDir(), "127.0.0.1:0")
 	o := testOptions(t)
 	o.NATSURL = natsURL

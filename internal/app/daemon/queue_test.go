@@ -97,6 +97,7 @@ func payloads(prefix string, n int) []string {
 }
 
 func TestQueueNInNOut(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "echo", "echo-wat", nil)
 	a := newApp(t, d.NATSURL())
@@ -119,6 +120,7 @@ func TestQueueNInNOut(t *testing.T) {
 }
 
 func TestQueueRetriesThenDeadLetters(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "go", "goguest", nil)
 	a := newApp(t, d.NATSURL())
@@ -165,6 +167,7 @@ func TestQueueRetriesThenDeadLetters(t *testing.T) {
 }
 
 func TestQueueMetadataAndNoErrorTopic(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "go", "goguest", nil)
 	a := newApp(t, d.NATSURL())
@@ -192,6 +195,7 @@ func TestQueueMetadataAndNoErrorTopic(t *testing.T) {
 }
 
 func TestQueueTwoDaemonsShareTheWork(t *testing.T) {
+	t.Parallel()
 	a, ca := start(t, testOptions(t))
 	ob := testOptions(t)
 	ob.NATSURL = a.NATSURL()
@@ -239,6 +243,7 @@ func TestQueueTwoDaemonsShareTheWork(t *testing.T) {
 }
 
 func TestQueueSurvivesBrokerRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	natsURL, stop := startBroker(t, dir, "127.0.0.1:0")
 	o := testOptions(t)
@@ -273,6 +278,7 @@ func TestQueueSurvivesBrokerRestart(t *testing.T) {
 }
 
 func TestQueueGracefulShutdownAcksWhatCompleted(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	d, c := start(t, o)
 	deploy(t, c, "go", "goguest", nil)
@@ -303,6 +309,7 @@ func TestQueueGracefulShutdownAcksWhatCompleted(t *testing.T) {
 }
 
 func TestTimerFiresOnceAcrossDaemons(t *testing.T) {
+	t.Parallel()
 	a, ca := start(t, testOptions(t))
 	ob := testOptions(t)
 	ob.NATSURL = a.NATSURL()
@@ -355,6 +362,7 @@ func TestTimerFiresOnceAcrossDaemons(t *testing.T) {
 // workflow runs one invocation per message, named after the trigger and
 // the message, publishes each output, and dead-letters what fails.
 func TestQueueTriggerRunsWorkflow(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "work", "wfguest", nil)
 	if _, _, err := c.CreateWorkflow(ctx, "twice", []byte(`

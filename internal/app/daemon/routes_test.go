@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -20,11 +21,13 @@ func httpCall(t *testing.T, d *Daemon, method, path, body string) (int, string, 
 
 // Prefix and parameter routes through a real daemon: the route a request
 // takes by the documented precedence, and what the function reads of it,
-// as a reactor (meta_get) and as a WASI command (its environment).
+// as a reactor (meta_get) and as a WASI command deployed with
+// --meta-env (its environment).
 func TestHTTPRoutes(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "go", "goguest", nil)
-	deploy(t, c, "env", "getenv-c", nil)
+	deploy(t, c, "env", "getenv-c", url.Values{"meta-env": {"true"}})
 	for _, r := range []struct{ name, fn, path, method string }{
 		{"user", "go", "/users/{id}", "GET"},
 		{"me", "go", "/users/me", ""},
@@ -112,6 +115,7 @@ func TestHTTPRoutes(t *testing.T) {
 // the trigger and route they conflict with; malformed ones too, saying
 // what is wrong. Routes that only overlap are not conflicts.
 func TestHTTPRouteConflicts(t *testing.T) {
+	t.Parallel()
 	_, c := start(t, testOptions(t))
 	deploy(t, c, "echo", "echo-wat", nil)
 	create := func(name, path, method string) error {
@@ -159,6 +163,7 @@ func TestHTTPRouteConflicts(t *testing.T) {
 // ways, whatever they are (every byte value, invalid UTF-8, NUL, JSON
 // text with a number no float holds), for a reactor and a WASI command.
 func TestQueueTriggerKeepsBinaryPayloads(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "echo-wat", "echo-wat", nil)
 	deploy(t, c, "echo-c", "echo-c", nil)

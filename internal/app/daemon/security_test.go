@@ -55,6 +55,7 @@ func readPasswordFile(t *testing.T, dir string) string {
 // daemon generated into its data dir; other applications get in with
 // them, nobody without; a restart keeps them; no log line shows them.
 func TestBrokerCredentials(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	logs := withLog(&o)
 	d, c := start(t, o)
@@ -112,6 +113,7 @@ func TestBrokerCredentials(t *testing.T) {
 // credentials given by flag; without them, or with wrong ones, it stops
 // at once and says which flags to check.
 func TestExternalBrokerCredentials(t *testing.T) {
+	t.Parallel()
 	a, ca := start(t, testOptions(t))
 	password := readPasswordFile(t, a.opts.DataDir)
 	bare := "nats://" + a.NATSAddr()
@@ -144,6 +146,7 @@ func TestExternalBrokerCredentials(t *testing.T) {
 }
 
 func TestNATSOptionsThatDoNotGoTogether(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		set  func(o *Options)
@@ -170,6 +173,7 @@ func TestNATSOptionsThatDoNotGoTogether(t *testing.T) {
 // naming the dir and the process; the first serves on; once it is gone
 // the dir is free.
 func TestDataDirLock(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	a, ca := start(t, o)
 	deploy(t, ca, "echo", "echo-wat", nil)
@@ -201,6 +205,7 @@ func TestDataDirLock(t *testing.T) {
 // libraries it uses) writes in it are the owner's only: the store holds
 // every function's environment.
 func TestDataIsOwnerOnly(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	o.CompileCacheDir = "" // in the data dir, as by default
 	if err := os.Chmod(o.DataDir, 0o755); err != nil {
@@ -251,6 +256,7 @@ func TestDataIsOwnerOnly(t *testing.T) {
 // read back ends the start at once with what to do, instead of a replay
 // that waits for it until the start timeout.
 func TestDamagedCatalogStopsTheStart(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	o.Broker = BrokerNATSStreaming // its store's files (jslog tests JetStream's)
 	d, c := start(t, o)
@@ -281,6 +287,7 @@ func TestDamagedCatalogStopsTheStart(t *testing.T) {
 // TestWhatMovingAChannelAsideLoses: broker.Loses knows the channels by
 // the names their owners give them.
 func TestWhatMovingAChannelAsideLoses(t *testing.T) {
+	t.Parallel()
 	for ch, says := range map[string]string{
 		catalog.Channel:             "function, trigger and workflow",
 		natslog.BlobStream("ab12"):  "module",
@@ -304,6 +311,7 @@ func TestWhatMovingAChannelAsideLoses(t *testing.T) {
 // give them: a limit under another name would keep every heartbeat,
 // checkpoint, tick and log line for ever.
 func TestStoreLimitsNameTheComponentsChannels(t *testing.T) {
+	t.Parallel()
 	limits := broker.StoreLimits().PerChannel
 	for _, c := range []struct{ owner, limit string }{
 		{engine.CheckpointChannel, broker.CheckpointChannel},
@@ -324,6 +332,7 @@ func TestStoreLimitsNameTheComponentsChannels(t *testing.T) {
 // daemon with --nats trusts it with --nats-ca; without the CA it stops at
 // once.
 func TestBrokerTLS(t *testing.T) {
+	t.Parallel()
 	cert, key := testutil.SelfSigned(t, t.TempDir())
 	oa := testOptions(t)
 	oa.NATSListenCertFile, oa.NATSListenKeyFile = cert, key

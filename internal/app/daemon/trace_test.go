@@ -60,6 +60,7 @@ func span(t *testing.T, what, traceparent string) (traceID, spanID string) {
 // Both through an HTTP trigger and the API's invoke endpoints, and every
 // log line and function log record of the call names the trace.
 func TestTraceOverHTTP(t *testing.T) {
+	t.Parallel()
 	o := testOptions(t)
 	logs := captureLogs(&o)
 	d, c := start(t, o)
@@ -128,6 +129,7 @@ func TestTraceOverHTTP(t *testing.T) {
 // the invocation's span, a child of the caller's, and each task's guest
 // reads a span of the same trace.
 func TestTraceOfAWorkflow(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "work", "wfguest", nil)
 	if _, _, err := c.CreateWorkflow(ctx, "traced", []byte(`
@@ -200,6 +202,7 @@ func collectTraced(t *testing.T, l eventlog.Log, topic string) func() []traced {
 // the broker has headers (JetStream). On NATS Streaming, which has none,
 // each message starts a trace. An invalid header never fails a message.
 func TestTraceAcrossAQueueHop(t *testing.T) {
+	t.Parallel()
 	d, c := start(t, testOptions(t))
 	deploy(t, c, "go", "goguest", nil)
 	a := newApp(t, d.NATSURL())
@@ -246,6 +249,7 @@ func TestTraceAcrossAQueueHop(t *testing.T) {
 // Each firing of a timer trigger is a trace of its own: the workflow
 // invocations two firings start record different traces.
 func TestTimerFiringsAreTraces(t *testing.T) {
+	t.Parallel()
 	_, c := start(t, testOptions(t))
 	deploy(t, c, "work", "wfguest", nil)
 	if _, _, err := c.CreateWorkflow(ctx, "ticked", []byte("apiVersion: sluice/v1\nkind: Workflow\nname: ticked\ntasks:\n  a: { run: work, inputs: { op: meta } }\n")); err != nil {

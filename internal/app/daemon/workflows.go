@@ -66,6 +66,16 @@ func (f wfFunctions) Exists(name string) bool {
 	return ok
 }
 
+// Version is the current version of a function: what an invocation
+// starting now pins.
+func (f wfFunctions) Version(name string) (int, bool) {
+	fn, ok := f.d.cat.Function(name)
+	if !ok {
+		return 0, false
+	}
+	return fn.Version, true
+}
+
 // wfDefinitions lets the engine read workflow definitions from the catalog.
 type wfDefinitions struct{ cat *catalog.Catalog }
 

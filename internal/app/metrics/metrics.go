@@ -37,16 +37,24 @@ type Sources struct {
 	// LogsDropped returns how many function log records this daemon
 	// could not store (the broker unreachable, or not taking writes).
 	LogsDropped func() uint64
+	// HTTPRequests returns the requests of the http built-in by outcome:
+	// answered, refused (by the allow-list or the checks, nothing sent),
+	// failed (sent, no response within the limits).
+	HTTPRequests func() map[string]uint64
 }
 
 // Metrics is one daemon's metrics.
 type Metrics struct {
 	reg *prometheus.Registry
+	src Sources
+	// counts are what the live figures read (figures.go).
+	counts counters
 
 	calls, callErrors, coldStarts *prometheus.CounterVec
 	callSeconds                   *prometheus.HistogramVec
 	lag                           *prometheus.HistogramVec
 	wfInvocations, wfTasks        *prometheus.CounterVec
+	wfCaught, wfCompensations     *prometheus.CounterVec
 	wfStep                        prometheus.Histogram
 	appendSeconds                 *prometheus.HistogramVec
 	httpRequests                  *prometheus.CounterVec
@@ -65,7 +73,7 @@ var (
 
 // New returns the metrics, reading what it collects at scrape time from s.
 func New(s Sources) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), src: s}
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_function_invocations_total", Help: "Calls of a function, on this daemon.",
 	}, []string{"function"})
@@ -87,6 +95,12 @@ func New(s Sources) *Metrics {
 	m.wfTasks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_workflow_tasks_total", Help: "Task attempts that ended, by status (succeeded, failed, retrying).",
 	}, []string{"workflow", "status"})
+	m.wfCaught = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_workflow_tasks_caught_total", Help: "Tasks that failed for good and ran their catch: (TaskCaught), on this daemon.",
+	}, []string{"workflow"})
+	m.wfCompensations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_workflow_compensations_total", Help: "Compensations (undo tasks run when an invocation failed) this daemon drove to their end, by outcome: succeeded (every undo), undo_failed (at least one failed), canceled.",
+	}, []string{"workflow", "outcome"})
 	m.wfStep = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "sluice_workflow_step_seconds", Help: "Time the engine took to decide an invocation's next steps after a change.", Buckets: stepBuckets,
 	})
@@ -100,7 +114,7 @@ func New(s Sources) *Metrics {
 		Name: "sluice_http_request_duration_seconds", Help: "Duration of API and HTTP-trigger requests.", Buckets: callBuckets,
 	}, []string{"method"})
 	m.reg.MustRegister(m.calls, m.callErrors, m.coldStarts, m.callSeconds, m.lag, m.wfInvocations, m.wfTasks,
-		m.wfStep, m.appendSeconds, m.httpRequests, m.httpSeconds, &scrape{s: s})
+		m.wfCaught, m.wfCompensations, m.wfStep, m.appendSeconds, m.httpRequests, m.httpSeconds, &scrape{s: s})
 	// The runtime's and the process's own, under sluice_ like the rest.
 	prometheus.WrapRegistererWithPrefix("sluice_", m.reg).MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -125,6 +139,7 @@ func (m *Metrics) Call(function string, res host.Result, err error, took time.Du
 	if err != nil {
 		m.callErrors.WithLabelValues(function, errorKind(err)).Inc()
 	}
+	m.counts.call(function, err != nil, took)
 }
 
 // errorKind is the API's error code for err: timeout, trap, ...
@@ -135,6 +150,7 @@ func errorKind(err error) string {
 // Lag observes a queue trigger's message lag (Queue.ObserveLag).
 func (m *Metrics) Lag(trigger string, lag time.Duration) {
 	m.lag.WithLabelValues(trigger).Observe(max(lag, 0).Seconds())
+	m.counts.lag(trigger, max(lag, 0))
 }
 
 // HTTP observes one request.
@@ -146,11 +162,22 @@ func (m *Metrics) HTTP(method string, code int, took time.Duration) {
 // InvocationEnded implements engine.Observer.
 func (m *Metrics) InvocationEnded(workflow, status string) {
 	m.wfInvocations.WithLabelValues(workflow, status).Inc()
+	m.counts.ended(workflow, status)
 }
 
 // TaskEnded implements engine.Observer.
 func (m *Metrics) TaskEnded(workflow, status string) {
 	m.wfTasks.WithLabelValues(workflow, status).Inc()
+}
+
+// TaskCaught implements engine.FailureObserver.
+func (m *Metrics) TaskCaught(workflow string) {
+	m.wfCaught.WithLabelValues(workflow).Inc()
+}
+
+// CompensationEnded implements engine.FailureObserver.
+func (m *Metrics) CompensationEnded(workflow, outcome string) {
+	m.wfCompensations.WithLabelValues(workflow, outcome).Inc()
 }
 
 // Step implements engine.Observer.
@@ -169,25 +196,26 @@ func (m *Metrics) Appended(d time.Duration, err error) {
 type scrape struct{ s Sources }
 
 var (
-	descIdle        = prometheus.NewDesc("sluice_function_instances_idle", "Pooled reactor instances waiting for a call.", []string{"function"}, nil)
-	descActive      = prometheus.NewDesc("sluice_function_calls_active", "Calls running now.", []string{"function"}, nil)
-	descDelivered   = prometheus.NewDesc("sluice_trigger_deliveries_total", "Messages a queue or timer trigger received on this daemon, redeliveries included.", []string{"trigger"}, nil)
-	descRedelivered = prometheus.NewDesc("sluice_trigger_redeliveries_total", "Messages received again after a failure or a lost ack.", []string{"trigger"}, nil)
-	descSucceeded   = prometheus.NewDesc("sluice_trigger_succeeded_total", "Messages whose function or workflow succeeded.", []string{"trigger"}, nil)
-	descFailed      = prometheus.NewDesc("sluice_trigger_failures_total", "Attempts that failed.", []string{"trigger"}, nil)
-	descDead        = prometheus.NewDesc("sluice_trigger_dead_letters_total", "Messages given up on after every retry.", []string{"trigger"}, nil)
-	descInflight    = prometheus.NewDesc("sluice_trigger_inflight", "Messages being processed now.", []string{"trigger"}, nil)
-	descWfRunning   = prometheus.NewDesc("sluice_workflow_invocations_running", "Running invocations this daemon drives.", []string{"workflow"}, nil)
-	descDeployed    = prometheus.NewDesc("sluice_functions_deployed", "Functions in the catalog.", nil, nil)
-	descLoaded      = prometheus.NewDesc("sluice_functions_loaded", "Functions this daemon has loaded: a function loads on its first call.", nil, nil)
-	descModules     = prometheus.NewDesc("sluice_host_modules_loaded", "Compiled modules in memory (one per module and memory limit).", nil, nil)
-	descCompiling   = prometheus.NewDesc("sluice_host_modules_compiling", "Modules being compiled or loaded from the compile cache.", nil, nil)
-	descInstances   = prometheus.NewDesc("sluice_host_instances", "Live instances, by state: running a call, or idle in a pool.", []string{"state"}, nil)
-	descMemUsed     = prometheus.NewDesc("sluice_host_memory_used_bytes", "Estimated memory of compiled modules and instances, counted against the memory budget.", nil, nil)
-	descMemBudget   = prometheus.NewDesc("sluice_host_memory_budget_bytes", "The memory budget (--memory-budget); 0 if none.", nil, nil)
-	descLogsDropped = prometheus.NewDesc("sluice_function_log_records_dropped_total", "Function log records this daemon could not store: the broker was unreachable or took no writes (logs are best effort; calls are not held up for them).", nil, nil)
-	descReleased    = prometheus.NewDesc("sluice_host_released_total", "Instances and compiled modules released, by kind and reason: budget (to make room), idle (after --idle-timeout).", []string{"kind", "reason"}, nil)
-	allScrapedDescs = []*prometheus.Desc{descIdle, descActive, descDelivered, descRedelivered, descSucceeded, descFailed, descDead, descInflight, descWfRunning,
+	descIdle         = prometheus.NewDesc("sluice_function_instances_idle", "Pooled reactor instances waiting for a call.", []string{"function"}, nil)
+	descActive       = prometheus.NewDesc("sluice_function_calls_active", "Calls running now.", []string{"function"}, nil)
+	descDelivered    = prometheus.NewDesc("sluice_trigger_deliveries_total", "Messages a queue or timer trigger received on this daemon, redeliveries included.", []string{"trigger"}, nil)
+	descRedelivered  = prometheus.NewDesc("sluice_trigger_redeliveries_total", "Messages received again after a failure or a lost ack.", []string{"trigger"}, nil)
+	descSucceeded    = prometheus.NewDesc("sluice_trigger_succeeded_total", "Messages whose function or workflow succeeded.", []string{"trigger"}, nil)
+	descFailed       = prometheus.NewDesc("sluice_trigger_failures_total", "Attempts that failed.", []string{"trigger"}, nil)
+	descDead         = prometheus.NewDesc("sluice_trigger_dead_letters_total", "Messages given up on after every retry.", []string{"trigger"}, nil)
+	descInflight     = prometheus.NewDesc("sluice_trigger_inflight", "Messages being processed now.", []string{"trigger"}, nil)
+	descWfRunning    = prometheus.NewDesc("sluice_workflow_invocations_running", "Running invocations this daemon drives.", []string{"workflow"}, nil)
+	descDeployed     = prometheus.NewDesc("sluice_functions_deployed", "Functions in the catalog.", nil, nil)
+	descLoaded       = prometheus.NewDesc("sluice_functions_loaded", "Functions this daemon has loaded: a function loads on its first call.", nil, nil)
+	descModules      = prometheus.NewDesc("sluice_host_modules_loaded", "Compiled modules in memory (one per module and memory limit).", nil, nil)
+	descCompiling    = prometheus.NewDesc("sluice_host_modules_compiling", "Modules being compiled or loaded from the compile cache.", nil, nil)
+	descInstances    = prometheus.NewDesc("sluice_host_instances", "Live instances, by state: running a call, or idle in a pool.", []string{"state"}, nil)
+	descMemUsed      = prometheus.NewDesc("sluice_host_memory_used_bytes", "Estimated memory of compiled modules and instances, counted against the memory budget.", nil, nil)
+	descMemBudget    = prometheus.NewDesc("sluice_host_memory_budget_bytes", "The memory budget (--memory-budget); 0 if none.", nil, nil)
+	descLogsDropped  = prometheus.NewDesc("sluice_function_log_records_dropped_total", "Function log records this daemon could not store: the broker was unreachable or took no writes (logs are best effort; calls are not held up for them).", nil, nil)
+	descReleased     = prometheus.NewDesc("sluice_host_released_total", "Instances and compiled modules released, by kind and reason: budget (to make room), idle (after --idle-timeout).", []string{"kind", "reason"}, nil)
+	descHTTPRequests = prometheus.NewDesc("sluice_workflow_http_requests_total", "Requests of the workflows' http built-in, by outcome: answered (any status), refused (by --allow-http or the request's checks: nothing sent), failed (no response within the limits).", []string{"outcome"}, nil)
+	allScrapedDescs  = []*prometheus.Desc{descHTTPRequests, descIdle, descActive, descDelivered, descRedelivered, descSucceeded, descFailed, descDead, descInflight, descWfRunning,
 		descDeployed, descLoaded, descModules, descCompiling, descInstances, descMemUsed, descMemBudget, descReleased, descLogsDropped}
 )
 
@@ -223,6 +251,11 @@ func (c *scrape) Collect(ch chan<- prometheus.Metric) {
 		deployed, loaded := c.s.Loaded()
 		ch <- prometheus.MustNewConstMetric(descDeployed, prometheus.GaugeValue, float64(deployed))
 		ch <- prometheus.MustNewConstMetric(descLoaded, prometheus.GaugeValue, float64(loaded))
+	}
+	if c.s.HTTPRequests != nil {
+		for outcome, n := range c.s.HTTPRequests() {
+			ch <- prometheus.MustNewConstMetric(descHTTPRequests, prometheus.CounterValue, float64(n), outcome)
+		}
 	}
 	if c.s.LogsDropped != nil {
 		ch <- prometheus.MustNewConstMetric(descLogsDropped, prometheus.CounterValue, float64(c.s.LogsDropped()))
