@@ -21,6 +21,7 @@ var coldStartKeys = []string{
 }
 
 func TestBenchColdStart(t *testing.T) {
+	t.Parallel()
 	var local daemonProc // no daemon: coldstart runs in the CLI's process
 	wat, c := testutil.WasmPath(t, "echo-wat"), testutil.WasmPath(t, "echo-c")
 
@@ -104,6 +105,7 @@ func TestBenchColdStart(t *testing.T) {
 }
 
 func TestBenchDaemon(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	echo := testutil.WasmPath(t, "echo-wat")
 	p.mustSluice(t, "", "fn", "deploy", "echo", echo)

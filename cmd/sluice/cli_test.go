@@ -33,17 +33,7 @@ func run(t *testing.T, env []string, stdin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runCmd(t, cmd, stdin)
 }
 
 // api makes a request to the daemon's API, with its token, and returns
@@ -100,6 +90,7 @@ const sayWAT = `(module
 
 // help and completion scripts, without a daemon.
 func TestCLIHelp(t *testing.T) {
+	t.Parallel()
 	// help CMD is CMD --help: arguments, examples, flags
 	help := run(t, nil, "", "help", "fn", "deploy")
 	if help.code != 0 || help.stdout != run(t, nil, "", "fn", "deploy", "--help").stdout {
@@ -178,6 +169,7 @@ printf '%s\n' "${COMPREPLY[@]}"
 // daemon requires a token (read from a file), so every command is seen to
 // send it. Each subtest uses names of its own.
 func TestCLICommands(t *testing.T) {
+	t.Parallel()
 	testutil.WasmPath(t, "echo-wat")
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -193,6 +185,7 @@ func TestCLICommands(t *testing.T) {
 	t.Run("completion", func(t *testing.T) { cliCompletion(t, p, tokenFile) })
 	t.Run("fn update", func(t *testing.T) { cliFnUpdate(t, p) })
 	t.Run("env masked", func(t *testing.T) { cliEnvMasked(t, p) })
+	t.Run("meta env", func(t *testing.T) { cliMetaEnv(t, p) })
 	t.Run("delete dependents", func(t *testing.T) { cliDeleteDependents(t, p) })
 	t.Run("topic publish sequence", func(t *testing.T) { cliPublishSequence(t, p) })
 	t.Run("bounded reads", func(t *testing.T) { cliBoundedReads(t, p) })
@@ -440,7 +433,7 @@ func cliDeleteDependents(t *testing.T, p *daemonProc) {
 		t.Fatalf("the workflow that used the function:\n%s", out)
 	}
 	r := p.sluice(t, "", "wf", "invoke", "dep-inner", "--data", `{"n": 1}`, "--wait")
-	if r.code != 1 || r.stdout != "" || !regexp.MustCompile(`^sluice: invocation \S+ failed: task a: .*no function "dep-fn"`).MatchString(r.stderr) {
+	if r.code != 1 || r.stdout != "" || !regexp.MustCompile(`^sluice: invocation \S+ failed: task a: run: "dep-fn" is neither a deployed function nor a workflow`).MatchString(r.stderr) {
 		t.Fatalf("a workflow whose function was deleted: %+v", r)
 	}
 	if out := p.mustSluice(t, "", "wf", "delete", "dep-inner", "--force"); out != "deleted workflow dep-inner\n" {
@@ -537,6 +530,27 @@ func cliBoundedReads(t *testing.T, p *daemonProc) {
 	}
 	if listed := rows(p.mustSluice(t, "", "wf", "invocations", "many", "--status", "failed")); len(listed) != 0 {
 		t.Fatalf("wf invocations --status failed: %q", listed)
+	}
+
+	// a page at a time: after the table, on stderr, the counts and the
+	// command for the next page; --all lists every page
+	r := p.sluice(t, "", "wf", "invocations", "many", "--limit", "60")
+	more := regexp.MustCompile(`(?m)^more: sluice (wf invocations many --limit 60 --cursor \S+) `).FindStringSubmatch(r.stderr)
+	if r.code != 0 || len(rows(r.stdout)) != 60 || more == nil || !strings.Contains(r.stderr, "in all: ") {
+		t.Fatalf("wf invocations --limit 60: %+v", r)
+	}
+	next := rows(p.mustSluice(t, "", strings.Fields(more[1])...))
+	if len(next) != 41 || !strings.HasPrefix(next[0], ids[40]+" ") || !strings.HasPrefix(next[40], ids[0]+" ") {
+		t.Fatalf("the next page: %d rows, from %q", len(next), next[0])
+	}
+	if listed := rows(p.mustSluice(t, "", "wf", "invocations", "many", "--all")); len(listed) != 101 {
+		t.Fatalf("wf invocations --all: %d rows", len(listed))
+	}
+	var page []invocation
+	r = p.sluice(t, "", "wf", "invocations", "many", "--limit", "1", "--status", "running,succeeded", "-o", "json")
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &page) != nil || len(page) != 1 || page[0].ID != ids[len(ids)-1] ||
+		!strings.Contains(r.stderr, "in all: ") || !strings.Contains(r.stderr, "more: sluice wf invocations many") {
+		t.Fatalf("wf invocations -o json: %+v", r)
 	}
 }
 
@@ -714,6 +728,11 @@ func cliJSONEverywhere(t *testing.T, p *daemonProc) {
 	p.waitStatus(t, inv, "succeeded")
 	nap := strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "js-nap"))
 	p.waitStatus(t, nap, "running")
+	p.mustSluice(t, "", "wf", "create", "js-gate", "-f", writeFile(t, "js-gate.yaml", "apiVersion: sluice/v1\nkind: Workflow\nname: js-gate\ntasks:\n  g: {run: wait, inputs: {signal: go}}\n"))
+	gate := strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "js-gate"))
+	p.mustSluice(t, "", "wf", "create", "js-bad", "-f", writeFile(t, "js-bad.yaml", "apiVersion: sluice/v1\nkind: Workflow\nname: js-bad\ntasks:\n  a: {run: fail, inputs: broken}\n"))
+	bad := strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "js-bad"))
+	p.waitStatus(t, bad, "failed")
 	p.mustSluice(t, "", "topic", "publish", "js-topic", "--data", "a")
 	p.mustSluice(t, "", "topic", "publish", "js-topic", "--data", "b")
 	testutil.Eventually(t, 10*time.Second, "the log records", func() bool {
@@ -724,29 +743,37 @@ func cliJSONEverywhere(t *testing.T, p *daemonProc) {
 	// how to run each command that takes -o; nil: its -o json is checked
 	// in bench_test.go
 	args := map[string][]string{
-		"fn deploy":       {"js-fn2", echo},
-		"fn update":       {"js-fn2", "--timeout", "5s"},
-		"fn list":         {},
-		"fn get":          {"js-fn"},
-		"fn logs":         {"js-say"},
-		"trigger create":  {"js-t2", "--fn", "js-fn", "--http-path", "/js-t2"},
-		"trigger list":    {},
-		"trigger get":     {"js-t"},
-		"topic publish":   {"js-topic", "--data", "c"},
-		"topic tail":      {"js-topic", "--from-start", "--count", "2", "--timeout", "20s"},
-		"wf create":       {"js-wf2", "-f", writeFile(t, "js-wf2.yaml", "apiVersion: sluice/v1\nkind: Workflow\nname: js-wf2\ntasks: {a: {run: js-fn}}\n")},
-		"wf list":         {},
-		"wf get":          {"js-wf"},
-		"wf invoke":       {"js-wf", "--data", "{}", "--wait"},
-		"wf status":       {inv},
-		"wf events":       {inv},
-		"wf cancel":       {nap},
-		"wf invocations":  {"js-wf"},
-		"apply":           {"-f", spec, "--dry-run"},
-		"bench coldstart": nil,
-		"bench http":      nil,
-		"bench mq":        nil,
-		"bench workflow":  nil,
+		"fn deploy":          {"js-fn2", echo},
+		"fn update":          {"js-fn2", "--timeout", "5s"},
+		"fn list":            {},
+		"fn get":             {"js-fn"},
+		"fn versions":        {"js-fn"},
+		"fn logs":            {"js-say"},
+		"trigger create":     {"js-t2", "--fn", "js-fn", "--http-path", "/js-t2"},
+		"trigger list":       {},
+		"trigger get":        {"js-t"},
+		"topic list":         {},
+		"topic publish":      {"js-topic", "--data", "c"},
+		"topic tail":         {"js-topic", "--from-start", "--count", "2", "--timeout", "20s"},
+		"topic dead-letters": {"js-topic.dead"},
+		"topic redrive":      {"js-topic.dead", "--all"},
+		"wf create":          {"js-wf2", "-f", writeFile(t, "js-wf2.yaml", "apiVersion: sluice/v1\nkind: Workflow\nname: js-wf2\ntasks: {a: {run: js-fn}}\n")},
+		"wf list":            {},
+		"wf get":             {"js-wf"},
+		"wf revisions":       {"js-wf"},
+		"wf invoke":          {"js-wf", "--data", "{}", "--wait"},
+		"wf status":          {inv},
+		"wf events":          {inv},
+		"wf cancel":          {nap},
+		"wf signal":          {gate, "go", "--data", `"x"`},
+		"wf redrive":         {bad},
+		"wf invocations":     {"js-wf"},
+		"apply":              {"-f", spec, "--dry-run"},
+		"graph":              {},
+		"bench coldstart":    nil,
+		"bench http":         nil,
+		"bench mq":           nil,
+		"bench workflow":     nil,
 	}
 	// migrate copies from NATS Streaming: a dry run from this daemon's
 	// into a new data dir, where the daemon runs on NATS Streaming (the
@@ -756,7 +783,7 @@ func cliJSONEverywhere(t *testing.T, p *daemonProc) {
 	} else {
 		args["migrate"] = nil
 	}
-	listings := []string{"fn list", "trigger list", "wf list", "wf events", "wf invocations"}
+	listings := []string{"fn list", "fn versions", "trigger list", "topic list", "wf list", "wf revisions", "wf events", "wf invocations"}
 	streams := []string{"fn logs", "topic tail"}
 	found := commandsWithOutput(t)
 	for _, c := range found {

@@ -143,6 +143,7 @@ func rawRequest(t *testing.T, p *daemonProc, head string, body []byte) net.Conn 
 }
 
 func TestHostileAPI(t *testing.T) {
+	t.Parallel()
 	secret := "s3cr3t-" + nuid.Next()
 	p, logPath := loggedDaemon(t, "--log-level", "debug")
 	limits := api.DefaultLimits() // the daemon's: it has this process's descriptor limit

@@ -139,6 +139,7 @@ func (p *proc) waitExit(t *testing.T) int {
 // functions' environments are, nor publish to it), and the daemon goes
 // on serving. An application given the credentials still gets in.
 func TestForgedBroker(t *testing.T) {
+	t.Parallel()
 	const token = "api-token-for-the-test"
 	data := t.TempDir()
 	// Listening on every address: authenticated, that is allowed.
@@ -235,6 +236,7 @@ func TestForgedBroker(t *testing.T) {
 // to start, naming the dir and the pid of the first, which serves on;
 // after the first is killed -9 the dir is free and its store whole.
 func TestTwoDaemonsOneDataDir(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	a := startDaemon(t, data)
 	a.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))

@@ -19,6 +19,7 @@ import (
 // (10^16 invocations). Each is refused or fails visibly; the daemon keeps
 // serving, and a restart on its data dir is ready.
 func TestHostileWorkflows(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	p := startDaemon(t, data)
 	put := func(name, src string) (int, string) {

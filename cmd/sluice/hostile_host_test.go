@@ -89,6 +89,7 @@ func (p *daemonProc) served(t *testing.T) {
 // OOM-killed or compiled for minutes: each is refused with a clear error
 // and the daemon serves the next request.
 func TestHostileDeploys(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	oversize := make([]byte, 33<<20)
 	copy(oversize, "\x00asm\x01\x00\x00\x00")
@@ -133,6 +134,7 @@ func TestHostileDeploys(t *testing.T) {
 // panicked the handler and the client got no answer) and an environment
 // a guest cannot receive, and calls a reactor that exits.
 func TestLimitsOutOfRange(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	echo := testutil.WasmPath(t, "echo-wat")
 	for _, tc := range []struct {
@@ -173,6 +175,7 @@ func TestLimitsOutOfRange(t *testing.T) {
 // them (it got the daemon OOM-killed in 12 s): its records are bounded and
 // one says what was dropped.
 func TestLogFloodCounted(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	p.mustSluice(t, "", "fn", "deploy", "flood", testutil.WasmPath(t, "logflood"))
 	for i := 0; i < 3; i++ {
@@ -197,6 +200,7 @@ func TestLogFloodCounted(t *testing.T) {
 // held 2.8 GB): two run, eight wait, and the others are refused at once
 // with 503 busy and a Retry-After.
 func TestWaiterFlood(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	p.mustSluice(t, "", "fn", "deploy", "sleepy", testutil.WasmPath(t, "goguest"), "--concurrency", "2", "--timeout", "1s", "--max-input", "2MiB")
 	const calls = 200
@@ -238,6 +242,7 @@ func TestWaiterFlood(t *testing.T) {
 // under the limits, and takes about a second): the compilation stops and
 // the daemon exits, instead of waiting for it.
 func TestShutdownDuringCompilation(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	bodies := make([][]byte, 400)
 	for i := range bodies {
@@ -271,6 +276,7 @@ func TestShutdownDuringCompilation(t *testing.T) {
 // header ended the daemon at every start) and restarts: the entries are
 // detected and compiled again, and the functions run.
 func TestCompileCacheDamaged(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	p := startDaemon(t, data)
 	p.mustSluice(t, "", "fn", "deploy", "wc", testutil.WasmPath(t, "wordcount-c"))

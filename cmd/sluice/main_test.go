@@ -108,6 +108,15 @@ func launchDaemon(t testing.TB, args ...string) *daemonProc {
 	return p
 }
 
+// restartAfterKill9 kills the daemon with SIGKILL, as a crash does, and
+// starts another on its data dir.
+func restartAfterKill9(t testing.TB, p *daemonProc, data string, extra ...string) *daemonProc {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.cmd.Wait()
+	return startDaemon(t, data, extra...)
+}
+
 type result struct {
 	stdout, stderr string
 	code           int
@@ -121,6 +130,13 @@ func (p *daemonProc) sluice(t testing.TB, stdin string, args ...string) result {
 	if p.token != "" {
 		cmd.Env = append(cmd.Env, "SLUICE_TOKEN="+p.token)
 	}
+	return runCmd(t, cmd, stdin)
+}
+
+// runCmd runs cmd with stdin and returns what it printed and its exit
+// code; a command that could not start fails the test.
+func runCmd(t testing.TB, cmd *exec.Cmd, stdin string) result {
+	t.Helper()
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -144,6 +160,7 @@ func (p *daemonProc) mustSluice(t testing.TB, stdin string, args ...string) stri
 }
 
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	hello := testutil.WasmPath(t, "hello-wasi")
 	if out := p.mustSluice(t, "", "fn", "deploy", "hello", hello, "--env", "GREETING=Hi"); !strings.HasPrefix(out, "deployed hello version 1 (wasi") {
@@ -240,6 +257,7 @@ func TestCLI(t *testing.T) {
 // operations returned, restarts it on the same data dir and checks that
 // everything is there and works.
 func TestKill9LosesNothing(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	p := startDaemon(t, data)
 	p.mustSluice(t, "", "fn", "deploy", "upper", testutil.WasmPath(t, "upper-go"))
@@ -279,6 +297,7 @@ func TestKill9LosesNothing(t *testing.T) {
 // TestSIGTERMFinishesCalls sends SIGTERM while calls run: they complete,
 // then the daemon exits 0.
 func TestSIGTERMFinishesCalls(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	p.mustSluice(t, "", "fn", "deploy", "slow", testutil.WasmPath(t, "goguest"))
 	p.mustSluice(t, "", "fn", "invoke", "slow", "--data", "nap:0")
@@ -300,6 +319,7 @@ func TestSIGTERMFinishesCalls(t *testing.T) {
 // the same data dir, and counts: every message gets its result (duplicates
 // allowed: at least once).
 func TestKill9MidStreamLosesNoMessage(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	p := startDaemon(t, data)
 	p.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))

@@ -12,6 +12,7 @@ import (
 // The CLI shows a route conflict or a malformed route as the daemon says
 // it, from `trigger create` and from `apply`, and serves what it created.
 func TestCLIRoutes(t *testing.T) {
+	t.Parallel()
 	wasm := testutil.WasmPath(t, "echo-wat")
 	p := startDaemon(t, t.TempDir())
 	p.mustSluice(t, "", "fn", "deploy", "echo", wasm)

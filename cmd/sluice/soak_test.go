@@ -22,6 +22,7 @@ import (
 // trigger and kills the daemon with SIGKILL five times while it works
 // through them; after the last restart every message must have a result.
 func TestSoakRepeatedKill9(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	p := startDaemon(t, data)
 	p.mustSluice(t, "", "fn", "deploy", "upper", testutil.WasmPath(t, "upper-go"))
@@ -52,6 +53,7 @@ func TestSoakRepeatedKill9(t *testing.T) {
 // Streaming leader and then one daemon (in turn) with invocations under
 // way, restarting each after its death, under a steady message stream.
 func TestSoakClusterFaults(t *testing.T) {
+	t.Parallel()
 	runClusterFaults(t, faultPlan{rate: 300, wfRate: 5, rounds: 6, batch: 40, restart: true})
 }
 
@@ -151,6 +153,7 @@ func failedAttempts(logs, trigger string) map[string][]int {
 // again, every poison message has its dead letter, and no message's
 // delivery count started again.
 func TestSoakSelfClusterFaults(t *testing.T) {
+	t.Parallel()
 	const (
 		rounds = 6
 		batch  = 3000 // messages to the echo trigger per round

@@ -47,6 +47,7 @@ func openPTY(t *testing.T) (tty *os.File, read func() string) {
 // On a terminal, fn invoke shows the output's control characters as
 // escapes; to a pipe it writes the exact bytes (TestGuestTextKeptOffTheTerminal).
 func TestInvokeOnATerminal(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	p.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))
 	tty, read := openPTY(t)

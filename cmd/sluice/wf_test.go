@@ -113,6 +113,7 @@ func apiCall(t *testing.T, method, url, body string) (int, string) {
 }
 
 func TestWfCLI(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	p.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))
 	p.mustSluice(t, "", "fn", "deploy", "go", testutil.WasmPath(t, "goguest"))
@@ -186,7 +187,7 @@ func TestWfCLI(t *testing.T) {
 	}
 	out := p.mustSluice(t, "", "wf", "status", id)
 	for _, want := range []string{`id:\s+` + id, `workflow:\s+pipe \(revision ` + view.Revision[:12] + `\)`, `status:\s+succeeded`, `output:\s+\{"got":10\}`,
-		`TASK\s+STATUS\s+RUN\s+ATTEMPTS\s+ERROR\na\s+succeeded\s+echo\s+1\s+-\nb\s+succeeded\s+echo\s+1\s+-`} {
+		`TASK\s+STATUS\s+RUN\s+VERSION\s+ATTEMPTS\s+ERROR\na\s+succeeded\s+echo\s+1\s+1\s+-\nb\s+succeeded\s+echo\s+1\s+1\s+-`} {
 		if !regexp.MustCompile(`(?m)^` + want + `$`).MatchString(out) {
 			t.Fatalf("wf status has no line %s:\n%s", want, out)
 		}
@@ -283,8 +284,8 @@ tasks:
 
 	// invocations, newest first
 	out = p.mustSluice(t, "", "wf", "invocations")
-	if !regexp.MustCompile(`^ID\s+WORKFLOW\s+STATUS\s+CREATED\s+FINISHED\n`).MatchString(out) ||
-		!regexp.MustCompile(`(?m)^`+id+`\s+pipe\s+succeeded\s+\d+s ago\s+\d+s ago$`).MatchString(out) ||
+	if !regexp.MustCompile(`^ID\s+WORKFLOW\s+STATUS\s+PARENT\s+CREATED\s+FINISHED\n`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^`+id+`\s+pipe\s+succeeded\s+-\s+\d+s ago\s+\d+s ago$`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^`+m[1]+`\s+fails\s+failed\s`).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^`+napID+`\s+nap\s+canceled\s`).MatchString(out) ||
 		strings.Count(out, "order-42") != 1 {
@@ -351,6 +352,7 @@ tasks:
 }
 
 func TestApply(t *testing.T) {
+	t.Parallel()
 	testutil.WasmPath(t, "echo-wat")
 	testutil.WasmPath(t, "upper-go")
 	p := startDaemon(t, t.TempDir())
@@ -506,6 +508,7 @@ func TestApply(t *testing.T) {
 // value rather than printing it, -o json gives its form, and the API
 // answers the exact input and output with their Content-Type.
 func TestWfValuesKeepTheirBytes(t *testing.T) {
+	t.Parallel()
 	p := startDaemon(t, t.TempDir())
 	p.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"))
 	p.mustSluice(t, "apiVersion: sluice/v1\nkind: Workflow\nname: chain\ntasks:\n  a: {run: echo, inputs: '${ input }'}\n"+
