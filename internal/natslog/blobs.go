@@ -285,12 +285,19 @@ func (b *blobs) Get(ctx context.Context, name string) ([]byte, error) {
 }
 
 // lookup finds a name in the index, reading it up to its end as the
-// server knows it now if the name is not among what was read.
+// server knows it now, unless the name is among what was read and is a
+// content hash. A value put again under another name, on another
+// connection, replaces the one read before: the index's newest record
+// for the name is the one to read, and the tail may not have it yet
+// (the tail reads the index asynchronously). A content hash names the
+// same bytes whatever record says it, so an entry already read is as
+// good as the newest, and most Gets (modules, workflow values) cost no
+// round trip for it.
 func (b *blobs) lookup(ctx context.Context, name string) (blobEntry, bool, error) {
 	b.mu.Lock()
 	e, ok := b.entries[name]
 	b.mu.Unlock()
-	if ok {
+	if ok && eventlog.IsContentHash(name) {
 		return e, true, nil
 	}
 	if err := b.catchUp(ctx); err != nil {
