@@ -97,6 +97,8 @@ type Host struct {
 	budget   // memory accounting, see budget.go
 	janitor  chan struct{}
 	janitorD chan struct{}
+	watch    *watchdog // stops calls at their deadline or their context's end
+	mems     memPool   // linear memories of closed instances (memory.go)
 }
 
 // New creates a host. Close it to free the runtimes. When ctx ends,
@@ -125,6 +127,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, err
 	}
 	h.ctx, h.cancel = context.WithCancel(ctx)
+	h.watch = newWatchdog()
 	if cfg.idleTimeout > 0 {
 		h.janitor, h.janitorD = make(chan struct{}), make(chan struct{})
 		go h.sweep(cfg.idleTimeout)
@@ -175,6 +178,7 @@ func (h *Host) Close(ctx context.Context) error {
 	for _, f := range funcs {
 		f.Close(ctx)
 	}
+	h.watch.close()
 	compiled := make(chan struct{})
 	go func() { h.compiling.Wait(); close(compiled) }()
 	stopped := true

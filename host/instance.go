@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/sluicehq/sluice/abi"
@@ -67,10 +68,15 @@ type instance struct {
 	respErr  error       // a status or header it may not set
 	log      callLog
 	stdout   *limitedBuffer // WASI commands only
-	timer    *time.Timer
 	timedOut atomic.Bool
 	canceled atomic.Bool
-	wake     chan struct{} // wakes a guest sleeping in poll_oneoff when interrupted
+
+	// the watch of the current call (watchdog.go)
+	watchMu    sync.Mutex
+	watchState uint8
+	deadline   time.Time
+	watchCtx   context.Context // nil: one that never ends
+	wake       chan struct{}   // wakes a guest sleeping in poll_oneoff when interrupted
 
 	// failCode is the code the current call's guest gave its failure
 	// (error_code), badCode one it gave that is not a code.
@@ -89,9 +95,8 @@ func instanceFrom(ctx context.Context) *instance {
 func (i *instance) init() {
 	i.ctx = context.WithValue(context.Background(), instanceKey{}, i)
 	i.wake = make(chan struct{}, 1)
-	i.timer = time.AfterFunc(time.Hour, i.onDeadline)
-	i.timer.Stop()
 	i.idFn = i.callID
+	i.fn.host.watch.add(i)
 }
 
 // instantiate creates the module instance with stdout and stderr going to
@@ -109,11 +114,10 @@ func (i *instance) instantiate(stdin []byte, env []string) error {
 	for k := 0; k+1 < len(env); k += 2 {
 		cfg = cfg.WithEnv(env[k], env[k+1])
 	}
-	ctx := i.ctx
 	if i.snapRun != nil {
 		cfg = i.snapRun.configure(cfg)
-		ctx = i.snapRun.instantiateCtx(ctx)
 	}
+	ctx := experimental.WithMemoryAllocator(i.ctx, memAllocator{pool: &f.host.mems, size: i.snapRun.memorySize()})
 	mod, err := i.m.runtime.InstantiateModule(ctx, i.m.compiled, cfg)
 	if err != nil {
 		return err
@@ -144,9 +148,11 @@ func (i *instance) initReactor(ctx context.Context, c *Call) (err error) {
 		i.close()
 		return f.callError(ErrTrap, "instantiate: "+oneLine(err.Error()), nil)
 	}
+	// sluice_alloc and sluice_free are looked up when the input buffer
+	// is first made (growInput): wazero gives each function looked up a
+	// call stack of its own (10 KiB), and an instance made from a
+	// snapshot has its input buffer already
 	i.handleFn = i.mod.ExportedFunction(abi.ExportHandle)
-	i.allocFn = i.mod.ExportedFunction(abi.ExportAlloc)
-	i.freeFn = i.mod.ExportedFunction(abi.ExportFree)
 	if r := i.snapRun; r != nil && r.snap != nil {
 		if err := i.restore(r.snap); err != nil {
 			i.close()
@@ -178,7 +184,26 @@ func (i *instance) initReactor(ctx context.Context, c *Call) (err error) {
 			return err
 		}
 	}
+	if r := i.snapRun; r != nil && r.slot != nil {
+		// the input buffer a first call makes is part of the snapshot
+		if err := i.prepareInput(ctx); err != nil {
+			i.emitLogs()
+			i.close()
+			return err
+		}
+	}
 	return nil
+}
+
+// prepareInput makes the input buffer a first call of up to
+// minInputBuffer bytes would make, for a snapshot to hold it: an
+// instance made from the snapshot calls sluice_handle at once. An Extism
+// plugin has no input buffer.
+func (i *instance) prepareInput(ctx context.Context) error {
+	if i.fn.spec.ABI != abi.Reactor {
+		return nil
+	}
+	return i.growInput(ctx, minInputBuffer)
 }
 
 // beginCall resets the per-call state.
@@ -281,6 +306,10 @@ func (i *instance) growInput(ctx context.Context, n uint32) error {
 	for size < n {
 		size <<= 1
 	}
+	if i.allocFn == nil {
+		i.allocFn = i.mod.ExportedFunction(abi.ExportAlloc)
+		i.freeFn = i.mod.ExportedFunction(abi.ExportFree)
+	}
 	_, err := i.run(ctx, func() error {
 		if i.freeFn != nil && i.inCap > 0 {
 			if _, err := i.freeFn.Call(i.ctx, uint64(i.inPtr), uint64(i.inCap)); err != nil {
@@ -375,35 +404,15 @@ func (i *instance) metaEnv(c *Call) []string {
 // interruption fired, even if the guest finished first: the instance may
 // be stopped at any point afterwards and must not be reused.
 func (i *instance) run(ctx context.Context, call func() error) (clean bool, err error) {
-	i.timer.Reset(i.fn.spec.Limits.Timeout)
-	var stopCtx func() bool
-	if ctx.Done() != nil {
-		stopCtx = context.AfterFunc(ctx, i.onCancel)
-	}
+	i.arm(ctx, i.fn.spec.Limits.Timeout)
 	err = call()
-	// Stop returning false means the callback started; it may not have
-	// run yet, so record here what fired.
-	if !i.timer.Stop() {
-		i.timedOut.Store(true)
-	}
-	if stopCtx != nil && !stopCtx() {
-		i.canceled.Store(true)
-	}
-	clean = !i.timedOut.Load() && !i.canceled.Load()
+	// the watchdog may have stopped the call just as it finished: then
+	// timedOut or canceled is set
+	clean = !i.disarm()
 	if err != nil {
 		return false, i.classify(err)
 	}
 	return clean, nil
-}
-
-func (i *instance) onDeadline() {
-	i.timedOut.Store(true)
-	i.interrupt()
-}
-
-func (i *instance) onCancel() {
-	i.canceled.Store(true)
-	i.interrupt()
 }
 
 // interrupt makes the guest stop at its next function entry or call out,
@@ -539,7 +548,7 @@ func (i *instance) memSize() int64 {
 // close frees the instance, its share of the budget and its hold of the
 // compiled module.
 func (i *instance) close() {
-	i.timer.Stop()
+	i.fn.host.watch.remove(i)
 	if i.mod != nil {
 		_ = i.mod.Close(context.Background())
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/sluicehq/sluice/abi"
 	"github.com/sluicehq/sluice/host/internal/wasmbin"
@@ -125,9 +124,11 @@ type snapshot struct {
 	index   []uint32 // the pages that differ from a fresh instance's
 	data    []byte   // their bytes, pageSize each, in index's order
 	globals []uint64 // the mutable globals, in moduleSnapshots.globals' order
-	reseed  []span   // the bytes to re-seed in each instance
-	nReseed int      // their total length
-	cost    int64    // its charge to the memory budget
+	// the input buffer the instance made (prepareInput), 0 and 0 if none
+	inPtr, inCap uint32
+	reseed       []span // the bytes to re-seed in each instance
+	nReseed      int    // their total length
+	cost         int64  // its charge to the memory budget
 }
 
 // span is a range of bytes of linear memory: [start, end).
@@ -190,13 +191,13 @@ func (i *instance) prepareSnapshot() {
 	}
 }
 
-// instantiateCtx is the context to instantiate the instance in: with
-// its memory sized at once to its snapshot's when it is made from one.
-func (r *snapRun) instantiateCtx(ctx context.Context) context.Context {
-	if r.snap == nil {
-		return ctx
+// memorySize is the memory an instance made from a snapshot grows to
+// before anything else (0 for others): its allocator reserves it at once.
+func (r *snapRun) memorySize() uint64 {
+	if r == nil || r.snap == nil {
+		return 0
 	}
-	return experimental.WithMemoryAllocator(ctx, sizedMemory{size: uint64(r.snap.pages) * pageSize})
+	return uint64(r.snap.pages) * pageSize
 }
 
 // configure gives the instance's ModuleConfig the randomness and clocks
@@ -246,7 +247,7 @@ func (i *instance) settleSnapshot(ctx context.Context, err error) {
 	i.entry.refs++     // the compiled module stays while it is made
 	h.mu.Unlock()
 	mem, globals := bytes.Clone(memBytes(i.mem)), readGlobals(i.mod, i.m.snap.globals)
-	t := &instance{fn: i.fn, entry: i.entry, m: i.m, snapRun: r}
+	t := &instance{fn: i.fn, entry: i.entry, m: i.m, snapRun: r, inPtr: i.inPtr, inCap: i.inCap}
 	go func() {
 		defer h.compiling.Done()
 		defer h.release(t.entry)
@@ -315,6 +316,10 @@ func (i *instance) takeSnapshot(ctx context.Context, memA []byte, globalsA []uin
 		return nil, "its initialisation failed with other random bytes: " + err.Error()
 	}
 	memB, globalsB := memBytes(b.mem), readGlobals(b.mod, i.m.snap.globals)
+	if b.inPtr != i.inPtr {
+		b.discard()
+		return nil, "with other random bytes its input buffer is elsewhere in its memory"
+	}
 	if len(memB) != len(memA) {
 		b.discard()
 		return nil, fmt.Sprintf("with other random bytes its initialisation left %s of memory instead of %s", FormatBytes(uint64(len(memB))), FormatBytes(uint64(len(memA))))
@@ -356,6 +361,7 @@ func (i *instance) takeSnapshot(ctx context.Context, memA []byte, globalsA []uin
 		return nil, "instantiating it: " + err.Error()
 	}
 	snap := newSnapshot(memA, memBytes(fresh.mem), globalsA, reseed)
+	snap.inPtr, snap.inCap = i.inPtr, i.inCap
 	fresh.discard()
 	if err := i.fn.host.charge(snap.cost); err != nil {
 		return nil, "its snapshot does not fit the memory budget"
@@ -467,6 +473,7 @@ func (i *instance) restore(s *snapshot) error {
 		}
 		mg.Set(s.globals[k])
 	}
+	i.inPtr, i.inCap = s.inPtr, s.inCap
 	if s.nReseed > 0 {
 		var buf [maxReseedBytes]byte
 		seed := buf[:s.nReseed]
@@ -479,35 +486,6 @@ func (i *instance) restore(s *snapshot) error {
 	}
 	return nil
 }
-
-// sizedMemory is a wazero memory allocator that reserves a snapshot's
-// memory size at once: an instance made from a snapshot grows its memory
-// from the module's minimum to the snapshot's size before writing it,
-// which with wazero's own allocator copies the whole memory (2.5 MB for
-// a Go reactor, more than the rest of the restore).
-type sizedMemory struct{ size uint64 }
-
-// Allocate implements experimental.MemoryAllocator.
-func (s sizedMemory) Allocate(capacity, limit uint64) experimental.LinearMemory {
-	return &linearMemory{buf: make([]byte, 0, min(max(capacity, s.size), limit))}
-}
-
-// linearMemory is a memory from sizedMemory: grown in place up to its
-// capacity, then as wazero's own (append).
-type linearMemory struct{ buf []byte }
-
-// Reallocate implements experimental.LinearMemory.
-func (l *linearMemory) Reallocate(size uint64) []byte {
-	if size <= uint64(cap(l.buf)) {
-		l.buf = l.buf[:size] // zero: made so, and never written past len
-	} else {
-		l.buf = append(l.buf, make([]byte, size-uint64(len(l.buf)))...)
-	}
-	return l.buf
-}
-
-// Free implements experimental.LinearMemory.
-func (l *linearMemory) Free() { l.buf = nil }
 
 // shadow makes another instance of i's module to take i's snapshot: with
 // src's randomness and clocks, initialised or not. Its logs are dropped,
@@ -540,12 +518,16 @@ func (i *instance) shadow(ctx context.Context, src *initSources, initialise bool
 			return nil, err
 		}
 	}
+	if err := s.prepareInput(ctx); err != nil {
+		s.discard()
+		return nil, err
+	}
 	return s, nil
 }
 
 // discard closes a shadow instance.
 func (i *instance) discard() {
-	i.timer.Stop()
+	i.fn.host.watch.remove(i)
 	if i.mod != nil {
 		_ = i.mod.Close(context.Background())
 	}

@@ -1,0 +1,172 @@
+package host
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The watchdog stops calls that overrun their timeout or whose context
+// ends. A call arms its instance with a deadline and its context, and
+// disarms it when the guest returns; one goroutine per host looks at the
+// armed instances every watchTick and interrupts those due. A call costs
+// two uncontended locks of its instance, where a timer of its own and a
+// context.AfterFunc cost a lock of the runtime's timer heap to arm and to
+// stop, and an allocation and a lock of the context per call: the
+// largest part of what sluice added to a warm call. The price is
+// precision: a call is stopped up to watchTick after its deadline or its
+// context's end, where the timer stopped it at once.
+//
+// The goroutine parks when no instance is armed, and the first call to
+// arm one wakes it, so an idle host does not tick.
+
+// watchTick is how often the watchdog looks at the armed instances: the
+// most a call overruns its timeout or a canceled context by.
+const watchTick = time.Millisecond
+
+// Watch states of an instance (instance.watchState).
+const (
+	watchIdle     = iota // not in a call
+	watchArmed           // in a call, watched
+	watchTimedOut        // the watchdog stopped the call: its timeout
+	watchCanceled        // the watchdog stopped the call: its context ended
+)
+
+type watchdog struct {
+	mu    sync.Mutex
+	insts map[*instance]struct{} // every instance that can run a call
+	// parked is set while the goroutine waits on wake for an armed
+	// instance.
+	parked atomic.Bool
+	wake   chan struct{} // capacity 1
+	stop   chan struct{} // closed by Close
+	done   chan struct{} // closed when the goroutine returns
+	fire   []*instance   // the goroutine's: instances to interrupt
+}
+
+func newWatchdog() *watchdog {
+	w := &watchdog{insts: map[*instance]struct{}{}, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// add and remove register an instance from its making to its closing.
+func (w *watchdog) add(i *instance) {
+	w.mu.Lock()
+	w.insts[i] = struct{}{}
+	w.mu.Unlock()
+}
+
+func (w *watchdog) remove(i *instance) {
+	w.mu.Lock()
+	delete(w.insts, i)
+	w.mu.Unlock()
+}
+
+// close stops the goroutine once no instance is armed: a call still
+// running when its host closes is still stopped at its deadline. It does
+// not wait for that.
+func (w *watchdog) close() {
+	close(w.stop)
+	w.unpark()
+}
+
+// unpark wakes the goroutine if it is parked.
+func (w *watchdog) unpark() {
+	if w.parked.Load() && w.parked.CompareAndSwap(true, false) {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *watchdog) run() {
+	defer close(w.done)
+	t := time.NewTimer(watchTick)
+	defer t.Stop()
+	for {
+		if !w.scan() {
+			// Nothing armed: park. An arm that comes after the
+			// scan either sees parked and wakes us, or is seen by the
+			// scan that follows the store (both are sequentially
+			// consistent atomics).
+			w.parked.Store(true)
+			if !w.scan() {
+				select {
+				case <-w.wake:
+				case <-w.stop:
+					if !w.scan() {
+						return
+					}
+				}
+			}
+			w.parked.Store(false)
+		}
+		t.Reset(watchTick)
+		select {
+		case <-t.C:
+		case <-w.stop:
+			// a closing host: look once more, then as before, until
+			// nothing is armed
+			<-t.C
+		}
+	}
+}
+
+// scan interrupts the armed instances that are due and tells whether any
+// instance is armed.
+func (w *watchdog) scan() (armed bool) {
+	now := time.Now()
+	w.mu.Lock()
+	for i := range w.insts {
+		i.watchMu.Lock()
+		if i.watchState == watchArmed {
+			armed = true
+			switch {
+			case now.After(i.deadline):
+				i.watchState = watchTimedOut
+				i.timedOut.Store(true)
+				w.fire = append(w.fire, i)
+			case i.watchCtx != nil && i.watchCtx.Err() != nil:
+				i.watchState = watchCanceled
+				i.canceled.Store(true)
+				w.fire = append(w.fire, i)
+			}
+		}
+		i.watchMu.Unlock()
+	}
+	w.mu.Unlock()
+	for k, i := range w.fire {
+		i.interrupt()
+		w.fire[k] = nil
+	}
+	w.fire = w.fire[:0]
+	return armed
+}
+
+// arm puts the instance's call under watch: stopped after timeout, or
+// when ctx ends.
+func (i *instance) arm(ctx context.Context, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	i.watchMu.Lock()
+	i.watchState = watchArmed
+	i.deadline = deadline
+	if ctx.Done() != nil {
+		i.watchCtx = ctx
+	}
+	i.watchMu.Unlock()
+	i.fn.host.watch.unpark()
+}
+
+// disarm ends the watch of the instance's call and tells whether the
+// watchdog stopped it (then timedOut or canceled says why).
+func (i *instance) disarm() (fired bool) {
+	i.watchMu.Lock()
+	fired = i.watchState != watchArmed
+	i.watchState, i.watchCtx = watchIdle, nil
+	i.watchMu.Unlock()
+	return fired
+}
