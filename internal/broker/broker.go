@@ -144,6 +144,15 @@ func Connect(ctx context.Context, opts Options) (*Conn, error) {
 			nats.Name(opts.Name),
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(250 * time.Millisecond),
+			// No reconnect buffer: a message published while the link is
+			// down fails at once. Buffered, it would be sent when the link
+			// comes back, on the same streaming client (a server with a
+			// file store remembers it across a restart), and stored after
+			// messages published before it that were lost in flight when
+			// the link dropped: a later event stored while an earlier one
+			// was not, a hole in a log that must be a prefix of what its
+			// writer did.
+			nats.ReconnectBufSize(-1),
 			nats.Timeout(opts.ConnectWait),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				if err != nil {
@@ -436,7 +445,8 @@ func outage(err error) error {
 
 func retryable(err error) bool {
 	return errors.Is(err, stan.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed) ||
-		errors.Is(err, stan.ErrTimeout) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrConnectionReconnecting)
+		errors.Is(err, stan.ErrTimeout) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded) // the link is down (no reconnect buffer)
 }
 
 // Close unsubscribes nothing (durable subscriptions stay registered on the
