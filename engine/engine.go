@@ -706,8 +706,14 @@ func (e *Engine) localOf(id string) *local {
 // stored forgets the outcome of a call once the event recording it is in
 // the log, and all of an invocation's calls once its end is.
 func (e *Engine) stored(inv *invState, ev *Event) {
+	if ev.Type == EventTaskStarted {
+		e.topics.recorded(inv.id, ev.Task, ev.Attempt) // topicwait.go
+	}
 	l := e.local[inv.id]
 	if l == nil {
+		if isInvocationEnd(ev.Type) && inv.status != StatusRunning {
+			e.topics.forget(inv.id)
+		}
 		return
 	}
 	switch {
@@ -729,7 +735,10 @@ func (e *Engine) endLocal(id string) {
 
 // stopLocal cancels the calls and timers of an invocation and forgets
 // them.
-func (e *Engine) stopLocal(id string) { e.trimLocal(id, nil) }
+func (e *Engine) stopLocal(id string) {
+	e.topics.forget(id)
+	e.trimLocal(id, nil)
+}
 
 // trimLocal stops every timer of an invocation and cancels and forgets its
 // calls but those keep (if not nil) keeps, and the invocation's entry once

@@ -21,7 +21,13 @@ import (
 // Durable and exact. When the attempt starts, the owner reads the
 // topic's last sequence (Log.Last) and records it in the attempt's
 // TaskStarted (after): the messages that count are those stored after it,
-// whatever happens next. The owner subscribes to the topic from after+1
+// whatever happens next. Until that TaskStarted is read back from the
+// log, the owner keeps the position it read (topicWaits.begun): if the
+// event is not stored (the link to the broker cut as it was written), the
+// invocation is rebuilt from the log with the task scheduled, and the
+// attempt starts again from that same position, not from the topic's end
+// by then: the wait watched from there, and the messages stored during
+// the outage count. The owner subscribes to the topic from after+1
 // and examines the messages in order, evaluating CONDITION outside the
 // engine's lock within an expression's budget; the first that matches
 // ends the task (TaskSucceeded with its data, and consumed: its sequence).
@@ -69,7 +75,45 @@ type topicWaits struct {
 	// workers bound the other expressions (maxEvaluations): each may make
 	// up to 32 MiB.
 	slots chan struct{}
+	// begun holds, by invocation and task (under Engine.mu), the attempts
+	// this node started whose TaskStarted is not yet read back from the
+	// log, with the position each recorded: an attempt whose TaskStarted
+	// was lost starts again from there.
+	begun map[string]map[string]topicStart
 }
+
+// topicStart is an attempt of a wait on a topic started by this node and
+// the topic's last sequence it read then.
+type topicStart struct {
+	attempt int
+	after   uint64
+}
+
+// begin notes an attempt started, until its TaskStarted is read back.
+func (w *topicWaits) begin(inv, task string, attempt int, after uint64) {
+	if w.begun == nil {
+		w.begun = map[string]map[string]topicStart{}
+	}
+	if w.begun[inv] == nil {
+		w.begun[inv] = map[string]topicStart{}
+	}
+	w.begun[inv][task] = topicStart{attempt: attempt, after: after}
+}
+
+// recorded forgets an attempt noted by begin once its TaskStarted is
+// read back from the log.
+func (w *topicWaits) recorded(inv, task string, attempt int) {
+	if s, ok := w.begun[inv][task]; ok && s.attempt == attempt {
+		delete(w.begun[inv], task)
+		if len(w.begun[inv]) == 0 {
+			delete(w.begun, inv)
+		}
+	}
+}
+
+// forget forgets the attempts noted by begin of an invocation this node
+// no longer drives (ended, taken over, stopped).
+func (w *topicWaits) forget(inv string) { delete(w.begun, inv) }
 
 // limit is the most waits on topics a node may hold.
 func (w *topicWaits) limit() int {
@@ -88,6 +132,10 @@ type topicWait struct {
 	// after (under Engine.mu until the subscription starts; then fixed).
 	started bool
 	after   uint64
+	// kept: the attempt is not started, and after is the position this
+	// node read when it started it before, in a TaskStarted the log lost;
+	// the attempt starts again from there.
+	kept bool
 	// view is what the condition sees besides the message, taken when
 	// the attempt started (or resumed).
 	view *view
@@ -216,6 +264,10 @@ func (e *Engine) driveTopicWait(inv *invState, spec *taskSpec, t *taskState, top
 	if w != nil {
 		e.dropTopicWait(l, t.id)
 	}
+	var begun topicStart
+	if t.status == TaskScheduled {
+		begun = e.topics.begun[inv.id][t.id]
+	}
 	if max := e.topics.limit(); e.topics.n >= max {
 		e.fail(inv, t, fmt.Sprintf("wait on topic %s: this daemon already holds %d waits on topics, its limit (each is a subscription on the broker): bound the foreach that starts them with parallel:, or wait for a signal",
 			topic, max))
@@ -225,10 +277,16 @@ func (e *Engine) driveTopicWait(inv *invState, spec *taskSpec, t *taskState, top
 		e.topics.slots = make(chan struct{}, maxEvaluations)
 	}
 	w = &topicWait{inv: inv.id, task: t.id, root: inv.root, topic: topic, attempt: attempt, match: spec.match}
-	if t.status == TaskRunning {
+	switch {
+	case t.status == TaskRunning:
 		// started by an earlier life of this node, or another node:
 		// examine the same messages again
 		w.started, w.after, w.view = true, *t.after, e.viewOf(inv, t.id, nil)
+	case begun.attempt == attempt:
+		// started by this node, but its TaskStarted was not stored (the
+		// invocation was rebuilt from the log without it): start again
+		// from the position read then
+		w.kept, w.after = true, begun.after
 	}
 	l.topics[t.id] = w
 	e.topics.n++
@@ -261,21 +319,14 @@ func (e *Engine) startTopicWait(w *topicWait) {
 	}
 }
 
-// startAttempt reads the topic's last sequence and writes the attempt's
+// startAttempt reads the topic's last sequence (or takes the one kept
+// from the attempt's lost TaskStarted) and writes the attempt's
 // TaskStarted with it; false if the wait is not to go on.
 func (e *Engine) startAttempt(w *topicWait) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), topicWaitSetup)
-	read := make(chan struct{})
-	go func() { // Close does not wait for the broker
-		select {
-		case <-e.stop:
-			cancel()
-		case <-read:
-		}
-	}()
-	after, err := e.o.Log.Last(ctx, w.topic)
-	close(read)
-	cancel()
+	after, err := w.after, error(nil)
+	if !w.kept {
+		after, err = e.lastOf(w.topic)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer e.guard(w.inv)
@@ -290,10 +341,28 @@ func (e *Engine) startAttempt(w *topicWait) bool {
 		e.dropTopicWait(e.local[w.inv], w.task)
 		return false
 	}
+	e.topics.begin(inv.id, t.id, w.attempt, after)
 	e.emit(inv, nil, &Event{Type: EventTaskStarted, Task: t.id, Attempt: w.attempt, After: &after})
 	w.started, w.after, w.view = true, after, e.viewOf(inv, t.id, nil)
 	e.reconcile(inv) // its timeout, if it has one
 	return !w.over.Load()
+}
+
+// lastOf reads a topic's last sequence, within topicWaitSetup or until
+// the engine closes.
+func (e *Engine) lastOf(topic string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), topicWaitSetup)
+	defer cancel()
+	read := make(chan struct{})
+	defer close(read)
+	go func() { // Close does not wait for the broker
+		select {
+		case <-e.stop:
+			cancel()
+		case <-read:
+		}
+	}()
+	return e.o.Log.Last(ctx, topic)
 }
 
 // retryTopicWait drops a wait that could not read its topic (the broker

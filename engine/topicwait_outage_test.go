@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,6 +157,110 @@ func TestTopicWaitAcrossLinkOutage(t *testing.T) {
 			wantTaken(t, e, id, "done", during)
 		})
 	}
+}
+
+// lossyStart is a log whose link is cut as the first TaskStarted is
+// written to it: that event is lost, and so is every event written after
+// it, until the test brings the link back (up); the loss of the
+// TaskStarted is reported then, as a publish acknowledgement that never
+// came.
+type lossyStart struct {
+	eventlog.Log
+	mu   sync.Mutex
+	cut  bool
+	back chan struct{} // closed by up
+	held chan func(uint64, error)
+}
+
+var errLinkCut = fmt.Errorf("%w: nats: server is disconnected", eventlog.ErrNotConnected)
+
+func (l *lossyStart) PublishAsync(stream string, m eventlog.Message, done func(uint64, error)) error {
+	l.mu.Lock()
+	first := !l.cut && bytes.Contains(m.Data, []byte(`"TaskStarted"`))
+	l.cut = l.cut || first
+	down := l.down()
+	l.mu.Unlock()
+	switch {
+	case first:
+		l.held <- done
+		return nil
+	case down:
+		return errLinkCut
+	}
+	return l.Log.PublishAsync(stream, m, done)
+}
+
+// down tells whether the link is cut (under mu).
+func (l *lossyStart) down() bool {
+	if !l.cut {
+		return false
+	}
+	select {
+	case <-l.back:
+		return false
+	default:
+		return true
+	}
+}
+
+func (l *lossyStart) Connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.down() && l.Log.Connected()
+}
+
+func (l *lossyStart) WaitUp(ctx context.Context) error {
+	l.mu.Lock()
+	down := l.down()
+	l.mu.Unlock()
+	if down {
+		select {
+		case <-l.back:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", eventlog.ErrNotConnected, ctx.Err())
+		}
+	}
+	return l.Log.WaitUp(ctx)
+}
+
+// up brings the link back and reports the lost TaskStarted.
+func (l *lossyStart) up(t *testing.T) {
+	t.Helper()
+	select {
+	case done := <-l.held:
+		close(l.back)
+		done(0, errLinkCut)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no TaskStarted was written")
+	}
+}
+
+// TestTopicWaitStartNotStored: the TaskStarted of a wait's attempt is
+// lost (the link cut as it was written) while the wait already watches
+// its topic, and the matching message is stored before the daemon learns
+// of the loss; the invocation is rebuilt from the log, without that
+// TaskStarted, and the attempt starts again from the position read the
+// first time, so the wait takes that message, not a later one.
+func TestTopicWaitStartNotStored(t *testing.T) {
+	t.Parallel()
+	r := newRigOn(t, memory, false)
+	r.e.Close(context.Background()) // the lossy daemon is the only one
+	r.e = nil
+	l := &lossyStart{Log: r.connect(), back: make(chan struct{}), held: make(chan func(uint64, error), 1)}
+	e := r.engineOn("node-l", DefaultNodeTimeout, l)
+	r.defs.put(t, callbackWorkflow)
+	id := invokeOn(t, e, "callback", `"p-1"`)
+	watching(t, e, id, "done", "payments.done")
+	r.publish("payments.done", `{"payment": "p-0"}`)
+	during := r.publish("payments.done", `{"payment": "p-1", "amount": 12}`)
+	r.publish("payments.done", `{"payment": "p-1", "amount": 13}`)
+	l.up(t)
+	testutil.Eventually(t, 20*time.Second, "the invocation to be rebuilt from the log", func() bool { return !e.isStale(id) })
+	r.publish("payments.done", `{"payment": "p-1", "amount": 14}`)
+	done := waitDone(t, e, id)
+	wantStatus(t, done, StatusSucceeded)
+	wantJSON(t, done.Output, `{"payment": "p-1", "amount": 12}`)
+	wantTaken(t, e, id, "done", during)
 }
 
 // TestTopicWaitTakenOver: node-1 owns an invocation whose two waits
