@@ -182,6 +182,8 @@ func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error
 	if inst == nil {
 		res.Cold = true
 		inst, err = f.newInstance(ctx, &c)
+	} else {
+		inst.callStart = start // its deadline counts from here
 	}
 	if err == nil {
 		switch f.spec.ABI {
