@@ -75,7 +75,7 @@ type instance struct {
 	watchMu    sync.Mutex
 	watchState uint8
 	deadline   time.Time
-	callStart  time.Time // when the current call began, until it first arms
+	callStart  time.Time       // when the current call began, until it first arms
 	watchCtx   context.Context // nil: one that never ends
 	wake       chan struct{}   // wakes a guest sleeping in poll_oneoff when interrupted
 
