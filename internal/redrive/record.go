@@ -43,9 +43,16 @@ type record struct {
 	// LeaseMS is how long the claim holds the letter while it is pending:
 	// after it, another redrive may take the claim over.
 	LeaseMS int64 `json:"lease_ms,omitempty"`
-	// After is To's last sequence when the claim was made: its payload,
-	// if published, is after it (0: unknown; then looked for by time).
-	After uint64 `json:"after,omitempty"`
+	// After is To's last sequence when the claim was made (0: To was
+	// empty): its payload, if published, is after it. Absent: unknown
+	// (To could not be read), then looked for by the claim's time. A
+	// pointer, as an empty To is known as well as any other place: on NATS
+	// Streaming a search by time starts late (the time is sent as a delta
+	// from the client's clock, which the server applies when the request
+	// reaches it), and would miss a payload stored just after the claim.
+	// Earlier records leave it out when it is 0, and so are read as
+	// unknown.
+	After *uint64 `json:"after,omitempty"`
 	// Published is the payload's sequence on To where the broker says it
 	// (JetStream), else 0.
 	Published uint64 `json:"published,omitempty"`
@@ -64,8 +71,9 @@ type Claim struct {
 	At    time.Time `json:"at"`
 	Force bool      `json:"force,omitempty"`
 	lease time.Duration
-	// after is To's last sequence when the claim was made (record.After).
-	after uint64
+	// from is the first sequence of To its payload can be at
+	// (record.After + 1); 0 when unknown.
+	from uint64
 	// takes is the pending claim this one took over.
 	takes *Claim
 }
@@ -110,7 +118,10 @@ func fold(states map[uint64]*State, r record, at time.Time) {
 	}
 	switch r.Op {
 	case opClaim:
-		c := &Claim{ID: r.ID, By: r.By, To: r.To, At: at, Force: r.Force, lease: time.Duration(r.LeaseMS) * time.Millisecond, after: r.After}
+		c := &Claim{ID: r.ID, By: r.By, To: r.To, At: at, Force: r.Force, lease: time.Duration(r.LeaseMS) * time.Millisecond}
+		if r.After != nil {
+			c.from = *r.After + 1
+		}
 		switch {
 		case st.Claim == nil, st.Done && r.Force:
 		case !st.Done && st.Claim.expired(at):

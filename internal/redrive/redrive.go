@@ -21,9 +21,10 @@
 // A redrive stopped between 2 and 5 (a crash, the broker out of reach)
 // leaves its claim pending. Until the claim's lease passes the letter is
 // refused as being redriven; after it, the next redrive takes the claim
-// over: it looks for the payload on the target topic from the claim's
-// time (by the claim's id where the broker keeps headers, JetStream; by
-// its bytes on NATS Streaming) and records it done if it is there, or
+// over: it looks for the payload on the target topic past where the topic
+// stood when the claim was made (from the claim's time if that could not
+// be read), by the claim's id where the broker keeps headers (JetStream),
+// by its bytes on NATS Streaming, and records it done if it is there, or
 // publishes it (with the first claim's id again: JetStream drops it if
 // the first publish was stored within its de-duplication window) and
 // records it done. So a crash neither loses a redrive nor publishes it
@@ -271,10 +272,13 @@ func (r *Redriver) redrive(ctx context.Context, q Request, cands []candidate, re
 	// where each target stands before the claims: a payload published
 	// for a claim is after it (find reads from there: a time asked of
 	// NATS Streaming is turned into a delta and can start late)
-	after := map[string]uint64{}
+	after := map[string]*uint64{}
 	for _, c := range cands {
 		if _, ok := after[c.to]; !ok {
-			after[c.to], _ = r.Log.Last(ctx, c.to) // 0 on error: find looks by time
+			after[c.to] = nil // unknown on error: find looks by time
+			if last, err := r.Log.Last(ctx, c.to); err == nil {
+				after[c.to] = &last // 0 too: the target is empty
+			}
 		}
 	}
 	if err := r.appendRecords(ctx, stream, cands, func(c candidate) record {
@@ -400,11 +404,11 @@ func (r *Redriver) find(ctx context.Context, pending *Claim, payload []byte) (fo
 		return false, 0, nil
 	}
 	var from eventlog.Start
-	if pending.after > 0 {
-		if pending.after >= last {
+	if pending.from > 0 {
+		if pending.from > last {
 			return false, 0, nil
 		}
-		from = eventlog.At(pending.after + 1)
+		from = eventlog.At(pending.from)
 	} else {
 		// a subscription from a time after the last message would wait
 		// for the next one: look at the last message's time first
@@ -417,11 +421,16 @@ func (r *Redriver) find(ctx context.Context, pending *Claim, payload []byte) (fo
 		}
 		from = eventlog.Since(pending.At)
 	}
+	// by bytes, only a message stored after the claim: its payload is
+	// published once the claim is stored, and the letter's own source
+	// message, with the same bytes, was stored before (were the target's
+	// last sequence read as 0 when it was not empty: NATS Streaming's
+	// Last tells "empty" by a wait)
 	byID := r.Log.Features().Headers
 	n := 0
 	err = readRange(ctx, r.Log, pending.To, from, last, func(m *eventlog.Msg) bool {
 		n++
-		if byID && m.ID == pending.ID || !byID && bytes.Equal(m.Data, payload) {
+		if byID && m.ID == pending.ID || !byID && !m.Time.Before(pending.At) && bytes.Equal(m.Data, payload) {
 			found, seq = true, m.Sequence
 			return false
 		}

@@ -72,6 +72,37 @@ func TestFold(t *testing.T) {
 	}
 }
 
+// TestClaimFrom: a claim made when its target was empty looks for its
+// payload from the target's first sequence, as one made past a message
+// looks from the next; only a claim that does not say where its target
+// stood (it could not be read, or an earlier record left a 0 out) looks
+// by time.
+func TestClaimFrom(t *testing.T) {
+	for _, tt := range []struct {
+		rec  string
+		from uint64
+	}{
+		{`{"op":"claim","seq":1,"id":"a","to":"jobs","lease_ms":1000,"after":0}`, 1},
+		{`{"op":"claim","seq":1,"id":"a","to":"jobs","lease_ms":1000,"after":7}`, 8},
+		{`{"op":"claim","seq":1,"id":"a","to":"jobs","lease_ms":1000}`, 0},
+	} {
+		var r record
+		if err := json.Unmarshal([]byte(tt.rec), &r); err != nil {
+			t.Fatal(err)
+		}
+		states := map[uint64]*State{}
+		fold(states, r, time.Now())
+		if got := states[1].Claim.from; got != tt.from {
+			t.Errorf("%s: from %d, want %d", tt.rec, got, tt.from)
+		}
+	}
+	zero := uint64(0)
+	data, _ := json.Marshal(record{Op: opClaim, Seq: 1, ID: "a", After: &zero})
+	if !strings.Contains(string(data), `"after":0`) {
+		t.Errorf("a claim on an empty target is written %s; want it to say after 0", data)
+	}
+}
+
 // connect starts a server of the tests' broker (SLUICE_TEST_BROKER) and
 // returns n connections to it.
 func connect(t *testing.T, n int) []eventlog.Log {
@@ -266,7 +297,7 @@ func claimLike(t *testing.T, l eventlog.Log, seq uint64, id string, lease time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(record{Op: opClaim, Seq: seq, ID: id, By: "req-crashed", To: "jobs", LeaseMS: lease.Milliseconds(), After: after})
+	data, _ := json.Marshal(record{Op: opClaim, Seq: seq, ID: id, By: "req-crashed", To: "jobs", LeaseMS: lease.Milliseconds(), After: &after})
 	if _, err := l.Publish(ctx, RecordStream("jobs.dead"), eventlog.Message{Data: data}); err != nil {
 		t.Fatal(err)
 	}
