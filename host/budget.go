@@ -236,6 +236,7 @@ func (h *Host) sweep(timeout time.Duration) {
 				freed += n
 				h.expiredModules.Add(1)
 			}
+			freed += h.mems.dropIdle()
 			if freed >= freeOSMemoryAfter {
 				debug.FreeOSMemory()
 			}

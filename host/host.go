@@ -179,6 +179,7 @@ func (h *Host) Close(ctx context.Context) error {
 		f.Close(ctx)
 	}
 	h.watch.close()
+	h.mems.drop()
 	compiled := make(chan struct{})
 	go func() { h.compiling.Wait(); close(compiled) }()
 	stopped := true

@@ -29,6 +29,9 @@ type memPool struct {
 	mu    sync.Mutex
 	free  map[int][]*pooledMemory
 	bytes int
+	// gets counts the memories asked for; seen is its value at the
+	// janitor's last look (dropIdle)
+	gets, seen uint64
 }
 
 // pooledMemory is a linear memory's backing array. Its bytes from dirty
@@ -42,6 +45,7 @@ type pooledMemory struct {
 func (p *memPool) get(capacity int) *pooledMemory {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.gets++
 	list := p.free[capacity]
 	if len(list) == 0 {
 		return nil
@@ -71,11 +75,27 @@ func (p *memPool) put(m *pooledMemory) {
 	p.bytes += c
 }
 
-// drop gives every kept memory back to Go (an idle host).
+// drop gives every kept memory back to Go (a closed host).
 func (p *memPool) drop() {
 	p.mu.Lock()
 	p.free, p.bytes = nil, 0
 	p.mu.Unlock()
+}
+
+// dropIdle gives the kept memories back to Go if no instance was made
+// since the last look, and tells how many bytes it gave back: the
+// janitor's, so that a host that stopped making instances does not keep
+// their memories.
+func (p *memPool) dropIdle() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gets != p.seen {
+		p.seen = p.gets
+		return 0
+	}
+	n := p.bytes
+	p.free, p.bytes = nil, 0
+	return int64(n)
 }
 
 // memAllocator is a wazero memory allocator that takes memories from a

@@ -70,3 +70,21 @@ func TestRecycledMemoryIsZero(t *testing.T) {
 		})
 	}
 }
+
+// The janitor gives the kept memories back once no instance was made
+// between two of its looks.
+func TestMemPoolDropIdle(t *testing.T) {
+	var p memPool
+	p.put(&pooledMemory{buf: make([]byte, 0, pageSize)})
+	if m := p.get(pageSize); m == nil {
+		t.Fatal("a kept memory was not given back")
+	} else {
+		p.put(m)
+	}
+	if n := p.dropIdle(); n != 0 {
+		t.Fatalf("dropped %d bytes right after a use", n)
+	}
+	if n := p.dropIdle(); n != pageSize || p.get(pageSize) != nil {
+		t.Fatalf("dropped %d bytes after an idle period, want %d and nothing kept", n, pageSize)
+	}
+}
