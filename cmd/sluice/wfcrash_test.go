@@ -51,22 +51,35 @@ func TestKill9DuringWorkflows(t *testing.T) {
 		ids = append(ids, strings.TrimSpace(p.mustSluice(t, "", "wf", "invoke", "crash", "--data", fmt.Sprint(i))))
 	}
 	// Kill once every invocation is past its first task and one at least
-	// is in the middle of its sleeping and slow tasks. (Waiting for all of
+	// is in the middle of its foreach's items (two at a time, of 2 s
+	// each: for 4 s an invocation has one running). (Waiting for all of
 	// them to be running at once can wait for ever on a loaded machine,
 	// where the first to start a two-second task finishes it before the
-	// last starts.)
-	testutil.Eventually(t, 30*time.Second, "the tasks to be running", func() bool {
-		busy := 0
-		for _, id := range ids {
-			st := p.status(t, id)
-			if st.Tasks["first"].Status != "succeeded" {
-				return false
-			}
-			if st.Tasks["nap"].Status == "running" && st.Tasks["each/0"].Status == "running" {
-				busy++
+	// last starts.) The kill comes right after the status that shows an
+	// item running, not after reading every invocation's.
+	running := func(st invocation) bool {
+		for k := range 4 {
+			if st.Tasks[fmt.Sprintf("each/%d", k)].Status == "running" {
+				return true
 			}
 		}
-		return busy > 0
+		return false
+	}
+	testutil.Eventually(t, 30*time.Second, "every invocation past its first task", func() bool {
+		for _, id := range ids {
+			if p.status(t, id).Tasks["first"].Status != "succeeded" {
+				return false
+			}
+		}
+		return true
+	})
+	testutil.Eventually(t, 30*time.Second, "a foreach item to be running", func() bool {
+		for _, id := range ids {
+			if running(p.status(t, id)) {
+				return true
+			}
+		}
+		return false
 	})
 	q := restartAfterKill9(t, p, data)
 	reruns := 0
@@ -104,12 +117,16 @@ func TestKill9DuringWorkflows(t *testing.T) {
 		if st.Tasks["first"].Attempts != 1 {
 			t.Fatalf("invocation %s: first ran %d times", id, st.Tasks["first"].Attempts)
 		}
-		if st.Tasks["each/0"].Attempts > 1 {
-			reruns++
+		for k := range 4 {
+			if st.Tasks[fmt.Sprintf("each/%d", k)].Attempts > 1 {
+				reruns++
+				break
+			}
 		}
 	}
-	// each/0 was running in one invocation at least when the daemon died:
-	// it ran again after the restart, unless it had just finished.
+	// A foreach item was running in one invocation at least when the
+	// daemon died: it ran again after the restart, unless it had just
+	// finished.
 	if reruns == 0 {
 		t.Fatal("no task was interrupted by the kill: the test did not test a crash")
 	}
