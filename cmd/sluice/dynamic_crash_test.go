@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/testutil"
 )
 
@@ -86,24 +85,7 @@ func TestKill9DuringDynamicChild(t *testing.T) {
 			t.Fatalf("child %s: workflow %s, %s", cid, child.Workflow, child.Status)
 		}
 		for _, inv := range []string{id, cid} {
-			var events []engine.Event
-			if err := json.Unmarshal([]byte(q.mustSluice(t, "", "wf", "events", inv, "-o", "json")), &events); err != nil {
-				t.Fatal(err)
-			}
-			succeeded := map[string]bool{}
-			for _, ev := range events {
-				switch ev.Type {
-				case "TaskSucceeded":
-					if succeeded[ev.Task] {
-						t.Fatalf("invocation %s: task %s succeeded twice", inv, ev.Task)
-					}
-					succeeded[ev.Task] = true
-				case "TaskStarted", "TaskScheduled":
-					if succeeded[ev.Task] {
-						t.Fatalf("invocation %s: task %s: %s after its TaskSucceeded", inv, ev.Task, ev.Type)
-					}
-				}
-			}
+			eventsOnce(t, q, inv)
 		}
 		if st.Tasks["plan"].Attempts != 1 || st.Tasks["go"].Attempts != 1 || child.Tasks["first"].Attempts != 1 {
 			t.Fatalf("invocation %s: plan ran %d times, go %d, the child's first %d", id,

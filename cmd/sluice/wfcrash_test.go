@@ -91,24 +91,7 @@ func TestKill9DuringWorkflows(t *testing.T) {
 		if st.Status != "succeeded" {
 			t.Fatalf("invocation %s: %s: %s", id, st.Status, st.Error)
 		}
-		var events []engine.Event
-		if err := json.Unmarshal([]byte(q.mustSluice(t, "", "wf", "events", id, "-o", "json")), &events); err != nil {
-			t.Fatal(err)
-		}
-		succeeded := map[string]bool{}
-		for _, ev := range events {
-			switch ev.Type {
-			case "TaskSucceeded":
-				if succeeded[ev.Task] {
-					t.Fatalf("invocation %s: task %s succeeded twice", id, ev.Task)
-				}
-				succeeded[ev.Task] = true
-			case "TaskStarted", "TaskScheduled":
-				if succeeded[ev.Task] {
-					t.Fatalf("invocation %s: task %s: %s after its TaskSucceeded", id, ev.Task, ev.Type)
-				}
-			}
-		}
+		_, succeeded := eventsOnce(t, q, id)
 		for _, task := range []string{"first", "slow", "nap", "each", "last", "each/0", "each/3"} {
 			if !succeeded[task] {
 				t.Fatalf("invocation %s: no TaskSucceeded for %s", id, task)
@@ -131,4 +114,30 @@ func TestKill9DuringWorkflows(t *testing.T) {
 		t.Fatal("no task was interrupted by the kill: the test did not test a crash")
 	}
 	t.Logf("%d of %d invocations re-ran an interrupted task", reruns, n)
+}
+
+// eventsOnce reads an invocation's events after a crash and fails the
+// test if a task succeeded twice, or was scheduled or started again after
+// its success; it returns the events and the tasks that succeeded.
+func eventsOnce(t *testing.T, p *daemonProc, id string) ([]engine.Event, map[string]bool) {
+	t.Helper()
+	var events []engine.Event
+	if err := json.Unmarshal([]byte(p.mustSluice(t, "", "wf", "events", id, "-o", "json")), &events); err != nil {
+		t.Fatal(err)
+	}
+	succeeded := map[string]bool{}
+	for _, ev := range events {
+		switch ev.Type {
+		case engine.EventTaskSucceeded:
+			if succeeded[ev.Task] {
+				t.Fatalf("invocation %s: task %s succeeded twice", id, ev.Task)
+			}
+			succeeded[ev.Task] = true
+		case engine.EventTaskStarted, engine.EventTaskScheduled:
+			if succeeded[ev.Task] {
+				t.Fatalf("invocation %s: task %s: %s after its TaskSucceeded", id, ev.Task, ev.Type)
+			}
+		}
+	}
+	return events, succeeded
 }
