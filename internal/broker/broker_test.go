@@ -125,3 +125,53 @@ func TestMemoryStoreRestartReconnects(t *testing.T) {
 		t.Fatal("subscription not resumed")
 	}
 }
+
+// TestSubscribeWhileTheLinkIsDown: a subscription made while the NATS link
+// is down under a streaming client that is still up waits for the link and
+// is made, instead of failing with nats.go's "outbound buffer limit
+// exceeded" (there is no reconnect buffer) and being resumed by nothing.
+func TestSubscribeWhileTheLinkIsDown(t *testing.T) {
+	dir := t.TempDir()
+	e, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := e.URL()
+	ctx := context.Background()
+	c, err := Connect(ctx, Options{URL: url, ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Publish(ctx, "kept", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	e.Shutdown()
+	testutil.Eventually(t, 5*time.Second, "the link to drop", func() bool { return !c.Connected() })
+	restarted := make(chan error, 1)
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		e2, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: url[len("nats://"):], ClusterID: "test"})
+		if err == nil {
+			t.Cleanup(e2.Shutdown)
+		}
+		restarted <- err
+	}()
+	got := make(chan string, 10)
+	sub, err := c.Subscribe("kept", SubOptions{Start: StartAll}, func(m *Msg) { got <- string(m.Data) })
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("subscribe while the link is down: %v", err)
+	}
+	defer sub.Close()
+	select {
+	case m := <-got:
+		if m != "before" {
+			t.Fatalf("got %q, want the message stored before the restart", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription made while the link was down receives nothing")
+	}
+}

@@ -83,14 +83,29 @@ func (c *Conn) Subscribe(subject string, opts SubOptions, handler func(*Msg)) (*
 	}
 	c.subs[s] = struct{}{}
 	c.mu.Unlock()
-	if err := s.attach(); err != nil {
+	err := s.attach()
+	// The NATS link may be down under a streaming client that is still
+	// up: the subscription request cannot be sent (there is no reconnect
+	// buffer), and the client may never be declared lost (the server can
+	// come back before its pings run out), so the reconnect loop would not
+	// resume it. Wait for the link, as Publish does, for as long as one
+	// connection attempt may take.
+	for deadline := time.Now().Add(c.opts.ConnectWait); err != nil && retryable(err) && time.Now().Before(deadline); {
+		select {
+		case <-c.done:
+			err = ErrClosed
+		case <-time.After(25 * time.Millisecond):
+			err = s.attach()
+		}
+	}
+	if err != nil {
 		if err == ErrNotConnected {
 			return s, nil // resumed by the reconnect loop
 		}
 		c.mu.Lock()
 		delete(c.subs, s)
 		c.mu.Unlock()
-		return nil, err
+		return nil, outage(err)
 	}
 	return s, nil
 }
