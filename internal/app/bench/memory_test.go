@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/app/client"
+	"github.com/sluicehq/sluice/internal/app/daemon"
 	"github.com/sluicehq/sluice/testutil"
 )
 
@@ -29,7 +31,8 @@ import (
 //     its start time (process start to ready), then, once it has gone
 //     quiet (under 5% of a core for 2 s: what it does in the background
 //     after it is ready is done), the time, CPU and RSS, with no call;
-//   - called: RSS after a call of half of the functions;
+//   - called: RSS after a call of every function, each then holding one
+//     warm instance (from a snapshot where the build makes them);
 //   - idle: RSS once the idle timeout (--idle-timeout 5s) has released
 //     their instances and code (the metrics say so), and the time that
 //     took;
@@ -37,6 +40,9 @@ import (
 //     data dir (no compile cache): likewise its start time, and time, CPU
 //     and RSS once quiet; then the time and CPU to call half of the
 //     functions (each compiled on its first call).
+//
+// A snapshot's own cost per compiled module is BenchmarkColdCall's
+// snapshot-B (host package).
 //
 // The functions are deployed once per process (minutes: each deploy
 // compiles a 2.7 MB module). SLUICE_BENCH_BINARY runs another build of
@@ -64,7 +70,7 @@ func BenchmarkMemory(b *testing.B) {
 		b.ReportMetric(mib(d.rss()), "restart-MiB")
 
 		c := client.New(d.server, "")
-		callHalf(b, c, n)
+		callSome(b, c, n)
 		b.ReportMetric(mib(d.rss()), "called-MiB")
 
 		if idle {
@@ -84,13 +90,13 @@ func BenchmarkMemory(b *testing.B) {
 		}
 
 		fresh := b.TempDir()
-		e := startProc(b, bin, "daemon", "--data", fresh, "--nats", d.nats, "--listen", "127.0.0.1:0")
+		e := startProc(b, bin, "daemon", "--data", fresh, "--nats", withoutUser(b, d.nats), "--listen", "127.0.0.1:0", "--nats-user", daemon.DefaultNATSUser, "--nats-password", natsPassword(b, data))
 		b.ReportMetric(e.ready.Seconds(), "newnode-s")
 		b.ReportMetric(e.quiet(b).Seconds(), "newnode-quiet-s")
 		b.ReportMetric(e.cpu().Seconds(), "newnode-cpu-s")
 		b.ReportMetric(mib(e.rss()), "newnode-MiB")
 		cpu, start := e.cpu(), time.Now()
-		callHalf(b, client.New(e.server, ""), n)
+		callSome(b, client.New(e.server, ""), n/2)
 		b.ReportMetric(time.Since(start).Seconds(), "newnode-calls-s")
 		b.ReportMetric((e.cpu() - cpu).Seconds(), "newnode-calls-cpu-s")
 		e.stop(b)
@@ -101,12 +107,12 @@ func BenchmarkMemory(b *testing.B) {
 
 func mib(bytes uint64) float64 { return float64(bytes) / (1 << 20) }
 
-// callHalf calls the first half of the n functions, two at a time.
-func callHalf(b *testing.B, c *client.Client, n int) {
+// callSome calls the first n functions, two at a time.
+func callSome(b *testing.B, c *client.Client, n int) {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 2)
-	for i := 0; i < n/2; i++ {
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(i int) {
@@ -192,6 +198,28 @@ func memDeployed(b *testing.B, bin string, n int) string {
 	return dir
 }
 
+// natsPassword is the password a daemon generated for its embedded NATS
+// server in its data dir, which another daemon joining that server needs
+// (the daemon's log shows its URL with the password redacted).
+func natsPassword(b *testing.B, data string) string {
+	pw, err := os.ReadFile(filepath.Join(data, "nats-password"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return strings.TrimSpace(string(pw))
+}
+
+// withoutUser is a NATS URL without the (redacted) credentials the
+// daemon's log shows in it.
+func withoutUser(b *testing.B, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u.User = nil
+	return u.String()
+}
+
 // proc is a daemon process.
 type proc struct {
 	cmd          *exec.Cmd
@@ -227,7 +255,9 @@ func startProc(b *testing.B, bin string, args ...string) *proc {
 	}
 	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	ready := make(chan []string, 1)
+	exited := make(chan struct{})
 	go func() {
+		defer close(exited)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.mu.Lock()
@@ -242,6 +272,10 @@ func startProc(b *testing.B, bin string, args ...string) *proc {
 	case m := <-ready:
 		p.ready = time.Since(start)
 		p.server, p.nats = "http://"+m[0], m[1]
+	case <-exited:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		b.Fatalf("daemon ended before it was ready:\n%s", p.log)
 	case <-time.After(5 * time.Minute):
 		p.mu.Lock()
 		defer p.mu.Unlock()
