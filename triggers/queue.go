@@ -94,6 +94,8 @@ type queueRun struct {
 	work chan *eventlog.Msg
 	quit chan struct{}  // stops the workers
 	wg   sync.WaitGroup // workers
+	// workers: how many there are and what they do (workers.go)
+	workers pool
 	// pubs are the results and dead letters waiting to be published,
 	// one worker at a time (publish.go).
 	pubs pubQueue
@@ -102,9 +104,12 @@ type queueRun struct {
 	// nothing was an allocation per message.
 	headers bool
 	inner   sync.WaitGroup // messages between delivery and their ack (or giving up)
-	mu      sync.Mutex     // orders stop against inner.Add; guards sub
+	mu      sync.Mutex     // orders stop against inner.Add, quitting against wg.Add; guards sub
 	stop    bool           // stop taking messages
-	stats   struct {
+	// quitting: the workers are told to quit and waited for; no more
+	// are started
+	quitting bool
+	stats    struct {
 		delivered, redelivered, succeeded, failed, dead, skipped atomic.Uint64
 		inflight                                                 atomic.Int64
 	}
@@ -127,11 +132,8 @@ func (q *Queue) Start(t QueueTrigger) error {
 	q.running[t.Name] = r
 	q.mu.Unlock()
 
-	workers := t.MaxInflight
-	for i := 0; i < workers; i++ {
-		r.wg.Add(1)
-		go r.worker()
-	}
+	r.workers.took.Store(time.Now().UnixNano())
+	r.startWorker()
 	sub, err := q.conn.Subscribe(t.Topic, eventlog.SubOptions{
 		Queue: t.Group, Start: eventlog.First, ManualAck: true,
 		AckWait: t.AckWait, MaxInflight: t.MaxInflight,
@@ -140,8 +142,7 @@ func (q *Queue) Start(t QueueTrigger) error {
 		q.mu.Lock()
 		delete(q.running, t.Name)
 		q.mu.Unlock()
-		close(r.quit)
-		r.wg.Wait()
+		r.stopWorkers()
 		return fmt.Errorf("trigger %q: %w", t.Name, err)
 	}
 	r.mu.Lock()
@@ -236,8 +237,7 @@ func (r *queueRun) shutdown(ctx context.Context, forget bool) {
 			_ = sub.Close()
 		}
 	}
-	close(r.quit)
-	r.wg.Wait()
+	r.stopWorkers()
 }
 
 // deliver runs on the subscription's goroutine: it hands the message to a
@@ -255,24 +255,8 @@ func (r *queueRun) deliver(m *eventlog.Msg) {
 	if m.Redelivered() {
 		r.stats.redelivered.Add(1)
 	}
-	select {
-	case r.work <- m:
-	case <-r.quit:
+	if !r.queued(m) {
 		r.inner.Done()
-	}
-}
-
-func (r *queueRun) worker() {
-	defer r.wg.Done()
-	for {
-		select {
-		case m := <-r.work:
-			r.stats.inflight.Add(1)
-			r.process(m)
-			r.stats.inflight.Add(-1)
-		case <-r.quit:
-			return
-		}
 	}
 }
 

@@ -241,3 +241,68 @@ func TestStopWhileStarting(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, "every message to reach the group's only subscriber", func() bool { return got.Load() == 20 })
 }
+
+// Workers are started as they are needed, but calls that take long still
+// run --max-inflight at a time: four messages whose calls all wait for
+// one another are all called at once, and a fifth waits for a free slot.
+func TestSlowCallsRunMaxInflightAtOnce(t *testing.T) {
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ctx := context.Background()
+	conn, err := natslog.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	const inflight = 4
+	var running, most atomic.Int32
+	release := make(chan struct{})
+	inv := fn.InvokerFunc(func(_ context.Context, _ fn.Target, c fn.Call) (fn.Result, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		select {
+		case <-release:
+		case <-time.After(20 * time.Second):
+		}
+		return fn.Result{Output: c.Input}, nil
+	})
+	var mu sync.Mutex
+	out := map[string]bool{}
+	sub, err := conn.Subscribe("out", eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
+		mu.Lock()
+		out[string(m.Data)] = true
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	q := NewQueue(conn, inv, slog.New(slog.DiscardHandler))
+	defer q.Close(ctx)
+	if err := q.Start(QueueTrigger{Name: "t", Target: fn.Function("f"), Topic: "in", RespTopic: "out",
+		MaxInflight: inflight, AckWait: 30 * time.Second, Group: "t-1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range inflight + 1 {
+		if _, err := conn.Publish(ctx, "in", eventlog.Message{Data: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "four calls running at once", func() bool { return running.Load() == inflight })
+	time.Sleep(100 * time.Millisecond) // a fifth call would start now
+	if n := most.Load(); n != inflight {
+		t.Fatalf("%d calls ran at once, want --max-inflight's %d", n, inflight)
+	}
+	close(release)
+	testutil.Eventually(t, 10*time.Second, "the five results", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(out) == inflight+1
+	})
+}
