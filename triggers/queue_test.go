@@ -25,17 +25,8 @@ import (
 // finds) fails that call only: the message is retried and dead-lettered by
 // the usual rules, the others are served, and the process goes on.
 func TestQueuePanicIsAFailedCall(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	conn := natsStreaming(t)
 	ctx := context.Background()
-	conn, err := natslog.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 
 	var mu sync.Mutex
 	calls := map[string]int{}
@@ -106,6 +97,23 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 	if st, _ := q.Stats("t"); st.Failed < 2 || st.DeadLettered < 1 || st.Succeeded < 2 {
 		t.Fatalf("stats %+v after calls %v", st, calls)
 	}
+}
+
+// natsStreaming is a connection to an embedded NATS Streaming server with
+// its memory store, both closed when the test ends.
+func natsStreaming(t *testing.T) eventlog.Log {
+	t.Helper()
+	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	conn, err := natslog.Connect(context.Background(), broker.Options{URL: srv.URL(), ClusterID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // recorder is an eventlog.Acker that notes how a message was settled.
@@ -246,17 +254,8 @@ func TestStopWhileStarting(t *testing.T) {
 // run --max-inflight at a time: four messages whose calls all wait for
 // one another are all called at once, and a fifth waits for a free slot.
 func TestSlowCallsRunMaxInflightAtOnce(t *testing.T) {
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	conn := natsStreaming(t)
 	ctx := context.Background()
-	conn, err := natslog.Connect(ctx, broker.Options{URL: srv.URL(), ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 
 	const inflight = 4
 	var running, most atomic.Int32

@@ -10,19 +10,29 @@ import (
 	"github.com/sluicehq/sluice/testutil"
 )
 
-func TestSubscriptionSurvivesServerRestart(t *testing.T) {
-	dir := t.TempDir()
+// fileStore starts a server with its file store in dir and connects to
+// it. The caller closes the connection (before a server it restarted is
+// shut down).
+func fileStore(t *testing.T) (e *Embedded, dir, url string, c *Conn) {
+	t.Helper()
+	dir = t.TempDir()
 	e, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", ClusterID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := e.URL()
-	ctx := context.Background()
-	c, err := Connect(ctx, Options{URL: url, ClusterID: "test"})
+	url = e.URL()
+	c, err = Connect(context.Background(), Options{URL: url, ClusterID: "test"})
 	if err != nil {
+		e.Shutdown()
 		t.Fatal(err)
 	}
+	return e, dir, url, c
+}
+
+func TestSubscriptionSurvivesServerRestart(t *testing.T) {
+	e, dir, url, c := fileStore(t)
 	defer c.Close()
+	ctx := context.Background()
 
 	var mu sync.Mutex
 	var got []string
@@ -131,18 +141,9 @@ func TestMemoryStoreRestartReconnects(t *testing.T) {
 // is made, instead of failing with nats.go's "outbound buffer limit
 // exceeded" (there is no reconnect buffer) and being resumed by nothing.
 func TestSubscribeWhileTheLinkIsDown(t *testing.T) {
-	dir := t.TempDir()
-	e, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := e.URL()
-	ctx := context.Background()
-	c, err := Connect(ctx, Options{URL: url, ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, dir, url, c := fileStore(t)
 	defer c.Close()
+	ctx := context.Background()
 	if err := c.Publish(ctx, "kept", []byte("before")); err != nil {
 		t.Fatal(err)
 	}
