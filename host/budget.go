@@ -74,8 +74,16 @@ func estimateInstance(st wasmbin.Stats, memBytes uint64) int64 {
 
 // charge takes n bytes of the budget, releasing idle instances, then
 // compiled modules no call holds, least recently used first, until they
-// fit. It fails with ErrMemoryBudget if they do not.
-func (h *Host) charge(n int64) error {
+// fit. It fails with ErrMemoryBudget if they do not, and the budget is
+// then full (Health) until memory is given back.
+func (h *Host) charge(n int64) error { return h.chargeFor(n, true) }
+
+// chargeAside is charge for work no call waits for (a snapshot made in
+// the background): a refusal does not mark the budget full, since no call
+// was refused.
+func (h *Host) chargeAside(n int64) error { return h.chargeFor(n, false) }
+
+func (h *Host) chargeFor(n int64, call bool) error {
 	if h.tryCharge(n) {
 		return nil
 	}
@@ -92,7 +100,9 @@ func (h *Host) charge(n int64) error {
 			h.evictedModules.Add(1)
 			continue
 		}
-		h.full.Store(true)
+		if call {
+			h.full.Store(true)
+		}
 		return fmt.Errorf("%w: %s more is needed, %s of %s in use by compiled code and instances of calls in progress (--memory-budget)",
 			ErrMemoryBudget, FormatBytes(uint64(n)), FormatBytes(uint64(max(h.used.Load(), 0))), FormatBytes(uint64(h.limit)))
 	}

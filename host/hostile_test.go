@@ -508,3 +508,32 @@ func TestCacheEntryDamaged(t *testing.T) {
 		t.Fatalf("%d unsealed entries left", n)
 	}
 }
+
+// A snapshot is made in the background, after a function's first call.
+// With no room for it in the memory budget it is not made, and the budget
+// is not said to be full: no call was refused, and the function's calls
+// go on.
+func TestSnapshotWithoutRoomLeavesTheBudgetAlone(t *testing.T) {
+	st := testStats(t, testutil.Wasm(t, "wordcount-c"))
+	mem := int64(st.MemoryPages) * pageSize
+	h, err := New(context.Background(), NewConfig().WithMemoryBudget(uint64(estimateModule(st)+estimateInstance(st, uint64(mem))+mem/2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	f, err := h.Load(context.Background(), Spec{Name: "wc"}, testutil.Wasm(t, "wordcount-c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := f.Invoke(context.Background(), Call{Input: []byte("a b c")}); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+		if st, _ := snapSettled(t, f); st == slotReady {
+			t.Fatalf("a snapshot was made over the budget")
+		}
+		if err := h.Health(); err != nil {
+			t.Fatalf("after call %d, the snapshot refused for room: %v", i+1, err)
+		}
+	}
+}

@@ -232,7 +232,7 @@ func (i *instance) settleSnapshot(ctx context.Context, err error) {
 	h := i.fn.host
 	size := i.memSize()
 	// the copy of its memory, and one instance of its own at a time
-	if h.charge(2*size) != nil {
+	if h.chargeAside(2*size) != nil {
 		i.dropSlot() // no room now: a later first instance tries again
 		return
 	}
@@ -363,7 +363,7 @@ func (i *instance) takeSnapshot(ctx context.Context, memA []byte, globalsA []uin
 	snap := newSnapshot(memA, memBytes(fresh.mem), globalsA, reseed)
 	snap.inPtr, snap.inCap = i.inPtr, i.inCap
 	fresh.discard()
-	if err := i.fn.host.charge(snap.cost); err != nil {
+	if err := i.fn.host.chargeAside(snap.cost); err != nil {
 		return nil, "its snapshot does not fit the memory budget"
 	}
 	h := i.fn.host
