@@ -60,7 +60,7 @@ func (p *memPool) get(capacity int) *pooledMemory {
 // put keeps a memory if there is room.
 func (p *memPool) put(m *pooledMemory) {
 	c := cap(m.buf)
-	if c > maxPooledBuffer {
+	if c == 0 || c > maxPooledBuffer { // nothing to keep, or too much
 		return
 	}
 	p.mu.Lock()
@@ -112,11 +112,12 @@ type memAllocator struct {
 // Allocate implements experimental.MemoryAllocator.
 func (a memAllocator) Allocate(capacity, limit uint64) experimental.LinearMemory {
 	c := int(min(max(capacity, a.size), limit))
-	if m := a.pool.get(c); m != nil {
-		m.buf = m.buf[:0]
-		return &linearMemory{m: m, pool: a.pool}
+	m := a.pool.get(c)
+	if m == nil {
+		m = &pooledMemory{buf: make([]byte, 0, c)}
 	}
-	return &linearMemory{m: &pooledMemory{buf: make([]byte, 0, c)}, pool: a.pool}
+	m.buf = m.buf[:0]
+	return &linearMemory{m: m, pool: a.pool, cap: c}
 }
 
 // linearMemory is a memory from memAllocator: grown in place up to its
@@ -131,19 +132,13 @@ type linearMemory struct {
 // Reallocate implements experimental.LinearMemory.
 func (l *linearMemory) Reallocate(size uint64) []byte {
 	m := l.m
-	if l.cap == 0 {
-		l.cap = cap(m.buf)
+	// what an earlier instance wrote in the part this one now gains
+	if end := min(int(min(size, uint64(cap(m.buf)))), m.dirty); end > len(m.buf) {
+		clear(m.buf[len(m.buf):end])
 	}
-	n := len(m.buf)
 	if size <= uint64(cap(m.buf)) {
-		if end := min(int(size), m.dirty); end > n {
-			clear(m.buf[n:end]) // written by an earlier instance
-		}
 		m.buf = m.buf[:size]
 	} else {
-		if end := min(cap(m.buf), m.dirty); end > n {
-			clear(m.buf[n:end])
-		}
 		m.buf = append(m.buf[:cap(m.buf)], make([]byte, int(size)-cap(m.buf))...)
 		m.dirty = 0 // a new array, zero past its length
 	}
@@ -158,7 +153,7 @@ func (l *linearMemory) Free() {
 	}
 	l.m = nil
 	m.dirty = max(m.dirty, len(m.buf))
-	if l.cap != 0 && cap(m.buf) == l.cap {
+	if cap(m.buf) == l.cap {
 		l.pool.put(m)
 	}
 }
