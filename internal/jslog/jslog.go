@@ -342,7 +342,8 @@ func (l *Log) setupOnce(ctx context.Context) error {
 // not what sluice wants; a stream already as wanted is left alone. An
 // update is not free: nats-server v2.15 updating a stream's store while
 // another client creates a consumer on it is a data race inside the
-// server, and every daemon connects at start.
+// server, and every daemon connects at start
+// (TestConnectLeavesStreamsAlone).
 func (l *Log) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
 	st, err := l.js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -363,13 +364,14 @@ func (l *Log) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) erro
 }
 
 // streamAsWanted tells whether a stream's configuration has every setting
-// sluice gives it.
+// sluice gives it. The server answers -1 for a limit left at 0: both
+// mean none.
 func streamAsWanted(have, want jetstream.StreamConfig) bool {
 	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
 		have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
-		have.MaxAge == want.MaxAge && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
-		have.MaxBytes == want.MaxBytes && have.MaxMsgs == want.MaxMsgs && have.Discard == want.Discard &&
-		have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
+		have.MaxAge == want.MaxAge && orUnlimited(have.MaxMsgsPerSubject) == orUnlimited(want.MaxMsgsPerSubject) &&
+		orUnlimited(have.MaxBytes) == orUnlimited(want.MaxBytes) && orUnlimited(have.MaxMsgs) == orUnlimited(want.MaxMsgs) &&
+		have.Discard == want.Discard && have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
 }
 
 // down runs when the connection is lost.

@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/eventlog"
@@ -389,6 +391,51 @@ func TestLastAndDelete(t *testing.T) {
 	}
 	if err := l.Delete(ctx, "never-published"); err != nil {
 		t.Fatalf("Delete of a stream that does not exist: %v", err)
+	}
+}
+
+// TestConnectLeavesStreamsAlone: the first daemon creates sluice's
+// streams; a daemon connecting later finds them as wanted and neither
+// creates nor updates one (an update while another client makes a
+// consumer is a data race inside nats-server v2.15, and a needless update
+// at every start rewrites the stream's store).
+func TestConnectLeavesStreamsAlone(t *testing.T) {
+	e := startServer(t, t.TempDir(), "127.0.0.1:0")
+	nc, err := nats.Connect(e.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	requests, err := nc.SubscribeSync("$JS.API.STREAM.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	changes := func() []string {
+		t.Helper()
+		var subjects []string
+		for {
+			m, err := requests.NextMsg(200 * time.Millisecond)
+			if errors.Is(err, nats.ErrTimeout) {
+				return subjects
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(m.Subject, "$JS.API.STREAM.CREATE.") || strings.HasPrefix(m.Subject, "$JS.API.STREAM.UPDATE.") {
+				subjects = append(subjects, m.Subject)
+			}
+		}
+	}
+	connect(t, e.URL(), 1)
+	if got := changes(); len(got) < len(kinds) {
+		t.Fatalf("the first connection made %v, want a create of each of sluice's %d streams", got, len(kinds))
+	}
+	connect(t, e.URL(), 1)
+	if got := changes(); len(got) > 0 {
+		t.Fatalf("a second connection changed streams already as wanted: %v", got)
 	}
 }
 

@@ -158,7 +158,7 @@ func (k *kind) config(replicas int) jetstream.StreamConfig {
 		Storage:           jetstream.FileStorage,
 		Replicas:          replicas,
 		MaxAge:            k.maxAge,
-		MaxMsgsPerSubject: k.maxMsgsPerSub,
+		MaxMsgsPerSubject: orUnlimited(k.maxMsgsPerSub),
 		MaxBytes:          orUnlimited(k.maxBytes),
 		MaxMsgs:           -1,
 		Discard:           jetstream.DiscardOld,
