@@ -214,6 +214,10 @@ type module struct {
 	// interrupt is the export name of the interrupt flag, "" when the
 	// module runs on the slow runtime and is interrupted by closing it.
 	interrupt string
+	// countdown is the export name of the countdown the host sets to 0
+	// after raising the flag, so that the guest looks at the flag at its
+	// next check.
+	countdown string
 	// start is the export of the module's former start function, or "".
 	start string
 	info  abi.Module
@@ -354,7 +358,7 @@ func (h *Host) compileModule(e *moduleEntry, f *Function, wasm []byte) (*module,
 	}
 	if err == nil {
 		m.compiled, err = h.compileOn(h.fast, res.Wasm, "fast")
-		m.interrupt, m.start = res.InterruptGlobal, res.StartExport
+		m.interrupt, m.countdown, m.start = res.InterruptGlobal, res.CountdownGlobal, res.StartExport
 		m.snap.plan(h.cfg.snapshots, res)
 	}
 	if err != nil {

@@ -51,7 +51,7 @@ type instance struct {
 
 	handleFn, allocFn, freeFn api.Function
 	mem                       api.Memory
-	flag                      api.MutableGlobal // nil on the slow runtime
+	flag, countdown           api.MutableGlobal // nil on the slow runtime
 	stack                     [2]uint64
 
 	inPtr, inCap uint32 // the input buffer the guest gave us
@@ -127,10 +127,11 @@ func (i *instance) instantiate(stdin []byte, env []string) error {
 	i.mem = mod.Memory()
 	if i.m.interrupt != "" {
 		g, ok := mod.ExportedGlobal(i.m.interrupt).(api.MutableGlobal)
-		if !ok {
-			return fmt.Errorf("instrumented module lacks its interrupt flag %q", i.m.interrupt)
+		c, ok2 := mod.ExportedGlobal(i.m.countdown).(api.MutableGlobal)
+		if !ok || !ok2 {
+			return fmt.Errorf("instrumented module lacks its interrupt flag %q or countdown %q", i.m.interrupt, i.m.countdown)
 		}
-		i.flag = g
+		i.flag, i.countdown = g, c
 	}
 	return nil
 }
@@ -424,6 +425,7 @@ func (i *instance) interrupt() {
 	defer i.interruptMu.Unlock()
 	if i.flag != nil {
 		i.flag.Set(1)
+		i.countdown.Set(0) // the next check looks at the flag
 	} else if i.mod != nil {
 		_ = i.mod.CloseWithExitCode(context.Background(), exitInterrupted)
 	}

@@ -34,10 +34,6 @@ const (
 // rewriteBody), for interrupt flag global flag and countdown global
 // counter:
 //
-//	global.get $flag
-//	if
-//	  unreachable                 ;; the host asked for an interrupt
-//	end
 //	global.get $counter
 //	i32.const 1
 //	i32.sub
@@ -45,9 +41,13 @@ const (
 //	global.get $counter
 //	i32.const 0
 //	i32.le_s
-//	if                            ;; the budget of YieldInterval is spent:
-//	  i32.const YieldInterval
+//	if                            ;; the budget of YieldInterval is spent,
+//	  i32.const YieldInterval     ;; or the host set it to 0:
 //	  global.set $counter
+//	  global.get $flag
+//	  if
+//	    unreachable               ;; the host asked for an interrupt
+//	  end
 //	  i32.const 0
 //	  memory.grow 0               ;; exit to Go (see YieldInterval)
 //	  drop
@@ -55,12 +55,10 @@ const (
 //
 // The comparison is "<= 0", not "== 0": a flush (see appendFlush) can
 // take the countdown from above 0 to below it, by less than
-// YieldInterval.
+// YieldInterval. The flag is tested on the slow path only (see the
+// package documentation).
 func checkSeq(flag, counter uint32) []byte {
 	b := make([]byte, 0, 48)
-	b = append(b, opGlobalGet)
-	b = appendU32(b, flag)
-	b = append(b, opIf, blockEmpty, opUnreachable, opEnd)
 	b = append(b, opGlobalGet)
 	b = appendU32(b, counter)
 	b = append(b, opI32Const, 1, opI32Sub, opGlobalSet)
@@ -71,6 +69,7 @@ func checkSeq(flag, counter uint32) []byte {
 	b = appendS32(b, YieldInterval)
 	b = append(b, opGlobalSet)
 	b = appendU32(b, counter)
+	b = appendFlagCheck(b, flag)
 	return append(b, opI32Const, 0, opMemoryGrow, 0x00, opDrop, opEnd)
 }
 
@@ -229,12 +228,16 @@ func (c *codeRewriter) setCounter(local uint32) {
 	c.paramLoopCheck = appendLoopCheck(c.paramLoopCheck[:0], c.flag, local, false)
 	c.callFlush = appendFlush(c.callFlush[:0], c.counter, local, false, c.flag)
 	c.exitFlush = appendFlush(c.exitFlush[:0], c.counter, local, true, c.flag)
-	c.hostCheck = c.check[:flagCheckLen(c.flag)]
+	c.hostCheck = appendFlagCheck(c.hostCheck[:0], c.flag)
 }
 
-// flagCheckLen is the length of the flag check that starts checkSeq for
-// flag global flag: global.get $flag; if; unreachable; end.
-func flagCheckLen(flag uint32) int { return 1 + sizeU32(flag) + 4 }
+// appendFlagCheck appends to b the check of flag global flag alone:
+// global.get $flag; if; unreachable; end.
+func appendFlagCheck(b []byte, flag uint32) []byte {
+	b = append(b, opGlobalGet)
+	b = appendU32(b, flag)
+	return append(b, opIf, blockEmpty, opUnreachable, opEnd)
+}
 
 // rewriteSection appends the code section s of in, with checks inserted, to
 // out. firstFunc is the index of its first function (the number of imported

@@ -84,8 +84,11 @@ const hostCallWAT = `(module
   (func (export "reset") (global.set $iter (i32.const 0))))`
 
 // hostCallRuntime returns a runtime with the env module hostCallWAT
-// imports: h does nothing, set sets the calling module's interrupt flag.
-func hostCallRuntime(t *testing.T) wazero.Runtime {
+// imports: h does nothing, set raises the calling module's interrupt flag
+// as the host does (with the countdown at 0), or, if *lost is true, as
+// when the guest's own update of the countdown undoes the host's 0 (the
+// flag alone).
+func hostCallRuntime(t *testing.T, lost *bool) wazero.Runtime {
 	t.Helper()
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, compilerConfig())
@@ -94,6 +97,9 @@ func hostCallRuntime(t *testing.T) wazero.Runtime {
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {}), nil, nil).Export("h").
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, m api.Module, _ []uint64) {
 		m.ExportedGlobal(InterruptExport).(api.MutableGlobal).Set(1)
+		if lost == nil || !*lost {
+			m.ExportedGlobal(CountdownExport).(api.MutableGlobal).Set(0)
+		}
 	}), nil, nil).Export("set").
 		Instantiate(ctx)
 	if err != nil {
@@ -105,54 +111,68 @@ func hostCallRuntime(t *testing.T) wazero.Runtime {
 // TestLoopInterruptBound checks how many loop iterations a guest runs
 // after the interrupt flag is set, deterministically: the guest sets it
 // itself (through the host) at iteration at. With the counter local, a
-// loop checks the flag before it calls the host or fills memory and at
-// the entry of the guest functions it calls, so at once; a loop that
-// calls nothing (once it has set the flag), every YieldInterval
-// iterations, also when a branch out of the function restarts its count
-// at every iteration. With the global counter, every iteration checks it.
+// loop checks the flag before it calls the host or fills memory, and the
+// entry of the guest functions it calls finds the countdown at 0, so at
+// once; a loop that calls nothing (once it has set the flag), every
+// YieldInterval iterations, also when a branch out of the function
+// restarts its count at every iteration. With the global counter, every
+// iteration checks the countdown. When the host's 0 is lost, a check of
+// the countdown finds the flag within YieldInterval checks.
 func TestLoopInterruptBound(t *testing.T) {
 	for _, s := range schemes {
-		t.Run(s.name, func(t *testing.T) {
-			r := hostCallRuntime(t)
-			ctx := context.Background()
-			bin := instrumentScheme(t, wat(t, hostCallWAT), s.localLimit).Wasm
-			m, err := r.InstantiateWithConfig(ctx, bin, wazero.NewModuleConfig().WithName(""))
-			if err != nil {
-				t.Fatal(err)
+		for _, lost := range []bool{false, true} {
+			name := s.name
+			if lost {
+				name += "/countdown_lost"
 			}
-			flag := interruptFlag(t, m)
-			for _, tc := range []struct {
-				fn     string
-				prompt bool // the flag is seen in the iteration that sets it, whatever the scheme
-			}{
-				{"no_calls", false},
-				{"host", true},
-				{"indirect", true},
-				{"guest", true},
-				{"fill", true},
-				{"exit_branch", false},
-			} {
-				for _, at := range []uint64{100, 12345, 3*YieldInterval - 1} {
-					call(t, m, "reset")
-					_, err := m.ExportedFunction(tc.fn).Call(ctx, at)
-					if err == nil || !strings.Contains(err.Error(), "unreachable") {
-						t.Fatalf("%s(%d): error %v, want the unreachable trap", tc.fn, at, err)
-					}
-					flag.Set(0)
-					iter := call(t, m, "iter")[0]
-					late := iter - at // iterations begun after the flag was set
-					t.Logf("%s(%d): trapped %d iterations late", tc.fn, at, late)
-					switch {
-					case iter < at:
-						t.Errorf("%s(%d): trapped at iteration %d, before the flag was set", tc.fn, at, iter)
-					case (tc.prompt || s.localLimit == 0) && late > 1:
-						t.Errorf("%s(%d): trapped %d iterations late, want at most 1", tc.fn, at, late)
-					case late >= YieldInterval:
-						t.Errorf("%s(%d): trapped %d iterations late, want fewer than YieldInterval", tc.fn, at, late)
-					}
-				}
+			t.Run(name, func(t *testing.T) { loopInterruptBound(t, s.localLimit, lost) })
+		}
+	}
+}
+
+func loopInterruptBound(t *testing.T, localLimit uint64, lost bool) {
+	r := hostCallRuntime(t, &lost)
+	ctx := context.Background()
+	bin := instrumentScheme(t, wat(t, hostCallWAT), localLimit).Wasm
+	m, err := r.InstantiateWithConfig(ctx, bin, wazero.NewModuleConfig().WithName(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flag := interruptFlag(t, m)
+	for _, tc := range []struct {
+		fn string
+		// the flag is seen in the iteration that sets it: checked alone
+		// (in a function with a counter local), or at a function entry
+		// that finds the countdown at 0
+		flagChecked, entry bool
+	}{
+		{"no_calls", false, false},
+		{"host", true, false},
+		{"indirect", true, false},
+		{"guest", false, true},
+		{"fill", true, false},
+		{"exit_branch", false, false},
+	} {
+		prompt := (tc.flagChecked && localLimit != 0) || (!lost && (tc.flagChecked || tc.entry || localLimit == 0))
+		for _, at := range []uint64{100, 12345, 3*YieldInterval - 1} {
+			call(t, m, "reset")
+			_, err := m.ExportedFunction(tc.fn).Call(ctx, at)
+			if err == nil || !strings.Contains(err.Error(), "unreachable") {
+				t.Fatalf("%s(%d): error %v, want the unreachable trap", tc.fn, at, err)
 			}
-		})
+			flag.Set(0)
+			iter := call(t, m, "iter")[0]
+			late := iter - at // iterations begun after the flag was set
+			t.Logf("%s(%d): trapped %d iterations late", tc.fn, at, late)
+			switch {
+			case iter < at:
+				t.Errorf("%s(%d): trapped at iteration %d, before the flag was set", tc.fn, at, iter)
+			case prompt && late > 1:
+				t.Errorf("%s(%d): trapped %d iterations late, want at most 1", tc.fn, at, late)
+			case late >= YieldInterval:
+				t.Errorf("%s(%d): trapped %d iterations late, want fewer than YieldInterval", tc.fn, at, late)
+			}
+		}
 	}
 }
 
@@ -161,7 +181,7 @@ func TestLoopInterruptBound(t *testing.T) {
 func TestInterruptHostCalls(t *testing.T) {
 	for _, s := range schemes {
 		t.Run(s.name, func(t *testing.T) {
-			r := hostCallRuntime(t)
+			r := hostCallRuntime(t, nil)
 			ctx := context.Background()
 			bin := instrumentScheme(t, wat(t, hostCallWAT), s.localLimit).Wasm
 			for _, fn := range []string{"host", "indirect", "fill", "exit_branch"} {

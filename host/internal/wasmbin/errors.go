@@ -19,7 +19,8 @@ var ErrMalformed = errors.New("wasmbin: malformed module")
 var ErrUnsupported = errors.New("wasmbin: unsupported feature")
 
 // ErrReservedExport is wrapped by the error Instrument returns when the module
-// already exports a name Instrument needs (InterruptExport or StartExport).
+// already exports a name Instrument needs (InterruptExport, CountdownExport
+// or StartExport).
 var ErrReservedExport = errors.New("wasmbin: export name reserved by sluice")
 
 // MemoryTooSmallError is returned by Instrument when the minimum (initial)

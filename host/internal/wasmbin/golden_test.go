@@ -11,10 +11,10 @@ import (
 // (both below 128), written out independently of checkSeq.
 func checkFor(f, c byte) []byte {
 	return b(
-		0x23, f, 0x04, 0x40, 0x00, 0x0B, // global.get f; if; unreachable; end
 		0x23, c, 0x41, 0x01, 0x6B, 0x24, c, // counter -= 1
 		0x23, c, 0x41, 0x00, 0x4C, 0x04, 0x40, // if counter <= 0
 		0x41, 0x90, 0xCE, 0x00, 0x24, c, // counter = 10000
+		0x23, f, 0x04, 0x40, 0x00, 0x0B, // global.get f; if; unreachable; end
 		0x41, 0x00, 0x40, 0x00, 0x1A, // drop (memory.grow 0)
 		0x0B, // end
 	)
@@ -70,6 +70,9 @@ var emptyMemorySec = sec(secMemory, vec(b(0x01, 0x00, 0x00)))
 // check0 is the check sequence for flag 0 and counter 1.
 var check0 = checkFor(0, 1)
 
+// flagCheck0 is the check of flag 0 alone.
+var flagCheck0 = b(0x23, 0x00, 0x04, 0x40, 0x00, 0x0B) // global.get 0; if; unreachable; end
+
 // TestGolden compares the output for small hand-written modules with the
 // exact expected bytes.
 func TestGolden(t *testing.T) {
@@ -89,7 +92,7 @@ func TestGolden(t *testing.T) {
 			in:   mod(typeSec, funcSec, sec(secCode, vec(loopBody))),
 			opts: Options{Interrupt: true},
 			want: mod(typeSec, funcSec, emptyMemorySec, newGlobalSec,
-				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0))),
+				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0), exportEntry(CountdownExport, kindGlobal, 0+1))),
 				// The loop gets the counter local 0 (no params, no locals),
 				// which the function's end charges to the countdown.
 				sec(secCode, vec(body(vec(b(0x01, 0x7F)), cat(check0, b(0x03, 0x40), loopCheckFor(0, 0), b(0x0C, 0x00, 0x0B),
@@ -113,7 +116,7 @@ func TestGolden(t *testing.T) {
 				sec(secCustom, str("before")),
 				typeSec, funcSec, emptyMemorySec,
 				sec(secGlobal, vec(b(0x7E, 0x00, 0x42, 0x05, 0x0B), newGlobals[0], newGlobals[1])),
-				sec(secExport, vec(exportEntry("f", kindFunc, 0), exportEntry(InterruptExport, kindGlobal, 1), exportEntry(StartExport, kindFunc, 0))),
+				sec(secExport, vec(exportEntry("f", kindFunc, 0), exportEntry(InterruptExport, kindGlobal, 1), exportEntry(CountdownExport, kindGlobal, 1+1), exportEntry(StartExport, kindFunc, 0))),
 				sec(secCode, vec(body(vec(b(0x02, 0x7F)), cat(checkFor(1, 2), b(0x01, 0x0B))...))),
 				sec(secCustom, str("name")),
 			),
@@ -150,7 +153,7 @@ func TestGolden(t *testing.T) {
 				sec(secMemory, vec(b(0x03, 0x01, 0x80, 0x02))),
 				sec(secTag, vec(b(0x00, 0x00))),
 				newGlobalSec,
-				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0))),
+				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0), exportEntry(CountdownExport, kindGlobal, 0+1))),
 			),
 		},
 		{
@@ -186,7 +189,7 @@ func TestGolden(t *testing.T) {
 				)),
 				funcSec,
 				sec(secGlobal, vec(b(0x7F, 0x00, 0x41, 0x00, 0x0B), newGlobals[0], newGlobals[1])),
-				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 3))),
+				sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 3), exportEntry(CountdownExport, kindGlobal, 3+1))),
 				sec(secCode, vec(body(vec(), cat(checkFor(3, 4), b(0x0B))...))),
 			),
 			wantChecks: 1,
@@ -195,13 +198,13 @@ func TestGolden(t *testing.T) {
 			name: "a memory section declaring no memory gets one",
 			in:   mod(sec(secMemory, vec())),
 			opts: Options{Interrupt: true},
-			want: mod(emptyMemorySec, newGlobalSec, sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0)))),
+			want: mod(emptyMemorySec, newGlobalSec, sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0), exportEntry(CountdownExport, kindGlobal, 0+1)))),
 		},
 		{
 			name: "empty module",
 			in:   mod(),
 			opts: Options{Interrupt: true, MaxMemoryPages: 1},
-			want: mod(emptyMemorySec, newGlobalSec, sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0)))),
+			want: mod(emptyMemorySec, newGlobalSec, sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0), exportEntry(CountdownExport, kindGlobal, 0+1)))),
 		},
 	}
 	for _, tc := range tests {
@@ -253,6 +256,7 @@ func TestErrors(t *testing.T) {
 		{"imported memory64", mod(sec(secImport, vec(cat(str("a"), str("m"), b(kindMemory, 0x05, 0x01, 0x02))))), Options{}, ErrUnsupported, "memory64"},
 		{"custom page size", mod(sec(secMemory, vec(b(0x08, 0x01, 0x10)))), Options{}, ErrUnsupported, "memory limits flags 0x08"},
 		{"reserved export", mod(typeSec, funcSec, sec(secExport, vec(exportEntry(InterruptExport, kindFunc, 0)))), Options{}, ErrReservedExport, `already exports "__sluice_interrupt"`},
+		{"reserved countdown export", mod(typeSec, funcSec, sec(secExport, vec(exportEntry(CountdownExport, kindFunc, 0)))), Options{}, ErrReservedExport, `already exports "__sluice_countdown"`},
 		{"reserved start export", mod(typeSec, funcSec, sec(secExport, vec(exportEntry(StartExport, kindFunc, 0)))), Options{}, ErrReservedExport, "__sluice_start"},
 		{"unknown opcode", mod(typeSec, funcSec, code(0x01, 0x27, 0x0B)), Options{Interrupt: true}, ErrMalformed, "code section: function 0: offset 0x18: unknown opcode 0x27"},
 		{"gc opcode", mod(typeSec, funcSec, code(0xFB, 0x00, 0x0B)), Options{Interrupt: true}, ErrUnsupported, "code section: function 0: offset 0x17: GC instruction"},
@@ -316,7 +320,7 @@ func TestMemoryTooSmall(t *testing.T) {
 func TestGoldenCounterLocal(t *testing.T) {
 	voidType := funcType(nil, nil)
 	newGlobalSec := sec(secGlobal, vec(newGlobals...)) // flag 0, counter 1
-	flagExport := sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0)))
+	flagExport := sec(secExport, vec(exportEntry(InterruptExport, kindGlobal, 0), exportEntry(CountdownExport, kindGlobal, 0+1)))
 	// module wraps a type section (and maybe an import section), a
 	// function section and code bodies the way Instrument writes them for
 	// a module without memory, globals and exports (so the flag is global
@@ -487,19 +491,19 @@ func TestGoldenCounterLocal(t *testing.T) {
 			want: [][]byte{body(counterLocal, cat(
 				check0,
 				b(0x03, 0x40), loopCheckFor(0, 0),
-				check0[:6], b(0x10, 0x00), // global.get 0; if; unreachable; end
+				flagCheck0, b(0x10, 0x00), // global.get 0; if; unreachable; end
 				callFlushFor(1, 0), b(0x10, 0x01),
-				b(0x41, 0x00), check0[:6], b(0x11, 0x00, 0x00),
+				b(0x41, 0x00), flagCheck0, b(0x11, 0x00, 0x00),
 				b(0x02, 0x40),
 				b(0x41, 0x00, 0x0D, 0x00),
 				b(0x41, 0x00), exitFlushFor(0, 1, 0), b(0x0D, 0x02),
 				b(0x41, 0x00), exitFlushFor(0, 1, 0), b(0x0E, 0x01, 0x00, 0x02),
 				b(0x0B),
 				b(0x41, 0x07, 0x03, 0x01), paramLoopCheckFor(0, 0), b(0x0B, 0x1A),
-				b(0x41, 0x00, 0x41, 0x00, 0x41, 0x00), check0[:6], b(0xFC, 0x0B, 0x00),
-				b(0x41, 0x00, 0x41, 0x00, 0x41, 0x00), check0[:6], b(0xFC, 0x0A, 0x00, 0x00),
+				b(0x41, 0x00, 0x41, 0x00, 0x41, 0x00), flagCheck0, b(0xFC, 0x0B, 0x00),
+				b(0x41, 0x00, 0x41, 0x00, 0x41, 0x00), flagCheck0, b(0xFC, 0x0A, 0x00, 0x00),
 				b(0xFC, 0x09, 0x00),
-				b(0x41, 0x00, 0x41, 0x00, 0x42, 0x00), check0[:6], b(0xFE, 0x01, 0x02, 0x00),
+				b(0x41, 0x00, 0x41, 0x00, 0x42, 0x00), flagCheck0, b(0xFE, 0x01, 0x02, 0x00),
 				b(0x41, 0x00, 0xFE, 0x10, 0x02, 0x00, 0x1A),
 				b(0x41, 0x00), exitFlushFor(0, 1, 0), b(0x08, 0x00),
 				exitFlushFor(0, 1, 0), b(0x0C, 0x01),

@@ -104,16 +104,36 @@ func call(t testing.TB, mod api.Module, name string, args ...uint64) []uint64 {
 	return res
 }
 
-// interruptFlag returns the module's exported interrupt flag.
+// interruptFlag returns the module's exported interrupt flag, raised as
+// the host does: setting it to non-zero also sets the countdown to 0.
 func interruptFlag(t testing.TB, mod api.Module) api.MutableGlobal {
 	t.Helper()
-	g := mod.ExportedGlobal(InterruptExport)
+	return hostInterrupt{mutableGlobal(t, mod, InterruptExport), mutableGlobal(t, mod, CountdownExport)}
+}
+
+// hostInterrupt is the interrupt flag raised as the host raises it.
+type hostInterrupt struct {
+	api.MutableGlobal
+	countdown api.MutableGlobal
+}
+
+func (h hostInterrupt) Set(v uint64) {
+	h.MutableGlobal.Set(v)
+	if v != 0 {
+		h.countdown.Set(0)
+	}
+}
+
+// mutableGlobal returns the module's exported mutable global name.
+func mutableGlobal(t testing.TB, mod api.Module, name string) api.MutableGlobal {
+	t.Helper()
+	g := mod.ExportedGlobal(name)
 	if g == nil {
-		t.Fatalf("module does not export %q", InterruptExport)
+		t.Fatalf("module does not export %q", name)
 	}
 	mg, ok := g.(api.MutableGlobal)
 	if !ok {
-		t.Fatalf("%q is not mutable", InterruptExport)
+		t.Fatalf("%q is not mutable", name)
 	}
 	return mg
 }

@@ -5,14 +5,18 @@
 // # Interruption
 //
 // With Options.Interrupt, two mutable i32 globals are appended: the
-// interrupt flag (exported as InterruptExport, initially 0) and a private
-// countdown (initially YieldInterval); and every function that has a loop
-// gets one more i32 local, its loop counter, which is 0 at every call.
-// This check is inserted at every function entry:
+// interrupt flag (exported as InterruptExport, initially 0) and the
+// countdown (exported as CountdownExport, initially YieldInterval); and
+// every function that has a loop gets one more i32 local, its loop
+// counter, which is 0 at every call. This check is inserted at every
+// function entry:
 //
-//	if (flag != 0) unreachable
 //	countdown = countdown - 1
-//	if (countdown <= 0) { countdown = YieldInterval; memory.grow 0 }
+//	if (countdown <= 0) {
+//	  countdown = YieldInterval
+//	  if (flag != 0) unreachable
+//	  memory.grow 0
+//	}
 //
 // and this one at every loop header:
 //
@@ -23,9 +27,10 @@
 //	  memory.grow 0
 //	}
 //
-// The host sets the flag to 1 from another goroutine
-// (api.MutableGlobal.Set) when a call's deadline passes; the guest traps
-// ("unreachable") at its next entry into one of its functions or, in a
+// The host sets the flag to 1, then the countdown to 0, from another
+// goroutine (api.MutableGlobal.Set) when a call's deadline passes; the
+// guest traps ("unreachable") at its next entry into one of its
+// functions or, in a
 // function with a loop, its next call of the host (see below), and at
 // the latest after YieldInterval more iterations of the loops of the
 // function it is running (all its loops counted together). This replaces
@@ -78,6 +83,15 @@
 // the flag alone, so that a loop whose iterations wait in the host or copy
 // megabytes does not run thousands of them after an interrupt.
 //
+// The entry check tests the flag only on its slow path: the usual path is
+// one global's decrement and test, where testing the flag at every entry
+// too cost a Go guest, which enters thousands of functions per call, a
+// tenth of its instrumentation. The host's 0 makes the next check take
+// the slow path. The guest's own decrement is not atomic: one that read
+// the countdown just before the host wrote it writes back a count that
+// undoes the host's 0, and the guest then finds the flag at the latest
+// YieldInterval checks later, as a loop does.
+//
 // A function that cannot get a local (it has 2^32-1 locals already, or its
 // type cannot be read from the type section) has its loops checked the
 // old way: with the function entry check, the flag and the countdown at
@@ -118,6 +132,11 @@ import "math"
 // InterruptExport is the export name of the interrupt flag global.
 const InterruptExport = "__sluice_interrupt"
 
+// CountdownExport is the export name of the countdown global, which the
+// host sets to 0 after raising the flag so that the guest's next check
+// looks at the flag.
+const CountdownExport = "__sluice_countdown"
+
 // StartExport is the export name under which the module's start function
 // is exported once its start section has been removed.
 const StartExport = "__sluice_start"
@@ -136,8 +155,8 @@ type Options struct {
 	// table's maximum is clamped to its minimum. An imported table is left
 	// alone.
 	MaxTableElements uint64
-	// Interrupt adds the interrupt flag global, exports it as
-	// InterruptExport, and inserts a check of it (and of the yield countdown,
+	// Interrupt adds the interrupt flag and countdown globals, exports
+	// them as InterruptExport and CountdownExport, and inserts a check of it (and of the yield countdown,
 	// see the package documentation) at every function entry and every loop
 	// header, with a counter local in every function that has a loop. It
 	// also drops the DWARF custom sections (".debug_*"), whose code offsets
@@ -160,11 +179,15 @@ type Result struct {
 	Wasm []byte
 	// InterruptGlobal is the export name of the interrupt flag global
 	// (InterruptExport), or "" unless Options.Interrupt was set. Setting it
-	// to any non-zero value makes the guest trap with "unreachable" at its
-	// next check; set it back to 0 before the next call. Set is a plain
-	// memory write: calls to Set from different goroutines need their own
-	// synchronization.
+	// to any non-zero value, then CountdownGlobal to 0, makes the guest
+	// trap with "unreachable" at its next check (see the package
+	// documentation); set it back to 0 before the next call. Set is a
+	// plain memory write: calls to Set from different goroutines need
+	// their own synchronization.
 	InterruptGlobal string
+	// CountdownGlobal is the export name of the countdown global
+	// (CountdownExport), or "" unless Options.Interrupt was set.
+	CountdownGlobal string
 	// StartExport is StartExport if the module had a start section, "" otherwise.
 	// Instrument always removes the start section and exports the start
 	// function under this name instead: the host must instantiate the module
@@ -262,7 +285,7 @@ func instrument(wasm []byte, opts Options, localLimit uint64) (Result, error) {
 	}
 	res := Result{Wasm: out, Checks: w.code.checks, Globals: w.snap.globals, NoSnapshot: w.snap.refusal, GoRuntime: w.snap.goRuntime}
 	if opts.Interrupt {
-		res.InterruptGlobal = InterruptExport
+		res.InterruptGlobal, res.CountdownGlobal = InterruptExport, CountdownExport
 	}
 	if w.data != nil {
 		res.DataSegments, res.MergedSegments = w.data.before, len(w.data.segments)

@@ -319,7 +319,7 @@ func (m *module) parseExports(s section) error {
 		if r.err != nil {
 			break
 		}
-		if string(name) == InterruptExport || string(name) == StartExport || bytes.HasPrefix(name, []byte(GlobalExportPrefix)) {
+		if string(name) == InterruptExport || string(name) == CountdownExport || string(name) == StartExport || bytes.HasPrefix(name, []byte(GlobalExportPrefix)) {
 			return fmt.Errorf("%w: %s: offset %#x: the module already exports %q", ErrReservedExport, s.name(), at, name)
 		}
 	}

@@ -205,9 +205,9 @@ type export struct {
 // section s if exists).
 func (w *writer) writeExports(s section, exists bool) {
 	w.exportPending = false
-	added := make([]export, 0, 2+len(w.snap.globals))
+	added := make([]export, 0, 3+len(w.snap.globals))
 	if w.opts.Interrupt {
-		added = append(added, export{InterruptExport, kindGlobal, w.flag})
+		added = append(added, export{InterruptExport, kindGlobal, w.flag}, export{CountdownExport, kindGlobal, w.flag + 1})
 	}
 	if w.m.hasStart {
 		added = append(added, export{StartExport, kindFunc, w.m.startFunc})
