@@ -42,6 +42,8 @@ const (
 	// take 30 s to notice.
 	pullExpiry    = 10 * time.Second
 	pullHeartbeat = 2 * time.Second
+	// closeWait bounds how long Close waits for a queue's pull loop.
+	closeWait = 2 * time.Second
 	// checkTimeout bounds a look-up of a queue's consumer, to tell
 	// whether it is still the one joined.
 	checkTimeout = 10 * time.Second
@@ -74,10 +76,14 @@ type sub struct {
 	handler func(*eventlog.Msg)
 	name    string // the durable consumer's, for a queue
 
-	closed  atomic.Bool
-	mu      sync.Mutex
-	stop    func()    // stops the consumer loop once it runs
-	created time.Time // the queue consumer's, when this subscriber joined it
+	closed atomic.Bool
+	mu     sync.Mutex
+	stop   func() // stops the consumer loop once it runs
+	// pulled is closed when a queue's pull loop has ended (nil until it
+	// runs); inHandler, while the loop is in the handler.
+	pulled    chan struct{}
+	inHandler atomic.Bool
+	created   time.Time // the queue consumer's, when this subscriber joined it
 	// deleted: the server said the queue's consumer was deleted; check:
 	// look it up (the link came back, heartbeats were missed).
 	deleted atomic.Bool
@@ -272,7 +278,7 @@ func (s *sub) startOrdered(ctx context.Context) error {
 		return s.running(func() {
 			cc.Stop()
 			s.l.forgetOrdered(s.kind.stream, c)
-		})
+		}, nil)
 	})
 }
 
@@ -298,14 +304,15 @@ func (l *Log) forgetOrdered(stream string, c jetstream.Consumer) {
 
 // running keeps the consumer loop just started, or stops it if the
 // subscription was closed meanwhile (it would pull and drop messages).
-func (s *sub) running(stop func()) error {
+// pulled, if not nil, is closed when the loop has ended.
+func (s *sub) running(stop func(), pulled chan struct{}) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed.Load() {
 		stop()
 		return eventlog.ErrClosed
 	}
-	s.stop = stop
+	s.stop, s.pulled = stop, pulled
 	return nil
 }
 
@@ -417,10 +424,14 @@ func (s *sub) startQueue(ctx context.Context) error {
 	s.created = c.CachedInfo().Created
 	s.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.running(cancel); err != nil {
+	pulled := make(chan struct{})
+	if err := s.running(cancel, pulled); err != nil {
 		return err
 	}
-	go s.pull(ctx, c)
+	go func() {
+		defer close(pulled)
+		s.pull(ctx, c)
+	}()
 	return nil
 }
 
@@ -527,7 +538,9 @@ func (s *sub) queued(m jetstream.Msg) {
 	a.mu.Lock()
 	a.timer = time.AfterFunc(s.o.AckWait, a.release)
 	a.mu.Unlock()
+	s.inHandler.Store(true)
 	s.handler(eventlog.NewMsg(em, a))
+	s.inHandler.Store(false)
 	if !s.o.ManualAck {
 		if err := a.Ack(); err != nil {
 			s.l.log.Debug("ack failed; the message will be delivered again", "stream", s.stream, "queue", s.queue, "seq", em.Sequence, "err", err)
@@ -680,10 +693,24 @@ func (s *sub) Close() error {
 	if s.stop != nil {
 		s.stop()
 	}
+	pulled := s.pulled
 	s.mu.Unlock()
 	s.l.mu.Lock()
 	delete(s.l.subs, s)
 	s.l.mu.Unlock()
+	// A queue's pull request in flight is ended by its fetch, which
+	// unsubscribes the request's inbox on a goroutine of its own: wait
+	// for it, so that the server, which drops a request nobody listens
+	// to, gives what comes next to another subscriber rather than to this
+	// one (where it would wait out its AckWait, counted as delivered).
+	// Not from inside the handler, whose return the loop waits for, and
+	// not for long.
+	if pulled != nil && !s.inHandler.Load() {
+		select {
+		case <-pulled:
+		case <-time.After(closeWait):
+		}
+	}
 	return nil
 }
 
