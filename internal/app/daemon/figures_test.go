@@ -60,7 +60,9 @@ func TestFigures(t *testing.T) {
 		case got = <-events:
 		case <-time.After(time.Second):
 		}
-		return got.Functions["echo"].CallsPerSecond > 0
+		// a sample taken between the echo calls and the go call may
+		// already be queued: wait for one that has both
+		return got.Functions["echo"].CallsPerSecond > 0 && got.Functions["go"].CallsPerSecond > 0
 	})
 	if echo := got.Functions["echo"]; echo.CallsPerSecond != 4.0/60 || echo.ErrorsPerSecond != 0 || echo.P50ms <= 0 || echo.P99ms < echo.P50ms {
 		t.Errorf("echo: %+v, want 4 calls in 60 s", echo)
