@@ -521,10 +521,7 @@ func TestSnapshotWithoutRoomLeavesTheBudgetAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(context.Background())
-	f, err := h.Load(context.Background(), Spec{Name: "wc"}, testutil.Wasm(t, "wordcount-c"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := load(t, h, "wordcount-c", Spec{Name: "wc"})
 	for i := 0; i < 3; i++ {
 		if _, err := f.Invoke(context.Background(), Call{Input: []byte("a b c")}); err != nil {
 			t.Fatalf("call %d: %v", i+1, err)

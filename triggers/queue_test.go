@@ -16,8 +16,7 @@ import (
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/eventlog/memlog"
 	"github.com/sluicehq/sluice/fn"
-	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/natslog"
+	"github.com/sluicehq/sluice/internal/natslog/natslogtest"
 	"github.com/sluicehq/sluice/testutil"
 )
 
@@ -25,7 +24,7 @@ import (
 // finds) fails that call only: the message is retried and dead-lettered by
 // the usual rules, the others are served, and the process goes on.
 func TestQueuePanicIsAFailedCall(t *testing.T) {
-	conn := natsStreaming(t)
+	conn := natslogtest.Connect(t)
 	ctx := context.Background()
 
 	var mu sync.Mutex
@@ -97,23 +96,6 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 	if st, _ := q.Stats("t"); st.Failed < 2 || st.DeadLettered < 1 || st.Succeeded < 2 {
 		t.Fatalf("stats %+v after calls %v", st, calls)
 	}
-}
-
-// natsStreaming is a connection to an embedded NATS Streaming server with
-// its memory store, both closed when the test ends.
-func natsStreaming(t *testing.T) eventlog.Log {
-	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	conn, err := natslog.Connect(context.Background(), broker.Options{URL: srv.URL(), ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 // recorder is an eventlog.Acker that notes how a message was settled.
@@ -254,7 +236,7 @@ func TestStopWhileStarting(t *testing.T) {
 // run --max-inflight at a time: four messages whose calls all wait for
 // one another are all called at once, and a fifth waits for a free slot.
 func TestSlowCallsRunMaxInflightAtOnce(t *testing.T) {
-	conn := natsStreaming(t)
+	conn := natslogtest.Connect(t)
 	ctx := context.Background()
 
 	const inflight = 4

@@ -12,25 +12,8 @@ import (
 
 	"github.com/sluicehq/sluice/eventlog"
 	"github.com/sluicehq/sluice/host"
-	"github.com/sluicehq/sluice/internal/broker"
-	"github.com/sluicehq/sluice/internal/natslog"
+	"github.com/sluicehq/sluice/internal/natslog/natslogtest"
 )
-
-// connect starts an embedded NATS Streaming server and connects to it.
-func connect(t *testing.T) *natslog.Log {
-	t.Helper()
-	srv, err := broker.StartEmbedded(broker.EmbeddedOptions{Listen: "127.0.0.1:0", ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	conn, err := natslog.Connect(context.Background(), broker.Options{URL: srv.URL(), ClusterID: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
 
 // gaps shows a log's sequence s as 3s: a stream's sequences with gaps, as
 // a store that numbers several streams together has them (eventlog).
@@ -54,7 +37,7 @@ func (g gaps) Last(ctx context.Context, stream string) (uint64, error) {
 
 func TestPublishAndRead(t *testing.T) {
 	ctx := context.Background()
-	conn := connect(t)
+	conn := natslogtest.Connect(t)
 	p := NewPublisher(conn, "d1", slog.New(slog.DiscardHandler))
 	// 5000 records of 300 bytes: over the batch split size several times
 	const n = 5000
@@ -91,8 +74,8 @@ func TestPublishAndRead(t *testing.T) {
 // windows; then, following, the new ones. The same holds where the
 // stream's sequences have gaps.
 func TestReadTail(t *testing.T) {
-	t.Run("nats-streaming", func(t *testing.T) { readTail(t, connect(t)) })
-	t.Run("sequences with gaps", func(t *testing.T) { readTail(t, gaps{connect(t)}) })
+	t.Run("nats-streaming", func(t *testing.T) { readTail(t, natslogtest.Connect(t)) })
+	t.Run("sequences with gaps", func(t *testing.T) { readTail(t, gaps{natslogtest.Connect(t)}) })
 }
 
 func readTail(t *testing.T, conn eventlog.Log) {
