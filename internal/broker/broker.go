@@ -446,7 +446,11 @@ func outage(err error) error {
 func retryable(err error) bool {
 	return errors.Is(err, stan.ErrConnectionClosed) || errors.Is(err, nats.ErrConnectionClosed) ||
 		errors.Is(err, stan.ErrTimeout) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrReconnectBufExceeded) // the link is down (no reconnect buffer)
+		errors.Is(err, nats.ErrReconnectBufExceeded) || // the link is down (no reconnect buffer)
+		// stan.go's answer to a subscribe request that timed out or that
+		// nobody listens to: the link is back but the restarted server does
+		// not serve streaming yet
+		errors.Is(err, stan.ErrSubReqTimeout)
 }
 
 // Close unsubscribes nothing (durable subscriptions stay registered on the

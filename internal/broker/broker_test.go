@@ -3,9 +3,13 @@ package broker
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	natsd "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/sluicehq/sluice/testutil"
 )
@@ -133,6 +137,63 @@ func TestMemoryStoreRestartReconnects(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("subscription not resumed")
+	}
+}
+
+// TestSubscribeBeforeStreamingIsServed: the link comes back to a NATS
+// server that does not serve streaming yet (a restarted server starts NATS
+// first, streaming a moment later), and a subscription made then gets no
+// answer (stan.go's "subscribe request timeout"). It waits for streaming
+// and is made instead of failing (it failed so in CI).
+func TestSubscribeBeforeStreamingIsServed(t *testing.T) {
+	e, dir, url, c := fileStore(t)
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Publish(ctx, "kept", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	e.Shutdown()
+	host, port, err := net.SplitHostPort(url[len("nats://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	plain, err := natsd.NewServer(&natsd.Options{Host: host, Port: p, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go plain.Start()
+	if !plain.ReadyForConnections(5 * time.Second) {
+		t.Fatal("plain NATS server not ready")
+	}
+	testutil.Eventually(t, 10*time.Second, "the link to come back", func() bool { return c.nc.IsConnected() })
+	restarted := make(chan error, 1)
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		plain.Shutdown()
+		plain.WaitForShutdown()
+		e2, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: url[len("nats://"):], ClusterID: "test"})
+		if err == nil {
+			t.Cleanup(e2.Shutdown)
+		}
+		restarted <- err
+	}()
+	got := make(chan string, 10)
+	sub, err := c.Subscribe("kept", SubOptions{Start: StartAll}, func(m *Msg) { got <- string(m.Data) })
+	if err := <-restarted; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatalf("subscribe before streaming is served: %v", err)
+	}
+	defer sub.Close()
+	select {
+	case m := <-got:
+		if m != "before" {
+			t.Fatalf("got %q, want the message stored before the restart", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription made before streaming was served receives nothing")
 	}
 }
 
