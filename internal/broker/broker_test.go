@@ -146,55 +146,26 @@ func TestMemoryStoreRestartReconnects(t *testing.T) {
 // answer (stan.go's "subscribe request timeout"). It waits for streaming
 // and is made instead of failing (it failed so in CI).
 func TestSubscribeBeforeStreamingIsServed(t *testing.T) {
-	e, dir, url, c := fileStore(t)
-	defer c.Close()
-	ctx := context.Background()
-	if err := c.Publish(ctx, "kept", []byte("before")); err != nil {
-		t.Fatal(err)
-	}
-	e.Shutdown()
-	host, port, err := net.SplitHostPort(url[len("nats://"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := strconv.Atoi(port)
-	plain, err := natsd.NewServer(&natsd.Options{Host: host, Port: p, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go plain.Start()
-	if !plain.ReadyForConnections(5 * time.Second) {
-		t.Fatal("plain NATS server not ready")
-	}
-	testutil.Eventually(t, 10*time.Second, "the link to come back", func() bool { return c.nc.IsConnected() })
-	restarted := make(chan error, 1)
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		plain.Shutdown()
-		plain.WaitForShutdown()
-		e2, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: url[len("nats://"):], ClusterID: "test"})
-		if err == nil {
-			t.Cleanup(e2.Shutdown)
+	subscribeInOutage(t, "before streaming is served", func(t *testing.T, c *Conn, url string) func() {
+		host, port, err := net.SplitHostPort(url[len("nats://"):])
+		if err != nil {
+			t.Fatal(err)
 		}
-		restarted <- err
-	}()
-	got := make(chan string, 10)
-	sub, err := c.Subscribe("kept", SubOptions{Start: StartAll}, func(m *Msg) { got <- string(m.Data) })
-	if err := <-restarted; err != nil {
-		t.Fatal(err)
-	}
-	if err != nil {
-		t.Fatalf("subscribe before streaming is served: %v", err)
-	}
-	defer sub.Close()
-	select {
-	case m := <-got:
-		if m != "before" {
-			t.Fatalf("got %q, want the message stored before the restart", m)
+		p, _ := strconv.Atoi(port)
+		plain, err := natsd.NewServer(&natsd.Options{Host: host, Port: p, NoSigs: true, NoLog: true})
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the subscription made before streaming was served receives nothing")
-	}
+		go plain.Start()
+		if !plain.ReadyForConnections(5 * time.Second) {
+			t.Fatal("plain NATS server not ready")
+		}
+		testutil.Eventually(t, 10*time.Second, "the link to come back", func() bool { return c.nc.IsConnected() })
+		return func() {
+			plain.Shutdown()
+			plain.WaitForShutdown()
+		}
+	})
 }
 
 // TestSubscribeWhileTheLinkIsDown: a subscription made while the NATS link
@@ -202,17 +173,28 @@ func TestSubscribeBeforeStreamingIsServed(t *testing.T) {
 // is made, instead of failing with nats.go's "outbound buffer limit
 // exceeded" (there is no reconnect buffer) and being resumed by nothing.
 func TestSubscribeWhileTheLinkIsDown(t *testing.T) {
+	subscribeInOutage(t, "while the link is down", func(t *testing.T, c *Conn, _ string) func() {
+		testutil.Eventually(t, 5*time.Second, "the link to drop", func() bool { return !c.Connected() })
+		return func() {}
+	})
+}
+
+// subscribeInOutage stores a message, shuts the server down, lets outage
+// set up what the client sees then (and return how to end it), subscribes
+// from the start while the server comes back 500 ms later, and checks
+// that the subscription is made and gets the message.
+func subscribeInOutage(t *testing.T, when string, outage func(t *testing.T, c *Conn, url string) (end func())) {
 	e, dir, url, c := fileStore(t)
 	defer c.Close()
-	ctx := context.Background()
-	if err := c.Publish(ctx, "kept", []byte("before")); err != nil {
+	if err := c.Publish(context.Background(), "kept", []byte("before")); err != nil {
 		t.Fatal(err)
 	}
 	e.Shutdown()
-	testutil.Eventually(t, 5*time.Second, "the link to drop", func() bool { return !c.Connected() })
+	end := outage(t, c, url)
 	restarted := make(chan error, 1)
 	go func() {
 		time.Sleep(500 * time.Millisecond)
+		end()
 		e2, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: url[len("nats://"):], ClusterID: "test"})
 		if err == nil {
 			t.Cleanup(e2.Shutdown)
@@ -225,7 +207,7 @@ func TestSubscribeWhileTheLinkIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err != nil {
-		t.Fatalf("subscribe while the link is down: %v", err)
+		t.Fatalf("subscribe %s: %v", when, err)
 	}
 	defer sub.Close()
 	select {
@@ -234,6 +216,6 @@ func TestSubscribeWhileTheLinkIsDown(t *testing.T) {
 			t.Fatalf("got %q, want the message stored before the restart", m)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the subscription made while the link was down receives nothing")
+		t.Fatalf("the subscription made %s receives nothing", when)
 	}
 }
