@@ -172,10 +172,7 @@ func (p *Publisher) flush() {
 const maxMessageBytes = 256 << 10
 
 func (p *Publisher) publish(fn string, recs []host.Record) {
-	data, err := json.Marshal(message{Daemon: p.daemon, Records: recs})
-	if err != nil {
-		return
-	}
+	data := appendMessage(nil, p.daemon, recs)
 	n := uint64(len(recs))
 	if err := p.conn.PublishAsync(Channel(fn), eventlog.Message{Data: data}, func(_ uint64, err error) {
 		if err != nil {
