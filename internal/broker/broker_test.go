@@ -10,6 +10,7 @@ import (
 	"time"
 
 	natsd "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/sluicehq/sluice/testutil"
 )
@@ -19,13 +20,21 @@ import (
 // shut down).
 func fileStore(t *testing.T) (e *Embedded, dir, url string, c *Conn) {
 	t.Helper()
+	return fileStoreWith(t, Options{})
+}
+
+// fileStoreWith is fileStore with the connection's options o (its URL
+// and cluster id set here).
+func fileStoreWith(t *testing.T, o Options) (e *Embedded, dir, url string, c *Conn) {
+	t.Helper()
 	dir = t.TempDir()
 	e, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:0", ClusterID: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	url = e.URL()
-	c, err = Connect(context.Background(), Options{URL: url, ClusterID: "test"})
+	o.URL, o.ClusterID = url, "test"
+	c, err = Connect(context.Background(), o)
 	if err != nil {
 		e.Shutdown()
 		t.Fatal(err)
@@ -146,26 +155,60 @@ func TestMemoryStoreRestartReconnects(t *testing.T) {
 // answer (stan.go's "subscribe request timeout"). It waits for streaming
 // and is made instead of failing (it failed so in CI).
 func TestSubscribeBeforeStreamingIsServed(t *testing.T) {
-	subscribeInOutage(t, "before streaming is served", func(t *testing.T, c *Conn, url string) func() {
-		host, port, err := net.SplitHostPort(url[len("nats://"):])
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _ := strconv.Atoi(port)
-		plain, err := natsd.NewServer(&natsd.Options{Host: host, Port: p, NoSigs: true, NoLog: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go plain.Start()
-		if !plain.ReadyForConnections(5 * time.Second) {
-			t.Fatal("plain NATS server not ready")
-		}
-		testutil.Eventually(t, 10*time.Second, "the link to come back", func() bool { return c.nc.IsConnected() })
-		return func() {
-			plain.Shutdown()
-			plain.WaitForShutdown()
-		}
+	subscribeInOutage(t, "before streaming is served", Options{}, 500*time.Millisecond, func(t *testing.T, c *Conn, url string) func() {
+		return plainServer(t, c, url, false)
 	})
+}
+
+// TestSubscribeOutlastingItsWait: a subscription whose requests go
+// unanswered past its wait (here a server takes them and answers none
+// for 2.5 s, with a ConnectWait of 1 s; in life, a request in flight when
+// the server went away waits out the whole ConnectWait, and the wait can
+// end meanwhile) is made in the background once streaming answers,
+// instead of failing (it failed so in CI).
+func TestSubscribeOutlastingItsWait(t *testing.T) {
+	subscribeInOutage(t, "while requests go unanswered", Options{ConnectWait: time.Second}, 2500*time.Millisecond, func(t *testing.T, c *Conn, url string) func() {
+		return plainServer(t, c, url, true)
+	})
+}
+
+// plainServer starts a NATS server that does not serve streaming on
+// url's port, waits for c's link to it, and returns how to shut it down.
+// With swallow, a client of it takes every message and answers none.
+func plainServer(t *testing.T, c *Conn, url string, swallow bool) (end func()) {
+	host, port, err := net.SplitHostPort(url[len("nats://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	plain, err := natsd.NewServer(&natsd.Options{Host: host, Port: p, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go plain.Start()
+	if !plain.ReadyForConnections(5 * time.Second) {
+		t.Fatal("plain NATS server not ready")
+	}
+	var nc *nats.Conn
+	if swallow {
+		if nc, err = nats.Connect(url); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Subscribe(">", func(*nats.Msg) {}); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "the link to come back", func() bool { return c.nc.IsConnected() })
+	return func() {
+		if nc != nil {
+			nc.Close()
+		}
+		plain.Shutdown()
+		plain.WaitForShutdown()
+	}
 }
 
 // TestSubscribeWhileTheLinkIsDown: a subscription made while the NATS link
@@ -173,7 +216,7 @@ func TestSubscribeBeforeStreamingIsServed(t *testing.T) {
 // is made, instead of failing with nats.go's "outbound buffer limit
 // exceeded" (there is no reconnect buffer) and being resumed by nothing.
 func TestSubscribeWhileTheLinkIsDown(t *testing.T) {
-	subscribeInOutage(t, "while the link is down", func(t *testing.T, c *Conn, _ string) func() {
+	subscribeInOutage(t, "while the link is down", Options{}, 500*time.Millisecond, func(t *testing.T, c *Conn, _ string) func() {
 		testutil.Eventually(t, 5*time.Second, "the link to drop", func() bool { return !c.Connected() })
 		return func() {}
 	})
@@ -181,10 +224,14 @@ func TestSubscribeWhileTheLinkIsDown(t *testing.T) {
 
 // subscribeInOutage stores a message, shuts the server down, lets outage
 // set up what the client sees then (and return how to end it), subscribes
-// from the start while the server comes back 500 ms later, and checks
-// that the subscription is made and gets the message.
-func subscribeInOutage(t *testing.T, when string, outage func(t *testing.T, c *Conn, url string) (end func())) {
-	e, dir, url, c := fileStore(t)
+// from the start while the server comes back after back, and checks
+// that the subscription is made and gets the message, the client's
+// options o. A subscribe request
+// in flight when the server goes away waits out ConnectWait (5 s): the
+// subscription is then made in the background, so the message may take
+// that long.
+func subscribeInOutage(t *testing.T, when string, o Options, back time.Duration, outage func(t *testing.T, c *Conn, url string) (end func())) {
+	e, dir, url, c := fileStoreWith(t, o)
 	defer c.Close()
 	if err := c.Publish(context.Background(), "kept", []byte("before")); err != nil {
 		t.Fatal(err)
@@ -193,7 +240,7 @@ func subscribeInOutage(t *testing.T, when string, outage func(t *testing.T, c *C
 	end := outage(t, c, url)
 	restarted := make(chan error, 1)
 	go func() {
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(back)
 		end()
 		e2, err := StartEmbedded(EmbeddedOptions{Dir: dir, Listen: url[len("nats://"):], ClusterID: "test"})
 		if err == nil {
@@ -215,7 +262,7 @@ func subscribeInOutage(t *testing.T, when string, outage func(t *testing.T, c *C
 		if m != "before" {
 			t.Fatalf("got %q, want the message stored before the restart", m)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("the subscription made %s receives nothing", when)
 	}
 }

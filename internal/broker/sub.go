@@ -102,6 +102,14 @@ func (c *Conn) Subscribe(subject string, opts SubOptions, handler func(*Msg)) (*
 		if err == ErrNotConnected {
 			return s, nil // resumed by the reconnect loop
 		}
+		if retryable(err) {
+			// The outage outlasted the wait (a subscribe request in flight
+			// when the server went away waits out the whole ConnectWait):
+			// resume it in the background, as the reconnect loop does.
+			c.log.Warn("subscription not made yet; retrying in the background", "subject", subject, "err", err)
+			c.retryAttach(s)
+			return s, nil
+		}
 		c.mu.Lock()
 		delete(c.subs, s)
 		c.mu.Unlock()
