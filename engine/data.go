@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/jsonquote"
 )
 
 // A stored value is bytes and a kind (see engine/README.md, "Values"):
@@ -383,48 +384,8 @@ func (d *Data) unmarshalRef(b []byte, o map[string]json.RawMessage) error {
 }
 
 // appendQuoted appends UTF-8 text as a JSON string, as encoding/json
-// writes it without HTML escapes: '"', '\' and control characters
-// escaped, and U+2028, U+2029 (which JavaScript reads as line ends).
-func appendQuoted(dst, b []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c != 0xe2 {
-			continue
-		}
-		if c == 0xe2 { // U+2028, U+2029 are e2 80 a8, e2 80 a9
-			if i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xa8 {
-				dst = append(dst, b[start:i]...)
-				dst = append(dst, '\\', 'u', '2', '0', '2', hex[8+b[i+2]&1])
-				i += 2
-				start = i + 1
-			}
-			continue
-		}
-		dst = append(dst, b[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\b':
-			dst = append(dst, '\\', 'b')
-		case '\f':
-			dst = append(dst, '\\', 'f')
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, b[start:]...)
-	return append(dst, '"')
-}
+// writes it without HTML escapes (see package jsonquote).
+func appendQuoted(dst, b []byte) []byte { return jsonquote.Append(dst, b) }
 
 // quotedLen is the length of appendQuoted's text, at most (it counts
 // U+2028 and U+2029 as not escaped: a few bytes of growth, rarely).

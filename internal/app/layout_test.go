@@ -36,6 +36,7 @@ var rules = []struct {
 	{"logctx", []string{""}, "a leaf imports nothing of the project"},
 	{"units", []string{""}, "a leaf imports nothing of the project"},
 	{"schedule", []string{""}, "a leaf imports nothing of the project"},
+	{"jsonquote", []string{""}, "a leaf imports nothing of the project"},
 	{"testutil", []string{""}, "a leaf imports nothing of the project"},
 	{"eventlog", []string{"host", "engine", "triggers", "internal/"}, "the event-log contract knows none of its users or implementations"},
 	{"host", []string{"engine", "triggers", "internal/"}, "a component sits on the leaves only"},
