@@ -165,7 +165,7 @@ func (d datum) jsonView() (json.RawMessage, string) {
 	case "":
 		return d.b, ""
 	case FormText:
-		return appendQuoted(nil, d.b), d.form
+		return jsonquote.Append(nil, d.b), d.form
 	default:
 		s, _ := json.Marshal(d.b) // base64
 		return s, d.form
@@ -242,7 +242,7 @@ func (d datum) storedSize() int {
 	if len(d.b) <= MaxData/6-2 {
 		return len(d.b) + 2 // escaped at most 6 times: under MaxData anyway
 	}
-	return len(appendQuoted(nil, d.b))
+	return len(jsonquote.Append(nil, d.b))
 }
 
 // checkStored refuses a value an event cannot hold; what names the value
@@ -296,7 +296,7 @@ func (d Data) MarshalJSON() ([]byte, error) {
 		}{d.Blob, d.Size, d.Root, d.Form, d.JSON})
 	}
 	if utf8.Valid(d.Bytes) {
-		return appendQuoted(make([]byte, 0, quotedLen(d.Bytes)), d.Bytes), nil
+		return jsonquote.Append(make([]byte, 0, jsonquote.Len(d.Bytes)), d.Bytes), nil
 	}
 	return json.Marshal(struct {
 		Base64 []byte `json:"base64"`
@@ -383,25 +383,6 @@ func (d *Data) unmarshalRef(b []byte, o map[string]json.RawMessage) error {
 	return nil
 }
 
-// appendQuoted appends UTF-8 text as a JSON string, as encoding/json
-// writes it without HTML escapes (see package jsonquote).
-func appendQuoted(dst, b []byte) []byte { return jsonquote.Append(dst, b) }
-
-// quotedLen is the length of appendQuoted's text, at most (it counts
-// U+2028 and U+2029 as not escaped: a few bytes of growth, rarely).
-func quotedLen(b []byte) int {
-	n := len(b) + 2
-	for _, c := range b {
-		switch {
-		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f':
-			n++
-		case c < 0x20:
-			n += 5
-		}
-	}
-	return n
-}
-
 // unquote decodes a JSON string (quotes included) that encoding/json has
 // checked is one, into new bytes. ok is false for what it leaves to
 // encoding/json: bytes that are not UTF-8, and \u escapes of surrogates
@@ -455,21 +436,6 @@ func unquote(q []byte) (out []byte, ok bool) {
 		i = bytes.IndexByte(b, '\\')
 	}
 	return append(out, b...), true
-}
-
-// marshalString encodes a string as JSON without HTML escapes (an event
-// stores text as it is).
-func marshalString(s string) ([]byte, error) {
-	if utf8.ValidString(s) {
-		return appendQuoted(nil, []byte(s)), nil
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // dataView is what expressions see of a data value's bytes.

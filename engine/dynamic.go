@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/fn"
+	"github.com/sluicehq/sluice/jsonquote"
 )
 
 const (
@@ -383,7 +384,7 @@ func (e *Engine) resolveRun(inv *invState, spec *taskSpec, ev *Event) error {
 	if _, ok := e.o.Definitions.Current(spec.run); !ok {
 		return fmt.Errorf("run: %q is neither a deployed function nor a workflow (deleted since the workflow was created?): deploy or create it", spec.run)
 	}
-	name, _ := marshalString(spec.run)
+	name := jsonquote.AppendString(nil, spec.run)
 	in := append([]byte(`{"workflow":`), name...)
 	if ev.InputData == nil {
 		raw := ev.Input

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/sluicehq/sluice/eventlog"
+	"github.com/sluicehq/sluice/jsonquote"
 	"github.com/sluicehq/sluice/logctx"
 )
 
@@ -908,8 +909,7 @@ func inputValue(b []byte, f InputFormat) (datum, error) {
 			d = dataValue(b) // a bytes value: no string holds them
 			break
 		}
-		s, _ := marshalString(string(b))
-		d = jsonValue(s)
+		d = jsonValue(jsonquote.Append(nil, b))
 	case InputAuto:
 		d = dataValue(b)
 	default:

@@ -25,6 +25,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/errcode"
+	"github.com/sluicehq/sluice/jsonquote"
 	"github.com/sluicehq/sluice/logctx"
 )
 
@@ -455,11 +456,7 @@ func httpOutput(resp HTTPResponse) (json.RawMessage, error) {
 	case isJSONType(resp.Header.Get("Content-Type")) && json.Valid(b) && jsonDepthOK(b, MaxDepth):
 		out.Body = b
 	case utf8.Valid(b):
-		s, err := marshalString(string(b))
-		if err != nil {
-			return nil, err
-		}
-		out.Body = s
+		out.Body = jsonquote.Append(nil, b)
 	default:
 		s := base64.StdEncoding.EncodeToString(b)
 		out.BodyBase64 = &s

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/jsonquote"
 	"github.com/sluicehq/sluice/testutil"
 )
 
@@ -334,8 +335,9 @@ func FuzzData(f *testing.F) {
 	})
 }
 
-// FuzzQuote checks the engine's JSON string writer and reader against
-// encoding/json: the same text out, the same bytes back.
+// FuzzQuote checks the JSON string writer (package jsonquote) and the
+// engine's reader against encoding/json: the same text out, the same
+// bytes back.
 //
 //	go test -run '^$' -fuzz '^FuzzQuote$' -fuzztime 10s ./engine/
 func FuzzQuote(f *testing.F) {
@@ -350,8 +352,8 @@ func FuzzQuote(f *testing.F) {
 			t.Fatal(err)
 		}
 		if utf8.Valid(b) {
-			if got := appendQuoted(nil, b); string(got)+"\n" != want.String() {
-				t.Fatalf("appendQuoted(%q) = %s, encoding/json writes %s", b, got, want.Bytes())
+			if got := jsonquote.Append(nil, b); string(got)+"\n" != want.String() {
+				t.Fatalf("jsonquote.Append(%q) = %s, encoding/json writes %s", b, got, want.Bytes())
 			}
 		}
 		// what encoding/json reads from any JSON string, unquote reads too

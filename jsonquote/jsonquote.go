@@ -69,3 +69,18 @@ func AppendString(dst []byte, s string) []byte {
 func Append(dst, b []byte) []byte {
 	return AppendString(dst, unsafe.String(unsafe.SliceData(b), len(b)))
 }
+
+// Len is the length of Append's text for b, at most for UTF-8 without
+// U+2028 and U+2029 (each written 3 bytes longer): what to allocate.
+func Len(b []byte) int {
+	n := len(b) + 2
+	for _, c := range b {
+		switch {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
+}

@@ -3,7 +3,9 @@ package jsonquote
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // encodingJSON is what encoding/json writes for s, without HTML escapes.
@@ -33,7 +35,8 @@ func TestAppendString(t *testing.T) {
 	}
 }
 
-// FuzzAppendString: for any bytes, what encoding/json writes.
+// FuzzAppendString: for any bytes, what encoding/json writes; and Len
+// its length, for UTF-8 without U+2028 and U+2029.
 //
 //	go test -run '^$' -fuzz '^FuzzAppendString$' -fuzztime 10s ./jsonquote/
 func FuzzAppendString(f *testing.F) {
@@ -41,8 +44,12 @@ func FuzzAppendString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := string(AppendString(nil, s)), encodingJSON(t, s); got != want {
+		got, want := string(AppendString(nil, s)), encodingJSON(t, s)
+		if got != want {
 			t.Fatalf("AppendString(%q) = %s, encoding/json writes %s", s, got, want)
+		}
+		if utf8.ValidString(s) && !strings.ContainsAny(s, "\u2028\u2029") && Len([]byte(s)) != len(got) {
+			t.Fatalf("Len(%q) = %d, Append writes %d bytes", s, Len([]byte(s)), len(got))
 		}
 	})
 }
