@@ -138,10 +138,10 @@ type Engine struct {
 	evalQueue   []*evalJob
 	evalStopped bool
 
-	// ackMu guards pendingEnd and stale; it is taken inside mu, never the
+	// ackMu guards inflight and stale; it is taken inside mu, never the
 	// reverse (publish acknowledgements arrive on the client's goroutine).
-	ackMu      sync.Mutex
-	pendingEnd map[string]chan struct{}
+	ackMu    sync.Mutex
+	inflight map[string]*inflight // inflight.go
 	// stale holds invocations whose local state may be ahead of the log
 	// (an event failed to be stored): they are not driven until resync
 	// has rebuilt them from the log.
@@ -237,7 +237,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	e := &Engine{
 		o: o, log: o.Logger, now: func() time.Time { return time.Now().UTC() },
 		st: newState(o.Retain, o.RetainBytes), defs: map[string]*defEntry{}, local: map[string]*local{},
-		waiters: map[string][]chan *Invocation{}, pendingEnd: map[string]chan struct{}{},
+		waiters: map[string][]chan *Invocation{}, inflight: map[string]*inflight{},
 		queued: map[string]bool{}, quarantined: map[string]bool{},
 		stale: map[string]bool{}, staleWake: make(chan struct{}, 1), stop: make(chan struct{}),
 		staleBuf: map[string][]*Event{},
@@ -617,13 +617,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 			e.log.Error("engine: encoding an event", "type", ev.Type, "err", err)
 			continue
 		}
-		var end chan struct{}
-		if isInvocationEnd(ev.Type) {
-			end = make(chan struct{})
-			e.ackMu.Lock()
-			e.pendingEnd[inv.id] = end
-			e.ackMu.Unlock()
-		}
+		f := e.sending(inv.id)
 		last := i == len(evs)-1
 		id, typ := inv.id, ev.Type
 		if obs := e.o.Observer; obs != nil {
@@ -649,14 +643,7 @@ func (e *Engine) emit(inv *invState, ack func(error), evs ...*Event) {
 				e.log.Log(context.Background(), level, "storing a workflow event failed; the invocation will be rebuilt from the log",
 					"invocation", id, "type", typ, "err", err)
 			}
-			if end != nil {
-				e.ackMu.Lock()
-				if e.pendingEnd[id] == end {
-					delete(e.pendingEnd, id)
-				}
-				e.ackMu.Unlock()
-				close(end)
-			}
+			e.sent(id, f)
 			if last && ack != nil {
 				ack(err)
 			}
@@ -990,15 +977,8 @@ func (e *Engine) Wait(ctx context.Context, id string) (*Invocation, error) {
 				continue // rebuilt from the log: look again
 			}
 		}
-		e.ackMu.Lock()
-		end := e.pendingEnd[id]
-		e.ackMu.Unlock()
-		if end != nil {
-			select {
-			case <-end:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+		if err := e.settled(ctx, id); err != nil {
+			return nil, err
 		}
 		if e.isStale(id) {
 			continue // its end was not stored: wait for the invocation rebuilt from the log
@@ -1053,8 +1033,16 @@ func (e *Engine) List(workflow string) []*Invocation {
 }
 
 // Events returns an invocation's events in log order, read back from the
-// log.
+// log: every event this node had written for it when asked, once the
+// server has stored them (an invocation's status is this node's state,
+// which runs ahead of the log by the events in flight).
 func (e *Engine) Events(ctx context.Context, id string) ([]*Event, error) {
+	wait, cancel := context.WithTimeout(ctx, syncTimeout)
+	err := e.settled(wait, id)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("events of %s: waiting for those in flight to be stored: %w", id, err)
+	}
 	evs, _, err := e.readEvents(ctx, id, false, false)
 	return evs, err
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -432,5 +433,81 @@ tasks:
 		if a := done.Tasks[task].Attempts; a != 1 {
 			t.Errorf("task %s: %d attempts, want 1", task, a)
 		}
+	}
+}
+
+// slowStore is a log that holds the events written to invocations'
+// streams while held is set, but for their InvocationCreated (Invoke
+// waits for it), and stores them, in order, when the test lets them go:
+// the acknowledgements of a loaded JetStream server that come a while
+// after the engine has applied the events.
+type slowStore struct {
+	eventlog.Log
+	mu   sync.Mutex
+	held bool
+	q    []func()
+}
+
+func (l *slowStore) PublishAsync(stream string, m eventlog.Message, done func(uint64, error)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.held || stream == NodesChannel || bytes.Contains(m.Data, []byte(`"InvocationCreated"`)) {
+		return l.Log.PublishAsync(stream, m, done)
+	}
+	l.q = append(l.q, func() {
+		if err := l.Log.PublishAsync(stream, m, done); err != nil {
+			done(0, err)
+		}
+	})
+	return nil
+}
+
+func (l *slowStore) hold() {
+	l.mu.Lock()
+	l.held = true
+	l.mu.Unlock()
+}
+
+// release stores what was held, in order, and stops holding.
+func (l *slowStore) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.q {
+		f()
+	}
+	l.q, l.held = nil, false
+}
+
+// TestEventsAfterStatus: wf events, asked as soon as wf status shows an
+// invocation succeeded, lists every event up to its end, though the
+// server had not yet stored them when it was asked (the last events of a
+// workflow run through a kill -9 went missing so, on a loaded JetStream
+// server).
+func TestEventsAfterStatus(t *testing.T) {
+	t.Parallel()
+	for _, b := range []string{natsStreaming, memory, jetStream} {
+		t.Run(b, func(t *testing.T) {
+			r := newRigOn(t, b, false)
+			r.e.Close(context.Background())
+			l := &slowStore{Log: r.connect()}
+			e := r.engineOn("node-s", DefaultNodeTimeout, l)
+			r.e = e
+			r.defs.put(t, quick)
+			l.hold()
+			id := invokeOn(t, e, "quick", "1")
+			testutil.Eventually(t, 20*time.Second, "the invocation to succeed", func() bool {
+				inv, err := e.Get(id)
+				return err == nil && inv.Status == StatusSucceeded
+			})
+			stored := time.AfterFunc(300*time.Millisecond, l.release)
+			defer stored.Stop()
+			evs, err := e.Events(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := types(evs); len(got) != 5 || got[0] != EventInvocationCreated || got[len(got)-1] != EventInvocationSucceeded {
+				t.Fatalf("events of a succeeded invocation: %v", got)
+			}
+		})
 	}
 }
