@@ -176,7 +176,7 @@ func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error
 		return Result{}, err
 	}
 	f.active.Add(1)
-	start := time.Now()
+	start := clock()
 	var res Result
 	reusable := false
 	if inst == nil {
@@ -200,8 +200,8 @@ func (f *Function) invoke(ctx context.Context, c Call, cold bool) (Result, error
 	if err == nil {
 		res.Status, res.Header = inst.status, inst.header.Header
 	}
-	end := time.Now()
-	res.Duration = end.Sub(start)
+	end := clock()
+	res.Duration = end - start
 	f.active.Add(-1)
 	f.release(inst, reusable, end)
 
@@ -332,7 +332,7 @@ func (f *Function) oldestIdle() (time.Time, bool) {
 	if len(f.idle) == 0 {
 		return time.Time{}, false
 	}
-	return f.idle[0].idleSince, true
+	return clockTime(f.idle[0].idleSince), true
 }
 
 // takeIdle removes the instance idle longest from the pool, if it went
@@ -340,7 +340,7 @@ func (f *Function) oldestIdle() (time.Time, bool) {
 func (f *Function) takeIdle(since time.Time) *instance {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.idle) == 0 || !f.idle[0].idleSince.Equal(since) {
+	if len(f.idle) == 0 || !clockTime(f.idle[0].idleSince).Equal(since) {
 		return nil
 	}
 	inst := f.idle[0]
@@ -351,7 +351,7 @@ func (f *Function) takeIdle(since time.Time) *instance {
 
 // release gives the slot back (to the first waiter, if any) and pools the
 // instance if it may be reused, charging the budget for what it holds now.
-func (f *Function) release(inst *instance, reusable bool, now time.Time) {
+func (f *Function) release(inst *instance, reusable bool, now time.Duration) {
 	if inst != nil && reusable {
 		// charge what it holds now; a memory that did not change (most
 		// calls) touches nothing shared

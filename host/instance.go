@@ -46,8 +46,8 @@ type instance struct {
 	ctx   context.Context // carries the instance to the host functions
 	mod   api.Module
 
-	idleSince time.Time // when it last went back to the pool
-	snapRun   *snapRun  // its part in snapshots (snapshot.go), or nil
+	idleSince time.Duration // when it last went back to the pool (clock)
+	snapRun   *snapRun      // its part in snapshots (snapshot.go), or nil
 
 	handleFn, allocFn, freeFn api.Function
 	mem                       api.Memory
@@ -74,8 +74,8 @@ type instance struct {
 	// the watch of the current call (watchdog.go)
 	watchMu    sync.Mutex
 	watchState uint8
-	deadline   time.Time
-	callStart  time.Time       // when the current call began, until it first arms
+	deadline   time.Duration   // clock
+	callStart  time.Duration   // clock: when the current call began, until it first arms
 	watchCtx   context.Context // nil: one that never ends
 	wake       chan struct{}   // wakes a guest sleeping in poll_oneoff when interrupted
 

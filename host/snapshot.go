@@ -552,13 +552,9 @@ func readGlobals(mod api.Module, globals []wasmbin.Global) []uint64 {
 	return out
 }
 
-// epoch is when the monotonic clock of instances made from snapshots
-// reads 0.
-var epoch = time.Now()
-
 // monotonic is the monotonic clock of instances that take or are made
-// from a snapshot, in nanoseconds.
-func monotonic() int64 { return int64(time.Since(epoch)) }
+// from a snapshot, in nanoseconds (clock.go).
+func monotonic() int64 { return int64(clock()) }
 
 // initSources are the randomness and clocks of an instance whose
 // initialisation a snapshot observes. While live is false, the

@@ -123,7 +123,7 @@ func (w *watchdog) run() {
 // scan interrupts the armed instances that are due and tells whether any
 // instance is armed.
 func (w *watchdog) scan() (armed bool) {
-	now := time.Now()
+	now := clock()
 	w.mu.Lock()
 	for i := range w.insts {
 		i.watchMu.Lock()
@@ -147,9 +147,9 @@ func (w *watchdog) scan() (armed bool) {
 
 // due tells whether an armed call is to be stopped now, and records why
 // (under watchMu).
-func (i *instance) due(now time.Time) bool {
+func (i *instance) due(now time.Duration) bool {
 	switch {
-	case now.After(i.deadline):
+	case now > i.deadline:
 		i.timedOut.Store(true)
 	case i.watchCtx != nil && i.watchCtx.Err() != nil:
 		i.canceled.Store(true)
@@ -165,11 +165,11 @@ func (i *instance) arm(ctx context.Context, timeout time.Duration) {
 	// the first guest call of a call starts when the call did (a reading
 	// of the clock fewer: on some machines it costs more than a lock)
 	now := i.callStart
-	if now.IsZero() {
-		now = time.Now()
+	if now == 0 {
+		now = clock()
 	}
-	i.callStart = time.Time{}
-	deadline := now.Add(timeout)
+	i.callStart = 0
+	deadline := now + timeout // a timeout is at most MaxTimeout
 	i.watchMu.Lock()
 	i.watchState = watchArmed
 	i.deadline = deadline
