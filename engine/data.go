@@ -242,7 +242,7 @@ func (d datum) storedSize() int {
 	if len(d.b) <= MaxData/6-2 {
 		return len(d.b) + 2 // escaped at most 6 times: under MaxData anyway
 	}
-	return len(jsonquote.Append(nil, d.b))
+	return jsonquote.Len(d.b) // counted, not written: the value may be megabytes
 }
 
 // checkStored refuses a value an event cannot hold; what names the value

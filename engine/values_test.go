@@ -381,3 +381,16 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// TestStoredSizeOfLargeText: a text value too large for the short count
+// is counted as it is written in an event, escapes and U+2028 included.
+func TestStoredSizeOfLargeText(t *testing.T) {
+	b := bytes.Repeat([]byte("a\"b\n\u2028é\x01"), MaxData/6)
+	d := dataValue(b)
+	if d.form != FormText {
+		t.Fatalf("form %q, want text", d.form)
+	}
+	if got, want := d.storedSize(), len(jsonquote.Append(nil, b)); got != want {
+		t.Fatalf("storedSize = %d, the event holds %d bytes", got, want)
+	}
+}

@@ -70,16 +70,19 @@ func Append(dst, b []byte) []byte {
 	return AppendString(dst, unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
-// Len is the length of Append's text for b, at most for UTF-8 without
-// U+2028 and U+2029 (each written 3 bytes longer): what to allocate.
+// Len is the length of Append's text for b, exact for UTF-8, without
+// writing it. (Invalid UTF-8 is written longer: each of its bytes takes
+// 6, as \ufffd.)
 func Len(b []byte) int {
 	n := len(b) + 2
-	for _, c := range b {
+	for i, c := range b {
 		switch {
 		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f':
 			n++
 		case c < 0x20:
 			n += 5
+		case c == 0xe2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xa8:
+			n += 3 // U+2028 or U+2029, 3 bytes written as 6
 		}
 	}
 	return n
