@@ -222,14 +222,13 @@ func TestSubscribeWhileTheLinkIsDown(t *testing.T) {
 	})
 }
 
-// subscribeInOutage stores a message, shuts the server down, lets outage
-// set up what the client sees then (and return how to end it), subscribes
-// from the start while the server comes back after back, and checks
-// that the subscription is made and gets the message, the client's
-// options o. A subscribe request
-// in flight when the server goes away waits out ConnectWait (5 s): the
-// subscription is then made in the background, so the message may take
-// that long.
+// subscribeInOutage connects with options o, stores a message, shuts the
+// server down, lets outage set up what the client sees then (and return
+// how to end it), subscribes from the start while the server comes back
+// after back, and checks that the subscription is made and gets the
+// message. A subscribe request in flight when the server goes away waits
+// out ConnectWait (5 s by default) before the subscription is made in
+// the background, so the message may take that long.
 func subscribeInOutage(t *testing.T, when string, o Options, back time.Duration, outage func(t *testing.T, c *Conn, url string) (end func())) {
 	e, dir, url, c := fileStoreWith(t, o)
 	defer c.Close()
