@@ -370,6 +370,13 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 		Observer: d.metrics, Logger: d.log.With("component", "engine"), MaxValue: d.opts.MaxValue,
 		HTTP: wfHTTP{d.egress},
 	})
+	if err == nil {
+		// The steps above stop at the deadline only where they wait: one
+		// whose work was done past it (a select with its result and the
+		// deadline both ready) returns it. A start longer than
+		// --start-timeout fails all the same, whichever step ran over.
+		err = startCtx.Err()
+	}
 	if err != nil {
 		return nil, d.startError(startCtx, err)
 	}
