@@ -73,6 +73,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -563,10 +564,18 @@ func transient(err error) bool {
 	var api *jetstream.APIError
 	if errors.As(err, &api) {
 		// 503: JetStream temporarily unavailable, no leader, no quorum.
-		return api.Code == 503 || api.Code == 408
+		// 10005 "no suitable peers for placement, peer offline": a
+		// cluster still forming (or a peer restarting) has not yet heard
+		// from enough servers to place a stream's replicas; the same code
+		// for another reason (more replicas than servers) is for good.
+		return api.Code == 503 || api.Code == 408 ||
+			api.ErrorCode == jsNoPeers && strings.Contains(api.Description, "offline")
 	}
 	return false
 }
+
+// jsNoPeers is JetStream's error code for a stream it cannot place.
+const jsNoPeers = 10005
 
 // outage marks an error of a lost or unanswering server as
 // ErrNotConnected: nothing was wrong with what was asked.

@@ -725,3 +725,17 @@ func TestDeleteSmallAndLarge(t *testing.T) {
 		t.Fatalf("%d messages left in the stream, want the 3 kept", msgs)
 	}
 }
+
+// TestTransientPlacement: a stream that cannot be placed because a peer
+// is offline (a cluster forming) is tried again; one that cannot be
+// placed for another reason is not.
+func TestTransientPlacement(t *testing.T) {
+	offline := &jetstream.APIError{Code: 400, ErrorCode: jsNoPeers, Description: "no suitable peers for placement, peer offline"}
+	if !transient(fmt.Errorf("create stream: %w", offline)) {
+		t.Errorf("%v is not transient", offline)
+	}
+	tooMany := &jetstream.APIError{Code: 400, ErrorCode: jsNoPeers, Description: "no suitable peers for placement, insufficient resources"}
+	if transient(tooMany) {
+		t.Errorf("%v is transient", tooMany)
+	}
+}
