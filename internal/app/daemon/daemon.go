@@ -107,8 +107,9 @@ type Options struct {
 	// ShutdownTimeout bounds a graceful shutdown: calls still running then
 	// are abandoned.
 	ShutdownTimeout time.Duration
-	// StartTimeout bounds connecting to NATS Streaming and replaying the
-	// catalog at start.
+	// StartTimeout bounds the start: connecting to the broker and
+	// replaying the catalog and the workflow events. A start that runs
+	// past it fails, whichever step ran over.
 	StartTimeout time.Duration
 	// NodeID names this daemon as the owner of the workflow invocations
 	// it starts; "" reads it from (or makes it in) DataDir/node-id.
