@@ -522,11 +522,17 @@ func TestGracefulShutdownFinishesCalls(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			out, err := c.Invoke(ctx, "slow", []byte("nap:700"))
+			out, err := c.Invoke(ctx, "slow", []byte("nap:3000"))
 			results[i] = fmt.Sprint(string(out), err)
 		}(i)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Shut down once every call is running (a fixed pause let a busy
+	// machine start the shutdown before a request had reached the
+	// daemon: that request met a closing connection, not a draining
+	// daemon).
+	testutil.Eventually(t, 10*time.Second, "all four calls running", func() bool {
+		return scrape(t, d.Addr())[`sluice_function_calls_active{function="slow"}`] == float64(len(results))
+	})
 	if err := d.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
