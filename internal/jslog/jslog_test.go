@@ -739,3 +739,53 @@ func TestTransientPlacement(t *testing.T) {
 		t.Errorf("%v is transient", tooMany)
 	}
 }
+
+// TestPlainSubscriptionOutlivesAStuckReset: a plain subscription whose
+// consumer must be re-created, and whose re-creation cannot complete,
+// goes on under a new consumer. In a cluster, an ordered consumer re-made
+// just after a server was killed can be placed on that server before the
+// cluster has noticed it is gone: every later attempt to make the same
+// consumer then waits on the dead server, and the subscription delivered
+// nothing more, for good (a kill -9 test saw its reader stop at 1,024 of
+// 3,000 results). Here the consumer's next name is taken by a consumer of
+// another kind, so that re-creating it fails each time in the same way.
+func TestPlainSubscriptionOutlivesAStuckReset(t *testing.T) {
+	l, _ := newLog(t)
+	ctx := ctxT(t)
+	publish(t, l, "plain", "a1", "a2", "a3")
+	var got collector
+	sub, err := l.Subscribe("plain", eventlog.SubOptions{Start: eventlog.First}, got.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	testutil.Eventually(t, 10*time.Second, "the first three messages", func() bool { return got.len() == 3 })
+	st, err := l.js.Stream(ctx, kindOf("plain").stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range st.ConsumerNames(ctx).Name() {
+		names = append(names, name)
+	}
+	if len(names) != 1 || !strings.HasSuffix(names[0], "_1") {
+		t.Fatalf("consumers of the subscription: %v, want one named ..._1", names)
+	}
+	first := names[0]
+	next := strings.TrimSuffix(first, "_1") + "_2"
+	if _, err := st.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Name: next, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: subject("plain"), InactiveThreshold: time.Minute,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// the subscription's consumer goes: it must be re-created
+	if err := st.DeleteConsumer(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, l, "plain", "a4", "a5")
+	testutil.Eventually(t, 40*time.Second, "the messages published after the failed re-creation", func() bool { return got.len() >= 5 })
+	time.Sleep(500 * time.Millisecond) // a duplicate would show now
+	if d := got.data(); strings.Join(d, ",") != "a1,a2,a3,a4,a5" {
+		t.Fatalf("delivered %v, want a1..a5 once each, in order", d)
+	}
+}

@@ -42,6 +42,16 @@ const (
 	// take 30 s to notice.
 	pullExpiry    = 10 * time.Second
 	pullHeartbeat = 2 * time.Second
+	// orderedResetAttempts bounds the attempts at re-creating a plain
+	// subscription's ordered consumer under the same name (nats.go's
+	// recovery cycle; its default is without end). The next cycle, at the
+	// next missed heartbeat, uses a new name. In a cluster, a consumer
+	// re-made just after a server was killed can be placed on that server
+	// before the cluster has noticed it is gone; every later attempt at
+	// the same name then waits on the dead server, and the subscription
+	// delivered nothing more, for good. Three attempts take up to half a
+	// minute there (10 s each without an answer, 1 s and 2 s apart).
+	orderedResetAttempts = 3
 	// closeWait bounds how long Close waits for a queue's pull loop.
 	closeWait = 2 * time.Second
 	// checkTimeout bounds a look-up of a queue's consumer, to tell
@@ -209,7 +219,7 @@ func consumerName(stream, queue string) string {
 // until it delivered a message, does not skip what was published
 // meanwhile.
 func (s *sub) startOrdered(ctx context.Context) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.subj}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.subj}, MaxResetAttempts: orderedResetAttempts}
 	if s.o.Family {
 		// The JetStream stream's own subjects, not the family's: with a
 		// filter that is the stream's whole, the server reads the stream
