@@ -106,15 +106,22 @@ var patience = func() time.Duration {
 // fails the test if it has not within d (times patience).
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	d *= patience
-	deadline := time.Now().Add(d)
+	if !Within(d, cond) {
+		t.Fatalf("timed out after %s waiting for %s", d*patience, what)
+	}
+}
+
+// Within is Eventually without the failure: whether cond held within d
+// (times patience), for a test that has more to say when it did not.
+func Within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d * patience)
 	wait := time.Millisecond
 	for {
 		if cond() {
-			return
+			return true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+			return false
 		}
 		time.Sleep(wait)
 		if wait < 50*time.Millisecond {

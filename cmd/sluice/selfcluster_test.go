@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/testutil"
 )
@@ -259,7 +263,10 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 	if before >= n {
 		t.Fatalf("all %d results were out before the kill: the test did not kill mid-stream", n)
 	}
-	testutil.Eventually(t, 3*time.Minute, "a result for every message", func() bool { return seen.distinct() == n })
+	if !testutil.Within(3*time.Minute, func() bool { return seen.distinct() == n }) {
+		c.explainMissing(seen, n)
+		t.Fatalf("timed out waiting for a result for every message: %d of %d", seen.distinct(), n)
+	}
 	for i := range n {
 		if seen.count(fmt.Sprintf("m%05d", i)) == 0 {
 			t.Fatalf("message m%05d has no result", i)
@@ -274,4 +281,75 @@ func TestSelfClusterKill9MidStream(t *testing.T) {
 	t.Logf("%d messages: %d results before the kill, %d in all (%d duplicates)", n, before, seen.all(), seen.all()-n)
 	t.Logf("%d invocations under way before the stream", running)
 	wf.finish("", nil).log(t)
+}
+
+// explainMissing logs what a stream of messages with results missing
+// left behind: which messages lack one, the queue's JetStream consumer,
+// the topics' counts, each live member's trigger figures, and whether a
+// fresh reader of the results topic finds more than the test's own.
+func (c *selfCluster) explainMissing(seen *counter, n int) {
+	t := c.t
+	var missing []string
+	for i := range n {
+		if id := fmt.Sprintf("m%05d", i); seen.count(id) == 0 {
+			missing = append(missing, id)
+		}
+	}
+	t.Logf("%d messages without a result, from %v", len(missing), missing[:min(len(missing), 20)])
+	for _, m := range c.live() {
+		code, body := m.d.api(t, http.MethodGet, "/metrics", "", nil)
+		var lines []string
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "sluice_trigger_") || strings.HasPrefix(l, "sluice_function_calls_active") {
+				lines = append(lines, l)
+			}
+		}
+		t.Logf("member %s /metrics (%d, %d bytes):\n%s", m.server, code, len(body), strings.Join(lines, "\n"))
+	}
+	nc, err := nats.Connect(c.url())
+	if err != nil {
+		t.Logf("connect to the cluster: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Logf("jetstream: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "SLUICE_TOPICS")
+	if err != nil {
+		t.Logf("stream SLUICE_TOPICS: %v", err)
+		return
+	}
+	if info, err := st.Info(ctx, jetstream.WithSubjectFilter("sluice.topic.>")); err == nil {
+		b, _ := json.Marshal(info.State)
+		c2, _ := json.Marshal(info.Cluster)
+		t.Logf("SLUICE_TOPICS: %s cluster %s", b, c2)
+	} else {
+		t.Logf("stream info: %v", err)
+	}
+	for name := range st.ConsumerNames(ctx).Name() {
+		cons, err := st.Consumer(ctx, name)
+		if err != nil {
+			t.Logf("consumer %s: %v", name, err)
+			continue
+		}
+		info := cons.CachedInfo()
+		b, _ := json.Marshal(struct {
+			Name, Filter                              string
+			Delivered, AckFloor                       jetstream.SequenceInfo
+			NumAckPending, NumRedelivered, NumWaiting int
+			NumPending                                uint64
+			Cluster                                   *jetstream.ClusterInfo
+			PushBound                                 bool
+		}{info.Name, info.Config.FilterSubject, info.Delivered, info.AckFloor, info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.NumPending, info.Cluster, info.PushBound})
+		t.Logf("consumer %s", b)
+	}
+	fresh, sub := countTopic(t, connectLog(t, "jetstream", c.url(), 3), "out")
+	defer sub.Close()
+	testutil.Within(20*time.Second, func() bool { return fresh.distinct() == n })
+	t.Logf("a fresh reader of out: %d distinct of %d, %d in all (the test's reader: %d distinct)", fresh.distinct(), n, fresh.all(), seen.distinct())
 }
