@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	natsd "github.com/nats-io/nats-server/v2/server"
@@ -161,7 +162,8 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		l = o.Logger.With("component", "nats-streaming")
 	}
 	sopts.EnableLogging = true
-	sopts.CustomLogger = ServerLogger{L: l, OnError: dl.report}
+	fatal := NewFatalLines()
+	sopts.CustomLogger = ServerLogger{L: l, OnError: dl.report, OnFatal: fatal.Report}
 	// Messages that two servers wrote into one store at once are out of
 	// order; the first subscription by time to such a channel panics in
 	// the server, on its own goroutine. Refuse them: those indexed now,
@@ -170,10 +172,18 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		return nil, err
 	}
 	missing := missingIndexes(storeDir)
+	if err := CheckListen("--nats-listen", o.Listen); err != nil {
+		return nil, err
+	}
 	srv, err := runServer(func() (*stand.StanServer, error) { return stand.RunServerWithOpts(sopts, nopts) })
 	if err != nil {
 		if se := storeError(storeDir, err); se != nil {
 			return nil, se
+		}
+		select {
+		case line := <-fatal.First(): // the port was taken after the check
+			return nil, fmt.Errorf("start embedded NATS Streaming on %s: %s", o.Listen, line)
+		default:
 		}
 		return nil, fmt.Errorf("start embedded NATS Streaming on %s: %w", o.Listen, err)
 	}
@@ -283,6 +293,10 @@ func (e *Embedded) Shutdown() { e.srv.Shutdown() }
 type ServerLogger struct {
 	L               *slog.Logger
 	OnWarn, OnError func(line string)
+	// OnFatal, if set, takes the server's fatal errors (a port it cannot
+	// listen on): an embedded server logs them and carries on, not
+	// serving.
+	OnFatal func(line string)
 }
 
 func (a ServerLogger) log(level slog.Level, format string, v []any) string {
@@ -323,4 +337,41 @@ func (a ServerLogger) Debugf(format string, v ...any) { a.log(slog.LevelDebug, f
 func (a ServerLogger) Tracef(format string, v ...any) {}
 
 // Fatalf implements the server's Logger.
-func (a ServerLogger) Fatalf(format string, v ...any) { a.log(slog.LevelError, format, v) }
+func (a ServerLogger) Fatalf(format string, v ...any) {
+	line := a.log(slog.LevelError, format, v)
+	if a.OnFatal != nil {
+		a.OnFatal(line)
+	}
+}
+
+// CheckListen tells whether addr (host:port, given by flag) can be
+// listened on now. A server started on an address another process holds
+// logs it and waits, not serving (NATS Streaming for 10 s, JetStream
+// until its start times out): checked first, the start fails at once and
+// says why. Port 0 is always free.
+func CheckListen(flag, addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w (is another process, or another daemon, listening there?)", flag, addr, err)
+	}
+	return ln.Close()
+}
+
+// FatalLines keeps the first fatal line of a server's log, for the error
+// that ends its start.
+type FatalLines struct {
+	once  sync.Once
+	first chan string
+}
+
+// NewFatalLines returns an empty FatalLines.
+func NewFatalLines() *FatalLines { return &FatalLines{first: make(chan string, 1)} }
+
+// Report is a ServerLogger's OnFatal.
+func (f *FatalLines) Report(line string) { f.once.Do(func() { f.first <- line }) }
+
+// First returns the first fatal line, once one is reported.
+func (f *FatalLines) First() <-chan string { return f.first }

@@ -99,6 +99,8 @@ const (
 	// readyTimeout bounds the wait for the server to serve clients, which
 	// includes recovering the JetStream store.
 	readyTimeout = 2 * time.Minute
+	// readyPoll is how often the wait for it looks for a fatal error.
+	readyPoll = 100 * time.Millisecond
 	// serverNameFile holds the server's name, under Dir/jetstream.
 	serverNameFile = "server-name"
 	// defaultRouteUser is the cluster user when none is given.
@@ -119,6 +121,12 @@ type Embedded struct {
 // says what to do: the server would otherwise serve without those
 // streams, and Connect would make them anew, empty.
 func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
+	return StartEmbeddedContext(context.Background(), o)
+}
+
+// StartEmbeddedContext is StartEmbedded whose wait for the server to
+// serve ends with ctx (a start timeout, a signal to stop).
+func StartEmbeddedContext(ctx context.Context, o EmbeddedOptions) (*Embedded, error) {
 	if o.Dir == "" {
 		return nil, errors.New("the embedded JetStream server needs a data dir for its file store")
 	}
@@ -175,6 +183,14 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 			return nil, err
 		}
 	}
+	if err := broker.CheckListen("--nats-listen", o.Listen); err != nil {
+		return nil, err
+	}
+	if o.Cluster.Name != "" {
+		if err := broker.CheckListen("--cluster-listen", o.Cluster.Listen); err != nil {
+			return nil, err
+		}
+	}
 	srv, err := natsd.NewServer(nopts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded JetStream on %s: %w", o.Listen, err)
@@ -184,14 +200,15 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 		l = o.Logger.With("component", "jetstream")
 	}
 	rec := &recovery{dir: storeDir}
-	srv.SetLoggerV2(broker.ServerLogger{L: l, OnWarn: rec.report, OnError: rec.report}, true, false, false)
+	fatal := broker.NewFatalLines()
+	srv.SetLoggerV2(broker.ServerLogger{L: l, OnWarn: rec.report, OnError: rec.report, OnFatal: fatal.Report}, true, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(readyTimeout) {
+	if err := serving(ctx, srv, fatal); err != nil {
 		srv.Shutdown()
 		if se := rec.damage(); se != nil {
 			return nil, se
 		}
-		return nil, fmt.Errorf("start embedded JetStream on %s: not serving after %s", o.Listen, readyTimeout)
+		return nil, fmt.Errorf("start embedded JetStream on %s: %w", o.Listen, err)
 	}
 	if se := rec.damage(); se != nil {
 		srv.Shutdown()
@@ -203,6 +220,26 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	}
 	rec.started()
 	return &Embedded{srv: srv, addr: srv.ClientURL(), auth: o.Auth, tls: clientTLS, replicas: replicas}, nil
+}
+
+// serving waits until srv serves clients, for at most readyTimeout. It
+// ends at once on a fatal error of the server (a port taken since
+// CheckListen: the server would wait without serving) or when ctx ends.
+func serving(ctx context.Context, srv *natsd.Server, fatal *broker.FatalLines) error {
+	deadline := time.Now().Add(readyTimeout)
+	for !srv.ReadyForConnections(readyPoll) {
+		select {
+		case line := <-fatal.First():
+			return errors.New(line)
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not serving after %s", readyTimeout)
+		}
+	}
+	return nil
 }
 
 // splitListen parses a host:port listen address.

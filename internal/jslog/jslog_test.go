@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	natsd "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -787,5 +788,40 @@ func TestPlainSubscriptionOutlivesAStuckReset(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // a duplicate would show now
 	if d := got.data(); strings.Join(d, ",") != "a1,a2,a3,a4,a5" {
 		t.Fatalf("delivered %v, want a1..a5 once each, in order", d)
+	}
+}
+
+// TestTakenPortEndsTheWait: a server whose port was taken between
+// CheckListen and its start logs a fatal error and never serves; the wait
+// for it ends at that error, with the server's reason, not at its
+// timeout. A taken port is refused before the start (CheckListen).
+func TestTakenPortEndsTheWait(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = StartEmbedded(EmbeddedOptions{Dir: t.TempDir(), Listen: ln.Addr().String(), Auth: testAuth})
+	if err == nil || !strings.Contains(err.Error(), "--nats-listen "+ln.Addr().String()) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start on a taken port: %v", err)
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	srv, err := natsd.NewServer(&natsd.Options{Host: host, Port: p, NoSigs: true, JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fatal := broker.NewFatalLines()
+	srv.SetLoggerV2(broker.ServerLogger{OnFatal: fatal.Report}, false, false, false)
+	srv.Start()
+	defer srv.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout/2)
+	defer cancel()
+	err = serving(ctx, srv, fatal)
+	if err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("wait for a server on a taken port: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the wait ran to its end: %v", err)
 	}
 }

@@ -116,7 +116,7 @@ func (d *Daemon) startJetStream(ctx context.Context) (jslog.Options, error) {
 		eo.Cluster = jslog.ClusterOptions{Name: o.Cluster, Listen: o.ClusterListen, Peers: o.Peers, Password: o.ClusterPassword,
 			TLS: jslog.RouteTLS{CertFile: o.ClusterCertFile, KeyFile: o.ClusterKeyFile, CAFile: o.ClusterCAFile}}
 	}
-	d.js, err = jslog.StartEmbedded(eo)
+	d.js, err = jslog.StartEmbeddedContext(ctx, eo)
 	if err != nil {
 		return jslog.Options{}, err
 	}

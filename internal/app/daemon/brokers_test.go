@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -280,4 +281,30 @@ func TestStartTimeoutIsNamed(t *testing.T) {
 	if !strings.Contains(err.Error(), "--start-timeout 1ms") {
 		t.Fatalf("start error %q does not name --start-timeout", err)
 	}
+}
+
+// TestTakenBrokerPortIsNamed: a daemon whose --nats-listen address another
+// process holds fails to start at once, naming the flag and the cause
+// (NATS Streaming waited 10 s to say it was "unable to start a NATS
+// Server", JetStream two minutes to say it was "not serving"), and the
+// data dir is free for the next start.
+func TestTakenBrokerPortIsNamed(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	o := testOptions(t)
+	o.NATSListen = ln.Addr().String()
+	d, err := Start(ctx, o)
+	if err == nil {
+		d.Shutdown(ctx)
+		t.Fatalf("a daemon started on %s, which another listener holds", o.NATSListen)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "--nats-listen "+o.NATSListen) || !strings.Contains(msg, "address already in use") {
+		t.Fatalf("start error %q does not name --nats-listen and the cause", err)
+	}
+	o.NATSListen = "127.0.0.1:0"
+	start(t, o)
 }
