@@ -649,15 +649,7 @@ func TestDamagedStoreIsReported(t *testing.T) {
 }
 
 // freePort returns a loopback address with a port free now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freePort(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)) }
 
 // TestShortReadsLeaveNoConsumers: a plain subscription's consumer goes
 // with it. Many short reads in a row (a topic's tail, wf events) must not
