@@ -10,10 +10,10 @@ package migrate
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,14 +23,7 @@ import (
 	"github.com/sluicehq/sluice/testutil"
 )
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)) }
 
 func TestJetStreamDaemonRunsWhatWasMigrated(t *testing.T) {
 	ctx := context.Background()
