@@ -133,7 +133,13 @@ var (
 // NewID makes a call id unique within this process and very likely across
 // processes: a random per-process prefix and a counter.
 func NewID() string {
-	return idPrefix + "-" + strconv.FormatUint(idCounter.Add(1), 36)
+	// one allocation: FormatUint and the concatenation made two, a
+	// fifth of what keeping a guest's log line costs (fillMeta)
+	var b [32]byte
+	id := append(b[:0], idPrefix...)
+	id = append(id, '-')
+	id = strconv.AppendUint(id, idCounter.Add(1), 36)
+	return string(id)
 }
 
 // NameRule is what a function's or a workflow's name must be: it is in
