@@ -133,8 +133,8 @@ var (
 // NewID makes a call id unique within this process and very likely across
 // processes: a random per-process prefix and a counter.
 func NewID() string {
-	// one allocation: FormatUint and the concatenation made two, a
-	// fifth of what keeping a guest's log line costs (fillMeta)
+	// in one allocation (FormatUint and the concatenation made two): a
+	// call that logs makes one to stamp its first line
 	var b [32]byte
 	id := append(b[:0], idPrefix...)
 	id = append(id, '-')
