@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	natsd "github.com/nats-io/nats-server/v2/server"
@@ -362,16 +361,19 @@ func CheckListen(flag, addr string) error {
 
 // FatalLines keeps the first fatal line of a server's log, for the error
 // that ends its start.
-type FatalLines struct {
-	once  sync.Once
-	first chan string
-}
+type FatalLines struct{ first chan string }
 
 // NewFatalLines returns an empty FatalLines.
 func NewFatalLines() *FatalLines { return &FatalLines{first: make(chan string, 1)} }
 
-// Report is a ServerLogger's OnFatal.
-func (f *FatalLines) Report(line string) { f.once.Do(func() { f.first <- line }) }
+// Report is a ServerLogger's OnFatal: it keeps a line until it is taken
+// from First, and drops those that come meanwhile.
+func (f *FatalLines) Report(line string) {
+	select {
+	case f.first <- line:
+	default:
+	}
+}
 
 // First returns the first fatal line, once one is reported.
 func (f *FatalLines) First() <-chan string { return f.first }
