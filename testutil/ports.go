@@ -72,3 +72,9 @@ func ephemeralLow() int {
 	n, _ := strconv.Atoi(f[0])
 	return n
 }
+
+// FreeAddr is FreePort as a loopback host:port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
+}

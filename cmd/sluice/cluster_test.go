@@ -70,15 +70,13 @@ type natsCluster struct {
 	nodes []*natsNode
 }
 
-func freePort(t *testing.T) int { return testutil.FreePort(t) }
-
 // startNATSCluster starts n clustered nodes and waits for a leader.
 func startNATSCluster(t *testing.T, n int) *natsCluster {
 	t.Helper()
 	c := &natsCluster{id: "sluice-faults"}
 	for i := 0; i < n; i++ {
 		c.nodes = append(c.nodes, &natsNode{
-			name: fmt.Sprintf("n%d", i), port: freePort(t), routePort: freePort(t), httpPort: freePort(t),
+			name: fmt.Sprintf("n%d", i), port: testutil.FreePort(t), routePort: testutil.FreePort(t), httpPort: testutil.FreePort(t),
 			dir: t.TempDir(),
 		})
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -104,7 +103,7 @@ func TestWorkflowExamples(t *testing.T) {
 	}
 	// the http example calls the daemon's own API, which the examples
 	// say listens on 127.0.0.1:8080: here it is another port, allowed
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := testutil.FreeAddr(t)
 	p := startDaemon(t, t.TempDir(), "--listen", addr, "--allow-http", addr)
 	for _, spec := range specs {
 		ex := readExample(t, spec)

@@ -58,7 +58,7 @@ func startSelfCluster(t *testing.T) *selfCluster {
 	c := &selfCluster{t: t, ca: testutil.NewCA(t, "sluice-test cluster CA")}
 	var peers []string
 	for i := range 3 {
-		m := &member{data: t.TempDir(), clusterListen: "127.0.0.1:" + strconv.Itoa(freePort(t)), natsListen: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+		m := &member{data: t.TempDir(), clusterListen: testutil.FreeAddr(t), natsListen: testutil.FreeAddr(t)}
 		m.cert, m.key = c.ca.Issue(t, "member-"+strconv.Itoa(i))
 		c.members = append(c.members, m)
 		peers = append(peers, m.clusterListen)

@@ -21,11 +21,11 @@ type testCluster struct {
 
 func startCluster(t *testing.T) *testCluster {
 	t.Helper()
-	routes := []string{freePort(t), freePort(t), freePort(t)}
+	routes := []string{testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)}
 	c := &testCluster{}
 	for i := range 3 {
 		o := EmbeddedOptions{
-			Dir: t.TempDir(), Listen: freePort(t), Auth: testAuth,
+			Dir: t.TempDir(), Listen: testutil.FreeAddr(t), Auth: testAuth,
 			Cluster: ClusterOptions{Name: "sluice-test", Listen: routes[i], Peers: routes, Password: "route-secret"},
 		}
 		e, err := StartEmbedded(o)

@@ -24,13 +24,13 @@ import (
 // peers, cluster name and password, is never let in.
 func TestClusterRoutesOverMutualTLS(t *testing.T) {
 	ca := testutil.NewCA(t, "sluice cluster CA")
-	routes := []string{freePort(t), freePort(t), freePort(t)}
+	routes := []string{testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)}
 	var servers []*Embedded
 	var urls []string
 	for i := range 3 {
 		cert, key := ca.Issue(t, "member-"+string(rune('a'+i)))
 		o := EmbeddedOptions{
-			Dir: t.TempDir(), Listen: freePort(t), Auth: testAuth,
+			Dir: t.TempDir(), Listen: testutil.FreeAddr(t), Auth: testAuth,
 			Cluster: ClusterOptions{Name: "sluice-tls", Listen: routes[i], Peers: routes, Password: "route-secret",
 				TLS: RouteTLS{CertFile: cert, KeyFile: key, CAFile: ca.File}},
 		}
@@ -101,8 +101,8 @@ func TestClusterRoutesOverMutualTLS(t *testing.T) {
 	other := testutil.NewCA(t, "another CA")
 	cert, key = other.Issue(t, "intruder")
 	intruder, err := StartEmbedded(EmbeddedOptions{
-		Dir: t.TempDir(), Listen: freePort(t), Auth: testAuth,
-		Cluster: ClusterOptions{Name: "sluice-tls", Listen: freePort(t), Peers: routes, Password: "route-secret",
+		Dir: t.TempDir(), Listen: testutil.FreeAddr(t), Auth: testAuth,
+		Cluster: ClusterOptions{Name: "sluice-tls", Listen: testutil.FreeAddr(t), Peers: routes, Password: "route-secret",
 			TLS: RouteTLS{CertFile: cert, KeyFile: key, CAFile: other.File}},
 	})
 	if err != nil {
@@ -133,8 +133,8 @@ func TestRouteTLSNeedsItsThreeFiles(t *testing.T) {
 	ca := testutil.NewCA(t, "sluice cluster CA")
 	cert, key := ca.Issue(t, "member")
 	for _, tls := range []RouteTLS{{CertFile: cert, KeyFile: key}, {CertFile: cert, CAFile: ca.File}, {CAFile: ca.File}} {
-		routes := []string{freePort(t), freePort(t), freePort(t)}
-		_, err := StartEmbedded(EmbeddedOptions{Dir: t.TempDir(), Listen: freePort(t), Auth: testAuth,
+		routes := []string{testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)}
+		_, err := StartEmbedded(EmbeddedOptions{Dir: t.TempDir(), Listen: testutil.FreeAddr(t), Auth: testAuth,
 			Cluster: ClusterOptions{Name: "c", Listen: routes[0], Peers: routes, TLS: tls}})
 		if !errors.Is(err, broker.ErrTLS) || !strings.Contains(err.Error(), "--cluster-ca") {
 			t.Errorf("route TLS %+v: %v, want ErrTLS naming the flags", tls, err)

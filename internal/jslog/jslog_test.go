@@ -649,8 +649,6 @@ func TestDamagedStoreIsReported(t *testing.T) {
 }
 
 // freePort returns a loopback address with a port free now.
-func freePort(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)) }
-
 // TestShortReadsLeaveNoConsumers: a plain subscription's consumer goes
 // with it. Many short reads in a row (a topic's tail, wf events) must not
 // run into the server's 1,000 consumers per stream, which consumers left

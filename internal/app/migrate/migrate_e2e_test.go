@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,8 +21,6 @@ import (
 	"github.com/sluicehq/sluice/internal/jslog"
 	"github.com/sluicehq/sluice/testutil"
 )
-
-func freeAddr(t *testing.T) string { return "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)) }
 
 func TestJetStreamDaemonRunsWhatWasMigrated(t *testing.T) {
 	ctx := context.Background()
@@ -44,7 +41,7 @@ func TestJetStreamDaemonRunsWhatWasMigrated(t *testing.T) {
 	srv.Shutdown()
 
 	bin := filepath.Join(testutil.Root(t), "bin", "sluice")
-	listen := freeAddr(t)
+	listen := testutil.FreeAddr(t)
 	cmd := exec.Command(bin, "daemon", "--broker", "jetstream", "--data", data, "--listen", listen, "--nats-listen", "127.0.0.1:0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
