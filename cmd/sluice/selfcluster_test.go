@@ -337,15 +337,7 @@ func (c *selfCluster) explainMissing(seen *counter, n int) {
 			t.Logf("consumer %s: %v", name, err)
 			continue
 		}
-		info := cons.CachedInfo()
-		b, _ := json.Marshal(struct {
-			Name, Filter                              string
-			Delivered, AckFloor                       jetstream.SequenceInfo
-			NumAckPending, NumRedelivered, NumWaiting int
-			NumPending                                uint64
-			Cluster                                   *jetstream.ClusterInfo
-			PushBound                                 bool
-		}{info.Name, info.Config.FilterSubject, info.Delivered, info.AckFloor, info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.NumPending, info.Cluster, info.PushBound})
+		b, _ := json.Marshal(cons.CachedInfo())
 		t.Logf("consumer %s", b)
 	}
 	fresh, sub := countTopic(t, connectLog(t, "jetstream", c.url(), 3), "out")
