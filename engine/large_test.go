@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -371,30 +370,30 @@ func TestLargeValueOverFunctionLimit(t *testing.T) {
 func TestFootprintOfReferences(t *testing.T) {
 	const n = 2000
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	before := heap()
-	s := newState(0, 0)
-	seq := uint64(0)
-	for i := 0; i < n; i++ {
-		id := fmt.Sprintf("inv-%06d", i)
-		ref := func() *Data { return &Data{Blob: sha([]byte(id)), Size: 1 << 20, Root: id, Form: FormBase64} }
-		for _, ev := range []*Event{
-			{Type: EventInvocationCreated, Workflow: "carry", Revision: strings.Repeat("r", 64), Owner: "node-a", InputData: ref()},
-			{Type: EventTaskScheduled, Task: "a", Run: "work", InputData: ref()},
-			{Type: EventTaskStarted, Task: "a", Attempt: 1},
-			{Type: EventTaskSucceeded, Task: "a", Attempt: 1, OutputData: ref()},
-			{Type: EventTaskScheduled, Task: "b", Run: "work", InputData: ref()},
-			{Type: EventTaskStarted, Task: "b", Attempt: 1},
-			{Type: EventTaskSucceeded, Task: "b", Attempt: 1, OutputData: ref()},
-			{Type: EventInvocationSucceeded, OutputData: ref()},
-		} {
-			ev.Invocation, ev.Node, ev.Time = id, "node-a", at
-			seq++
-			applyAsRead(t, s, ev, seq)
+	measured, counted := retained(func() *state {
+		s := newState(0, 0)
+		seq := uint64(0)
+		for i := 0; i < n; i++ {
+			id := fmt.Sprintf("inv-%06d", i)
+			ref := func() *Data { return &Data{Blob: sha([]byte(id)), Size: 1 << 20, Root: id, Form: FormBase64} }
+			for _, ev := range []*Event{
+				{Type: EventInvocationCreated, Workflow: "carry", Revision: strings.Repeat("r", 64), Owner: "node-a", InputData: ref()},
+				{Type: EventTaskScheduled, Task: "a", Run: "work", InputData: ref()},
+				{Type: EventTaskStarted, Task: "a", Attempt: 1},
+				{Type: EventTaskSucceeded, Task: "a", Attempt: 1, OutputData: ref()},
+				{Type: EventTaskScheduled, Task: "b", Run: "work", InputData: ref()},
+				{Type: EventTaskStarted, Task: "b", Attempt: 1},
+				{Type: EventTaskSucceeded, Task: "b", Attempt: 1, OutputData: ref()},
+				{Type: EventInvocationSucceeded, OutputData: ref()},
+			} {
+				ev.Invocation, ev.Node, ev.Time = id, "node-a", at
+				seq++
+				applyAsRead(t, s, ev, seq)
+			}
 		}
-	}
-	measured := heap() - before
-	runtime.KeepAlive(s)
-	per, est := float64(measured)/n, float64(s.finishedBytes)/n
+		return s
+	})
+	per, est := float64(measured)/n, float64(counted)/n
 	t.Logf("%d invocations of 2 tasks carrying 1 MiB values stored apart: %.0f B each in memory, %.0f B counted (%.2f)", n, per, est, per/est)
 	if per > 2*est || per < est/2 {
 		t.Fatalf("footprint %.0f B is not within a factor of 2 of the %.0f B measured", est, per)
