@@ -83,17 +83,7 @@ func BenchmarkRetainedLargeValues(b *testing.B) {
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("large-%06d", i)
 		ref := func() *Data { return &Data{Blob: sha([]byte(id)), Size: size, Form: FormBase64} }
-		for j, ev := range []*Event{
-			{Type: EventInvocationCreated, Workflow: "chain", Revision: rev.Revision, Owner: "gone", InputData: ref()},
-			{Type: EventTaskScheduled, Task: "a", Run: "echo-wat", InputData: ref()},
-			{Type: EventTaskStarted, Task: "a", Attempt: 1},
-			{Type: EventTaskSucceeded, Task: "a", Attempt: 1, OutputData: ref()},
-			{Type: EventTaskScheduled, Task: "b", Run: "echo-wat", InputData: ref()},
-			{Type: EventTaskStarted, Task: "b", Attempt: 1},
-			{Type: EventTaskSucceeded, Task: "b", Attempt: 1, OutputData: ref()},
-			{Type: EventInvocationSucceeded, OutputData: ref()},
-		} {
-			ev.Invocation, ev.Node, ev.Time = id, "gone", at
+		for j, ev := range finishedChain(id, "gone", at, "chain", rev.Revision, "echo-wat", ref) {
 			data, err := encodeEvent(ev)
 			if err != nil {
 				b.Fatal(err)

@@ -53,6 +53,26 @@ func TestFootprint(t *testing.T) {
 	}
 }
 
+// finishedChain is the events of a finished invocation of a workflow of
+// two tasks in a row, both running run, owned by owner: every value they
+// carry is a reference that data makes.
+func finishedChain(id, owner string, at time.Time, workflow, revision, run string, data func() *Data) []*Event {
+	evs := []*Event{
+		{Type: EventInvocationCreated, Workflow: workflow, Revision: revision, Owner: owner, InputData: data()},
+		{Type: EventTaskScheduled, Task: "a", Run: run, InputData: data()},
+		{Type: EventTaskStarted, Task: "a", Attempt: 1},
+		{Type: EventTaskSucceeded, Task: "a", Attempt: 1, OutputData: data()},
+		{Type: EventTaskScheduled, Task: "b", Run: run, InputData: data()},
+		{Type: EventTaskStarted, Task: "b", Attempt: 1},
+		{Type: EventTaskSucceeded, Task: "b", Attempt: 1, OutputData: data()},
+		{Type: EventInvocationSucceeded, OutputData: data()},
+	}
+	for _, ev := range evs {
+		ev.Invocation, ev.Node, ev.Time = id, owner, at
+	}
+	return evs
+}
+
 // retained measures the heap the state build returns holds, and what the
 // state counts for it (finishedBytes): the heap with the state alive less
 // the heap once it is dropped, each after two collections. Measured so,

@@ -376,17 +376,7 @@ func TestFootprintOfReferences(t *testing.T) {
 		for i := 0; i < n; i++ {
 			id := fmt.Sprintf("inv-%06d", i)
 			ref := func() *Data { return &Data{Blob: sha([]byte(id)), Size: 1 << 20, Root: id, Form: FormBase64} }
-			for _, ev := range []*Event{
-				{Type: EventInvocationCreated, Workflow: "carry", Revision: strings.Repeat("r", 64), Owner: "node-a", InputData: ref()},
-				{Type: EventTaskScheduled, Task: "a", Run: "work", InputData: ref()},
-				{Type: EventTaskStarted, Task: "a", Attempt: 1},
-				{Type: EventTaskSucceeded, Task: "a", Attempt: 1, OutputData: ref()},
-				{Type: EventTaskScheduled, Task: "b", Run: "work", InputData: ref()},
-				{Type: EventTaskStarted, Task: "b", Attempt: 1},
-				{Type: EventTaskSucceeded, Task: "b", Attempt: 1, OutputData: ref()},
-				{Type: EventInvocationSucceeded, OutputData: ref()},
-			} {
-				ev.Invocation, ev.Node, ev.Time = id, "node-a", at
+			for _, ev := range finishedChain(id, "node-a", at, "carry", strings.Repeat("r", 64), "work", ref) {
 				seq++
 				applyAsRead(t, s, ev, seq)
 			}
