@@ -648,7 +648,6 @@ func TestDamagedStoreIsReported(t *testing.T) {
 	t.Log(err)
 }
 
-// freePort returns a loopback address with a port free now.
 // TestShortReadsLeaveNoConsumers: a plain subscription's consumer goes
 // with it. Many short reads in a row (a topic's tail, wf events) must not
 // run into the server's 1,000 consumers per stream, which consumers left
