@@ -394,6 +394,77 @@ func TestPublishAsyncNotRetried(t *testing.T) {
 	}
 }
 
+// TestPublishAsyncBurstLongerThanAckWait: a burst of asynchronous
+// publishes that takes the server several PubAckWaits to store is stored
+// whole, with the default bound on publishes in flight: PubAckWait runs
+// from the send, and a server alone syncs each message to disk, so with
+// every message of the burst in flight at once the later ones ran out of
+// time while the server was still storing the earlier ones.
+func TestPublishAsyncBurstLongerThanAckWait(t *testing.T) {
+	e := startServer(t, t.TempDir(), "127.0.0.1:0") // syncs every message, as a daemon's
+	// How long the server takes to store a message here and now.
+	calibrate := connect(t, e.URL(), 1)
+	const probe = 500
+	began := time.Now()
+	if errs := publishBurst(calibrate, "burst.probe", probe); len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+	each := time.Since(began) / probe
+	// An ack wait that covers 2,000 stores, as the default 10 s does at
+	// 5 ms a message (a loaded machine's disk), and a burst 3 times as
+	// long as that wait.
+	wait := max(time.Second, 2000*each)
+	n := min(max(int(3*wait/each), 3000), 30000)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := Connect(ctx, Options{URL: e.URL(), Name: t.Name(), PubAckWait: wait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	began = time.Now()
+	errs := publishBurst(l, "burst", n)
+	took := time.Since(began)
+	t.Logf("%d messages at %v each (measured on %d), ack wait %v: stored in %v", n, each, probe, wait, took)
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d publishes failed, the first: %v", len(errs), n, errs[0])
+	}
+	last, err := l.Last(ctxT(t), "burst")
+	if err != nil || last == 0 {
+		t.Fatalf("last of the burst's stream: %d, %v", last, err)
+	}
+	var c collector
+	s, err := l.Subscribe("burst", eventlog.SubOptions{Start: eventlog.First}, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	testutil.Eventually(t, time.Minute, "the burst read back", func() bool { return c.len() >= n })
+	for i, d := range c.data() {
+		if want := strconv.Itoa(i); d != want {
+			t.Fatalf("message %d of the burst read back as %q, want %q: every one once, in order", i, d, want)
+		}
+	}
+}
+
+// publishBurst publishes n messages ("0", "1", ...) at once and returns
+// the errors of those that failed, once every one is settled.
+func publishBurst(l *Log, stream string, n int) []error {
+	results := make(chan error, n)
+	for i := range n {
+		if err := l.PublishAsync(stream, eventlog.Message{Data: []byte(strconv.Itoa(i))}, func(_ uint64, err error) { results <- err }); err != nil {
+			results <- err
+		}
+	}
+	var errs []error
+	for range n {
+		if err := <-results; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
 // TestSubscribeWhileDisconnected: a subscription made while the server is
 // down is returned at once and delivers once the server is back, plain
 // and queue alike (as on NATS Streaming and in memory).

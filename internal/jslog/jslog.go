@@ -128,8 +128,18 @@ const (
 	// leader election (JetStream's default of 5 s gave timeouts on a
 	// loaded 2-core machine during elections).
 	DefaultPubAckWait = 10 * time.Second
-	// DefaultMaxPubAcksInflight: as NATS Streaming's in internal/broker.
-	DefaultMaxPubAcksInflight = broker.DefaultMaxPubAcksInflight
+	// DefaultMaxPubAcksInflight bounds a burst's publishes awaiting their
+	// ack, so that a long burst waits for room rather than failing its
+	// tail. A server alone stores one message at a time, each synced to
+	// disk (EmbeddedOptions.NoSync), and PubAckWait runs from the send:
+	// the last of n messages sent at once waits n times the time of one
+	// store. NATS Streaming syncs the messages in flight together, which
+	// is why its client allows 16,384 (internal/broker); here 2,000 sent
+	// at once overran the 10 s on a loaded machine (5 ms or more a
+	// message). 256 keeps that wait near a second at 5 ms, and a further
+	// publish waits for room: up to PubAckWait, failing only if no ack
+	// comes meanwhile.
+	DefaultMaxPubAcksInflight = 256
 	// reconnectWait is the pause between reconnection attempts.
 	reconnectWait = 250 * time.Millisecond
 	// setupTimeout bounds one attempt at creating the layout at Connect;
