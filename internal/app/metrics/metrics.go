@@ -7,6 +7,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,28 @@ type Metrics struct {
 	appendSeconds                 *prometheus.HistogramVec
 	httpRequests                  *prometheus.CounterVec
 	httpSeconds                   *prometheus.HistogramVec
+	// fns and lags hold each function's and trigger's children of the
+	// vectors every call feeds, looked up once: a vector's
+	// WithLabelValues hashes its labels under a lock, at every call.
+	fns, lags sync.Map // function → *fnSeries; trigger → prometheus.Observer
+}
+
+// fnSeries are one function's children of the vectors every call feeds.
+type fnSeries struct {
+	calls, coldStarts prometheus.Counter
+	seconds           prometheus.Observer
+}
+
+func (m *Metrics) fnSeries(function string) *fnSeries {
+	if v, ok := m.fns.Load(function); ok {
+		return v.(*fnSeries)
+	}
+	v, _ := m.fns.LoadOrStore(function, &fnSeries{
+		calls:      m.calls.WithLabelValues(function),
+		coldStarts: m.coldStarts.WithLabelValues(function),
+		seconds:    m.callSeconds.WithLabelValues(function),
+	})
+	return v.(*fnSeries)
 }
 
 // Buckets: function calls run from microseconds (a warm WAT call) to the
@@ -131,10 +154,11 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Call observes a function call (registry.Observer).
 func (m *Metrics) Call(function string, res host.Result, err error, took time.Duration) {
-	m.calls.WithLabelValues(function).Inc()
-	m.callSeconds.WithLabelValues(function).Observe(took.Seconds())
+	fs := m.fnSeries(function)
+	fs.calls.Inc()
+	fs.seconds.Observe(took.Seconds())
 	if res.Cold {
-		m.coldStarts.WithLabelValues(function).Inc()
+		fs.coldStarts.Inc()
 	}
 	if err != nil {
 		m.callErrors.WithLabelValues(function, errorKind(err)).Inc()
@@ -149,7 +173,11 @@ func errorKind(err error) string {
 
 // Lag observes a queue trigger's message lag (Queue.ObserveLag).
 func (m *Metrics) Lag(trigger string, lag time.Duration) {
-	m.lag.WithLabelValues(trigger).Observe(max(lag, 0).Seconds())
+	v, ok := m.lags.Load(trigger)
+	if !ok {
+		v, _ = m.lags.LoadOrStore(trigger, m.lag.WithLabelValues(trigger))
+	}
+	v.(prometheus.Observer).Observe(max(lag, 0).Seconds())
 	m.counts.lag(trigger, max(lag, 0))
 }
 
