@@ -49,8 +49,13 @@ func With(ctx context.Context, attrs ...slog.Attr) context.Context {
 // Attrs returns the attributes ctx carries, in the order they were added.
 // The slice is shared: do not modify it.
 func Attrs(ctx context.Context) []slog.Attr {
-	attrs, _ := ctx.Value(ctxKey{}).([]slog.Attr)
-	return attrs
+	switch v := ctx.Value(ctxKey{}).(type) {
+	case []slog.Attr:
+		return v
+	case *traceCtx:
+		return v.attrs
+	}
+	return nil
 }
 
 func hasKey(attrs []slog.Attr, key string) bool {

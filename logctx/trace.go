@@ -198,28 +198,59 @@ func (t Trace) Header() map[string]string {
 
 type traceKey struct{}
 
+// traceCtx is what WithTrace adds to a context: the trace and the
+// attributes of its lines, in one node. Its Value answers both keys
+// with the node itself, a pointer, so that reading them allocates
+// nothing; Attrs and TraceFrom know it.
+type traceCtx struct {
+	context.Context
+	trace Trace
+	attrs []slog.Attr
+}
+
+func (c *traceCtx) Value(key any) any {
+	switch key.(type) {
+	case traceKey, ctxKey:
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 // WithTrace returns a copy of ctx that carries t, and its ids for the log
 // lines written with it (TraceID, SpanID, ParentSpanID), in place of
-// those of a trace ctx carried already.
-func WithTrace(ctx context.Context, t Trace) context.Context {
+// those of a trace ctx carried already; and attrs, as With adds them.
+// One call allocates what With and WithTrace would each have allocated
+// once: a queue trigger makes one per message.
+func WithTrace(ctx context.Context, t Trace, attrs ...slog.Attr) context.Context {
 	old := Attrs(ctx)
-	attrs := make([]slog.Attr, 0, len(old)+3)
+	all := make([]slog.Attr, 0, len(old)+len(attrs)+3)
 	for _, a := range old {
-		if a.Key != TraceID && a.Key != SpanID && a.Key != ParentSpanID {
-			attrs = append(attrs, a)
+		if a.Key != TraceID && a.Key != SpanID && a.Key != ParentSpanID && !hasKey(attrs, a.Key) {
+			all = append(all, a)
 		}
 	}
-	attrs = append(attrs, slog.String(TraceID, hex.EncodeToString(t.TraceID[:])), slog.String(SpanID, hex.EncodeToString(t.SpanID[:])))
+	all = append(all, attrs...)
+	// the ids' hex in one string
+	var buf [64]byte
+	ids := hex.AppendEncode(hex.AppendEncode(buf[:0], t.TraceID[:]), t.SpanID[:])
 	if t.Parent != [8]byte{} {
-		attrs = append(attrs, slog.String(ParentSpanID, hex.EncodeToString(t.Parent[:])))
+		ids = hex.AppendEncode(ids, t.Parent[:])
 	}
-	return context.WithValue(context.WithValue(ctx, traceKey{}, t), ctxKey{}, attrs)
+	s := string(ids)
+	all = append(all, slog.String(TraceID, s[:32]), slog.String(SpanID, s[32:48]))
+	if t.Parent != [8]byte{} {
+		all = append(all, slog.String(ParentSpanID, s[48:]))
+	}
+	return &traceCtx{Context: ctx, trace: t, attrs: all}
 }
 
 // TraceFrom returns the trace ctx carries (WithTrace).
 func TraceFrom(ctx context.Context) (Trace, bool) {
-	t, ok := ctx.Value(traceKey{}).(Trace)
-	return t, ok && !t.IsZero()
+	c, ok := ctx.Value(traceKey{}).(*traceCtx)
+	if !ok {
+		return Trace{}, false
+	}
+	return c.trace, !c.trace.IsZero()
 }
 
 func newSpanID() [8]byte {

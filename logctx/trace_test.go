@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -172,6 +173,50 @@ func TestWithTraceLogs(t *testing.T) {
 	want = "level=INFO msg=hi request_id=r1 trace_id=" + hex.EncodeToString(root.TraceID[:]) + " span_id=" + hex.EncodeToString(root.SpanID[:]) + "\n"
 	if buf.String() != want {
 		t.Fatalf("got  %q\nwant %q", buf.String(), want)
+	}
+}
+
+// TestWithTraceAndAttrs: WithTrace adds attributes as With does (one of
+// a key ctx carries replaces it), and what is added after it keeps its
+// trace and its attributes.
+func TestWithTraceAndAttrs(t *testing.T) {
+	ctx := With(context.Background(), slog.String(RequestID, "r1"), slog.String(Trigger, "old"))
+	tr := NewTrace()
+	ctx = WithTrace(ctx, tr, slog.String(Trigger, "orders"), slog.Uint64(Sequence, 42))
+	keys := func(ctx context.Context) string {
+		var b strings.Builder
+		for _, a := range Attrs(ctx) {
+			fmt.Fprintf(&b, "%s=%s ", a.Key, a.Value)
+		}
+		return b.String()
+	}
+	ids := "trace_id=" + hex.EncodeToString(tr.TraceID[:]) + " span_id=" + hex.EncodeToString(tr.SpanID[:]) + " "
+	if got, want := keys(ctx), "request_id=r1 trigger=orders sequence=42 "+ids; got != want {
+		t.Fatalf("attrs %q, want %q", got, want)
+	}
+	if got, ok := TraceFrom(ctx); !ok || got != tr {
+		t.Fatalf("TraceFrom = %+v, %v; want %+v", got, ok, tr)
+	}
+	// wrapped by other contexts, and by With
+	inner, cancel := context.WithCancel(ctx)
+	defer cancel()
+	inner = With(inner, slog.String(Task, "t1"))
+	if got, want := keys(inner), "request_id=r1 trigger=orders sequence=42 "+ids+"task=t1 "; got != want {
+		t.Fatalf("attrs after With %q, want %q", got, want)
+	}
+	if got, ok := TraceFrom(inner); !ok || got != tr {
+		t.Fatalf("TraceFrom after With = %+v, %v; want %+v", got, ok, tr)
+	}
+	// a child's ids replace the parent's
+	child := tr.Child()
+	cc := WithTrace(inner, child)
+	want := "request_id=r1 trigger=orders sequence=42 task=t1 trace_id=" + hex.EncodeToString(child.TraceID[:]) +
+		" span_id=" + hex.EncodeToString(child.SpanID[:]) + " parent_span_id=" + hex.EncodeToString(tr.SpanID[:]) + " "
+	if got := keys(cc); got != want {
+		t.Fatalf("attrs of the child %q, want %q", got, want)
+	}
+	if got, _ := TraceFrom(cc); got != child {
+		t.Fatalf("TraceFrom of the child = %+v, want %+v", got, child)
 	}
 }
 

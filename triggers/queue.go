@@ -271,7 +271,7 @@ func (r *queueRun) process(m *eventlog.Msg) {
 	// new one without: NATS Streaming has no headers, a timer's claims
 	// carry none)
 	tc := logctx.Continue(logctx.HeaderValue(m.Header, logctx.TraceparentHeader), logctx.HeaderValue(m.Header, logctx.TracestateHeader))
-	ctx := logctx.WithTrace(logctx.With(context.Background(), slog.String(logctx.Trigger, t.Name), slog.Uint64(logctx.Sequence, m.Sequence)), tc)
+	ctx := logctx.WithTrace(context.Background(), tc, slog.String(logctx.Trigger, t.Name), slog.Uint64(logctx.Sequence, m.Sequence))
 	if r.q.lag != nil {
 		r.q.lag(t.Name, time.Since(m.Time))
 	}
