@@ -159,10 +159,10 @@ func (p *Publisher) flush() {
 			// stay well under NATS's 1 MB max payload
 			size, k := 0, 0
 			for k < len(recs) && (k == 0 || size < maxMessageBytes) {
-				size += recordSize(recs[k]) + 96
+				size += recordSize(recs[k]) + recordJSON
 				k++
 			}
-			p.publish(fn, recs[:k])
+			p.publish(fn, recs[:k], size)
 			recs = recs[k:]
 		}
 	}
@@ -171,8 +171,15 @@ func (p *Publisher) flush() {
 // maxMessageBytes bounds one log message's records, before JSON.
 const maxMessageBytes = 256 << 10
 
-func (p *Publisher) publish(fn string, recs []host.Record) {
-	data := appendMessage(nil, p.daemon, recs)
+// recordJSON is about what a record's JSON adds to recordSize: its keys,
+// its time, its function's name.
+const recordJSON = 96
+
+// publish publishes recs, whose JSON is about size bytes, as one message.
+func (p *Publisher) publish(fn string, recs []host.Record, size int) {
+	// sized at once: grown from nothing, a message of thousands of
+	// records was allocated and copied again at every growth
+	data := appendMessage(make([]byte, 0, size+len(p.daemon)+64), p.daemon, recs)
 	n := uint64(len(recs))
 	if err := p.conn.PublishAsync(Channel(fn), eventlog.Message{Data: data}, func(_ uint64, err error) {
 		if err != nil {
