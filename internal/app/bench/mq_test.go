@@ -354,6 +354,8 @@ func mqRun(b *testing.B, br mqBroker, fn string, inflight int) {
 	b.ReportMetric(sluice.rate()/floor.rate(), "sluice/floor")
 	b.ReportMetric(sluice.cpuPerMsg(), "cpu-µs/msg")
 	b.ReportMetric(floor.cpuPerMsg(), "floor-cpu-µs/msg")
+	b.ReportMetric(sluice.switchesPerMsg(), "switches/msg")
+	b.ReportMetric(floor.switchesPerMsg(), "floor-switches/msg")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -375,6 +377,7 @@ type mqPipe struct {
 	elapsed  time.Duration   // of the bursts
 	messages int             // in the bursts
 	cpu      time.Duration   // the process's CPU time in the bursts
+	switches int64           // its threads' context switches in the bursts
 }
 
 func newMQPipe(b *testing.B, gen eventlog.Log, in, out string) *mqPipe {
@@ -458,10 +461,12 @@ func (p *mqPipe) sortLatency() {
 // last result.
 func (p *mqPipe) burst(n int) {
 	runtime.GC()
-	cpu := processCPU(p.b)
+	cpu, sw := processCPU(p.b)
 	start := time.Now()
 	p.publish(n)
-	p.cpu += processCPU(p.b) - cpu
+	cpu2, sw2 := processCPU(p.b)
+	p.cpu += cpu2 - cpu
+	p.switches += sw2 - sw
 	p.mu.Lock()
 	p.elapsed += p.last.Sub(start)
 	p.mu.Unlock()
@@ -474,13 +479,17 @@ func (p *mqPipe) cpuPerMsg() float64 {
 	return float64(p.cpu) / float64(time.Microsecond) / float64(p.messages)
 }
 
-// processCPU is the CPU time (user and system) this process has used.
-func processCPU(b *testing.B) time.Duration {
+func (p *mqPipe) switchesPerMsg() float64 { return float64(p.switches) / float64(p.messages) }
+
+// processCPU is the CPU time (user and system) this process has used,
+// and the context switches of its threads (voluntary: a thread that
+// parked, to be woken by another; involuntary: preempted by the kernel).
+func processCPU(b *testing.B) (time.Duration, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
 }
 
 func (p *mqPipe) pct(q float64) float64 {
