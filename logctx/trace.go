@@ -219,8 +219,8 @@ func (c *traceCtx) Value(key any) any {
 // WithTrace returns a copy of ctx that carries t, and its ids for the log
 // lines written with it (TraceID, SpanID, ParentSpanID), in place of
 // those of a trace ctx carried already; and attrs, as With adds them.
-// One call allocates what With and WithTrace would each have allocated
-// once: a queue trigger makes one per message.
+// One call makes one node and one slice where With then WithTrace made
+// two of each: a queue trigger makes one per message.
 func WithTrace(ctx context.Context, t Trace, attrs ...slog.Attr) context.Context {
 	old := Attrs(ctx)
 	all := make([]slog.Attr, 0, len(old)+len(attrs)+3)

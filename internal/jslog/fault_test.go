@@ -409,7 +409,7 @@ func TestPublishAsyncBurstLongerThanAckWait(t *testing.T) {
 	if errs := publishBurst(calibrate, "burst.probe", probe); len(errs) > 0 {
 		t.Fatal(errs[0])
 	}
-	each := time.Since(began) / probe
+	each := max(time.Since(began)/probe, time.Microsecond)
 	// An ack wait that covers 2,000 stores, as the default 10 s does at
 	// 5 ms a message (a loaded machine's disk), and a burst 3 times as
 	// long as that wait.
