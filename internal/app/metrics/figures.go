@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/engine"
 )
 
@@ -36,14 +38,27 @@ const (
 // fnCounts are the counters of one function the figures read: calls,
 // errors and the duration histogram, kept as atomics beside the
 // Prometheus metrics so that the sampler reads them without a gather.
+// It also holds the function's children of the Prometheus vectors every
+// call feeds (none in counters without newSeries), so that a call looks
+// its function up once: a vector's WithLabelValues hashes its labels
+// under a lock.
 type fnCounts struct {
 	calls, errors atomic.Uint64
 	buckets       [len(callBucketsFixed) + 1]atomic.Uint64 // the last is +Inf
+	series        fnSeries
 }
 
-// lagCounts add up a trigger's message lags.
+// fnSeries are one function's children of the vectors every call feeds.
+type fnSeries struct {
+	calls, coldStarts prometheus.Counter
+	seconds           prometheus.Observer
+}
+
+// lagCounts add up a trigger's message lags; series is the trigger's
+// child of the lag histogram, as fnCounts.series.
 type lagCounts struct {
 	micros, n atomic.Uint64
+	series    prometheus.Observer
 }
 
 // wfCounts count a workflow's ended invocations.
@@ -58,18 +73,28 @@ var callBucketsFixed = [20]float64(callBuckets)
 // counters are the atomics the observers feed, by name.
 type counters struct {
 	fns, lags, wfs sync.Map // name → *fnCounts, *lagCounts, *wfCounts
+	// newSeries, if set, makes a new function's and a new trigger's
+	// Prometheus series (New sets it).
+	newSeries func(*fnCounts, *lagCounts, string)
 }
 
 func (c *counters) fn(name string) *fnCounts {
 	if v, ok := c.fns.Load(name); ok {
 		return v.(*fnCounts)
 	}
-	v, _ := c.fns.LoadOrStore(name, new(fnCounts))
+	f := new(fnCounts)
+	if c.newSeries != nil {
+		c.newSeries(f, nil, name)
+	}
+	v, _ := c.fns.LoadOrStore(name, f)
 	return v.(*fnCounts)
 }
 
 func (c *counters) call(name string, failed bool, took time.Duration) {
-	f := c.fn(name)
+	c.fn(name).add(failed, took)
+}
+
+func (f *fnCounts) add(failed bool, took time.Duration) {
 	f.calls.Add(1)
 	if failed {
 		f.errors.Add(1)
@@ -77,12 +102,19 @@ func (c *counters) call(name string, failed bool, took time.Duration) {
 	f.buckets[sort.SearchFloat64s(callBucketsFixed[:], took.Seconds())].Add(1)
 }
 
-func (c *counters) lag(name string, lag time.Duration) {
-	v, ok := c.lags.Load(name)
-	if !ok {
-		v, _ = c.lags.LoadOrStore(name, new(lagCounts))
+func (c *counters) trigger(name string) *lagCounts {
+	if v, ok := c.lags.Load(name); ok {
+		return v.(*lagCounts)
 	}
-	l := v.(*lagCounts)
+	l := new(lagCounts)
+	if c.newSeries != nil {
+		c.newSeries(nil, l, name)
+	}
+	v, _ := c.lags.LoadOrStore(name, l)
+	return v.(*lagCounts)
+}
+
+func (l *lagCounts) add(lag time.Duration) {
 	l.micros.Add(uint64(lag.Microseconds()))
 	l.n.Add(1)
 }

@@ -7,7 +7,6 @@ package metrics
 import (
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,28 +59,21 @@ type Metrics struct {
 	appendSeconds                 *prometheus.HistogramVec
 	httpRequests                  *prometheus.CounterVec
 	httpSeconds                   *prometheus.HistogramVec
-	// fns and lags hold each function's and trigger's children of the
-	// vectors every call feeds, looked up once: a vector's
-	// WithLabelValues hashes its labels under a lock, at every call.
-	fns, lags sync.Map // function → *fnSeries; trigger → prometheus.Observer
 }
 
-// fnSeries are one function's children of the vectors every call feeds.
-type fnSeries struct {
-	calls, coldStarts prometheus.Counter
-	seconds           prometheus.Observer
-}
-
-func (m *Metrics) fnSeries(function string) *fnSeries {
-	if v, ok := m.fns.Load(function); ok {
-		return v.(*fnSeries)
+// newSeries gives a new function (f) or trigger (l) of the figures'
+// counters its children of the vectors every call feeds.
+func (m *Metrics) newSeries(f *fnCounts, l *lagCounts, name string) {
+	if f != nil {
+		f.series = fnSeries{
+			calls:      m.calls.WithLabelValues(name),
+			coldStarts: m.coldStarts.WithLabelValues(name),
+			seconds:    m.callSeconds.WithLabelValues(name),
+		}
 	}
-	v, _ := m.fns.LoadOrStore(function, &fnSeries{
-		calls:      m.calls.WithLabelValues(function),
-		coldStarts: m.coldStarts.WithLabelValues(function),
-		seconds:    m.callSeconds.WithLabelValues(function),
-	})
-	return v.(*fnSeries)
+	if l != nil {
+		l.series = m.lag.WithLabelValues(name)
+	}
 }
 
 // Buckets: function calls run from microseconds (a warm WAT call) to the
@@ -97,6 +89,7 @@ var (
 // New returns the metrics, reading what it collects at scrape time from s.
 func New(s Sources) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), src: s}
+	m.counts.newSeries = m.newSeries
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_function_invocations_total", Help: "Calls of a function, on this daemon.",
 	}, []string{"function"})
@@ -154,16 +147,16 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Call observes a function call (registry.Observer).
 func (m *Metrics) Call(function string, res host.Result, err error, took time.Duration) {
-	fs := m.fnSeries(function)
-	fs.calls.Inc()
-	fs.seconds.Observe(took.Seconds())
+	f := m.counts.fn(function)
+	f.series.calls.Inc()
+	f.series.seconds.Observe(took.Seconds())
 	if res.Cold {
-		fs.coldStarts.Inc()
+		f.series.coldStarts.Inc()
 	}
 	if err != nil {
 		m.callErrors.WithLabelValues(function, errorKind(err)).Inc()
 	}
-	m.counts.call(function, err != nil, took)
+	f.add(err != nil, took)
 }
 
 // errorKind is the API's error code for err: timeout, trap, ...
@@ -173,12 +166,9 @@ func errorKind(err error) string {
 
 // Lag observes a queue trigger's message lag (Queue.ObserveLag).
 func (m *Metrics) Lag(trigger string, lag time.Duration) {
-	v, ok := m.lags.Load(trigger)
-	if !ok {
-		v, _ = m.lags.LoadOrStore(trigger, m.lag.WithLabelValues(trigger))
-	}
-	v.(prometheus.Observer).Observe(max(lag, 0).Seconds())
-	m.counts.lag(trigger, max(lag, 0))
+	l := m.counts.trigger(trigger)
+	l.series.Observe(max(lag, 0).Seconds())
+	l.add(max(lag, 0))
 }
 
 // HTTP observes one request.
