@@ -36,14 +36,19 @@ type ctxKey struct{}
 // With returns a copy of ctx that also carries attrs. An attribute
 // replaces one of the same key that ctx carries already.
 func With(ctx context.Context, attrs ...slog.Attr) context.Context {
-	old := Attrs(ctx)
-	all := make([]slog.Attr, 0, len(old)+len(attrs))
+	return context.WithValue(ctx, ctxKey{}, merge(Attrs(ctx), attrs, 0, nil))
+}
+
+// merge returns old without the attributes whose key add has or drop
+// names, then add, in a new slice with room for more.
+func merge(old, add []slog.Attr, room int, drop func(key string) bool) []slog.Attr {
+	all := make([]slog.Attr, 0, len(old)+len(add)+room)
 	for _, a := range old {
-		if !hasKey(attrs, a.Key) {
+		if !hasKey(add, a.Key) && (drop == nil || !drop(a.Key)) {
 			all = append(all, a)
 		}
 	}
-	return context.WithValue(ctx, ctxKey{}, append(all, attrs...))
+	return append(all, add...)
 }
 
 // Attrs returns the attributes ctx carries, in the order they were added.

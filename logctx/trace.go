@@ -222,14 +222,7 @@ func (c *traceCtx) Value(key any) any {
 // One call makes one node and one slice where With then WithTrace made
 // two of each: a queue trigger makes one per message.
 func WithTrace(ctx context.Context, t Trace, attrs ...slog.Attr) context.Context {
-	old := Attrs(ctx)
-	all := make([]slog.Attr, 0, len(old)+len(attrs)+3)
-	for _, a := range old {
-		if a.Key != TraceID && a.Key != SpanID && a.Key != ParentSpanID && !hasKey(attrs, a.Key) {
-			all = append(all, a)
-		}
-	}
-	all = append(all, attrs...)
+	all := merge(Attrs(ctx), attrs, 3, isTraceKey)
 	// the ids' hex in one string
 	var buf [64]byte
 	ids := hex.AppendEncode(hex.AppendEncode(buf[:0], t.TraceID[:]), t.SpanID[:])
@@ -243,6 +236,9 @@ func WithTrace(ctx context.Context, t Trace, attrs ...slog.Attr) context.Context
 	}
 	return &traceCtx{Context: ctx, trace: t, attrs: all}
 }
+
+// isTraceKey tells the keys of a trace's ids on log lines.
+func isTraceKey(key string) bool { return key == TraceID || key == SpanID || key == ParentSpanID }
 
 // TraceFrom returns the trace ctx carries (WithTrace).
 func TraceFrom(ctx context.Context) (Trace, bool) {
