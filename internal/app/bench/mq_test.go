@@ -461,10 +461,10 @@ func (p *mqPipe) sortLatency() {
 // last result.
 func (p *mqPipe) burst(n int) {
 	runtime.GC()
-	cpu, sw := processCPU(p.b)
+	cpu, sw := processUsage(p.b)
 	start := time.Now()
 	p.publish(n)
-	cpu2, sw2 := processCPU(p.b)
+	cpu2, sw2 := processUsage(p.b)
 	p.cpu += cpu2 - cpu
 	p.switches += sw2 - sw
 	p.mu.Lock()
@@ -481,10 +481,10 @@ func (p *mqPipe) cpuPerMsg() float64 {
 
 func (p *mqPipe) switchesPerMsg() float64 { return float64(p.switches) / float64(p.messages) }
 
-// processCPU is the CPU time (user and system) this process has used,
+// processUsage is the CPU time (user and system) this process has used,
 // and the context switches of its threads (voluntary: a thread that
 // parked, to be woken by another; involuntary: preempted by the kernel).
-func processCPU(b *testing.B) (time.Duration, int64) {
+func processUsage(b *testing.B) (time.Duration, int64) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
