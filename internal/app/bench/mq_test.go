@@ -59,6 +59,8 @@ import (
 // generator and the side in its turn) spent per message of the bursts:
 // where the pipeline is CPU-bound, as on two cores, it says how much of a
 // gap in msgs/s is work each message costs more, not waiting.
+// switches/msg counts the process's threads' context switches per
+// message of the bursts: threads parking to be woken by others.
 // The load generator is the same for both sides: sluice's event-log
 // client for the broker (package natslog or jslog).
 func BenchmarkMQ(b *testing.B) {
