@@ -39,7 +39,7 @@ const (
 // errors and the duration histogram, kept as atomics beside the
 // Prometheus metrics so that the sampler reads them without a gather.
 // It also holds the function's children of the Prometheus vectors every
-// call feeds (none in counters without newSeries), so that a call looks
+// call feeds (none in counters without fnSeries), so that a call looks
 // its function up once: a vector's WithLabelValues hashes its labels
 // under a lock.
 type fnCounts struct {
@@ -73,21 +73,29 @@ var callBucketsFixed = [20]float64(callBuckets)
 // counters are the atomics the observers feed, by name.
 type counters struct {
 	fns, lags, wfs sync.Map // name → *fnCounts, *lagCounts, *wfCounts
-	// newSeries, if set, makes a new function's and a new trigger's
-	// Prometheus series (New sets it).
-	newSeries func(*fnCounts, *lagCounts, string)
+	// fnSeries and lagSeries, if set, make a new function's and a new
+	// trigger's Prometheus series (New sets them).
+	fnSeries  func(function string) fnSeries
+	lagSeries func(trigger string) prometheus.Observer
+}
+
+// named returns m's value for name, made by make the first time.
+func named[T any](m *sync.Map, name string, make func() *T) *T {
+	if v, ok := m.Load(name); ok {
+		return v.(*T)
+	}
+	v, _ := m.LoadOrStore(name, make())
+	return v.(*T)
 }
 
 func (c *counters) fn(name string) *fnCounts {
-	if v, ok := c.fns.Load(name); ok {
-		return v.(*fnCounts)
-	}
-	f := new(fnCounts)
-	if c.newSeries != nil {
-		c.newSeries(f, nil, name)
-	}
-	v, _ := c.fns.LoadOrStore(name, f)
-	return v.(*fnCounts)
+	return named(&c.fns, name, func() *fnCounts {
+		f := new(fnCounts)
+		if c.fnSeries != nil {
+			f.series = c.fnSeries(name)
+		}
+		return f
+	})
 }
 
 func (c *counters) call(name string, failed bool, took time.Duration) {
@@ -103,15 +111,13 @@ func (f *fnCounts) add(failed bool, took time.Duration) {
 }
 
 func (c *counters) trigger(name string) *lagCounts {
-	if v, ok := c.lags.Load(name); ok {
-		return v.(*lagCounts)
-	}
-	l := new(lagCounts)
-	if c.newSeries != nil {
-		c.newSeries(nil, l, name)
-	}
-	v, _ := c.lags.LoadOrStore(name, l)
-	return v.(*lagCounts)
+	return named(&c.lags, name, func() *lagCounts {
+		l := new(lagCounts)
+		if c.lagSeries != nil {
+			l.series = c.lagSeries(name)
+		}
+		return l
+	})
 }
 
 func (l *lagCounts) add(lag time.Duration) {
@@ -120,11 +126,7 @@ func (l *lagCounts) add(lag time.Duration) {
 }
 
 func (c *counters) ended(workflow, status string) {
-	v, ok := c.wfs.Load(workflow)
-	if !ok {
-		v, _ = c.wfs.LoadOrStore(workflow, new(wfCounts))
-	}
-	w := v.(*wfCounts)
+	w := named(&c.wfs, workflow, func() *wfCounts { return new(wfCounts) })
 	w.ended.Add(1)
 	if status == engine.StatusFailed {
 		w.failed.Add(1)

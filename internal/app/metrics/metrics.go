@@ -61,18 +61,12 @@ type Metrics struct {
 	httpSeconds                   *prometheus.HistogramVec
 }
 
-// newSeries gives a new function (f) or trigger (l) of the figures'
-// counters its children of the vectors every call feeds.
-func (m *Metrics) newSeries(f *fnCounts, l *lagCounts, name string) {
-	if f != nil {
-		f.series = fnSeries{
-			calls:      m.calls.WithLabelValues(name),
-			coldStarts: m.coldStarts.WithLabelValues(name),
-			seconds:    m.callSeconds.WithLabelValues(name),
-		}
-	}
-	if l != nil {
-		l.series = m.lag.WithLabelValues(name)
+// fnSeries is a function's children of the vectors every call feeds.
+func (m *Metrics) fnSeries(function string) fnSeries {
+	return fnSeries{
+		calls:      m.calls.WithLabelValues(function),
+		coldStarts: m.coldStarts.WithLabelValues(function),
+		seconds:    m.callSeconds.WithLabelValues(function),
 	}
 }
 
@@ -89,7 +83,8 @@ var (
 // New returns the metrics, reading what it collects at scrape time from s.
 func New(s Sources) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), src: s}
-	m.counts.newSeries = m.newSeries
+	m.counts.fnSeries = m.fnSeries
+	m.counts.lagSeries = func(trigger string) prometheus.Observer { return m.lag.WithLabelValues(trigger) }
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_function_invocations_total", Help: "Calls of a function, on this daemon.",
 	}, []string{"function"})
