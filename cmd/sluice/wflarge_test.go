@@ -72,6 +72,15 @@ func TestKill9LargeValues(t *testing.T) {
 		}
 		return napping > 0
 	})
+	// An invocation's status runs ahead of the log by the events in
+	// flight: a's success could still be on its way to the server (it
+	// was, once, on a loaded machine: a ran again after the restart).
+	// Reading the events back waits for them to be stored.
+	for id := range sizes {
+		if _, succeeded := eventsOnce(t, p, id); !succeeded["a"] {
+			t.Fatalf("%s: a succeeded by its status, but its success is not in the log", id)
+		}
+	}
 	q := restartAfterKill9(t, p, data)
 	for id, n := range sizes {
 		// the same id: the invocation that ran, waited for, its output
