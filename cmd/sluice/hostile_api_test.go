@@ -149,9 +149,12 @@ func TestHostileAPI(t *testing.T) {
 	limits := api.DefaultLimits() // the daemon's: it has this process's descriptor limit
 	p.mustSluice(t, "", "fn", "deploy", "echo", testutil.WasmPath(t, "echo-wat"), "--max-input", "8MiB")
 
-	// A body that trickles in: started now, looked at last.
-	slow := rawRequest(t, p, "POST /v1/functions/echo/invoke HTTP/1.1\r\nHost: sluice\r\nContent-Length: 1000000\r\n\r\n", []byte("0123456789"))
+	// A body that trickles in: started now, looked at last. Its start is
+	// taken before the request is sent: the daemon's body timeout starts
+	// when it reads the headers, which may be before rawRequest returns
+	// (a cut measured from after it came 5 ms "early" in CI).
 	slowStart := time.Now()
+	slow := rawRequest(t, p, "POST /v1/functions/echo/invoke HTTP/1.1\r\nHost: sluice\r\nContent-Length: 1000000\r\n\r\n", []byte("0123456789"))
 
 	t.Run("env values are secrets", func(t *testing.T) {
 		p.mustSluice(t, "", "fn", "deploy", "hello", testutil.WasmPath(t, "hello-wasi"), "--env", "GREETING="+secret, "--env", "LANG=fr")
