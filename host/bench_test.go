@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -248,6 +250,87 @@ func BenchmarkWarmCall(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkWarmCallPaired runs BenchmarkWarmCall's three variants of each
+// reactor in turns, a block of calls each, in one process: on a shared
+// machine a variant run alone drifts by more than the differences being
+// measured (a microsecond on upper-go's 13), and in turns the drift falls
+// on the three alike. b.N counts the calls of each variant. It reports
+// the medians over the blocks of each variant's time per call and of the
+// per-block differences with bare wazero: sluice-wazero-ns is sluice's
+// warm call overhead, instrumented-wazero-ns the interruption checks'
+// share of it.
+func BenchmarkWarmCallPaired(b *testing.B) {
+	const block = 32
+	ctx := context.Background()
+	for _, g := range benchGuests {
+		if g.kind != abi.Reactor {
+			continue
+		}
+		in := benchInput(g.input)
+		b.Run(g.guest, func(b *testing.B) {
+			f := benchFunction(b, g.guest, Spec{})
+			if _, err := f.Invoke(ctx, Call{Input: in}); err != nil { // see BenchmarkWarmCall
+				b.Fatal(err)
+			}
+			f.host.compiling.Wait()
+			bm := newBare(b, testutil.Wasm(b, g.guest), g.kind, nil)
+			mod, handle, ptr := bm.reactor(b)
+			res, err := wasmbin.Instrument(testutil.Wasm(b, g.guest), wasmbin.Options{Interrupt: true, MaxMemoryPages: DefaultMemory / pageSize})
+			if err != nil {
+				b.Fatal(err)
+			}
+			bi := newBare(b, res.Wasm, g.kind, nil)
+			imod, ihandle, iptr := bi.reactor(b)
+			variants := [3]func(){
+				func() {
+					if _, err := f.Invoke(ctx, Call{Input: in}); err != nil {
+						b.Fatal(err)
+					}
+				},
+				func() { bm.callReactor(b, mod, handle, ptr, in) },
+				func() { bi.callReactor(b, imod, ihandle, iptr, in) },
+			}
+			var per [3][]float64 // ns per call, per block, of sluice, wazero, instrumented
+			b.ResetTimer()
+			for n := 0; n < b.N; n += block {
+				for k := range variants {
+					v := (k + n/block) % len(variants) // each variant first in turn
+					start := time.Now()
+					for range block {
+						variants[v]()
+					}
+					per[v] = append(per[v], float64(time.Since(start).Nanoseconds())/block)
+				}
+			}
+			b.StopTimer()
+			diff := func(v int) float64 {
+				d := make([]float64, len(per[v]))
+				for i := range d {
+					d[i] = per[v][i] - per[1][i]
+				}
+				return medianOf(d)
+			}
+			b.ReportMetric(medianOf(per[0]), "sluice-ns")
+			b.ReportMetric(medianOf(per[1]), "wazero-ns")
+			b.ReportMetric(medianOf(per[2]), "instrumented-ns")
+			b.ReportMetric(diff(0), "sluice-wazero-ns")
+			b.ReportMetric(diff(2), "instrumented-wazero-ns")
+		})
+	}
+}
+
+// medianOf returns the median of v, which it sorts.
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 // BenchmarkWarmCallParallel runs warm calls from every core at once.
