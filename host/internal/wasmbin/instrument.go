@@ -46,7 +46,14 @@
 // made tight loops more than twice as slow. (The slow path branches back to
 // the loop header rather than rejoining the loop body, which keeps
 // wazero from reloading the loop's registers from the stack at every
-// iteration.)
+// iteration.) What the check costs in practice is mostly not its
+// instructions but its slow path's exit to Go: that is a call, and
+// wazero v1.12's register allocator stores a value the loop carries at
+// every back edge once the value is live across any call. A Go function
+// is one loop that every jump of the Go code goes through, so a Go guest
+// pays about three more stores per jump (bench/results/instrumentation.txt
+// measures it: about half of upper-go's checks). The exit cannot go (see
+// the countdown below); a cheaper scheme is the allocator's to make.
 //
 // The countdown is not optional. Go cannot preempt a goroutine while it
 // runs wazero-compiled code, so a guest that never leaves it (a loop with
