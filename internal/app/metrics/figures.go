@@ -39,8 +39,7 @@ const (
 // errors and the duration histogram, kept as atomics beside the
 // Prometheus metrics so that the sampler reads them without a gather.
 // It also holds the function's children of the Prometheus vectors every
-// call feeds (none in counters without fnSeries), so that a call looks
-// its function up once: a vector's WithLabelValues hashes its labels
+// call feeds, so that a call looks its function up once: a vector's WithLabelValues hashes its labels
 // under a lock.
 type fnCounts struct {
 	calls, errors atomic.Uint64
@@ -73,8 +72,8 @@ var callBucketsFixed = [20]float64(callBuckets)
 // counters are the atomics the observers feed, by name.
 type counters struct {
 	fns, lags, wfs sync.Map // name → *fnCounts, *lagCounts, *wfCounts
-	// fnSeries and lagSeries, if set, make a new function's and a new
-	// trigger's Prometheus series (New sets them).
+	// fnSeries and lagSeries make a new function's and a new trigger's
+	// Prometheus series (New sets them).
 	fnSeries  func(function string) fnSeries
 	lagSeries func(trigger string) prometheus.Observer
 }
@@ -89,17 +88,7 @@ func named[T any](m *sync.Map, name string, make func() *T) *T {
 }
 
 func (c *counters) fn(name string) *fnCounts {
-	return named(&c.fns, name, func() *fnCounts {
-		f := new(fnCounts)
-		if c.fnSeries != nil {
-			f.series = c.fnSeries(name)
-		}
-		return f
-	})
-}
-
-func (c *counters) call(name string, failed bool, took time.Duration) {
-	c.fn(name).add(failed, took)
+	return named(&c.fns, name, func() *fnCounts { return &fnCounts{series: c.fnSeries(name)} })
 }
 
 func (f *fnCounts) add(failed bool, took time.Duration) {
@@ -111,13 +100,7 @@ func (f *fnCounts) add(failed bool, took time.Duration) {
 }
 
 func (c *counters) trigger(name string) *lagCounts {
-	return named(&c.lags, name, func() *lagCounts {
-		l := new(lagCounts)
-		if c.lagSeries != nil {
-			l.series = c.lagSeries(name)
-		}
-		return l
-	})
+	return named(&c.lags, name, func() *lagCounts { return &lagCounts{series: c.lagSeries(name)} })
 }
 
 func (l *lagCounts) add(lag time.Duration) {

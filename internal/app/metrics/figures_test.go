@@ -134,7 +134,7 @@ func BenchmarkSample(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		for j := range 1000 {
-			m.counts.call(fmt.Sprintf("fn-%d", j), false, time.Millisecond)
+			m.counts.fn(fmt.Sprintf("fn-%d", j)).add(false, time.Millisecond)
 			name := fmt.Sprintf("trigger-%d", j)
 			st := trig[name]
 			st.Delivered++
