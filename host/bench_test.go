@@ -203,6 +203,29 @@ func BenchmarkColdCall(b *testing.B) {
 	}
 }
 
+// warmFunction loads guest and calls it once with in. The first call's
+// instance leaves the module's snapshot to be made in the background:
+// warmFunction waits for it, as the bare runs have no such work after
+// their first call.
+func warmFunction(b *testing.B, guest string, in []byte) *Function {
+	f := benchFunction(b, guest, Spec{})
+	if _, err := f.Invoke(context.Background(), Call{Input: in}); err != nil {
+		b.Fatal(err)
+	}
+	f.host.compiling.Wait()
+	return f
+}
+
+// instrumented is guest's module as sluice runs it: bare wazero on it
+// measures the share of the interruption checks.
+func instrumented(b *testing.B, guest string) []byte {
+	res, err := wasmbin.Instrument(testutil.Wasm(b, guest), wasmbin.Options{Interrupt: true, MaxMemoryPages: DefaultMemory / pageSize})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res.Wasm
+}
+
 // BenchmarkWarmCall is a call on a pooled reactor instance.
 func BenchmarkWarmCall(b *testing.B) {
 	ctx := context.Background()
@@ -212,14 +235,7 @@ func BenchmarkWarmCall(b *testing.B) {
 		}
 		in := benchInput(g.input)
 		b.Run(g.guest+"/sluice", func(b *testing.B) {
-			f := benchFunction(b, g.guest, Spec{})
-			// the first call's instance leaves the module's snapshot to be
-			// made in the background: wait for it, as the bare runs have
-			// no such work after their first call
-			if _, err := f.Invoke(ctx, Call{Input: in}); err != nil {
-				b.Fatal(err)
-			}
-			f.host.compiling.Wait()
+			f := warmFunction(b, g.guest, in)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := f.Invoke(ctx, Call{Input: in}); err != nil {
@@ -238,11 +254,7 @@ func BenchmarkWarmCall(b *testing.B) {
 		// bare wazero on the instrumented module: the share of the
 		// interruption checks in the difference
 		b.Run(g.guest+"/wazero-instrumented", func(b *testing.B) {
-			res, err := wasmbin.Instrument(testutil.Wasm(b, g.guest), wasmbin.Options{Interrupt: true, MaxMemoryPages: DefaultMemory / pageSize})
-			if err != nil {
-				b.Fatal(err)
-			}
-			bm := newBare(b, res.Wasm, g.kind, nil)
+			bm := newBare(b, instrumented(b, g.guest), g.kind, nil)
 			mod, handle, ptr := bm.reactor(b)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -270,18 +282,10 @@ func BenchmarkWarmCallPaired(b *testing.B) {
 		}
 		in := benchInput(g.input)
 		b.Run(g.guest, func(b *testing.B) {
-			f := benchFunction(b, g.guest, Spec{})
-			if _, err := f.Invoke(ctx, Call{Input: in}); err != nil { // see BenchmarkWarmCall
-				b.Fatal(err)
-			}
-			f.host.compiling.Wait()
+			f := warmFunction(b, g.guest, in)
 			bm := newBare(b, testutil.Wasm(b, g.guest), g.kind, nil)
 			mod, handle, ptr := bm.reactor(b)
-			res, err := wasmbin.Instrument(testutil.Wasm(b, g.guest), wasmbin.Options{Interrupt: true, MaxMemoryPages: DefaultMemory / pageSize})
-			if err != nil {
-				b.Fatal(err)
-			}
-			bi := newBare(b, res.Wasm, g.kind, nil)
+			bi := newBare(b, instrumented(b, g.guest), g.kind, nil)
 			imod, ihandle, iptr := bi.reactor(b)
 			variants := [3]func(){
 				func() {
