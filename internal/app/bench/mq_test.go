@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"sync"
@@ -61,6 +63,10 @@ import (
 // gap in msgs/s is work each message costs more, not waiting.
 // switches/msg counts the process's threads' context switches per
 // message of the bursts: threads parking to be woken by others.
+// scheds/msg estimates the goroutines' schedulings per message of the
+// bursts: hand-offs and contended locks, which on two cores cost the
+// other core. Run with -test.trace, each burst is marked in the trace
+// (category "burst"), to tell the sides' goroutines apart.
 // The load generator is the same for both sides: sluice's event-log
 // client for the broker (package natslog or jslog).
 func BenchmarkMQ(b *testing.B) {
@@ -358,6 +364,8 @@ func mqRun(b *testing.B, br mqBroker, fn string, inflight int) {
 	b.ReportMetric(floor.cpuPerMsg(), "floor-cpu-µs/msg")
 	b.ReportMetric(sluice.switchesPerMsg(), "switches/msg")
 	b.ReportMetric(floor.switchesPerMsg(), "floor-switches/msg")
+	b.ReportMetric(sluice.schedsPerMsg(), "scheds/msg")
+	b.ReportMetric(floor.schedsPerMsg(), "floor-scheds/msg")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -380,6 +388,7 @@ type mqPipe struct {
 	messages int             // in the bursts
 	cpu      time.Duration   // the process's CPU time in the bursts
 	switches int64           // its threads' context switches in the bursts
+	scheds   uint64          // its goroutines' schedulings in the bursts
 }
 
 func newMQPipe(b *testing.B, gen eventlog.Log, in, out string) *mqPipe {
@@ -464,9 +473,13 @@ func (p *mqPipe) sortLatency() {
 func (p *mqPipe) burst(n int) {
 	runtime.GC()
 	cpu, sw := processUsage(p.b)
+	sc := schedulings()
+	trace.Log(context.Background(), "burst", "start "+p.in) // to tell the sides apart in a -test.trace
 	start := time.Now()
 	p.publish(n)
+	trace.Log(context.Background(), "burst", "end "+p.in)
 	cpu2, sw2 := processUsage(p.b)
+	p.scheds += schedulings() - sc
 	p.cpu += cpu2 - cpu
 	p.switches += sw2 - sw
 	p.mu.Lock()
@@ -482,6 +495,24 @@ func (p *mqPipe) cpuPerMsg() float64 {
 }
 
 func (p *mqPipe) switchesPerMsg() float64 { return float64(p.switches) / float64(p.messages) }
+
+func (p *mqPipe) schedsPerMsg() float64 { return float64(p.scheds) / float64(p.messages) }
+
+// schedulings estimates how many times the goroutines of this process
+// went from runnable to running: a goroutine woken by another (a hand-off,
+// a contended lock) is one, and on two cores it may cost the other core a
+// woken or spinning thread. The runtime times one such transition of a
+// goroutine in eight (runtime/metrics' /sched/latencies): the count is
+// eight times those it timed.
+func schedulings() uint64 {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	var n uint64
+	for _, c := range s[0].Value.Float64Histogram().Counts {
+		n += c
+	}
+	return 8 * n
+}
 
 // processUsage is the CPU time (user and system) this process has used,
 // and the context switches of its threads (voluntary: a thread that
