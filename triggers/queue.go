@@ -68,7 +68,8 @@ type QueueStats struct {
 
 // Queue runs this daemon's message-queue triggers.
 type Queue struct {
-	conn eventlog.Log
+	conn eventlog.Log // where the triggers' messages come from
+	pub  eventlog.Log // where their results and dead letters go: conn unless PublishOn
 	inv  fn.Invoker
 	log  *slog.Logger
 
@@ -84,8 +85,17 @@ func (q *Queue) ObserveLag(fn func(trigger string, lag time.Duration)) { q.lag =
 
 // NewQueue returns a runner of message-queue triggers.
 func NewQueue(conn eventlog.Log, inv fn.Invoker, log *slog.Logger) *Queue {
-	return &Queue{conn: conn, inv: inv, log: log, running: map[string]*queueRun{}}
+	return &Queue{conn: conn, pub: conn, inv: inv, log: log, running: map[string]*queueRun{}}
 }
+
+// PublishOn makes the triggers publish their results and dead letters on
+// l, a second connection to the broker their messages come from, rather
+// than on that one. stan.go takes one lock of its connection to deliver a
+// message, twice to publish one and once for each publish's ack: a worker
+// publishing where its messages arrive contends with the goroutines that
+// deliver them and that process the acks (docs/RATIONALE.md, "A second
+// connection for results"). Set it before starting triggers.
+func (q *Queue) PublishOn(l eventlog.Log) { q.pub = l }
 
 type queueRun struct {
 	q    *Queue
@@ -389,7 +399,7 @@ func (r *queueRun) publishThenAck(ctx context.Context, m *eventlog.Msg, topic st
 // the publication's callback.
 func (r *queueRun) publish(p *pub) {
 	ctx, m, topic, what := p.ctx, p.m, p.topic, p.what
-	err := r.q.conn.PublishAsync(topic, p.out, func(_ uint64, err error) {
+	err := r.q.pub.PublishAsync(topic, p.out, func(_ uint64, err error) {
 		if err != nil {
 			r.q.log.WarnContext(ctx, "publish failed; the message will be redelivered", "trigger", r.t.Name, "what", what, "topic", topic, "err", err)
 			r.inner.Done()

@@ -287,3 +287,72 @@ func TestSlowCallsRunMaxInflightAtOnce(t *testing.T) {
 		return len(out) == inflight+1
 	})
 }
+
+// publishCount is a Log that counts the publications made through it.
+type publishCount struct {
+	eventlog.Log
+	n atomic.Int32
+}
+
+func (p *publishCount) Publish(ctx context.Context, stream string, m eventlog.Message) (uint64, error) {
+	p.n.Add(1)
+	return p.Log.Publish(ctx, stream, m)
+}
+
+func (p *publishCount) PublishAsync(stream string, m eventlog.Message, done func(uint64, error)) error {
+	p.n.Add(1)
+	return p.Log.PublishAsync(stream, m, done)
+}
+
+// With PublishOn, a trigger takes its messages from one connection and
+// publishes its results and dead letters on the other (a daemon on NATS
+// Streaming gives its triggers a connection for results), and the
+// messages answered there are settled on the first.
+func TestQueuePublishesOnTheResultsConnection(t *testing.T) {
+	conn, results := natslogtest.ConnectPair(t)
+	ctx := context.Background()
+	inv := fn.InvokerFunc(func(_ context.Context, _ fn.Target, c fn.Call) (fn.Result, error) {
+		if string(c.Input) == "fail" {
+			return fn.Result{}, errors.New("failed on purpose")
+		}
+		return fn.Result{Output: c.Input}, nil
+	})
+	var mu sync.Mutex
+	var out, dead []string
+	for topic, into := range map[string]*[]string{"out": &out, "dead": &dead} {
+		sub, err := conn.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
+			mu.Lock()
+			*into = append(*into, string(m.Data))
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+	}
+	msgs, pub := &publishCount{Log: conn}, &publishCount{Log: results}
+	q := NewQueue(msgs, inv, slog.New(slog.DiscardHandler))
+	q.PublishOn(pub)
+	defer q.Close(ctx)
+	if err := q.Start(QueueTrigger{Name: "t", Target: fn.Function("f"), Topic: "in", RespTopic: "out", ErrorTopic: "dead",
+		MaxRetries: 0, MaxInflight: 4, AckWait: time.Hour, Group: "t-1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"a", "fail", "b"} {
+		if _, err := conn.Publish(ctx, "in", eventlog.Message{Data: []byte(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, "results a and b and a dead letter", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(out) == 2 && len(dead) == 1
+	})
+	testutil.Eventually(t, 10*time.Second, "the three messages settled", func() bool {
+		st, _ := q.Stats("t")
+		return st.Succeeded == 2 && st.DeadLettered == 1 && st.InFlight == 0
+	})
+	if m, p := msgs.n.Load(), pub.n.Load(); m != 0 || p != 3 {
+		t.Fatalf("%d publications on the messages' connection and %d on the results', want 0 and 3", m, p)
+	}
+}

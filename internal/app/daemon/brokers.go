@@ -194,7 +194,8 @@ type BrokerStatus struct {
 // brokerStatus reports the broker, and an error while the daemon cannot
 // use it: disconnected, or a member of a cluster with no meta leader.
 func (d *Daemon) brokerStatus() (any, error) {
-	st := BrokerStatus{Broker: d.opts.Broker, Connected: d.events.Connected()}
+	// the triggers' results need their connection too (d.results)
+	st := BrokerStatus{Broker: d.opts.Broker, Connected: d.events.Connected() && (d.results == nil || d.results.Connected())}
 	if d.js != nil {
 		if cs, ok := d.js.Cluster(); ok {
 			st.Cluster = &cs

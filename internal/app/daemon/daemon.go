@@ -229,6 +229,10 @@ type Daemon struct {
 	embedded *broker.Embedded // NATS Streaming's
 	js       *jslog.Embedded  // JetStream's
 	events   eventlog.Log
+	// results is where queue triggers publish results and dead letters:
+	// with NATS Streaming a second connection (triggers.Queue.PublishOn),
+	// nil with JetStream (events)
+	results  eventlog.Log
 	host     *host.Host
 	cat      *catalog.Catalog
 	engine   *engine.Engine
@@ -383,6 +387,9 @@ func Start(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	httpTriggers := triggers.NewHTTP(d, d.maxInput)
 	queue := triggers.NewQueue(d.events, d, d.log.With("component", "queue"))
+	if d.results != nil {
+		queue.PublishOn(d.results)
+	}
 	queue.ObserveLag(d.metrics.Lag)
 	d.queue = queue
 	d.triggers = newTriggerSet(httpTriggers, queue,
@@ -433,6 +440,12 @@ func (d *Daemon) connectNATSStreaming(ctx context.Context, stopStart context.Can
 		l.SetChannelsz(d.embedded.Channelsz()) // the topic list
 	}
 	d.events = l
+	// the queue triggers' results go out on a connection of their own
+	// (triggers.Queue.PublishOn); its client ids are told apart by name
+	conn.Name += "-results"
+	if d.results, err = natslog.Connect(ctx, conn); err != nil {
+		return fmt.Errorf("connect for the triggers' results: %w", err)
+	}
 	return nil
 }
 
@@ -675,6 +688,9 @@ func (d *Daemon) stop(ctx context.Context) error {
 	}
 	if d.cat != nil {
 		d.cat.Close()
+	}
+	if d.results != nil {
+		d.results.Close() // after the triggers: their results are stored
 	}
 	if d.events != nil {
 		d.events.Close()
