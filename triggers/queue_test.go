@@ -40,17 +40,7 @@ func TestQueuePanicIsAFailedCall(t *testing.T) {
 		return fn.Result{Output: c.Input}, nil
 	})
 	var out, dead []string
-	for topic, into := range map[string]*[]string{"out": &out, "dead": &dead} {
-		sub, err := conn.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
-			mu.Lock()
-			*into = append(*into, string(m.Data))
-			mu.Unlock()
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
-	}
+	collect(t, conn, &mu, map[string]*[]string{"out": &out, "dead": &dead})
 	q := NewQueue(conn, inv, slog.New(slog.DiscardHandler))
 	defer q.Close(ctx)
 	if err := q.Start(QueueTrigger{Name: "t", Target: fn.Function("f"), Topic: "in", RespTopic: "out", ErrorTopic: "dead",
@@ -319,17 +309,7 @@ func TestQueuePublishesOnTheResultsConnection(t *testing.T) {
 	})
 	var mu sync.Mutex
 	var out, dead []string
-	for topic, into := range map[string]*[]string{"out": &out, "dead": &dead} {
-		sub, err := conn.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
-			mu.Lock()
-			*into = append(*into, string(m.Data))
-			mu.Unlock()
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
-	}
+	collect(t, conn, &mu, map[string]*[]string{"out": &out, "dead": &dead})
 	msgs, pub := &publishCount{Log: conn}, &publishCount{Log: results}
 	q := NewQueue(msgs, inv, slog.New(slog.DiscardHandler))
 	q.PublishOn(pub)
@@ -354,5 +334,23 @@ func TestQueuePublishesOnTheResultsConnection(t *testing.T) {
 	})
 	if m, p := msgs.n.Load(), pub.n.Load(); m != 0 || p != 3 {
 		t.Fatalf("%d publications on the messages' connection and %d on the results', want 0 and 3", m, p)
+	}
+}
+
+// collect appends the data of every message of each topic, from the
+// first, to the topic's slice, under mu; the subscriptions end with the
+// test.
+func collect(t *testing.T, conn eventlog.Log, mu *sync.Mutex, into map[string]*[]string) {
+	t.Helper()
+	for topic, list := range into {
+		sub, err := conn.Subscribe(topic, eventlog.SubOptions{Start: eventlog.First}, func(m *eventlog.Msg) {
+			mu.Lock()
+			*list = append(*list, string(m.Data))
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sub.Close() })
 	}
 }
