@@ -754,7 +754,7 @@ func runClusterFaults(t *testing.T, plan faultPlan) {
 	start := time.Now()
 	underWay := 0 // invocations under way at the kills
 	for round := 0; round < plan.rounds; round++ {
-		nc.settle(t, len(r.live())+1, 5*time.Second) // the daemons and the test's client
+		nc.settle(t, 2*len(r.live())+1, 5*time.Second) // the daemons' two each (events, results) and the test's client
 		running := r.waitRunning(r.invoke(plan.batch))
 		underWay += running
 		leader := nc.leader(t)
