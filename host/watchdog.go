@@ -22,7 +22,7 @@ import (
 // ticks, and the first call to arm one wakes it, so an idle host does not
 // tick. It lingers because the wake-up costs the call that makes it: a
 // goroutine woken on a 2-core VM (another thread woken through the kernel)
-// added about 170 ns a call to warm calls of the Go guest in the paired
+// added about 85 ns a call to warm calls of the Go guest in the paired
 // benchmark, whose sluice calls come in blocks a millisecond apart. While
 // one is armed,
 // each tick looks at every instance the host has, idle ones included

@@ -443,6 +443,7 @@ func (d *Daemon) connectNATSStreaming(ctx context.Context, stopStart context.Can
 	// the queue triggers' results go out on a connection of their own
 	// (triggers.Queue.PublishOn); its client ids are told apart by name
 	conn.Name += "-results"
+	conn.Logger = d.log.With("component", "broker", "connection", "results")
 	if d.results, err = natslog.Connect(ctx, conn); err != nil {
 		return fmt.Errorf("connect for the triggers' results: %w", err)
 	}
