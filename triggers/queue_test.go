@@ -296,8 +296,10 @@ func (p *publishCount) PublishAsync(stream string, m eventlog.Message, done func
 
 // With PublishOn, a trigger takes its messages from one connection and
 // publishes its results and dead letters on the other (a daemon on NATS
-// Streaming gives its triggers a connection for results), and the
-// messages answered there are settled on the first.
+// Streaming gives its triggers a connection for results). The messages'
+// acks go out on the first, from the results' publish acks on the other:
+// the daemon's TestQueueGracefulShutdownAcksWhatCompleted restarts a
+// daemon on the same server and sees none of its messages come back.
 func TestQueuePublishesOnTheResultsConnection(t *testing.T) {
 	conn, results := natslogtest.ConnectPair(t)
 	ctx := context.Background()
@@ -328,7 +330,7 @@ func TestQueuePublishesOnTheResultsConnection(t *testing.T) {
 		defer mu.Unlock()
 		return len(out) == 2 && len(dead) == 1
 	})
-	testutil.Eventually(t, 10*time.Second, "the three messages settled", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the three messages handled", func() bool {
 		st, _ := q.Stats("t")
 		return st.Succeeded == 2 && st.DeadLettered == 1 && st.InFlight == 0
 	})
