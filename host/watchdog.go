@@ -110,10 +110,9 @@ func (w *watchdog) run() {
 			return
 		default:
 			if idle++; idle >= watchLinger {
-				if !w.park() {
-					return
-				}
+				w.park()
 				idle = 0
+				continue // look at once: a call armed an instance, or the host is closing
 			}
 		}
 		t.Reset(watchTick)
@@ -127,22 +126,19 @@ func (w *watchdog) run() {
 	}
 }
 
-// park waits for a call to arm an instance, and tells whether one did:
-// false if the host closed with nothing armed.
-func (w *watchdog) park() bool {
+// park waits until a call arms an instance or the host closes.
+func (w *watchdog) park() {
 	// An arm that comes after the last scan either sees parked and wakes
 	// us, or is seen by the scan that follows the store (both are
 	// sequentially consistent atomics).
 	w.parked.Store(true)
 	defer w.parked.Store(false)
 	if w.scan() {
-		return true
+		return
 	}
 	select {
 	case <-w.wake:
-		return true
 	case <-w.stop:
-		return w.scan()
 	}
 }
 
