@@ -39,8 +39,8 @@ const (
 // errors and the duration histogram, kept as atomics beside the
 // Prometheus metrics so that the sampler reads them without a gather.
 // It also holds the function's children of the Prometheus vectors every
-// call feeds, so that a call looks its function up once: a vector's WithLabelValues hashes its labels
-// under a lock.
+// call feeds, so that a call looks its function up once: a vector's
+// WithLabelValues hashes its labels under a lock.
 type fnCounts struct {
 	calls, errors atomic.Uint64
 	buckets       [len(callBucketsFixed) + 1]atomic.Uint64 // the last is +Inf
